@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# fleetpulse developer entry point: sets up a fresh machine, then runs the system or the tests.
+#
+#   ./dev.sh up [fleetpulse up flags]   set up, then start Kafka, Redis, the Flink jobs, the
+#                                       dispatcher, the gateway and the simulator on loopback
+#   ./dev.sh test [pytest args]         set up, then run the whole test suite
+#   ./dev.sh setup                      only set up (idempotent; a warm run needs no network)
+#
+# Set-up: checks Java 17+, installs redis-server from Debian if missing, creates .venv with the
+# project and its dev extras, and resolves the JVM artifacts (Kafka broker, Flink Kafka
+# connector, Flink Prometheus reporter) from Maven Central through jvm/pom.xml into the cache.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+PYTHON="${FLEETPULSE_PYTHON:-python3}"
+VENV="$ROOT/.venv"
+export FLEETPULSE_JVM_DIR="${FLEETPULSE_JVM_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/fleetpulse/jvm}"
+
+say() { printf '[fleetpulse] %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+check_java() {
+  command -v java >/dev/null 2>&1 || die "Java 17 or newer is needed (no 'java' on PATH); install openjdk-17-jre-headless"
+  local v
+  v=$(java -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2}')
+  [[ "${v%%.*}" -ge 17 ]] 2>/dev/null || die "Java 17 or newer is needed, found Java ${v:-unknown} ($(command -v java))"
+  command -v mvn >/dev/null 2>&1 || die "Maven (mvn) is needed to resolve the Kafka broker and Flink connector jars"
+}
+
+ensure_redis() {
+  command -v redis-server >/dev/null 2>&1 && return
+  say "installing redis-server from Debian packages"
+  local sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  $sudo apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q redis-server >/dev/null
+  # The package starts a system-wide instance; fleetpulse runs its own on its own port.
+  $sudo systemctl disable --now redis-server >/dev/null 2>&1 || true
+}
+
+ensure_venv() {
+  local stamp="$VENV/.fleetpulse-stamp" want
+  want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return; fi
+  say "creating $VENV and installing fleetpulse (first run downloads apache-flink, ~1-2 min)"
+  [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -e ".[dev]"
+  echo "$want" > "$stamp"
+}
+
+ensure_jvm() {
+  local stamp="$FLEETPULSE_JVM_DIR/.stamp" want
+  want=$(sha256sum jvm/pom.xml | cut -c1-16)
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return; fi
+  say "resolving JVM artifacts from Maven Central into $FLEETPULSE_JVM_DIR"
+  rm -rf "$FLEETPULSE_JVM_DIR"
+  mkdir -p "$FLEETPULSE_JVM_DIR"
+  mvn -q -B -f jvm/pom.xml -Dfleetpulse.jvm.dir="$FLEETPULSE_JVM_DIR" package
+  echo "$want" > "$stamp"
+}
+
+setup() {
+  check_java
+  ensure_redis
+  ensure_venv
+  ensure_jvm
+}
+
+cmd="${1:-}"
+[[ $# -gt 0 ]] && shift
+case "$cmd" in
+  setup) setup ;;
+  up)    setup; exec "$VENV/bin/fleetpulse" up "$@" ;;
+  test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
+  *)     echo "usage: ./dev.sh {up|test|setup} [args]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,1 @@
+"""Launchers for the real services fleetpulse runs on one machine: Kafka (KRaft), Redis, Flink."""

@@ -1,0 +1,181 @@
+"""A single-node Apache Kafka 4 broker in KRaft mode (broker and controller in one process)."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fleetpulse import PlatformError
+from fleetpulse.paths import kafka_classpath
+from fleetpulse.services.process import ManagedProcess
+from fleetpulse.topics import TopicSpec
+from fleetpulse.waiting import check_port_free, port_open, wait_until
+
+LOG4J2_YAML = """\
+Configuration:
+  Appenders:
+    Console:
+      name: STDOUT
+      PatternLayout:
+        Pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: WARN
+      AppenderRef:
+        - ref: STDOUT
+    Logger:
+      - name: kafka.server.KafkaRaftServer
+        level: INFO
+"""
+
+
+@dataclass
+class KafkaBroker:
+    """Formats a KRaft log directory on first use, then runs ``kafka.Kafka`` on loopback."""
+
+    data_dir: Path
+    port: int
+    controller_port: int
+    heap_mb: int = 512
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _properties(self) -> str:
+        return "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
+                f"CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT",
+                f"log.dirs={self.data_dir / 'logs'}",
+                "num.partitions=2",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=4",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "share.coordinator.state.topic.replication.factor=1",
+                "share.coordinator.state.topic.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                "auto.create.topics.enable=false",
+                "message.max.bytes=2097152",
+                "log.retention.check.interval.ms=60000",
+                "",
+            ]
+        )
+
+    def _java(self, main: str, *args: str, heap_mb: int = 256) -> list[str]:
+        return [
+            "java",
+            f"-Xmx{heap_mb}m",
+            "-XX:+UseSerialGC" if heap_mb <= 256 else "-XX:+UseG1GC",
+            "-XX:TieredStopAtLevel=1" if heap_mb <= 256 else "-XX:+UseStringDeduplication",
+            f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.yaml'}",
+            "-cp",
+            kafka_classpath(),
+            main,
+            *args,
+        ]
+
+    def prepare(self) -> None:
+        """Write the configuration and format the storage once (KRaft needs a cluster id)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "server.properties").write_text(self._properties())
+        (self.data_dir / "log4j2.yaml").write_text(LOG4J2_YAML)
+        if (self.data_dir / "logs" / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        fmt = ManagedProcess(
+            "kafka-format",
+            self._java(
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(self.data_dir / "server.properties"),
+            ),
+            self.data_dir / "format.log",
+        ).start()
+        assert fmt.popen is not None
+        if fmt.popen.wait(timeout=120) != 0:
+            raise PlatformError(f"formatting Kafka storage failed:\n{fmt.log_tail()}")
+
+    def process(self, log_path: Path) -> ManagedProcess:
+        return ManagedProcess(
+            "kafka",
+            self._java(
+                "kafka.Kafka", str(self.data_dir / "server.properties"), heap_mb=self.heap_mb
+            ),
+            log_path,
+        )
+
+    def start(self, log_path: Path, timeout_s: float = 90.0) -> ManagedProcess:
+        check_port_free(self.port, "Kafka")
+        check_port_free(self.controller_port, "Kafka controller")
+        self.prepare()
+        proc = self.process(log_path).start()
+
+        def ready() -> bool:
+            if not proc.alive():
+                raise PlatformError(f"Kafka exited during start-up:\n{proc.log_tail()}")
+            return port_open(self.port) and broker_answers(self.bootstrap)
+
+        try:
+            wait_until(ready, timeout_s, f"Kafka on {self.bootstrap}", interval_s=0.25)
+        except Exception:
+            proc.stop()
+            raise
+        return proc
+
+
+def broker_answers(bootstrap: str) -> bool:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    try:
+        admin.list_topics()
+        return True
+    finally:
+        admin.close()
+
+
+def create_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> None:
+    """Create the missing topics; existing ones are left as they are."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    try:
+        existing = set(admin.list_topics())
+        new = [
+            NewTopic(
+                s.name,
+                num_partitions=s.partitions,
+                replication_factor=1,
+                topic_configs={"retention.ms": str(s.retention_ms)},
+            )
+            for s in specs
+            if s.name not in existing
+        ]
+        if new:
+            try:
+                admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass
+        wanted = {s.name for s in specs}
+        wait_until(
+            lambda: wanted <= set(admin.list_topics()), 30, f"topics {sorted(wanted)}"
+        )
+    finally:
+        admin.close()

@@ -1,0 +1,195 @@
+"""Typed records of shared/CONTRACT.md: decoded once at a source, encoded once at a sink."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+
+class Reason(StrEnum):
+    """Dead-letter reason codes (contract)."""
+
+    MALFORMED_JSON = "MALFORMED_JSON"
+    MISSING_FIELD = "MISSING_FIELD"
+    BAD_TYPE = "BAD_TYPE"
+    BAD_COORDINATES = "BAD_COORDINATES"
+    FUTURE_TIMESTAMP = "FUTURE_TIMESTAMP"
+    IMPOSSIBLE_SPEED = "IMPOSSIBLE_SPEED"
+    UNKNOWN_SCAN_TYPE = "UNKNOWN_SCAN_TYPE"
+    TOO_LARGE = "TOO_LARGE"
+    BAD_VALUE = "BAD_VALUE"
+
+
+class TruckStatus(StrEnum):
+    MOVING = "MOVING"
+    STOPPED = "STOPPED"
+    OFFLINE = "OFFLINE"
+
+
+class ScanType(StrEnum):
+    PICKED_UP = "PICKED_UP"
+    DEPARTED_HUB = "DEPARTED_HUB"
+    ARRIVED_HUB = "ARRIVED_HUB"
+    OUT_FOR_DELIVERY = "OUT_FOR_DELIVERY"
+    DELIVERY_ATTEMPT_FAILED = "DELIVERY_ATTEMPT_FAILED"
+    DELIVERED = "DELIVERED"
+    EXCEPTION = "EXCEPTION"
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """A validated GPS ping (`fleet.gps`)."""
+
+    truck_id: str
+    ts: int
+    lat: float
+    lng: float
+    speed_kph: float | None = None
+    heading: float | None = None
+    accuracy_m: float | None = None
+    status: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"truck_id": self.truck_id, "ts": self.ts, "lat": self.lat,
+                             "lng": self.lng}
+        for name in ("speed_kph", "heading", "accuracy_m", "status"):
+            v = getattr(self, name)
+            if v is not None:
+                d[name] = v
+        return d
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """A validated parcel scan (`fleet.scans`)."""
+
+    scan_id: str
+    shipment_id: str
+    type: ScanType
+    ts: int
+    truck_id: str | None = None
+    hub_id: str | None = None
+    lat: float | None = None
+    lng: float | None = None
+    promised_by: int | None = None
+    dest_lat: float | None = None
+    dest_lng: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"scan_id": self.scan_id, "shipment_id": self.shipment_id,
+                             "type": str(self.type), "ts": self.ts}
+        for name in ("truck_id", "hub_id", "lat", "lng", "promised_by", "dest_lat", "dest_lng"):
+            v = getattr(self, name)
+            if v is not None:
+                d[name] = v
+        return d
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a record is not valid: a contract reason code and a human-readable detail."""
+
+    reason: Reason
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record that could not be used, with where it came from (`fleet.dlq`)."""
+
+    source_topic: str
+    partition: int
+    offset: int
+    reason: str
+    detail: str
+    raw: bytes
+    ts: int
+
+    def to_dict(self) -> dict[str, Any]:
+        try:
+            raw_text, encoding = self.raw.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            raw_text, encoding = base64.b64encode(self.raw).decode("ascii"), "base64"
+        return {"source_topic": self.source_topic, "partition": self.partition,
+                "offset": self.offset, "reason": self.reason, "detail": self.detail,
+                "raw": raw_text, "raw_encoding": encoding, "ts": self.ts}
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+
+@dataclass(frozen=True, slots=True)
+class GeofenceTransition:
+    """A debounced `enter` or `exit` of a hub geofence (`fleet.geofence-events`)."""
+
+    truck_id: str
+    geofence_id: str
+    transition: str
+    ts: int
+    lat: float
+    lng: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"truck_id": self.truck_id, "geofence_id": self.geofence_id,
+                "transition": self.transition, "ts": self.ts, "lat": self.lat, "lng": self.lng}
+
+
+def iso8601(ts_ms: int) -> str:
+    """Epoch milliseconds as the ISO 8601 UTC string PagerDuty requires."""
+    dt = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+PAGERDUTY_SEVERITIES = ("critical", "error", "warning", "info")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """An alert in the PagerDuty Events API v2 shape of the contract (`fleet.alerts`)."""
+
+    event_action: str  # trigger | acknowledge | resolve
+    alert_class: str
+    subject_id: str
+    summary: str
+    source: str
+    severity: str
+    event_ts: int
+    component: str
+    group: str
+    custom_details: dict[str, Any]
+
+    @property
+    def dedup_key(self) -> str:
+        return f"{self.alert_class}:{self.subject_id}"
+
+    def to_dict(self) -> dict[str, Any]:
+        details = dict(self.custom_details)
+        details.setdefault("event_ts", self.event_ts)
+        return {
+            "event_action": self.event_action,
+            "dedup_key": self.dedup_key,
+            "payload": {
+                "summary": self.summary[:1024],
+                "source": self.source,
+                "severity": self.severity,
+                "timestamp": iso8601(self.event_ts),
+                "component": self.component,
+                "group": self.group,
+                "class": self.alert_class,
+                "custom_details": details,
+            },
+        }
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict())

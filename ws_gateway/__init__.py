@@ -1,0 +1,1 @@
+"""ws_gateway package."""
