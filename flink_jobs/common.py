@@ -1,0 +1,186 @@
+"""Plumbing shared by the jobs: the Flink environment, Kafka sources and sinks, restore.
+
+Sources use Flink's Kafka connector through a Table API table with the ``raw`` format: every
+record arrives as its original bytes with its partition and offset (so any bytes at all can be
+dead-lettered with their origin, and nothing can fail the source), and the event-time watermark
+is computed in the JVM from the record's ``ts`` per Kafka partition, with idleness. The table is
+then turned into a DataStream for the Python operators.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from pyflink.common import Configuration, Row, Types
+from pyflink.datastream import DataStream, RuntimeExecutionMode, StreamExecutionEnvironment
+from pyflink.table import StreamTableEnvironment
+
+from flink_jobs import JobError
+from flink_jobs.settings import JobSettings
+from fleetpulse.paths import flink_jars, prometheus_reporter_jar
+
+# Rows entering the Python operators: original bytes and where they came from.
+RAW_RECORD = Types.ROW_NAMED(["value", "partition", "offset"],
+                             [Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.INT(), Types.LONG()])
+# Rows leaving for a Kafka topic: record key and value, both text.
+KEYED_TEXT = Types.ROW_NAMED(["k", "v"], [Types.STRING(), Types.STRING()])
+
+
+def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The most recently completed retained checkpoint (``<job>/chk-N`` with a ``_metadata``).
+
+    Each run of a job writes under its own job id, so the newest ``_metadata`` by time is the
+    latest state, whichever run wrote it.
+    """
+    metas = list(checkpoint_dir.glob("*/chk-*/_metadata"))
+    if not metas:
+        return None
+    return max(metas, key=lambda p: p.stat().st_mtime_ns).parent
+
+
+def flink_configuration(settings: JobSettings, job_name: str) -> Configuration:
+    cfg = Configuration()
+    cfg.set_string("pipeline.name", job_name)
+    cfg.set_string("python.execution-mode", "thread")
+    cfg.set_string("python.executable", sys.executable)
+    cfg.set_string("python.client.executable", sys.executable)
+    cfg.set_string("pipeline.jars", ";".join(p.resolve().as_uri() for p in flink_jars()))
+    cfg.set_string("parallelism.default", str(settings.parallelism))
+    cfg.set_string("pipeline.auto-watermark-interval", "200 ms")
+    cfg.set_string("table.exec.source.idle-timeout", f"{settings.idle_timeout_ms} ms")
+    cfg.set_string("restart-strategy.type", "fixed-delay")
+    cfg.set_string("restart-strategy.fixed-delay.attempts", "2147483647")
+    cfg.set_string("restart-strategy.fixed-delay.delay", "2 s")
+    cfg.set_string("execution.checkpointing.interval", f"{settings.checkpoint_interval_ms} ms")
+    cfg.set_string("execution.checkpointing.mode", "EXACTLY_ONCE")
+    if settings.checkpoint_path is not None:
+        settings.checkpoint_path.mkdir(parents=True, exist_ok=True)
+        cfg.set_string("execution.checkpointing.dir", settings.checkpoint_path.resolve().as_uri())
+        cfg.set_string("execution.checkpointing.externalized-checkpoint-retention",
+                       "RETAIN_ON_CANCELLATION")
+        cfg.set_string("execution.checkpointing.num-retained", "3")
+    restore = resolve_restore(settings)
+    if restore is not None:
+        cfg.set_string("execution.state-recovery.path", restore.resolve().as_uri())
+    if settings.metrics_port:
+        cfg.set_string("metrics.reporter.prom.factory.class",
+                       "org.apache.flink.metrics.prometheus.PrometheusReporterFactory")
+        cfg.set_string("metrics.reporter.prom.port", str(settings.metrics_port))
+    return cfg
+
+
+def resolve_restore(settings: JobSettings) -> Path | None:
+    if not settings.restore:
+        return None
+    if settings.restore == "latest":
+        if settings.checkpoint_path is None:
+            raise JobError("--restore latest needs --checkpoint-dir")
+        return latest_checkpoint(settings.checkpoint_path)  # None: first start, nothing to restore
+    path = Path(settings.restore)
+    if not path.exists():
+        raise JobError(f"--restore {path}: no such checkpoint")
+    return path
+
+
+def export_python_path() -> None:
+    """Make this interpreter's packages importable by the embedded (thread-mode) Python.
+
+    pemja embeds libpython in the JVM; that interpreter does not read a virtualenv's
+    ``pyvenv.cfg``, so without this it finds neither pemja nor fleetpulse's packages.
+    """
+    import site
+
+    paths = [*site.getsitepackages(), str(Path(__file__).resolve().parent.parent)]
+    current = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"] = os.pathsep.join([*paths, *([current] if current else [])])
+
+
+def create_environment(settings: JobSettings, job_name: str
+                       ) -> tuple[StreamExecutionEnvironment, StreamTableEnvironment]:
+    export_python_path()
+    if settings.metrics_port:
+        # The embedded MiniCluster loads metric reporters from its own classpath at start-up;
+        # the PyFlink launcher appends HADOOP_CLASSPATH to it.
+        jar = prometheus_reporter_jar()
+        if jar is not None:
+            extra = os.environ.get("HADOOP_CLASSPATH", "")
+            os.environ["HADOOP_CLASSPATH"] = os.pathsep.join(p for p in (extra, str(jar)) if p)
+    env = StreamExecutionEnvironment.get_execution_environment(
+        flink_configuration(settings, job_name))
+    env.set_runtime_mode(RuntimeExecutionMode.STREAMING)
+    t_env = StreamTableEnvironment.create(env)
+    t_env.get_config().set("pipeline.name", job_name)
+    return env, t_env
+
+
+def kafka_raw_source(t_env: StreamTableEnvironment, settings: JobSettings, topic: str,
+                     table: str) -> DataStream:
+    """Records of ``topic`` as RAW_RECORD rows, event-time stamped from their ``ts`` field.
+
+    A record whose ``ts`` is missing, unparsable or more than five minutes ahead of the clock
+    gets timestamp 0, so it can never drag the watermark forward; the Python validation then
+    dead-letters it. Offsets: committed group offsets, earliest when the group has none; in a
+    restore, the offsets stored in the checkpoint.
+    """
+    bounded = "'scan.bounded.mode' = 'latest-offset'," if settings.bounded else ""
+    wm_s = settings.out_of_orderness_ms / 1000
+    t_env.execute_sql(f"""
+        CREATE TEMPORARY TABLE {table} (
+          `value` BYTES,
+          `partition` INT METADATA VIRTUAL,
+          `offset` BIGINT METADATA VIRTUAL,
+          `ts_raw` AS TRY_CAST(JSON_VALUE(CAST(`value` AS STRING), '$.ts') AS BIGINT),
+          `rowtime` AS TO_TIMESTAMP_LTZ(
+              CASE WHEN TRY_CAST(JSON_VALUE(CAST(`value` AS STRING), '$.ts') AS BIGINT)
+                        BETWEEN 0 AND UNIX_TIMESTAMP() * 1000 + 300000
+                   THEN TRY_CAST(JSON_VALUE(CAST(`value` AS STRING), '$.ts') AS BIGINT)
+                   ELSE 0 END, 3),
+          WATERMARK FOR `rowtime` AS `rowtime` - INTERVAL '{wm_s}' SECOND
+        ) WITH (
+          'connector' = 'kafka',
+          'topic' = '{topic}',
+          'properties.bootstrap.servers' = '{settings.bootstrap}',
+          'properties.group.id' = '{settings.group_id}',
+          'properties.auto.offset.reset' = 'earliest',
+          'scan.startup.mode' = 'group-offsets',
+          'scan.watermark.idle-timeout' = '{settings.idle_timeout_ms} ms',
+          {bounded}
+          'format' = 'raw'
+        )""")
+    tbl = t_env.sql_query(f"SELECT `value`, `partition`, `offset` FROM {table}")
+    return t_env.to_data_stream(tbl)
+
+
+def kafka_text_sink(t_env: StreamTableEnvironment, settings: JobSettings, topic: str,
+                    table: str) -> str:
+    """A Kafka sink table taking KEYED_TEXT rows; at-least-once, flushed on checkpoints."""
+    t_env.execute_sql(f"""
+        CREATE TEMPORARY TABLE {table} (
+          `k` STRING,
+          `v` STRING
+        ) WITH (
+          'connector' = 'kafka',
+          'topic' = '{topic}',
+          'properties.bootstrap.servers' = '{settings.bootstrap}',
+          'properties.linger.ms' = '5',
+          'sink.delivery-guarantee' = 'at-least-once',
+          'key.format' = 'raw',
+          'key.fields' = 'k',
+          'value.format' = 'raw',
+          'value.fields-include' = 'EXCEPT_KEY'
+        )""")
+    return table
+
+
+def attach_sinks(t_env: StreamTableEnvironment, sinks: dict[str, DataStream]) -> None:
+    """Insert each KEYED_TEXT stream into its sink table, inside the same job."""
+    stmt = t_env.create_statement_set()
+    for table, stream in sinks.items():
+        stmt.add_insert(table, t_env.from_data_stream(stream))
+    stmt.attach_as_datastream()
+
+
+def keyed_text(key: str, value: bytes) -> Row:
+    return Row(key, value.decode("utf-8"))

@@ -1,0 +1,121 @@
+"""Batched, guarded Redis writes of the tracking job (the job's only Redis I/O).
+
+Positions go through one server-side script per batch: for each truck it compares ``ts_ms``
+with what Redis holds and writes nothing when Redis already has a newer position, so replays
+after a restart, duplicated batches and two writers racing can never move a truck backwards.
+The script also touches `trucks:geo`, `stream:positions` and the `trucks:seen` index that lets
+the sweeper drop geo members whose `truck:` hash has expired.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import redis
+
+from udfs.truck_state import PositionWrite
+
+TRUCK_TTL_S = 3600
+GEO_KEY = "trucks:geo"
+STREAM_KEY = "stream:positions"
+SEEN_KEY = "trucks:seen"  # zset truck_id -> wall-clock second of its last write (sweeper index)
+
+# KEYS: geo, stream, seen, truck:<id>...   ARGV: ttl, maxlen, now_s, then 8 fields per truck.
+POSITIONS_LUA = """
+local ttl, maxlen, now_s = ARGV[1], ARGV[2], ARGV[3]
+local written = 0
+for i = 4, #KEYS do
+  local a = 4 + (i - 4) * 8
+  local id, ts = ARGV[a], ARGV[a + 1]
+  local cur = redis.call('HMGET', KEYS[i], 'ts_ms', 'status')
+  local newer = (not cur[1]) or tonumber(ts) > tonumber(cur[1])
+  local restatus = cur[1] and tonumber(ts) == tonumber(cur[1]) and cur[2] ~= ARGV[a + 6]
+  if newer or restatus then
+    local lat, lng = ARGV[a + 2], ARGV[a + 3]
+    redis.call('HSET', KEYS[i], 'lat', lat, 'lng', lng, 'speed_kph', ARGV[a + 4],
+      'heading', ARGV[a + 5], 'status', ARGV[a + 6], 'updated', math.floor(tonumber(ts) / 1000),
+      'ts_ms', ts, 'region', ARGV[a + 7])
+    redis.call('GEOADD', KEYS[1], lng, lat, id)
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', 'truck_id', id, 'lat', lat,
+      'lng', lng, 'speed_kph', ARGV[a + 4], 'heading', ARGV[a + 5], 'status', ARGV[a + 6],
+      'ts_ms', ts, 'region', ARGV[a + 7])
+    written = written + 1
+  end
+  redis.call('EXPIRE', KEYS[i], ttl)
+  redis.call('ZADD', KEYS[3], now_s, id)
+end
+return written
+"""
+
+# KEYS: geo, seen   ARGV: cutoff_s, limit. Drops geo members whose hash has expired.
+SWEEP_LUA = """
+local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, id in ipairs(stale) do
+  if redis.call('EXISTS', 'truck:' .. id) == 0 then
+    redis.call('ZREM', KEYS[1], id)
+  end
+  redis.call('ZREM', KEYS[2], id)
+end
+return #stale
+"""
+
+BATCH = 400
+
+
+def _fmt(x: float) -> str:
+    return repr(round(x, 6))
+
+
+class RedisTruckWriter:
+    """One connection per operator instance; every call is one round trip per ``BATCH``."""
+
+    def __init__(self, url: str, stream_maxlen: int = 100_000) -> None:
+        self._redis = redis.Redis.from_url(url, socket_timeout=30,
+                                           retry_on_timeout=True, health_check_interval=30)
+        self._positions = self._redis.register_script(POSITIONS_LUA)
+        self._sweep = self._redis.register_script(SWEEP_LUA)
+        self._maxlen = stream_maxlen
+
+    def write_positions(self, writes: Iterable[PositionWrite]) -> int:
+        # Keep only the newest write per truck: the guard would discard the others anyway.
+        latest: dict[str, PositionWrite] = {}
+        for w in writes:
+            cur = latest.get(w.truck_id)
+            if cur is None or w.ts >= cur.ts:
+                latest[w.truck_id] = w
+        items = list(latest.values())
+        written = 0
+        now_s = str(int(time.time()))
+        pipe = self._redis.pipeline(transaction=False)
+        for start in range(0, len(items), BATCH):
+            chunk = items[start:start + BATCH]
+            keys: list[str] = [GEO_KEY, STREAM_KEY, SEEN_KEY]
+            args: list[str | int] = [TRUCK_TTL_S, self._maxlen, now_s]
+            for w in chunk:
+                keys.append(f"truck:{w.truck_id}")
+                args += [w.truck_id, w.ts, _fmt(w.lat), _fmt(w.lng), _fmt(w.speed_kph),
+                         _fmt(w.heading), w.status, w.region]
+            self._positions(keys=keys, args=args, client=pipe)
+        for n in pipe.execute():
+            written += int(n)
+        return written
+
+    def write_region_counts(self, counts: dict[str, dict[str, int]]) -> None:
+        """Absolute values (idempotent): {region: {"active_trucks": n, ...}}."""
+        pipe = self._redis.pipeline(transaction=False)
+        for region, fields in counts.items():
+            pipe.hset(f"region:{region}", mapping=fields)  # type: ignore[arg-type]
+        pipe.execute()
+
+    def sweep_geo(self, older_than_s: int = TRUCK_TTL_S + 30, limit: int = 5000) -> int:
+        cutoff = int(time.time()) - older_than_s
+        return int(self._sweep(keys=[GEO_KEY, SEEN_KEY], args=[cutoff, limit]))
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+def region_count_fields(counts: dict[str, int]) -> dict[str, int]:
+    moving, stopped = counts.get("MOVING", 0), counts.get("STOPPED", 0)
+    return {"active_trucks": moving + stopped, "moving_trucks": moving, "stopped_trucks": stopped}

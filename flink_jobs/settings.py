@@ -1,0 +1,67 @@
+"""Command-line settings shared by the jobs: one frozen object per entry point.
+
+The same flags work embedded (``python -m flink_jobs.tracking_job ...``) and submitted
+(``flink run -py flink_jobs/tracking_job.py -- ...``); every flag also reads an environment
+variable (``FLEETPULSE_<FLAG>``) so containers can be configured without arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from fleetpulse.topics import TopicNames
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    bootstrap: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    group_id: str = ""
+    parallelism: int = 1
+    checkpoint_dir: str = ""
+    checkpoint_interval_ms: int = 10_000
+    restore: str = ""  # "", "latest" (newest retained checkpoint) or a checkpoint path
+    out_of_orderness_ms: int = 10_000
+    idle_timeout_ms: int = 5_000
+    metrics_port: int = 0  # Prometheus reporter port (0: no reporter)
+    redis_flush_ms: int = 200
+    region_refresh_ms: int = 2_000
+    fallback_grace_ms: int = 30_000
+    gps_topic: str = TopicNames.gps
+    scans_topic: str = TopicNames.scans
+    alerts_topic: str = TopicNames.alerts
+    geofence_topic: str = TopicNames.geofence_events
+    dlq_topic: str = TopicNames.dlq
+    geofences_file: str = ""
+    bounded: bool = False  # stop at the end offsets seen at start (tests, benchmarks)
+    stream_maxlen: int = 100_000
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return Path(self.checkpoint_dir) if self.checkpoint_dir else None
+
+
+def parse_settings(argv: list[str] | None, default_group: str) -> JobSettings:
+    """Flags override ``FLEETPULSE_*`` environment variables, which override the defaults."""
+    parser = argparse.ArgumentParser(description=f"fleetpulse {default_group}")
+    defaults = JobSettings(group_id=default_group)
+    for f in fields(JobSettings):
+        flag = "--" + f.name.replace("_", "-")
+        env = os.environ.get("FLEETPULSE_" + f.name.upper())
+        default = getattr(defaults, f.name)
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action="store_true",
+                                default=env is not None and env.lower() in ("1", "true", "yes"))
+            continue
+        typ = int if isinstance(default, int) else str
+        parser.add_argument(flag, type=typ, default=typ(env) if env is not None else default)
+    ns = parser.parse_args(argv)
+    settings = JobSettings(**vars(ns))
+    if settings.parallelism < 1:
+        parser.error("--parallelism must be at least 1")
+    if settings.checkpoint_interval_ms < 100:
+        parser.error("--checkpoint-interval-ms must be at least 100")
+    return settings

@@ -1,0 +1,348 @@
+"""Tracking job: `fleet.gps` -> live truck picture in Redis, motion alerts, geofence events.
+
+Pipeline (one Flink job)::
+
+    Kafka fleet.gps (raw bytes, partition, offset; watermark from ts per partition)
+      -> ParsePings           validate; bad records -> fleet.dlq
+      -> key_by truck_id
+      -> TruckFunction        udfs.truck_state: dedup, newest-wins position, impossible jumps
+                              (-> fleet.dlq), event-time-ordered detection with timers
+                              -> alerts (fleet.alerts), geofence transitions, census deltas
+      -> key_by shard -> RedisWriterFunction   positions buffered in Flink list state,
+                                               flushed as guarded batches
+      census -> key_by region -> RegionCensusFunction   absolute region:{R} counts every 2 s
+
+Timeouts (offline, unplanned stop) run on event-time timers. When the whole input goes quiet the
+watermark stops, so a processing-time fallback takes over: if, on a truck's fallback timer, the
+watermark has advanced less than the wall clock since the timer was set (minus a grace period),
+event time is taken to be the watermark then seen plus the wall-clock time elapsed, and the
+due timeouts fire with the event times they would have had. Pings that later arrive behind that
+point are counted as late and do not rewrite the alerts already sent.
+
+Run embedded:  python -m flink_jobs.tracking_job --bootstrap 127.0.0.1:9092 --redis-url ...
+Submit:        flink run -d -py flink_jobs/tracking_job.py -- --bootstrap ... (same flags)
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+from pyflink.common import Row, Types
+from pyflink.datastream import DataStream, KeyedProcessFunction, OutputTag, ProcessFunction
+from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
+
+from flink_jobs.common import (
+    KEYED_TEXT,
+    attach_sinks,
+    create_environment,
+    kafka_raw_source,
+    kafka_text_sink,
+)
+from flink_jobs.metrics import BatchedCounters
+from flink_jobs.settings import JobSettings, parse_settings
+from udfs.geo import GeofenceIndex, RegionIndex, default_regions
+from udfs.models import AlertEvent, DeadLetter, GeofenceTransition, Ping, Reason, Rejection
+from udfs.ping_validation import parse_ping
+from udfs.truck_state import (
+    CensusDelta,
+    Counters,
+    PositionWrite,
+    SpeedRejection,
+    TrackingConfig,
+    TruckState,
+    advance,
+    next_wakeup,
+    on_ping,
+)
+
+log = logging.getLogger("fleetpulse.tracking")
+
+DLQ_TAG = OutputTag("dlq", KEYED_TEXT)
+ALERT_TAG = OutputTag("alerts", KEYED_TEXT)
+GEOFENCE_TAG = OutputTag("geofence", KEYED_TEXT)
+CENSUS_TAG = OutputTag("census", Types.PICKLED_BYTE_ARRAY())
+NO_WATERMARK = -(2**63) + 1  # below this, Flink has not emitted a watermark yet
+
+# (truck_id, ts, lat, lng, speed_kph, heading, accuracy_m, status, raw, partition, offset)
+PingRecord = tuple[str, int, float, float, float | None, float | None, float | None,
+                   str | None, bytes, int, int]
+
+
+def dead_letter_row(topic: str, partition: int, offset: int, reason: str, detail: str,
+                    raw: bytes) -> Row:
+    letter = DeadLetter(topic, partition, offset, reason, detail, raw, int(time.time() * 1000))
+    return Row(topic, letter.to_json().decode())
+
+
+class ParsePings(ProcessFunction):
+    """Decode and validate; valid pings continue as tuples, the rest go to the DLQ."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.counters: BatchedCounters | None = None
+
+    def open(self, runtime_context: Any) -> None:
+        self.counters = BatchedCounters(runtime_context.get_metrics_group())
+
+    def process_element(self, value: Row, ctx: ProcessFunction.Context):  # type: ignore[no-untyped-def]
+        raw = bytes(value[0]) if value[0] is not None else b""
+        assert self.counters is not None
+        try:
+            result = parse_ping(raw, int(time.time() * 1000))
+        except Exception as exc:  # noqa: BLE001 - no input may fail the job
+            result = Rejection(Reason.MALFORMED_JSON, f"unexpected parse error: {exc!r}")
+        if isinstance(result, Rejection):
+            self.counters.inc(f"dlq_{result.reason.value.lower()}")
+            yield DLQ_TAG, dead_letter_row(self.topic, value[1], value[2], result.reason.value,
+                                           result.detail, raw)
+            return
+        self.counters.inc("parsed")
+        p = result
+        yield (p.truck_id, p.ts, p.lat, p.lng, p.speed_kph, p.heading, p.accuracy_m, p.status,
+               raw, value[1], value[2])
+
+
+class TruckFunction(KeyedProcessFunction):
+    """Thin adapter: read state, call udfs.truck_state, write state, route outputs, set timers."""
+
+    def __init__(self, settings: JobSettings, cfg: TrackingConfig, regions: RegionIndex,
+                 geofences: GeofenceIndex) -> None:
+        # Regions and geofences are built by the client and shipped with the function:
+        # importing geopandas inside several thread-mode operators at once hangs the
+        # embedded interpreter, and the client is the one place that reads the files.
+        self.settings = settings
+        self.cfg = cfg
+        self.regions = regions
+        self.geofences = geofences
+
+    def open(self, runtime_context: Any) -> None:
+        self.state = runtime_context.get_state(
+            ValueStateDescriptor("truck", Types.PICKLED_BYTE_ARRAY()))
+        self.counters = BatchedCounters(runtime_context.get_metrics_group())
+        self.run_counts = Counters()
+
+    def _load(self, key: str) -> list[Any]:
+        # [TruckState, event_timer_at, proc_timer_at, watermark_at_proc_timer, wall_at_proc_timer]
+        stored = self.state.value()
+        return stored if stored is not None else [TruckState(key), None, None, None, None]
+
+    def process_element(self, value: PingRecord, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
+        box = self._load(value[0])
+        ping = Ping(value[0], value[1], value[2], value[3], value[4], value[5], value[6],
+                    value[7])
+        counts = Counters()
+        outputs = on_ping(box[0], ping, self.cfg, self.regions.region_of, counts)
+        self._count(counts)
+        for out in outputs:
+            if isinstance(out, SpeedRejection):
+                self.counters.inc("dlq_impossible_speed")
+                yield DLQ_TAG, dead_letter_row(self.settings.gps_topic, value[9], value[10],
+                                               Reason.IMPOSSIBLE_SPEED.value, out.detail,
+                                               value[8])
+            else:
+                yield from self._route(out)
+        self._schedule(box, ctx)
+        self.state.update(box)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):  # type: ignore[no-untyped-def]
+        box = self._load(ctx.get_current_key())
+        wm = ctx.timer_service().current_watermark()
+        if ctx.time_domain().name == "EVENT_TIME":
+            if box[1] != timestamp:
+                return  # superseded timer
+            box[1] = None
+            now_evt = max(timestamp, wm)
+        else:
+            if box[2] != timestamp:
+                return
+            box[2] = None
+            now_evt = self._fallback_event_time(box, wm)
+            if now_evt is None:
+                self._schedule(box, ctx)
+                self.state.update(box)
+                return
+        for out in advance(box[0], now_evt, self.cfg, self.geofences.containing):
+            yield from self._route(out)
+        self._schedule(box, ctx)
+        self.state.update(box)
+
+    def _fallback_event_time(self, box: list[Any], wm: int) -> int | None:
+        """Event time to assume when the watermark has stalled; None if it keeps pace."""
+        wm_then, wall_then = box[3], box[4]
+        elapsed = int(time.time() * 1000) - wall_then
+        if wm > NO_WATERMARK and wm_then is not None and wm - wm_then >= elapsed - \
+                self.settings.fallback_grace_ms:
+            return None
+        base = wm_then if wm_then is not None else box[0].pos_ts - self.settings.out_of_orderness_ms
+        return max(wm, base + elapsed)
+
+    def _schedule(self, box: list[Any], ctx: Any) -> None:
+        due = next_wakeup(box[0], self.cfg)
+        if due is None:
+            return
+        timers = ctx.timer_service()
+        if box[1] != due:
+            timers.register_event_time_timer(due)
+            box[1] = due
+        if box[2] is None:
+            wm = timers.current_watermark()
+            wm_known = wm if wm > NO_WATERMARK else None
+            ahead = due - (wm_known if wm_known is not None else box[0].pos_ts)
+            now = int(time.time() * 1000)
+            fire = now + max(ahead, 1000) + self.settings.fallback_grace_ms
+            fire -= fire % 1000
+            timers.register_processing_time_timer(fire)
+            box[2], box[3], box[4] = fire, wm_known, now
+
+    def _count(self, counts: Counters) -> None:
+        c = self.counters
+        c.inc("accepted", counts.accepted)
+        c.inc("duplicates", counts.duplicates)
+        c.inc("out_of_order", counts.out_of_order)
+        c.inc("late", counts.late)
+
+    def _route(self, out: object):  # type: ignore[no-untyped-def]
+        if isinstance(out, PositionWrite):
+            yield out
+        elif isinstance(out, CensusDelta):
+            yield CENSUS_TAG, (out.region, out.status, out.delta)
+        elif isinstance(out, AlertEvent):
+            self.counters.inc(f"alerts_{out.alert_class}_{out.event_action}")
+            yield ALERT_TAG, Row(out.dedup_key, out.to_json().decode())
+        elif isinstance(out, GeofenceTransition):
+            import orjson
+
+            yield GEOFENCE_TAG, Row(out.truck_id, orjson.dumps(out.to_dict()).decode())
+
+
+class RedisWriterFunction(KeyedProcessFunction):
+    """Buffers position writes in Flink list state (so a checkpoint holds what is not yet
+    written) and flushes them as guarded batches on a short processing-time tick."""
+
+    def __init__(self, settings: JobSettings) -> None:
+        self.settings = settings
+
+    def open(self, runtime_context: Any) -> None:
+        from flink_jobs.redis_writer import RedisTruckWriter
+
+        self.buffer = runtime_context.get_list_state(
+            ListStateDescriptor("pending_writes", Types.PICKLED_BYTE_ARRAY()))
+        self.writer = RedisTruckWriter(self.settings.redis_url, self.settings.stream_maxlen)
+        self.counters = BatchedCounters(runtime_context.get_metrics_group())
+        self.last_sweep = 0.0
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def process_element(self, value: PositionWrite, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
+        self.buffer.add(value)
+        now = ctx.timer_service().current_processing_time()
+        tick = self.settings.redis_flush_ms
+        ctx.timer_service().register_processing_time_timer(now - now % tick + tick)
+        return iter(())
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):  # type: ignore[no-untyped-def]
+        items = list(self.buffer.get() or [])
+        if items:
+            self.writer.write_positions(items)
+            self.counters.inc("redis_position_writes", len(items))
+            self.counters.flush()
+            self.buffer.clear()
+        if time.time() - self.last_sweep > 60:
+            self.last_sweep = time.time()
+            self.writer.sweep_geo()
+        return iter(())
+
+
+class RegionCensusFunction(KeyedProcessFunction):
+    """Per-region counts of trucks by status, written as absolute values on a timer."""
+
+    def __init__(self, settings: JobSettings) -> None:
+        self.settings = settings
+
+    def open(self, runtime_context: Any) -> None:
+        from flink_jobs.redis_writer import RedisTruckWriter
+
+        self.counts = runtime_context.get_state(
+            ValueStateDescriptor("census", Types.PICKLED_BYTE_ARRAY()))
+        self.writer = RedisTruckWriter(self.settings.redis_url)
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def process_element(self, value: tuple[str, str, int], ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
+        counts = self.counts.value()
+        if counts is None:
+            counts = {}
+            now = ctx.timer_service().current_processing_time()
+            ctx.timer_service().register_processing_time_timer(
+                now + self.settings.region_refresh_ms)
+        counts[value[1]] = counts.get(value[1], 0) + value[2]
+        self.counts.update(counts)
+        return iter(())
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):  # type: ignore[no-untyped-def]
+        from flink_jobs.redis_writer import region_count_fields
+
+        counts = self.counts.value() or {}
+        self.writer.write_region_counts({ctx.get_current_key(): region_count_fields(counts)})
+        ctx.timer_service().register_processing_time_timer(
+            timestamp + self.settings.region_refresh_ms)
+        return iter(())
+
+
+def shard_of(truck_id: str, shards: int) -> int:
+    """Stable across processes and restarts (Python's hash() of str is not)."""
+    return zlib.crc32(truck_id.encode()) % shards
+
+
+def load_geofences(settings: JobSettings) -> GeofenceIndex:
+    if settings.geofences_file:
+        return GeofenceIndex.from_file(Path(settings.geofences_file))
+    return GeofenceIndex.from_file()
+
+
+def build(pings: DataStream, settings: JobSettings, cfg: TrackingConfig
+          ) -> dict[str, DataStream]:
+    """The job as a function of its source: returns the streams each sink consumes."""
+    parsed = pings.process(ParsePings(settings.gps_topic)).name("parse-pings")
+    truck_fn = TruckFunction(settings, cfg, default_regions(), load_geofences(settings))
+    trucks = (parsed.key_by(lambda r: r[0], key_type=Types.STRING())
+              .process(truck_fn, output_type=Types.PICKLED_BYTE_ARRAY())
+              .name("truck-state"))
+    shards = max(1, settings.parallelism) * 2
+    (trucks.key_by(lambda w: shard_of(w.truck_id, shards), key_type=Types.INT())
+     .process(RedisWriterFunction(settings)).name("redis-positions"))
+    (trucks.get_side_output(CENSUS_TAG)
+     .key_by(lambda c: c[0], key_type=Types.STRING())
+     .process(RegionCensusFunction(settings)).name("region-census"))
+    dlq = parsed.get_side_output(DLQ_TAG).union(trucks.get_side_output(DLQ_TAG))
+    return {
+        "alerts": trucks.get_side_output(ALERT_TAG),
+        "geofence": trucks.get_side_output(GEOFENCE_TAG),
+        "dlq": dlq,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = parse_settings(argv, "fleetpulse-tracking")
+    env, t_env = create_environment(settings, "fleetpulse-tracking")
+    pings = kafka_raw_source(t_env, settings, settings.gps_topic, "gps_source")
+    outputs = build(pings, settings, TrackingConfig())
+    attach_sinks(t_env, {
+        kafka_text_sink(t_env, settings, settings.alerts_topic, "alerts_sink"): outputs["alerts"],
+        kafka_text_sink(t_env, settings, settings.geofence_topic, "geofence_sink"):
+            outputs["geofence"],
+        kafka_text_sink(t_env, settings, settings.dlq_topic, "dlq_sink"): outputs["dlq"],
+    })
+    env.execute("fleetpulse-tracking")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,216 @@
+"""Geography: great-circle distance, US Census regions and hub geofences.
+
+Regions are the four US Census regions, dissolved with geopandas from the state boundaries
+(`udfs/data/us-states.geojson`); hub geofences (circles and polygons) come from a GeoJSON file
+and are indexed with a shapely STRtree over prepared geometries, so a lookup costs a tree query
+and an exact test on the few candidates, not a scan of every hub.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import shapely
+from shapely.geometry import Point, shape
+from shapely.geometry.base import BaseGeometry
+from shapely.strtree import STRtree
+
+from udfs import UdfError
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+STATES_FILE = DATA_DIR / "us-states.geojson"
+HUBS_FILE = DATA_DIR / "hubs.geojson"
+EARTH_RADIUS_KM = 6371.0088
+OTHER = "OTHER"
+
+CENSUS_REGIONS: dict[str, tuple[str, ...]] = {
+    "NORTHEAST": ("Connecticut", "Maine", "Massachusetts", "New Hampshire", "Rhode Island",
+                  "Vermont", "New Jersey", "New York", "Pennsylvania"),
+    "MIDWEST": ("Illinois", "Indiana", "Michigan", "Ohio", "Wisconsin", "Iowa", "Kansas",
+                "Minnesota", "Missouri", "Nebraska", "North Dakota", "South Dakota"),
+    "SOUTH": ("Delaware", "District of Columbia", "Florida", "Georgia", "Maryland",
+              "North Carolina", "South Carolina", "Virginia", "West Virginia", "Alabama",
+              "Kentucky", "Mississippi", "Tennessee", "Arkansas", "Louisiana", "Oklahoma",
+              "Texas"),
+    "WEST": ("Arizona", "Colorado", "Idaho", "Montana", "Nevada", "New Mexico", "Utah",
+             "Wyoming", "Alaska", "California", "Hawaii", "Oregon", "Washington"),
+}
+REGIONS: tuple[str, ...] = (*CENSUS_REGIONS, OTHER)
+
+
+def haversine_km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    """Great-circle distance in kilometres."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lng2 - lng1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+def load_region_shapes(states_file: Path = STATES_FILE) -> dict[str, BaseGeometry]:
+    """Dissolve the state polygons into the four Census regions (geopandas)."""
+    import geopandas as gpd
+
+    states = gpd.read_file(states_file)
+    region_of_state = {s: r for r, names in CENSUS_REGIONS.items() for s in names}
+    states["region"] = states["name"].map(region_of_state)
+    missing = states.loc[states["region"].isna(), "name"].tolist()
+    if missing:
+        raise UdfError(f"{states_file}: states without a Census region: {missing}")
+    regions = states.dissolve(by="region")
+    return {str(name): geom for name, geom in regions.geometry.items()}
+
+
+class RegionIndex:
+    """Point -> Census region, exact against the dissolved polygons.
+
+    Lookups run per GPS ping, so a grid of 0.1-degree cells remembers cells that lie wholly
+    inside one region (or wholly outside all): most pings then cost a dict lookup, and only
+    cells on a boundary pay for the exact point-in-polygon test.
+    """
+
+    CELL_DEG = 0.1
+
+    def __init__(self, shapes: dict[str, BaseGeometry]) -> None:
+        self._names = list(shapes)
+        self._geoms = [shapes[n] for n in self._names]
+        for g in self._geoms:
+            shapely.prepare(g)
+        self._tree = STRtree(self._geoms)
+        self._cells: dict[tuple[int, int], str | None] = {}
+
+    def _cell_region(self, cx: int, cy: int) -> str | None:
+        """The region that wholly contains the cell, OTHER if none touches it, else None."""
+        d = self.CELL_DEG
+        cell = shapely.box(cx * d, cy * d, (cx + 1) * d, (cy + 1) * d)
+        hits = self._tree.query(cell)
+        if len(hits) == 0:
+            return OTHER
+        for i in hits:
+            if self._geoms[i].contains(cell):
+                return self._names[i]
+        if not any(self._geoms[i].intersects(cell) for i in hits):
+            return OTHER
+        return None
+
+    def region_of(self, lat: float, lng: float) -> str:
+        key = (math.floor(lng / self.CELL_DEG), math.floor(lat / self.CELL_DEG))
+        try:
+            cached = self._cells[key]
+        except KeyError:
+            cached = self._cells[key] = self._cell_region(*key)
+        if cached is not None:
+            return cached
+        for i in self._tree.query(Point(lng, lat)):
+            if shapely.contains_xy(self._geoms[i], lng, lat):
+                return self._names[i]
+        return OTHER
+
+    def shapes(self) -> dict[str, BaseGeometry]:
+        return dict(zip(self._names, self._geoms, strict=True))
+
+    def __getstate__(self) -> dict[str, bytes]:
+        # Shipped to Flink workers: geometries as WKB, the tree and cell cache rebuilt there.
+        return {n: shapely.to_wkb(g) for n, g in zip(self._names, self._geoms, strict=True)}
+
+    def __setstate__(self, state: dict[str, bytes]) -> None:
+        self.__init__({n: shapely.from_wkb(b) for n, b in state.items()})  # type: ignore[misc]
+
+
+@lru_cache(maxsize=1)
+def default_regions() -> RegionIndex:
+    return RegionIndex(load_region_shapes())
+
+
+def region_of(lat: float, lng: float) -> str:
+    """Census region of a point, ``OTHER`` outside the states."""
+    return default_regions().region_of(lat, lng)
+
+
+@dataclass(frozen=True, slots=True)
+class Geofence:
+    """A hub geofence: a circle (centre + radius) or a polygon."""
+
+    geofence_id: str
+    name: str
+    geometry: BaseGeometry
+    center_lat: float
+    center_lng: float
+    radius_m: float | None = None
+
+    def contains(self, lat: float, lng: float) -> bool:
+        if self.radius_m is not None:
+            return haversine_km(self.center_lat, self.center_lng, lat, lng) * 1000 <= self.radius_m
+        return bool(shapely.contains_xy(self.geometry, lng, lat))
+
+
+def _circle_envelope(lat: float, lng: float, radius_m: float) -> BaseGeometry:
+    dlat = radius_m / 111_320.0
+    dlng = radius_m / (111_320.0 * max(0.01, math.cos(math.radians(lat))))
+    return shapely.box(lng - dlng, lat - dlat, lng + dlng, lat + dlat)
+
+
+def parse_geofences(geojson: dict) -> list[Geofence]:  # type: ignore[type-arg]
+    """Geofences from a FeatureCollection: Point + ``radius_m`` is a circle, Polygon as is."""
+    fences: list[Geofence] = []
+    for i, feature in enumerate(geojson.get("features", [])):
+        props = feature.get("properties") or {}
+        gid = props.get("id")
+        if not gid:
+            raise UdfError(f"geofence feature {i} has no properties.id")
+        geom = shape(feature["geometry"])
+        if geom.geom_type == "Point":
+            radius = props.get("radius_m")
+            if not isinstance(radius, int | float) or radius <= 0:
+                raise UdfError(f"geofence {gid}: a Point needs a positive properties.radius_m")
+            fences.append(Geofence(gid, props.get("name", gid),
+                                   _circle_envelope(geom.y, geom.x, float(radius)),
+                                   geom.y, geom.x, float(radius)))
+        elif geom.geom_type in ("Polygon", "MultiPolygon"):
+            shapely.prepare(geom)
+            c = geom.centroid
+            fences.append(Geofence(gid, props.get("name", gid), geom, c.y, c.x))
+        else:
+            raise UdfError(f"geofence {gid}: unsupported geometry {geom.geom_type}")
+    return fences
+
+
+class GeofenceIndex:
+    """Which hub geofences contain a point: STRtree candidates, then an exact test."""
+
+    def __init__(self, fences: list[Geofence]) -> None:
+        self.fences = fences
+        self._tree = STRtree([f.geometry for f in fences]) if fences else None
+
+    def __getstate__(self) -> list[Geofence]:
+        return self.fences
+
+    def __setstate__(self, fences: list[Geofence]) -> None:
+        for f in fences:
+            if f.radius_m is None:
+                shapely.prepare(f.geometry)
+        self.__init__(fences)  # type: ignore[misc]
+
+    @classmethod
+    def from_file(cls, path: Path = HUBS_FILE) -> GeofenceIndex:
+        if not path.exists():
+            return cls([])
+        return cls(parse_geofences(json.loads(path.read_text())))
+
+    def containing(self, lat: float, lng: float) -> list[str]:
+        if self._tree is None:
+            return []
+        return [
+            self.fences[i].geofence_id
+            for i in self._tree.query(Point(lng, lat))
+            if self.fences[i].contains(lat, lng)
+        ]
+
+    def by_id(self, geofence_id: str) -> Geofence | None:
+        for f in self.fences:
+            if f.geofence_id == geofence_id:
+                return f
+        return None

@@ -1,0 +1,90 @@
+"""GPS ping parsing and validation: any bytes in, a :class:`Ping` or a :class:`Rejection` out.
+
+Never raises on input: every way a record can be wrong maps to a contract reason code.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import orjson
+
+from udfs.models import Ping, Reason, Rejection
+
+TRUCK_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+MAX_RECORD_BYTES = 64 * 1024
+MAX_FUTURE_MS = 5 * 60 * 1000
+MIN_TS_MS = 946_684_800_000  # 2000-01-01: anything earlier is a unit error (seconds, say)
+
+
+def _number(d: dict[str, Any], name: str, required: bool) -> float | None | Rejection:
+    if name not in d or d[name] is None:
+        return Rejection(Reason.MISSING_FIELD, f"{name} is missing") if required else None
+    v = d[name]
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return Rejection(Reason.BAD_TYPE, f"{name} must be a number, got {type(v).__name__}")
+    if not math.isfinite(v):
+        return Rejection(Reason.BAD_TYPE, f"{name} must be finite")
+    return float(v)
+
+
+def parse_ping(raw: bytes, now_ms: int) -> Ping | Rejection:
+    """Decode and validate one `fleet.gps` record; ``now_ms`` is the wall clock (injected)."""
+    if len(raw) > MAX_RECORD_BYTES:
+        return Rejection(Reason.TOO_LARGE, f"{len(raw)} bytes > {MAX_RECORD_BYTES}")
+    try:
+        d = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return Rejection(Reason.MALFORMED_JSON, str(exc)[:200])
+    if not isinstance(d, dict):
+        return Rejection(Reason.MALFORMED_JSON, f"expected a JSON object, got {type(d).__name__}")
+
+    truck_id = d.get("truck_id")
+    if truck_id is None:
+        return Rejection(Reason.MISSING_FIELD, "truck_id is missing")
+    if not isinstance(truck_id, str):
+        return Rejection(Reason.BAD_TYPE, "truck_id must be a string")
+    if not TRUCK_ID_RE.fullmatch(truck_id):
+        return Rejection(Reason.BAD_VALUE, "truck_id must be 1-64 chars of [A-Za-z0-9_.-]")
+
+    ts = d.get("ts")
+    if ts is None:
+        return Rejection(Reason.MISSING_FIELD, "ts is missing")
+    if isinstance(ts, bool) or not isinstance(ts, int):
+        if isinstance(ts, float) and ts.is_integer():
+            ts = int(ts)
+        else:
+            return Rejection(Reason.BAD_TYPE, "ts must be integer epoch milliseconds")
+    if ts < MIN_TS_MS:
+        return Rejection(Reason.BAD_VALUE, f"ts {ts} is before 2000 (seconds instead of ms?)")
+    if ts > now_ms + MAX_FUTURE_MS:
+        return Rejection(Reason.FUTURE_TIMESTAMP,
+                         f"ts is {(ts - now_ms) / 1000:.0f}s ahead of the clock (max 300s)")
+
+    fields: dict[str, float | None] = {}
+    for name, required in (("lat", True), ("lng", True), ("speed_kph", False),
+                           ("heading", False), ("accuracy_m", False)):
+        v = _number(d, name, required)
+        if isinstance(v, Rejection):
+            return v
+        fields[name] = v
+    lat, lng = fields["lat"], fields["lng"]
+    assert lat is not None and lng is not None
+    if not -90.0 <= lat <= 90.0:
+        return Rejection(Reason.BAD_COORDINATES, f"lat {lat} outside -90..90")
+    if not -180.0 <= lng <= 180.0:
+        return Rejection(Reason.BAD_COORDINATES, f"lng {lng} outside -180..180")
+    if lat == 0.0 and lng == 0.0:
+        return Rejection(Reason.BAD_COORDINATES, "null island (0, 0)")
+    speed = fields["speed_kph"]
+    if speed is not None and not 0.0 <= speed <= 300.0:
+        return Rejection(Reason.BAD_VALUE, f"speed_kph {speed} outside 0..300")
+    heading = fields["heading"]
+    if heading is not None and not 0.0 <= heading <= 360.0:
+        return Rejection(Reason.BAD_VALUE, f"heading {heading} outside 0..360")
+    status = d.get("status")
+    if status is not None and not isinstance(status, str):
+        return Rejection(Reason.BAD_TYPE, "status must be a string")
+    return Ping(truck_id, ts, lat, lng, speed, heading, fields["accuracy_m"], status)

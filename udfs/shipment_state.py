@@ -1,0 +1,525 @@
+"""The per-shipment state machine of the delay job (pure: no Flink, Kafka or Redis).
+
+Design: the state keeps the *set* of scans of a shipment (deduplicated by ``scan_id``), and
+everything the job reports is derived from that set and the event time ``t`` by
+:func:`desired` — which incidents should be open, the shipment's score in `delays`, its region
+counts. :func:`advance` then *reconciles*: it compares what should be true with what was last
+reported (``state.open``, ``state.score``, ...) and emits only the differences (trigger,
+escalation, resolve, Redis effects). Consequences:
+
+* The final state depends only on the set of scans (order of arrival and duplicates change
+  nothing), which the property tests check over permutations.
+* A scan that arrives behind the processed event time (late) is simply added to the set and
+  reconciled at once: if it shows an open alert was wrong (a ``DELIVERED`` before
+  ``promised_by``), the reconcile emits the corrective resolve and Redis corrections.
+* Redis effects are absolute per shipment (a score, a region, a number of hours), so the
+  writer can apply them idempotently and a replay after a restart never counts twice.
+
+Entry points (all mutate and return the adapter's copy of the state):
+
+* :func:`step` on arrival of a scan, a truck fix (for ``shipment_at_risk``) or a
+  ``MATCH_RECOGNIZE`` match (for ``delivery_attempts_failed``). Inputs ahead of the processed
+  time are buffered; they take effect when event time reaches them (DESIGN.md point 4).
+* :func:`advance` when event time (watermark or timer) reaches ``t``: walks every instant up to
+  ``t`` at which something can change (buffered inputs, deadlines, severity bands) in order,
+  so alerts come out in event-time order with their own event times.
+* :func:`next_deadline`: the one event time at which the adapter's single timer must fire.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from udfs.geo import haversine_km
+from udfs.models import AlertEvent, Scan, ScanType, iso8601
+from udfs.severity import (
+    BANDS_S,
+    delay_severity,
+    format_duration,
+    next_escalation_ms,
+    pagerduty_severity,
+)
+
+SOURCE = "fleetpulse/delay-job"
+LATE = "shipment_late"
+AT_RISK = "shipment_at_risk"
+STUCK = "shipment_stuck_at_hub"
+NO_SCAN = "shipment_no_scan"
+ATTEMPTS = "delivery_attempts_failed"
+CLASSES = (LATE, AT_RISK, STUCK, NO_SCAN, ATTEMPTS)
+FIXED_SEVERITY = {AT_RISK: "warning", STUCK: "warning", NO_SCAN: "error", ATTEMPTS: "error"}
+OTHER_REGION = "OTHER"
+
+RegionFn = Callable[[float, float], str]
+
+
+def default_region_of(lat: float, lng: float) -> str:
+    """``udfs.geo.region_of``, imported on first use (loading the regions takes a moment)."""
+    from udfs.geo import region_of
+
+    return region_of(lat, lng)
+
+
+@dataclass(frozen=True, slots=True)
+class DelayConfig:
+    """Thresholds of the delay patterns; units in the names."""
+
+    stuck_after_s: int = 6 * 3600
+    no_scan_after_s: int = 24 * 3600
+    failed_attempts: int = 2
+    failed_attempts_within_s: int = 48 * 3600
+    # True in the Flink job: the failed-attempts trigger comes from MATCH_RECOGNIZE matches
+    # (AttemptsMatch inputs); False: detected here from the scans (same rule, no JVM).
+    attempts_from_cep: bool = False
+    at_risk_min_speed_kph: float = 5.0  # slower than this on average: cannot arrive in time
+    at_risk_arrived_km: float = 1.0  # this close to the destination: arrived, not at risk
+    at_risk_margin_s: int = 0  # ETA may exceed promised_by by this much before warning
+    severity_bands_s: tuple[int, ...] = BANDS_S
+    retain_after_delivery_s: int = 7 * 24 * 3600  # then the state is dropped
+    region_of: RegionFn = default_region_of
+
+
+@dataclass(frozen=True, slots=True)
+class TruckFix:
+    """The assigned truck's position and recent average speed, addressed to one shipment."""
+
+    shipment_id: str
+    truck_id: str
+    ts: int
+    lat: float
+    lng: float
+    avg_speed_kph: float
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptsMatch:
+    """A ``MATCH_RECOGNIZE`` match: failed delivery attempts close together."""
+
+    shipment_id: str
+    first_ts: int
+    last_ts: int
+    attempts: int
+
+    @property
+    def ts(self) -> int:
+        return self.last_ts
+
+
+Event = Scan | TruckFix | AttemptsMatch
+
+
+# Redis effects: absolute per shipment, so the writer applies them idempotently.
+@dataclass(frozen=True, slots=True)
+class DelayScore:
+    """``ZADD delays <severity> shipment:{id}``."""
+
+    shipment_id: str
+    severity: int
+
+
+@dataclass(frozen=True, slots=True)
+class DelayCleared:
+    """``ZREM delays shipment:{id}``."""
+
+    shipment_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegionShipmentCounted:
+    """The shipment counts once in ``region:{region}`` ``total_shipments`` (moves if corrected)."""
+
+    region: str
+    shipment_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegionDelayHours:
+    """The shipment contributes ``hours`` to ``region:{region}`` ``total_delay_hours``.
+
+    It replaces what the shipment contributed before (0.0: nothing), so a correction subtracts
+    the old hours and adds the new ones.
+    """
+
+    region: str
+    shipment_id: str
+    hours: float
+
+
+RedisEffect = DelayScore | DelayCleared | RegionShipmentCounted | RegionDelayHours
+Output = AlertEvent | RedisEffect
+
+
+@dataclass(slots=True)
+class ShipmentState:
+    shipment_id: str
+    scans: list[Scan] = field(default_factory=list)  # sorted by (ts, scan_id), unique scan_id
+    fixes: list[TruckFix] = field(default_factory=list)  # sorted by ts; compacted
+    matches: list[AttemptsMatch] = field(default_factory=list)
+    processed_until: int = -1  # event time up to which inputs have taken effect
+    # What was last reported: class -> delay severity (late) or 0; Redis values.
+    open: dict[str, int] = field(default_factory=dict)
+    score: int = 0
+    counted_region: str | None = None
+    delay_hours: tuple[str, float] | None = None
+    attempts_alerted: bool = False
+
+
+@dataclass(slots=True)
+class StepCounts:
+    """Per-call counts the adapter turns into metrics."""
+
+    duplicates: int = 0
+    late: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the known scans (``ts <= t``) say about the shipment."""
+
+    picked_up: bool
+    promised_by: int | None
+    dest: tuple[float, float] | None
+    delivered_ts: int | None
+    region: str
+    truck_id: str | None
+    last_scan_ts: int | None
+    position: tuple[float, float] | None
+    hub_arrival: Scan | None  # latest ARRIVED_HUB not followed by a departure
+    attempts_ts: int | None  # when the failed-attempts rule first held
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    cls: str
+    start_ts: int  # event time at which the condition (or its current band) began
+    severity: int  # delay severity for shipment_late, 0 for the fixed-severity classes
+    summary: str
+    details: dict[str, object]
+
+
+_DEPARTURES = (ScanType.DEPARTED_HUB, ScanType.OUT_FOR_DELIVERY, ScanType.DELIVERED)
+
+
+def _scan_key(s: Scan) -> tuple[int, str]:
+    return (s.ts, s.scan_id)
+
+
+def facts(state: ShipmentState, t: int, cfg: DelayConfig) -> Facts:
+    """Derive the shipment's facts from its scans with ``ts <= t`` (a function of the set)."""
+    known = state.scans[:bisect.bisect_right(state.scans, (t, "\U0010ffff"), key=_scan_key)]
+    picked = next((s for s in known if s.type is ScanType.PICKED_UP), None)
+    promised = _promised_by(known)
+    dest_scan = next((s for s in ([picked] if picked else []) + known
+                      if s.dest_lat is not None and s.dest_lng is not None), None)
+    delivered = next((s.ts for s in known if s.type is ScanType.DELIVERED), None)
+    located = [s for s in known if s.lat is not None and s.lng is not None]
+    origin = picked if picked is not None and picked.lat is not None else (
+        located[0] if located else None)
+    region = OTHER_REGION
+    if origin is not None and origin.lat is not None and origin.lng is not None:
+        region = cfg.region_of(origin.lat, origin.lng)
+    truck = next((s.truck_id for s in reversed(known) if s.truck_id), None)
+    last = located[-1] if located else None
+    hub_events = [s for s in known if s.type is ScanType.ARRIVED_HUB or s.type in _DEPARTURES]
+    # A departure at the same ts as an arrival counts as after it.
+    latest_hub = max(hub_events, key=lambda s: (s.ts, s.type is not ScanType.ARRIVED_HUB),
+                     default=None)
+    return Facts(
+        picked_up=picked is not None,
+        promised_by=promised,
+        dest=(dest_scan.dest_lat, dest_scan.dest_lng)  # type: ignore[arg-type]
+        if dest_scan else None,
+        delivered_ts=delivered,
+        region=region,
+        truck_id=truck,
+        last_scan_ts=known[-1].ts if known else None,
+        position=(last.lat, last.lng) if last else None,  # type: ignore[arg-type]
+        hub_arrival=latest_hub if latest_hub and latest_hub.type is ScanType.ARRIVED_HUB
+        else None,
+        attempts_ts=_attempts_ts(state, known, t, cfg),
+    )
+
+
+def _promised_by(known: list[Scan]) -> int | None:
+    """The SLA deadline: from the earliest PICKED_UP, else the earliest scan that has one."""
+    picked = next((s for s in known if s.type is ScanType.PICKED_UP), None)
+    if picked is not None and picked.promised_by is not None:
+        return picked.promised_by
+    return next((s.promised_by for s in known if s.promised_by is not None), None)
+
+
+def _attempts_ts(state: ShipmentState, known: list[Scan], t: int, cfg: DelayConfig) -> int | None:
+    if cfg.attempts_from_cep:
+        return min((m.last_ts for m in state.matches if m.last_ts <= t), default=None)
+    failed = [s.ts for s in known if s.type is ScanType.DELIVERY_ATTEMPT_FAILED]
+    n = max(cfg.failed_attempts, 1)
+    for i in range(n - 1, len(failed)):
+        if failed[i] - failed[i - n + 1] <= cfg.failed_attempts_within_s * 1000:
+            return failed[i]
+    return None
+
+
+def _fix_for(state: ShipmentState, f: Facts, t: int) -> TruckFix | None:
+    """The assigned truck's newest fix at or before ``t`` and before the deadline (after the
+    deadline the shipment is late, and the warning keeps its last pre-deadline verdict)."""
+    if f.truck_id is None or f.promised_by is None:
+        return None
+    limit = min(t, f.promised_by)
+    for fix in reversed(state.fixes):
+        if fix.ts <= limit and fix.truck_id == f.truck_id:
+            return fix
+    return None
+
+
+def eta_ms(fix: TruckFix, dest: tuple[float, float], cfg: DelayConfig) -> float:
+    """Arrival estimate from the fix at the truck's average speed over the great-circle rest."""
+    km = haversine_km(fix.lat, fix.lng, dest[0], dest[1])
+    if km <= cfg.at_risk_arrived_km:
+        return float(fix.ts)
+    if fix.avg_speed_kph < cfg.at_risk_min_speed_kph:
+        return math.inf
+    return fix.ts + km / fix.avg_speed_kph * 3_600_000
+
+
+def desired(state: ShipmentState, f: Facts, t: int, cfg: DelayConfig) -> dict[str, Incident]:
+    """The incidents that should be open at event time ``t``."""
+    out: dict[str, Incident] = {}
+    if f.delivered_ts is not None or f.last_scan_ts is None:
+        return out
+    sid = state.shipment_id
+    p = f.promised_by
+    if p is not None and t > p:
+        late_ms = t - p
+        sev = delay_severity(late_ms, cfg.severity_bands_s)
+        band_start = p + 1 if sev == 1 else p + cfg.severity_bands_s[sev - 2] * 1000 + 1
+        how = "late" if sev == 1 else f"more than {format_duration(band_start - 1 - p)} late"
+        out[LATE] = Incident(
+            LATE, band_start, sev, f"Shipment {sid} is {how} (promised {iso8601(p)})",
+            {"delay_severity": sev, "late_by_s": (band_start - p) // 1000, "promised_by": p})
+    fix = _fix_for(state, f, t)
+    if fix is not None and f.dest is not None and f.picked_up and p is not None:
+        eta = eta_ms(fix, f.dest, cfg)
+        if eta > p + cfg.at_risk_margin_s * 1000:
+            eta_txt = "never at its current speed" if math.isinf(eta) else iso8601(int(eta))
+            out[AT_RISK] = Incident(
+                AT_RISK, fix.ts, 0,
+                f"Shipment {sid} at risk: truck {fix.truck_id} arrives {eta_txt}, "
+                f"promised {iso8601(p)}",
+                {"promised_by": p, "eta_ts": None if math.isinf(eta) else int(eta),
+                 "avg_speed_kph": fix.avg_speed_kph,
+                 "remaining_km": round(haversine_km(fix.lat, fix.lng, *f.dest), 1)})
+    if f.hub_arrival is not None:
+        due = f.hub_arrival.ts + cfg.stuck_after_s * 1000
+        if t >= due:
+            out[STUCK] = Incident(
+                STUCK, due, 0,
+                f"Shipment {sid} has been at hub {f.hub_arrival.hub_id or '?'} for "
+                f"{format_duration(cfg.stuck_after_s * 1000)} without leaving",
+                {"hub_id": f.hub_arrival.hub_id, "arrived_ts": f.hub_arrival.ts})
+    due = f.last_scan_ts + cfg.no_scan_after_s * 1000
+    if t >= due:
+        out[NO_SCAN] = Incident(
+            NO_SCAN, due, 0,
+            f"Shipment {sid} has had no scan for {format_duration(cfg.no_scan_after_s * 1000)}",
+            {"last_scan_ts": f.last_scan_ts})
+    if f.attempts_ts is not None:
+        out[ATTEMPTS] = _attempts_incident(sid, f.attempts_ts, cfg)
+    return out
+
+
+def _attempts_incident(sid: str, ts: int, cfg: DelayConfig) -> Incident:
+    return Incident(ATTEMPTS, ts, 0,
+                    f"Shipment {sid}: {cfg.failed_attempts} or more failed delivery attempts "
+                    f"within {cfg.failed_attempts_within_s // 3600} h", {})
+
+
+def _alert(state: ShipmentState, f: Facts, action: str, cls: str, ts: int, severity: str,
+           summary: str, details: dict[str, object]) -> AlertEvent:
+    sid = state.shipment_id
+    custom: dict[str, object] = {"shipment_id": sid, "truck_id": f.truck_id, **details,
+                                 "event_ts": ts}
+    if f.position is not None:
+        custom["lat"], custom["lng"] = f.position
+    return AlertEvent(event_action=action, alert_class=cls, subject_id=sid, summary=summary,
+                      source=SOURCE, severity=severity, event_ts=ts,
+                      component=f"shipment:{sid}", group=f.region, custom_details=custom)
+
+
+def _severity_text(cls: str, sev: int) -> str:
+    return pagerduty_severity(sev) if cls == LATE else FIXED_SEVERITY[cls]
+
+
+def _resolve_reason(cls: str, f: Facts) -> str:
+    if f.delivered_ts is not None:
+        return f"delivered at {iso8601(f.delivered_ts)}"
+    return {LATE: "no longer late", AT_RISK: "back on schedule", STUCK: "left the hub",
+            NO_SCAN: "scanned again", ATTEMPTS: "attempts cleared"}[cls]
+
+
+def _reconcile(state: ShipmentState, t: int, cfg: DelayConfig, cause_ts: int,
+               out: list[Output]) -> None:
+    """Emit the differences between what should be true at ``t`` and what was reported."""
+    f = facts(state, t, cfg)
+    want = desired(state, f, t, cfg)
+    sid = state.shipment_id
+    for cls in CLASSES:
+        inc, have = want.get(cls), state.open.get(cls)
+        if inc is not None and (have is None or (cls == LATE and have != inc.severity)):
+            out.append(_alert(state, f, "trigger", cls, inc.start_ts,
+                              _severity_text(cls, inc.severity), inc.summary, inc.details))
+            state.open[cls] = inc.severity
+            if cls == ATTEMPTS:
+                state.attempts_alerted = True
+        elif inc is None and have is not None:
+            details: dict[str, object] = {}
+            if cls == LATE:
+                details["delay_severity"] = have
+            out.append(_alert(state, f, "resolve", cls, cause_ts, _severity_text(cls, have),
+                              f"Shipment {sid} {cls}: resolved, {_resolve_reason(cls, f)}",
+                              details))
+            del state.open[cls]
+    score = want[LATE].severity if LATE in want else 0
+    if score != state.score:
+        out.append(DelayScore(sid, score) if score else DelayCleared(sid))
+        state.score = score
+    if f.picked_up and state.counted_region != f.region:
+        out.append(RegionShipmentCounted(f.region, sid))
+        state.counted_region = f.region
+    hours: tuple[str, float] | None = None
+    if f.delivered_ts is not None and f.promised_by is not None \
+            and f.delivered_ts > f.promised_by:
+        hours = (f.region, round((f.delivered_ts - f.promised_by) / 3_600_000, 6))
+    if hours != state.delay_hours:
+        if hours is None:
+            assert state.delay_hours is not None
+            out.append(RegionDelayHours(state.delay_hours[0], sid, 0.0))
+        else:
+            out.append(RegionDelayHours(hours[0], sid, hours[1]))
+        state.delay_hours = hours
+
+
+def _insert(state: ShipmentState, event: Event, counts: StepCounts) -> bool:
+    """Add an input to the state; False if it is a duplicate."""
+    if isinstance(event, Scan):
+        if any(s.scan_id == event.scan_id for s in state.scans):
+            counts.duplicates += 1
+            return False
+        bisect.insort(state.scans, event, key=_scan_key)
+    elif isinstance(event, TruckFix):
+        if any(x.ts == event.ts and x.truck_id == event.truck_id for x in state.fixes):
+            counts.duplicates += 1
+            return False
+        bisect.insort(state.fixes, event, key=lambda x: x.ts)
+    else:
+        if any(m.first_ts == event.first_ts and m.last_ts == event.last_ts
+               for m in state.matches):
+            counts.duplicates += 1
+            return False
+        state.matches.append(event)
+    return True
+
+
+def step(state: ShipmentState | None, event: Event, cfg: DelayConfig,
+         counts: StepCounts | None = None) -> tuple[ShipmentState, list[Output]]:
+    """Arrival of one input. Ahead of the processed time it waits for :func:`advance`; behind
+    it (late), it is reconciled at once, which may correct alerts already sent."""
+    counts = counts if counts is not None else StepCounts()
+    if state is None:
+        state = ShipmentState(event.shipment_id)
+    out: list[Output] = []
+    if not _insert(state, event, counts) or event.ts > state.processed_until:
+        return state, out
+    counts.late += 1
+    t = state.processed_until
+    if isinstance(event, AttemptsMatch) and not state.attempts_alerted:
+        f = facts(state, t, cfg)
+        if f.delivered_ts is not None and f.delivered_ts >= event.last_ts:
+            # The match reached us after the delivery was processed: report the incident and
+            # its end, in that order, rather than lose it.
+            a = _attempts_incident(state.shipment_id, event.last_ts, cfg)
+            out.append(_alert(state, f, "trigger", ATTEMPTS, a.start_ts, "error", a.summary,
+                              a.details))
+            out.append(_alert(state, f, "resolve", ATTEMPTS, f.delivered_ts, "error",
+                              f"Shipment {state.shipment_id} {ATTEMPTS}: resolved, "
+                              f"{_resolve_reason(ATTEMPTS, f)}", {}))
+            state.attempts_alerted = True
+            return state, out
+    _reconcile(state, t, cfg, event.ts, out)
+    return state, out
+
+
+def next_deadline(state: ShipmentState, cfg: DelayConfig) -> int | None:
+    """The next event time after ``processed_until`` at which :func:`advance` has work."""
+    now = state.processed_until
+    times: list[int] = []
+    for seq in (state.scans, state.fixes):
+        i = bisect.bisect_right(seq, now, key=lambda x: x.ts)  # type: ignore[attr-defined]
+        if i < len(seq):
+            times.append(seq[i].ts)  # type: ignore[attr-defined]
+    times += [m.last_ts for m in state.matches if m.last_ts > now]
+    if now >= 0 or times:
+        f = facts(state, max(now, 0), cfg)
+        if f.delivered_ts is not None:
+            times.append(f.delivered_ts + cfg.retain_after_delivery_s * 1000)
+        elif f.last_scan_ts is not None:
+            if f.promised_by is not None:
+                step_ms = next_escalation_ms(now - f.promised_by, cfg.severity_bands_s)
+                if step_ms is not None:
+                    times.append(f.promised_by + step_ms)
+            if f.hub_arrival is not None:
+                times.append(f.hub_arrival.ts + cfg.stuck_after_s * 1000)
+            times.append(f.last_scan_ts + cfg.no_scan_after_s * 1000)
+    later = [x for x in times if x > now]
+    return min(later) if later else None
+
+
+def _compact(state: ShipmentState) -> None:
+    """Keep only the fixes that can still matter: pending ones, the newest processed one and
+    the newest one before the deadline."""
+    if len(state.fixes) <= 2:
+        return
+    promised = _promised_by([s for s in state.scans if s.ts <= state.processed_until])
+    done = [x for x in state.fixes if x.ts <= state.processed_until]
+    keep = set()
+    if done:
+        keep.add(id(done[-1]))
+        if promised is not None:
+            before = [x for x in done if x.ts <= promised]
+            if before:
+                keep.add(id(before[-1]))
+    state.fixes = [x for x in state.fixes if x.ts > state.processed_until or id(x) in keep]
+
+
+def advance(state: ShipmentState, t: int, cfg: DelayConfig) -> tuple[ShipmentState, list[Output]]:
+    """Event time has reached ``t``: take every buffered input and deadline up to ``t`` in
+    event-time order, emitting what changes at each instant."""
+    out: list[Output] = []
+    if t <= state.processed_until:
+        return state, out
+    while True:
+        nxt = next_deadline(state, cfg)
+        if nxt is None or nxt > t:
+            break
+        state.processed_until = nxt
+        _reconcile(state, nxt, cfg, nxt, out)
+    if state.processed_until < t:
+        state.processed_until = t
+        _reconcile(state, t, cfg, t, out)
+    _compact(state)
+    return state, out
+
+
+def finished(state: ShipmentState, cfg: DelayConfig) -> bool:
+    """Delivered long enough ago, nothing open: the adapter may drop the state."""
+    f = facts(state, state.processed_until, cfg)
+    return (f.delivered_ts is not None and not state.open
+            and state.processed_until >= f.delivered_ts + cfg.retain_after_delivery_s * 1000)
+
+
+def is_open(state: ShipmentState) -> bool:
+    """Picked up (or at least scanned) and not delivered, as far as processed time knows."""
+    known = [s for s in state.scans if s.ts <= state.processed_until]
+    return bool(known) and not any(s.type is ScanType.DELIVERED for s in known)

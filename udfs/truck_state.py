@@ -1,0 +1,293 @@
+"""The per-truck state machine of the tracking job (pure: no Flink, Kafka or Redis).
+
+Two entry points, both functions of state and event time only:
+
+* :func:`on_ping` runs when a ping arrives. It drops exact duplicates, rejects impossible
+  jumps, upserts the position when the ping is the newest seen (the newest ``ts`` wins, so an
+  out-of-order ping never moves the truck backwards) and buffers the ping for detection.
+* :func:`advance` runs when event time (the watermark) reaches ``now_ms``. It replays the
+  buffered pings up to ``now_ms`` in ``ts`` order through motion, geofence and alert detection,
+  then applies the timeouts (offline, unplanned stop) due by ``now_ms``.
+
+Detection therefore depends only on the event-time history, never on arrival speed: a backfill
+at full speed raises the same alerts, in the same order, as live traffic (DESIGN.md point 4).
+A ping that arrives behind already-detected history (later than the watermark allowed) still
+updates the position if it is the newest, but cannot rewrite detection history; it is counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from udfs.geo import haversine_km
+from udfs.models import AlertEvent, GeofenceTransition, Ping, TruckStatus
+
+SOURCE = "fleetpulse/tracking-job"
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingConfig:
+    """Thresholds of the tracking job; units in the names."""
+
+    stopped_below_kph: float = 3.0
+    stopped_after_s: int = 120
+    offline_after_s: int = 600
+    unplanned_stop_after_s: int = 1800
+    max_speed_kph: float = 250.0
+    gps_tolerance_m: float = 100.0
+    reanchor_after_rejections: int = 3
+    dedup_memory: int = 16
+
+
+@dataclass(frozen=True, slots=True)
+class PositionWrite:
+    """The truck's current picture for Redis (`truck:{id}`, `trucks:geo`, `stream:positions`)."""
+
+    truck_id: str
+    ts: int
+    lat: float
+    lng: float
+    speed_kph: float
+    heading: float
+    status: str
+    region: str
+
+
+@dataclass(frozen=True, slots=True)
+class CensusDelta:
+    """One truck entering (+1) or leaving (-1) a (region, status) bucket of `region:{R}`."""
+
+    region: str
+    status: str
+    delta: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpeedRejection:
+    """A ping dropped as ``IMPOSSIBLE_SPEED``; the adapter sends it to the DLQ with its bytes."""
+
+    ping: Ping
+    detail: str
+
+
+Output = PositionWrite | CensusDelta | AlertEvent | GeofenceTransition | SpeedRejection
+
+
+@dataclass(slots=True)
+class TruckState:
+    truck_id: str
+    # Position: the newest accepted ping, updated on arrival.
+    pos_ts: int = -1
+    lat: float = 0.0
+    lng: float = 0.0
+    speed_kph: float = 0.0
+    heading: float = 0.0
+    region: str = ""
+    # Census bucket last reported (region, status), so deltas stay exact.
+    census: tuple[str, str] | None = None
+    # Detection: pings waiting for the watermark, and history replayed in ts order.
+    pending: list[Ping] = field(default_factory=list)
+    det_ts: int = -1
+    det_lat: float = 0.0
+    det_lng: float = 0.0
+    status: str = TruckStatus.MOVING.value
+    slow_since: int | None = None
+    offline_open: bool = False
+    stop_alert_open: bool = False
+    stop_judged: bool = False  # the 30-minute mark of the current stop has been evaluated
+    inside: dict[str, list[int]] = field(default_factory=dict)  # gid -> [inside 0/1, streak]
+    recent: list[tuple[int, float, float]] = field(default_factory=list)
+    rejections_in_row: int = 0
+
+
+@dataclass(slots=True)
+class Counters:
+    """Per-call counts the adapter turns into metrics."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    out_of_order: int = 0
+    late: int = 0
+
+
+RegionFn = Callable[[float, float], str]
+GeofenceFn = Callable[[float, float], list[str]]
+
+
+def _census(state: TruckState, out: list[Output]) -> None:
+    now = (state.region, state.status)
+    if state.census == now:
+        return
+    if state.census is not None:
+        out.append(CensusDelta(state.census[0], state.census[1], -1))
+    out.append(CensusDelta(now[0], now[1], +1))
+    state.census = now
+
+
+def _position(state: TruckState) -> PositionWrite:
+    return PositionWrite(state.truck_id, state.pos_ts, state.lat, state.lng, state.speed_kph,
+                         state.heading, state.status, state.region)
+
+
+def on_ping(
+    state: TruckState, ping: Ping, cfg: TrackingConfig, region_of: RegionFn, counters: Counters
+) -> list[Output]:
+    """Arrival of one valid ping. Mutates and returns outputs (``state`` is the adapter's copy)."""
+    fingerprint = (ping.ts, ping.lat, ping.lng)
+    if fingerprint in state.recent:
+        counters.duplicates += 1
+        return []
+    out: list[Output] = []
+    if state.pos_ts >= 0:
+        dt_h = max(abs(ping.ts - state.pos_ts), 1000) / 3_600_000
+        dist_km = haversine_km(state.lat, state.lng, ping.lat, ping.lng)
+        implied = max(0.0, dist_km - cfg.gps_tolerance_m / 1000) / dt_h
+        if implied > cfg.max_speed_kph:
+            state.rejections_in_row += 1
+            if state.rejections_in_row < cfg.reanchor_after_rejections:
+                return [SpeedRejection(ping, f"{implied:.0f} km/h implied from the last fix "
+                                             f"({dist_km:.1f} km in {dt_h * 3600:.0f} s)")]
+            # Several fixes in a row disagree with the anchor: the anchor was the bad one.
+            state.pos_ts = -1
+    state.rejections_in_row = 0
+    state.recent.append(fingerprint)
+    if len(state.recent) > cfg.dedup_memory:
+        del state.recent[0]
+    counters.accepted += 1
+    if ping.ts > state.pos_ts:
+        state.pos_ts, state.lat, state.lng = ping.ts, ping.lat, ping.lng
+        state.speed_kph = ping.speed_kph if ping.speed_kph is not None else state.speed_kph
+        state.heading = ping.heading if ping.heading is not None else state.heading
+        state.region = region_of(ping.lat, ping.lng)
+        out.append(_position(state))
+        _census(state, out)
+    else:
+        counters.out_of_order += 1
+    if ping.ts <= state.det_ts:
+        counters.late += 1  # behind detected history: cannot change past alerts
+    else:
+        state.pending.append(ping)
+    return out
+
+
+def _alert(state: TruckState, action: str, cls: str, ts: int, severity: str, summary: str,
+           lat: float, lng: float, **details: object) -> AlertEvent:
+    return AlertEvent(
+        event_action=action, alert_class=cls, subject_id=state.truck_id, summary=summary,
+        source=SOURCE, severity=severity, event_ts=ts, component=f"truck:{state.truck_id}",
+        group=state.region or "OTHER",
+        custom_details={"truck_id": state.truck_id, "lat": lat, "lng": lng, "event_ts": ts,
+                        **details},
+    )
+
+
+def _set_status(state: TruckState, status: str, out: list[Output]) -> None:
+    if state.status != status:
+        state.status = status
+        if state.pos_ts >= 0:
+            out.append(_position(state))
+            _census(state, out)
+
+
+def _detect(state: TruckState, ping: Ping, cfg: TrackingConfig, geofences: GeofenceFn,
+            out: list[Output]) -> None:
+    """One ping of the event-time-ordered history through motion, offline and geofences."""
+    if state.det_ts >= 0 and ping.ts > state.det_ts:
+        derived = haversine_km(state.det_lat, state.det_lng, ping.lat, ping.lng) / (
+            (ping.ts - state.det_ts) / 3_600_000)
+    else:
+        derived = 0.0
+    speed = ping.speed_kph if ping.speed_kph is not None else derived
+    if state.offline_open:
+        state.offline_open = False
+        out.append(_alert(state, "resolve", "truck_offline", ping.ts, "error",
+                          f"Truck {state.truck_id} is reporting again", ping.lat, ping.lng))
+    state.det_ts, state.det_lat, state.det_lng = ping.ts, ping.lat, ping.lng
+    if speed < cfg.stopped_below_kph:
+        if state.slow_since is None:
+            state.slow_since = ping.ts
+        stopped = ping.ts - state.slow_since >= cfg.stopped_after_s * 1000
+        status = TruckStatus.STOPPED if stopped or state.status == TruckStatus.STOPPED \
+            else TruckStatus.MOVING
+        _set_status(state, status.value, out)
+    else:
+        state.slow_since = None
+        state.stop_judged = False
+        _set_status(state, TruckStatus.MOVING.value, out)
+        if state.stop_alert_open:
+            state.stop_alert_open = False
+            out.append(_alert(state, "resolve", "truck_stopped_unplanned", ping.ts, "warning",
+                              f"Truck {state.truck_id} is moving again", ping.lat, ping.lng))
+    _geofences(state, ping, geofences, out)
+
+
+def _geofences(state: TruckState, ping: Ping, geofences: GeofenceFn, out: list[Output]) -> None:
+    """Debounced transitions: enter after two fixes in a row inside, exit after two outside."""
+    now_inside = set(geofences(ping.lat, ping.lng))
+    for gid in now_inside | set(state.inside):
+        entry = state.inside.setdefault(gid, [0, 0])
+        inside_now = 1 if gid in now_inside else 0
+        if inside_now == entry[0]:
+            entry[1] = 0
+        else:
+            entry[1] += 1
+            if entry[1] >= 2:
+                entry[0], entry[1] = inside_now, 0
+                out.append(GeofenceTransition(state.truck_id, gid,
+                                              "enter" if inside_now else "exit",
+                                              ping.ts, ping.lat, ping.lng))
+        if entry == [0, 0]:
+            del state.inside[gid]
+
+
+def advance(state: TruckState, now_ms: int, cfg: TrackingConfig, geofences: GeofenceFn
+            ) -> list[Output]:
+    """Event time has reached ``now_ms``: detect on buffered pings, then fire due timeouts."""
+    out: list[Output] = []
+    if state.pending:
+        due = [p for p in state.pending if p.ts <= now_ms]
+        if due:
+            state.pending = [p for p in state.pending if p.ts > now_ms]
+            for ping in sorted(due, key=lambda p: p.ts):
+                if ping.ts > state.det_ts:
+                    _detect(state, ping, cfg, geofences, out)
+    if state.det_ts < 0:
+        return out
+    offline_at = state.det_ts + cfg.offline_after_s * 1000
+    if not state.offline_open and now_ms >= offline_at and not _pending_before(state, offline_at):
+        state.offline_open = True
+        _set_status(state, TruckStatus.OFFLINE.value, out)
+        out.append(_alert(state, "trigger", "truck_offline", offline_at, "error",
+                          f"Truck {state.truck_id} has sent no position for "
+                          f"{cfg.offline_after_s // 60} min", state.det_lat, state.det_lng,
+                          last_ping_ts=state.det_ts))
+    if (state.status == TruckStatus.STOPPED and state.slow_since is not None
+            and not state.stop_judged):
+        stop_at = state.slow_since + cfg.unplanned_stop_after_s * 1000
+        if now_ms >= stop_at:
+            state.stop_judged = True
+        if now_ms >= stop_at and not geofences(state.det_lat, state.det_lng):
+            state.stop_alert_open = True
+            out.append(_alert(state, "trigger", "truck_stopped_unplanned", stop_at, "warning",
+                              f"Truck {state.truck_id} stopped outside any hub for "
+                              f"{cfg.unplanned_stop_after_s // 60} min",
+                              state.det_lat, state.det_lng, stopped_since_ts=state.slow_since))
+    return out
+
+
+def _pending_before(state: TruckState, ts: int) -> bool:
+    return any(p.ts <= ts for p in state.pending)
+
+
+def next_wakeup(state: TruckState, cfg: TrackingConfig) -> int | None:
+    """The next event time at which :func:`advance` has work: one timer per truck suffices."""
+    times: list[int] = []
+    if state.pending:
+        times.append(min(p.ts for p in state.pending))
+    if state.det_ts >= 0 and not state.offline_open:
+        times.append(state.det_ts + cfg.offline_after_s * 1000)
+    if (state.status == TruckStatus.STOPPED and state.slow_since is not None
+            and not state.stop_judged):
+        times.append(state.slow_since + cfg.unplanned_stop_after_s * 1000)
+    return min(times) if times else None
