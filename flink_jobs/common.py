@@ -64,6 +64,10 @@ def flink_configuration(settings: JobSettings, job_name: str) -> Configuration:
     restore = resolve_restore(settings)
     if restore is not None:
         cfg.set_string("execution.state-recovery.path", restore.resolve().as_uri())
+    if settings.rest_port:
+        cfg.set_string("rest.port", str(settings.rest_port))
+        cfg.set_string("rest.address", "127.0.0.1")
+        cfg.set_string("rest.bind-address", "127.0.0.1")
     if settings.metrics_port:
         cfg.set_string("metrics.reporter.prom.factory.class",
                        "org.apache.flink.metrics.prometheus.PrometheusReporterFactory")

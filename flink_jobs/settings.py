@@ -27,6 +27,7 @@ class JobSettings:
     out_of_orderness_ms: int = 10_000
     idle_timeout_ms: int = 5_000
     metrics_port: int = 0  # Prometheus reporter port (0: no reporter)
+    rest_port: int = 0  # REST API of the embedded MiniCluster (0: any free port)
     redis_flush_ms: int = 200
     region_refresh_ms: int = 2_000
     fallback_grace_ms: int = 30_000

@@ -1,0 +1,123 @@
+"""`fleetpulse up`, `down`, `status` and `dlq`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from fleetpulse import PlatformError
+from fleetpulse.config import UpSettings
+from fleetpulse.paths import default_data_dir
+
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=default_data_dir,
+    envvar="FLEETPULSE_DATA_DIR", show_default=True,
+    help="Where all state lives: Kafka logs, Flink checkpoints, Redis dump, logs.")
+
+
+@click.command()
+@data_dir_option
+@click.option("--flink-url", default="", envvar="FLEETPULSE_FLINK_URL",
+              help="Submit the jobs to this Flink cluster (host:port of its REST API) with "
+                   "`flink run -py` instead of running them on an embedded MiniCluster.")
+@click.option("--kafka-port", default=9092, envvar="FLEETPULSE_KAFKA_PORT", show_default=True)
+@click.option("--redis-port", default=6379, envvar="FLEETPULSE_REDIS_PORT", show_default=True)
+@click.option("--gateway-port", default=8765, envvar="FLEETPULSE_GATEWAY_PORT",
+              show_default=True)
+@click.option("--parallelism", default=1, show_default=True, help="Flink job parallelism.")
+@click.option("--trucks", default=200, show_default=True, help="Simulated trucks.")
+@click.option("--speedup", default=30.0, show_default=True,
+              help="Simulated event time runs this many times faster than the wall clock.")
+@click.option("--seed", default=42, show_default=True)
+@click.option("--no-simulator", is_flag=True, help="Start everything but the simulator.")
+@click.option("--alerting-config", default="", envvar="FLEETPULSE_ALERTING_CONFIG",
+              help="Alert dispatcher YAML (default: the packaged demo configuration).")
+def up(data_dir: Path, flink_url: str, kafka_port: int, redis_port: int, gateway_port: int,
+       parallelism: int, trucks: int, speedup: float, seed: int, no_simulator: bool,
+       alerting_config: str) -> None:
+    """Start Kafka, Redis, the Flink jobs, the dispatcher, the gateway and the simulator."""
+    from fleetpulse.supervisor import Supervisor
+
+    settings = UpSettings(
+        data_dir=data_dir.resolve(), kafka_port=kafka_port,
+        kafka_controller_port=kafka_port + 1, redis_port=redis_port,
+        gateway_port=gateway_port, flink_url=flink_url, parallelism=parallelism,
+        simulate=not no_simulator, trucks=trucks, speedup=speedup, seed=seed,
+        alerting_config=alerting_config)
+    sup = Supervisor(settings, say=lambda m: click.echo(f"[fleetpulse] {m}", err=True))
+    try:
+        sup.start_all()
+    except PlatformError as exc:
+        sup.stop_all()
+        raise click.ClickException(str(exc)) from None
+    except BaseException:
+        sup.stop_all()
+        raise
+    click.echo("")
+    click.echo("fleetpulse is up. Where to look:")
+    click.echo(f"  Kafka        {settings.kafka_bootstrap}")
+    click.echo(f"  Redis        {settings.redis_url}   (redis-cli -p {redis_port} hgetall "
+               "region:WEST)")
+    for c in sup.components:
+        for label, url in c.urls.items():
+            click.echo(f"  {c.name:<17} {label:<8} {url}")
+    click.echo(f"  logs         {settings.log_dir}")
+    click.echo("Ctrl-C or `fleetpulse down` stops everything.")
+    sys.exit(sup.watch())
+
+
+@click.command()
+@data_dir_option
+def down(data_dir: Path) -> None:
+    """Stop a running `fleetpulse up` and everything it started."""
+    from fleetpulse.supervisor import stop_running
+
+    settings = UpSettings(data_dir=data_dir.resolve())
+    if stop_running(settings.state_file):
+        click.echo("fleetpulse stopped")
+    else:
+        click.echo(f"fleetpulse is not running from {settings.data_dir}")
+
+
+@click.command()
+@data_dir_option
+def status(data_dir: Path) -> None:
+    """Health of each component of a running `fleetpulse up` (exit 1 if any is unhealthy)."""
+    from fleetpulse.services.process import pid_alive
+    from fleetpulse.supervisor import component_health, read_state
+
+    settings = UpSettings(data_dir=data_dir.resolve())
+    state = read_state(settings.state_file)
+    if not state or not pid_alive(int(state["supervisor_pid"])):
+        click.echo(f"fleetpulse is not running from {settings.data_dir}")
+        sys.exit(3)
+    healthy = True
+    for name, info in state["components"].items():
+        ok, detail = component_health(name, info)
+        healthy &= ok
+        click.echo(f"{name:<18} {'OK  ' if ok else 'DOWN'}  {detail}")
+    sys.exit(0 if healthy else 1)
+
+
+@click.command()
+@click.option("--bootstrap", default="127.0.0.1:9092", envvar="FLEETPULSE_BOOTSTRAP",
+              show_default=True)
+@click.option("--topic", default="fleet.dlq", show_default=True)
+@click.option("--follow/--no-follow", default=False, help="Keep waiting for new dead letters.")
+def dlq(bootstrap: str, topic: str, follow: bool) -> None:
+    """Print dead letters: source, partition/offset, reason and detail."""
+    import orjson
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False,
+                             consumer_timeout_ms=None if follow else 3000)
+    for record in consumer:
+        try:
+            d = orjson.loads(record.value)
+            click.echo(f"{d.get('source_topic')}[{d.get('partition')}]@{d.get('offset')} "
+                       f"{d.get('reason')}: {d.get('detail')}")
+        except orjson.JSONDecodeError:
+            click.echo(f"(unreadable dead letter at offset {record.offset})")

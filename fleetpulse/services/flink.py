@@ -1,0 +1,79 @@
+"""Running the Flink jobs: embedded (a MiniCluster in the job's own process) or submitted to a
+running cluster with `flink run -py`, using the `flink` launcher inside the apache-flink wheel."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pyflink
+
+from fleetpulse import PlatformError
+from fleetpulse.paths import PROJECT_ROOT
+
+
+def pyflink_home() -> Path:
+    return Path(pyflink.__file__).resolve().parent
+
+
+def flink_cli() -> Path:
+    return pyflink_home() / "bin" / "flink"
+
+
+def job_module_path(module: str) -> Path:
+    return PROJECT_ROOT / (module.replace(".", "/") + ".py")
+
+
+def embedded_job_argv(module: str, args: list[str]) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def submit_argv(flink_url: str, module: str, args: list[str], detached: bool = True
+                ) -> list[str]:
+    """`flink run -py` of a job module against the cluster at ``flink_url`` (host:port)."""
+    target = flink_url.removeprefix("http://").removeprefix("https://").rstrip("/")
+    argv = [str(flink_cli()), "run", "-m", target]
+    if detached:
+        argv.append("-d")
+    argv += ["-py", str(job_module_path(module)), "-pyexec", sys.executable,
+             "-pyclientexec", sys.executable, *args]
+    return argv
+
+
+def flink_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("FLINK_HOME", str(pyflink_home()))
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def submit(flink_url: str, module: str, args: list[str], timeout_s: float = 300) -> str:
+    """Submit detached; returns the job id `flink run` printed."""
+    proc = subprocess.run(submit_argv(flink_url, module, args), env=flink_env(),
+                          capture_output=True, text=True, timeout=timeout_s)
+    out = proc.stdout + proc.stderr
+    for line in out.splitlines():
+        if "JobID" in line or "Job has been submitted with JobID" in line:
+            return line.rsplit(" ", 1)[-1].strip()
+    raise PlatformError(f"flink run of {module} failed (exit {proc.returncode}):\n{out[-3000:]}")
+
+
+def rest_get(base_url: str, path: str, timeout_s: float = 3.0) -> Any:
+    with urllib.request.urlopen(base_url.rstrip("/") + path, timeout=timeout_s) as resp:
+        return json.loads(resp.read())
+
+
+def jobs_overview(base_url: str) -> list[dict[str, Any]]:
+    return list(rest_get(base_url, "/jobs/overview").get("jobs", []))
+
+
+def cancel(base_url: str, job_id: str) -> None:
+    req = urllib.request.Request(f"{base_url.rstrip('/')}/jobs/{job_id}?mode=cancel",
+                                 method="PATCH")
+    urllib.request.urlopen(req, timeout=10).read()

@@ -1,0 +1,309 @@
+"""`fleetpulse up`: start every component on loopback, watch them, stop them all together.
+
+The supervisor is the parent of every process it starts (each in its own process group), writes
+what runs where to ``<data>/run/up.json`` for `status` and `down`, and on Ctrl-C, SIGTERM or the
+death of any component stops everything in reverse order, so no process is left behind.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fleetpulse import PlatformError
+from fleetpulse.config import UpSettings
+from fleetpulse.services import flink
+from fleetpulse.services.kafka import KafkaBroker, create_topics
+from fleetpulse.services.process import ManagedProcess, kill_group, pid_alive
+from fleetpulse.services.redis_server import RedisServer
+from fleetpulse.topics import contract_topics
+from fleetpulse.waiting import check_port_free, port_open, wait_until
+
+
+def module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def check_java() -> None:
+    java = shutil.which("java")
+    if java is None:
+        raise PlatformError("Java 17 or newer is needed: no `java` on PATH "
+                            "(install openjdk-17-jre-headless)")
+    out = subprocess.run([java, "-XshowSettings:properties", "-version"], capture_output=True,
+                         text=True).stderr
+    for line in out.splitlines():
+        if "java.specification.version" in line:
+            version = line.split("=")[1].strip()
+            if int(version.split(".")[0]) < 17:
+                raise PlatformError(f"Java 17 or newer is needed, found Java {version} ({java})")
+            return
+
+
+@dataclass
+class Component:
+    name: str
+    process: ManagedProcess
+    urls: dict[str, str] = field(default_factory=dict)
+    ports: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Supervisor:
+    settings: UpSettings
+    say: Callable[[str], None] = print
+    components: list[Component] = field(default_factory=list)
+    submitted_jobs: list[str] = field(default_factory=list)
+    _stopping: bool = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def refuse_second_instance(self) -> None:
+        state = read_state(self.settings.state_file)
+        if state and pid_alive(int(state["supervisor_pid"])):
+            raise PlatformError(
+                f"fleetpulse is already running from {self.settings.data_dir} "
+                f"(supervisor pid {state['supervisor_pid']}); run `fleetpulse down` first")
+
+    def start_all(self) -> None:
+        s = self.settings
+        self.refuse_second_instance()
+        check_java()
+        s.run_dir.mkdir(parents=True, exist_ok=True)
+        s.log_dir.mkdir(parents=True, exist_ok=True)
+        self._write_state()
+        planned = [("Kafka", s.kafka_port), ("Kafka controller", s.kafka_controller_port),
+                   ("Redis", s.redis_port)]
+        if module_exists("ws_gateway.cli"):
+            planned.append(("websocket gateway", s.gateway_port))
+        if module_exists("alerting.cli"):
+            planned.append(("alert dispatcher metrics", s.dispatcher_metrics_port))
+        if not s.flink_url:
+            planned += [("tracking job metrics", s.tracking_metrics_port),
+                        ("tracking job REST", s.tracking_rest_port)]
+            if module_exists("flink_jobs.delay_job"):
+                planned += [("delay job metrics", s.delay_metrics_port),
+                            ("delay job REST", s.delay_rest_port)]
+        for component, port in planned:
+            check_port_free(port, component)
+
+        self.say(f"starting Kafka on {s.kafka_bootstrap}")
+        broker = KafkaBroker(s.data_dir / "kafka", s.kafka_port, s.kafka_controller_port)
+        self._add(Component("kafka", broker.start(s.log_dir / "kafka.log"),
+                            ports=[s.kafka_port]))
+        create_topics(broker.bootstrap, contract_topics())
+        self.say(f"starting Redis on port {s.redis_port}")
+        redis = RedisServer(s.data_dir / "redis", s.redis_port)
+        self._add(Component("redis", redis.start(s.log_dir / "redis.log"),
+                            ports=[s.redis_port]))
+        self._start_jobs()
+        if module_exists("alerting.cli"):
+            self._start_dispatcher()
+        if module_exists("ws_gateway.cli"):
+            self._start_gateway()
+        if s.simulate and module_exists("simulator.cli"):
+            self._start_simulator()
+        self._write_state()
+
+    def _add(self, component: Component) -> None:
+        self.components.append(component)
+        self._write_state()
+
+    def _spawn(self, name: str, argv: list[str], **kw: object) -> ManagedProcess:
+        return ManagedProcess(name, argv, self.settings.log_dir / f"{name}.log",
+                              **kw).start()  # type: ignore[arg-type]
+
+    def _job_args(self, group: str, metrics_port: int, rest_port: int) -> list[str]:
+        s = self.settings
+        args = ["--bootstrap", s.kafka_bootstrap, "--redis-url", s.redis_url,
+                "--group-id", group, "--parallelism", str(s.parallelism),
+                "--checkpoint-dir", str(s.data_dir / "flink" / "checkpoints" / group),
+                "--checkpoint-interval-ms", str(s.checkpoint_interval_ms),
+                "--restore", "latest"]
+        if not s.flink_url:
+            args += ["--metrics-port", str(metrics_port), "--rest-port", str(rest_port)]
+        return args
+
+    def _start_jobs(self) -> None:
+        s = self.settings
+        jobs = [("tracking-job", "flink_jobs.tracking_job", "fleetpulse-tracking",
+                 s.tracking_metrics_port, s.tracking_rest_port)]
+        if module_exists("flink_jobs.delay_job"):
+            jobs.append(("delay-job", "flink_jobs.delay_job", "fleetpulse-delay",
+                         s.delay_metrics_port, s.delay_rest_port))
+        for name, module, group, metrics_port, rest_port in jobs:
+            args = self._job_args(group, metrics_port, rest_port)
+            if s.flink_url:
+                self.say(f"submitting {name} to {s.flink_url} with flink run -py")
+                self.submitted_jobs.append(flink.submit(s.flink_url, module, args))
+                continue
+            self.say(f"starting {name} (embedded Flink MiniCluster)")
+            proc = self._spawn(name, flink.embedded_job_argv(module, args), env=flink.flink_env())
+            self._add(Component(name, proc, urls={
+                "metrics": f"http://127.0.0.1:{metrics_port}/metrics",
+                "flink": f"http://127.0.0.1:{rest_port}/jobs/overview"}))
+
+    def _start_dispatcher(self) -> None:
+        s = self.settings
+        argv = [sys.executable, "-m", "alerting", "run", "--bootstrap", s.kafka_bootstrap,
+                "--state-dir", str(s.data_dir / "alerting"),
+                "--metrics-port", str(s.dispatcher_metrics_port)]
+        if s.alerting_config:
+            argv += ["--config", s.alerting_config]
+        self.say("starting the alert dispatcher")
+        self._add(Component("alert-dispatcher", self._spawn("alert-dispatcher", argv), urls={
+            "metrics": f"http://127.0.0.1:{s.dispatcher_metrics_port}/metrics"}))
+
+    def _start_gateway(self) -> None:
+        s = self.settings
+        argv = [sys.executable, "-m", "ws_gateway", "run", "--redis-url", s.redis_url,
+                "--bootstrap", s.kafka_bootstrap, "--port", str(s.gateway_port)]
+        self.say(f"starting the websocket gateway on port {s.gateway_port}")
+        env = {"FLEETPULSE_GATEWAY_SECRET": gateway_secret(s.run_dir)}
+        proc = self._spawn("ws-gateway", argv, env=env)
+        self._add(Component("ws-gateway", proc, ports=[s.gateway_port], urls={
+            "map": f"http://127.0.0.1:{s.gateway_port}/",
+            "metrics": f"http://127.0.0.1:{s.gateway_port}/metrics"}))
+
+    def _start_simulator(self) -> None:
+        s = self.settings
+        argv = [sys.executable, "-m", "simulator", "--bootstrap", s.kafka_bootstrap,
+                "--trucks", str(s.trucks), "--speedup", str(s.speedup), "--seed", str(s.seed)]
+        self.say(f"starting the simulator ({s.trucks} trucks, speed-up x{s.speedup:g})")
+        self._add(Component("simulator", self._spawn("simulator", argv)))
+
+    # -- watching and stopping ---------------------------------------------------------------
+
+    def first_dead(self) -> Component | None:
+        for c in self.components:
+            if not c.process.alive():
+                return c
+        return None
+
+    def watch(self, poll_s: float = 1.0) -> int:
+        """Block until a signal or a component death; returns the exit status."""
+        stop_requested: list[int] = []
+
+        def on_signal(signum: int, _frame: object) -> None:
+            stop_requested.append(signum)
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        while not stop_requested:
+            dead = self.first_dead()
+            if dead is not None:
+                self.say(f"component {dead.name} exited with status "
+                         f"{dead.process.exit_code()}; last lines of "
+                         f"{dead.process.log_path}:\n{dead.process.log_tail()}")
+                self.stop_all()
+                return 1
+            time.sleep(poll_s)
+        self.say("stopping fleetpulse")
+        self.stop_all()
+        return 0
+
+    def stop_all(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        if self.submitted_jobs and self.settings.flink_url:
+            base = self.settings.flink_url if "://" in self.settings.flink_url \
+                else f"http://{self.settings.flink_url}"
+            for job_id in self.submitted_jobs:
+                try:
+                    flink.cancel(base, job_id)
+                except OSError as exc:
+                    self.say(f"could not cancel Flink job {job_id}: {exc}")
+        for c in reversed(self.components):
+            c.process.stop()
+        remove_state(self.settings.state_file)
+
+    def _write_state(self) -> None:
+        write_state(self.settings.state_file, {
+            "supervisor_pid": os.getpid(),
+            "started": time.time(),
+            "data_dir": str(self.settings.data_dir),
+            "flink_url": self.settings.flink_url,
+            "submitted_jobs": self.submitted_jobs,
+            "components": {c.name: {"pid": c.process.pid, "ports": c.ports, "urls": c.urls}
+                           for c in self.components if c.process.popen is not None},
+        })
+
+
+def gateway_secret(run_dir: Path) -> str:
+    """A per-installation signing secret for gateway tokens, created once, never committed."""
+    path = run_dir.parent / "gateway.secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(os.urandom(32).hex())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def read_state(path: Path) -> dict | None:  # type: ignore[type-arg]
+    try:
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return None
+
+
+def write_state(path: Path, state: dict) -> None:  # type: ignore[type-arg]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(path)
+
+
+def remove_state(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def stop_running(state_file: Path, timeout_s: float = 60.0) -> bool:
+    """`fleetpulse down`: ask the supervisor to stop, then make sure nothing is left."""
+    state = read_state(state_file)
+    if not state:
+        return False
+    pid = int(state["supervisor_pid"])
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        try:
+            wait_until(lambda: not pid_alive(pid), timeout_s, "the supervisor to stop")
+        except Exception:  # noqa: BLE001 - fall through to killing the groups
+            pass
+    for info in state.get("components", {}).values():
+        kill_group(int(info["pid"]), signal.SIGKILL)
+    remove_state(state_file)
+    return True
+
+
+def component_health(name: str, info: dict) -> tuple[bool, str]:  # type: ignore[type-arg]
+    """(healthy, detail) for one recorded component."""
+    pid = int(info["pid"])
+    if not pid_alive(pid):
+        return False, f"process {pid} is not running"
+    for port in info.get("ports", []):
+        if not port_open(port):
+            return False, f"pid {pid} alive but port {port} is not accepting connections"
+    flink_url = info.get("urls", {}).get("flink")
+    if flink_url:
+        try:
+            jobs = flink.jobs_overview(flink_url.rsplit("/jobs", 1)[0])
+        except OSError as exc:
+            return False, f"pid {pid} alive, Flink REST not answering ({exc})"
+        states = ",".join(j.get("state", "?") for j in jobs) or "no job yet"
+        return all(j.get("state") == "RUNNING" for j in jobs) and bool(jobs), f"job {states}"
+    return True, f"pid {pid} running"

@@ -1,0 +1,112 @@
+"""Idempotent Redis writes of the delay job (the job's only Redis I/O).
+
+Every effect the shipment state machine emits is an absolute per-shipment value, and one
+server-side script applies a batch of them:
+
+* ``delays``: ``ZADD`` of the current severity or ``ZREM`` (absolute already).
+* ``region:{R}`` ``total_shipments``: the script keeps, per shipment, the region it was counted
+  in (hash ``delayjob:shipment:{id}`` field ``counted_region``) and increments only when that
+  changes, so a replay after a restart never counts a shipment twice, and a corrected pickup
+  region moves the count instead of adding one.
+* ``region:{R}`` ``total_delay_hours``: the same hash keeps ``delay_region``/``delay_hours``,
+  the hours the shipment contributed; a new value subtracts the old one and adds the new one.
+
+The per-shipment hash expires after ``ACCOUNT_TTL_S`` (30 days, renewed on each write): longer
+than any checkpoint a restart could go back to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import redis
+
+from udfs.shipment_state import (
+    DelayCleared,
+    DelayScore,
+    RedisEffect,
+    RegionDelayHours,
+    RegionShipmentCounted,
+)
+
+DELAYS_KEY = "delays"
+ACCOUNT_PREFIX = "delayjob:shipment:"
+ACCOUNT_TTL_S = 30 * 24 * 3600
+BATCH = 500
+
+# ARGV: ttl, then 4 per effect: op (Z score, R remove, C counted, H hours), shipment, region, value
+EFFECTS_LUA = """
+local ttl = tonumber(ARGV[1])
+for i = 2, #ARGV, 4 do
+  local op, sid, region, val = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local acct = 'delayjob:shipment:' .. sid
+  if op == 'Z' then
+    redis.call('ZADD', 'delays', val, 'shipment:' .. sid)
+  elseif op == 'R' then
+    redis.call('ZREM', 'delays', 'shipment:' .. sid)
+  elseif op == 'C' then
+    local old = redis.call('HGET', acct, 'counted_region')
+    if old ~= region then
+      if old then redis.call('HINCRBY', 'region:' .. old, 'total_shipments', -1) end
+      redis.call('HINCRBY', 'region:' .. region, 'total_shipments', 1)
+      redis.call('HSET', acct, 'counted_region', region)
+    end
+    redis.call('EXPIRE', acct, ttl)
+  elseif op == 'H' then
+    local cur = redis.call('HMGET', acct, 'delay_region', 'delay_hours')
+    if cur[1] ~= region or cur[2] ~= val then
+      if cur[1] then
+        redis.call('HINCRBYFLOAT', 'region:' .. cur[1], 'total_delay_hours', -tonumber(cur[2]))
+      end
+      if tonumber(val) ~= 0 then
+        redis.call('HINCRBYFLOAT', 'region:' .. region, 'total_delay_hours', val)
+        redis.call('HSET', acct, 'delay_region', region, 'delay_hours', val)
+      else
+        redis.call('HDEL', acct, 'delay_region', 'delay_hours')
+      end
+    end
+    redis.call('EXPIRE', acct, ttl)
+  end
+end
+return 1
+"""
+
+
+def encode(effect: RedisEffect) -> list[str]:
+    """Four script arguments for one effect."""
+    if isinstance(effect, DelayScore):
+        return ["Z", effect.shipment_id, "", str(effect.severity)]
+    if isinstance(effect, DelayCleared):
+        return ["R", effect.shipment_id, "", ""]
+    if isinstance(effect, RegionShipmentCounted):
+        return ["C", effect.shipment_id, effect.region, ""]
+    if isinstance(effect, RegionDelayHours):
+        return ["H", effect.shipment_id, effect.region, repr(round(effect.hours, 6))]
+    raise TypeError(f"not a Redis effect: {effect!r}")
+
+
+class RedisDelayWriter:
+    """One connection per operator instance; one round trip per call (``BATCH`` per script)."""
+
+    def __init__(self, url: str, account_ttl_s: int = ACCOUNT_TTL_S) -> None:
+        self._redis = redis.Redis.from_url(url, socket_timeout=30, retry_on_timeout=True,
+                                           health_check_interval=30)
+        self._script = self._redis.register_script(EFFECTS_LUA)
+        self._ttl = account_ttl_s
+
+    def apply(self, effects: Iterable[RedisEffect]) -> int:
+        """Apply in order (order matters per shipment: a score, then its removal)."""
+        items = list(effects)
+        if not items:
+            return 0
+        pipe = self._redis.pipeline(transaction=False)
+        for start in range(0, len(items), BATCH):
+            args: list[str | int] = [self._ttl]
+            for e in items[start:start + BATCH]:
+                args += encode(e)
+            self._script(keys=[], args=args, client=pipe)
+        pipe.execute()
+        return len(items)
+
+    def close(self) -> None:
+        self._redis.close()
