@@ -1,0 +1,231 @@
+"""The truck state machine: newest position wins, duplicates, jumps, motion, alerts, geofences."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from udfs.models import AlertEvent, GeofenceTransition, Ping
+from udfs.truck_state import (
+    CensusDelta,
+    Counters,
+    PositionWrite,
+    SpeedRejection,
+    TrackingConfig,
+    TruckState,
+    advance,
+    next_wakeup,
+    on_ping,
+)
+
+pytestmark = pytest.mark.unit
+CFG = TrackingConfig()
+T0 = 1_764_000_000_000
+MIN = 60_000
+
+
+def region(_lat: float, _lng: float) -> str:
+    return "WEST"
+
+
+def no_fences(_lat: float, _lng: float) -> list[str]:
+    return []
+
+
+def hub_fence(lat: float, lng: float) -> list[str]:
+    return ["HUB-A"] if 40.0 <= lat <= 40.01 and -100.0 <= lng <= -99.99 else []
+
+
+class Truck:
+    """Drives the pure functions the way the Flink adapter does."""
+
+    def __init__(self, fences=no_fences) -> None:  # type: ignore[no-untyped-def]
+        self.state = TruckState("T1")
+        self.counters = Counters()
+        self.out: list[object] = []
+        self.fences = fences
+
+    def ping(self, ts: int, lat: float = 40.0, lng: float = -100.0,
+             speed: float | None = 60.0) -> list[object]:
+        res = on_ping(self.state, Ping("T1", ts, lat, lng, speed), CFG, region, self.counters)
+        self.out += res
+        return list(res)
+
+    def advance(self, now: int) -> list[object]:
+        res = advance(self.state, now, CFG, self.fences)
+        self.out += res
+        return list(res)
+
+    def alerts(self) -> list[tuple[str, str, int]]:
+        return [(a.alert_class, a.event_action, a.event_ts) for a in self.out
+                if isinstance(a, AlertEvent)]
+
+
+def test_newest_ping_wins_and_out_of_order_does_not_move_back() -> None:
+    t = Truck()
+    t.ping(T0 + 10_000, lat=40.0010)
+    out = t.ping(T0 + 5_000, lat=40.0005)
+    assert not any(isinstance(o, PositionWrite) for o in out)
+    assert (t.state.pos_ts, t.state.lat) == (T0 + 10_000, 40.0010)
+    assert t.counters.out_of_order == 1
+
+
+def test_exact_duplicate_is_dropped_and_counted() -> None:
+    t = Truck()
+    t.ping(T0, lat=40.0)
+    assert t.ping(T0, lat=40.0) == []
+    assert t.counters.duplicates == 1
+    assert t.counters.accepted == 1
+
+
+def test_impossible_jump_is_rejected_against_last_accepted_fix() -> None:
+    t = Truck()
+    t.ping(T0, lat=40.0)
+    out = t.ping(T0 + 60_000, lat=45.0)  # ~556 km in a minute
+    assert len(out) == 1 and isinstance(out[0], SpeedRejection)
+    assert "km/h" in out[0].detail
+    assert t.state.lat == 40.0
+    ok = t.ping(T0 + 120_000, lat=40.02)  # 2.2 km in 2 min from the accepted fix: fine
+    assert any(isinstance(o, PositionWrite) for o in ok)
+
+
+def test_repeated_disagreement_reanchors_on_the_new_position() -> None:
+    t = Truck()
+    t.ping(T0, lat=30.0)  # a bad first fix
+    for i in range(1, CFG.reanchor_after_rejections):
+        assert isinstance(t.ping(T0 + i * 5000, lat=40.0 + i * 1e-4)[0], SpeedRejection)
+    out = t.ping(T0 + 60_000, lat=40.001)
+    assert any(isinstance(o, PositionWrite) for o in out)
+
+
+def test_stopped_after_two_minutes_slow_then_moving() -> None:
+    t = Truck()
+    for i in range(0, 13):  # 0..120 s, slow
+        t.ping(T0 + i * 10_000, speed=1.0)
+    t.advance(T0 + 110_000)
+    assert t.state.status == "MOVING"
+    t.advance(T0 + 120_000)
+    assert t.state.status == "STOPPED"
+    t.ping(T0 + 130_000, speed=50.0)
+    t.advance(T0 + 130_000)
+    assert t.state.status == "MOVING"
+
+
+def test_offline_after_ten_minutes_and_resolved_when_pings_resume() -> None:
+    t = Truck()
+    t.ping(T0)
+    t.advance(T0 + 9 * MIN)
+    assert t.alerts() == []
+    assert next_wakeup(t.state, CFG) == T0 + 10 * MIN
+    t.advance(T0 + 10 * MIN)
+    assert t.alerts() == [("truck_offline", "trigger", T0 + 10 * MIN)]
+    assert t.state.status == "OFFLINE"
+    t.ping(T0 + 15 * MIN)
+    t.advance(T0 + 15 * MIN)
+    assert t.alerts()[-1] == ("truck_offline", "resolve", T0 + 15 * MIN)
+    assert t.state.status == "MOVING"
+
+
+def test_unplanned_stop_outside_hubs_triggers_after_30_min_and_resolves_on_move() -> None:
+    t = Truck()
+    for i in range(0, 40):
+        t.ping(T0 + i * 60_000, lat=41.0, speed=0.0)  # a ping a minute, stopped
+        t.advance(T0 + i * 60_000)
+    assert ("truck_stopped_unplanned", "trigger", T0 + 30 * MIN) in t.alerts()
+    t.ping(T0 + 41 * MIN, lat=41.01, speed=50.0)
+    t.advance(T0 + 41 * MIN)
+    assert t.alerts()[-1] == ("truck_stopped_unplanned", "resolve", T0 + 41 * MIN)
+
+
+def test_stop_inside_a_hub_is_planned() -> None:
+    t = Truck(fences=hub_fence)
+    for i in range(0, 40):
+        t.ping(T0 + i * 60_000, lat=40.005, lng=-99.995, speed=0.0)
+        t.advance(T0 + i * 60_000)
+    assert [a for a in t.alerts() if a[0] == "truck_stopped_unplanned"] == []
+    assert next_wakeup(t.state, CFG) == t.state.det_ts + CFG.offline_after_s * 1000
+
+
+def test_geofence_enter_and_exit_are_debounced() -> None:
+    t = Truck(fences=hub_fence)
+    path = [(40.02, -99.995), (40.005, -99.995), (40.02, -99.995),  # one fix inside: nothing
+            (40.005, -99.995), (40.006, -99.995),                     # two inside: enter
+            (40.02, -99.995), (40.005, -99.995),                      # one outside: nothing
+            (40.03, -99.995), (40.04, -99.995)]                       # two outside: exit
+    for i, (lat, lng) in enumerate(path):
+        t.ping(T0 + i * MIN, lat=lat, lng=lng, speed=20.0)
+    t.advance(T0 + len(path) * MIN)
+    transitions = [(g.transition, g.ts) for g in t.out if isinstance(g, GeofenceTransition)]
+    assert transitions == [("enter", T0 + 4 * MIN), ("exit", T0 + 8 * MIN)]
+
+
+def test_census_deltas_follow_status_changes() -> None:
+    t = Truck()
+    t.ping(T0)
+    t.advance(T0 + 10 * MIN)
+    deltas = [(c.region, c.status, c.delta) for c in t.out if isinstance(c, CensusDelta)]
+    assert deltas == [("WEST", "MOVING", 1), ("WEST", "MOVING", -1), ("WEST", "OFFLINE", 1)]
+
+
+def run(pings: list[Ping], chunk: int, seed: int) -> tuple[TruckState, list[object]]:
+    """Arrival in the given order; the watermark trails the max seen ts by 10 s."""
+    state, out, counters = TruckState("T1"), [], Counters()
+    max_ts = 0
+    for i, p in enumerate(pings):
+        out += on_ping(state, p, CFG, region, counters)
+        max_ts = max(max_ts, p.ts)
+        if i % chunk == 0:
+            out += advance(state, max_ts - 10_000, CFG, no_fences)
+    out += advance(state, max_ts + 3_600_000, CFG, no_fences)
+    return state, out
+
+
+pings_strategy = st.lists(
+    st.tuples(st.integers(0, 40), st.floats(0, 0.02), st.sampled_from([0.0, 1.0, 60.0])),
+    min_size=1, max_size=40, unique_by=lambda x: x[0],
+).map(lambda xs: [Ping("T1", T0 + k * 60_000, 40.0 + d, -100.0, s) for k, d, s in xs])
+
+
+@given(pings_strategy, st.randoms(use_true_random=False), st.integers(1, 5))
+def test_final_position_is_the_newest_ping_whatever_the_order(
+        pings: list[Ping], rnd: random.Random, chunk: int) -> None:
+    shuffled = pings[:]
+    rnd.shuffle(shuffled)
+    with_dups = shuffled + [copy.copy(p) for p in shuffled[: len(shuffled) // 2]]
+    state, out = run(with_dups, chunk, 0)
+    newest = max(pings, key=lambda p: p.ts)
+    assert (state.pos_ts, state.lat) == (newest.ts, newest.lat)
+    written = [w.ts for w in out if isinstance(w, PositionWrite)]
+    # Writes never move backwards in time.
+    assert all(b >= a for a, b in zip(written, written[1:], strict=False))
+
+
+@given(pings_strategy, st.randoms(use_true_random=False))
+def test_duplicates_are_idempotent(pings: list[Ping], rnd: random.Random) -> None:
+    once = run(pings, 1, 0)
+    doubled = [p for p in pings for _ in range(2)]
+    twice = run(doubled, 1, 0)
+    assert once[0] == twice[0]
+    assert [o for o in once[1]] == [o for o in twice[1]]
+
+
+dense_pings = st.lists(
+    st.tuples(st.integers(0, 200), st.floats(0, 0.0003), st.sampled_from([0.0, 1.0, 60.0])),
+    min_size=1, max_size=60, unique_by=lambda x: x[0],
+).map(lambda xs: [Ping("T1", T0 + k * 5_000, 40.0 + d, -100.0, s) for k, d, s in xs])
+
+
+@given(dense_pings, st.randoms(use_true_random=False))
+def test_alerts_depend_on_event_time_only_within_the_watermark_bound(
+        pings: list[Ping], rnd: random.Random) -> None:
+    """Pings 5 s apart arriving up to 10 s out of order (the watermark bound) change no
+    alert and no geofence or status decision."""
+    in_order = sorted(pings, key=lambda p: p.ts)
+    jittered = sorted(in_order, key=lambda p: p.ts + rnd.randint(0, 9_999))
+    a = [o for o in run(in_order, 1, 0)[1] if isinstance(o, AlertEvent | CensusDelta)]
+    b = [o for o in run(jittered, 1, 0)[1] if isinstance(o, AlertEvent | CensusDelta)]
+    assert a == b
