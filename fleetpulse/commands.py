@@ -28,7 +28,7 @@ data_dir_option = click.option(
               show_default=True)
 @click.option("--parallelism", default=1, show_default=True, help="Flink job parallelism.")
 @click.option("--trucks", default=200, show_default=True, help="Simulated trucks.")
-@click.option("--speedup", default=30.0, show_default=True,
+@click.option("--speedup", default=300.0, show_default=True,
               help="Simulated event time runs this many times faster than the wall clock.")
 @click.option("--seed", default=42, show_default=True)
 @click.option("--no-simulator", is_flag=True, help="Start everything but the simulator.")

@@ -23,7 +23,7 @@ class UpSettings:
     checkpoint_interval_ms: int = 10_000
     simulate: bool = True
     trucks: int = 200
-    speedup: float = 30.0
+    speedup: float = 300.0
     seed: int = 42
     alerting_config: str = ""
 

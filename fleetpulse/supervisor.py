@@ -178,8 +178,11 @@ class Supervisor:
 
     def _start_simulator(self) -> None:
         s = self.settings
-        argv = [sys.executable, "-m", "simulator", "--bootstrap", s.kafka_bootstrap,
-                "--trucks", str(s.trucks), "--speedup", str(s.speedup), "--seed", str(s.seed)]
+        # A day of back-filled history first (so delays and stuck shipments exist at once),
+        # then live; every alert class fires within a few minutes at this speed-up.
+        argv = [sys.executable, "-m", "simulator", "simulate", "--bootstrap", s.kafka_bootstrap,
+                "--trucks", str(s.trucks), "--speedup", f"{s.speedup:g}", "--seed", str(s.seed),
+                "--hours", "720", "--backfill-hours", "26", "--no-progress"]
         self.say(f"starting the simulator ({s.trucks} trucks, speed-up x{s.speedup:g})")
         self._add(Component("simulator", self._spawn("simulator", argv)))
 

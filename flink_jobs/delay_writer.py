@@ -108,5 +108,12 @@ class RedisDelayWriter:
         pipe.execute()
         return len(items)
 
+    def late_counts(self) -> dict[int, int]:
+        """Shipments in `delays` by severity (for the metrics gauges)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for sev in range(1, 6):
+            pipe.zcount(DELAYS_KEY, sev, sev)
+        return {sev: int(n) for sev, n in zip(range(1, 6), pipe.execute(), strict=True)}
+
     def close(self) -> None:
         self._redis.close()

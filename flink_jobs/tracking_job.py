@@ -67,6 +67,9 @@ ALERT_TAG = OutputTag("alerts", KEYED_TEXT)
 GEOFENCE_TAG = OutputTag("geofence", KEYED_TEXT)
 CENSUS_TAG = OutputTag("census", Types.PICKLED_BYTE_ARRAY())
 NO_WATERMARK = -(2**63) + 1  # below this, Flink has not emitted a watermark yet
+# Fires only when a bounded input ends (the watermark jumps to Long.MAX_VALUE): processing-time
+# timers do not fire after the end of input, so buffered writes are flushed on this one too.
+END_OF_INPUT = 2**63 - 2
 
 # (truck_id, ts, lat, lng, speed_kph, heading, accuracy_m, status, raw, partition, offset)
 PingRecord = tuple[str, int, float, float, float | None, float | None, float | None,
@@ -241,9 +244,11 @@ class RedisWriterFunction(KeyedProcessFunction):
 
     def process_element(self, value: PositionWrite, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
         self.buffer.add(value)
-        now = ctx.timer_service().current_processing_time()
+        timers = ctx.timer_service()
+        now = timers.current_processing_time()
         tick = self.settings.redis_flush_ms
-        ctx.timer_service().register_processing_time_timer(now - now % tick + tick)
+        timers.register_processing_time_timer(now - now % tick + tick)
+        timers.register_event_time_timer(END_OF_INPUT)
         return iter(())
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):  # type: ignore[no-untyped-def]
@@ -284,6 +289,7 @@ class RegionCensusFunction(KeyedProcessFunction):
                 now + self.settings.region_refresh_ms)
         counts[value[1]] = counts.get(value[1], 0) + value[2]
         self.counts.update(counts)
+        ctx.timer_service().register_event_time_timer(END_OF_INPUT)
         return iter(())
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):  # type: ignore[no-untyped-def]
@@ -291,9 +297,19 @@ class RegionCensusFunction(KeyedProcessFunction):
 
         counts = self.counts.value() or {}
         self.writer.write_region_counts({ctx.get_current_key(): region_count_fields(counts)})
-        ctx.timer_service().register_processing_time_timer(
-            timestamp + self.settings.region_refresh_ms)
+        if ctx.time_domain().name != "EVENT_TIME":
+            ctx.timer_service().register_processing_time_timer(
+                timestamp + self.settings.region_refresh_ms)
         return iter(())
+
+
+def terminate(stream: DataStream) -> None:
+    """End a branch whose operator writes Redis itself and emits nothing.
+
+    A branch without a sink is dropped from the graph `execute_and_collect` submits; an
+    (always empty) print sink keeps it in every way of running the job.
+    """
+    stream.print().name(f"{stream.get_name()}-end")
 
 
 def shard_of(truck_id: str, shards: int) -> int:
@@ -316,11 +332,11 @@ def build(pings: DataStream, settings: JobSettings, cfg: TrackingConfig
               .process(truck_fn, output_type=Types.PICKLED_BYTE_ARRAY())
               .name("truck-state"))
     shards = max(1, settings.parallelism) * 2
-    (trucks.key_by(lambda w: shard_of(w.truck_id, shards), key_type=Types.INT())
-     .process(RedisWriterFunction(settings)).name("redis-positions"))
-    (trucks.get_side_output(CENSUS_TAG)
-     .key_by(lambda c: c[0], key_type=Types.STRING())
-     .process(RegionCensusFunction(settings)).name("region-census"))
+    terminate(trucks.key_by(lambda w: shard_of(w.truck_id, shards), key_type=Types.INT())
+              .process(RedisWriterFunction(settings)).name("redis-positions"))
+    terminate(trucks.get_side_output(CENSUS_TAG)
+              .key_by(lambda c: c[0], key_type=Types.STRING())
+              .process(RegionCensusFunction(settings)).name("region-census"))
     dlq = parsed.get_side_output(DLQ_TAG).union(trucks.get_side_output(DLQ_TAG))
     return {
         "alerts": trucks.get_side_output(ALERT_TAG),

@@ -1,0 +1,450 @@
+"""Delay job: `fleet.scans` -> shipment state, delay alerts, `delays` and `region:*` in Redis.
+
+Pipeline (one Flink job)::
+
+    Kafka fleet.scans (raw bytes, partition, offset; watermark from ts per partition)
+      -> ParseScans            validate; bad records -> fleet.dlq (contract reason codes)
+      |   -> assignments (truck_id, shipment_id) ─┐
+      |                 Kafka fleet.gps -> pings ─┴-> TruckFeedFunction (keyed by truck):
+      |                                               recent average speed -> TruckFix per
+      |                                               assigned shipment (shipment_at_risk)
+      └ same table -> SQL MATCH_RECOGNIZE (F1 X* F2 WITHIN 48 h) -> AttemptsMatch
+    scans + fixes + matches -> key_by shipment_id
+      -> ShipmentFunction      udfs.shipment_state: buffered until the watermark, then taken
+                               in event-time order; one timer per shipment (next_deadline)
+                               -> alerts (fleet.alerts), Redis effects
+      -> key_by shard -> DelayRedisFunction   effects buffered in Flink list state, applied
+                                              by an idempotent server-side script
+
+Delay patterns: ``shipment_late`` (with severity escalation), ``shipment_stuck_at_hub``,
+``shipment_no_scan``, ``shipment_at_risk`` (Python keyed state and timers) and
+``delivery_attempts_failed`` (Flink CEP through ``MATCH_RECOGNIZE``; its resolve on
+``DELIVERED`` comes from the keyed state).
+
+When traffic stops: event-time timers need the watermark, which stands still when no partition
+has data. Each shipment with a deadline also holds a processing-time timer; when it fires and
+the watermark has advanced less than the wall clock since it was set (minus
+``--fallback-grace-ms``), event time is taken to be the watermark then seen plus the wall-clock
+time elapsed, and the deadlines due by then fire with the event times they would have had.
+Scans that later arrive behind that point are late: they are reconciled at once and correct
+what was sent (resolve, `delays`, region totals).
+
+Restart: state and Kafka offsets come from the checkpoint; Redis effects not yet written are in
+the writer's checkpointed list state; every Redis effect is absolute per shipment, so replays
+never count twice; alerts are at-least-once (same ``dedup_key``).
+
+Run embedded:  python -m flink_jobs.delay_job --bootstrap 127.0.0.1:9092 --redis-url ...
+                 --checkpoint-dir ... [--restore latest] [--stuck-after-s 21600 ...]
+Submit:        flink run -d -py flink_jobs/delay_job.py -- --bootstrap ... (same flags)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from pyflink.common import Row, Types
+from pyflink.datastream import (
+    DataStream,
+    KeyedCoProcessFunction,
+    KeyedProcessFunction,
+    OutputTag,
+    ProcessFunction,
+)
+from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
+from pyflink.table import StreamTableEnvironment
+
+from flink_jobs.common import (
+    KEYED_TEXT,
+    attach_sinks,
+    create_environment,
+    kafka_raw_source,
+    kafka_text_sink,
+)
+from flink_jobs.metrics import BatchedCounters
+from flink_jobs.settings import JobSettings, parse_settings
+from udfs.models import AlertEvent, DeadLetter, Reason, Rejection, ScanType
+from udfs.ping_validation import parse_ping
+from udfs.scan_validation import parse_scan
+from udfs.shipment_state import (
+    AttemptsMatch,
+    DelayConfig,
+    Event,
+    RedisEffect,
+    ShipmentState,
+    StepCounts,
+    advance,
+    finished,
+    is_open,
+    next_deadline,
+    step,
+)
+from udfs.truck_speed import FeedConfig, TruckFeed, on_assignment, on_ping
+
+log = logging.getLogger("fleetpulse.delay")
+
+JOB_NAME = "fleetpulse-delay"
+DLQ_TAG = OutputTag("dlq", KEYED_TEXT)
+ALERT_TAG = OutputTag("alerts", KEYED_TEXT)
+ASSIGN_TAG = OutputTag("assignments", Types.PICKLED_BYTE_ARRAY())
+PICKLED = Types.PICKLED_BYTE_ARRAY()
+NO_WATERMARK = -(2**63) + 1  # below this, Flink has not emitted a watermark yet
+END_OF_INPUT = 2**63 - 1  # the watermark a bounded source sends when it is done
+
+
+@dataclass(frozen=True)
+class DelayOptions:
+    """Delay-job flags on top of the shared JobSettings."""
+
+    cfg: DelayConfig
+    feed: FeedConfig
+    at_risk: bool  # read fleet.gps for shipment_at_risk
+
+
+def parse_options(argv: list[str]) -> tuple[DelayOptions, list[str]]:
+    """Split the delay-specific flags off; the rest go to the shared ``parse_settings``."""
+    p = argparse.ArgumentParser(add_help=False)
+    d = DelayConfig()
+    p.add_argument("--stuck-after-s", type=int, default=d.stuck_after_s)
+    p.add_argument("--no-scan-after-s", type=int, default=d.no_scan_after_s)
+    p.add_argument("--attempts-within-s", type=int, default=d.failed_attempts_within_s)
+    p.add_argument("--at-risk-min-speed-kph", type=float, default=d.at_risk_min_speed_kph)
+    p.add_argument("--at-risk-margin-s", type=int, default=d.at_risk_margin_s)
+    p.add_argument("--retain-after-delivery-s", type=int, default=d.retain_after_delivery_s)
+    p.add_argument("--fix-interval-s", type=int, default=FeedConfig().fix_interval_s)
+    p.add_argument("--no-at-risk", action="store_true")
+    ns, rest = p.parse_known_args(argv)
+    cfg = DelayConfig(stuck_after_s=ns.stuck_after_s, no_scan_after_s=ns.no_scan_after_s,
+                      failed_attempts_within_s=ns.attempts_within_s, attempts_from_cep=True,
+                      at_risk_min_speed_kph=ns.at_risk_min_speed_kph,
+                      at_risk_margin_s=ns.at_risk_margin_s,
+                      retain_after_delivery_s=ns.retain_after_delivery_s)
+    return DelayOptions(cfg, FeedConfig(fix_interval_s=ns.fix_interval_s), not ns.no_at_risk), rest
+
+
+def dead_letter_row(topic: str, partition: int, offset: int, reason: str, detail: str,
+                    raw: bytes) -> Row:
+    letter = DeadLetter(topic, partition, offset, reason, detail, raw, int(time.time() * 1000))
+    return Row(topic, letter.to_json().decode())
+
+
+class ParseScans(ProcessFunction):
+    """Decode and validate; valid scans continue as Scan objects, the rest go to the DLQ.
+    Scans naming a truck also go out as assignments for the truck feed."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+
+    def open(self, runtime_context: Any) -> None:
+        self.counters = BatchedCounters(runtime_context.get_metrics_group())
+
+    def process_element(self, value: Row, ctx: ProcessFunction.Context):  # type: ignore[no-untyped-def]
+        raw = bytes(value[0]) if value[0] is not None else b""
+        try:
+            result = parse_scan(raw, int(time.time() * 1000))
+        except Exception as exc:  # noqa: BLE001 - no input may fail the job
+            result = Rejection(Reason.MALFORMED_JSON, f"unexpected parse error: {exc!r}")
+        if isinstance(result, Rejection):
+            self.counters.inc(f"dlq_{result.reason.value.lower()}")
+            yield DLQ_TAG, dead_letter_row(self.topic, value[1], value[2], result.reason.value,
+                                           result.detail, raw)
+            return
+        self.counters.inc("scans_parsed")
+        yield result
+        if result.truck_id:
+            yield ASSIGN_TAG, (result.truck_id, result.shipment_id, result.ts,
+                               result.type is not ScanType.DELIVERED)
+
+
+class ParsePings(ProcessFunction):
+    """Valid pings as (truck_id, ts, lat, lng, speed); invalid ones are the tracking job's
+    to dead-letter (so they are not dead-lettered twice), here only counted."""
+
+    def open(self, runtime_context: Any) -> None:
+        self.counters = BatchedCounters(runtime_context.get_metrics_group())
+
+    def process_element(self, value: Row, ctx: ProcessFunction.Context):  # type: ignore[no-untyped-def]
+        raw = bytes(value[0]) if value[0] is not None else b""
+        try:
+            p = parse_ping(raw, int(time.time() * 1000))
+        except Exception:  # noqa: BLE001
+            p = None
+        if p is None or isinstance(p, Rejection):
+            self.counters.inc("pings_ignored")
+            return
+        yield (p.truck_id, p.ts, p.lat, p.lng, p.speed_kph)
+
+
+class TruckFeedFunction(KeyedCoProcessFunction):
+    """Keyed by truck: pings (input 1) and assignments (input 2) -> TruckFix per shipment."""
+
+    def __init__(self, feed_cfg: FeedConfig) -> None:
+        self.feed_cfg = feed_cfg
+
+    def open(self, runtime_context: Any) -> None:
+        self.state = runtime_context.get_state(ValueStateDescriptor("feed", PICKLED))
+
+    def _feed(self, truck_id: str) -> TruckFeed:
+        feed = self.state.value()
+        return feed if feed is not None else TruckFeed(truck_id)
+
+    def process_element1(self, value: tuple, ctx: Any):  # type: ignore[no-untyped-def, type-arg]
+        feed = self._feed(value[0])
+        fixes = on_ping(feed, value[1], value[2], value[3], value[4], self.feed_cfg)
+        self.state.update(feed)
+        yield from fixes
+
+    def process_element2(self, value: tuple, ctx: Any):  # type: ignore[no-untyped-def, type-arg]
+        feed = self._feed(value[0])
+        fixes = on_assignment(feed, value[1], value[2], value[3], self.feed_cfg)
+        if feed.shipments or feed.recent:
+            self.state.update(feed)
+        yield from fixes
+
+
+class ShipmentFunction(KeyedProcessFunction):
+    """Thin adapter: read state, call udfs.shipment_state, write state, route, set timers."""
+
+    def __init__(self, settings: JobSettings, cfg: DelayConfig) -> None:
+        self.settings = settings
+        self.cfg = cfg
+
+    def open(self, runtime_context: Any) -> None:
+        self.state = runtime_context.get_state(ValueStateDescriptor("shipment", PICKLED))
+        self.counters = BatchedCounters(runtime_context.get_metrics_group())
+        self.cfg.region_of(0.0, 0.0)  # load the region shapes before the first record
+
+    def _load(self, key: str) -> list[Any]:
+        # [ShipmentState, event_timer_at, proc_timer_at, watermark_at_proc_timer, wall_at_it]
+        stored = self.state.value()
+        return stored if stored is not None else [ShipmentState(key), None, None, None, None]
+
+    def process_element(self, value: Event, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
+        box = self._load(value.shipment_id)
+        was_open = is_open(box[0])
+        counts = StepCounts()
+        box[0], outputs = step(box[0], value, self.cfg, counts)
+        self.counters.inc("inputs_duplicate", counts.duplicates)
+        self.counters.inc("inputs_late", counts.late)
+        wm = ctx.timer_service().current_watermark()
+        if NO_WATERMARK < wm < END_OF_INPUT and value.ts <= wm:
+            box[0], more = advance(box[0], wm, self.cfg)
+            outputs += more
+        yield from self._route(outputs)
+        self._finish(box, was_open, ctx)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):  # type: ignore[no-untyped-def]
+        box = self._load(ctx.get_current_key())
+        wm = ctx.timer_service().current_watermark()
+        if ctx.time_domain().name == "EVENT_TIME":
+            if box[1] != timestamp:
+                return  # superseded timer
+            box[1] = None
+            # At the end of a bounded input the watermark jumps to the end of time: walk the
+            # deadlines one timer at a time instead.
+            now_evt = timestamp if wm >= END_OF_INPUT else max(timestamp, wm)
+        else:
+            if box[2] != timestamp:
+                return
+            box[2] = None
+            fallback = self._fallback_event_time(box, wm)
+            if fallback is None:
+                self._schedule(box, ctx)
+                self.state.update(box)
+                return
+            self.counters.inc("fallback_advances")
+            now_evt = fallback
+        was_open = is_open(box[0])
+        box[0], outputs = advance(box[0], now_evt, self.cfg)
+        yield from self._route(outputs)
+        self._finish(box, was_open, ctx)
+
+    def _finish(self, box: list[Any], was_open: bool, ctx: Any) -> None:
+        now_open = is_open(box[0])
+        if now_open != was_open:
+            self.counters.inc("shipments_opened" if now_open else "shipments_closed")
+        if finished(box[0], self.cfg):
+            self.state.clear()
+            return
+        self._schedule(box, ctx)
+        self.state.update(box)
+
+    def _fallback_event_time(self, box: list[Any], wm: int) -> int | None:
+        """Event time to assume when the watermark has stalled; None if it keeps pace."""
+        wm_then, wall_then = box[3], box[4]
+        elapsed = int(time.time() * 1000) - wall_then
+        if wm > NO_WATERMARK and wm_then is not None and \
+                wm - wm_then >= elapsed - self.settings.fallback_grace_ms:
+            return None
+        base = wm_then if wm_then is not None else box[0].processed_until
+        return max(wm, base + elapsed - self.settings.fallback_grace_ms)
+
+    def _schedule(self, box: list[Any], ctx: Any) -> None:
+        due = next_deadline(box[0], self.cfg)
+        if due is None:
+            return
+        timers = ctx.timer_service()
+        if box[1] != due:
+            timers.register_event_time_timer(due)
+            box[1] = due
+        if box[2] is None:
+            wm = timers.current_watermark()
+            wm_known = wm if NO_WATERMARK < wm < END_OF_INPUT else None
+            ahead = due - (wm_known if wm_known is not None else box[0].processed_until)
+            now = int(time.time() * 1000)
+            fire = now + max(ahead, 1000) + self.settings.fallback_grace_ms
+            fire -= fire % 1000
+            timers.register_processing_time_timer(fire)
+            box[2], box[3], box[4] = fire, wm_known, now
+
+    def _route(self, outputs: list[Any]):  # type: ignore[no-untyped-def]
+        for out in outputs:
+            if isinstance(out, AlertEvent):
+                self.counters.inc(f"alerts_{out.alert_class}_{out.event_action}")
+                if isinstance(out.custom_details.get("delay_severity"), int) and \
+                        out.event_action == "trigger":
+                    self.counters.inc(f"late_severity_{out.custom_details['delay_severity']}")
+                yield ALERT_TAG, Row(out.dedup_key, out.to_json().decode())
+            else:
+                yield out
+
+
+class DelayRedisFunction(KeyedProcessFunction):
+    """Buffers Redis effects in Flink list state (a checkpoint holds what is not yet written)
+    and applies them in order on a short processing-time tick. Also publishes gauges of
+    `delays` by severity (read back from Redis, so they survive restarts)."""
+
+    def __init__(self, settings: JobSettings) -> None:
+        self.settings = settings
+
+    def open(self, runtime_context: Any) -> None:
+        from flink_jobs.delay_writer import RedisDelayWriter
+
+        self.buffer = runtime_context.get_list_state(
+            ListStateDescriptor("pending_effects", PICKLED))
+        self.writer = RedisDelayWriter(self.settings.redis_url)
+        self.counters = BatchedCounters(runtime_context.get_metrics_group())
+        self.late_counts: dict[int, int] = dict.fromkeys(range(1, 6), 0)
+        self.last_gauge_read = 0.0
+        group = runtime_context.get_metrics_group().add_group("fleetpulse")
+        for sev in range(1, 6):
+            group.gauge(f"delays_severity_{sev}", lambda s=sev: self.late_counts[s])
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def process_element(self, value: RedisEffect, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
+        self.buffer.add(value)
+        now = ctx.timer_service().current_processing_time()
+        tick = self.settings.redis_flush_ms
+        ctx.timer_service().register_processing_time_timer(now - now % tick + tick)
+        return iter(())
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):  # type: ignore[no-untyped-def]
+        items = list(self.buffer.get() or [])
+        if items:
+            self.writer.apply(items)
+            self.counters.inc("redis_effects", len(items))
+            self.counters.flush()
+            self.buffer.clear()
+        if time.time() - self.last_gauge_read > 5:
+            self.last_gauge_read = time.time()
+            self.late_counts = self.writer.late_counts()
+        return iter(())
+
+
+def shard_of(shipment_id: str, shards: int) -> int:
+    """Stable across processes and restarts (Python's hash() of str is not)."""
+    return zlib.crc32(shipment_id.encode()) % shards
+
+
+def attempts_matches(t_env: StreamTableEnvironment, scans_table: str, cfg: DelayConfig
+                     ) -> DataStream:
+    """``delivery_attempts_failed`` by Flink CEP: two failed attempts (distinct scans) of one
+    shipment within the window, whatever happens in between, as AttemptsMatch objects."""
+    t_env.execute_sql(f"""
+        CREATE TEMPORARY VIEW scan_events AS
+        SELECT JSON_VALUE(CAST(`value` AS STRING), '$.shipment_id') AS shipment_id,
+               JSON_VALUE(CAST(`value` AS STRING), '$.type') AS scan_type,
+               JSON_VALUE(CAST(`value` AS STRING), '$.scan_id') AS scan_id,
+               ts_raw, rowtime
+        FROM {scans_table}
+        WHERE JSON_VALUE(CAST(`value` AS STRING), '$.shipment_id') IS NOT NULL
+          AND JSON_VALUE(CAST(`value` AS STRING), '$.scan_id') IS NOT NULL
+          AND ts_raw IS NOT NULL""")
+    within_min = max(1, cfg.failed_attempts_within_s // 60)
+    matches = t_env.sql_query(f"""
+        SELECT shipment_id, first_ts, last_ts FROM scan_events
+        MATCH_RECOGNIZE (
+          PARTITION BY shipment_id
+          ORDER BY rowtime
+          MEASURES F1.ts_raw AS first_ts, F2.ts_raw AS last_ts
+          ONE ROW PER MATCH
+          AFTER MATCH SKIP PAST LAST ROW
+          PATTERN (F1 X* F2) WITHIN INTERVAL '{within_min}' MINUTE(6)
+          DEFINE
+            F1 AS F1.scan_type = 'DELIVERY_ATTEMPT_FAILED',
+            X AS X.scan_type <> 'DELIVERY_ATTEMPT_FAILED',
+            F2 AS F2.scan_type = 'DELIVERY_ATTEMPT_FAILED' AND F2.scan_id <> F1.scan_id
+        )""")
+    return t_env.to_data_stream(matches).map(
+        lambda r: AttemptsMatch(r[0], int(r[1]), int(r[2]), 2), output_type=PICKLED
+    ).name("attempts-matches")
+
+
+def build(t_env: StreamTableEnvironment, scans: DataStream, scans_table: str,
+          pings: DataStream | None, settings: JobSettings, opts: DelayOptions
+          ) -> dict[str, DataStream]:
+    """The job as a function of its sources: ``scans`` (RAW_RECORD rows), ``scans_table`` (the
+    same records as a table with ``value``, ``ts_raw`` and the ``rowtime`` attribute) and
+    optionally ``pings`` (RAW_RECORD rows of `fleet.gps`). Returns the streams of each sink:
+    ``alerts`` and ``dlq`` (KEYED_TEXT), ``effects`` (RedisEffect objects)."""
+    parsed = scans.process(ParseScans(settings.scans_topic), output_type=PICKLED) \
+        .name("parse-scans")
+    inputs = parsed.union(attempts_matches(t_env, scans_table, opts.cfg))
+    if pings is not None and opts.at_risk:
+        valid_pings = pings.process(ParsePings(), output_type=Types.PICKLED_BYTE_ARRAY()) \
+            .name("parse-pings")
+        fixes = (valid_pings.connect(parsed.get_side_output(ASSIGN_TAG))
+                 .key_by(lambda p: p[0], lambda a: a[0], key_type=Types.STRING())
+                 .process(TruckFeedFunction(opts.feed), output_type=PICKLED)
+                 .name("truck-feed"))
+        inputs = inputs.union(fixes)
+    shipments = (inputs.key_by(lambda e: e.shipment_id, key_type=Types.STRING())
+                 .process(ShipmentFunction(settings, opts.cfg), output_type=PICKLED)
+                 .name("shipment-state"))
+    return {"alerts": shipments.get_side_output(ALERT_TAG),
+            "dlq": parsed.get_side_output(DLQ_TAG),
+            "effects": shipments}
+
+
+def attach_redis(effects: DataStream, settings: JobSettings) -> None:
+    shards = max(1, settings.parallelism) * 2
+    (effects.key_by(lambda e: shard_of(e.shipment_id, shards), key_type=Types.INT())
+     .process(DelayRedisFunction(settings)).name("redis-delays"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    opts, rest = parse_options(list(sys.argv[1:] if argv is None else argv))
+    settings = parse_settings(rest, JOB_NAME)
+    env, t_env = create_environment(settings, JOB_NAME)
+    scans = kafka_raw_source(t_env, settings, settings.scans_topic, "scans_source")
+    pings = kafka_raw_source(t_env, settings, settings.gps_topic, "gps_source") \
+        if opts.at_risk else None
+    outputs = build(t_env, scans, "scans_source", pings, settings, opts)
+    attach_redis(outputs["effects"], settings)
+    attach_sinks(t_env, {
+        kafka_text_sink(t_env, settings, settings.alerts_topic, "alerts_sink"): outputs["alerts"],
+        kafka_text_sink(t_env, settings, settings.dlq_topic, "dlq_sink"): outputs["dlq"],
+    })
+    env.execute(JOB_NAME)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
