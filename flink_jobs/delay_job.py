@@ -45,7 +45,7 @@ import logging
 import sys
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pyflink.common import Row, Types
@@ -68,6 +68,7 @@ from flink_jobs.common import (
 )
 from flink_jobs.metrics import BatchedCounters
 from flink_jobs.settings import JobSettings, parse_settings
+from udfs.geo import default_regions
 from udfs.models import AlertEvent, DeadLetter, Reason, Rejection, ScanType
 from udfs.ping_validation import parse_ping
 from udfs.scan_validation import parse_scan
@@ -79,6 +80,7 @@ from udfs.shipment_state import (
     ShipmentState,
     StepCounts,
     advance,
+    default_region_of,
     finished,
     is_open,
     next_deadline,
@@ -135,10 +137,12 @@ def dead_letter_row(topic: str, partition: int, offset: int, reason: str, detail
 
 class ParseScans(ProcessFunction):
     """Decode and validate; valid scans continue as Scan objects, the rest go to the DLQ.
-    Scans naming a truck also go out as assignments for the truck feed."""
+    Scans naming a truck also go out as assignments for the truck feed, when there is one (a
+    side output nobody consumes is an error in PyFlink)."""
 
-    def __init__(self, topic: str) -> None:
+    def __init__(self, topic: str, assignments: bool) -> None:
         self.topic = topic
+        self.assignments = assignments
 
     def open(self, runtime_context: Any) -> None:
         self.counters = BatchedCounters(runtime_context.get_metrics_group())
@@ -156,7 +160,7 @@ class ParseScans(ProcessFunction):
             return
         self.counters.inc("scans_parsed")
         yield result
-        if result.truck_id:
+        if self.assignments and result.truck_id:
             yield ASSIGN_TAG, (result.truck_id, result.shipment_id, result.ts,
                                result.type is not ScanType.DELIVERED)
 
@@ -217,7 +221,6 @@ class ShipmentFunction(KeyedProcessFunction):
     def open(self, runtime_context: Any) -> None:
         self.state = runtime_context.get_state(ValueStateDescriptor("shipment", PICKLED))
         self.counters = BatchedCounters(runtime_context.get_metrics_group())
-        self.cfg.region_of(0.0, 0.0)  # load the region shapes before the first record
 
     def _load(self, key: str) -> list[Any]:
         # [ShipmentState, event_timer_at, proc_timer_at, watermark_at_proc_timer, wall_at_it]
@@ -404,10 +407,17 @@ def build(t_env: StreamTableEnvironment, scans: DataStream, scans_table: str,
     same records as a table with ``value``, ``ts_raw`` and the ``rowtime`` attribute) and
     optionally ``pings`` (RAW_RECORD rows of `fleet.gps`). Returns the streams of each sink:
     ``alerts`` and ``dlq`` (KEYED_TEXT), ``effects`` (RedisEffect objects)."""
-    parsed = scans.process(ParseScans(settings.scans_topic), output_type=PICKLED) \
+    # The region index is built here, in the client, and shipped with the function: importing
+    # geopandas inside thread-mode operators while others open or close hangs the embedded
+    # interpreter (the tracking job found the same).
+    cfg = opts.cfg if opts.cfg.region_of is not default_region_of else \
+        replace(opts.cfg, region_of=default_regions().region_of)
+    feed = pings is not None and opts.at_risk
+    parsed = scans.process(ParseScans(settings.scans_topic, feed), output_type=PICKLED) \
         .name("parse-scans")
-    inputs = parsed.union(attempts_matches(t_env, scans_table, opts.cfg))
-    if pings is not None and opts.at_risk:
+    inputs = parsed.union(attempts_matches(t_env, scans_table, cfg))
+    if feed:
+        assert pings is not None
         valid_pings = pings.process(ParsePings(), output_type=Types.PICKLED_BYTE_ARRAY()) \
             .name("parse-pings")
         fixes = (valid_pings.connect(parsed.get_side_output(ASSIGN_TAG))
@@ -416,7 +426,7 @@ def build(t_env: StreamTableEnvironment, scans: DataStream, scans_table: str,
                  .name("truck-feed"))
         inputs = inputs.union(fixes)
     shipments = (inputs.key_by(lambda e: e.shipment_id, key_type=Types.STRING())
-                 .process(ShipmentFunction(settings, opts.cfg), output_type=PICKLED)
+                 .process(ShipmentFunction(settings, cfg), output_type=PICKLED)
                  .name("shipment-state"))
     return {"alerts": shipments.get_side_output(ALERT_TAG),
             "dlq": parsed.get_side_output(DLQ_TAG),

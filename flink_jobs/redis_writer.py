@@ -78,13 +78,8 @@ class RedisTruckWriter:
         self._maxlen = stream_maxlen
 
     def write_positions(self, writes: Iterable[PositionWrite]) -> int:
-        # Keep only the newest write per truck: the guard would discard the others anyway.
-        latest: dict[str, PositionWrite] = {}
-        for w in writes:
-            cur = latest.get(w.truck_id)
-            if cur is None or w.ts >= cur.ts:
-                latest[w.truck_id] = w
-        items = list(latest.values())
+        """Apply writes in order; every accepted change becomes one `stream:positions` entry."""
+        items = list(writes)
         written = 0
         now_s = str(int(time.time()))
         pipe = self._redis.pipeline(transaction=False)

@@ -368,7 +368,9 @@ def _reconcile(state: ShipmentState, t: int, cfg: DelayConfig, cause_ts: int,
     for cls in CLASSES:
         inc, have = want.get(cls), state.open.get(cls)
         if inc is not None and (have is None or (cls == LATE and have != inc.severity)):
-            out.append(_alert(state, f, "trigger", cls, inc.start_ts,
+            # Stamped when the condition began, but never before the input that revealed it
+            # (a pickup scanned after its own deadline is late from that scan on).
+            out.append(_alert(state, f, "trigger", cls, max(inc.start_ts, cause_ts),
                               _severity_text(cls, inc.severity), inc.summary, inc.details))
             state.open[cls] = inc.severity
             if cls == ATTEMPTS:

@@ -125,9 +125,15 @@ def _census(state: TruckState, out: list[Output]) -> None:
     state.census = now
 
 
-def _position(state: TruckState) -> PositionWrite:
+def _position(state: TruckState, arriving: Ping | None = None) -> PositionWrite:
+    status = state.status
+    if arriving is not None and status == TruckStatus.OFFLINE:
+        # A fresh ping proves the truck reports again; detection confirms its motion status
+        # once the watermark passes the ping.
+        slow = (arriving.speed_kph or 0.0) < 3.0
+        status = TruckStatus.STOPPED.value if slow else TruckStatus.MOVING.value
     return PositionWrite(state.truck_id, state.pos_ts, state.lat, state.lng, state.speed_kph,
-                         state.heading, state.status, state.region)
+                         state.heading, status, state.region)
 
 
 def on_ping(
@@ -160,7 +166,7 @@ def on_ping(
         state.speed_kph = ping.speed_kph if ping.speed_kph is not None else state.speed_kph
         state.heading = ping.heading if ping.heading is not None else state.heading
         state.region = region_of(ping.lat, ping.lng)
-        out.append(_position(state))
+        out.append(_position(state, ping))
         _census(state, out)
     else:
         counters.out_of_order += 1
@@ -243,7 +249,11 @@ def _geofences(state: TruckState, ping: Ping, geofences: GeofenceFn, out: list[O
 
 def advance(state: TruckState, now_ms: int, cfg: TrackingConfig, geofences: GeofenceFn
             ) -> list[Output]:
-    """Event time has reached ``now_ms``: detect on buffered pings, then fire due timeouts."""
+    """Event time has reached ``now_ms``: detect on buffered pings, then fire due timeouts.
+
+    Timeouts are interleaved with the buffered pings in event-time order, so a gap or a long
+    stop inside a burst of buffered pings raises its alert at the moment it happened.
+    """
     out: list[Output] = []
     if state.pending:
         due = [p for p in state.pending if p.ts <= now_ms]
@@ -251,43 +261,53 @@ def advance(state: TruckState, now_ms: int, cfg: TrackingConfig, geofences: Geof
             state.pending = [p for p in state.pending if p.ts > now_ms]
             for ping in sorted(due, key=lambda p: p.ts):
                 if ping.ts > state.det_ts:
+                    _fire_timeouts(state, ping.ts - 1, cfg, geofences, out)
                     _detect(state, ping, cfg, geofences, out)
-    if state.det_ts < 0:
-        return out
-    offline_at = state.det_ts + cfg.offline_after_s * 1000
-    if not state.offline_open and now_ms >= offline_at and not _pending_before(state, offline_at):
-        state.offline_open = True
-        _set_status(state, TruckStatus.OFFLINE.value, out)
-        out.append(_alert(state, "trigger", "truck_offline", offline_at, "error",
-                          f"Truck {state.truck_id} has sent no position for "
-                          f"{cfg.offline_after_s // 60} min", state.det_lat, state.det_lng,
-                          last_ping_ts=state.det_ts))
-    if (state.status == TruckStatus.STOPPED and state.slow_since is not None
-            and not state.stop_judged):
-        stop_at = state.slow_since + cfg.unplanned_stop_after_s * 1000
-        if now_ms >= stop_at:
-            state.stop_judged = True
-        if now_ms >= stop_at and not geofences(state.det_lat, state.det_lng):
-            state.stop_alert_open = True
-            out.append(_alert(state, "trigger", "truck_stopped_unplanned", stop_at, "warning",
-                              f"Truck {state.truck_id} stopped outside any hub for "
-                              f"{cfg.unplanned_stop_after_s // 60} min",
-                              state.det_lat, state.det_lng, stopped_since_ts=state.slow_since))
+    _fire_timeouts(state, now_ms, cfg, geofences, out)
     return out
 
 
-def _pending_before(state: TruckState, ts: int) -> bool:
-    return any(p.ts <= ts for p in state.pending)
+def _timeouts_due(state: TruckState, cfg: TrackingConfig) -> list[tuple[int, str]]:
+    due: list[tuple[int, str]] = []
+    if state.det_ts < 0:
+        return due
+    if not state.offline_open:
+        due.append((state.det_ts + cfg.offline_after_s * 1000, "offline"))
+    if (state.status == TruckStatus.STOPPED and state.slow_since is not None
+            and not state.stop_judged):
+        due.append((state.slow_since + cfg.unplanned_stop_after_s * 1000, "stop"))
+    return due
+
+
+def _fire_timeouts(state: TruckState, until_ms: int, cfg: TrackingConfig, geofences: GeofenceFn,
+                   out: list[Output]) -> None:
+    """Fire, earliest first, every timeout due at or before ``until_ms``."""
+    while True:
+        due = [d for d in _timeouts_due(state, cfg) if d[0] <= until_ms]
+        if not due:
+            return
+        at, kind = min(due)
+        if kind == "offline":
+            state.offline_open = True
+            _set_status(state, TruckStatus.OFFLINE.value, out)
+            out.append(_alert(state, "trigger", "truck_offline", at, "error",
+                              f"Truck {state.truck_id} has sent no position for "
+                              f"{cfg.offline_after_s // 60} min", state.det_lat, state.det_lng,
+                              last_ping_ts=state.det_ts))
+        else:
+            state.stop_judged = True
+            if not geofences(state.det_lat, state.det_lng):
+                state.stop_alert_open = True
+                out.append(_alert(state, "trigger", "truck_stopped_unplanned", at, "warning",
+                                  f"Truck {state.truck_id} stopped outside any hub for "
+                                  f"{cfg.unplanned_stop_after_s // 60} min",
+                                  state.det_lat, state.det_lng,
+                                  stopped_since_ts=state.slow_since))
 
 
 def next_wakeup(state: TruckState, cfg: TrackingConfig) -> int | None:
     """The next event time at which :func:`advance` has work: one timer per truck suffices."""
-    times: list[int] = []
+    times = [at for at, _ in _timeouts_due(state, cfg)]
     if state.pending:
         times.append(min(p.ts for p in state.pending))
-    if state.det_ts >= 0 and not state.offline_open:
-        times.append(state.det_ts + cfg.offline_after_s * 1000)
-    if (state.status == TruckStatus.STOPPED and state.slow_since is not None
-            and not state.stop_judged):
-        times.append(state.slow_since + cfg.unplanned_stop_after_s * 1000)
     return min(times) if times else None

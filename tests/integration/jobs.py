@@ -1,0 +1,39 @@
+"""Helpers for integration tests: run a job module as its own process, read topics."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer
+
+from fleetpulse.services.flink import flink_env
+from fleetpulse.services.process import ManagedProcess
+from fleetpulse.topics import TopicNames
+
+
+def job_process(module: str, log: Path, kafka: str, redis_url: str, topics: TopicNames,
+                *extra: str) -> ManagedProcess:
+    argv = [sys.executable, "-m", module, "--bootstrap", kafka, "--redis-url", redis_url,
+            "--gps-topic", topics.gps, "--scans-topic", topics.scans,
+            "--alerts-topic", topics.alerts, "--geofence-topic", topics.geofence_events,
+            "--dlq-topic", topics.dlq, "--redis-flush-ms", "50", *extra]
+    return ManagedProcess(module, argv, log, env=flink_env())
+
+
+def produce(kafka: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=kafka, linger_ms=5)
+    for key, value in records:
+        producer.send(topic, key=key, value=value)
+    producer.flush()
+    producer.close()
+
+
+def read_topic(kafka: str, topic: str, timeout_ms: int = 2000) -> list[dict]:  # type: ignore[type-arg]
+    consumer = KafkaConsumer(topic, bootstrap_servers=kafka, auto_offset_reset="earliest",
+                             enable_auto_commit=False, consumer_timeout_ms=timeout_ms)
+    try:
+        return [orjson.loads(m.value) for m in consumer]
+    finally:
+        consumer.close()
