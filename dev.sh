@@ -39,6 +39,24 @@ ensure_redis() {
   $sudo systemctl disable --now redis-server >/dev/null 2>&1 || true
 }
 
+ensure_chromium() {
+  # The live map's browser test drives Debian's chromium through Playwright (no browser
+  # download); npm bundles the map library into the package.
+  command -v chromium >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && return
+  say "installing chromium and npm from Debian packages"
+  local sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  $sudo apt-get update -q >/dev/null
+  command -v chromium >/dev/null 2>&1 || \
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium >/dev/null
+  command -v npm >/dev/null 2>&1 || \
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q nodejs npm >/dev/null
+}
+
+ensure_map_assets() {
+  "$VENV/bin/python" -m ws_gateway.build_assets >/dev/null
+}
+
 ensure_venv() {
   local stamp="$VENV/.fleetpulse-stamp" want
   want=$(cat pyproject.toml | sha256sum | cut -c1-16)
@@ -64,7 +82,9 @@ ensure_jvm() {
 setup() {
   check_java
   ensure_redis
+  ensure_chromium
   ensure_venv
+  ensure_map_assets
   ensure_jvm
 }
 

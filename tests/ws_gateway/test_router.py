@@ -1,0 +1,145 @@
+"""Routing stream entries to subscriptions: live positions, leaving, replay, alerts (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+import orjson
+import pytest
+import shapely
+
+from ws_gateway.alerts import decode_alert
+from ws_gateway.filters import Filter, parse_bbox
+from ws_gateway.router import Router, Subscription, decode_truck, seq_key
+
+pytestmark = pytest.mark.unit
+
+
+class Sink:
+    """A client that records what it would be sent, coalescing like the real queue."""
+
+    def __init__(self) -> None:
+        self.frames: dict[Hashable, dict[str, Any]] = {}
+        self.log: list[dict[str, Any]] = []
+        self._n = 0
+
+    def enqueue(self, key: Hashable | None, frame: bytes) -> None:
+        msg = orjson.loads(frame)
+        self.log.append(msg)
+        if key is None:
+            self._n += 1
+            key = self._n
+        self.frames[key] = msg
+
+
+def entry(tid: str, lat: float, lng: float, **extra: Any) -> dict[bytes, bytes]:
+    fields = {"truck_id": tid, "lat": lat, "lng": lng, "speed_kph": 50, "heading": 90,
+              "status": "MOVING", "ts_ms": 1764099641123, "region": "WEST", **extra}
+    return {k.encode(): str(v).encode() for k, v in fields.items()}
+
+
+def test_position_in_box_and_last_message_on_leaving() -> None:
+    r = Router()
+    a, b = Sink(), Sink()
+    sa = Subscription(a, "view", parse_bbox([-125, 40, -120, 45]))
+    sb = Subscription(b, "east", parse_bbox([-119, 40, -110, 45]))
+    r.add(sa)
+    r.add(sb)
+    assert r.on_entry(b"100-0", entry("T1", 42, -122)) == 1
+    assert a.log[-1] == {"type": "position", "sub": "view", "seq": "100-0", "truck": {
+        "truck_id": "T1", "lat": 42.0, "lng": -122.0, "speed_kph": 50.0, "heading": 90.0,
+        "status": "MOVING", "ts_ms": 1764099641123, "region": "WEST"}}
+    assert b.log == []
+    # T1 crosses from a's box into b's: a gets one last message (left), b the position
+    assert r.on_entry(b"101-0", entry("T1", 42, -115)) == 2
+    assert a.log[-1]["left"] is True and a.log[-1]["truck"]["lng"] == -115.0
+    assert "left" not in b.log[-1]
+    # outside both: only b hears (it left b); a hears nothing more
+    r.on_entry(b"102-0", entry("T1", 0, 0))
+    assert len(a.log) == 2 and b.log[-1]["left"] is True
+    r.on_entry(b"103-0", entry("T1", 1, 1))
+    assert len(a.log) == 2 and len(b.log) == 2
+
+
+def test_snapshot_positions_let_leaving_be_seen() -> None:
+    r = Router()
+    a = Sink()
+    r.add(Subscription(a, "v", parse_bbox([0, 0, 10, 10])))
+    r.learn([{"truck_id": "T9", "lat": 5.0, "lng": 5.0}])  # known only from a snapshot
+    r.on_entry(b"5-0", entry("T9", 20, 20))
+    assert a.log[-1]["left"] is True
+
+
+def test_duplicates_and_bad_entries_are_skipped() -> None:
+    r = Router()
+    a = Sink()
+    r.add(Subscription(a, "v", parse_bbox([-180, -90, 180, 90])))
+    r.on_entry(b"5-0", entry("T1", 1, 1))
+    assert r.on_entry(b"5-0", entry("T1", 2, 2)) == 0  # same id again
+    assert r.on_entry(b"4-9", entry("T1", 2, 2)) == 0  # older
+    assert r.on_entry(b"6-0", entry("T1", 95, 2)) == 0  # impossible latitude
+    assert r.on_entry(b"7-0", {b"lat": b"1", b"lng": b"1"}) == 0  # no truck id
+    assert r.on_entry(b"8-0", entry("bad id!", 1, 1)) == 0
+    assert r.skipped == 3 and len(a.log) == 1
+
+
+def test_allowed_area_limits_what_a_subscription_sees() -> None:
+    r = Router()
+    a = Sink()
+    west = shapely.box(-125, 30, -110, 49)
+    shapely.prepare(west)
+    r.add(Subscription(a, "ids", Filter("truck_ids", truck_ids=frozenset({"T1"})), west))
+    r.on_entry(b"1-0", entry("T1", 40, -120))
+    r.on_entry(b"2-0", entry("T1", 40, -100))  # left the token's area: last message
+    r.on_entry(b"3-0", entry("T1", 41, -100))
+    assert [m.get("left", False) for m in a.log] == [False, True]
+
+
+def test_replay_since_and_floor() -> None:
+    r = Router(replay_entries=4)
+    r.set_start("10-0")
+    a = Sink()
+    sub = Subscription(a, "v", parse_bbox([0, 0, 10, 10]))
+    for i, (lat, lng) in enumerate([(1, 1), (2, 2), (50, 50), (3, 3)]):
+        r.on_entry(f"{11 + i}-0".encode(), entry(f"T{i}", lat, lng))
+    r.on_entry(b"15-0", entry("T3", 60, 60))  # T3 leaves; history now holds 12..15
+    assert not r.can_replay("10-0") and not r.can_replay("garbage")
+    assert r.can_replay("11-0") and r.can_replay("15-0") and not r.can_replay("16-0")
+    r.replay(sub, "11-0")
+    assert [(m["truck"]["truck_id"], m.get("left", False)) for m in a.frames.values()] == \
+        [("T1", False), ("T3", True)]
+
+
+def test_alert_targets_by_place_or_truck() -> None:
+    r = Router()
+    a, b, c = Sink(), Sink(), Sink()
+    r.add(Subscription(a, "v", parse_bbox([0, 0, 10, 10])))
+    r.add(Subscription(a, "v2", parse_bbox([0, 0, 20, 20])))  # same client once
+    r.add(Subscription(b, "t", Filter("truck_ids", truck_ids=frozenset({"T1"}))))
+    r.add(Subscription(c, "far", parse_bbox([50, 50, 60, 60])))
+    assert set(map(id, r.alert_targets(5, 5, "T1"))) == {id(a), id(b)}
+    assert set(map(id, r.alert_targets(None, None, "T1"))) == {id(b)}
+    r.on_entry(b"1-0", entry("T1", 55, 55))  # now the truck's last place is known
+    assert set(map(id, r.alert_targets(None, None, "T1"))) == {id(b), id(c)}
+    assert r.alert_targets(None, None, None) == []
+
+
+def test_decode_alert_filters_critical_triggers() -> None:
+    ev = {"event_action": "trigger", "dedup_key": "truck_offline:T1",
+          "payload": {"severity": "critical", "summary": "x",
+                      "custom_details": {"truck_id": "T1", "lat": 1.5, "lng": 2.5}}}
+    got = decode_alert(orjson.dumps(ev))
+    assert got is not None and (got.lat, got.lng, got.truck_id) == (1.5, 2.5, "T1")
+    assert decode_alert(orjson.dumps({**ev, "event_action": "resolve"})) is None
+    low = {**ev, "payload": {**ev["payload"], "severity": "error"}}
+    assert decode_alert(orjson.dumps(low)) is None
+    assert decode_alert(orjson.dumps(low), min_severity="error") is not None
+    assert decode_alert(b"not json") is None and decode_alert(b"[1]") is None
+
+
+def test_seq_and_truck_decoding() -> None:
+    assert seq_key("1764099641123-7") == (1764099641123, 7) and seq_key(b"5") == (5, 0)
+    t = decode_truck({"truck_id": "T1", "lat": "1", "lng": "2", "speed_kph": "", "status": None})
+    assert t == {"truck_id": "T1", "lat": 1.0, "lng": 2.0, "status": "UNKNOWN"}
+    assert decode_truck({"truck_id": "T1", "lat": "x", "lng": "2"}) is None

@@ -1,0 +1,83 @@
+"""`fleetpulse gateway`: run the websocket gateway, issue access tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import click
+
+from ws_gateway import GatewayError
+from ws_gateway.geo import REGION_NAMES
+from ws_gateway.tokens import ALL_REGIONS, sign_token
+
+SECRET_ENV = "FLEETPULSE_GATEWAY_SECRET"
+
+
+@click.group()
+def gateway() -> None:
+    """Websocket gateway: live truck positions and alerts for map clients."""
+
+
+@gateway.command()
+@click.option("--redis-url", default="redis://127.0.0.1:6379/0", show_default=True)
+@click.option("--bootstrap", default=None, metavar="HOST:PORT",
+              help="Kafka bootstrap for fleet.alerts (no alerts without it).")
+@click.option("--alerts-topic", default="fleet.alerts", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--metrics-port", default=None, type=int,
+              help="Also serve /metrics here (it is always on --port too).")
+@click.option("--secret", envvar=SECRET_ENV, default=None,
+              help=f"Token signing secret (env {SECRET_ENV}).")
+@click.option("--no-auth", is_flag=True, help="Accept clients without a token (local dev only).")
+@click.option("--allowed-origin", "allowed_origins", multiple=True,
+              help="Browser origin allowed besides the gateway's own; '*' allows any.")
+@click.option("--max-subscriptions", default=16, show_default=True, type=int)
+@click.option("--rate", "rate_per_s", default=20.0, show_default=True, type=float,
+              help="Client messages per second allowed (burst 3x).")
+@click.option("--max-lag-s", default=5.0, show_default=True, type=float,
+              help="A client whose queue waits longer is told it is lagging and closed.")
+@click.option("--log-level", default="INFO", show_default=True)
+def run(redis_url: str, bootstrap: str | None, alerts_topic: str, host: str, port: int,
+        metrics_port: int | None, secret: str | None, no_auth: bool,
+        allowed_origins: tuple[str, ...], max_subscriptions: int, rate_per_s: float,
+        max_lag_s: float, log_level: str) -> None:
+    """Serve the map page, /healthz, /metrics and the websocket on one port."""
+    from ws_gateway.server import Gateway
+    from ws_gateway.settings import GatewaySettings
+
+    logging.basicConfig(level=log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = GatewaySettings(
+        redis_url=redis_url, host=host, port=port, bootstrap=bootstrap,
+        alerts_topic=alerts_topic, metrics_port=metrics_port, secret=secret, auth=not no_auth,
+        allowed_origins=allowed_origins, max_subscriptions=max_subscriptions,
+        rate_per_s=rate_per_s, rate_burst=3 * rate_per_s, max_lag_s=max_lag_s)
+    try:
+        gw = Gateway(settings)
+        asyncio.run(gw.serve_forever())
+    except GatewayError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+@gateway.command()
+@click.option("--secret", envvar=SECRET_ENV, required=True,
+              help=f"Token signing secret (env {SECRET_ENV}).")
+@click.option("--region", "regions", multiple=True,
+              type=click.Choice([*REGION_NAMES, ALL_REGIONS], case_sensitive=False),
+              help="Region the holder may see (repeat); default all ('*').")
+@click.option("--subject", default="map-user", show_default=True,
+              help="Who the token is for (shown in logs).")
+@click.option("--ttl-s", default=12 * 3600, show_default=True, type=int)
+@click.option("--url", "base_url", default=None,
+              help="Print a map URL with the token (e.g. http://127.0.0.1:8765/).")
+def token(secret: str, regions: tuple[str, ...], subject: str, ttl_s: int,
+          base_url: str | None) -> None:
+    """Issue an HMAC-signed token for the given regions; prints it (or a map URL)."""
+    chosen = [r.upper() for r in regions] or [ALL_REGIONS]
+    tok = sign_token(secret, subject, chosen, int(time.time()) + ttl_s)
+    click.echo(f"{base_url.rstrip('/')}/?token={tok}" if base_url else tok)

@@ -1,0 +1,109 @@
+"""Spatial index of subscriptions: a position finds the subscriptions interested in it directly,
+so matching costs O(subscriptions near the point), not O(clients).
+
+A uniform grid (``cell_deg`` degrees) maps each cell to the subscriptions whose envelope
+overlaps it; a position looks at one cell and runs the exact test on those candidates only.
+Subscriptions covering more than ``max_cells`` cells (a whole-country view) go to a short
+``wide`` list checked for every point, so a zoomed-out client cannot blow up the grid.
+``truck_ids`` subscriptions are indexed by truck id. Pure data structure, no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Generic, Protocol, TypeVar
+
+from ws_gateway.filters import Envelope
+
+
+class Indexed(Protocol):
+    """What the index needs to know about a subscription."""
+
+    @property
+    def envelope(self) -> Envelope | None: ...
+
+    @property
+    def truck_ids(self) -> frozenset[str]: ...
+
+    def matches(self, truck_id: str, lat: float, lng: float) -> bool: ...
+
+
+S = TypeVar("S", bound=Indexed)
+
+
+class SubscriptionIndex(Generic[S]):
+    """Grid + truck-id index over subscriptions (compared by identity)."""
+
+    def __init__(self, cell_deg: float = 1.0, max_cells: int = 4096) -> None:
+        self.cell_deg = cell_deg
+        self.max_cells = max_cells
+        self._cells: dict[tuple[int, int], set[S]] = {}
+        self._wide: set[S] = set()
+        self._by_truck: dict[str, set[S]] = {}
+        self._where: dict[int, list[tuple[int, int]] | None] = {}  # id(sub) -> its cells
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def _cell_range(self, env: Envelope) -> tuple[int, int, int, int]:
+        d = self.cell_deg
+        return (math.floor(env[0] / d), math.floor(env[1] / d),
+                math.floor(env[2] / d), math.floor(env[3] / d))
+
+    def add(self, sub: S) -> None:
+        if id(sub) in self._where:
+            self.remove(sub)
+        if sub.truck_ids:
+            for t in sub.truck_ids:
+                self._by_truck.setdefault(t, set()).add(sub)
+            self._where[id(sub)] = None
+            return
+        env = sub.envelope
+        if env is None:
+            raise ValueError("a geographic subscription needs an envelope")
+        x0, y0, x1, y1 = self._cell_range(env)
+        if (x1 - x0 + 1) * (y1 - y0 + 1) > self.max_cells:
+            self._wide.add(sub)
+            self._where[id(sub)] = []
+            return
+        cells = [(x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
+        for c in cells:
+            self._cells.setdefault(c, set()).add(sub)
+        self._where[id(sub)] = cells
+
+    def remove(self, sub: S) -> None:
+        cells = self._where.pop(id(sub), None)
+        if cells is None:
+            for t in sub.truck_ids:
+                subs = self._by_truck.get(t)
+                if subs is not None:
+                    subs.discard(sub)
+                    if not subs:
+                        del self._by_truck[t]
+            return
+        self._wide.discard(sub)
+        for c in cells:
+            subs = self._cells.get(c)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._cells[c]
+
+    def candidates(self, truck_id: str, lat: float, lng: float) -> Iterable[S]:
+        """Subscriptions that may match (a superset of :meth:`match`)."""
+        d = self.cell_deg
+        cell = self._cells.get((math.floor(lng / d), math.floor(lat / d)))
+        by_truck = self._by_truck.get(truck_id)
+        out: list[S] = []
+        if cell:
+            out.extend(cell)
+        if self._wide:
+            out.extend(self._wide)
+        if by_truck:
+            out.extend(by_truck)
+        return out
+
+    def match(self, truck_id: str, lat: float, lng: float) -> list[S]:
+        """Subscriptions that want this truck at this position."""
+        return [s for s in self.candidates(truck_id, lat, lng) if s.matches(truck_id, lat, lng)]

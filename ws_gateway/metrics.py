@@ -1,0 +1,40 @@
+"""Prometheus metrics of the gateway, on an injected registry (tests read them)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        p = "fleetpulse_gateway_"
+        self.connections = Gauge(p + "connections", "Open websocket connections",
+                                 registry=registry)
+        self.subscriptions = Gauge(p + "subscriptions", "Active subscriptions",
+                                   registry=registry)
+        self.messages_sent = Counter(p + "messages_sent_total", "Frames sent to clients",
+                                     registry=registry)
+        self.coalesced = Counter(p + "coalesced_total",
+                                 "Queued positions replaced by a newer one of the same truck",
+                                 registry=registry)
+        self.dropped = Counter(p + "dropped_total",
+                               "Queued frames discarded because their client was closed",
+                               registry=registry)
+        self.lagging = Counter(p + "lagging_closed_total",
+                               "Clients told they are lagging and closed", registry=registry)
+        self.refused = Counter(p + "refused_total", "Connections or requests refused",
+                               ["reason"], registry=registry)
+        self.client_errors = Counter(p + "client_errors_total", "Error frames sent",
+                                     ["code"], registry=registry)
+        self.stream_entries = Counter(p + "stream_entries_total",
+                                      "Entries read from stream:positions", registry=registry)
+        self.stream_lag = Gauge(p + "stream_lag_seconds",
+                                "Wall clock minus the time of the last stream entry routed",
+                                registry=registry)
+        self.queue_wait = Histogram(p + "queue_wait_seconds",
+                                    "Time frames waited in a client queue (per batch, oldest)",
+                                    buckets=(.001, .005, .01, .025, .05, .1, .2, .5, 1, 2, 5),
+                                    registry=registry)
+        self.alerts = Counter(p + "alerts_total", "Alerts delivered to clients",
+                              registry=registry)

@@ -1,0 +1,94 @@
+"""The gateway's Redis side (thin): snapshot queries and the `stream:positions` reader."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from ws_gateway.filters import Filter
+from ws_gateway.router import Subscription, decode_truck
+
+TRUCK_FIELDS = ("truck_id", "lat", "lng", "speed_kph", "heading", "status", "ts_ms", "region")
+KM_PER_DEG = 111.2  # Redis's own Earth radius gives 111.23 km per degree of latitude
+
+
+def geosearch_box(flt: Filter) -> tuple[float, float, float, float] | None:
+    """(centre lng, centre lat, width km, height km) of a Redis GEOSEARCH box that covers the
+    filter's envelope, or None when the envelope is too big for one box (scan everything).
+
+    Redis measures a member's east-west offset along the member's own latitude, so the width
+    is taken at the envelope's latitude closest to the equator, where degrees are widest.
+    """
+    env = flt.envelope
+    if env is None:
+        return None
+    min_lng, min_lat, max_lng, max_lat = env
+    if max_lng - min_lng > 150 or max_lat - min_lat > 80:
+        return None
+    widest = 0.0 if min_lat <= 0 <= max_lat else min(abs(min_lat), abs(max_lat))
+    width = (max_lng - min_lng) * KM_PER_DEG * math.cos(math.radians(widest))
+    height = (max_lat - min_lat) * KM_PER_DEG
+    return ((min_lng + max_lng) / 2, (min_lat + max_lat) / 2,
+            width * 1.01 + 1.0, height * 1.01 + 1.0)
+
+
+async def candidate_ids(r: aioredis.Redis, sub: Subscription, geo_key: str) -> list[str]:
+    flt = sub.filter
+    if flt.truck_ids:
+        return sorted(flt.truck_ids)
+    box = geosearch_box(flt)
+    if box is None:
+        members = await r.zrange(geo_key, 0, -1)
+    else:
+        lng, lat, w, h = box
+        members = await r.geosearch(geo_key, longitude=lng, latitude=lat, width=w, height=h,
+                                    unit="km")
+    return [m.decode() if isinstance(m, bytes) else m for m in members]
+
+
+async def snapshot(r: aioredis.Redis, sub: Subscription, geo_key: str,
+                   limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """Trucks inside the subscription now: GEOSEARCH candidates, positions from the `truck:`
+    hashes, exact test with the filter. Returns (trucks, truncated)."""
+    ids = await candidate_ids(r, sub, geo_key)
+    trucks: list[dict[str, Any]] = []
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start:start + 1000]
+        async with r.pipeline(transaction=False) as pipe:
+            for tid in chunk:
+                pipe.hmget(f"truck:{tid}", list(TRUCK_FIELDS[1:]))
+            rows = await pipe.execute()
+        for tid, row in zip(chunk, rows, strict=True):
+            fields: dict[str, Any] = dict(zip(TRUCK_FIELDS[1:], row, strict=True))
+            fields["truck_id"] = tid
+            truck = decode_truck(fields)
+            if truck is not None and sub.matches(tid, truck["lat"], truck["lng"]):
+                trucks.append(truck)
+                if len(trucks) >= limit:
+                    return trucks, True
+    return trucks, False
+
+
+async def stream_end(r: aioredis.Redis, stream_key: str) -> str:
+    """Id of the newest entry of the stream ("0-0" if there is none)."""
+    last = await r.xrevrange(stream_key, count=1)
+    if not last:
+        return "0-0"
+    entry_id = last[0][0]
+    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+async def read_stream(r: aioredis.Redis, stream_key: str, start_id: str,
+                      on_batch: Callable[[list[tuple[bytes, dict[bytes, bytes]]]], None],
+                      block_ms: int = 1000, count: int = 2000) -> None:
+    """Forever: XREAD after ``start_id`` and hand each batch of entries to ``on_batch``."""
+    last: bytes | str = start_id
+    while True:
+        resp = await r.xread({stream_key: last}, count=count, block=block_ms)
+        for _key, entries in resp or ():
+            if entries:
+                on_batch(entries)
+                last = entries[-1][0]

@@ -1,0 +1,252 @@
+"""The gateway's core, free of I/O: stream entries in, frames into client queues out.
+
+It keeps the last position of every truck (to detect a truck leaving an area), a bounded
+in-memory copy of the recent stream (to replay after a reconnect) and the subscription index.
+The asyncio server feeds it stream entries and subscription changes; tests drive it directly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from ws_gateway import frames
+from ws_gateway.filters import TRUCK_ID_RE, Envelope, Filter
+from ws_gateway.index import SubscriptionIndex
+
+SeqKey = tuple[int, int]
+
+
+def seq_key(seq: str | bytes) -> SeqKey:
+    """Order of a Redis stream id ``<ms>-<n>``; ValueError if it is not one."""
+    if isinstance(seq, bytes):
+        seq = seq.decode("ascii")
+    ms, _, n = seq.partition("-")
+    return int(ms), int(n or 0)
+
+
+def seq_text(key: SeqKey) -> str:
+    return f"{key[0]}-{key[1]}"
+
+
+class Client(Protocol):
+    """A connection as the router sees it: somewhere to put frames."""
+
+    def enqueue(self, key: Hashable | None, frame: bytes) -> None: ...
+
+
+class Subscription:
+    """One ``subscribe`` of one client; ``allowed`` is the area its token may see (None: all)."""
+
+    __slots__ = ("client", "sub_id", "filter", "allowed", "sub_json")
+
+    def __init__(self, client: Client, sub_id: str, flt: Filter,
+                 allowed: BaseGeometry | None = None) -> None:
+        self.client = client
+        self.sub_id = sub_id
+        self.filter = flt
+        self.allowed = allowed
+        self.sub_json = orjson.dumps(sub_id)
+
+    @property
+    def envelope(self) -> Envelope | None:
+        return self.filter.envelope
+
+    @property
+    def truck_ids(self) -> frozenset[str]:
+        return self.filter.truck_ids
+
+    def matches(self, truck_id: str, lat: float, lng: float) -> bool:
+        if not self.filter.matches(truck_id, lat, lng):
+            return False
+        return self.allowed is None or bool(shapely.intersects_xy(self.allowed, lng, lat))
+
+
+@dataclass(frozen=True, slots=True)
+class PositionEntry:
+    """One stream entry, decoded once; ``prev`` is the truck's position before it."""
+
+    seq: bytes
+    key: SeqKey
+    truck_id: str
+    lat: float
+    lng: float
+    prev: tuple[float, float] | None
+    truck_json: bytes
+
+
+def _num(raw: Any) -> float | None:
+    if raw is None or raw == b"" or raw == "":
+        return None
+    v = float(raw)
+    return v if math.isfinite(v) else None
+
+
+def _text(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def decode_truck(fields: dict[Any, Any]) -> dict[str, Any] | None:
+    """A `stream:positions` entry (or `truck:` hash) as the protocol's truck object.
+
+    None for an entry without a valid truck id or coordinates (the gateway counts and skips
+    it rather than forwarding garbage).
+    """
+    def get(name: str) -> Any:
+        v = fields.get(name.encode())
+        return fields.get(name) if v is None else v
+
+    truck_id = _text(get("truck_id"))
+    try:
+        lat, lng = _num(get("lat")), _num(get("lng"))
+        speed, heading, ts_ms = _num(get("speed_kph")), _num(get("heading")), _num(get("ts_ms"))
+    except (TypeError, ValueError):
+        return None
+    if (truck_id is None or not TRUCK_ID_RE.match(truck_id) or lat is None or lng is None
+            or not (-90 <= lat <= 90 and -180 <= lng <= 180)):
+        return None
+    truck: dict[str, Any] = {"truck_id": truck_id, "lat": lat, "lng": lng}
+    if speed is not None:
+        truck["speed_kph"] = speed
+    if heading is not None:
+        truck["heading"] = heading
+    truck["status"] = _text(get("status")) or "UNKNOWN"
+    if ts_ms is not None:
+        truck["ts_ms"] = int(ts_ms)
+    region = _text(get("region"))
+    if region:
+        truck["region"] = region
+    return truck
+
+
+class Router:
+    """Subscriptions, truck positions and recent history; turns entries into client frames."""
+
+    def __init__(self, replay_entries: int = 100_000, cell_deg: float = 1.0,
+                 start_seq: str = "0-0") -> None:
+        self.index: SubscriptionIndex[Subscription] = SubscriptionIndex(cell_deg=cell_deg)
+        self.last_pos: dict[str, tuple[float, float]] = {}
+        self._history: deque[PositionEntry] = deque(maxlen=replay_entries)
+        self.last_key: SeqKey = seq_key(start_seq)
+        # Entries at or below this key may be missing from the history (never read or evicted).
+        self.floor_key: SeqKey = self.last_key
+        self.skipped = 0
+
+    @property
+    def last_seq(self) -> str:
+        return seq_text(self.last_key)
+
+    def set_start(self, seq: str) -> None:
+        """Where the stream reader starts (the stream's end at start-up): nothing before it
+        can be replayed from memory."""
+        self.last_key = self.floor_key = seq_key(seq)
+
+    # -- subscriptions -------------------------------------------------------------------
+    def add(self, sub: Subscription) -> None:
+        self.index.add(sub)
+
+    def remove(self, sub: Subscription) -> None:
+        self.index.remove(sub)
+
+    def learn(self, trucks: Iterable[dict[str, Any]]) -> None:
+        """Positions from a snapshot, for trucks the stream has not shown yet, so that their
+        later move out of the area is noticed."""
+        for t in trucks:
+            self.last_pos.setdefault(t["truck_id"], (t["lat"], t["lng"]))
+
+    # -- live stream ---------------------------------------------------------------------
+    def on_entry(self, seq: bytes, fields: dict[Any, Any]) -> int:
+        """Route one stream entry; the number of frames queued."""
+        key = seq_key(seq)
+        if key <= self.last_key:
+            return 0  # already seen (a reader restart re-reads the last id)
+        self.last_key = key
+        truck = decode_truck(fields)
+        if truck is None:
+            self.skipped += 1
+            return 0
+        truck_id, lat, lng = truck["truck_id"], truck["lat"], truck["lng"]
+        prev = self.last_pos.get(truck_id)
+        self.last_pos[truck_id] = (lat, lng)
+        entry = PositionEntry(seq, key, truck_id, lat, lng, prev, orjson.dumps(truck))
+        if len(self._history) == self._history.maxlen:
+            self.floor_key = self._history[0].key
+        self._history.append(entry)
+        return self._fan_out(entry)
+
+    def _fan_out(self, e: PositionEntry) -> int:
+        inside = self.index.match(e.truck_id, e.lat, e.lng)
+        n = 0
+        for sub in inside:
+            sub.client.enqueue((sub.sub_id, e.truck_id),
+                               frames.position(sub.sub_json, e.truck_json, e.seq))
+            n += 1
+        if e.prev is not None:
+            now_in = set(map(id, inside))
+            for sub in self.index.match(e.truck_id, e.prev[0], e.prev[1]):
+                if id(sub) not in now_in:
+                    sub.client.enqueue((sub.sub_id, e.truck_id),
+                                       frames.position(sub.sub_json, e.truck_json, e.seq, True))
+                    n += 1
+        return n
+
+    # -- resume --------------------------------------------------------------------------
+    def can_replay(self, since: str) -> bool:
+        try:
+            key = seq_key(since)
+        except ValueError:
+            return False
+        return self.floor_key <= key <= self.last_key
+
+    def replay(self, sub: Subscription, since: str) -> int:
+        """Queue for ``sub`` what it missed after ``since`` (the client's queue coalesces it to
+        the latest per truck). Call only when :meth:`can_replay` holds."""
+        key = seq_key(since)
+        n = 0
+        for e in self._entries_after(key):
+            if sub.matches(e.truck_id, e.lat, e.lng):
+                left = False
+            elif e.prev is not None and sub.matches(e.truck_id, e.prev[0], e.prev[1]):
+                left = True
+            else:
+                continue
+            sub.client.enqueue((sub.sub_id, e.truck_id),
+                               frames.position(sub.sub_json, e.truck_json, e.seq, left))
+            n += 1
+        return n
+
+    def _entries_after(self, key: SeqKey) -> list[PositionEntry]:
+        out: list[PositionEntry] = []
+        for e in reversed(self._history):
+            if e.key <= key:
+                break
+            out.append(e)
+        out.reverse()
+        return out
+
+    # -- alerts --------------------------------------------------------------------------
+    def alert_targets(self, lat: float | None, lng: float | None,
+                      truck_id: str | None) -> list[Client]:
+        """Clients with a subscription containing the alert's place or watching its truck."""
+        if (lat is None or lng is None) and truck_id is not None:
+            pos = self.last_pos.get(truck_id)
+            if pos is not None:
+                lat, lng = pos
+        clients: dict[int, Client] = {}
+        if lat is not None and lng is not None:
+            for sub in self.index.match(truck_id or "", lat, lng):
+                clients[id(sub.client)] = sub.client
+        elif truck_id is not None:
+            for sub in self.index.candidates(truck_id, 0.0, 0.0):
+                if truck_id in sub.truck_ids:
+                    clients[id(sub.client)] = sub.client
+        return list(clients.values())

@@ -1,0 +1,628 @@
+"""The asyncio websocket server (thin I/O around :mod:`ws_gateway.router`).
+
+One process serves the map page, /healthz, /metrics and the websocket on one port. A stream
+reader task routes `stream:positions` entries into per-client coalescing queues; one writer task
+per client drains its own queue, so a slow client only ever waits on itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import mimetypes
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Hashable
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+import redis.asyncio as aioredis
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from shapely.geometry import box as shapely_box
+from shapely.geometry.base import BaseGeometry
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from ws_gateway import AuthError, ClientError, GatewayError, frames, redis_io
+from ws_gateway.alerts import AlertReader, MapAlert
+from ws_gateway.filters import Filter, parse_filter
+from ws_gateway.geo import Areas, default_areas
+from ws_gateway.metrics import GatewayMetrics
+from ws_gateway.queue import CoalescingQueue, QueueFull
+from ws_gateway.ratelimit import TokenBucket
+from ws_gateway.router import Router, Subscription
+from ws_gateway.settings import GatewaySettings
+from ws_gateway.tokens import ALL_REGIONS, Grant, verify_token
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+DATA_DIR = Path(__file__).resolve().parent.parent / "udfs" / "data"
+DATA_FILES = {"/data/us-states.geojson": DATA_DIR / "us-states.geojson",
+              "/data/hubs.geojson": DATA_DIR / "hubs.geojson"}
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_LAGGING = 4408
+CLOSE_RATE_LIMITED = 4429
+LAGGING_FRAME = orjson.dumps({"type": "lagging", "message": "you are too far behind; closing"})
+SNAPSHOT_KEY = "\x00snapshot"
+WRITE_BATCH = 512
+MAX_SUB_ID = 64
+
+
+class Connection:
+    """One websocket client: its grant, subscriptions, queue and rate limit."""
+
+    def __init__(self, gw: Gateway, ws: ServerConnection, grant: Grant) -> None:
+        self.gw = gw
+        self.ws = ws
+        self.grant = grant
+        self.subs: dict[str, Subscription] = {}
+        self.queue = CoalescingQueue(gw.settings.max_queue_items)
+        self.wake = asyncio.Event()
+        self.bucket = TokenBucket(gw.settings.rate_per_s, gw.settings.rate_burst, gw.clock())
+        self.closing = False
+        self.watch_delays = False
+        self.pending_since: str | None = None
+        self.strikes = 0
+        self._reported_coalesced = 0
+
+    # Router's Client protocol
+    def enqueue(self, key: Hashable | None, frame: bytes) -> None:
+        if self.closing:
+            return
+        try:
+            self.queue.put(key, frame, self.gw.clock())
+        except QueueFull:
+            self.gw.lag_out(self)
+            return
+        self.wake.set()
+
+    def error(self, code: str, message: str, **extra: Any) -> None:
+        self.gw.metrics.client_errors.labels(code).inc()
+        # keyed by code: a flood of bad messages coalesces into one pending error frame
+        self.enqueue(("\x00error", code), frames.error(code, message, **extra))
+
+    async def writer(self) -> None:
+        """Drain the queue into the socket; ``send`` waits while the socket is full."""
+        m = self.gw.metrics
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            while len(self.queue):
+                wait = self.queue.oldest_age(self.gw.clock())
+                batch = self.queue.pop_batch(WRITE_BATCH)
+                m.queue_wait.observe(wait)
+                await send_batch(self.ws, batch)
+                m.messages_sent.inc(len(batch))
+                c = self.queue.coalesced
+                if c != self._reported_coalesced:
+                    m.coalesced.inc(c - self._reported_coalesced)
+                    self._reported_coalesced = c
+
+
+async def send_batch(ws: ServerConnection, batch: list[bytes]) -> None:
+    """Send frames as text messages with one socket write for the batch.
+
+    ``ws.send`` per frame costs a flow-control round and a ``transport.write`` (a syscall) per
+    message; this encodes the whole batch with the sans-I/O protocol inside one
+    ``send_context`` (which checks the state and waits for the buffer to drain on exit), joined
+    into one write. Same frames on the wire; falls back to ``send`` if websockets' internals
+    change.
+    """
+    if len(batch) == 1 or not _FAST_SEND:
+        for frame in batch:
+            await ws.send(frame, text=True)
+        return
+    async with ws.send_context():
+        protocol = ws.protocol
+        for frame in batch:
+            protocol.send_text(frame)
+        chunks = protocol.data_to_send()
+        if all(chunks):  # b"" would mean "half-close": leave that to websockets
+            ws.transport.write(b"".join(chunks))
+        else:
+            for chunk in chunks:
+                if chunk:
+                    ws.transport.write(chunk)
+
+
+_FAST_SEND = all(hasattr(ServerConnection, name) for name in ("send_context", "send_data"))
+
+
+class Gateway:
+    """The service: owns the router, Redis clients, alert reader and websocket server."""
+
+    def __init__(self, settings: GatewaySettings, registry: CollectorRegistry | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time,
+                 areas: Areas | None = None) -> None:
+        if settings.auth and not settings.secret:
+            raise GatewayError("token authentication is on but no secret is set: pass --secret "
+                               "or FLEETPULSE_GATEWAY_SECRET (or --no-auth for local dev)")
+        self.settings = settings
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = GatewayMetrics(self.registry)
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self._areas = areas
+        self.router = Router(replay_entries=settings.replay_entries)
+        self.connections: set[Connection] = set()
+        self.redis: aioredis.Redis | None = None
+        self._stream_redis: aioredis.Redis | None = None
+        self._server: Server | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._alerts: AlertReader | None = None
+        self._delays_frame: bytes | None = None
+        self.stream_ok = False
+        self.port = settings.port
+
+    @property
+    def areas(self) -> Areas:
+        if self._areas is None:
+            self._areas = default_areas()
+        return self._areas
+
+    # -- life cycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        from ws_gateway.build_assets import ensure_assets
+
+        ensure_assets()
+        s = self.settings
+        self.redis = aioredis.Redis.from_url(s.redis_url)
+        self._stream_redis = aioredis.Redis.from_url(s.redis_url)
+        try:
+            start_id = await redis_io.stream_end(self.redis, s.stream_key)
+        except aioredis.RedisError as exc:
+            await self.redis.aclose()
+            await self._stream_redis.aclose()
+            raise GatewayError(f"cannot reach Redis at {s.redis_url}: {exc}") from None
+        self.router.set_start(start_id)
+        _ = self.areas  # load shapes before clients arrive, not during the first subscribe
+        origins: list[Any] | None = None
+        if s.allowed_origins != ("*",):
+            origins = [None, f"http://{s.host}:{s.port}", f"http://localhost:{s.port}",
+                       f"http://127.0.0.1:{s.port}", *s.allowed_origins]
+        self._server = await serve(
+            self._handle, s.host, s.port, process_request=self._http,
+            origins=origins, max_size=s.max_frame_bytes, max_queue=16,
+            write_limit=s.write_limit_bytes, compression=None,
+            close_timeout=s.close_timeout_s, ping_interval=20, ping_timeout=20,
+        )
+        sock = next(iter(self._server.sockets))
+        self.port = int(sock.getsockname()[1])
+        self._tasks.append(asyncio.create_task(self._read_stream(start_id), name="stream"))
+        self._tasks.append(asyncio.create_task(self._sweep(), name="sweep"))
+        self._tasks.append(asyncio.create_task(self._poll_delays(), name="delays"))
+        if s.bootstrap:
+            loop = asyncio.get_running_loop()
+
+            def deliver(alert: MapAlert) -> None:
+                loop.call_soon_threadsafe(self.on_alert, alert)
+
+            self._alerts = AlertReader(s.bootstrap, s.alerts_topic, deliver,
+                                       s.min_alert_severity)
+            self._alerts.start()
+        if s.metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(s.metrics_port, addr=s.host, registry=self.registry)
+        log.info("gateway on http://%s:%d (auth %s)", s.host, self.port,
+                 "on" if s.auth else "OFF")
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        if self._alerts is not None:
+            self._alerts.stop()
+        for r in (self.redis, self._stream_redis):
+            if r is not None:
+                await r.aclose()
+
+    async def serve_forever(self) -> None:
+        await self.start()
+        try:
+            await asyncio.Future()
+        finally:
+            await self.stop()
+
+    # -- background tasks ----------------------------------------------------------------
+    async def _read_stream(self, start_id: str) -> None:
+        assert self._stream_redis is not None
+        last = start_id
+        while True:
+            try:
+                self.stream_ok = True
+                await redis_io.read_stream(self._stream_redis, self.settings.stream_key,
+                                           last, self.on_entries)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Redis hiccup: report, retry
+                self.stream_ok = False
+                log.warning("stream reader: %r; retrying", exc)
+                await asyncio.sleep(0.5)
+            last = self.router.last_seq
+
+    def on_entries(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        on_entry = self.router.on_entry
+        for entry_id, fields in entries:
+            on_entry(entry_id, fields)
+        self.metrics.stream_entries.inc(len(entries))
+        last_ms = self.router.last_key[0]
+        self.metrics.stream_lag.set(max(0.0, self.wall_clock() - last_ms / 1000.0))
+
+    async def _sweep(self) -> None:
+        """Close clients whose queue has waited too long (a stalled socket)."""
+        while True:
+            await asyncio.sleep(0.25)
+            now = self.clock()
+            for conn in list(self.connections):
+                if not conn.closing and conn.queue.oldest_age(now) > self.settings.max_lag_s:
+                    self.lag_out(conn)
+
+    async def _poll_delays(self) -> None:
+        assert self.redis is not None
+        s = self.settings
+        while True:
+            try:
+                if any(c.watch_delays for c in self.connections):
+                    rows = await self.redis.zrevrange(s.delays_key, 0, s.delays_limit - 1,
+                                                      withscores=True)
+                    frame = delays_frame(rows)
+                    if frame != self._delays_frame:
+                        self._delays_frame = frame
+                        for c in self.connections:
+                            if c.watch_delays:
+                                c.enqueue(("\x00delays",), frame)
+            except aioredis.RedisError as exc:
+                log.warning("delays poll: %r", exc)
+            await asyncio.sleep(s.delays_poll_s)
+
+    def on_alert(self, alert: MapAlert) -> None:
+        frame = frames.alert(alert.event)
+        targets = self.router.alert_targets(alert.lat, alert.lng, alert.truck_id)
+        for client in targets:
+            client.enqueue(None, frame)
+        self.metrics.alerts.inc(len(targets))
+
+    def lag_out(self, conn: Connection) -> None:
+        """Tell a client that stays behind, then close it; its queue is dropped."""
+        if conn.closing:
+            return
+        conn.closing = True
+        self.metrics.lagging.inc()
+        self.metrics.dropped.inc(conn.queue.clear())
+        asyncio.get_running_loop().create_task(self._close_lagging(conn))
+
+    async def _close_lagging(self, conn: Connection) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(conn.ws.send(LAGGING_FRAME, text=True),
+                                   self.settings.close_timeout_s)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(conn.ws.close(CLOSE_LAGGING, "lagging"),
+                                   self.settings.close_timeout_s)
+        conn.ws.transport.abort()
+
+    # -- HTTP ----------------------------------------------------------------------------
+    async def _http(self, ws: ServerConnection, request: Request) -> Response | None:
+        if "websocket" in request.headers.get("Upgrade", "").lower():
+            return None
+        path = urlsplit(request.path).path
+        if path == "/healthz":
+            body = self.health()
+            status = HTTPStatus.OK if body["status"] == "ok" else HTTPStatus.SERVICE_UNAVAILABLE
+            return _response(status, orjson.dumps(body), "application/json")
+        if path == "/metrics":
+            return _response(HTTPStatus.OK, generate_latest(self.registry), CONTENT_TYPE_LATEST)
+        file = static_file(path)
+        if file is None:
+            return _response(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+        ctype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        if file.suffix == ".geojson":
+            ctype = "application/geo+json"
+        return _response(HTTPStatus.OK, file.read_bytes(), ctype)
+
+    def health(self) -> dict[str, Any]:
+        alerts = None if self._alerts is None else self._alerts.ready.is_set()
+        ok = self.stream_ok and alerts is not False
+        return {"status": "ok" if ok else "degraded", "stream": self.stream_ok,
+                "alerts": alerts, "last_seq": self.router.last_seq,
+                "connections": len(self.connections)}
+
+    # -- websocket -----------------------------------------------------------------------
+    def _authenticate(self, ws: ServerConnection) -> Grant:
+        if not self.settings.auth:
+            return Grant("anonymous", frozenset({ALL_REGIONS}), 2**62)
+        token = None
+        query = parse_qs(urlsplit(ws.request.path).query) if ws.request else {}
+        if query.get("token"):
+            token = query["token"][0]
+        elif ws.request is not None:
+            auth = ws.request.headers.get("Authorization", "")
+            if auth.startswith("Bearer "):
+                token = auth[7:].strip()
+        if not token:
+            raise AuthError("a token is required (?token=... or Authorization: Bearer)")
+        assert self.settings.secret is not None
+        return verify_token(self.settings.secret, token, self.wall_clock())
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        try:
+            grant = self._authenticate(ws)
+        except AuthError as exc:
+            self.metrics.refused.labels("unauthorized").inc()
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(frames.error("UNAUTHORIZED", str(exc)), text=True)
+                await ws.close(CLOSE_UNAUTHORIZED, "unauthorized")
+            return
+        conn = Connection(self, ws, grant)
+        self.connections.add(conn)
+        self.metrics.connections.inc()
+        writer = asyncio.create_task(conn.writer())
+        try:
+            async for message in ws:
+                if conn.closing:
+                    break
+                await self._on_message(conn, message)
+        except ConnectionClosed:
+            pass
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed, Exception):
+                await writer
+            for sub in conn.subs.values():
+                self.router.remove(sub)
+            self.metrics.subscriptions.dec(len(conn.subs))
+            conn.subs.clear()
+            conn.closing = True
+            self.metrics.dropped.inc(conn.queue.clear())
+            self.connections.discard(conn)
+            self.metrics.connections.dec()
+
+    async def _on_message(self, conn: Connection, message: str | bytes) -> None:
+        if not conn.bucket.allow(self.clock()):
+            conn.strikes += 1
+            conn.error("RATE_LIMITED", f"at most {self.settings.rate_per_s:g} messages/s")
+            if conn.strikes > 10 * self.settings.rate_burst:
+                await conn.ws.close(CLOSE_RATE_LIMITED, "rate limited")
+            return
+        conn.strikes = 0
+        msg: Any = None
+        try:
+            try:
+                msg = orjson.loads(message)
+            except orjson.JSONDecodeError:
+                raise ClientError("BAD_REQUEST", "malformed JSON") from None
+            if not isinstance(msg, dict):
+                raise ClientError("BAD_REQUEST", "a message is a JSON object with an op")
+            op = msg.get("op")
+            if op == "subscribe":
+                await self._subscribe(conn, msg)
+            elif op == "unsubscribe":
+                self._unsubscribe(conn, _sub_id(msg))
+            elif op == "resume":
+                await self._resume(conn, msg.get("since"))
+            elif op == "delays":
+                self._watch_delays(conn, msg)
+            elif op == "ping":
+                conn.enqueue(None, frames.encode({"type": "pong", "seq": self.router.last_seq}))
+            else:
+                raise ClientError("BAD_REQUEST", f"unknown op {op!r}; ops are subscribe, "
+                                                 "unsubscribe, resume, delays, ping")
+        except ClientError as exc:
+            extra = {"sub": msg["id"]} if isinstance(msg, dict) and isinstance(
+                msg.get("id"), str) else {}
+            conn.error(exc.code, exc.message, **extra)
+        except _Forbidden as exc:
+            self.metrics.refused.labels("forbidden").inc()
+            conn.closing = True
+            with contextlib.suppress(ConnectionClosed):
+                await conn.ws.send(frames.error("FORBIDDEN", str(exc)), text=True)
+                await conn.ws.close(CLOSE_FORBIDDEN, "forbidden")
+        except (ConnectionClosed, asyncio.CancelledError):
+            raise
+        except Exception:  # a bug of ours must not take the client (or the server) down
+            log.exception("handling %r", message[:200])
+            conn.error("INTERNAL", "the gateway failed on this message; it was ignored")
+
+    def _allowed_area(self, conn: Connection, flt: Filter) -> BaseGeometry | None:
+        """The area the token lets this filter see; _Forbidden if none of it."""
+        grant = conn.grant
+        if grant.everything:
+            return None
+        if flt.kind == "region" and flt.name not in grant.regions:
+            raise _Forbidden(f"region {flt.name} is not in your token "
+                             f"(allowed: {sorted(grant.regions)})")
+        allowed = self.areas.union_of(grant.regions)
+        if flt.envelope is not None:
+            shape = flt.geometry if flt.geometry is not None else shapely_box(*flt.envelope)
+            if not allowed.intersects(shape):
+                raise _Forbidden(f"the filter lies outside your regions {sorted(grant.regions)}")
+        return allowed
+
+    async def _subscribe(self, conn: Connection, msg: dict[str, Any]) -> None:
+        sub_id = _sub_id(msg)
+        flt = parse_filter(msg.get("filter"), self.areas)
+        replacing = sub_id in conn.subs
+        if not replacing and len(conn.subs) >= self.settings.max_subscriptions:
+            raise ClientError("TOO_MANY_SUBSCRIPTIONS",
+                              f"at most {self.settings.max_subscriptions} subscriptions "
+                              "per connection")
+        since = msg.get("since")
+        if since is not None and not isinstance(since, str):
+            raise ClientError("BAD_REQUEST", "since must be a seq string")
+        if since is None and not replacing:
+            since = conn.pending_since
+        if replacing:
+            conn.pending_since = None
+        sub = Subscription(conn, sub_id, flt, self._allowed_area(conn, flt))
+        if since is not None and self.router.can_replay(since):
+            self._install(conn, sub)
+            self.router.replay(sub, since)
+            return
+        await self._send_snapshot(conn, sub, install=True)
+
+    def _install(self, conn: Connection, sub: Subscription) -> None:
+        old = conn.subs.get(sub.sub_id)
+        if old is not None:
+            self.router.remove(old)
+            conn.queue.drop_where(lambda k: isinstance(k, tuple) and k[0] == sub.sub_id)
+        else:
+            self.metrics.subscriptions.inc()
+        conn.subs[sub.sub_id] = sub
+        self.router.add(sub)
+
+    async def _send_snapshot(self, conn: Connection, sub: Subscription, install: bool) -> None:
+        """Snapshot from Redis, then (with no await in between) install the subscription and
+        replay what the stream brought while Redis answered, so nothing falls in the gap."""
+        assert self.redis is not None
+        seq0 = self.router.last_seq
+        trucks, truncated = await redis_io.snapshot(self.redis, sub, self.settings.geo_key,
+                                                    self.settings.snapshot_limit)
+        if conn.closing:
+            return
+        if install:
+            self._install(conn, sub)
+        elif conn.subs.get(sub.sub_id) is not sub:
+            return  # replaced or removed meanwhile
+        self.router.learn(trucks)
+        frame = frames.snapshot(sub.sub_id, trucks, seq0)
+        if truncated:
+            frame = frame[:-1] + b',"truncated":true}'
+        conn.queue.drop_where(lambda k: isinstance(k, tuple) and k[0] == sub.sub_id)
+        conn.enqueue((SNAPSHOT_KEY, sub.sub_id), frame)
+        if self.router.can_replay(seq0):
+            self.router.replay(sub, seq0)
+
+    def _unsubscribe(self, conn: Connection, sub_id: str) -> None:
+        sub = conn.subs.pop(sub_id, None)
+        if sub is None:
+            raise ClientError("UNKNOWN_SUBSCRIPTION", f"no subscription {sub_id!r}")
+        self.router.remove(sub)
+        self.metrics.subscriptions.dec()
+        conn.pending_since = None
+        conn.queue.drop_where(lambda k: isinstance(k, tuple) and k[0] == sub_id)
+        conn.enqueue(None, frames.encode({"type": "unsubscribed", "sub": sub_id}))
+
+    async def _resume(self, conn: Connection, since: Any) -> None:
+        if not isinstance(since, str) or not since:
+            raise ClientError("BAD_REQUEST", "resume needs since: the last seq you saw")
+        if not conn.subs:
+            conn.pending_since = since  # for the subscribes that follow (a reconnect)
+            return
+        for sub in list(conn.subs.values()):
+            if self.router.can_replay(since):
+                self.router.replay(sub, since)
+            else:
+                await self._send_snapshot(conn, sub, install=False)
+
+    def _watch_delays(self, conn: Connection, msg: dict[str, Any]) -> None:
+        if not conn.grant.everything:
+            raise ClientError("FORBIDDEN", "the delays list is not split by region yet; it needs "
+                                           "a token for all regions")
+        conn.watch_delays = msg.get("watch", True) is not False
+        if conn.watch_delays and self._delays_frame is not None:
+            conn.enqueue(("\x00delays",), self._delays_frame)
+        elif conn.watch_delays:
+            self._tasks.append(asyncio.create_task(self._delays_now(conn)))
+
+    async def _delays_now(self, conn: Connection) -> None:
+        assert self.redis is not None
+        s = self.settings
+        rows = await self.redis.zrevrange(s.delays_key, 0, s.delays_limit - 1, withscores=True)
+        conn.enqueue(("\x00delays",), delays_frame(rows))
+
+
+class _Forbidden(GatewayError):
+    """A subscription outside the token's regions (closes the connection)."""
+
+
+def _sub_id(msg: dict[str, Any]) -> str:
+    sub_id = msg.get("id")
+    if not isinstance(sub_id, str) or not 0 < len(sub_id) <= MAX_SUB_ID \
+            or not sub_id.isprintable():
+        raise ClientError("BAD_REQUEST", f"id must be a string of 1-{MAX_SUB_ID} printable "
+                                         "characters")
+    return sub_id
+
+
+def delays_frame(rows: list[tuple[bytes, float]]) -> bytes:
+    """The `delays` sorted set as a frame, most severe first."""
+    shipments = []
+    for member, score in rows:
+        name = member.decode() if isinstance(member, bytes) else str(member)
+        shipments.append({"shipment_id": name.removeprefix("shipment:"),
+                          "severity": int(score)})
+    return frames.encode({"type": "delays", "shipments": shipments})
+
+
+def static_file(path: str) -> Path | None:
+    """The file for a URL path: the page, its static assets, or the shared GeoJSON."""
+    if path in ("/", "/index.html"):
+        return STATIC_DIR / "index.html"
+    if path in DATA_FILES:
+        return DATA_FILES[path]
+    if path.startswith("/static/"):
+        candidate = (STATIC_DIR / path.removeprefix("/static/")).resolve()
+        if candidate.is_relative_to(STATIC_DIR) and candidate.is_file():
+            return candidate
+    return None
+
+
+def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
+    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
+                       ("Cache-Control", "no-cache"), ("X-Content-Type-Options", "nosniff")])
+    return Response(status.value, status.phrase, headers, body)
+
+
+@contextlib.asynccontextmanager
+async def running(settings: GatewaySettings, **kwargs: Any) -> AsyncIterator[Gateway]:
+    """A started gateway for the duration of the block (tests, the benchmark)."""
+    gw = Gateway(settings, **kwargs)
+    await gw.start()
+    try:
+        yield gw
+    finally:
+        await gw.stop()
+
+
+class BackgroundGateway:
+    """A gateway on its own event loop in a thread, for synchronous callers (browser test)."""
+
+    def __init__(self, settings: GatewaySettings, **kwargs: Any) -> None:
+        self.settings = settings
+        self.kwargs = kwargs
+        self.gateway: Gateway | None = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def start(self, timeout_s: float = 30.0) -> Gateway:
+        self._thread.start()
+
+        async def boot() -> Gateway:
+            gw = Gateway(self.settings, **self.kwargs)
+            await gw.start()
+            return gw
+
+        self.gateway = asyncio.run_coroutine_threadsafe(boot(), self._loop).result(timeout_s)
+        return self.gateway
+
+    def stop(self) -> None:
+        if self.gateway is not None:
+            asyncio.run_coroutine_threadsafe(self.gateway.stop(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)

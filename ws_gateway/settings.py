@@ -1,0 +1,35 @@
+"""The gateway's one frozen settings object, built by the CLI (or a test) and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    redis_url: str
+    host: str = "127.0.0.1"
+    port: int = 8765
+    bootstrap: str | None = None  # Kafka, for fleet.alerts; None: no alerts
+    alerts_topic: str = "fleet.alerts"
+    min_alert_severity: str = "critical"
+    secret: str | None = None
+    auth: bool = True
+    allowed_origins: tuple[str, ...] = ()  # besides the gateway's own http://host:port
+    metrics_port: int | None = None  # /metrics is always on the main port too
+    stream_key: str = "stream:positions"
+    geo_key: str = "trucks:geo"
+    delays_key: str = "delays"
+    # limits
+    max_frame_bytes: int = 64 * 1024
+    max_subscriptions: int = 16
+    rate_per_s: float = 20.0
+    rate_burst: float = 60.0
+    max_queue_items: int = 20_000
+    max_lag_s: float = 5.0
+    write_limit_bytes: int = 64 * 1024
+    snapshot_limit: int = 50_000
+    replay_entries: int = 100_000
+    delays_poll_s: float = 2.0
+    delays_limit: int = 100
+    close_timeout_s: float = 2.0
