@@ -61,7 +61,7 @@ def submit(flink_url: str, module: str, args: list[str], timeout_s: float = 300)
     for line in out.splitlines():
         if "JobID" in line or "Job has been submitted with JobID" in line:
             return line.rsplit(" ", 1)[-1].strip()
-    raise PlatformError(f"flink run of {module} failed (exit {proc.returncode}):\n{out[-3000:]}")
+    raise PlatformError(f"flink run of {module} failed (exit {proc.returncode}):\n{out[-6000:]}")
 
 
 def rest_get(base_url: str, path: str, timeout_s: float = 3.0) -> Any:
