@@ -26,6 +26,16 @@ data_dir_option = click.option(
 @click.option("--redis-port", default=6379, envvar="FLEETPULSE_REDIS_PORT", show_default=True)
 @click.option("--gateway-port", default=8765, envvar="FLEETPULSE_GATEWAY_PORT",
               show_default=True)
+@click.option("--dispatcher-metrics-port", default=9252, envvar="FLEETPULSE_DISPATCHER_METRICS_PORT",
+              show_default=True)
+@click.option("--tracking-metrics-port", default=9250,
+              envvar="FLEETPULSE_TRACKING_METRICS_PORT", show_default=True)
+@click.option("--delay-metrics-port", default=9251, envvar="FLEETPULSE_DELAY_METRICS_PORT",
+              show_default=True)
+@click.option("--tracking-rest-port", default=8081, envvar="FLEETPULSE_TRACKING_REST_PORT",
+              show_default=True, help="REST API / web UI of the tracking job's MiniCluster.")
+@click.option("--delay-rest-port", default=8082, envvar="FLEETPULSE_DELAY_REST_PORT",
+              show_default=True)
 @click.option("--parallelism", default=1, show_default=True, help="Flink job parallelism.")
 @click.option("--trucks", default=200, show_default=True, help="Simulated trucks.")
 @click.option("--speedup", default=300.0, show_default=True,
@@ -35,15 +45,19 @@ data_dir_option = click.option(
 @click.option("--alerting-config", default="", envvar="FLEETPULSE_ALERTING_CONFIG",
               help="Alert dispatcher YAML (default: the packaged demo configuration).")
 def up(data_dir: Path, flink_url: str, kafka_port: int, redis_port: int, gateway_port: int,
-       parallelism: int, trucks: int, speedup: float, seed: int, no_simulator: bool,
-       alerting_config: str) -> None:
+       dispatcher_metrics_port: int, tracking_metrics_port: int, delay_metrics_port: int,
+       tracking_rest_port: int, delay_rest_port: int, parallelism: int, trucks: int,
+       speedup: float, seed: int, no_simulator: bool, alerting_config: str) -> None:
     """Start Kafka, Redis, the Flink jobs, the dispatcher, the gateway and the simulator."""
     from fleetpulse.supervisor import Supervisor
 
     settings = UpSettings(
         data_dir=data_dir.resolve(), kafka_port=kafka_port,
         kafka_controller_port=kafka_port + 1, redis_port=redis_port,
-        gateway_port=gateway_port, flink_url=flink_url, parallelism=parallelism,
+        gateway_port=gateway_port, dispatcher_metrics_port=dispatcher_metrics_port,
+        tracking_metrics_port=tracking_metrics_port, delay_metrics_port=delay_metrics_port,
+        tracking_rest_port=tracking_rest_port, delay_rest_port=delay_rest_port,
+        flink_url=flink_url, parallelism=parallelism,
         simulate=not no_simulator, trucks=trucks, speedup=speedup, seed=seed,
         alerting_config=alerting_config)
     sup = Supervisor(settings, say=lambda m: click.echo(f"[fleetpulse] {m}", err=True))

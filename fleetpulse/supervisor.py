@@ -170,10 +170,15 @@ class Supervisor:
         argv = [sys.executable, "-m", "ws_gateway", "run", "--redis-url", s.redis_url,
                 "--bootstrap", s.kafka_bootstrap, "--port", str(s.gateway_port)]
         self.say(f"starting the websocket gateway on port {s.gateway_port}")
-        env = {"FLEETPULSE_GATEWAY_SECRET": gateway_secret(s.run_dir)}
-        proc = self._spawn("ws-gateway", argv, env=env)
+        secret = gateway_secret(s.run_dir)
+        proc = self._spawn("ws-gateway", argv, env={"FLEETPULSE_GATEWAY_SECRET": secret})
+        from ws_gateway.tokens import ALL_REGIONS, sign_token
+
+        token = sign_token(secret, "fleetpulse-up", [ALL_REGIONS], int(time.time()) + 7 * 86400)
+        wait_until(lambda: port_open(s.gateway_port) or not proc.alive(), 60,
+                   "the websocket gateway")
         self._add(Component("ws-gateway", proc, ports=[s.gateway_port], urls={
-            "map": f"http://127.0.0.1:{s.gateway_port}/",
+            "map": f"http://127.0.0.1:{s.gateway_port}/?token={token}",
             "metrics": f"http://127.0.0.1:{s.gateway_port}/metrics"}))
 
     def _start_simulator(self) -> None:
