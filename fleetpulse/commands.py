@@ -23,6 +23,8 @@ data_dir_option = click.option(
               help="Submit the jobs to this Flink cluster (host:port of its REST API) with "
                    "`flink run -py` instead of running them on an embedded MiniCluster.")
 @click.option("--kafka-port", default=9092, envvar="FLEETPULSE_KAFKA_PORT", show_default=True)
+@click.option("--kafka-controller-port", default=0, envvar="FLEETPULSE_KAFKA_CONTROLLER_PORT",
+              help="KRaft controller listener (default: the Kafka port + 1).")
 @click.option("--redis-port", default=6379, envvar="FLEETPULSE_REDIS_PORT", show_default=True)
 @click.option("--gateway-port", default=8765, envvar="FLEETPULSE_GATEWAY_PORT",
               show_default=True)
@@ -44,7 +46,8 @@ data_dir_option = click.option(
 @click.option("--no-simulator", is_flag=True, help="Start everything but the simulator.")
 @click.option("--alerting-config", default="", envvar="FLEETPULSE_ALERTING_CONFIG",
               help="Alert dispatcher YAML (default: the packaged demo configuration).")
-def up(data_dir: Path, flink_url: str, kafka_port: int, redis_port: int, gateway_port: int,
+def up(data_dir: Path, flink_url: str, kafka_port: int, kafka_controller_port: int,
+       redis_port: int, gateway_port: int,
        dispatcher_metrics_port: int, tracking_metrics_port: int, delay_metrics_port: int,
        tracking_rest_port: int, delay_rest_port: int, parallelism: int, trucks: int,
        speedup: float, seed: int, no_simulator: bool, alerting_config: str) -> None:
@@ -53,7 +56,7 @@ def up(data_dir: Path, flink_url: str, kafka_port: int, redis_port: int, gateway
 
     settings = UpSettings(
         data_dir=data_dir.resolve(), kafka_port=kafka_port,
-        kafka_controller_port=kafka_port + 1, redis_port=redis_port,
+        kafka_controller_port=kafka_controller_port or kafka_port + 1, redis_port=redis_port,
         gateway_port=gateway_port, dispatcher_metrics_port=dispatcher_metrics_port,
         tracking_metrics_port=tracking_metrics_port, delay_metrics_port=delay_metrics_port,
         tracking_rest_port=tracking_rest_port, delay_rest_port=delay_rest_port,
@@ -107,7 +110,9 @@ def status(data_dir: Path) -> None:
     if not state or not pid_alive(int(state["supervisor_pid"])):
         click.echo(f"fleetpulse is not running from {settings.data_dir}")
         sys.exit(3)
-    healthy = True
+    healthy = bool(state.get("ready"))
+    if not healthy:
+        click.echo("fleetpulse is starting")
     for name, info in state["components"].items():
         ok, detail = component_health(name, info)
         healthy &= ok

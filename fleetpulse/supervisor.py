@@ -65,6 +65,7 @@ class Supervisor:
     say: Callable[[str], None] = print
     components: list[Component] = field(default_factory=list)
     submitted_jobs: list[str] = field(default_factory=list)
+    ready: bool = False
     _stopping: bool = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -114,6 +115,7 @@ class Supervisor:
             self._start_gateway()
         if s.simulate and module_exists("simulator.cli"):
             self._start_simulator()
+        self.ready = True
         self._write_state()
 
     def _add(self, component: Component) -> None:
@@ -235,11 +237,14 @@ class Supervisor:
                     self.say(f"could not cancel Flink job {job_id}: {exc}")
         for c in reversed(self.components):
             c.process.stop()
-        remove_state(self.settings.state_file)
+        state = read_state(self.settings.state_file)
+        if state and int(state["supervisor_pid"]) == os.getpid():
+            remove_state(self.settings.state_file)  # only our own: never a running instance's
 
     def _write_state(self) -> None:
         write_state(self.settings.state_file, {
             "supervisor_pid": os.getpid(),
+            "ready": self.ready,
             "started": time.time(),
             "data_dir": str(self.settings.data_dir),
             "flink_url": self.settings.flink_url,

@@ -1,0 +1,76 @@
+"""Platform faults get messages that say what is wrong and what is needed."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+
+from fleetpulse import PlatformError
+from fleetpulse.config import UpSettings
+from fleetpulse.supervisor import Supervisor, check_java, write_state
+from fleetpulse.waiting import Timeout, check_port_free, wait_until
+
+pytestmark = pytest.mark.unit
+
+
+def test_taken_port_is_named_with_its_component() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(PlatformError, match=f"port {port} for Kafka is already in use"):
+            check_port_free(port, "Kafka")
+
+
+def test_second_up_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
+    settings = UpSettings(data_dir=tmp_path)
+    write_state(settings.state_file, {"supervisor_pid": os.getpid(), "components": {}})
+    with pytest.raises(PlatformError, match="already running"):
+        Supervisor(settings).refuse_second_instance()
+
+
+def test_stale_state_of_a_dead_supervisor_does_not_block(tmp_path: Path) -> None:
+    settings = UpSettings(data_dir=tmp_path)
+    write_state(settings.state_file, {"supervisor_pid": 2**22 + 12345, "components": {}})
+    Supervisor(settings).refuse_second_instance()
+
+
+def fake_java(tmp_path: Path, version: str) -> None:
+    exe = tmp_path / "java"
+    exe.write_text(f"#!/bin/sh\necho '    java.specification.version = {version}' >&2\n")
+    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+
+
+def test_old_java_is_refused_with_what_is_needed(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_java(tmp_path, "11")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(PlatformError, match="Java 17 or newer is needed, found Java 11"):
+        check_java()
+
+
+def test_missing_java_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(PlatformError, match="no `java` on PATH"):
+        check_java()
+
+
+def test_java_17_is_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_java(tmp_path, "17")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    check_java()
+
+
+def test_wait_until_returns_the_value_and_names_what_timed_out() -> None:
+    calls = iter([None, 0, "ready"])
+    assert wait_until(lambda: next(calls), 5, "a value", interval_s=0.001) == "ready"
+
+    def boom() -> None:
+        raise ConnectionError("refused")
+
+    with pytest.raises(Timeout, match="the broker .*refused"):
+        wait_until(boom, 0.05, "the broker", interval_s=0.01)
