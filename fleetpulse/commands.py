@@ -28,8 +28,8 @@ data_dir_option = click.option(
 @click.option("--redis-port", default=6379, envvar="FLEETPULSE_REDIS_PORT", show_default=True)
 @click.option("--gateway-port", default=8765, envvar="FLEETPULSE_GATEWAY_PORT",
               show_default=True)
-@click.option("--dispatcher-metrics-port", default=9252, envvar="FLEETPULSE_DISPATCHER_METRICS_PORT",
-              show_default=True)
+@click.option("--dispatcher-metrics-port", default=9252,
+              envvar="FLEETPULSE_DISPATCHER_METRICS_PORT", show_default=True)
 @click.option("--tracking-metrics-port", default=9250,
               envvar="FLEETPULSE_TRACKING_METRICS_PORT", show_default=True)
 @click.option("--delay-metrics-port", default=9251, envvar="FLEETPULSE_DELAY_METRICS_PORT",

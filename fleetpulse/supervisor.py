@@ -7,6 +7,7 @@ death of any component stops everything in reverse order, so no process is left 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -279,10 +280,8 @@ def write_state(path: Path, state: dict) -> None:  # type: ignore[type-arg]
 
 
 def remove_state(path: Path) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         path.unlink()
-    except FileNotFoundError:
-        pass
 
 
 def stop_running(state_file: Path, timeout_s: float = 60.0) -> bool:
@@ -293,10 +292,8 @@ def stop_running(state_file: Path, timeout_s: float = 60.0) -> bool:
     pid = int(state["supervisor_pid"])
     if pid_alive(pid):
         os.kill(pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(Exception):  # then kill the groups below
             wait_until(lambda: not pid_alive(pid), timeout_s, "the supervisor to stop")
-        except Exception:  # noqa: BLE001 - fall through to killing the groups
-            pass
     for info in state.get("components", {}).values():
         kill_group(int(info["pid"]), signal.SIGKILL)
     remove_state(state_file)

@@ -17,9 +17,9 @@ from pyflink.common import Configuration, Row, Types
 from pyflink.datastream import DataStream, RuntimeExecutionMode, StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
+from fleetpulse.paths import flink_jars, prometheus_reporter_jar
 from flink_jobs import JobError
 from flink_jobs.settings import JobSettings
-from fleetpulse.paths import flink_jars, prometheus_reporter_jar
 
 # Rows entering the Python operators: original bytes and where they came from.
 RAW_RECORD = Types.ROW_NAMED(["value", "partition", "offset"],

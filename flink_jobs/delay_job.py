@@ -25,7 +25,8 @@ When traffic stops: event-time timers need the watermark, which stands still whe
 has data. Each shipment with a deadline also holds a processing-time timer; when it fires and
 the watermark has advanced less than the wall clock since it was set (minus
 ``--fallback-grace-ms``), event time is taken to be the watermark then seen plus the wall-clock
-time elapsed, and the deadlines due by then fire with the event times they would have had.
+time elapsed less the grace, and the deadlines due by then fire with the event times they would
+have had (about ``out_of_orderness + grace`` later in wall-clock time than with traffic).
 Scans that later arrive behind that point are late: they are reconciled at once and correct
 what was sent (resolve, `delays`, region totals).
 
@@ -279,13 +280,19 @@ class ShipmentFunction(KeyedProcessFunction):
 
     def _fallback_event_time(self, box: list[Any], wm: int) -> int | None:
         """Event time to assume when the watermark has stalled; None if it keeps pace."""
-        wm_then, wall_then = box[3], box[4]
+        base_then, wall_then = box[3], box[4]
         elapsed = int(time.time() * 1000) - wall_then
-        if wm > NO_WATERMARK and wm_then is not None and \
-                wm - wm_then >= elapsed - self.settings.fallback_grace_ms:
+        grace = self.settings.fallback_grace_ms
+        if wm > NO_WATERMARK and wm - base_then >= elapsed - grace:
             return None
-        base = wm_then if wm_then is not None else box[0].processed_until
-        return max(wm, base + elapsed - self.settings.fallback_grace_ms)
+        return max(wm, base_then + elapsed - grace)
+
+    def _event_time_estimate(self, box: list[Any], wm: int) -> int:
+        """The watermark, or before the first one, the newest input less the bound."""
+        if NO_WATERMARK < wm < END_OF_INPUT:
+            return wm
+        newest = box[0].scans[-1].ts if box[0].scans else box[0].processed_until
+        return max(box[0].processed_until, newest - self.settings.out_of_orderness_ms)
 
     def _schedule(self, box: list[Any], ctx: Any) -> None:
         due = next_deadline(box[0], self.cfg)
@@ -295,15 +302,13 @@ class ShipmentFunction(KeyedProcessFunction):
         if box[1] != due:
             timers.register_event_time_timer(due)
             box[1] = due
-        if box[2] is None:
-            wm = timers.current_watermark()
-            wm_known = wm if NO_WATERMARK < wm < END_OF_INPUT else None
-            ahead = due - (wm_known if wm_known is not None else box[0].processed_until)
-            now = int(time.time() * 1000)
-            fire = now + max(ahead, 1000) + self.settings.fallback_grace_ms
-            fire -= fire % 1000
-            timers.register_processing_time_timer(fire)
-            box[2], box[3], box[4] = fire, wm_known, now
+        base = self._event_time_estimate(box, timers.current_watermark())
+        now = int(time.time() * 1000)
+        fire = now + max(due - base, 1000) + self.settings.fallback_grace_ms
+        fire += -fire % 1000  # whole seconds, rounded up so the deadline is reached
+        if box[2] is None or fire < box[2]:
+            timers.register_processing_time_timer(fire)  # a replaced one fires and is ignored
+            box[2], box[3], box[4] = fire, base, now
 
     def _route(self, outputs: list[Any]):  # type: ignore[no-untyped-def]
         for out in outputs:
@@ -457,4 +462,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    # Run the imported module's main, not this __main__ copy: cloudpickle ships classes of
+    # __main__ by value (with every global they touch), those of a module by reference.
+    from flink_jobs.delay_job import main as module_main
+
+    module_main(sys.argv[1:])

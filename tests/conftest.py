@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-# Shared 2-core machines: time limits per example would make property tests flaky.
-settings.register_profile("fleetpulse", deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("fleetpulse")
-
 from fleetpulse.services.kafka import KafkaBroker, create_topics
 from fleetpulse.services.redis_server import RedisServer
 from fleetpulse.topics import TopicNames, contract_topics
 from fleetpulse.waiting import free_port
+
+# Shared 2-core machines: time limits per example would make property tests flaky.
+settings.register_profile("fleetpulse", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("fleetpulse")
 
 
 @pytest.fixture(scope="session")

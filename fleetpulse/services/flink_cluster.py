@@ -7,6 +7,7 @@ configured for thread-mode Python with this interpreter, all state and logs in `
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -125,7 +126,5 @@ class StandaloneCluster:
 
     def stop(self) -> None:
         for script in ("taskmanager.sh", "jobmanager.sh"):
-            try:
+            with contextlib.suppress(PlatformError):
                 self._script(script, "stop-all")
-            except PlatformError:
-                pass

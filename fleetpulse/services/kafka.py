@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -169,10 +170,8 @@ def create_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> None:
             if s.name not in existing
         ]
         if new:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass
         wanted = {s.name for s in specs}
         wait_until(
             lambda: wanted <= set(admin.list_topics()), 30, f"topics {sorted(wanted)}"

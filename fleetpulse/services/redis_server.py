@@ -24,7 +24,8 @@ class RedisServer:
     def argv(self) -> list[str]:
         exe = shutil.which("redis-server")
         if exe is None:
-            raise PlatformError("redis-server not found: run ./dev.sh setup (installs Debian's package)")
+            raise PlatformError(
+                "redis-server not found: run ./dev.sh setup (installs Debian's package)")
         argv = [
             exe,
             "--port", str(self.port),

@@ -114,8 +114,10 @@ def test_tracking_job_end_to_end_on_minicluster(redis_client: redis.Redis, redis
     results = run_job(records, redis_url, parallelism=2)
 
     alerts = [orjson.loads(v) for kind, v in results if kind == "alert"]
-    got = {(a["dedup_key"], a["event_action"], a["payload"]["custom_details"]["event_ts"]) for a in alerts}
-    assert expected["alerts"] <= got, sorted((k, a, (t - T0) / MIN) for k, a, t in got)
+    got = {(a["dedup_key"], a["event_action"], a["payload"]["custom_details"]["event_ts"])
+           for a in alerts}
+    assert expected["alerts"] <= got, sorted((k, a, (t - T0) / MIN)
+                                              for k, a, t in got)
     # End of input moves event time to the end of time: every truck is offline by then.
     offline = {a["dedup_key"] for a in alerts
                if a["payload"]["class"] == "truck_offline" and a["event_action"] == "trigger"}

@@ -9,12 +9,12 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
+from jobs import produce
 
 from fleetpulse.services.flink import cancel, rest_get, submit
 from fleetpulse.services.flink_cluster import StandaloneCluster
 from fleetpulse.topics import TopicNames
 from fleetpulse.waiting import free_port, wait_until
-from jobs import produce
 
 pytestmark = pytest.mark.integration
 

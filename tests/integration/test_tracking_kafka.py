@@ -9,10 +9,10 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
+from jobs import job_process, produce, read_topic
 
 from fleetpulse.topics import TopicNames
 from fleetpulse.waiting import wait_until
-from jobs import job_process, produce, read_topic
 
 pytestmark = pytest.mark.integration
 MIN = 60_000
