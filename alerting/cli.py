@@ -1,0 +1,221 @@
+"""``fleetpulse alerts``: run the dispatcher, replay dead letters, manage silences, check a
+configuration file. Also ``python -m alerting ...``."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from alerting import AlertingError
+from alerting.config import Config, default_config_path, load_config, parse_duration_ms
+
+DEFAULT_STATE_DIR = ".fleetpulse/alerting"
+
+
+def _config(path: str | None) -> Config:
+    try:
+        return load_config(path or default_config_path())
+    except AlertingError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _store(state_dir: str) -> Any:
+    from alerting.store import Store
+
+    try:
+        return Store(state_dir)
+    except AlertingError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _fmt(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+state_dir_option = click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True,
+                                help="Durable state: open alerts, retry queue, dead letters.")
+
+
+@click.group()
+def alerts() -> None:
+    """Alert dispatcher: fleet.alerts to PagerDuty / signed webhooks."""
+
+
+@alerts.command()
+@click.option("--bootstrap", default="127.0.0.1:9092", show_default=True,
+              help="Kafka bootstrap HOST:PORT.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="YAML configuration (default: alerting/default_config.yaml).")
+@state_dir_option
+@click.option("--metrics-port", type=int, default=None,
+              help="Serve Prometheus /metrics and /healthz on this port.")
+@click.option("--group-id", default="fleetpulse-alerting", show_default=True)
+@click.option("--instance-id", default=None,
+              help="Static Kafka group membership id (fast restarts of one instance).")
+@click.option("--alerts-topic", default="fleet.alerts", show_default=True)
+@click.option("--dlq-topic", default="fleet.dlq", show_default=True)
+@click.option("--log-level", default="INFO", show_default=True)
+def run(bootstrap: str, config_path: str | None, state_dir: str, metrics_port: int | None,
+        group_id: str, instance_id: str | None, alerts_topic: str, dlq_topic: str,
+        log_level: str) -> None:
+    """Run the dispatcher until SIGTERM/SIGINT."""
+    import faulthandler
+
+    from alerting.service import Dispatcher, Settings
+
+    faulthandler.register(signal.SIGUSR1)
+
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        raise click.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("kafka", "httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
+    cfg = _config(config_path)
+    settings = Settings(bootstrap=bootstrap, state_dir=state_dir, alerts_topic=alerts_topic,
+                        dlq_topic=dlq_topic, group_id=group_id, instance_id=instance_id,
+                        metrics_port=metrics_port)
+    try:
+        dispatcher = Dispatcher(cfg, settings)
+    except AlertingError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    def stop(signum: int, frame: Any) -> None:
+        dispatcher.stop_event.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        dispatcher.run()
+    except AlertingError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@alerts.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="YAML configuration with the receivers (default: the bundled one).")
+@state_dir_option
+@click.option("--receiver", default=None, help="Only dead letters of this receiver.")
+@click.option("--id", "ids", type=int, multiple=True, help="Only these dead-letter ids.")
+@click.option("--list", "list_only", is_flag=True, help="List dead letters, send nothing.")
+def replay(config_path: str | None, state_dir: str, receiver: str | None,
+           ids: tuple[int, ...], list_only: bool) -> None:
+    """Re-send dead letters (each once); delivered ones are removed."""
+    from alerting.service import replay as do_replay
+
+    store = _store(state_dir)
+    try:
+        if list_only:
+            for dl in store.dead_letters(receiver, ids):
+                click.echo(f"{dl.id}\t{dl.receiver}\t{dl.dedup_key}\t{dl.event_action}\t"
+                           f"{dl.attempts} attempts\t{_fmt(dl.dead_at_ms)}\t{dl.last_error}")
+            return
+        cfg = _config(config_path)
+        delivered, failed = do_replay(cfg, store, receiver, list(ids) or None)
+    finally:
+        store.close()
+    click.echo(f"replayed {delivered} dead letter(s); {len(failed)} failed")
+    for dl_id, err in failed:
+        click.echo(f"  {dl_id}: {err}", err=True)
+    if failed:
+        sys.exit(1)
+
+
+@alerts.group()
+def silence() -> None:
+    """Mute alerts matching label matchers for a time window."""
+
+
+@silence.command("add")
+@click.argument("matchers", nargs=-1, required=True)
+@state_dir_option
+@click.option("--duration", default="1h", show_default=True, help="e.g. 30m, 2h, 1d.")
+@click.option("--starts", default=None, help="ISO 8601 start (default: now).")
+@click.option("--ends", default=None, help="ISO 8601 end (overrides --duration).")
+@click.option("--comment", default="", help="Why.")
+@click.option("--created-by", default="", help="Who.")
+def silence_add(matchers: tuple[str, ...], state_dir: str, duration: str, starts: str | None,
+                ends: str | None, comment: str, created_by: str) -> None:
+    """Add a silence: MATCHERS like class=truck_offline group=~WEST|SOUTH truck_id!=T1."""
+    from alerting.matchers import Matcher
+
+    try:
+        parsed = [Matcher.parse(m) for m in matchers]
+        start_ms = _parse_time(starts) if starts else _now_ms()
+        end_ms = _parse_time(ends) if ends else start_ms + parse_duration_ms(duration)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if end_ms <= start_ms:
+        raise click.BadParameter("the silence must end after it starts")
+    store = _store(state_dir)
+    try:
+        sid = store.add_silence(parsed, start_ms, end_ms, comment, created_by, _now_ms())
+    finally:
+        store.close()
+    click.echo(sid)
+
+
+def _parse_time(text: str) -> int:
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)
+
+
+@silence.command("list")
+@state_dir_option
+@click.option("--all", "show_all", is_flag=True, help="Include expired silences.")
+def silence_list(state_dir: str, show_all: bool) -> None:
+    """List silences (active and pending; --all for expired too)."""
+    store = _store(state_dir)
+    try:
+        now = _now_ms()
+        for s in store.silences():
+            if not show_all and s.ends_ms <= now:
+                continue
+            status = "active" if s.active(now) else ("expired" if s.ends_ms <= now else "pending")
+            click.echo(f"{s.id}\t{status}\t{_fmt(s.starts_ms)}..{_fmt(s.ends_ms)}\t"
+                       f"{' '.join(str(m) for m in s.matchers)}\t{s.comment}")
+    finally:
+        store.close()
+
+
+@silence.command("remove")
+@click.argument("silence_id")
+@state_dir_option
+def silence_remove(silence_id: str, state_dir: str) -> None:
+    """Remove a silence by id."""
+    store = _store(state_dir)
+    try:
+        if not store.remove_silence(silence_id):
+            raise click.ClickException(f"no silence with id {silence_id!r}")
+    finally:
+        store.close()
+    click.echo(f"removed {silence_id}")
+
+
+@alerts.command("check-config")
+@click.argument("file", type=click.Path(dir_okay=False))
+def check_config(file: str) -> None:
+    """Validate a configuration file; exit 1 with the problems if it is invalid."""
+    cfg = _config(file)
+    from alerting import routing
+
+    def count(r: routing.Route) -> int:
+        return 1 + sum(count(c) for c in r.children)
+
+    click.echo(f"{Path(file)}: OK: {len(cfg.receivers)} receiver(s) "
+               f"({', '.join(f'{r.name}:{r.type}' for r in cfg.receivers)}), "
+               f"{count(routing.build(cfg.route))} route(s), "
+               f"{len(cfg.inhibit_rules)} inhibit rule(s)")

@@ -1,0 +1,241 @@
+"""The dispatcher service: Kafka in, engine, durable outbox, receiver workers out.
+
+Loop: poll ``fleet.alerts`` -> decode (bad records to ``fleet.dlq``) -> engine ingest -> flush
+due groups -> one SQLite transaction (engine state + new deliveries) -> flush the DLQ producer ->
+commit Kafka offsets -> hand the deliveries to the receiver workers. Offsets are therefore
+committed only after every record's outcome is durable; a process killed at any moment
+re-reads uncommitted records (repeat suppression absorbs them) and re-sends the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from alerting import AlertingError
+from alerting.config import Config
+from alerting.delivery import OutcomeRecorder, ReceiverWorker, Transport, send_once, wall_ms
+from alerting.engine import Engine
+from alerting.metrics import Metrics, MetricsServer
+from alerting.records import decode
+from alerting.store import Store
+from udfs.models import DeadLetter, Reason, Rejection
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap: str
+    state_dir: str
+    alerts_topic: str = "fleet.alerts"
+    dlq_topic: str = "fleet.dlq"
+    group_id: str = "fleetpulse-alerting"
+    # static group membership: a restarted dispatcher with the same id gets its partitions back
+    # at once instead of waiting for the old member's session to expire
+    instance_id: str | None = None
+    session_timeout_ms: int = 10_000
+    metrics_port: int | None = None
+    poll_ms: int = 100
+    max_poll_records: int = 500
+
+
+class Dispatcher:
+    def __init__(self, cfg: Config, settings: Settings, store: Store | None = None,
+                 metrics: Metrics | None = None, clock: Callable[[], int] = wall_ms,
+                 transports: dict[str, Transport] | None = None) -> None:
+        self.cfg = cfg
+        self.settings = settings
+        self.store = store or Store(settings.state_dir)
+        self.metrics = metrics or Metrics()
+        self.clock = clock
+        self.stop_event = threading.Event()
+        self.state = self.store.load_engine_state()
+        self.engine = Engine(cfg, self.state, self.store.silences())
+        self._data_version = self.store.data_version()
+        transports = transports or {}
+        self.recorder = OutcomeRecorder(self.store)
+        self.workers = {r.name: ReceiverWorker(r, self.store, self.metrics,
+                                               transports.get(r.name), clock,
+                                               recorder=self.recorder)
+                        for r in cfg.receivers}
+        self._silences_checked_ms = 0
+        self.last_loop_ms = clock()
+        self.server: MetricsServer | None = None
+        self._gauges_at = 0
+
+    # -- health ------------------------------------------------------------------------------
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        age_s = (self.clock() - self.last_loop_ms) / 1000
+        detail = {"last_loop_age_s": round(age_s, 3),
+                  "receivers": {n: {"circuit": w.breaker.state, "queued": w.pending()}
+                                for n, w in self.workers.items()}}
+        return age_s < 30 and not self.stop_event.is_set(), detail
+
+    def _update_gauges(self, now: int) -> None:
+        if now - self._gauges_at < 2000:
+            return
+        self._gauges_at = now
+        counts = self.state.open_count()
+        for name in self.workers:
+            self.metrics.open_alerts.labels(name).set(counts.get(name, 0))
+
+    def _reload_silences(self, now_ms: int) -> None:
+        if now_ms - self._silences_checked_ms < 500:
+            return
+        self._silences_checked_ms = now_ms
+        v = self.store.data_version()
+        if v != self._data_version:
+            self._data_version = v
+            self.engine.silences = tuple(self.store.silences())
+
+    # -- main loop ---------------------------------------------------------------------------
+    def run(self) -> None:
+        from kafka import KafkaConsumer, KafkaProducer
+        from kafka.errors import KafkaError
+
+        s = self.settings
+        if s.metrics_port is not None:
+            try:
+                self.server = MetricsServer(self.metrics, s.metrics_port, self.health).start()
+            except OSError as exc:
+                self.store.close()
+                raise AlertingError(f"cannot serve metrics on 127.0.0.1:{s.metrics_port}: "
+                                    f"{exc.strerror or exc}") from None
+        backlog: dict[str, list[Any]] = {}
+        for item in self.store.outbox():
+            backlog.setdefault(item.receiver, []).append(item)
+        for name, items in backlog.items():
+            if name in self.workers:
+                self.workers[name].submit(items)
+            else:
+                log.warning("%d queued deliveries for receiver %r, which is no longer "
+                            "configured, stay in the outbox", len(items), name)
+        for w in self.workers.values():
+            w.start()
+        extra: dict[str, Any] = {}
+        if s.instance_id:
+            extra["group_instance_id"] = s.instance_id
+        consumer = KafkaConsumer(
+            s.alerts_topic, bootstrap_servers=s.bootstrap, group_id=s.group_id,
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            max_poll_records=s.max_poll_records, client_id="fleetpulse-alerting",
+            session_timeout_ms=s.session_timeout_ms, heartbeat_interval_ms=1000,
+            max_poll_interval_ms=60_000,
+            # kafka-python checks CRCs in pure Python (~100 us a record, measured); the broker
+            # validates batches on produce and TCP checksums the transfer
+            check_crcs=False, **extra)
+        producer = KafkaProducer(bootstrap_servers=s.bootstrap, acks="all", linger_ms=5,
+                                 retries=5)
+        log.info("alert dispatcher running: %s -> %s", s.alerts_topic,
+                 ", ".join(self.workers))
+        try:
+            while not self.stop_event.is_set():
+                self._step(consumer, producer, KafkaError)
+        finally:
+            try:
+                producer.flush(10)
+                producer.close(5)
+                consumer.close(autocommit=False, timeout_ms=5000)
+            finally:
+                for w in self.workers.values():
+                    w.stop()
+                self.recorder.stop()
+                if self.server:
+                    self.server.stop()
+                self.store.close()
+
+    def _step(self, consumer: Any, producer: Any, kafka_error: type[Exception]) -> None:
+        s = self.settings
+        now = self.clock()
+        self.last_loop_ms = now
+        nxt = self.engine.next_flush_ms()
+        timeout = s.poll_ms if nxt is None else max(0, min(s.poll_ms, nxt - now))
+        batch = consumer.poll(timeout_ms=timeout, max_records=s.max_poll_records)
+        now = self.clock()
+        dead = 0
+        for tp, records in batch.items():
+            for rec in records:
+                try:
+                    result = decode(rec.value, int(rec.timestamp or 0))
+                    if not isinstance(result, Rejection):
+                        self.engine.ingest(result, now)
+                except Exception as exc:  # noqa: BLE001 - never crash on input
+                    log.exception("cannot process record %s:%s", tp.partition, rec.offset)
+                    result = Rejection(Reason.BAD_VALUE, f"internal error: {exc!r}"[:300])
+                if isinstance(result, Rejection):
+                    dead += 1
+                    dl = DeadLetter(tp.topic, tp.partition, rec.offset, str(result.reason),
+                                    result.detail, rec.value or b"", now)
+                    producer.send(s.dlq_topic, key=tp.topic.encode(), value=dl.to_json())
+                    self.metrics.records.labels("malformed").inc()
+                else:
+                    self.metrics.records.labels("accepted").inc()
+        self._reload_silences(now)
+        notes, dropped = self.engine.flush_due(self.clock())
+        for d in dropped:
+            self.metrics.suppressed.labels(d.receiver, d.reason).inc()
+        st = self.state
+        items = []
+        if notes or st.dirty_open or st.dirty_active or st.dirty_groups or st.dirty_pending:
+            items = self.store.commit_batch(st, notes, now)
+        if dead:
+            producer.flush(30)
+        if batch:
+            try:
+                consumer.commit()
+            except kafka_error as exc:
+                log.warning("offset commit failed (records will be re-read): %s", exc)
+        by_receiver: dict[str, list[Any]] = {}
+        for it in items:
+            by_receiver.setdefault(it.receiver, []).append(it)
+        for name, its in by_receiver.items():
+            worker = self.workers.get(name)
+            if worker is not None:
+                worker.submit(its)
+        self._update_gauges(now)
+
+
+def replay(cfg: Config, store: Store, receiver: str | None = None,
+           ids: list[int] | None = None, transports: dict[str, Transport] | None = None,
+           clock: Callable[[], int] = wall_ms) -> tuple[int, list[tuple[int, str]]]:
+    """Re-send dead letters once each; delivered ones are removed, failed ones keep their row
+    with the new error. Returns (delivered count, [(id, error)] of failures)."""
+    from alerting.delivery import make_transport
+
+    transports = dict(transports or {})
+    delivered, failed = 0, []
+    try:
+        for dl in store.dead_letters(receiver, ids):
+            try:
+                rcfg = cfg.receiver(dl.receiver)
+            except KeyError:
+                failed.append((dl.id, f"receiver {dl.receiver!r} is not in the configuration"))
+                continue
+            t = transports.get(dl.receiver) or transports.setdefault(dl.receiver,
+                                                                     make_transport(rcfg))
+            outcome = send_once(rcfg, t, dl.event, dl.outbox_id, clock())
+            if outcome.delivered:
+                store.delete_dead_letter(dl.id)
+                delivered += 1
+            else:
+                store.update_dead_letter(dl.id, outcome.describe(), clock())
+                failed.append((dl.id, outcome.describe()))
+    finally:
+        for t in transports.values():
+            t.close()
+    return delivered, failed
+
+
+def wait_idle(dispatcher: Dispatcher, timeout_s: float) -> bool:
+    """For tests and the benchmark: True once no delivery is queued."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all(w.pending() == 0 for w in dispatcher.workers.values()):
+            return True
+        time.sleep(0.02)
+    return False

@@ -1,0 +1,63 @@
+# syntax=docker/dockerfile:1
+#
+# fleetpulse application image: the alert dispatcher (`python -m alerting run`), the websocket
+# gateway (`python -m ws_gateway run`) and the simulator (`python -m simulator simulate`).
+# Build context: the repository root.
+#
+#   docker build -f docker/app.Dockerfile -t fleetpulse-app .
+
+# -- the map page's vendor assets (Leaflet, pinned by ws_gateway/web/package-lock.json) ---------
+FROM node:22-slim AS map-assets
+WORKDIR /web
+COPY ws_gateway/web/package.json ws_gateway/web/package-lock.json ./
+RUN npm ci --no-audit --no-fund \
+    && test -f node_modules/leaflet/dist/leaflet.js
+
+# -- the application -----------------------------------------------------------------------------
+FROM python:3.11-slim
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+
+# socat: the dispatcher-metrics sidecar in docker-compose.yml (the dispatcher's /metrics server
+# listens on 127.0.0.1 only).
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends socat \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /opt/fleetpulse
+
+# Dependencies first (this layer survives source changes): the [project] dependencies.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+COPY fleetpulse ./fleetpulse
+COPY flink_jobs ./flink_jobs
+COPY udfs ./udfs
+COPY alerting ./alerting
+COPY ws_gateway ./ws_gateway
+COPY simulator ./simulator
+COPY bench ./bench
+# The gateway serves these from its package; without them it would need npm at start-up.
+COPY --from=map-assets /web/node_modules/leaflet/dist/leaflet.js /web/node_modules/leaflet/dist/leaflet.css ./ws_gateway/static/vendor/
+COPY --from=map-assets /web/node_modules/leaflet/dist/images/ ./ws_gateway/static/vendor/images/
+RUN pip install --no-deps . \
+    && cd / && python -c "from ws_gateway.build_assets import assets_ready, VENDOR_DIR; assert assets_ready(), VENDOR_DIR"
+
+# The dispatcher's routing configuration: the packaged demo configuration (receivers and secrets
+# from FLEETPULSE_WEBHOOK_* variables). Mount your own file over it in production.
+COPY alerting/default_config.yaml /etc/fleetpulse/alerting.yaml
+
+RUN useradd --system --uid 10001 --home-dir /var/lib/fleetpulse --create-home fleetpulse \
+    && mkdir -p /var/lib/fleetpulse/alerting \
+    && chown -R fleetpulse:fleetpulse /var/lib/fleetpulse \
+    && rm -rf /opt/fleetpulse
+
+# Not the source folder: `python -m` puts the working directory first on sys.path.
+WORKDIR /var/lib/fleetpulse
+USER fleetpulse
+EXPOSE 8765 9100
