@@ -152,7 +152,9 @@ class Supervisor:
                 self.submitted_jobs.append(flink.submit(s.flink_url, module, args))
                 continue
             self.say(f"starting {name} (embedded Flink MiniCluster)")
-            proc = self._spawn(name, flink.embedded_job_argv(module, args), env=flink.flink_env())
+            env = flink.flink_env()
+            env["FLINK_LOG_DIR"] = str(s.log_dir / f"flink-{name}")  # the MiniCluster's own log
+            proc = self._spawn(name, flink.embedded_job_argv(module, args), env=env)
             self._add(Component(name, proc, urls={
                 "metrics": f"http://127.0.0.1:{metrics_port}/metrics",
                 "flink": f"http://127.0.0.1:{rest_port}/jobs/overview"}))

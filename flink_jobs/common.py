@@ -51,7 +51,8 @@ def flink_configuration(settings: JobSettings, job_name: str) -> Configuration:
     cfg.set_string("pipeline.auto-watermark-interval", "200 ms")
     cfg.set_string("table.exec.source.idle-timeout", f"{settings.idle_timeout_ms} ms")
     cfg.set_string("restart-strategy.type", "fixed-delay")
-    cfg.set_string("restart-strategy.fixed-delay.attempts", "2147483647")
+    attempts = settings.restart_attempts if settings.restart_attempts >= 0 else 2147483647
+    cfg.set_string("restart-strategy.fixed-delay.attempts", str(attempts))
     cfg.set_string("restart-strategy.fixed-delay.delay", "2 s")
     cfg.set_string("execution.checkpointing.interval", f"{settings.checkpoint_interval_ms} ms")
     cfg.set_string("execution.checkpointing.mode", "EXACTLY_ONCE")

@@ -39,6 +39,7 @@ class JobSettings:
     geofences_file: str = ""
     bounded: bool = False  # stop at the end offsets seen at start (tests, benchmarks)
     stream_maxlen: int = 100_000
+    restart_attempts: int = -1  # -1: restart forever (service); tests use 0 to fail fast
 
     @property
     def checkpoint_path(self) -> Path | None:

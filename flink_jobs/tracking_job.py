@@ -192,7 +192,9 @@ class TruckFunction(KeyedProcessFunction):
         if box[1] != due:
             timers.register_event_time_timer(due)
             box[1] = due
-        if box[2] is None:
+        if box[2] is None and not self.settings.bounded:
+            # Bounded runs end with a final watermark that fires every event-time timer, and a
+            # pending processing-time timer would keep the finished job waiting.
             wm = timers.current_watermark()
             wm_known = wm if wm > NO_WATERMARK else None
             ahead = due - (wm_known if wm_known is not None else box[0].pos_ts)
@@ -297,7 +299,8 @@ class RegionCensusFunction(KeyedProcessFunction):
 
         counts = self.counts.value() or {}
         self.writer.write_region_counts({ctx.get_current_key(): region_count_fields(counts)})
-        if ctx.time_domain().name != "EVENT_TIME":
+        ended = ctx.timer_service().current_watermark() >= END_OF_INPUT
+        if ctx.time_domain().name != "EVENT_TIME" and not ended:
             ctx.timer_service().register_processing_time_timer(
                 timestamp + self.settings.region_refresh_ms)
         return iter(())
@@ -361,4 +364,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    # Run the imported module's main so the functions are pickled by reference to
+    # flink_jobs.tracking_job, not by value from __main__.
+    from flink_jobs.tracking_job import main as module_main
+
+    module_main(sys.argv[1:])

@@ -91,7 +91,7 @@ def run_job(records: list[bytes], redis_url: str, parallelism: int) -> list[tupl
             return value
 
     settings = JobSettings(redis_url=redis_url, parallelism=parallelism, redis_flush_ms=50,
-                           checkpoint_interval_ms=600_000)
+                           checkpoint_interval_ms=600_000, restart_attempts=0)
     env, _ = create_environment(settings, "tracking-test")
     rows = [Row(r, 0, i) for i, r in enumerate(records)]
     source = env.from_collection(rows, type_info=RAW_RECORD).assign_timestamps_and_watermarks(
