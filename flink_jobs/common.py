@@ -124,6 +124,11 @@ def kafka_raw_source(t_env: StreamTableEnvironment, settings: JobSettings, topic
                      table: str) -> DataStream:
     """Records of ``topic`` as RAW_RECORD rows, event-time stamped from their ``ts`` field.
 
+    Idleness and catch-up pull against each other: a partition that merely waits its turn in
+    the consumer's fetches during a backfill must not be declared idle, or the watermark would
+    overtake its trucks and time them out. Small per-partition fetches keep the partitions
+    interleaved, and the idle timeout (60 s) is far above any such wait.
+
     A record whose ``ts`` is missing, unparsable or more than five minutes ahead of the clock
     gets timestamp 0, so it can never drag the watermark forward; the Python validation then
     dead-letters it. Offsets: committed group offsets, earliest when the group has none; in a
@@ -149,6 +154,7 @@ def kafka_raw_source(t_env: StreamTableEnvironment, settings: JobSettings, topic
           'properties.bootstrap.servers' = '{settings.bootstrap}',
           'properties.group.id' = '{settings.group_id}',
           'properties.auto.offset.reset' = 'earliest',
+          'properties.max.partition.fetch.bytes' = '{settings.partition_fetch_bytes}',
           'scan.startup.mode' = 'group-offsets',
           'scan.watermark.idle-timeout' = '{settings.idle_timeout_ms} ms',
           {bounded}

@@ -25,7 +25,9 @@ class JobSettings:
     checkpoint_interval_ms: int = 10_000
     restore: str = ""  # "", "latest" (newest retained checkpoint) or a checkpoint path
     out_of_orderness_ms: int = 10_000
-    idle_timeout_ms: int = 5_000
+    idle_timeout_ms: int = 60_000  # long enough that a partition merely slow in a catch-up
+    # is not declared idle (that would let the watermark overtake its trucks)
+    partition_fetch_bytes: int = 65_536  # small per-partition fetches keep partitions interleaved
     metrics_port: int = 0  # Prometheus reporter port (0: no reporter)
     rest_port: int = 0  # REST API of the embedded MiniCluster (0: any free port)
     redis_flush_ms: int = 200
