@@ -100,8 +100,7 @@ class KafkaBroker:
             self._java(
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                f"--cluster-id={cluster_id}",  # ids may start with "-": keep it attached
                 "-c",
                 str(self.data_dir / "server.properties"),
             ),
