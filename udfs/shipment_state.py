@@ -71,9 +71,11 @@ class DelayConfig:
     no_scan_after_s: int = 24 * 3600
     failed_attempts: int = 2
     failed_attempts_within_s: int = 48 * 3600
-    # True in the Flink job: the failed-attempts trigger comes from MATCH_RECOGNIZE matches
-    # (AttemptsMatch inputs); False: detected here from the scans (same rule, no JVM).
-    attempts_from_cep: bool = False
+    # MATCH_RECOGNIZE matches (AttemptsMatch inputs) always count. The same rule is also
+    # applied here to the scans: Flink CEP drops rows that reach it behind its watermark
+    # (a partition marked idle and then resuming), so a match can be missing; the keyed state
+    # sees late scans and keeps the outcome a function of the scans. False: matches only.
+    attempts_from_scans: bool = True
     at_risk_min_speed_kph: float = 5.0  # slower than this on average: cannot arrive in time
     at_risk_arrived_km: float = 1.0  # this close to the destination: arrived, not at risk
     at_risk_margin_s: int = 0  # ETA may exceed promised_by by this much before warning
@@ -252,14 +254,15 @@ def _promised_by(known: list[Scan]) -> int | None:
 
 
 def _attempts_ts(state: ShipmentState, known: list[Scan], t: int, cfg: DelayConfig) -> int | None:
-    if cfg.attempts_from_cep:
-        return min((m.last_ts for m in state.matches if m.last_ts <= t), default=None)
-    failed = [s.ts for s in known if s.type is ScanType.DELIVERY_ATTEMPT_FAILED]
-    n = max(cfg.failed_attempts, 1)
-    for i in range(n - 1, len(failed)):
-        if failed[i] - failed[i - n + 1] <= cfg.failed_attempts_within_s * 1000:
-            return failed[i]
-    return None
+    found = [m.last_ts for m in state.matches if m.last_ts <= t]
+    if cfg.attempts_from_scans:
+        failed = [s.ts for s in known if s.type is ScanType.DELIVERY_ATTEMPT_FAILED]
+        n = max(cfg.failed_attempts, 1)
+        for i in range(n - 1, len(failed)):
+            if failed[i] - failed[i - n + 1] <= cfg.failed_attempts_within_s * 1000:
+                found.append(failed[i])
+                break
+    return min(found, default=None)
 
 
 def _fix_for(state: ShipmentState, f: Facts, t: int) -> TruckFix | None:

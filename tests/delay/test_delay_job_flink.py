@@ -1,0 +1,176 @@
+"""The delay job on a MiniCluster: bounded, out-of-order scans (and pings) at parallelism 2,
+every pattern with its resolve, escalation, CEP attempts, DLQ, duplicates and negatives."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from typing import Any
+
+import orjson
+import pytest
+
+from udfs.shipment_state import (
+    DelayCleared,
+    DelayScore,
+    RegionDelayHours,
+    RegionShipmentCounted,
+)
+
+from .helpers import HOUR, MIN, PDX, SEA, T0
+
+pytestmark = pytest.mark.flink
+
+OUT_OF_ORDER_MS = 4 * HOUR  # input below is shuffled within this bound
+
+
+def s(sid: str, n: int, typ: str, ts: int, **kw: Any) -> dict[str, Any]:
+    d = {"scan_id": f"{sid}-{n}", "shipment_id": sid, "type": typ, "ts": ts}
+    if typ == "PICKED_UP":
+        d.update({"lat": SEA[0], "lng": SEA[1], "dest_lat": PDX[0], "dest_lng": PDX[1],
+                  "promised_by": T0 + 100 * HOUR})
+    d.update(kw)
+    return d
+
+
+def scenario() -> tuple[list[bytes], list[bytes]]:
+    scans = [
+        # late by 3 h: escalates 1 -> 2 -> 3, resolves on delivery, adds 3 h to WEST
+        s("LATE", 1, "PICKED_UP", T0, promised_by=T0 + 2 * HOUR),
+        s("LATE", 2, "DELIVERED", T0 + 5 * HOUR),
+        # delivered a minute early: nothing
+        s("EARLY", 1, "PICKED_UP", T0, promised_by=T0 + 2 * HOUR),
+        s("EARLY", 2, "DELIVERED", T0 + 2 * HOUR - MIN),
+        # 7 h at a hub
+        s("STUCK", 1, "PICKED_UP", T0),
+        s("STUCK", 2, "ARRIVED_HUB", T0 + HOUR, hub_id="HUB-PDX"),
+        s("STUCK", 3, "DEPARTED_HUB", T0 + 8 * HOUR, hub_id="HUB-PDX"),
+        s("STUCK", 4, "DELIVERED", T0 + 9 * HOUR),
+        # silent for 28 h
+        s("QUIET", 1, "PICKED_UP", T0),
+        s("QUIET", 2, "OUT_FOR_DELIVERY", T0 + 30 * HOUR),
+        s("QUIET", 3, "DELIVERED", T0 + 31 * HOUR),
+        # two failed attempts 20 h apart (CEP), then delivered; DELIVERED arrives first
+        s("FAIL", 1, "PICKED_UP", T0),
+        s("FAIL", 2, "OUT_FOR_DELIVERY", T0 + 2 * HOUR),
+        s("FAIL", 3, "DELIVERY_ATTEMPT_FAILED", T0 + 3 * HOUR),
+        s("FAIL", 4, "OUT_FOR_DELIVERY", T0 + 22 * HOUR),
+        s("FAIL", 5, "DELIVERY_ATTEMPT_FAILED", T0 + 23 * HOUR),
+        s("FAIL", 6, "DELIVERED", T0 + 24 * HOUR),
+        # failed attempts 50 h apart: not a pattern (scans keep it from going quiet)
+        s("SLOW", 1, "PICKED_UP", T0),
+        s("SLOW", 2, "DELIVERY_ATTEMPT_FAILED", T0 + HOUR),
+        s("SLOW", 3, "ARRIVED_HUB", T0 + 20 * HOUR),
+        s("SLOW", 4, "DEPARTED_HUB", T0 + 21 * HOUR),
+        s("SLOW", 5, "OUT_FOR_DELIVERY", T0 + 40 * HOUR),
+        s("SLOW", 7, "DELIVERY_ATTEMPT_FAILED", T0 + 51 * HOUR),
+        s("SLOW", 6, "DELIVERED", T0 + 52 * HOUR),
+        # truck T9 crawls at ~10 km/h, 235 km from the destination, 3 h to go: at risk
+        s("RISK", 1, "PICKED_UP", T0, promised_by=T0 + 3 * HOUR, truck_id="T9"),
+        s("RISK", 2, "DELIVERED", T0 + 2 * HOUR),
+    ]
+    dup = dict(scans[0])
+    raws = [orjson.dumps(x) for x in scans] + [orjson.dumps(dup)]
+    raws += [b'{"scan_id": "X-1", "shipment_id": "X", "type": "TELEPORTED", "ts": %d}' % T0,
+             b"not json"]
+    pings = [orjson.dumps({"truck_id": "T9", "ts": T0 + k * MIN, "lat": SEA[0] + k * 0.0015,
+                           "lng": SEA[1], "speed_kph": 10.0}) for k in range(0, 60, 2)]
+    return raws, pings
+
+
+def shuffle_within(raws: list[bytes], bound_ms: int, seed: int) -> list[bytes]:
+    """Out of order, but never by more than ``bound_ms`` (what the watermark allows)."""
+    rng = random.Random(seed)
+
+    def ts(r: bytes) -> int:
+        try:
+            return int(orjson.loads(r)["ts"])
+        except Exception:  # noqa: BLE001
+            return T0
+    return sorted(raws, key=lambda r: ts(r) + rng.uniform(0, bound_ms * 0.9))
+
+
+def run_job(scans: list[bytes], pings: list[bytes]) -> list[str]:
+    from pyflink.common import Duration, Row, WatermarkStrategy
+    from pyflink.common.watermark_strategy import TimestampAssigner
+    from pyflink.table import DataTypes, Schema
+
+    from flink_jobs.common import RAW_RECORD, create_environment
+    from flink_jobs.delay_job import build, parse_options
+    from flink_jobs.settings import JobSettings
+
+    class JsonTs(TimestampAssigner):
+        def extract_timestamp(self, value: Any, record_timestamp: int) -> int:
+            try:
+                return int(orjson.loads(bytes(value[0]))["ts"])
+            except Exception:  # noqa: BLE001
+                return 0
+
+    settings = JobSettings(parallelism=2, bootstrap="127.0.0.1:1")
+    opts, _ = parse_options(["--fix-interval-s", "600"])
+    # Failed attempts from MATCH_RECOGNIZE only, so this test proves the CEP operator fires.
+    opts = replace(opts, cfg=replace(opts.cfg, attempts_from_scans=False))
+    env, t_env = create_environment(settings, "delay-test")
+    wms = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(OUT_OF_ORDER_MS)) \
+        .with_timestamp_assigner(JsonTs())
+
+    def source(raws: list[bytes]):  # type: ignore[no-untyped-def]
+        rows = [Row(r, 0, i) for i, r in enumerate(raws)]
+        return env.from_collection(rows, type_info=RAW_RECORD) \
+            .assign_timestamps_and_watermarks(wms).set_parallelism(1)
+
+    scan_stream = source(scans)
+    table = t_env.from_data_stream(scan_stream, Schema.new_builder()
+                                   .column("value", DataTypes.BYTES())
+                                   .column("partition", DataTypes.INT())
+                                   .column("offset", DataTypes.BIGINT())
+                                   .column_by_expression(
+                                       "ts_raw",
+                                       "CAST(JSON_VALUE(CAST(`value` AS STRING), '$.ts') "
+                                       "AS BIGINT)")
+                                   .column_by_metadata("rowtime", DataTypes.TIMESTAMP_LTZ(3))
+                                   .watermark("rowtime", "SOURCE_WATERMARK()")
+                                   .build())
+    t_env.create_temporary_view("scans_test", table)
+    out = build(t_env, scan_stream, "scans_test", source(pings) if pings else None, settings,
+                opts)
+    from pyflink.common import Types
+
+    merged = out["alerts"].map(lambda r: "A " + r[1], output_type=Types.STRING()).union(
+        out["dlq"].map(lambda r: "D " + r[1], output_type=Types.STRING()),
+        out["effects"].map(lambda e: "E " + repr(e), output_type=Types.STRING()))
+    with merged.execute_and_collect() as results:
+        return list(results)
+
+
+@pytest.mark.timeout(300)
+def test_delay_job_end_to_end_on_minicluster() -> None:
+    scans, pings = scenario()
+    lines = run_job(shuffle_within(scans, OUT_OF_ORDER_MS, seed=7), pings)
+    alerts = sorted((a["dedup_key"], a["event_action"], a["payload"]["severity"],
+                     a["payload"]["custom_details"]["event_ts"] - T0)
+                    for a in (orjson.loads(x[2:]) for x in lines if x.startswith("A ")))
+    at_risk = [a for a in alerts if a[0].startswith("shipment_at_risk:")]
+    others = [a for a in alerts if not a[0].startswith("shipment_at_risk:")]
+    assert others == sorted([
+        ("shipment_late:LATE", "trigger", "info", 2 * HOUR + 1),
+        ("shipment_late:LATE", "trigger", "warning", 2 * HOUR + 30 * MIN + 1),
+        ("shipment_late:LATE", "trigger", "error", 4 * HOUR + 1),
+        ("shipment_late:LATE", "resolve", "error", 5 * HOUR),
+        ("shipment_stuck_at_hub:STUCK", "trigger", "warning", 7 * HOUR),
+        ("shipment_stuck_at_hub:STUCK", "resolve", "warning", 8 * HOUR),
+        ("shipment_no_scan:QUIET", "trigger", "error", 24 * HOUR),
+        ("shipment_no_scan:QUIET", "resolve", "error", 30 * HOUR),
+        ("delivery_attempts_failed:FAIL", "trigger", "error", 23 * HOUR),
+        ("delivery_attempts_failed:FAIL", "resolve", "error", 24 * HOUR),
+    ])
+    assert [(a[0], a[1]) for a in at_risk] == [("shipment_at_risk:RISK", "resolve"),
+                                               ("shipment_at_risk:RISK", "trigger")]
+    effects = sorted(x[2:] for x in lines if x.startswith("E "))
+    assert effects == sorted(
+        [repr(RegionShipmentCounted("WEST", sid))
+         for sid in ("LATE", "EARLY", "STUCK", "QUIET", "FAIL", "SLOW", "RISK")]
+        + [repr(DelayScore("LATE", n)) for n in (1, 2, 3)]
+        + [repr(DelayCleared("LATE")), repr(RegionDelayHours("WEST", "LATE", 3.0))])
+    dlq = sorted(orjson.loads(x[2:])["reason"] for x in lines if x.startswith("D "))
+    assert dlq == ["MALFORMED_JSON", "UNKNOWN_SCAN_TYPE"]
