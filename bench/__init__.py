@@ -1,1 +1,7 @@
-"""bench package."""
+"""`fleetpulse bench`: the whole system measured the way an operator would judge it.
+
+``bench.cli`` is the command; ``bench.sections`` holds one module per measurement
+(throughput and peers, profile, the live run for freshness / alerts / memory, fan-out,
+scaling); ``bench.peers`` the plain-Python and Quix Streams peers; ``bench.jobs`` cuts of the
+tracking job for profiling; ``bench.report`` the pure report, JSON and chart code.
+"""

@@ -1,0 +1,159 @@
+"""One timed consumption of a preloaded dataset: the tracking job or a peer, started as a child
+under ``/usr/bin/time -v``, Redis polled until every truck's last position is readable.
+
+Timing: ``t_first`` is when the first position becomes readable in Redis (so JVM and Python
+start-up are reported apart, as ``startup_s``), ``t_end`` when the last one is (found by
+polling the trucks whose last ping ends a partition, then confirmed for every truck). The
+rate is ``pings / (t_end - t_first)``. The same clock and criterion serve every consumer.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench.data import Dataset
+from bench.support import Bar, BenchError, MemorySampler, Stack, cpu_seconds, log, start_child
+
+POLL_S = 0.1
+
+
+def _positions_added(r: Any) -> int:
+    try:
+        info = r.xinfo_stream("stream:positions")
+    except Exception:  # noqa: BLE001 - no stream yet
+        return 0
+    return int(info.get("entries-added", info.get("length", 0)))
+
+
+def _missing(r: Any, expected: dict[str, int], chunk: int = 5000) -> dict[str, int]:
+    """The trucks whose readable ``ts_ms`` is not yet their last ping's."""
+    items = list(expected.items())
+    missing: dict[str, int] = {}
+    for start in range(0, len(items), chunk):
+        part = items[start:start + chunk]
+        pipe = r.pipeline(transaction=False)
+        for tid, _ in part:
+            pipe.hget(f"truck:{tid}", "ts_ms")
+        for (tid, ts), got in zip(part, pipe.execute(), strict=True):
+            if got is None or int(got) < ts:
+                missing[tid] = ts
+    return missing
+
+
+def run_consumer(stack: Stack, ds: Dataset, name: str, argv: list[str], workdir: Path,
+                 timeout_s: float, env: dict[str, str] | None = None,
+                 done_key: str | None = None, cap_s: float | None = None) -> dict[str, Any]:
+    """Start ``argv`` on an empty Redis and time it through ``ds``; a result row.
+
+    With ``done_key`` the consumer counts its records in that Redis key instead of writing
+    positions (the stage jobs of :mod:`bench.jobs.stages`); done when it reaches the pings.
+    With ``cap_s`` the run is stopped that long after its first write (a time box) and the
+    row is ``partial``: its rate is what was processed by then (one position per ping, the
+    input being clean), over that time."""
+    stack.flush_redis()
+    r = stack.redis()
+    redis_pid = stack.procs["redis"].pid
+    row: dict[str, Any] = {"name": name, "pings": ds.pings, "trucks": ds.trucks,
+                           "status": "ok"}
+    child = start_child(name.replace(" ", "_").replace("=", ""), argv, workdir, timed=True,
+                        env=env)
+    t_start = time.monotonic()
+    bar = Bar(ds.pings, name, "ping")
+    sampler = MemorySampler(0.5)
+    sampler.watch("child", child.popen.pid)
+
+    def progress() -> int:
+        return int(r.get(done_key) or 0) if done_key else _positions_added(r)
+
+    processed = ds.pings
+    try:
+        with sampler:
+            deadline = t_start + timeout_s
+            while True:
+                if r.exists(done_key or "stream:positions"):
+                    t_first = time.monotonic()
+                    break
+                if not child.alive():
+                    raise BenchError(f"{name} exited before writing anything:\n"
+                                     f"{child.log_tail()}")
+                if time.monotonic() > deadline:
+                    raise BenchError(f"{name}: nothing written to Redis in {timeout_s:.0f}s")
+                time.sleep(0.02)
+            sampler.sample()
+            cpu_first, redis_cpu_first = sampler.cpu_s("child"), cpu_seconds(redis_pid)
+            tail = dict(ds.tail)
+            while True:
+                now = time.monotonic()
+                if now > deadline:
+                    raise BenchError(f"{name}: not done after {timeout_s:.0f}s "
+                                     f"({progress():,} records processed)")
+                added = progress()
+                bar.update_to(added, f"{added / max(1e-9, now - t_first):,.0f}/s")
+                if cap_s is not None and now - t_first >= cap_s:
+                    t_end, processed = now, min(added, ds.pings)
+                    row["status"] = "partial"
+                    row["note"] = (f"time box: stopped {cap_s:.0f} s after its first write, "
+                                   f"{processed:,} of {ds.pings:,} pings processed")
+                    break
+                if done_key:
+                    if added >= ds.pings:
+                        t_end = now
+                        break
+                    if not child.alive():
+                        raise BenchError(f"{name} exited at {added} of {ds.pings}:\n"
+                                         f"{child.log_tail()}")
+                elif added >= 0.95 * ds.pings or not child.alive():
+                    tail = _missing(r, tail)
+                    if not tail:
+                        t_probe = time.monotonic()
+                        missing = _missing(r, ds.last_ts)
+                        if not missing:
+                            t_end = t_probe
+                            break
+                        tail = missing  # rare: keep polling the stragglers
+                    elif not child.alive():
+                        raise BenchError(f"{name} exited with {len(tail)} trucks missing:\n"
+                                         f"{child.log_tail()}")
+                time.sleep(POLL_S)
+            sampler.sample()
+            cpu_window = sampler.cpu_s("child") - cpu_first
+            redis_cpu = cpu_seconds(redis_pid) - redis_cpu_first
+            bar.update_to(processed)
+            if row["status"] == "ok":
+                # bounded consumers end by themselves; give them a while, then stop them
+                try:
+                    child.popen.wait(timeout=90)
+                except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired
+                    log(f"{name}: still running after its input; stopping it")
+    except BenchError as exc:
+        r.close()
+        return {**row, "status": "failed", "reason": str(exc)[-1500:]}
+    finally:
+        child.stop()
+        bar.close()
+    tv = child.time_v()
+    seconds = t_end - t_first
+    row.update({
+        "pings_processed": processed,
+        "rate": round(processed / seconds),
+        "seconds": round(seconds, 2),
+        "startup_s": round(t_first - t_start, 2),
+        "peak_rss_mib": round(tv["max_rss_kib"] / 1024, 1) if "max_rss_kib" in tv else None,
+        "tree_peak_rss_mib": sampler.peak_mib("child"),
+        "cpu_s": round(cpu_window, 1),
+        "cpu_us_per_ping": round(cpu_window * 1e6 / max(1, processed), 1),
+        "cpu_s_whole_run": sampler.cpu_s("child"),
+        "redis_cpu_s": round(redis_cpu, 1),
+        "redis_used_mib": round(int(r.info("memory")["used_memory"]) / 2**20, 1),
+        "positions_written": _positions_added(r),
+        "exit_code": child.popen.returncode,
+    })
+    r.close()
+    return row
+
+
+def unique_group(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,118 @@
+"""Measures 1 and 2: the tracking job's sustained rate on a preloaded topic, and its peers'.
+
+Keys: ``pings``, ``trucks``, ``topic``, ``partitions``, ``bytes_per_ping``, ``runs`` (one row
+per consumer, see :func:`bench.runs.run_consumer`), ``best`` (the fastest fleetpulse row),
+``ratios`` (best fleetpulse rate / each peer's rate).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.context import Context
+from bench.data import Dataset
+from bench.report import NOT_MEASURED, ratio
+from bench.runs import run_consumer, unique_group
+from bench.support import log, python_argv
+
+
+def tracking_argv(ctx: Context, ds: Dataset, parallelism: int) -> list[str]:
+    """The job as deployed (`fleetpulse up` passes a checkpoint directory too: without one
+    Flink keeps checkpoints in the JobManager's memory, 5 MiB at most, which 10,000 trucks'
+    state already exceeds, and the job then restarts over and over)."""
+    t = ctx.stack.topics
+    group = unique_group("bench-tracking")
+    return python_argv("flink_jobs.tracking_job", "--bootstrap", ctx.stack.bootstrap,
+                       "--redis-url", ctx.stack.redis_url, "--gps-topic", ds.topic,
+                       "--alerts-topic", t.alerts, "--geofence-topic", t.geofence_events,
+                       "--dlq-topic", t.dlq, "--group-id", group,
+                       "--checkpoint-dir", str(ctx.workdir / "checkpoints" / group),
+                       "--bounded", "--parallelism", str(parallelism))
+
+
+def plain_argv(ctx: Context, ds: Dataset) -> list[str]:
+    t = ctx.stack.topics
+    return python_argv("bench.peers.plain", "--bootstrap", ctx.stack.bootstrap,
+                       "--redis-url", ctx.stack.redis_url, "--topic", ds.topic,
+                       "--alerts-topic", t.alerts, "--geofence-topic", t.geofence_events,
+                       "--dlq-topic", t.dlq, "--group-id", unique_group("bench-plain"),
+                       "--bounded")
+
+
+def quix_argv(ctx: Context, ds: Dataset) -> list[str]:
+    t = ctx.stack.topics
+    return python_argv("bench.peers.quix", "--bootstrap", ctx.stack.bootstrap,
+                       "--redis-url", ctx.stack.redis_url, "--topic", ds.topic,
+                       "--alerts-topic", t.alerts, "--geofence-topic", t.geofence_events,
+                       "--group-id", unique_group("bench-quix"),
+                       "--state-dir", str(ctx.workdir / unique_group("quix-state")),
+                       python=ctx.quix_python)
+
+
+def run_timeout_s(ds: Dataset) -> float:
+    return max(600.0, ds.pings / 500)
+
+
+def fleetpulse_run(ctx: Context, ds: Dataset, parallelism: int,
+                   cap_s: float | None = None) -> dict[str, Any]:
+    name = f"fleetpulse p={parallelism}"
+    log(f"throughput: {name} on {ds.topic}")
+    row = run_consumer(ctx.stack, ds, name, tracking_argv(ctx, ds, parallelism),
+                       ctx.workdir / "throughput", run_timeout_s(ds), cap_s=cap_s)
+    row.setdefault("note", "tracking job, embedded MiniCluster, thread mode, bounded")
+    return row
+
+
+def run_peers(ctx: Context, ds: Dataset) -> tuple[dict[str, Any], dict[str, Any]]:
+    log("throughput: plain Python consumer")
+    plain = run_consumer(ctx.stack, ds, "plain Python", plain_argv(ctx, ds),
+                         ctx.workdir / "throughput", run_timeout_s(ds))
+    plain["note"] = "confluent-kafka consumer, same udfs + Redis script, 1 process"
+    if ctx.quix_python:
+        log("throughput: Quix Streams")
+        quix = run_consumer(ctx.stack, ds, "Quix Streams", quix_argv(ctx, ds),
+                            ctx.workdir / "throughput", run_timeout_s(ds))
+        quix["note"] = "quixstreams Application, RocksDB state + changelog, 1 process"
+    else:
+        quix = {"name": "Quix Streams", "status": NOT_MEASURED,
+                "reason": "quixstreams is not importable by any interpreter given "
+                          "(--quix-python)"}
+    return plain, quix
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    ds = ctx.dataset(ctx.sizes.trucks)
+    runs: list[dict[str, Any]] = []
+    for p in ctx.sizes.parallelisms:
+        runs.append(fleetpulse_run(ctx, ds, p))
+    if ctx.sizes.peers:
+        plain, quix = run_peers(ctx, ds)
+    else:
+        skipped = {"status": NOT_MEASURED, "reason": "--no-peers"}
+        plain, quix = {"name": "plain Python", **skipped}, {"name": "Quix Streams", **skipped}
+    runs += [plain, quix]
+    ours = [r for r in runs if r["name"].startswith("fleetpulse") and r["status"] == "ok"]
+    best = max(ours, key=lambda r: r["rate"]) if ours else None
+    ctx.shared["best_parallelism"] = int(best["name"].split("=")[1]) if best else 1
+    ctx.shared["best_throughput_row"] = best
+    ctx.shared["fleetpulse_rates"] = {r["name"]: r["rate"] for r in ours}
+    ratios = {}
+    for peer in (plain, quix):
+        if best and peer.get("status") == "ok":
+            ratios[peer["name"]] = ratio(best["rate"], peer["rate"])
+    return {"status": "ok" if ours else NOT_MEASURED,
+            "reason": "" if ours else "no fleetpulse run completed: "
+                      + "; ".join(str(r.get("reason", ""))[:300] for r in runs[:2]),
+            "pings": ds.pings, "trucks": ds.trucks, "topic": ds.topic,
+            "partitions": ds.partitions, "bytes_per_ping": round(ds.bytes_per_ping),
+            "runs": runs, "best": best, "ratios": ratios,
+            "notes": ["Start-up (JVM, MiniCluster, Python workers, Kafka group join) is not "
+                      "in the rate; it is the start-up column.",
+                      "CPU µs/ping: user+system CPU of the consumer's whole process tree "
+                      "(JVM included, sampled from /proc every 0.5 s) between its first and "
+                      "last position, divided by the pings (`cpu_s_whole_run` in the JSON "
+                      "includes start-up).",
+                      "Kafka and Redis share the same 2 cores with the consumer under test.",
+                      "Durability differs: the job checkpoints its state (filesystem, every "
+                      "10 s), Quix Streams keeps it in RocksDB with a changelog topic, the "
+                      "plain consumer keeps it in a dict and loses it on a crash."]}
