@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from pyflink.common import Configuration, Row, Types
@@ -56,7 +57,13 @@ def flink_configuration(settings: JobSettings, job_name: str) -> Configuration:
     cfg.set_string("restart-strategy.fixed-delay.delay", "2 s")
     cfg.set_string("execution.checkpointing.interval", f"{settings.checkpoint_interval_ms} ms")
     cfg.set_string("execution.checkpointing.mode", "EXACTLY_ONCE")
-    if settings.checkpoint_path is not None:
+    if settings.checkpoint_path is None:
+        # Without a directory Flink keeps checkpoints in the JobManager's memory, capped at
+        # 5 MiB: some 10,000 trucks' state would fail every checkpoint. Use a scratch directory.
+        scratch = Path(tempfile.gettempdir()) / "fleetpulse-checkpoints" / job_name
+        scratch.mkdir(parents=True, exist_ok=True)
+        cfg.set_string("execution.checkpointing.dir", scratch.resolve().as_uri())
+    else:
         settings.checkpoint_path.mkdir(parents=True, exist_ok=True)
         cfg.set_string("execution.checkpointing.dir", settings.checkpoint_path.resolve().as_uri())
         cfg.set_string("execution.checkpointing.externalized-checkpoint-retention",
