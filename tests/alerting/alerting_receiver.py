@@ -106,6 +106,9 @@ class Receiver:
             def do_POST(self) -> None:  # noqa: N802
                 n = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(n)
+                if len(raw) < n:  # the sender died mid-request: nothing was delivered
+                    self.close_connection = True
+                    return
                 mode = outer._mode(self.path)
                 if mode == "never":
                     outer.stopping.wait(30)
@@ -160,7 +163,9 @@ class Receiver:
                     and (status is None or r.status == status)]
 
     def keys(self, path: str | None = None) -> set[tuple[str, str]]:
-        return {(r.body["dedup_key"], r.body["event_action"]) for r in self.got(path)}
+        # A request cut off by a killed sender has no parsable body: it delivered nothing.
+        return {(r.body["dedup_key"], r.body["event_action"]) for r in self.got(path)
+                if isinstance(r.body, dict)}
 
     def all_problems(self) -> list[str]:
         with self.lock:
