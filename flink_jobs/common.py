@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from pyflink.common import Configuration, Row, Types
@@ -21,6 +22,7 @@ from pyflink.table import StreamTableEnvironment
 from fleetpulse.paths import flink_jars, prometheus_reporter_jar
 from flink_jobs import JobError
 from flink_jobs.settings import JobSettings
+from udfs.models import DeadLetter
 
 # Rows entering the Python operators: original bytes and where they came from.
 RAW_RECORD = Types.ROW_NAMED(["value", "partition", "offset"],
@@ -198,6 +200,13 @@ def attach_sinks(t_env: StreamTableEnvironment, sinks: dict[str, DataStream]) ->
     for table, stream in sinks.items():
         stmt.add_insert(table, t_env.from_data_stream(stream))
     stmt.attach_as_datastream()
+
+
+def dead_letter_row(topic: str, partition: int, offset: int, reason: str, detail: str,
+                    raw: bytes) -> Row:
+    """A `fleet.dlq` record (key: the source topic) for a record that could not be used."""
+    letter = DeadLetter(topic, partition, offset, reason, detail, raw, int(time.time() * 1000))
+    return Row(topic, letter.to_json().decode())
 
 
 def keyed_text(key: str, value: bytes) -> Row:

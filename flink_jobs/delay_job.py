@@ -66,13 +66,14 @@ from flink_jobs.common import (
     KEYED_TEXT,
     attach_sinks,
     create_environment,
+    dead_letter_row,
     kafka_raw_source,
     kafka_text_sink,
 )
 from flink_jobs.metrics import BatchedCounters
 from flink_jobs.settings import JobSettings, parse_settings
 from udfs.geo import default_regions
-from udfs.models import AlertEvent, DeadLetter, Reason, Rejection, ScanType
+from udfs.models import AlertEvent, Reason, Rejection, ScanType
 from udfs.ping_validation import parse_ping
 from udfs.scan_validation import parse_scan
 from udfs.shipment_state import (
@@ -130,12 +131,6 @@ def parse_options(argv: list[str]) -> tuple[DelayOptions, list[str]]:
                       at_risk_margin_s=ns.at_risk_margin_s,
                       retain_after_delivery_s=ns.retain_after_delivery_s)
     return DelayOptions(cfg, FeedConfig(fix_interval_s=ns.fix_interval_s), not ns.no_at_risk), rest
-
-
-def dead_letter_row(topic: str, partition: int, offset: int, reason: str, detail: str,
-                    raw: bytes) -> Row:
-    letter = DeadLetter(topic, partition, offset, reason, detail, raw, int(time.time() * 1000))
-    return Row(topic, letter.to_json().decode())
 
 
 class ParseScans(ProcessFunction):

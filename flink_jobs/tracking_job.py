@@ -40,13 +40,14 @@ from flink_jobs.common import (
     KEYED_TEXT,
     attach_sinks,
     create_environment,
+    dead_letter_row,
     kafka_raw_source,
     kafka_text_sink,
 )
 from flink_jobs.metrics import BatchedCounters
 from flink_jobs.settings import JobSettings, parse_settings
 from udfs.geo import GeofenceIndex, RegionIndex, default_regions
-from udfs.models import AlertEvent, DeadLetter, GeofenceTransition, Ping, Reason, Rejection
+from udfs.models import AlertEvent, GeofenceTransition, Ping, Reason, Rejection
 from udfs.ping_validation import parse_ping
 from udfs.truck_state import (
     CensusDelta,
@@ -74,12 +75,6 @@ END_OF_INPUT = 2**63 - 2
 # (truck_id, ts, lat, lng, speed_kph, heading, accuracy_m, status, raw, partition, offset)
 PingRecord = tuple[str, int, float, float, float | None, float | None, float | None,
                    str | None, bytes, int, int]
-
-
-def dead_letter_row(topic: str, partition: int, offset: int, reason: str, detail: str,
-                    raw: bytes) -> Row:
-    letter = DeadLetter(topic, partition, offset, reason, detail, raw, int(time.time() * 1000))
-    return Row(topic, letter.to_json().decode())
 
 
 class ParsePings(ProcessFunction):
