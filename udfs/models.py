@@ -193,3 +193,20 @@ class AlertEvent:
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.to_dict())
+
+
+MAX_RECORD_BYTES = 64 * 1024
+
+
+def decode_object(raw: bytes) -> dict[str, Any] | Rejection:
+    """The JSON object in a record's bytes, or why there is none (the shared first step of
+    every input validation)."""
+    if len(raw) > MAX_RECORD_BYTES:
+        return Rejection(Reason.TOO_LARGE, f"{len(raw)} bytes > {MAX_RECORD_BYTES}")
+    try:
+        d = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return Rejection(Reason.MALFORMED_JSON, str(exc)[:200])
+    if not isinstance(d, dict):
+        return Rejection(Reason.MALFORMED_JSON, f"expected a JSON object, got {type(d).__name__}")
+    return d

@@ -9,12 +9,9 @@ import math
 import re
 from typing import Any
 
-import orjson
-
-from udfs.models import Ping, Reason, Rejection
+from udfs.models import Ping, Reason, Rejection, decode_object
 
 TRUCK_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-MAX_RECORD_BYTES = 64 * 1024
 MAX_FUTURE_MS = 5 * 60 * 1000
 MIN_TS_MS = 946_684_800_000  # 2000-01-01: anything earlier is a unit error (seconds, say)
 
@@ -32,14 +29,9 @@ def _number(d: dict[str, Any], name: str, required: bool) -> float | None | Reje
 
 def parse_ping(raw: bytes, now_ms: int) -> Ping | Rejection:
     """Decode and validate one `fleet.gps` record; ``now_ms`` is the wall clock (injected)."""
-    if len(raw) > MAX_RECORD_BYTES:
-        return Rejection(Reason.TOO_LARGE, f"{len(raw)} bytes > {MAX_RECORD_BYTES}")
-    try:
-        d = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return Rejection(Reason.MALFORMED_JSON, str(exc)[:200])
-    if not isinstance(d, dict):
-        return Rejection(Reason.MALFORMED_JSON, f"expected a JSON object, got {type(d).__name__}")
+    d = decode_object(raw)
+    if isinstance(d, Rejection):
+        return d
 
     truck_id = d.get("truck_id")
     if truck_id is None:

@@ -10,12 +10,9 @@ import math
 import re
 from typing import Any
 
-import orjson
-
-from udfs.models import Reason, Rejection, Scan, ScanType
+from udfs.models import Reason, Rejection, Scan, ScanType, decode_object
 
 ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-MAX_RECORD_BYTES = 64 * 1024
 MAX_FUTURE_MS = 5 * 60 * 1000
 MIN_TS_MS = 946_684_800_000  # 2000-01-01: anything earlier is a unit error (seconds, say)
 _SCAN_TYPES = {t.value: t for t in ScanType}
@@ -70,14 +67,9 @@ def parse_scan(raw: bytes, now_ms: int) -> Scan | Rejection:
     ``PICKED_UP`` must carry ``promised_by``: without the SLA deadline the shipment could never
     be judged late, which is worse than a dead letter an operator can see and fix.
     """
-    if len(raw) > MAX_RECORD_BYTES:
-        return Rejection(Reason.TOO_LARGE, f"{len(raw)} bytes > {MAX_RECORD_BYTES}")
-    try:
-        d = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return Rejection(Reason.MALFORMED_JSON, str(exc)[:200])
-    if not isinstance(d, dict):
-        return Rejection(Reason.MALFORMED_JSON, f"expected a JSON object, got {type(d).__name__}")
+    d = decode_object(raw)
+    if isinstance(d, Rejection):
+        return d
 
     ids: dict[str, str | None] = {}
     for name, required in (("scan_id", True), ("shipment_id", True), ("truck_id", False),
