@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -46,22 +48,60 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+_EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST_CANDIDATE = 10000
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux default 32768-60999)."""
+    try:
+        low, high = (int(part) for part in _EPHEMERAL_RANGE_FILE.read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    """A currently free loopback port (the kernel picks it)."""
+    """A currently free loopback port outside the kernel's ephemeral range.
+
+    A port the kernel hands out for ``bind(0)`` lies in the ephemeral range, where any
+    outgoing connection (a Kafka client, a Flink RPC) may take it as its local port before
+    the server we chose it for binds it. Ports below that range are only ever taken on
+    purpose, so a random free one stays free until its server starts.
+    """
+    low, _ = _ephemeral_range()
+    if low - _LOWEST_CANDIDATE < 1000:
+        return _kernel_chosen_port()
+    for _ in range(200):
+        candidate = random.randrange(_LOWEST_CANDIDATE, low)
+        if _bindable(candidate):
+            return candidate
+    return _kernel_chosen_port()
+
+
+def _kernel_chosen_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _bindable(port: int) -> bool:
+    """Whether a server could listen on ``port`` now (SO_REUSEADDR, as servers set it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def check_port_free(port: int, component: str) -> None:
     """Refuse to start ``component`` on a port something else already listens on."""
     from fleetpulse import PlatformError
 
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            raise PlatformError(
-                f"port {port} for {component} is already in use on 127.0.0.1; "
-                f"stop what uses it or choose another port for {component}"
-            ) from None
+    if not _bindable(port):
+        raise PlatformError(
+            f"port {port} for {component} is already in use on 127.0.0.1; "
+            f"stop what uses it or choose another port for {component}"
+        )

@@ -12,7 +12,7 @@ import pytest
 from fleetpulse import PlatformError
 from fleetpulse.config import UpSettings
 from fleetpulse.supervisor import Supervisor, check_java, write_state
-from fleetpulse.waiting import Timeout, check_port_free, wait_until
+from fleetpulse.waiting import Timeout, check_port_free, free_port, wait_until
 
 pytestmark = pytest.mark.unit
 
@@ -24,6 +24,15 @@ def test_taken_port_is_named_with_its_component() -> None:
         port = s.getsockname()[1]
         with pytest.raises(PlatformError, match=f"port {port} for Kafka is already in use"):
             check_port_free(port, "Kafka")
+
+
+def test_free_ports_avoid_the_ephemeral_range_outgoing_connections_use() -> None:
+    low, high = (int(p) for p in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    ports = {free_port() for _ in range(20)}
+    assert all(not low <= port <= high for port in ports)
+    assert len(ports) > 1
+    for port in ports:
+        check_port_free(port, "Redis")
 
 
 def test_second_up_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
