@@ -28,23 +28,28 @@ def ping(truck: str, ts: int, lat: float, lng: float, speed: float = 60.0) -> by
 def scenario() -> tuple[list[bytes], dict[str, Any]]:
     """Input records (arrival order) and what the job must conclude."""
     rnd = random.Random(7)
-    # T5 first: the test source hands records round-robin to two parse subtasks, so a truck's
-    # first two records reach its state first whichever subtask takes them (in the real job
-    # each Kafka partition feeds one subtask and keeps a truck's records in order).
+    # The test source hands records round-robin to two parse subtasks, so two records of one
+    # truck may overtake each other on their way to its state (in the real job each Kafka
+    # partition feeds one subtask and keeps a truck's records in order). Arrival therefore
+    # follows event time within the watermark's 10 s bound: a record can then never be behind
+    # the watermark when it reaches the truck, whichever subtask carried it.
+    # T5 first: its anchor fix decides which later fix is the impossible one.
     recs: list[bytes] = [ping("T5", T0, 41.0, -80.0), ping("T5", T0 + 30_000, 41.0005, -80.0)]
+    arriving: list[tuple[int, bytes]] = []
     # T1: moving east every 30 s for 10 min; each ping sent twice.
     for i in range(21):
         r = ping("T1", T0 + i * 30_000, 40.0, -100.0 + i * 0.005)
-        recs += [r, r]
+        arriving += [(T0 + i * 30_000, r), (T0 + i * 30_000, r)]
     # T2: arrives shuffled within 8 s windows; final position = newest ping.
-    t2 = [ping("T2", T0 + i * 4_000, 35.0 + i * 0.0005, -90.0) for i in range(40)]
-    jittered = sorted(range(40), key=lambda i: i * 4_000 + rnd.randint(0, 8_000))
-    recs += [t2[i] for i in jittered]
+    arriving += [(T0 + i * 4_000 + rnd.randint(0, 8_000),
+                  ping("T2", T0 + i * 4_000, 35.0 + i * 0.0005, -90.0)) for i in range(40)]
     # T3: silent for 15 minutes in the middle -> offline at +10 min, resolved at +16 min.
-    recs += [ping("T3", T0 + i * 60_000, 33.0, -97.0 + i * 0.01) for i in range(0, 7)]
-    recs += [ping("T3", T0 + i * 60_000, 33.0, -97.0 + i * 0.01) for i in range(22, 26)]
+    arriving += [(T0 + i * 60_000, ping("T3", T0 + i * 60_000, 33.0, -97.0 + i * 0.01))
+                 for i in [*range(0, 7), *range(22, 26)]]
     # T4: stopped (speed 0) for 40 minutes in open country -> unplanned stop at +30 min.
-    recs += [ping("T4", T0 + i * 60_000, 38.0, -105.0, speed=0.0) for i in range(41)]
+    arriving += [(T0 + i * 60_000, ping("T4", T0 + i * 60_000, 38.0, -105.0, speed=0.0))
+                 for i in range(41)]
+    recs += [r for _, r in sorted(arriving, key=lambda a: a[0])]
     # T5: a fix 500 km away one minute later -> IMPOSSIBLE_SPEED.
     recs += [ping("T5", T0 + MIN, 45.5, -80.0), ping("T5", T0 + 2 * MIN, 41.001, -80.0)]
     recs += [b"{broken json", b"\xff\xfe", ping("T6", T0, 0.0, 0.0),
