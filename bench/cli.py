@@ -77,6 +77,10 @@ def _select(only: str | None) -> list[str]:
                    "(default: $FLEETPULSE_QUIX_PYTHON or this one).")
 @click.option("--parallelism", "parallelisms", default="1,2", show_default=True,
               help="Parallelisms of the tracking job in the throughput section.")
+@click.option("--cluster-taskmanagers", "cluster_tms", default="2", show_default=True,
+              help="Also run the tracking job with `flink run -py` on a standalone cluster of "
+                   "this many TaskManagers (one slot each, parallelism the same); comma list, "
+                   "empty to skip.")
 @click.option("--peers/--no-peers", default=True, show_default=True,
               help="Run the plain-Python and Quix Streams peers.")
 @click.option("--scaling-time-box-s", type=float, default=None,
@@ -86,7 +90,7 @@ def _select(only: str | None) -> list[str]:
               help="A line for the report's notes (e.g. why sizes were reduced); repeatable.")
 @click.option("--keep", is_flag=True, help="Keep the temporary directory (logs, Kafka data).")
 def bench(quick: bool, pings: int | None, trucks: int | None, only: str | None, out_dir: Path,
-          quix_python: str | None, parallelisms: str, peers: bool,
+          quix_python: str | None, parallelisms: str, cluster_tms: str, peers: bool,
           scaling_time_box_s: float | None, notes: tuple[str, ...], keep: bool) -> None:
     """Benchmark throughput, peers, freshness, alert latency, fan-out, memory and scaling."""
     from bench import report
@@ -99,7 +103,9 @@ def bench(quick: bool, pings: int | None, trucks: int | None, only: str | None, 
     else:
         sizes = Sizes(pings=pings or 1_000_000, trucks=trucks or 100_000)
     par = tuple(int(x) for x in parallelisms.split(",") if x.strip())
-    sizes = Sizes(**{**sizes.__dict__, "parallelisms": par, "peers": peers,
+    tms = tuple(int(x) for x in cluster_tms.split(",") if x.strip())
+    sizes = Sizes(**{**sizes.__dict__, "parallelisms": par, "cluster_taskmanagers": tms,
+                     "peers": peers,
                      "scaling_time_box_s": scaling_time_box_s})
     if sizes.trucks not in sizes.scaling_trucks:
         sizes = Sizes(**{**sizes.__dict__, "scaling_trucks": tuple(sorted(

@@ -19,6 +19,7 @@ class Sizes:
     partitions: int = 4
     scaling_trucks: tuple[int, ...] = (10_000, 100_000, 1_000_000)
     parallelisms: tuple[int, ...] = (1, 2)
+    cluster_taskmanagers: tuple[int, ...] = (2,)  # standalone-cluster runs, one slot per TM
     peers: bool = True
     seed_rate_per_min: int = 10_000  # the seed's load: 10,000 pings/min
     seed_trucks: int = 5_000  # ... from 5,000 trucks pinging every 30 s

@@ -45,14 +45,17 @@ def _missing(r: Any, expected: dict[str, int], chunk: int = 5000) -> dict[str, i
 
 def run_consumer(stack: Stack, ds: Dataset, name: str, argv: list[str], workdir: Path,
                  timeout_s: float, env: dict[str, str] | None = None,
-                 done_key: str | None = None, cap_s: float | None = None) -> dict[str, Any]:
+                 done_key: str | None = None, cap_s: float | None = None,
+                 also_measured: dict[str, int] | None = None) -> dict[str, Any]:
     """Start ``argv`` on an empty Redis and time it through ``ds``; a result row.
 
     With ``done_key`` the consumer counts its records in that Redis key instead of writing
     positions (the stage jobs of :mod:`bench.jobs.stages`); done when it reaches the pings.
     With ``cap_s`` the run is stopped that long after its first write (a time box) and the
     row is ``partial``: its rate is what was processed by then (one position per ping, the
-    input being clean), over that time."""
+    input being clean), over that time. ``also_measured`` names processes (by pid) whose
+    trees do the work besides the child, such as a Flink cluster's TaskManagers under a
+    `flink run` client: their CPU and memory count as the consumer's."""
     stack.flush_redis()
     r = stack.redis()
     redis_pid = stack.procs["redis"].pid
@@ -64,6 +67,12 @@ def run_consumer(stack: Stack, ds: Dataset, name: str, argv: list[str], workdir:
     bar = Bar(ds.pings, name, "ping")
     sampler = MemorySampler(0.5)
     sampler.watch("child", child.popen.pid)
+    measured = ["child", *(also_measured or {})]
+    for extra, pid in (also_measured or {}).items():
+        sampler.watch(extra, pid)
+
+    def cpu_now() -> float:
+        return sum(sampler.cpu_s(n) for n in measured)
 
     def progress() -> int:
         return int(r.get(done_key) or 0) if done_key else _positions_added(r)
@@ -83,7 +92,7 @@ def run_consumer(stack: Stack, ds: Dataset, name: str, argv: list[str], workdir:
                     raise BenchError(f"{name}: nothing written to Redis in {timeout_s:.0f}s")
                 time.sleep(0.02)
             sampler.sample()
-            cpu_first, redis_cpu_first = sampler.cpu_s("child"), cpu_seconds(redis_pid)
+            cpu_first, redis_cpu_first = cpu_now(), cpu_seconds(redis_pid)
             tail = dict(ds.tail)
             while True:
                 now = time.monotonic()
@@ -119,7 +128,7 @@ def run_consumer(stack: Stack, ds: Dataset, name: str, argv: list[str], workdir:
                                          f"{child.log_tail()}")
                 time.sleep(POLL_S)
             sampler.sample()
-            cpu_window = sampler.cpu_s("child") - cpu_first
+            cpu_window = cpu_now() - cpu_first
             redis_cpu = cpu_seconds(redis_pid) - redis_cpu_first
             bar.update_to(processed)
             if row["status"] == "ok":
@@ -142,10 +151,10 @@ def run_consumer(stack: Stack, ds: Dataset, name: str, argv: list[str], workdir:
         "seconds": round(seconds, 2),
         "startup_s": round(t_first - t_start, 2),
         "peak_rss_mib": round(tv["max_rss_kib"] / 1024, 1) if "max_rss_kib" in tv else None,
-        "tree_peak_rss_mib": sampler.peak_mib("child"),
+        "tree_peak_rss_mib": round(sum(sampler.peak_mib(n) for n in measured), 1),
         "cpu_s": round(cpu_window, 1),
         "cpu_us_per_ping": round(cpu_window * 1e6 / max(1, processed), 1),
-        "cpu_s_whole_run": sampler.cpu_s("child"),
+        "cpu_s_whole_run": round(cpu_now(), 1),
         "redis_cpu_s": round(redis_cpu, 1),
         "redis_used_mib": round(int(r.info("memory")["used_memory"]) / 2**20, 1),
         "positions_written": _positions_added(r),

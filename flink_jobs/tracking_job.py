@@ -45,6 +45,7 @@ from flink_jobs.common import (
     kafka_text_sink,
 )
 from flink_jobs.metrics import BatchedCounters
+from flink_jobs.profiling import start_profiler, stop_profiler
 from flink_jobs.settings import JobSettings, parse_settings
 from udfs.geo import GeofenceIndex, RegionIndex, default_regions
 from udfs.models import AlertEvent, GeofenceTransition, Ping, Reason, Rejection
@@ -123,6 +124,10 @@ class TruckFunction(KeyedProcessFunction):
             ValueStateDescriptor("truck", Types.PICKLED_BYTE_ARRAY()))
         self.counters = BatchedCounters(runtime_context.get_metrics_group())
         self.run_counts = Counters()
+        self.profiler = start_profiler()
+
+    def close(self) -> None:
+        stop_profiler(self.profiler, "truck-state")
 
     def _load(self, key: str) -> list[Any]:
         # [TruckState, event_timer_at, proc_timer_at, watermark_at_proc_timer, wall_at_proc_timer]
@@ -185,6 +190,11 @@ class TruckFunction(KeyedProcessFunction):
             return
         timers = ctx.timer_service()
         if box[1] != due:
+            # One event-time timer per truck: a superseded one is deleted now rather than left
+            # to fire later, which would cost a call and a state load for nothing (a ping
+            # arriving moves the wake-up from the offline timeout to itself, every time).
+            if box[1] is not None:
+                timers.delete_event_time_timer(box[1])
             timers.register_event_time_timer(due)
             box[1] = due
         if box[2] is None and not self.settings.bounded:
@@ -235,17 +245,30 @@ class RedisWriterFunction(KeyedProcessFunction):
         self.writer = RedisTruckWriter(self.settings.redis_url, self.settings.stream_maxlen)
         self.counters = BatchedCounters(runtime_context.get_metrics_group())
         self.last_sweep = 0.0
+        self.flush_tick: dict[int, int] = {}
+        self.end_timer_set: set[int] = set()
+        self.profiler = start_profiler()
 
     def close(self) -> None:
+        stop_profiler(self.profiler, "redis-positions")
         self.writer.close()
 
     def process_element(self, value: PositionWrite, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
         self.buffer.add(value)
+        # Each timer registration is a call into the JVM: register a shard's flush tick and
+        # its end-of-input timer once, not per record (Flink dedupes them anyway; after a
+        # restore the timers come back from the checkpoint and this memory starts empty).
         timers = ctx.timer_service()
+        shard = ctx.get_current_key()
         now = timers.current_processing_time()
         tick = self.settings.redis_flush_ms
-        timers.register_processing_time_timer(now - now % tick + tick)
-        timers.register_event_time_timer(END_OF_INPUT)
+        flush_at = now - now % tick + tick
+        if self.flush_tick.get(shard) != flush_at:
+            timers.register_processing_time_timer(flush_at)
+            self.flush_tick[shard] = flush_at
+        if shard not in self.end_timer_set:
+            timers.register_event_time_timer(END_OF_INPUT)
+            self.end_timer_set.add(shard)
         return iter(())
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):  # type: ignore[no-untyped-def]
@@ -273,6 +296,7 @@ class RegionCensusFunction(KeyedProcessFunction):
         self.counts = runtime_context.get_state(
             ValueStateDescriptor("census", Types.PICKLED_BYTE_ARRAY()))
         self.writer = RedisTruckWriter(self.settings.redis_url)
+        self.end_timer_set: set[str] = set()
 
     def close(self) -> None:
         self.writer.close()
@@ -286,7 +310,10 @@ class RegionCensusFunction(KeyedProcessFunction):
                 now + self.settings.region_refresh_ms)
         counts[value[1]] = counts.get(value[1], 0) + value[2]
         self.counts.update(counts)
-        ctx.timer_service().register_event_time_timer(END_OF_INPUT)
+        region = ctx.get_current_key()
+        if region not in self.end_timer_set:
+            ctx.timer_service().register_event_time_timer(END_OF_INPUT)
+            self.end_timer_set.add(region)
         return iter(())
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):  # type: ignore[no-untyped-def]

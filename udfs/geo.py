@@ -179,11 +179,20 @@ def parse_geofences(geojson: dict) -> list[Geofence]:  # type: ignore[type-arg]
 
 
 class GeofenceIndex:
-    """Which hub geofences contain a point: STRtree candidates, then an exact test."""
+    """Which hub geofences contain a point.
+
+    Lookups run per GPS ping and almost every ping is far from every hub, so a grid of
+    0.1-degree cells remembers which fences' envelopes touch each cell (found once per cell
+    with the STRtree): a ping in an empty cell costs a dict lookup, the others an exact test
+    on the few fences of their cell.
+    """
+
+    CELL_DEG = 0.1
 
     def __init__(self, fences: list[Geofence]) -> None:
         self.fences = fences
         self._tree = STRtree([f.geometry for f in fences]) if fences else None
+        self._cells: dict[tuple[int, int], tuple[Geofence, ...]] = {}
 
     def __getstate__(self) -> list[Geofence]:
         return self.fences
@@ -200,14 +209,21 @@ class GeofenceIndex:
             return cls([])
         return cls(parse_geofences(json.loads(path.read_text())))
 
+    def _cell_fences(self, cx: int, cy: int) -> tuple[Geofence, ...]:
+        assert self._tree is not None
+        d = self.CELL_DEG
+        hits = self._tree.query(shapely.box(cx * d, cy * d, (cx + 1) * d, (cy + 1) * d))
+        return tuple(self.fences[i] for i in sorted(hits))
+
     def containing(self, lat: float, lng: float) -> list[str]:
         if self._tree is None:
             return []
-        return [
-            self.fences[i].geofence_id
-            for i in self._tree.query(Point(lng, lat))
-            if self.fences[i].contains(lat, lng)
-        ]
+        key = (math.floor(lng / self.CELL_DEG), math.floor(lat / self.CELL_DEG))
+        try:
+            candidates = self._cells[key]
+        except KeyError:
+            candidates = self._cells[key] = self._cell_fences(*key)
+        return [f.geofence_id for f in candidates if f.contains(lat, lng)]
 
     def by_id(self, geofence_id: str) -> Geofence | None:
         for f in self.fences:

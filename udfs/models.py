@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from udfs.pickling import pickled_by_fields
+
 
 class Reason(StrEnum):
     """Dead-letter reason codes (contract)."""
@@ -41,6 +43,7 @@ class ScanType(StrEnum):
     EXCEPTION = "EXCEPTION"
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Ping:
     """A validated GPS ping (`fleet.gps`)."""
@@ -67,6 +70,7 @@ class Ping:
         return orjson.dumps(self.to_dict())
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Scan:
     """A validated parcel scan (`fleet.scans`)."""

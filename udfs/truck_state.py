@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from udfs.geo import haversine_km
 from udfs.models import AlertEvent, GeofenceTransition, Ping, TruckStatus
+from udfs.pickling import pickled_by_fields
 
 SOURCE = "fleetpulse/tracking-job"
 
@@ -40,6 +41,7 @@ class TrackingConfig:
     dedup_memory: int = 16
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class PositionWrite:
     """The truck's current picture for Redis (`truck:{id}`, `trucks:geo`, `stream:positions`)."""
@@ -74,6 +76,7 @@ class SpeedRejection:
 Output = PositionWrite | CensusDelta | AlertEvent | GeofenceTransition | SpeedRejection
 
 
+@pickled_by_fields
 @dataclass(slots=True)
 class TruckState:
     truck_id: str

@@ -121,6 +121,17 @@ class StandaloneCluster:
         wait_until(ready, timeout_s, f"Flink standalone cluster on {self.rest_url}",
                    interval_s=0.5)
 
+    def pids(self) -> dict[str, int]:
+        """The cluster's processes by role (``jobmanager``, ``taskmanager-1``, ...), from the
+        pid files Flink's scripts write."""
+        found: dict[str, int] = {}
+        for pid_file in sorted((self.work_dir / "pid").glob("*.pid")):
+            role = "taskmanager" if "taskexecutor" in pid_file.name else "jobmanager"
+            pids = [int(x) for x in pid_file.read_text().split() if x.isdigit()]
+            for n, pid in enumerate(pids, start=1):
+                found[f"{role}-{n}" if role == "taskmanager" else role] = pid
+        return found
+
     def running_jobs(self) -> list[dict[str, object]]:
         return [j for j in jobs_overview(self.rest_url) if j.get("state") == "RUNNING"]
 

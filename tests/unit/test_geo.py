@@ -5,6 +5,8 @@ from __future__ import annotations
 import pickle
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from udfs.geo import GeofenceIndex, default_regions, haversine_km, parse_geofences, region_of
 
@@ -66,3 +68,25 @@ def test_point_without_radius_is_rejected() -> None:
                          "geometry": {"type": "Point", "coordinates": [0, 1]}}]}
     with pytest.raises(Exception, match="radius_m"):
         parse_geofences(bad)
+
+
+@given(st.lists(st.tuples(st.floats(-0.05, 0.05), st.floats(-0.05, 0.05)), min_size=1,
+                max_size=50))
+@settings(max_examples=30, deadline=None)
+def test_hub_lookup_agrees_with_testing_every_fence(offsets: list[tuple[float, float]]) -> None:
+    """The cell cache only skips fences that cannot contain the point: points scattered
+    around hub centres (inside, on the edge, outside) get the same answer as a full scan."""
+    index = GeofenceIndex.from_file()
+    for fence in index.fences[:10]:
+        for dlat, dlng in offsets:
+            lat, lng = fence.center_lat + dlat, fence.center_lng + dlng
+            expected = [f.geofence_id for f in index.fences if f.contains(lat, lng)]
+            assert index.containing(lat, lng) == expected
+
+
+def test_hub_lookup_far_from_every_hub_is_empty() -> None:
+    index = GeofenceIndex.from_file()
+    assert index.containing(45.0, -110.0) == []
+    assert index.fences and index.containing(index.fences[0].center_lat,
+                                             index.fences[0].center_lng) == [
+        index.fences[0].geofence_id]
