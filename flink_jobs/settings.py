@@ -61,7 +61,13 @@ def parse_settings(argv: list[str] | None, default_group: str) -> JobSettings:
                                 default=env is not None and env.lower() in ("1", "true", "yes"))
             continue
         typ = int if isinstance(default, int) else str
-        parser.add_argument(flag, type=typ, default=typ(env) if env is not None else default)
+        if env is not None:
+            try:
+                default = typ(env)
+            except ValueError:
+                parser.error(f"environment variable FLEETPULSE_{f.name.upper()} ({flag}): "
+                             f"{env!r} is not a valid {typ.__name__}")
+        parser.add_argument(flag, type=typ, default=default)
     ns = parser.parse_args(argv)
     settings = JobSettings(**vars(ns))
     if settings.parallelism < 1:

@@ -1,0 +1,34 @@
+"""Job settings: flags over FLEETPULSE_* environment over defaults; bad values name the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from flink_jobs.settings import parse_settings
+
+pytestmark = pytest.mark.unit
+
+
+def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLEETPULSE_PARALLELISM", "3")
+    monkeypatch.setenv("FLEETPULSE_REDIS_URL", "redis://example:1/0")
+    settings = parse_settings(["--parallelism", "2"], "g")
+    assert settings.parallelism == 2
+    assert settings.redis_url == "redis://example:1/0"
+    assert settings.group_id == "g"
+
+
+def test_a_bad_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("FLEETPULSE_REDIS_FLUSH_MS", "fast")
+    with pytest.raises(SystemExit) as exit_info:
+        parse_settings([], "g")
+    assert exit_info.value.code == 2
+    assert "FLEETPULSE_REDIS_FLUSH_MS (--redis-flush-ms): 'fast' is not a valid int" in \
+        capsys.readouterr().err
+
+
+def test_a_bad_flag_names_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_settings(["--parallelism", "0"], "g")
+    assert "--parallelism must be at least 1" in capsys.readouterr().err
