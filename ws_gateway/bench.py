@@ -1,19 +1,26 @@
 """Benchmark: N websocket clients with different bbox filters while positions flow through
 `stream:positions` at a fixed rate. Not a test: prints delivered msgs/s, latency from stream
-entry to client (p50/p99), deliveries versus the exact expectation, and gateway memory per
-connection.
+entry to client (p50/p99), deliveries versus the exact expectation, the CPU each process used
+and gateway memory per connection.
 
-    python -m ws_gateway.bench --clients 5000 --rate 10000 --duration 30
+    python -m ws_gateway.bench --clients 5000 --rate 10000 --duration 10
     python -m ws_gateway.bench --redis-url redis://127.0.0.1:6379/0 ...
 
-The gateway runs as a subprocess (`python -m ws_gateway run`), the position producer in another
-process; clients run here on one event loop. Without --redis-url a private redis-server starts.
+Four kinds of process share the machine, so that the numbers measure the gateway rather than
+the load generator: the gateway (`python -m ws_gateway run`, alone on its event loop), the
+position producer, ``--client-procs`` client processes and (without --redis-url) a private
+redis-server. The clients are raw asyncio protocols (HTTP upgrade, then a few lines of frame
+parsing per message), several times cheaper per message than a full websocket client; the
+report gives each process's CPU so a saturated load generator shows.
 """
 
 from __future__ import annotations
 
 import argparse
+import array
 import asyncio
+import base64
+import contextlib
 import multiprocessing as mp
 import os
 import random
@@ -29,6 +36,7 @@ from typing import Any
 import orjson
 
 US = (-124.0, 25.0, -67.0, 49.0)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(pid: int) -> int:
@@ -36,6 +44,29 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (from /proc)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def runqueue_wait_s(pid: int) -> float:
+    """Seconds the process's threads were runnable but waiting for a CPU (/proc schedstat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all cores spent busy so far (from /proc/stat), to show competing load."""
+    cpu = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    ticks = [int(v) for v in cpu]
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLK_TCK  # minus idle and iowait
 
 
 def boxes(n: int, box_deg: float, seed: int) -> list[list[float]]:
@@ -80,6 +111,7 @@ def produce(redis_url: str, rate: int, duration_s: float, trucks: int, bxs: list
     per_tick = max(1, int(rate * tick))
     while time.time() < start_at:
         time.sleep(0.001)
+    cpu0 = time.process_time()
     t0 = time.monotonic()
     next_t = t0
     while time.monotonic() - t0 < duration_s:
@@ -101,85 +133,252 @@ def produce(redis_url: str, rate: int, duration_s: float, trucks: int, bxs: list
         delay = next_t - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-    result.put({"sent": sent, "expected": expected, "seconds": time.monotonic() - t0})
+    result.put({"sent": sent, "expected": expected, "seconds": time.monotonic() - t0,
+                "cpu_s": time.process_time() - cpu0})
 
 
-async def run_clients(port: int, bxs: list[list[float]], duration_s: float, gw_pid: int,
-                      rate: int, redis_url: str, trucks: int) -> dict[str, Any]:
-    from websockets.asyncio.client import connect
+# -- raw websocket clients (one asyncio protocol each) ------------------------------------
+def _masked_text_frame(payload: bytes) -> bytes:
+    """A client-to-server text frame (clients must mask, RFC 6455 5.3)."""
+    n = len(payload)
+    head = bytes([0x81])
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+    mask = os.urandom(4)
+    key = (mask * (n // 4 + 1))[:n]
+    body = (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big") \
+        if n else b""
+    return head + mask + body
 
-    rss0 = rss_kib(gw_pid)
-    conns = []
-    t_conn = time.monotonic()
-    for i in range(0, len(bxs), 200):  # open in waves so the accept queue keeps up
-        group = await asyncio.gather(*(connect(f"ws://127.0.0.1:{port}/ws", max_queue=64,
-                                               compression=None, open_timeout=60,
-                                               ping_interval=None)
-                                       for _ in bxs[i:i + 200]))
-        conns.extend(group)
-    for ws, b in zip(conns, bxs, strict=True):
-        await ws.send(orjson.dumps({"op": "subscribe", "id": "v", "filter": {"bbox": b}}).decode())
-    for ws in conns:
-        msg = orjson.loads(await ws.recv())
-        assert msg["type"] == "snapshot", msg
-    connect_s = time.monotonic() - t_conn
-    await asyncio.sleep(0.5)
-    rss1 = rss_kib(gw_pid)
-    latencies: list[int] = []
-    counts = {"position": 0, "left": 0, "other": 0, "closed": 0}
-    stop = asyncio.Event()
 
-    async def reader(ws: Any) -> None:
-        try:
-            while not stop.is_set():
-                raw = await ws.recv()
-                now_ms = time.time() * 1000
-                m = orjson.loads(raw)
-                if m.get("type") == "position":
-                    if m.get("left"):
-                        counts["left"] += 1
+class Stats:
+    def __init__(self) -> None:
+        self.latencies = array.array("i")
+        self.position = 0
+        self.left = 0
+        self.other = 0
+        self.closed = 0
+        self.last_ms = 0.0
+
+
+class RawClient(asyncio.Protocol):
+    """The least a websocket client can do: upgrade, subscribe, parse frames, answer pings."""
+
+    def __init__(self, stats: Stats, port: int, subscribe: bytes,
+                 ready: asyncio.Future[None]) -> None:
+        self.stats = stats
+        self.port = port
+        self.subscribe = subscribe
+        self.ready = ready
+        self.buf = bytearray()
+        self.upgraded = False
+        self.snapshot = False
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        key = base64.b64encode(os.urandom(16)).decode()
+        transport.write(f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+                        f"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                        .encode())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stats.closed += 1
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError("closed before the snapshot"))
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        if not self.upgraded:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not buf.startswith(b"HTTP/1.1 101"):
+                raise ConnectionError(bytes(buf[:200]).decode(errors="replace"))
+            del buf[:end + 4]
+            self.upgraded = True
+            assert self.transport is not None
+            self.transport.write(_masked_text_frame(self.subscribe))
+        off, size = 0, len(buf)
+        now_ms = time.time() * 1000
+        st = self.stats
+        while size - off >= 2:
+            b0, n = buf[off], buf[off + 1] & 0x7F
+            h = off + 2
+            if n == 126:
+                if size - off < 4:
+                    break
+                n = int.from_bytes(buf[h:h + 2], "big")
+                h += 2
+            elif n == 127:
+                if size - off < 10:
+                    break
+                n = int.from_bytes(buf[h:h + 8], "big")
+                h += 8
+            if size - h < n:
+                break
+            payload = bytes(buf[h:h + n])
+            off = h + n
+            op = b0 & 0x0F
+            if op == 1:
+                if payload.startswith(b'{"type":"position"'):
+                    if payload.endswith(b'"left":true}'):
+                        st.left += 1
                     else:
-                        counts["position"] += 1
-                        latencies.append(int(now_ms - m["truck"]["ts_ms"]))
+                        st.position += 1
+                        st.latencies.append(int(now_ms - orjson.loads(payload)["truck"]["ts_ms"]))
+                        st.last_ms = now_ms
+                elif not self.snapshot and payload.startswith(b'{"type":"snapshot"'):
+                    self.snapshot = True
+                    self.ready.set_result(None)
                 else:
-                    counts["other"] += 1
-        except Exception:  # noqa: BLE001 - closed by the gateway (lagging) or at the end
-            counts["closed"] += 1
+                    st.other += 1
+            elif op == 9 and self.transport is not None:  # ping -> pong (masked)
+                frame = bytearray(_masked_text_frame(payload))
+                frame[0] = 0x8A
+                self.transport.write(bytes(frame))
+        if off:
+            del buf[:off]
 
-    tasks = [asyncio.create_task(reader(ws)) for ws in conns]
-    result: Any = mp.get_context("spawn").Queue()
-    start_at = time.time() + 1.0
-    prod = mp.get_context("spawn").Process(
-        target=produce, args=(redis_url, rate, duration_s, trucks, bxs, result, start_at))
-    prod.start()
+
+def client_proc(port: int, bxs: list[list[float]], results: Any, produced: Any) -> None:
+    """One client process: connect and subscribe its share, then count until deliveries stop
+    growing after the producer finished."""
+    asyncio.run(_client_main(port, bxs, results, produced))
+
+
+async def _client_main(port: int, bxs: list[list[float]], results: Any, produced: Any) -> None:
+    loop = asyncio.get_running_loop()
+    stats = Stats()
     t0 = time.monotonic()
+    transports = []
+    for i in range(0, len(bxs), 200):  # open in waves so the accept queue keeps up
+        readies = []
+        for b in bxs[i:i + 200]:
+            ready: asyncio.Future[None] = loop.create_future()
+            sub = orjson.dumps({"op": "subscribe", "id": "v", "filter": {"bbox": b}})
+            tr, _ = await loop.create_connection(
+                lambda sub=sub, ready=ready: RawClient(stats, port, sub, ready),  # type: ignore[misc]
+                "127.0.0.1", port)
+            transports.append(tr)
+            readies.append(ready)
+        await asyncio.wait_for(asyncio.gather(*readies), 120)
+    results.put(("ready", len(transports), time.monotonic() - t0))
+    cpu0: float | None = None
+    while not produced.is_set():  # the producer starts once every client process is ready
+        await asyncio.sleep(0.05)
+        if cpu0 is None and stats.position:
+            cpu0 = time.process_time()
+    if cpu0 is None:
+        cpu0 = time.process_time()
+    last, stable = -1, 0
+    while stable < 2:  # deliveries stopped growing for 2 s
+        stable = stable + 1 if stats.position == last else 0
+        last = stats.position
+        await asyncio.sleep(1.0)
+    cpu = time.process_time() - cpu0
+    for tr in transports:
+        tr.abort()
+    results.put(("done", {"position": stats.position, "left": stats.left,
+                          "other": stats.other, "closed": stats.closed,
+                          "last_ms": stats.last_ms, "cpu_s": cpu,
+                          "latencies": stats.latencies.tobytes()}))
+
+
+def run_bench(port: int, bxs: list[list[float]], duration_s: float, gw_pid: int, rate: int,
+              redis_url: str, trucks: int, client_procs: int,
+              redis_pid: int | None) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    results: Any = ctx.Queue()
+    produced = ctx.Event()
+    rss0 = rss_kib(gw_pid)
+    procs = []
+    for k in range(client_procs):
+        p = ctx.Process(target=client_proc, args=(port, bxs[k::client_procs], results, produced))
+        p.start()
+        procs.append(p)
+    connected = 0
+    connect_s = 0.0
+    for _ in procs:
+        kind, n, secs = results.get(timeout=300)
+        assert kind == "ready", kind
+        connected += n
+        connect_s = max(connect_s, secs)
+    time.sleep(0.5)
+    rss1 = rss_kib(gw_pid)
+    prod_q: Any = ctx.Queue()
+    start_at = time.time() + 1.0
+    prod = ctx.Process(target=produce,
+                       args=(redis_url, rate, duration_s, trucks, bxs, prod_q, start_at))
+    prod.start()
+    while time.time() < start_at:
+        time.sleep(0.001)
+    gw_cpu0 = cpu_s(gw_pid)
+    busy0 = machine_busy_s()
+    wait0 = runqueue_wait_s(gw_pid)
+    t_cpu0 = time.time()
+    redis_cpu0 = cpu_s(redis_pid) if redis_pid else 0.0
     rss_peak = rss1
     while prod.is_alive():
-        await asyncio.sleep(0.5)
+        time.sleep(0.5)
         rss_peak = max(rss_peak, rss_kib(gw_pid))
-    produced = result.get(timeout=10)
-    # drain: wait until deliveries stop growing
-    last = -1
-    while counts["position"] != last:
-        last = counts["position"]
-        await asyncio.sleep(1.0)
-    elapsed = time.monotonic() - t0 - 1.0
-    stop.set()
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
-    latencies.sort()
+    produced_r = prod_q.get(timeout=10)
+    produced.set()
+    done = []
+    for _ in procs:
+        kind, d = results.get(timeout=600)
+        assert kind == "done", kind
+        done.append(d)
+    gw_cpu = cpu_s(gw_pid) - gw_cpu0
+    busy = machine_busy_s() - busy0
+    gw_wait = runqueue_wait_s(gw_pid) - wait0
+    cpu_window = time.time() - t_cpu0
+    redis_cpu = (cpu_s(redis_pid) - redis_cpu0) if redis_pid else None
+    for p in procs:
+        p.join(10)
+    last_ms = max(d["last_ms"] for d in done)
+    window_s = max(1e-9, last_ms / 1000 - start_at)
+    latencies = array.array("i")
+    for d in done:
+        latencies.frombytes(d["latencies"])
+    lat = sorted(latencies)
 
-    def pct(p: float) -> int:
-        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else -1
+    def pct(q: float) -> int:
+        return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else -1
 
-    return {"clients": len(bxs), "connect_and_subscribe_s": round(connect_s, 1),
-            "positions_produced": produced["sent"],
-            "produce_rate_per_s": round(produced["sent"] / produced["seconds"]),
-            "deliveries_expected": produced["expected"], "deliveries_received": counts["position"],
-            "left_messages": counts["left"], "clients_closed": counts["closed"],
-            "delivered_per_s": round(counts["position"] / max(elapsed, 1e-9)),
+    received = sum(d["position"] for d in done)
+    client_cpu = sum(d["cpu_s"] for d in done)
+    return {"clients": len(bxs), "clients_connected": connected,
+            "client_processes": client_procs,
+            "connect_and_subscribe_s": round(connect_s, 1),
+            "positions_produced": produced_r["sent"],
+            "produce_rate_per_s": round(produced_r["sent"] / produced_r["seconds"]),
+            "deliveries_expected": produced_r["expected"], "deliveries_received": received,
+            "left_messages": sum(d["left"] for d in done),
+            "other_messages": sum(d["other"] for d in done),
+            "clients_closed": sum(d["closed"] for d in done),
+            "delivered_per_s": round(received / window_s),
             "latency_ms_p50": pct(0.50), "latency_ms_p99": pct(0.99), "latency_ms_max": pct(1.0),
+            "window_s": round(window_s, 1),
+            "gateway_cpu_s": round(gw_cpu, 1),
+            "gateway_cpu_pct": round(100 * gw_cpu / cpu_window),
+            "gateway_runqueue_wait_pct": round(100 * gw_wait / cpu_window),
+            # CPU cost of the work itself, whatever else competes for the cores
+            "gateway_cpu_s_per_stream_s": round(gw_cpu / produced_r["seconds"], 2),
+            "gateway_cpu_us_per_message": round(
+                1e6 * gw_cpu / max(1, received + sum(d["left"] for d in done)), 1),
+            "clients_cpu_pct": round(100 * client_cpu / cpu_window),
+            "producer_cpu_pct": round(100 * produced_r["cpu_s"] / produced_r["seconds"]),
+            "redis_cpu_pct": None if redis_cpu is None else round(100 * redis_cpu / cpu_window),
+            "machine_busy_pct": round(100 * busy / cpu_window),
+            "machine_cores": os.cpu_count(),
             "gateway_rss_mib_idle": round(rss0 / 1024, 1),
             "gateway_rss_mib_connected": round(rss1 / 1024, 1),
             "gateway_rss_mib_peak": round(rss_peak / 1024, 1),
@@ -192,10 +391,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--redis-url", default=None)
     ap.add_argument("--clients", type=int, default=5000)
     ap.add_argument("--rate", type=int, default=10_000, help="positions per second")
-    ap.add_argument("--duration", type=float, default=20.0, help="seconds of producing")
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds of producing")
     ap.add_argument("--box-deg", type=float, default=1.0, help="side of each client's bbox")
     ap.add_argument("--trucks", type=int, default=20_000)
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--client-procs", type=int, default=2,
+                    help="processes the clients are spread over")
+    ap.add_argument("--gateway-args", default="",
+                    help="extra arguments for `python -m ws_gateway run` (A/B runs)")
     args = ap.parse_args(argv)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.clients + 1024)),
@@ -203,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     from fleetpulse.waiting import free_port, wait_until
 
     redis_proc = None
+    redis_pid = None
     tmp = tempfile.TemporaryDirectory(prefix="fleetpulse-bench-")
     redis_url = args.redis_url
     if redis_url is None:
@@ -211,18 +415,20 @@ def main(argv: list[str] | None = None) -> int:
         server = RedisServer(Path(tmp.name) / "redis", port=free_port(), persist=False)
         redis_proc = server.start(Path(tmp.name) / "redis.log")
         redis_url = server.url
+        redis_pid = redis_proc.popen.pid if redis_proc.popen is not None else None
     port = args.port or free_port()
     log = open(Path(tmp.name) / "gateway.log", "w")  # noqa: SIM115 - closed below
     gw = subprocess.Popen([sys.executable, "-m", "ws_gateway", "run", "--redis-url", redis_url,
                            "--port", str(port), "--no-auth", "--log-level", "WARNING",
-                           "--max-lag-s", "10"], stdout=log, stderr=subprocess.STDOUT,
+                           "--max-lag-s", "10", *args.gateway_args.split()],
+                          stdout=log, stderr=subprocess.STDOUT,
                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         wait_until(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz",
                                                   timeout=1).status == 200, 60, "the gateway")
         bxs = boxes(args.clients, args.box_deg, seed=7)
-        report = asyncio.run(run_clients(port, bxs, args.duration, gw.pid, args.rate,
-                                         redis_url, args.trucks))
+        report = run_bench(port, bxs, args.duration, gw.pid, args.rate, redis_url, args.trucks,
+                           args.client_procs, redis_pid)
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
         for line in metrics.splitlines():
             if line.startswith(("fleetpulse_gateway_coalesced_total",

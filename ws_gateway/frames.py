@@ -30,3 +30,30 @@ def snapshot(sub_id: str, trucks: list[dict[str, Any]], seq: str) -> bytes:
 
 def alert(alert_event: dict[str, Any]) -> bytes:
     return orjson.dumps({"type": "alert", "alert": alert_event})
+
+
+# Server-to-client websocket text frame headers (RFC 6455 5.2: FIN + opcode 1, unmasked), for
+# the payload lengths positions have; longer payloads build theirs.
+_HEADERS = [bytes((0x81, n)) for n in range(126)] + \
+    [b"\x81\x7e" + n.to_bytes(2, "big") for n in range(126, 4096)]
+
+
+def wire_text(payloads: list[bytes]) -> bytes:
+    """``payloads`` as consecutive websocket text frames, ready for the socket.
+
+    What websockets' ``send`` would write for each (no extensions: compression is off), built
+    without a frame object per message; one shared payload costs one header per client.
+    """
+    parts: list[bytes] = []
+    append = parts.append
+    headers = _HEADERS
+    for p in payloads:
+        n = len(p)
+        if n < 4096:
+            append(headers[n])
+        elif n < 65536:
+            append(b"\x81\x7e" + n.to_bytes(2, "big"))
+        else:
+            append(b"\x81\x7f" + n.to_bytes(8, "big"))
+        append(p)
+    return b"".join(parts)

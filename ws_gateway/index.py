@@ -6,6 +6,12 @@ overlaps it; a position looks at one cell and runs the exact test on those candi
 Subscriptions covering more than ``max_cells`` cells (a whole-country view) go to a short
 ``wide`` list checked for every point, so a zoomed-out client cannot blow up the grid.
 ``truck_ids`` subscriptions are indexed by truck id. Pure data structure, no I/O.
+
+Each cell keeps, per subscription, its envelope next to it, and ``match`` tests the envelope
+inline (no call per candidate); only subscriptions whose envelope is not the whole answer
+(polygons, circles, a token's regions: ``envelope_exact`` false or absent) get their own
+``matches`` call after that. This loop is the gateway's hottest: it runs twice per stream entry
+(the new position and the previous one) over every subscription near the truck.
 """
 
 from __future__ import annotations
@@ -31,6 +37,26 @@ class Indexed(Protocol):
 
 S = TypeVar("S", bound=Indexed)
 
+# (min_lng, min_lat, max_lng, max_lat, subscription, the envelope test is the whole test)
+_Entry = tuple[float, float, float, float, S, bool]
+
+
+class _Cell(Generic[S]):
+    """The subscriptions overlapping one grid cell; ``entries`` is rebuilt lazily after a
+    change, so adding and removing stay O(1) and matching iterates a plain tuple."""
+
+    __slots__ = ("members", "entries")
+
+    def __init__(self) -> None:
+        self.members: dict[int, _Entry[S]] = {}
+        self.entries: tuple[_Entry[S], ...] | None = None
+
+    def get(self) -> tuple[_Entry[S], ...]:
+        entries = self.entries
+        if entries is None:
+            entries = self.entries = tuple(self.members.values())
+        return entries
+
 
 class SubscriptionIndex(Generic[S]):
     """Grid + truck-id index over subscriptions (compared by identity)."""
@@ -38,7 +64,7 @@ class SubscriptionIndex(Generic[S]):
     def __init__(self, cell_deg: float = 1.0, max_cells: int = 4096) -> None:
         self.cell_deg = cell_deg
         self.max_cells = max_cells
-        self._cells: dict[tuple[int, int], set[S]] = {}
+        self._cells: dict[tuple[int, int], _Cell[S]] = {}
         self._wide: set[S] = set()
         self._by_truck: dict[str, set[S]] = {}
         self._where: dict[int, list[tuple[int, int]] | None] = {}  # id(sub) -> its cells
@@ -68,8 +94,14 @@ class SubscriptionIndex(Generic[S]):
             self._where[id(sub)] = []
             return
         cells = [(x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
+        entry: _Entry[S] = (env[0], env[1], env[2], env[3], sub,
+                            bool(getattr(sub, "envelope_exact", False)))
         for c in cells:
-            self._cells.setdefault(c, set()).add(sub)
+            cell = self._cells.get(c)
+            if cell is None:
+                cell = self._cells[c] = _Cell()
+            cell.members[id(sub)] = entry
+            cell.entries = None
         self._where[id(sub)] = cells
 
     def remove(self, sub: S) -> None:
@@ -84,10 +116,10 @@ class SubscriptionIndex(Generic[S]):
             return
         self._wide.discard(sub)
         for c in cells:
-            subs = self._cells.get(c)
-            if subs is not None:
-                subs.discard(sub)
-                if not subs:
+            cell = self._cells.get(c)
+            if cell is not None and cell.members.pop(id(sub), None) is not None:
+                cell.entries = None
+                if not cell.members:
                     del self._cells[c]
 
     def candidates(self, truck_id: str, lat: float, lng: float) -> Iterable[S]:
@@ -97,7 +129,7 @@ class SubscriptionIndex(Generic[S]):
         by_truck = self._by_truck.get(truck_id)
         out: list[S] = []
         if cell:
-            out.extend(cell)
+            out.extend(e[4] for e in cell.get())
         if self._wide:
             out.extend(self._wide)
         if by_truck:
@@ -106,4 +138,18 @@ class SubscriptionIndex(Generic[S]):
 
     def match(self, truck_id: str, lat: float, lng: float) -> list[S]:
         """Subscriptions that want this truck at this position."""
-        return [s for s in self.candidates(truck_id, lat, lng) if s.matches(truck_id, lat, lng)]
+        d = self.cell_deg
+        cell = self._cells.get((math.floor(lng / d), math.floor(lat / d)))
+        out: list[S] = []
+        if cell is not None:
+            for x0, y0, x1, y1, sub, exact in cell.get():
+                if x0 <= lng <= x1 and y0 <= lat <= y1 and (
+                        exact or sub.matches(truck_id, lat, lng)):
+                    out.append(sub)
+        if self._wide:
+            out.extend(s for s in self._wide if s.matches(truck_id, lat, lng))
+        if self._by_truck:
+            by_truck = self._by_truck.get(truck_id)
+            if by_truck:
+                out.extend(s for s in by_truck if s.matches(truck_id, lat, lng))
+        return out

@@ -33,7 +33,7 @@ class GatewayMetrics:
                                 "Wall clock minus the time of the last stream entry routed",
                                 registry=registry)
         self.queue_wait = Histogram(p + "queue_wait_seconds",
-                                    "Time frames waited in a client queue (per batch, oldest)",
+                                    "Time frames waited in client queues (oldest, per flush pass)",
                                     buckets=(.001, .005, .01, .025, .05, .1, .2, .5, 1, 2, 5),
                                     registry=registry)
         self.alerts = Counter(p + "alerts_total", "Alerts delivered to clients",

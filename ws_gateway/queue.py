@@ -7,7 +7,6 @@ oldest entry gets too old (the gateway tells the client it is lagging and closes
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Hashable
 
 
@@ -16,14 +15,17 @@ class QueueFull(Exception):  # noqa: N818 - a signal, not an error of the progra
 
 
 class CoalescingQueue:
-    """Keyed FIFO: ``put`` on a queued key replaces its frame in place (keeps its turn)."""
+    """Keyed FIFO: ``put`` on a queued key replaces its frame in place (keeps its turn).
+
+    A plain dict: insertion-ordered, and assigning to a present key keeps its place.
+    """
 
     __slots__ = ("max_items", "_items", "coalesced", "_serial")
 
     def __init__(self, max_items: int) -> None:
         self.max_items = max_items
         # key -> (frame, enqueued_at)
-        self._items: OrderedDict[Hashable, tuple[bytes, float]] = OrderedDict()
+        self._items: dict[Hashable, tuple[bytes, float]] = {}
         self.coalesced = 0
         self._serial = 0
 
@@ -39,14 +41,15 @@ class CoalescingQueue:
         if key is None:
             self._serial += 1
             key = ("_", self._serial)
-        old = self._items.get(key)
+        items = self._items
+        old = items.get(key)
         if old is not None:
-            self._items[key] = (frame, old[1])
+            items[key] = (frame, old[1])
             self.coalesced += 1
             return True
-        if len(self._items) >= self.max_items:
-            raise QueueFull(f"{len(self._items)} frames queued")
-        self._items[key] = (frame, now)
+        if len(items) >= self.max_items:
+            raise QueueFull(f"{len(items)} frames queued")
+        items[key] = (frame, now)
         return False
 
     def drop_where(self, predicate: object) -> int:
@@ -64,10 +67,20 @@ class CoalescingQueue:
 
     def pop_batch(self, limit: int) -> list[bytes]:
         """Up to ``limit`` frames in queue order."""
-        out: list[bytes] = []
         items = self._items
-        while items and len(out) < limit:
-            out.append(items.popitem(last=False)[1][0])
+        if len(items) <= limit:  # the usual case: take everything
+            out = [v[0] for v in items.values()]
+            items.clear()
+            return out
+        keys = []
+        out = []
+        for k, v in items.items():
+            if len(out) >= limit:
+                break
+            keys.append(k)
+            out.append(v[0])
+        for k in keys:
+            del items[k]
         return out
 
     def clear(self) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
@@ -45,7 +44,7 @@ class Client(Protocol):
 class Subscription:
     """One ``subscribe`` of one client; ``allowed`` is the area its token may see (None: all)."""
 
-    __slots__ = ("client", "sub_id", "filter", "allowed", "sub_json")
+    __slots__ = ("client", "sub_id", "filter", "allowed", "sub_json", "envelope_exact")
 
     def __init__(self, client: Client, sub_id: str, flt: Filter,
                  allowed: BaseGeometry | None = None) -> None:
@@ -54,6 +53,8 @@ class Subscription:
         self.filter = flt
         self.allowed = allowed
         self.sub_json = orjson.dumps(sub_id)
+        # the index's inline envelope test is the whole answer (a bbox the token fully sees)
+        self.envelope_exact = flt.kind == "bbox" and allowed is None
 
     @property
     def envelope(self) -> Envelope | None:
@@ -69,17 +70,24 @@ class Subscription:
         return self.allowed is None or bool(shapely.intersects_xy(self.allowed, lng, lat))
 
 
-@dataclass(frozen=True, slots=True)
 class PositionEntry:
-    """One stream entry, decoded once; ``prev`` is the truck's position before it."""
+    """One stream entry, decoded once; ``prev`` is the truck's position before it.
 
-    seq: bytes
-    key: SeqKey
-    truck_id: str
-    lat: float
-    lng: float
-    prev: tuple[float, float] | None
-    truck_json: bytes
+    A plain slotted class (read-only by convention): one is built per stream entry, and a
+    frozen dataclass costs a ``object.__setattr__`` per field.
+    """
+
+    __slots__ = ("seq", "key", "truck_id", "lat", "lng", "prev", "truck_json")
+
+    def __init__(self, seq: bytes, key: SeqKey, truck_id: str, lat: float, lng: float,
+                 prev: tuple[float, float] | None, truck_json: bytes) -> None:
+        self.seq = seq
+        self.key = key
+        self.truck_id = truck_id
+        self.lat = lat
+        self.lng = lng
+        self.prev = prev
+        self.truck_json = truck_json
 
 
 def _num(raw: Any) -> float | None:
@@ -95,34 +103,48 @@ def _text(raw: Any) -> str | None:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
+_NAMES = ("truck_id", "lat", "lng", "speed_kph", "heading", "status", "ts_ms", "region")
+_BYTES_NAMES = tuple(n.encode() for n in _NAMES)
+_KNOWN_IDS_MAX = 1_000_000  # truck ids that passed the id check, to skip the regex next time
+_known_ids: set[str] = set()
+
+
 def decode_truck(fields: dict[Any, Any]) -> dict[str, Any] | None:
     """A `stream:positions` entry (or `truck:` hash) as the protocol's truck object.
 
-    None for an entry without a valid truck id or coordinates (the gateway counts and skips
-    it rather than forwarding garbage).
+    Field names may be bytes (as redis-py returns them) or str; a bytes name wins. None for an
+    entry without a valid truck id or coordinates (the gateway counts and skips it rather than
+    forwarding garbage).
     """
-    def get(name: str) -> Any:
-        v = fields.get(name.encode())
-        return fields.get(name) if v is None else v
-
-    truck_id = _text(get("truck_id"))
+    get = fields.get
+    raw = [get(n) for n in _BYTES_NAMES]
+    if None in raw:
+        raw = [get(n) if v is None else v for n, v in zip(_NAMES, raw, strict=True)]
+    tid_raw, lat_raw, lng_raw, speed_raw, heading_raw, status_raw, ts_raw, region_raw = raw
+    truck_id = _text(tid_raw)
     try:
-        lat, lng = _num(get("lat")), _num(get("lng"))
-        speed, heading, ts_ms = _num(get("speed_kph")), _num(get("heading")), _num(get("ts_ms"))
+        lat, lng = _num(lat_raw), _num(lng_raw)
+        speed, heading, ts_ms = _num(speed_raw), _num(heading_raw), _num(ts_raw)
     except (TypeError, ValueError):
         return None
-    if (truck_id is None or not TRUCK_ID_RE.match(truck_id) or lat is None or lng is None
-            or not (-90 <= lat <= 90 and -180 <= lng <= 180)):
+    if truck_id is None or lat is None or lng is None \
+            or not (-90 <= lat <= 90 and -180 <= lng <= 180):
         return None
+    if truck_id not in _known_ids:
+        if not TRUCK_ID_RE.match(truck_id):
+            return None
+        if len(_known_ids) >= _KNOWN_IDS_MAX:
+            _known_ids.clear()
+        _known_ids.add(truck_id)
     truck: dict[str, Any] = {"truck_id": truck_id, "lat": lat, "lng": lng}
     if speed is not None:
         truck["speed_kph"] = speed
     if heading is not None:
         truck["heading"] = heading
-    truck["status"] = _text(get("status")) or "UNKNOWN"
+    truck["status"] = _text(status_raw) or "UNKNOWN"
     if ts_ms is not None:
         truck["ts_ms"] = int(ts_ms)
-    region = _text(get("region"))
+    region = _text(region_raw)
     if region:
         truck["region"] = region
     return truck
@@ -184,19 +206,35 @@ class Router:
         return self._fan_out(entry)
 
     def _fan_out(self, e: PositionEntry) -> int:
-        inside = self.index.match(e.truck_id, e.lat, e.lng)
-        n = 0
+        """Queue the entry for every interested subscription, and a ``left`` message for each
+        one the truck's previous position was in and the new one is not.
+
+        Frames differ between subscriptions only by ``sub``, so each distinct subscription id
+        gets its frame built once per entry and every client with that id shares the bytes.
+        """
+        truck_id, truck_json, seq = e.truck_id, e.truck_json, e.seq
+        match = self.index.match
+        inside = match(truck_id, e.lat, e.lng)
+        built: dict[bytes, bytes] = {}
         for sub in inside:
-            sub.client.enqueue((sub.sub_id, e.truck_id),
-                               frames.position(sub.sub_json, e.truck_json, e.seq))
-            n += 1
+            frame = built.get(sub.sub_json)
+            if frame is None:
+                frame = built[sub.sub_json] = frames.position(sub.sub_json, truck_json, seq)
+            sub.client.enqueue((sub.sub_id, truck_id), frame)
+        n = len(inside)
         if e.prev is not None:
-            now_in = set(map(id, inside))
-            for sub in self.index.match(e.truck_id, e.prev[0], e.prev[1]):
-                if id(sub) not in now_in:
-                    sub.client.enqueue((sub.sub_id, e.truck_id),
-                                       frames.position(sub.sub_json, e.truck_json, e.seq, True))
-                    n += 1
+            was_in = match(truck_id, e.prev[0], e.prev[1])
+            if was_in:
+                now_in = set(inside)
+                built.clear()
+                for sub in was_in:
+                    if sub not in now_in:
+                        frame = built.get(sub.sub_json)
+                        if frame is None:
+                            frame = built[sub.sub_json] = frames.position(
+                                sub.sub_json, truck_json, seq, True)
+                        sub.client.enqueue((sub.sub_id, truck_id), frame)
+                        n += 1
         return n
 
     # -- resume --------------------------------------------------------------------------

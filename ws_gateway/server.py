@@ -28,6 +28,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import OPEN, Protocol, Side
 
 from ws_gateway import AuthError, ClientError, GatewayError, frames, redis_io
 from ws_gateway.alerts import AlertReader, MapAlert
@@ -58,7 +59,15 @@ MAX_SUB_ID = 64
 
 
 class Connection:
-    """One websocket client: its grant, subscriptions, queue and rate limit."""
+    """One websocket client: its grant, subscriptions, queue and rate limit.
+
+    Frames wait in the client's coalescing queue until the gateway's next flush pass (after
+    the batch of stream entries that produced them), which writes each dirty client's frames
+    to its socket in one ``transport.write``: no task switch and no websockets ``send`` per
+    message. A client whose socket buffer is full (``paused``) is skipped; its frames keep
+    coalescing and a small task waits for the buffer to drain, so a slow client only ever
+    waits on itself.
+    """
 
     def __init__(self, gw: Gateway, ws: ServerConnection, grant: Grant) -> None:
         self.gw = gw
@@ -66,13 +75,15 @@ class Connection:
         self.grant = grant
         self.subs: dict[str, Subscription] = {}
         self.queue = CoalescingQueue(gw.settings.max_queue_items)
-        self.wake = asyncio.Event()
         self.bucket = TokenBucket(gw.settings.rate_per_s, gw.settings.rate_burst, gw.clock())
         self.closing = False
         self.watch_delays = False
         self.pending_since: str | None = None
         self.strikes = 0
-        self._reported_coalesced = 0
+        self.dirty = False  # in the gateway's list of connections to flush
+        self.reported_coalesced = 0
+        self._waiter: asyncio.Task[None] | None = None  # drain wait (or the slow-path sender)
+        self._raw = _RAW_WRITE and not ws.protocol.extensions
 
     # Router's Client protocol
     def enqueue(self, key: Hashable | None, frame: bytes) -> None:
@@ -83,58 +94,78 @@ class Connection:
         except QueueFull:
             self.gw.lag_out(self)
             return
-        self.wake.set()
+        if not self.dirty:
+            self.dirty = True
+            self.gw.mark_dirty(self)
 
     def error(self, code: str, message: str, **extra: Any) -> None:
         self.gw.metrics.client_errors.labels(code).inc()
         # keyed by code: a flood of bad messages coalesces into one pending error frame
         self.enqueue(("\x00error", code), frames.error(code, message, **extra))
 
-    async def writer(self) -> None:
-        """Drain the queue into the socket; ``send`` waits while the socket is full."""
-        m = self.gw.metrics
-        while True:
-            await self.wake.wait()
-            self.wake.clear()
-            while len(self.queue):
-                wait = self.queue.oldest_age(self.gw.clock())
-                batch = self.queue.pop_batch(WRITE_BATCH)
-                m.queue_wait.observe(wait)
-                await send_batch(self.ws, batch)
-                m.messages_sent.inc(len(batch))
-                c = self.queue.coalesced
-                if c != self._reported_coalesced:
-                    m.coalesced.inc(c - self._reported_coalesced)
-                    self._reported_coalesced = c
+    def flush(self) -> int:
+        """Write up to WRITE_BATCH queued frames to the socket now; how many.
 
-
-async def send_batch(ws: ServerConnection, batch: list[bytes]) -> None:
-    """Send frames as text messages with one socket write for the batch.
-
-    ``ws.send`` per frame costs a flow-control round and a ``transport.write`` (a syscall) per
-    message; this encodes the whole batch with the sans-I/O protocol inside one
-    ``send_context`` (which checks the state and waits for the buffer to drain on exit), joined
-    into one write. Same frames on the wire; falls back to ``send`` if websockets' internals
-    change.
-    """
-    if len(batch) == 1 or not _FAST_SEND:
-        for frame in batch:
-            await ws.send(frame, text=True)
-        return
-    async with ws.send_context():
+        Nothing is written while the socket's buffer is over its limit (a task waits for it to
+        drain, then marks the connection dirty again) or while the connection is not open.
+        """
+        queue = self.queue
+        if self.closing or not len(queue):
+            return 0
+        if not self._raw:
+            if self._waiter is None:
+                self._waiter = asyncio.get_running_loop().create_task(self._send_slowly())
+            return 0
+        ws = self.ws
+        if ws.paused:
+            if self._waiter is None:
+                self._waiter = asyncio.get_running_loop().create_task(self._drained())
+            return 0
         protocol = ws.protocol
-        for frame in batch:
-            protocol.send_text(frame)
-        chunks = protocol.data_to_send()
-        if all(chunks):  # b"" would mean "half-close": leave that to websockets
-            ws.transport.write(b"".join(chunks))
-        else:
-            for chunk in chunks:
-                if chunk:
-                    ws.transport.write(chunk)
+        if protocol.state is not OPEN or protocol.expect_continuation_frame \
+                or ws.transport.is_closing():
+            return 0  # closing: the handler drops the queue when the connection ends
+        batch = queue.pop_batch(WRITE_BATCH)
+        ws.transport.write(frames.wire_text(batch))
+        if len(queue) and not self.dirty:  # the rest in the next pass
+            self.dirty = True
+            self.gw.mark_dirty(self)
+        return len(batch)
+
+    async def _drained(self) -> None:
+        try:
+            await self.ws.drain()
+        except Exception:  # noqa: BLE001 - the connection is gone; its handler cleans up
+            return
+        finally:
+            self._waiter = None
+        if not self.closing and len(self.queue) and not self.dirty:
+            self.dirty = True
+            self.gw.mark_dirty(self)
+
+    async def _send_slowly(self) -> None:
+        """Fallback when websockets' internals are not as expected: plain ``send``."""
+        try:
+            while len(self.queue) and not self.closing:
+                batch = self.queue.pop_batch(WRITE_BATCH)
+                for frame in batch:
+                    await self.ws.send(frame, text=True)
+                self.gw.metrics.messages_sent.inc(len(batch))
+        except ConnectionClosed:
+            pass
+        finally:
+            self._waiter = None
+
+    def stop(self) -> None:
+        if self._waiter is not None:
+            self._waiter.cancel()
+            self._waiter = None
 
 
-_FAST_SEND = all(hasattr(ServerConnection, name) for name in ("send_context", "send_data"))
+# Frames are written to the transport directly (server frames are unmasked and no extension is
+# negotiated: compression=None), which needs these websockets internals; else ``send``.
+_RAW_WRITE = all(hasattr(ServerConnection, name) for name in ("drain", "pause_writing")) \
+    and hasattr(Protocol(Side.SERVER), "expect_continuation_frame")
 
 
 class Gateway:
@@ -161,6 +192,9 @@ class Gateway:
         self._tasks: list[asyncio.Task[Any]] = []
         self._alerts: AlertReader | None = None
         self._delays_frame: bytes | None = None
+        self._dirty: list[Connection] = []
+        self._flush_handle: asyncio.Handle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.stream_ok = False
         self.port = settings.port
 
@@ -176,6 +210,7 @@ class Gateway:
 
         ensure_assets()
         s = self.settings
+        self._loop = asyncio.get_running_loop()
         self.redis = aioredis.Redis.from_url(s.redis_url)
         self._stream_redis = aioredis.Redis.from_url(s.redis_url)
         try:
@@ -248,7 +283,8 @@ class Gateway:
             try:
                 self.stream_ok = True
                 await redis_io.read_stream(self._stream_redis, self.settings.stream_key,
-                                           last, self.on_entries)
+                                           last, self.on_entries,
+                                           count=self.settings.stream_read_count)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - Redis hiccup: report, retry
@@ -256,6 +292,45 @@ class Gateway:
                 log.warning("stream reader: %r; retrying", exc)
                 await asyncio.sleep(0.5)
             last = self.router.last_seq
+
+    # -- writing to clients --------------------------------------------------------------
+    def mark_dirty(self, conn: Connection) -> None:
+        """``conn`` has frames to write: flush it in the next pass (soon, or after
+        ``flush_interval_s`` so that a client's frames of several stream batches share one
+        write)."""
+        self._dirty.append(conn)
+        if self._flush_handle is None:
+            loop = self._loop or asyncio.get_running_loop()
+            interval = self.settings.flush_interval_s
+            self._flush_handle = loop.call_later(interval, self._flush) if interval > 0 \
+                else loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """One pass over the connections with queued frames (see :class:`Connection`)."""
+        self._flush_handle = None
+        dirty, self._dirty = self._dirty, []
+        now = self.clock()
+        sent = coalesced = 0
+        oldest = 0.0
+        for conn in dirty:
+            conn.dirty = False
+            queue = conn.queue
+            if len(queue):
+                age = queue.oldest_age(now)
+                n = conn.flush()
+                if n:
+                    sent += n
+                    oldest = max(oldest, age)
+            c = queue.coalesced
+            if c != conn.reported_coalesced:
+                coalesced += c - conn.reported_coalesced
+                conn.reported_coalesced = c
+        m = self.metrics
+        if sent:
+            m.messages_sent.inc(sent)
+            m.queue_wait.observe(oldest)
+        if coalesced:
+            m.coalesced.inc(coalesced)
 
     def on_entries(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         on_entry = self.router.on_entry
@@ -372,7 +447,6 @@ class Gateway:
         conn = Connection(self, ws, grant)
         self.connections.add(conn)
         self.metrics.connections.inc()
-        writer = asyncio.create_task(conn.writer())
         try:
             async for message in ws:
                 if conn.closing:
@@ -381,9 +455,7 @@ class Gateway:
         except ConnectionClosed:
             pass
         finally:
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed, Exception):
-                await writer
+            conn.stop()
             for sub in conn.subs.values():
                 self.router.remove(sub)
             self.metrics.subscriptions.dec(len(conn.subs))

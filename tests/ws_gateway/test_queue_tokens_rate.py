@@ -60,3 +60,19 @@ def test_token_bucket() -> None:
     assert [b.allow(0.0) for _ in range(4)] == [True, True, True, False]
     assert b.allow(0.5) is True and b.allow(0.5) is False
     assert b.allow(100.0) and b.allow(100.0) and b.allow(100.0) and not b.allow(100.0)
+
+
+def test_wire_frames_are_what_websockets_would_send() -> None:
+    """The flush pass writes frames built by frames.wire_text: byte for byte websockets' own
+    unmasked text frames, for every length encoding."""
+    from websockets.frames import Frame, Opcode
+
+    from ws_gateway.frames import wire_text
+
+    def theirs(p: bytes) -> bytes:
+        return Frame(Opcode.TEXT, p).serialize(mask=False, extensions=[])
+
+    payloads = [b"x" * n for n in (0, 1, 125, 126, 4095, 4096, 65535, 65536, 70_000)]
+    for p in payloads:
+        assert wire_text([p]) == theirs(p)
+    assert wire_text(payloads) == b"".join(theirs(p) for p in payloads)
