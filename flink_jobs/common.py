@@ -131,7 +131,20 @@ def create_environment(settings: JobSettings, job_name: str
 
 def kafka_raw_source(t_env: StreamTableEnvironment, settings: JobSettings, topic: str,
                      table: str) -> DataStream:
-    """Records of ``topic`` as RAW_RECORD rows, event-time stamped from their ``ts`` field.
+    """Records of ``topic`` as RAW_RECORD rows, event-time stamped from their ``ts`` field
+    (the table of :func:`kafka_raw_table`, read once)."""
+    kafka_raw_table(t_env, settings, topic, table)
+    tbl = t_env.sql_query(f"SELECT `value`, `partition`, `offset` FROM {table}")
+    return t_env.to_data_stream(tbl)
+
+
+def kafka_raw_table(t_env: StreamTableEnvironment, settings: JobSettings, topic: str,
+                    table: str, watermark_per_record: bool = False) -> None:
+    """Register ``topic`` as the table ``table``: ``value`` (bytes), ``partition``, ``offset``,
+    ``ts_raw`` and the event-time attribute ``rowtime`` with its watermark.
+
+    Every query of the table is a Kafka source of its own, with its own offsets in the
+    checkpoint but the same group id: read it once (one query, fanned out) per job.
 
     Idleness and catch-up pull against each other: a partition that merely waits its turn in
     the consumer's fetches during a backfill must not be declared idle, or the watermark would
@@ -142,8 +155,14 @@ def kafka_raw_source(t_env: StreamTableEnvironment, settings: JobSettings, topic
     gets timestamp 0, so it can never drag the watermark forward; the Python validation then
     dead-letters it. Offsets: committed group offsets, earliest when the group has none; in a
     restore, the offsets stored in the checkpoint.
+
+    ``watermark_per_record``: emit the watermark after every record instead of every
+    ``pipeline.auto-watermark-interval``, so a checkpoint barrier never sits between records
+    and the watermark they imply (watermarks are not checkpointed: a job restored from such a
+    checkpoint with nothing new to read would never reach that watermark).
     """
     bounded = "'scan.bounded.mode' = 'latest-offset'," if settings.bounded else ""
+    emit = "'scan.watermark.emit.strategy' = 'on-event'," if watermark_per_record else ""
     wm_s = settings.out_of_orderness_ms / 1000
     t_env.execute_sql(f"""
         CREATE TEMPORARY TABLE {table} (
@@ -167,10 +186,9 @@ def kafka_raw_source(t_env: StreamTableEnvironment, settings: JobSettings, topic
           'scan.startup.mode' = 'group-offsets',
           'scan.watermark.idle-timeout' = '{settings.idle_timeout_ms} ms',
           {bounded}
+          {emit}
           'format' = 'raw'
         )""")
-    tbl = t_env.sql_query(f"SELECT `value`, `partition`, `offset` FROM {table}")
-    return t_env.to_data_stream(tbl)
 
 
 def kafka_text_sink(t_env: StreamTableEnvironment, settings: JobSettings, topic: str,

@@ -2,13 +2,14 @@
 
 Pipeline (one Flink job)::
 
-    Kafka fleet.scans (raw bytes, partition, offset; watermark from ts per partition)
+    Kafka fleet.scans, read ONCE (raw bytes, partition, offset; watermark from ts per
+    partition, emitted per record) -> fanned out to the Python path and to a table view
       -> ParseScans            validate; bad records -> fleet.dlq (contract reason codes)
       |   -> assignments (truck_id, shipment_id) ─┐
       |                 Kafka fleet.gps -> pings ─┴-> TruckFeedFunction (keyed by truck):
       |                                               recent average speed -> TruckFix per
       |                                               assigned shipment (shipment_at_risk)
-      └ same table -> SQL MATCH_RECOGNIZE (F1 X* F2 WITHIN 48 h) -> AttemptsMatch
+      └ same records as a view -> SQL MATCH_RECOGNIZE (F1 X* F2 WITHIN 48 h) -> AttemptsMatch
     scans + fixes + matches -> key_by shipment_id
       -> ShipmentFunction      udfs.shipment_state: buffered until the watermark, then taken
                                in event-time order; one timer per shipment (next_deadline)
@@ -34,7 +35,17 @@ what was sent (resolve, `delays`, region totals).
 
 Restart: state and Kafka offsets come from the checkpoint; Redis effects not yet written are in
 the writer's checkpointed list state; every Redis effect is absolute per shipment, so replays
-never count twice; alerts are at-least-once (same ``dedup_key``).
+never count twice; alerts are at-least-once (same ``dedup_key``). Two things make a restored job
+end like one that never stopped (tests/delay/test_delay_kafka.py, the SIGKILL test):
+
+* ``fleet.scans`` has one Kafka source (see :func:`read_scans`). With two sources in one group,
+  a source that had not read a partition by the checkpoint restored it at the group's
+  committed offset, which the other source had moved on: records were skipped.
+* Its watermark is emitted after every record, so no checkpoint holds records whose watermark
+  was still to come (watermarks are not checkpointed; a restored job with nothing new to read
+  would never have fired the deadlines up to it).
+
+A checkpoint of the job graph before this change (two scans sources) does not map onto this one.
 
 Run embedded:  python -m flink_jobs.delay_job --bootstrap 127.0.0.1:9092 --redis-url ...
                  --checkpoint-dir ... [--restore latest] [--stuck-after-s 21600 ...]
@@ -60,7 +71,7 @@ from pyflink.datastream import (
     ProcessFunction,
 )
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
-from pyflink.table import StreamTableEnvironment
+from pyflink.table import DataTypes, Schema, StreamTableEnvironment
 
 from flink_jobs.common import (
     KEYED_TEXT,
@@ -68,6 +79,7 @@ from flink_jobs.common import (
     create_environment,
     dead_letter_row,
     kafka_raw_source,
+    kafka_raw_table,
     kafka_text_sink,
 )
 from flink_jobs.metrics import BatchedCounters
@@ -441,15 +453,42 @@ def attach_redis(effects: DataStream, settings: JobSettings) -> None:
      .process(DelayRedisFunction(settings)).name("redis-delays"))
 
 
+def read_scans(t_env: StreamTableEnvironment, settings: JobSettings) -> tuple[DataStream, str]:
+    """`fleet.scans` read by ONE Kafka source, for both paths: the RAW_RECORD rows for the
+    Python operators, and the name of a view of the same records (``value``, ``ts_raw``,
+    ``rowtime`` with the source's watermarks) for ``MATCH_RECOGNIZE``.
+
+    Two queries of the Kafka table would be two sources with separate checkpointed offsets but
+    one group id. A source that had not yet read a partition when a checkpoint was taken
+    stores "committed offset" for it, and after a restore resolves that against the group's
+    offsets, which the other source had committed further on: it skipped records. Watermarks
+    are emitted per record so a checkpoint never holds records without their watermark.
+    """
+    kafka_raw_table(t_env, settings, settings.scans_topic, "scans_kafka",
+                    watermark_per_record=True)
+    # The rowtime attribute (renamed) makes each record's timestamp its event time.
+    once = t_env.to_data_stream(t_env.sql_query(
+        "SELECT `value`, `partition`, `offset`, `ts_raw`, `rowtime` AS `event_time` "
+        "FROM scans_kafka"))
+    t_env.create_temporary_view("scans_source", t_env.from_data_stream(
+        once, Schema.new_builder()
+        .column_by_metadata("rowtime", DataTypes.TIMESTAMP_LTZ(3))
+        .watermark("rowtime", "SOURCE_WATERMARK()")
+        .build()))
+    rows = t_env.to_data_stream(t_env.sql_query(
+        "SELECT `value`, `partition`, `offset` FROM scans_source"))
+    return rows, "scans_source"
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     opts, rest = parse_options(list(sys.argv[1:] if argv is None else argv))
     settings = parse_settings(rest, JOB_NAME)
     env, t_env = create_environment(settings, JOB_NAME)
-    scans = kafka_raw_source(t_env, settings, settings.scans_topic, "scans_source")
+    scans, scans_table = read_scans(t_env, settings)
     pings = kafka_raw_source(t_env, settings, settings.gps_topic, "gps_source") \
         if opts.at_risk else None
-    outputs = build(t_env, scans, "scans_source", pings, settings, opts)
+    outputs = build(t_env, scans, scans_table, pings, settings, opts)
     attach_redis(outputs["effects"], settings)
     attach_sinks(t_env, {
         kafka_text_sink(t_env, settings, settings.alerts_topic, "alerts_sink"): outputs["alerts"],
