@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "alerts": "alerting.cli:alerts",
     "gateway": "ws_gateway.cli:gateway",
     "bench": "bench.cli:bench",
+    "cluster": "fleetpulse.cluster_cli:cluster",
 }
 
 

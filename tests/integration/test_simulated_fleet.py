@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from jobs import job_process, read_topic
 
 from fleetpulse.topics import TopicNames
 from fleetpulse.waiting import Timeout, wait_until
-from jobs import job_process, read_topic
 from simulator.truth import GroundTruth, Score, score_alerts, score_dead_letters
 
 pytestmark = pytest.mark.integration
