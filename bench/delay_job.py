@@ -1,6 +1,6 @@
 """Benchmark of the delay job (a script, not a test): sustained rate and deadline-to-alert latency.
 
-    .venv/bin/python -m tests.delay.bench_delay_job [--open 100000] [--rate 10000] [--seconds 60]
+    python -m bench.delay_job [--open 100000] [--rate 10000] [--seconds 60]
 
 1. Sustained rate: ``--open`` shipments are picked up (PICKED_UP, promised far ahead) and then
    ``--rate`` x ``--seconds`` hub scans on them are written to Kafka before the job starts;
@@ -99,7 +99,7 @@ def sustained(work: Path, kafka: str, redis_url: str, n_open: int, rate: int, se
     proc = start_job(work, kafka, redis_url, topics, group)
     try:
         def counted() -> int:
-            return int(db.hget("region:WEST", "total_shipments") or 0)
+            return int(db.hget("region:WEST", "total_shipments") or 0)  # type: ignore[arg-type]
         wait_until(lambda: counted() > 0, 300, "the first pick-up to be counted")
         t_first = time.monotonic()
         wait_until(lambda: counted() >= n_open, 1800, "every pick-up to be counted",
@@ -144,7 +144,7 @@ def latency(work: Path, kafka: str, redis_url: str, n_open: int, rate: int, seco
             sid = f"L{i:06d}"
             producer.send(topics.scans, key=sid.encode(), value=pickup(sid, now, now + 86_400_000))
         producer.flush()
-        wait_until(lambda: int(redis.Redis.from_url(redis_url).hget(
+        wait_until(lambda: int(redis.Redis.from_url(redis_url).hget(  # type: ignore[arg-type]
             "region:WEST", "total_shipments") or 0) >= n_open, 1800, "the open shipments")
         start = time.time()
         sent, k = 0, 0
