@@ -82,7 +82,7 @@ from flink_jobs.common import (
     kafka_raw_table,
     kafka_text_sink,
 )
-from flink_jobs.metrics import BatchedCounters
+from flink_jobs.metrics import OperatorCounts
 from flink_jobs.settings import JobSettings, parse_settings
 from udfs.geo import default_regions
 from udfs.models import AlertEvent, Reason, Rejection, ScanType
@@ -155,7 +155,7 @@ class ParseScans(ProcessFunction):
         self.assignments = assignments
 
     def open(self, runtime_context: Any) -> None:
-        self.counters = BatchedCounters(runtime_context.get_metrics_group())
+        self.counters = OperatorCounts(runtime_context.get_metrics_group())
 
     def process_element(self, value: Row, ctx: ProcessFunction.Context):  # type: ignore[no-untyped-def]
         raw = bytes(value[0]) if value[0] is not None else b""
@@ -180,7 +180,7 @@ class ParsePings(ProcessFunction):
     to dead-letter (so they are not dead-lettered twice), here only counted."""
 
     def open(self, runtime_context: Any) -> None:
-        self.counters = BatchedCounters(runtime_context.get_metrics_group())
+        self.counters = OperatorCounts(runtime_context.get_metrics_group())
 
     def process_element(self, value: Row, ctx: ProcessFunction.Context):  # type: ignore[no-untyped-def]
         raw = bytes(value[0]) if value[0] is not None else b""
@@ -230,7 +230,7 @@ class ShipmentFunction(KeyedProcessFunction):
 
     def open(self, runtime_context: Any) -> None:
         self.state = runtime_context.get_state(ValueStateDescriptor("shipment", PICKLED))
-        self.counters = BatchedCounters(runtime_context.get_metrics_group())
+        self.counters = OperatorCounts(runtime_context.get_metrics_group())
 
     def _load(self, key: str) -> list[Any]:
         # [ShipmentState, event_timer_at, proc_timer_at, event_time_then, wall_clock_then]
@@ -345,7 +345,7 @@ class DelayRedisFunction(KeyedProcessFunction):
         self.buffer = runtime_context.get_list_state(
             ListStateDescriptor("pending_effects", PICKLED))
         self.writer = RedisDelayWriter(self.settings.redis_url)
-        self.counters = BatchedCounters(runtime_context.get_metrics_group())
+        self.counters = OperatorCounts(runtime_context.get_metrics_group())
         self.late_counts: dict[int, int] = dict.fromkeys(range(1, 6), 0)
         self.last_gauge_read = 0.0
         group = runtime_context.get_metrics_group().add_group("fleetpulse")
@@ -367,7 +367,6 @@ class DelayRedisFunction(KeyedProcessFunction):
         if items:
             self.writer.apply(items)
             self.counters.inc("redis_effects", len(items))
-            self.counters.flush()
             self.buffer.clear()
         if time.time() - self.last_gauge_read > 5:
             self.last_gauge_read = time.time()

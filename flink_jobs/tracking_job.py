@@ -44,7 +44,7 @@ from flink_jobs.common import (
     kafka_raw_source,
     kafka_text_sink,
 )
-from flink_jobs.metrics import BatchedCounters
+from flink_jobs.metrics import OperatorCounts
 from flink_jobs.profiling import start_profiler, stop_profiler
 from flink_jobs.settings import JobSettings, parse_settings
 from udfs.geo import GeofenceIndex, RegionIndex, default_regions
@@ -83,10 +83,10 @@ class ParsePings(ProcessFunction):
 
     def __init__(self, topic: str) -> None:
         self.topic = topic
-        self.counters: BatchedCounters | None = None
+        self.counters: OperatorCounts | None = None
 
     def open(self, runtime_context: Any) -> None:
-        self.counters = BatchedCounters(runtime_context.get_metrics_group())
+        self.counters = OperatorCounts(runtime_context.get_metrics_group())
 
     def process_element(self, value: Row, ctx: ProcessFunction.Context):  # type: ignore[no-untyped-def]
         raw = bytes(value[0]) if value[0] is not None else b""
@@ -122,7 +122,7 @@ class TruckFunction(KeyedProcessFunction):
     def open(self, runtime_context: Any) -> None:
         self.state = runtime_context.get_state(
             ValueStateDescriptor("truck", Types.PICKLED_BYTE_ARRAY()))
-        self.counters = BatchedCounters(runtime_context.get_metrics_group())
+        self.counters = OperatorCounts(runtime_context.get_metrics_group())
         self.run_counts = Counters()
         self.profiler = start_profiler()
 
@@ -243,7 +243,7 @@ class RedisWriterFunction(KeyedProcessFunction):
         self.buffer = runtime_context.get_list_state(
             ListStateDescriptor("pending_writes", Types.PICKLED_BYTE_ARRAY()))
         self.writer = RedisTruckWriter(self.settings.redis_url, self.settings.stream_maxlen)
-        self.counters = BatchedCounters(runtime_context.get_metrics_group())
+        self.counters = OperatorCounts(runtime_context.get_metrics_group())
         self.last_sweep = 0.0
         self.flush_tick: dict[int, int] = {}
         self.end_timer_set: set[int] = set()
@@ -276,7 +276,6 @@ class RedisWriterFunction(KeyedProcessFunction):
         if items:
             self.writer.write_positions(items)
             self.counters.inc("redis_position_writes", len(items))
-            self.counters.flush()
             self.buffer.clear()
         if time.time() - self.last_sweep > 60:
             self.last_sweep = time.time()

@@ -17,7 +17,8 @@ import redis
 from fleetpulse.services.flink import flink_env
 from fleetpulse.services.process import ManagedProcess
 from fleetpulse.topics import TopicNames
-from fleetpulse.waiting import wait_until
+from fleetpulse.waiting import free_port, wait_until
+from tests.integration.jobs import job_metrics, metric
 
 pytestmark = pytest.mark.integration
 MIN = 60_000
@@ -109,9 +110,11 @@ def test_live_alerts_late_correction_fallback_and_redis(
         scan("TICK", 1, "ARRIVED_HUB", now - 1000),  # moves the watermark close to now
     ]
     produce(kafka_bootstrap, unique_topics.scans, first)
+    metrics_port = free_port()
     proc = job(tmp_path / "job.log", kafka_bootstrap, redis_url, unique_topics,
                "--group-id", "it-delay-live", "--fallback-grace-ms", "3000",
-               "--idle-timeout-ms", "1000", "--no-at-risk").start()
+               "--idle-timeout-ms", "1000", "--no-at-risk",
+               "--metrics-port", str(metrics_port)).start()
     try:
         wait_until(lambda: redis_client.zscore("delays", "shipment:WRONG") == 2.0, 150,
                    "WRONG late at severity 2 in `delays`")
@@ -129,6 +132,22 @@ def test_live_alerts_late_correction_fallback_and_redis(
             kafka_bootstrap, unique_topics.alerts), 120, "the fallback late alert")
         wait_until(lambda: redis_client.zscore("delays", "shipment:QUIET") == 1.0, 30,
                    "QUIET in `delays`")
+
+        # The Prometheus endpoint: shipments opened, late by severity, alerts by class, DLQ
+        # by reason (the severity gauges are refreshed every few seconds).
+        def counted() -> dict[str, float]:
+            m = job_metrics(metrics_port)
+            got = {name: metric(m, name) for name in (
+                "shipments_opened", "late_severity_1", "late_severity_2",
+                "alerts_shipment_late_trigger", "alerts_shipment_late_resolve",
+                "dlq_unknown_scan_type", "dlq_malformed_json", "delays_severity_1")}
+            if not (all(got.values())):
+                names = sorted({k for k in m if "fleetpulse" in k})
+                raise AssertionError(f"{got}; fleetpulse metrics: {names[:40]}")
+            return got
+
+        got = wait_until(counted, 60, "the delay job's counters on its metrics endpoint")
+        assert got["shipments_opened"] >= 4 and got["delays_severity_1"] == 1
     finally:
         proc.stop()
     west = {k.decode(): float(v) for k, v in redis_client.hgetall("region:WEST").items()}

@@ -37,3 +37,23 @@ def read_topic(kafka: str, topic: str, timeout_ms: int = 2000) -> list[dict]:  #
         return [orjson.loads(m.value) for m in consumer]
     finally:
         consumer.close()
+
+
+def job_metrics(port: int) -> dict[str, float]:
+    """A job's Prometheus endpoint, samples summed by name (over subtasks and labels)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+    sums: dict[str, float] = {}
+    for family in text_string_to_metric_families(text.decode()):
+        for sample in family.samples:
+            sums[sample.name] = sums.get(sample.name, 0.0) + sample.value
+    return sums
+
+
+def metric(sums: dict[str, float], name: str) -> float:
+    """A fleetpulse metric by its short name (Flink prefixes scope and operator)."""
+    return sum(v for k, v in sums.items()
+               if k.removesuffix("_total").endswith(f"fleetpulse_{name}"))

@@ -9,10 +9,10 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
-from jobs import job_process, produce, read_topic
+from jobs import job_metrics, job_process, metric, produce, read_topic
 
 from fleetpulse.topics import TopicNames
-from fleetpulse.waiting import wait_until
+from fleetpulse.waiting import free_port, wait_until
 
 pytestmark = pytest.mark.integration
 MIN = 60_000
@@ -143,8 +143,10 @@ def test_killed_job_restarted_from_checkpoint_ends_like_one_that_never_stopped(
 
     second = job_process("flink_jobs.tracking_job", tmp_path / "second.log", kafka_bootstrap,
                          killed_url, killed_topics, *args).start()
+    metrics_port = free_port()
     clean = job_process("flink_jobs.tracking_job", tmp_path / "clean.log", kafka_bootstrap,
-                        clean_url, clean_topics, "--group-id", "it-clean").start()
+                        clean_url, clean_topics, "--group-id", "it-clean",
+                        "--metrics-port", str(metrics_port)).start()
     try:
         def caught_up(db: redis.Redis) -> bool:
             return all(db.hget(f"truck:{k.decode()}", "ts_ms") == str(v).encode()
@@ -169,6 +171,21 @@ def test_killed_job_restarted_from_checkpoint_ends_like_one_that_never_stopped(
                    and alert_set(kafka_bootstrap, clean_topics.alerts)
                    <= alert_set(kafka_bootstrap, killed_topics.alerts), 60,
                    "every alert of the clean run in the restarted run's output")
+
+        # The clean run's Prometheus endpoint counts what it did.
+        def counted() -> dict[str, float]:
+            m = job_metrics(metrics_port)
+            got = {name: metric(m, name) for name in (
+                "parsed", "accepted", "alerts_truck_offline_trigger",
+                "alerts_truck_stopped_unplanned_trigger", "redis_position_writes")}
+            rejected = metric(m, "dlq_impossible_speed")  # the stops jump back to base
+            if not (got["parsed"] == len(records) == got["accepted"] + rejected
+                    and all(got.values())):
+                names = sorted({k for k in m if "fleetpulse" in k})
+                raise AssertionError(f"{got}; fleetpulse metrics: {names[:40]}")
+            return got
+
+        wait_until(counted, 60, "the clean run's counters on its metrics endpoint")
     finally:
         second.stop()
         clean.stop()
