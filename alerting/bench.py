@@ -21,13 +21,15 @@ import tempfile
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import click
 import httpx
 import orjson
+
+from alerting.local_http import QuietJsonHandler
 
 CLASSES = ["shipment_late", "shipment_at_risk", "shipment_stuck_at_hub", "shipment_no_scan",
            "delivery_attempts_failed", "truck_offline", "truck_stopped_unplanned"]
@@ -42,7 +44,7 @@ def _serve(port: int) -> None:
     lock = threading.Lock()
     stop = threading.Event()
 
-    class H(BaseHTTPRequestHandler):
+    class H(QuietJsonHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True
 
@@ -75,15 +77,6 @@ def _serve(port: int) -> None:
                     sent_at.clear()
             self._reply(200, body)
 
-        def _reply(self, code: int, body: bytes) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
 
     server = ThreadingHTTPServer(("127.0.0.1", port), H)
     server.daemon_threads = True

@@ -16,10 +16,12 @@ import math
 import random
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import orjson
+
+from alerting.local_http import QuietJsonHandler
 
 US_BOX = (-122.0, 27.0, -70.0, 47.0)
 
@@ -206,7 +208,7 @@ def receiver(port: int) -> None:
     got: list[tuple[int, str, str, str]] = []
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietJsonHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True
 
@@ -229,15 +231,6 @@ def receiver(port: int) -> None:
                 body = orjson.dumps(got)
             self._reply(200, body)
 
-        def _reply(self, code: int, body: bytes) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
