@@ -124,6 +124,7 @@ def create_environment(settings: JobSettings, job_name: str
     env = StreamExecutionEnvironment.get_execution_environment(
         flink_configuration(settings, job_name))
     env.set_runtime_mode(RuntimeExecutionMode.STREAMING)
+    env.set_buffer_timeout(settings.buffer_timeout_ms)
     t_env = StreamTableEnvironment.create(env)
     t_env.get_config().set("pipeline.name", job_name)
     return env, t_env

@@ -482,7 +482,8 @@ def read_scans(t_env: StreamTableEnvironment, settings: JobSettings) -> tuple[Da
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     opts, rest = parse_options(list(sys.argv[1:] if argv is None else argv))
-    settings = parse_settings(rest, JOB_NAME)
+    # Alerts are the product here: short network-buffer flushes (see docs/delay.md).
+    settings = parse_settings(rest, JOB_NAME, buffer_timeout_ms=10)
     env, t_env = create_environment(settings, JOB_NAME)
     scans, scans_table = read_scans(t_env, settings)
     pings = kafka_raw_source(t_env, settings, settings.gps_topic, "gps_source") \

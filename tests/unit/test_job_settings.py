@@ -32,3 +32,18 @@ def test_a_bad_flag_names_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         parse_settings(["--parallelism", "0"], "g")
     assert "--parallelism must be at least 1" in capsys.readouterr().err
+
+
+def test_a_job_default_yields_to_environment_and_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert parse_settings([], "g").buffer_timeout_ms == 100  # Flink's own default
+    assert parse_settings([], "g", buffer_timeout_ms=10).buffer_timeout_ms == 10
+    monkeypatch.setenv("FLEETPULSE_BUFFER_TIMEOUT_MS", "20")
+    assert parse_settings([], "g", buffer_timeout_ms=10).buffer_timeout_ms == 20
+    assert parse_settings(["--buffer-timeout-ms", "0"], "g",
+                          buffer_timeout_ms=10).buffer_timeout_ms == 0
+
+
+def test_a_negative_buffer_timeout_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_settings(["--buffer-timeout-ms", "-1"], "g")
+    assert "--buffer-timeout-ms must be 0 or more" in capsys.readouterr().err
