@@ -1,6 +1,9 @@
 """Producer benchmark: records/s from one process to a broker.
 
-    python -m simulator.bench --bootstrap 127.0.0.1:9092 [--records 300000]
+    python -m simulator.bench [--bootstrap 127.0.0.1:9092] [--records 300000]
+
+Without ``--bootstrap`` it starts a private broker (the project's launcher) with the contract
+topics, and stops it afterwards.
 
 Records are generated first (the simulator's own rate is printed separately), then sent with
 the same :class:`~simulator.sinks.KafkaSink` the CLI uses and timed until every record is
@@ -9,8 +12,12 @@ acknowledged (flush).
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import click
 
@@ -48,8 +55,26 @@ def produce(bootstrap: str, records: list[Record], topics: TopicNames, linger_ms
     return rate
 
 
+@contextlib.contextmanager
+def private_broker(topics: TopicNames) -> Iterator[str]:
+    """A broker of its own on free loopback ports, with the contract topics."""
+    from fleetpulse.services.kafka import KafkaBroker, create_topics
+    from fleetpulse.topics import contract_topics
+    from fleetpulse.waiting import free_port
+
+    with tempfile.TemporaryDirectory(prefix="sim-bench-") as work:
+        broker = KafkaBroker(Path(work) / "kafka", port=free_port(), controller_port=free_port())
+        proc = broker.start(Path(work) / "kafka.log")
+        try:
+            create_topics(broker.bootstrap, contract_topics(topics))
+            yield broker.bootstrap
+        finally:
+            proc.stop()
+
+
 @click.command()
-@click.option("--bootstrap", required=True, help="HOST:PORT of the broker")
+@click.option("--bootstrap", default=None,
+              help="HOST:PORT of the broker (default: start a private one)")
 @click.option("--records", default=300_000, show_default=True)
 @click.option("--linger-ms", default=20, show_default=True)
 @click.option("--batch-kb", default=1024, show_default=True)
@@ -59,14 +84,17 @@ def produce(bootstrap: str, records: list[Record], topics: TopicNames, linger_ms
 @click.option("--topic-suffix", default=None,
               help="write to fleet.gps.<suffix>/fleet.scans.<suffix> (must exist); "
                    "default: the contract topics")
-def main(bootstrap: str, records: int, linger_ms: int, batch_kb: int,
+def main(bootstrap: str | None, records: int, linger_ms: int, batch_kb: int,
          compression: str | None, client: str, topic_suffix: str | None) -> None:
     """Print the producer's records/s (target: 50,000 from one process)."""
     recs, gen_rate = generate(records)
     size = sum(len(r.value) for r in recs) / len(recs)
     topics = (TopicNames(gps=f"fleet.gps.{topic_suffix}", scans=f"fleet.scans.{topic_suffix}")
               if topic_suffix else TopicNames())
-    rate = produce(bootstrap, recs, topics, linger_ms, batch_kb, compression, client)
+    with contextlib.ExitStack() as stack:
+        if bootstrap is None:
+            bootstrap = stack.enter_context(private_broker(topics))
+        rate = produce(bootstrap, recs, topics, linger_ms, batch_kb, compression, client)
     click.echo(f"generated {len(recs)} records at {gen_rate:,.0f}/s (avg {size:.0f} bytes)")
     click.echo(f"produced {len(recs)} records at {rate:,.0f} records/s "
                f"(client {client}, linger {linger_ms} ms, batch {batch_kb} KiB, "
