@@ -81,7 +81,16 @@ def boxes(n: int, box_deg: float, seed: int) -> list[list[float]]:
 
 def produce(redis_url: str, rate: int, duration_s: float, trucks: int, bxs: list[list[float]],
             result: Any, start_at: float) -> None:
-    """XADD ``rate`` positions/s (stamped with the wall clock) and count exact expectations."""
+    """XADD ``rate`` positions/s (stamped with the wall clock) and count exact expectations.
+
+    The load generator shares the cores with the gateway, so it does as little as it can while
+    the clock runs: the positions and the deliveries they should cause are worked out before
+    ``start_at``, and each 10 ms tick only packs its XADDs (hiredis, in C), writes them on a
+    plain socket and reads the replies.
+    """
+    import socket
+
+    import hiredis
     import redis
 
     from ws_gateway.filters import parse_bbox
@@ -101,38 +110,55 @@ def produce(redis_url: str, rate: int, duration_s: float, trucks: int, bxs: list
     index: SubscriptionIndex[Box] = SubscriptionIndex()
     for b in bxs:
         index.add(Box(b))
-    r = redis.Redis.from_url(redis_url)
     rng = random.Random(1)
     pos = {f"B{i:05d}": [rng.uniform(US[1], US[3]), rng.uniform(US[0], US[2])]
            for i in range(trucks)}
     ids = list(pos)
-    expected = sent = 0
     tick = 0.01
     per_tick = max(1, int(rate * tick))
-    while time.time() < start_at:
-        time.sleep(0.001)
-    cpu0 = time.process_time()
-    t0 = time.monotonic()
-    next_t = t0
-    while time.monotonic() - t0 < duration_s:
-        pipe = r.pipeline(transaction=False)
-        now_ms = int(time.time() * 1000)
+    plan: list[list[tuple[str, str, str]]] = []
+    expected = 0
+    for _ in range(int(round(duration_s / tick))):
+        moves = []
         for _ in range(per_tick):
             tid = ids[rng.randrange(trucks)]
             p = pos[tid]
             p[0] = min(US[3], max(US[1], p[0] + rng.uniform(-0.05, 0.05)))
             p[1] = min(US[2], max(US[0], p[1] + rng.uniform(-0.05, 0.05)))
             expected += len(index.match(tid, p[0], p[1]))
-            pipe.xadd("stream:positions", {"truck_id": tid, "lat": p[0], "lng": p[1],
-                                           "speed_kph": 80, "heading": 90, "status": "MOVING",
-                                           "ts_ms": now_ms, "region": "WEST"},
-                      maxlen=200_000, approximate=True)
-        pipe.execute()
-        sent += per_tick
+            moves.append((tid, repr(p[0]), repr(p[1])))
+        plan.append(moves)
+    kw = redis.Redis.from_url(redis_url).connection_pool.connection_kwargs
+    sock = socket.create_connection((kw.get("host", "127.0.0.1"), kw.get("port", 6379)))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    reader = hiredis.Reader()
+    pack = hiredis.pack_command
+    sent = 0
+    while time.time() < start_at:
+        time.sleep(0.001)
+    cpu0 = time.process_time()
+    t0 = time.monotonic()
+    next_t = t0
+    for moves in plan:
+        now_ms = str(int(time.time() * 1000))
+        sock.sendall(b"".join(
+            pack(("XADD", "stream:positions", "MAXLEN", "~", "200000", "*",  # type: ignore[arg-type]
+                  "truck_id", tid, "lat", lat, "lng", lng, "speed_kph", "80", "heading", "90",
+                  "status", "MOVING", "ts_ms", now_ms, "region", "WEST"))
+            for tid, lat, lng in moves))
+        replies = 0
+        while replies < len(moves):
+            reader.feed(sock.recv(65536))
+            while (reply := reader.gets()) is not False:
+                if isinstance(reply, hiredis.ReplyError):
+                    raise reply
+                replies += 1
+        sent += len(moves)
         next_t += tick
         delay = next_t - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+    sock.close()
     result.put({"sent": sent, "expected": expected, "seconds": time.monotonic() - t0,
                 "cpu_s": time.process_time() - cpu0})
 
@@ -314,7 +340,7 @@ def run_bench(port: int, bxs: list[list[float]], duration_s: float, gw_pid: int,
     time.sleep(0.5)
     rss1 = rss_kib(gw_pid)
     prod_q: Any = ctx.Queue()
-    start_at = time.time() + 1.0
+    start_at = time.time() + 4.0  # after the producer's plan
     prod = ctx.Process(target=produce,
                        args=(redis_url, rate, duration_s, trucks, bxs, prod_q, start_at))
     prod.start()
@@ -385,6 +411,32 @@ def run_bench(port: int, bxs: list[list[float]], duration_s: float, gw_pid: int,
             "memory_kib_per_connection": round((rss1 - rss0) / max(1, len(bxs)), 1)}
 
 
+def bucket_quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
+    """The upper bound of the Prometheus histogram bucket holding quantile ``q``
+    (``buckets``: cumulative (le, count) pairs in order)."""
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    want = q * buckets[-1][1]
+    return next(le for le, count in buckets if count >= want)
+
+
+def gateway_share(metrics_text: str) -> dict[str, Any]:
+    """The gateway's own part of the latency, per flush pass (stream entry to socket write),
+    as bucket bounds: set against the clients' p50/p99, it shows where the time goes."""
+    prefix = 'fleetpulse_gateway_stream_to_write_seconds_bucket{le="'
+    buckets = []
+    for line in metrics_text.splitlines():
+        if line.startswith(prefix):
+            le, count = line[len(prefix):].split('"}')
+            buckets.append((float(le), float(count)))
+    out: dict[str, Any] = {}
+    for q in (0.5, 0.99):
+        b = bucket_quantile(buckets, q)
+        out[f"gateway_stream_to_write_ms_p{round(q * 100)}_at_most"] = \
+            None if b is None else (round(b * 1000) if b != float("inf") else "inf")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ws_gateway.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -430,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         report = run_bench(port, bxs, args.duration, gw.pid, args.rate, redis_url, args.trucks,
                            args.client_procs, redis_pid)
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+        report.update(gateway_share(metrics))
         for line in metrics.splitlines():
             if line.startswith(("fleetpulse_gateway_coalesced_total",
                                 "fleetpulse_gateway_lagging_closed_total",

@@ -36,5 +36,10 @@ class GatewayMetrics:
                                     "Time frames waited in client queues (oldest, per flush pass)",
                                     buckets=(.001, .005, .01, .025, .05, .1, .2, .5, 1, 2, 5),
                                     registry=registry)
+        self.stream_to_write = Histogram(
+            p + "stream_to_write_seconds",
+            "From the oldest stream entry of a batch (its id's time) to the end of the flush pass "
+            "that wrote its frames to the sockets: the gateway's part of the latency",
+            buckets=(.005, .01, .025, .05, .075, .1, .15, .2, .3, .5, 1, 2, 5), registry=registry)
         self.alerts = Counter(p + "alerts_total", "Alerts delivered to clients",
                               registry=registry)

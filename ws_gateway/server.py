@@ -37,7 +37,7 @@ from ws_gateway.geo import Areas, default_areas
 from ws_gateway.metrics import GatewayMetrics
 from ws_gateway.queue import CoalescingQueue, QueueFull
 from ws_gateway.ratelimit import TokenBucket
-from ws_gateway.router import Router, Subscription
+from ws_gateway.router import Router, Subscription, seq_key
 from ws_gateway.settings import GatewaySettings
 from ws_gateway.tokens import ALL_REGIONS, Grant, verify_token
 
@@ -194,6 +194,7 @@ class Gateway:
         self._delays_frame: bytes | None = None
         self._dirty: list[Connection] = []
         self._flush_handle: asyncio.Handle | None = None
+        self._unwritten_since_ms: int | None = None  # oldest routed entry not yet flushed
         self._loop: asyncio.AbstractEventLoop | None = None
         self.stream_ok = False
         self.port = settings.port
@@ -329,14 +330,21 @@ class Gateway:
         if sent:
             m.messages_sent.inc(sent)
             m.queue_wait.observe(oldest)
+            if self._unwritten_since_ms is not None:
+                m.stream_to_write.observe(
+                    max(0.0, self.wall_clock() - self._unwritten_since_ms / 1000.0))
+        self._unwritten_since_ms = None
         if coalesced:
             m.coalesced.inc(coalesced)
 
     def on_entries(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         on_entry = self.router.on_entry
+        queued = 0
         for entry_id, fields in entries:
-            on_entry(entry_id, fields)
+            queued += on_entry(entry_id, fields)
         self.metrics.stream_entries.inc(len(entries))
+        if queued and self._unwritten_since_ms is None:
+            self._unwritten_since_ms = seq_key(entries[0][0])[0]
         last_ms = self.router.last_key[0]
         self.metrics.stream_lag.set(max(0.0, self.wall_clock() - last_ms / 1000.0))
 

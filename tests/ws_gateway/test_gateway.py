@@ -54,6 +54,12 @@ def test_snapshot_live_updates_and_leaving(redis_url: str, redis_client: redis.R
             await c.position_of("T3")
             assert ids(await c.barrier()) == []
             assert ids(c.received).count("T1") == 2
+            # the gateway's own share of the latency: stream entry id -> frames written
+            metric = "fleetpulse_gateway_stream_to_write_seconds"
+            passes = gw.registry.get_sample_value(metric + "_count")
+            waited = gw.registry.get_sample_value(metric + "_sum")
+            assert passes is not None and passes >= 1
+            assert waited is not None and 0 <= waited < 2 * passes
             await c.close()
 
     run(scenario())
