@@ -13,7 +13,9 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from pyflink.common import Configuration, Row, Types
 from pyflink.datastream import DataStream, RuntimeExecutionMode, StreamExecutionEnvironment
@@ -22,7 +24,9 @@ from pyflink.table import StreamTableEnvironment
 from fleetpulse.paths import flink_jars, prometheus_reporter_jar
 from flink_jobs import JobError
 from flink_jobs.settings import JobSettings
-from udfs.models import DeadLetter
+from udfs.models import DeadLetter, Reason, Rejection
+
+T = TypeVar("T")
 
 # Rows entering the Python operators: original bytes and where they came from.
 RAW_RECORD = Types.ROW_NAMED(["value", "partition", "offset"],
@@ -226,6 +230,23 @@ def dead_letter_row(topic: str, partition: int, offset: int, reason: str, detail
     """A `fleet.dlq` record (key: the source topic) for a record that could not be used."""
     letter = DeadLetter(topic, partition, offset, reason, detail, raw, int(time.time() * 1000))
     return Row(topic, letter.to_json().decode())
+
+
+def parse_raw_record(parse: Callable[[bytes, int], T | Rejection], value: Row
+                     ) -> tuple[bytes, T | Rejection]:
+    """A RAW_RECORD row's bytes and what ``parse`` (a pure ``udfs`` validator, given the wall
+    clock) makes of them. No input may fail the job: a parser bug becomes a rejection too."""
+    raw = bytes(value[0]) if value[0] is not None else b""
+    try:
+        return raw, parse(raw, int(time.time() * 1000))
+    except Exception as exc:  # noqa: BLE001 - no input may fail the job
+        return raw, Rejection(Reason.MALFORMED_JSON, f"unexpected parse error: {exc!r}")
+
+
+def rejection_row(topic: str, value: Row, raw: bytes, rejection: Rejection) -> Row:
+    """The `fleet.dlq` record of a rejected RAW_RECORD row (its partition and offset kept)."""
+    return dead_letter_row(topic, value[1], value[2], rejection.reason.value, rejection.detail,
+                           raw)
 
 
 def keyed_text(key: str, value: bytes) -> Row:

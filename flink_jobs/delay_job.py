@@ -77,15 +77,16 @@ from flink_jobs.common import (
     KEYED_TEXT,
     attach_sinks,
     create_environment,
-    dead_letter_row,
     kafka_raw_source,
     kafka_raw_table,
     kafka_text_sink,
+    parse_raw_record,
+    rejection_row,
 )
 from flink_jobs.metrics import OperatorCounts
 from flink_jobs.settings import JobSettings, parse_settings
 from udfs.geo import default_regions
-from udfs.models import AlertEvent, Reason, Rejection, ScanType
+from udfs.models import AlertEvent, Rejection, ScanType
 from udfs.ping_validation import parse_ping
 from udfs.scan_validation import parse_scan
 from udfs.shipment_state import (
@@ -158,15 +159,10 @@ class ParseScans(ProcessFunction):
         self.counters = OperatorCounts(runtime_context.get_metrics_group())
 
     def process_element(self, value: Row, ctx: ProcessFunction.Context):  # type: ignore[no-untyped-def]
-        raw = bytes(value[0]) if value[0] is not None else b""
-        try:
-            result = parse_scan(raw, int(time.time() * 1000))
-        except Exception as exc:  # noqa: BLE001 - no input may fail the job
-            result = Rejection(Reason.MALFORMED_JSON, f"unexpected parse error: {exc!r}")
+        raw, result = parse_raw_record(parse_scan, value)
         if isinstance(result, Rejection):
             self.counters.inc(f"dlq_{result.reason.value.lower()}")
-            yield DLQ_TAG, dead_letter_row(self.topic, value[1], value[2], result.reason.value,
-                                           result.detail, raw)
+            yield DLQ_TAG, rejection_row(self.topic, value, raw, result)
             return
         self.counters.inc("scans_parsed")
         yield result
@@ -183,12 +179,8 @@ class ParsePings(ProcessFunction):
         self.counters = OperatorCounts(runtime_context.get_metrics_group())
 
     def process_element(self, value: Row, ctx: ProcessFunction.Context):  # type: ignore[no-untyped-def]
-        raw = bytes(value[0]) if value[0] is not None else b""
-        try:
-            p = parse_ping(raw, int(time.time() * 1000))
-        except Exception:  # noqa: BLE001
-            p = None
-        if p is None or isinstance(p, Rejection):
+        _, p = parse_raw_record(parse_ping, value)
+        if isinstance(p, Rejection):
             self.counters.inc("pings_ignored")
             return
         yield (p.truck_id, p.ts, p.lat, p.lng, p.speed_kph)

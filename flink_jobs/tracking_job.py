@@ -43,6 +43,8 @@ from flink_jobs.common import (
     dead_letter_row,
     kafka_raw_source,
     kafka_text_sink,
+    parse_raw_record,
+    rejection_row,
 )
 from flink_jobs.metrics import OperatorCounts
 from flink_jobs.profiling import start_profiler, stop_profiler
@@ -89,16 +91,11 @@ class ParsePings(ProcessFunction):
         self.counters = OperatorCounts(runtime_context.get_metrics_group())
 
     def process_element(self, value: Row, ctx: ProcessFunction.Context):  # type: ignore[no-untyped-def]
-        raw = bytes(value[0]) if value[0] is not None else b""
         assert self.counters is not None
-        try:
-            result = parse_ping(raw, int(time.time() * 1000))
-        except Exception as exc:  # noqa: BLE001 - no input may fail the job
-            result = Rejection(Reason.MALFORMED_JSON, f"unexpected parse error: {exc!r}")
+        raw, result = parse_raw_record(parse_ping, value)
         if isinstance(result, Rejection):
             self.counters.inc(f"dlq_{result.reason.value.lower()}")
-            yield DLQ_TAG, dead_letter_row(self.topic, value[1], value[2], result.reason.value,
-                                           result.detail, raw)
+            yield DLQ_TAG, rejection_row(self.topic, value, raw, result)
             return
         self.counters.inc("parsed")
         p = result
