@@ -2,7 +2,7 @@
 ``fleet.alerts`` to the HTTP delivery; then the same with a second receiver that never answers,
 to show it does not delay the first.
 
-    python -m alerting.bench --bootstrap 127.0.0.1:9092 [--rate 1000] [--duration 20]
+    python -m alerting.bench [--bootstrap 127.0.0.1:9092] [--rate 1000] [--duration 20]
 
 Runs the real dispatcher (``python -m alerting run``) as a subprocess, the receiver in another
 process (so neither competes for the benchmark's interpreter), and paces a Kafka producer.
@@ -182,10 +182,18 @@ def run_phase(bootstrap: str, rport: int, with_dead: bool, rate: int, duration: 
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks=1)
     recv = f"http://127.0.0.1:{rport}"
     try:
-        for i in range(50):  # warm-up: consumer group joined, connections open
+        # Warm-up, left out of the numbers: 2 s at the full rate, so that the consumer group
+        # has joined, connections are open, the new topic's partitions are hot in the broker
+        # and, with the dead receiver, its circuit has opened (5 timeouts of 2 s).
+        warm = max(50, rate * 2)
+        t0 = time.monotonic()
+        for i in range(warm):
+            delay = t0 + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
             producer.send(topic, _alert(phase + "w", i))
         producer.flush()
-        wait_until(lambda: httpx.get(f"{recv}/count").json().get("/live", 0) >= 50,
+        wait_until(lambda: httpx.get(f"{recv}/count").json().get("/live", 0) >= warm,
                    60, "warm-up deliveries")
         httpx.get(f"{recv}/reset")
         cpu0 = _cpu_s(proc.pid)
@@ -230,12 +238,23 @@ def run_phase(bootstrap: str, rport: int, with_dead: bool, rate: int, duration: 
 
 
 @click.command()
-@click.option("--bootstrap", required=True, help="Kafka HOST:PORT.")
+@click.option("--bootstrap", default=None,
+              help="Kafka HOST:PORT (default: start a private broker).")
 @click.option("--rate", default=1000, show_default=True, help="Alerts per second.")
 @click.option("--duration", default=20.0, show_default=True, help="Seconds per phase.")
 @click.option("--rounds", default=1, show_default=True,
               help="Alternate the two phases this many times (evens out a noisy machine).")
-def main(bootstrap: str, rate: int, duration: float, rounds: int) -> None:
+def main(bootstrap: str | None, rate: int, duration: float, rounds: int) -> None:
+    if bootstrap is None:
+        from fleetpulse.services.kafka import private_broker
+
+        with private_broker() as address:
+            run_bench(address, rate, duration, rounds)
+    else:
+        run_bench(bootstrap, rate, duration, rounds)
+
+
+def run_bench(bootstrap: str, rate: int, duration: float, rounds: int) -> None:
     from fleetpulse.waiting import free_port, wait_until
 
     rport = free_port()

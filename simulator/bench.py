@@ -13,11 +13,8 @@ acknowledged (flush).
 from __future__ import annotations
 
 import contextlib
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import click
 
@@ -55,23 +52,6 @@ def produce(bootstrap: str, records: list[Record], topics: TopicNames, linger_ms
     return rate
 
 
-@contextlib.contextmanager
-def private_broker(topics: TopicNames) -> Iterator[str]:
-    """A broker of its own on free loopback ports, with the contract topics."""
-    from fleetpulse.services.kafka import KafkaBroker, create_topics
-    from fleetpulse.topics import contract_topics
-    from fleetpulse.waiting import free_port
-
-    with tempfile.TemporaryDirectory(prefix="sim-bench-") as work:
-        broker = KafkaBroker(Path(work) / "kafka", port=free_port(), controller_port=free_port())
-        proc = broker.start(Path(work) / "kafka.log")
-        try:
-            create_topics(broker.bootstrap, contract_topics(topics))
-            yield broker.bootstrap
-        finally:
-            proc.stop()
-
-
 @click.command()
 @click.option("--bootstrap", default=None,
               help="HOST:PORT of the broker (default: start a private one)")
@@ -93,7 +73,10 @@ def main(bootstrap: str | None, records: int, linger_ms: int, batch_kb: int,
               if topic_suffix else TopicNames())
     with contextlib.ExitStack() as stack:
         if bootstrap is None:
-            bootstrap = stack.enter_context(private_broker(topics))
+            from fleetpulse.services.kafka import private_broker
+            from fleetpulse.topics import contract_topics
+
+            bootstrap = stack.enter_context(private_broker(contract_topics(topics)))
         rate = produce(bootstrap, recs, topics, linger_ms, batch_kb, compression, client)
     click.echo(f"generated {len(recs)} records at {gen_rate:,.0f}/s (avg {size:.0f} bytes)")
     click.echo(f"produced {len(recs)} records at {rate:,.0f} records/s "

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import tempfile
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from fleetpulse import PlatformError
 from fleetpulse.paths import kafka_classpath
 from fleetpulse.services.process import ManagedProcess
 from fleetpulse.topics import TopicSpec
-from fleetpulse.waiting import check_port_free, port_open, wait_until
+from fleetpulse.waiting import check_port_free, free_port, port_open, wait_until
 
 LOG4J2_YAML = """\
 Configuration:
@@ -177,3 +178,17 @@ def create_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> None:
         )
     finally:
         admin.close()
+
+
+@contextlib.contextmanager
+def private_broker(specs: Iterable[TopicSpec] = ()) -> Iterator[str]:
+    """A broker of its own on free loopback ports with ``specs`` created, for benchmarks run
+    without ``--bootstrap``: yields its bootstrap address, then stops it and deletes its log."""
+    with tempfile.TemporaryDirectory(prefix="fleetpulse-kafka-") as work:
+        broker = KafkaBroker(Path(work) / "kafka", port=free_port(), controller_port=free_port())
+        proc = broker.start(Path(work) / "kafka.log")
+        try:
+            create_topics(broker.bootstrap, specs)
+            yield broker.bootstrap
+        finally:
+            proc.stop()
