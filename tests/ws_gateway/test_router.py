@@ -9,6 +9,7 @@ import orjson
 import pytest
 import shapely
 
+from ws_gateway import frames
 from ws_gateway.alerts import decode_alert
 from ws_gateway.filters import Filter, parse_bbox
 from ws_gateway.router import Router, Subscription, decode_truck, seq_key
@@ -143,3 +144,21 @@ def test_seq_and_truck_decoding() -> None:
     t = decode_truck({"truck_id": "T1", "lat": "1", "lng": "2", "speed_kph": "", "status": None})
     assert t == {"truck_id": "T1", "lat": 1.0, "lng": 2.0, "status": "UNKNOWN"}
     assert decode_truck({"truck_id": "T1", "lat": "x", "lng": "2"}) is None
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        return int(status.read().split("VmRSS:")[1].split()[0]) / 1024
+
+
+def test_kept_encodings_are_exact_copies_that_cost_their_size() -> None:
+    truck = {"truck_id": "T00001", "lat": 40.123456, "lng": -100.12345, "speed_kph": 80.0,
+             "status": "MOVING", "ts_ms": 1_764_130_000_000, "region": "WEST"}
+    encoded = orjson.dumps(truck)
+    copy = frames.kept(encoded)
+    assert copy == encoded and copy is not encoded
+    before = _rss_mib()
+    history = [frames.kept(orjson.dumps({**truck, "ts_ms": i})) for i in range(20_000)]
+    # 20,000 results of ~150 bytes: ~3 MiB as exact copies, ~80 MiB as orjson returns them
+    assert _rss_mib() - before < 25
+    assert len(history) == 20_000
