@@ -133,6 +133,12 @@ def produce(redis_url: str, rate: int, duration_s: float, trucks: int, bxs: list
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     reader = hiredis.Reader()
     pack = hiredis.pack_command
+    if kw.get("db"):  # the database of the URL, as the gateway's client selects it
+        sock.sendall(pack(("SELECT", str(kw["db"]))))  # type: ignore[arg-type]
+        while (reply := reader.gets()) is False:
+            reader.feed(sock.recv(65536))
+        if isinstance(reply, hiredis.ReplyError):
+            raise reply
     sent = 0
     while time.time() < start_at:
         time.sleep(0.001)
