@@ -85,6 +85,7 @@ from flink_jobs.common import (
 )
 from flink_jobs.metrics import OperatorCounts
 from flink_jobs.settings import JobSettings, parse_settings
+from flink_jobs.timers import TimersOnce
 from udfs.geo import default_regions
 from udfs.models import AlertEvent, Rejection, ScanType
 from udfs.ping_validation import parse_ping
@@ -337,6 +338,7 @@ class DelayRedisFunction(KeyedProcessFunction):
         self.buffer = runtime_context.get_list_state(
             ListStateDescriptor("pending_effects", PICKLED))
         self.writer = RedisDelayWriter(self.settings.redis_url)
+        self.timers = TimersOnce()
         self.counters = OperatorCounts(runtime_context.get_metrics_group())
         self.late_counts: dict[int, int] = dict.fromkeys(range(1, 6), 0)
         self.last_gauge_read = 0.0
@@ -349,9 +351,7 @@ class DelayRedisFunction(KeyedProcessFunction):
 
     def process_element(self, value: RedisEffect, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
         self.buffer.add(value)
-        now = ctx.timer_service().current_processing_time()
-        tick = self.settings.redis_flush_ms
-        ctx.timer_service().register_processing_time_timer(now - now % tick + tick)
+        self.timers.processing_tick(ctx, self.settings.redis_flush_ms)
         return iter(())
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):  # type: ignore[no-untyped-def]

@@ -49,6 +49,7 @@ from flink_jobs.common import (
 from flink_jobs.metrics import OperatorCounts
 from flink_jobs.profiling import start_profiler, stop_profiler
 from flink_jobs.settings import JobSettings, parse_settings
+from flink_jobs.timers import TimersOnce
 from udfs.geo import GeofenceIndex, RegionIndex, default_regions
 from udfs.models import AlertEvent, GeofenceTransition, Ping, Reason, Rejection
 from udfs.ping_validation import parse_ping
@@ -242,8 +243,7 @@ class RedisWriterFunction(KeyedProcessFunction):
         self.writer = RedisTruckWriter(self.settings.redis_url, self.settings.stream_maxlen)
         self.counters = OperatorCounts(runtime_context.get_metrics_group())
         self.last_sweep = 0.0
-        self.flush_tick: dict[int, int] = {}
-        self.end_timer_set: set[int] = set()
+        self.timers = TimersOnce()
         self.profiler = start_profiler()
 
     def close(self) -> None:
@@ -252,20 +252,8 @@ class RedisWriterFunction(KeyedProcessFunction):
 
     def process_element(self, value: PositionWrite, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
         self.buffer.add(value)
-        # Each timer registration is a call into the JVM: register a shard's flush tick and
-        # its end-of-input timer once, not per record (Flink dedupes them anyway; after a
-        # restore the timers come back from the checkpoint and this memory starts empty).
-        timers = ctx.timer_service()
-        shard = ctx.get_current_key()
-        now = timers.current_processing_time()
-        tick = self.settings.redis_flush_ms
-        flush_at = now - now % tick + tick
-        if self.flush_tick.get(shard) != flush_at:
-            timers.register_processing_time_timer(flush_at)
-            self.flush_tick[shard] = flush_at
-        if shard not in self.end_timer_set:
-            timers.register_event_time_timer(END_OF_INPUT)
-            self.end_timer_set.add(shard)
+        self.timers.processing_tick(ctx, self.settings.redis_flush_ms)
+        self.timers.event(ctx, END_OF_INPUT)
         return iter(())
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):  # type: ignore[no-untyped-def]
@@ -292,7 +280,7 @@ class RegionCensusFunction(KeyedProcessFunction):
         self.counts = runtime_context.get_state(
             ValueStateDescriptor("census", Types.PICKLED_BYTE_ARRAY()))
         self.writer = RedisTruckWriter(self.settings.redis_url)
-        self.end_timer_set: set[str] = set()
+        self.timers = TimersOnce()
 
     def close(self) -> None:
         self.writer.close()
@@ -306,10 +294,7 @@ class RegionCensusFunction(KeyedProcessFunction):
                 now + self.settings.region_refresh_ms)
         counts[value[1]] = counts.get(value[1], 0) + value[2]
         self.counts.update(counts)
-        region = ctx.get_current_key()
-        if region not in self.end_timer_set:
-            ctx.timer_service().register_event_time_timer(END_OF_INPUT)
-            self.end_timer_set.add(region)
+        self.timers.event(ctx, END_OF_INPUT)
         return iter(())
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):  # type: ignore[no-untyped-def]
