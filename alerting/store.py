@@ -22,6 +22,7 @@ from alerting import StoreError
 from alerting.engine import EngineState, Group, Notification, OpenAlert, Silence
 from alerting.matchers import Matcher
 from alerting.records import Alert
+from udfs.encoding import kept
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -164,10 +165,9 @@ class Store:
                                (gid, key, orjson.dumps(a.to_dict())))
             items = []
             for n in notes:
-                # An exact-size copy: the item stays in memory until delivered (a dead receiver
-                # queues thousands), and orjson's own result pins a ~4 KiB heap block
-                # (measured in ws_gateway.frames.kept).
-                ev = bytes(memoryview(orjson.dumps(n.event)))
+                # kept: the item stays in memory until delivered (a dead receiver queues
+                # thousands)
+                ev = kept(orjson.dumps(n.event))
                 cur = db.execute(
                     "INSERT INTO outbox (receiver, dedup_key, event_action, event, attempts, "
                     "next_at_ms, created_ms, source_ts_ms) VALUES (?,?,?,?,0,?,?,?)",

@@ -16,6 +16,7 @@ import orjson
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from udfs.encoding import kept
 from ws_gateway import frames
 from ws_gateway.filters import TRUCK_ID_RE, Envelope, Filter
 from ws_gateway.index import SubscriptionIndex
@@ -52,7 +53,7 @@ class Subscription:
         self.sub_id = sub_id
         self.filter = flt
         self.allowed = allowed
-        self.sub_json = frames.kept(orjson.dumps(sub_id))
+        self.sub_json = kept(orjson.dumps(sub_id))
         # the index's inline envelope test is the whole answer (a bbox the token fully sees)
         self.envelope_exact = flt.kind == "bbox" and allowed is None
 
@@ -199,7 +200,7 @@ class Router:
         truck_id, lat, lng = truck["truck_id"], truck["lat"], truck["lng"]
         prev = self.last_pos.get(truck_id)
         self.last_pos[truck_id] = (lat, lng)
-        entry = PositionEntry(seq, key, truck_id, lat, lng, prev, frames.kept(orjson.dumps(truck)))
+        entry = PositionEntry(seq, key, truck_id, lat, lng, prev, kept(orjson.dumps(truck)))
         if len(self._history) == self._history.maxlen:
             self.floor_key = self._history[0].key
         self._history.append(entry)

@@ -9,7 +9,7 @@ import orjson
 import pytest
 import shapely
 
-from ws_gateway import frames
+from udfs.encoding import kept
 from ws_gateway.alerts import decode_alert
 from ws_gateway.filters import Filter, parse_bbox
 from ws_gateway.router import Router, Subscription, decode_truck, seq_key
@@ -155,10 +155,10 @@ def test_kept_encodings_are_exact_copies_that_cost_their_size() -> None:
     truck = {"truck_id": "T00001", "lat": 40.123456, "lng": -100.12345, "speed_kph": 80.0,
              "status": "MOVING", "ts_ms": 1_764_130_000_000, "region": "WEST"}
     encoded = orjson.dumps(truck)
-    copy = frames.kept(encoded)
+    copy = kept(encoded)
     assert copy == encoded and copy is not encoded
     before = _rss_mib()
-    history = [frames.kept(orjson.dumps({**truck, "ts_ms": i})) for i in range(20_000)]
+    history = [kept(orjson.dumps({**truck, "ts_ms": i})) for i in range(20_000)]
     # 20,000 results of ~150 bytes: ~3 MiB as exact copies, ~80 MiB as orjson returns them
     assert _rss_mib() - before < 25
     assert len(history) == 20_000
