@@ -26,11 +26,6 @@ def _cluster(data_dir: Path, taskmanagers: int = 1, slots: int = 2, rest_port: i
                              slots_per_taskmanager=slots)
 
 
-def _fail(message: str) -> None:
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(1)
-
-
 @click.group()
 def cluster() -> None:
     """A local Flink session cluster (one interpreter per TaskManager) for `up --flink-url`."""
@@ -54,18 +49,18 @@ def start(data_dir: Path, taskmanagers: int, slots: int, rest_port: int, rpc_por
     c = _cluster(data_dir, taskmanagers, slots, rest_port, rpc_port)
     alive = sorted(pid for pid in c.pids().values() if pid_alive(pid))
     if alive:
-        _fail(f"a Flink cluster from {data_dir} is already running (pids {alive}); "
-              "`fleetpulse cluster stop` first")
+        raise click.ClickException(f"a Flink cluster from {data_dir} is already running "
+                                   f"(pids {alive}); `fleetpulse cluster stop` first")
     try:
         check_port_free(rest_port, "the Flink REST API")
         check_port_free(rpc_port, "the Flink JobManager RPC")
     except PlatformError as exc:
-        _fail(str(exc))
+        raise click.ClickException(str(exc)) from None
     try:
         c.start()
     except PlatformError as exc:
         c.stop()
-        _fail(str(exc))
+        raise click.ClickException(str(exc)) from None
     click.echo(f"Flink session cluster with {taskmanagers} TaskManagers x {slots} slots at "
                f"{c.rest_url} (logs in {c.work_dir / 'log'})")
     click.echo(f"  fleetpulse up --flink-url {c.rest_url} --parallelism {taskmanagers}")
