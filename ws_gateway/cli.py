@@ -7,7 +7,6 @@ import gc
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 import click
 
@@ -73,7 +72,7 @@ def run(redis_url: str, bootstrap: str | None, alerts_topic: str, host: str, por
     try:
         gw = Gateway(settings)
         with asyncio.Runner(loop_factory=_loop_factory(event_loop)) as runner:
-            runner.run(_serve(gw, gc_tune))
+            runner.run(gw.serve_forever(after_start=_tune_gc if gc_tune else None))
     except GatewayError as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
@@ -93,19 +92,13 @@ def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None
     return factory
 
 
-async def _serve(gw: Any, gc_tune: bool) -> None:
-    await gw.start()
-    if gc_tune:
-        # Everything loaded so far (region shapes, modules) lives for the whole process:
-        # keep it out of every collection. The hot path allocates many short-lived objects
-        # (frames, keys, stream entries); a larger young generation collects them less often.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 100)
-    try:
-        await asyncio.Future()
-    finally:
-        await gw.stop()
+def _tune_gc() -> None:
+    # Everything loaded so far (region shapes, modules) lives for the whole process: keep it
+    # out of every collection. The hot path allocates many short-lived objects (frames, keys,
+    # stream entries); a larger young generation collects them less often.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 @gateway.command()

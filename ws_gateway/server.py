@@ -94,6 +94,10 @@ class Connection:
         except QueueFull:
             self.gw.lag_out(self)
             return
+        self._want_flush()
+
+    def _want_flush(self) -> None:
+        """Be in the gateway's next flush pass (once, however many frames are queued)."""
         if not self.dirty:
             self.dirty = True
             self.gw.mark_dirty(self)
@@ -127,9 +131,8 @@ class Connection:
             return 0  # closing: the handler drops the queue when the connection ends
         batch = queue.pop_batch(WRITE_BATCH)
         ws.transport.write(frames.wire_text(batch))
-        if len(queue) and not self.dirty:  # the rest in the next pass
-            self.dirty = True
-            self.gw.mark_dirty(self)
+        if len(queue):  # the rest in the next pass
+            self._want_flush()
         return len(batch)
 
     async def _drained(self) -> None:
@@ -139,9 +142,8 @@ class Connection:
             return
         finally:
             self._waiter = None
-        if not self.closing and len(self.queue) and not self.dirty:
-            self.dirty = True
-            self.gw.mark_dirty(self)
+        if not self.closing and len(self.queue):
+            self._want_flush()
 
     async def _send_slowly(self) -> None:
         """Fallback when websockets' internals are not as expected: plain ``send``."""
@@ -269,8 +271,12 @@ class Gateway:
             if r is not None:
                 await r.aclose()
 
-    async def serve_forever(self) -> None:
+    async def serve_forever(self, after_start: Callable[[], None] | None = None) -> None:
+        """Start, call ``after_start`` (process tuning once everything is loaded), serve until
+        cancelled, stop."""
         await self.start()
+        if after_start is not None:
+            after_start()
         try:
             await asyncio.Future()
         finally:
