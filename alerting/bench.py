@@ -245,13 +245,10 @@ def run_phase(bootstrap: str, rport: int, with_dead: bool, rate: int, duration: 
 @click.option("--rounds", default=1, show_default=True,
               help="Alternate the two phases this many times (evens out a noisy machine).")
 def main(bootstrap: str | None, rate: int, duration: float, rounds: int) -> None:
-    if bootstrap is None:
-        from fleetpulse.services.kafka import private_broker
+    from fleetpulse.services.kafka import given_or_private_broker
 
-        with private_broker() as address:
-            run_bench(address, rate, duration, rounds)
-    else:
-        run_bench(bootstrap, rate, duration, rounds)
+    with given_or_private_broker(bootstrap) as address:
+        run_bench(address, rate, duration, rounds)
 
 
 def run_bench(bootstrap: str, rate: int, duration: float, rounds: int) -> None:

@@ -20,6 +20,7 @@ are given. Prints one JSON line of results.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import statistics
 import sys
@@ -35,7 +36,7 @@ import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from fleetpulse.services.flink import flink_env
-from fleetpulse.services.kafka import KafkaBroker, create_topics
+from fleetpulse.services.kafka import create_topics, given_or_private_broker
 from fleetpulse.services.process import ManagedProcess
 from fleetpulse.services.redis_server import RedisServer
 from fleetpulse.topics import TopicNames, contract_topics
@@ -197,17 +198,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--skip-sustained", action="store_true")
     ns = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-delay-"))
-    procs: list[Any] = []
-    kafka, redis_url = ns.bootstrap, ns.redis_url
-    if not kafka:
-        broker = KafkaBroker(work / "kafka", port=free_port(), controller_port=free_port())
-        procs.append(broker.start(work / "kafka.log"))
-        kafka = broker.bootstrap
-    if not redis_url:
-        server = RedisServer(work / "redis", port=free_port(), persist=False)
-        procs.append(server.start(work / "redis.log"))
-        redis_url = server.url
-    try:
+    with contextlib.ExitStack() as stack:
+        kafka = stack.enter_context(given_or_private_broker(ns.bootstrap))
+        redis_url = ns.redis_url
+        if not redis_url:
+            server = RedisServer(work / "redis", port=free_port(), persist=False)
+            stack.callback(server.start(work / "redis.log").stop)
+            redis_url = server.url
         result: dict[str, Any] = {"open": ns.open, "rate": ns.rate, "seconds": ns.seconds}
         if not ns.skip_sustained:
             result["sustained"] = sustained(work, kafka, redis_url, ns.open, ns.rate, ns.seconds)
@@ -217,9 +214,6 @@ def main(argv: list[str] | None = None) -> None:
             half = ns.rate // 2
         result["latency"] = latency(work, kafka, redis_url, ns.open, max(half, 10), ns.seconds)
         print(orjson.dumps(result).decode())
-    finally:
-        for proc in procs:
-            proc.stop()
 
 
 if __name__ == "__main__":

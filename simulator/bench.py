@@ -12,13 +12,13 @@ acknowledged (flush).
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
 
 import click
 
-from fleetpulse.topics import TopicNames
+from fleetpulse.services.kafka import given_or_private_broker
+from fleetpulse.topics import TopicNames, contract_topics
 from simulator.config import SimConfig
 from simulator.fleet import FleetSimulator, Record
 from simulator.sinks import KafkaSink
@@ -71,13 +71,8 @@ def main(bootstrap: str | None, records: int, linger_ms: int, batch_kb: int,
     size = sum(len(r.value) for r in recs) / len(recs)
     topics = (TopicNames(gps=f"fleet.gps.{topic_suffix}", scans=f"fleet.scans.{topic_suffix}")
               if topic_suffix else TopicNames())
-    with contextlib.ExitStack() as stack:
-        if bootstrap is None:
-            from fleetpulse.services.kafka import private_broker
-            from fleetpulse.topics import contract_topics
-
-            bootstrap = stack.enter_context(private_broker(contract_topics(topics)))
-        rate = produce(bootstrap, recs, topics, linger_ms, batch_kb, compression, client)
+    with given_or_private_broker(bootstrap, contract_topics(topics)) as address:
+        rate = produce(address, recs, topics, linger_ms, batch_kb, compression, client)
     click.echo(f"generated {len(recs)} records at {gen_rate:,.0f}/s (avg {size:.0f} bytes)")
     click.echo(f"produced {len(recs)} records at {rate:,.0f} records/s "
                f"(client {client}, linger {linger_ms} ms, batch {batch_kb} KiB, "

@@ -181,9 +181,13 @@ def create_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> None:
 
 
 @contextlib.contextmanager
-def private_broker(specs: Iterable[TopicSpec] = ()) -> Iterator[str]:
-    """A broker of its own on free loopback ports with ``specs`` created, for benchmarks run
-    without ``--bootstrap``: yields its bootstrap address, then stops it and deletes its log."""
+def given_or_private_broker(bootstrap: str | None, specs: Iterable[TopicSpec] = ()
+                            ) -> Iterator[str]:
+    """The benchmarks' broker: ``bootstrap`` when given (``--bootstrap``), else one of their
+    own on free loopback ports with ``specs`` created, stopped and deleted afterwards."""
+    if bootstrap:
+        yield bootstrap
+        return
     with tempfile.TemporaryDirectory(prefix="fleetpulse-kafka-") as work:
         broker = KafkaBroker(Path(work) / "kafka", port=free_port(), controller_port=free_port())
         proc = broker.start(Path(work) / "kafka.log")
