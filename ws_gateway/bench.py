@@ -35,6 +35,8 @@ from typing import Any
 
 import orjson
 
+from bench.support import cpu_seconds
+
 US = (-124.0, 25.0, -67.0, 49.0)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -44,13 +46,6 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far (from /proc)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def runqueue_wait_s(pid: int) -> float:
@@ -352,11 +347,11 @@ def run_bench(port: int, bxs: list[list[float]], duration_s: float, gw_pid: int,
     prod.start()
     while time.time() < start_at:
         time.sleep(0.001)
-    gw_cpu0 = cpu_s(gw_pid)
+    gw_cpu0 = cpu_seconds(gw_pid)
     busy0 = machine_busy_s()
     wait0 = runqueue_wait_s(gw_pid)
     t_cpu0 = time.time()
-    redis_cpu0 = cpu_s(redis_pid) if redis_pid else 0.0
+    redis_cpu0 = cpu_seconds(redis_pid) if redis_pid else 0.0
     rss_peak = rss1
     while prod.is_alive():
         time.sleep(0.5)
@@ -368,11 +363,11 @@ def run_bench(port: int, bxs: list[list[float]], duration_s: float, gw_pid: int,
         kind, d = results.get(timeout=600)
         assert kind == "done", kind
         done.append(d)
-    gw_cpu = cpu_s(gw_pid) - gw_cpu0
+    gw_cpu = cpu_seconds(gw_pid) - gw_cpu0
     busy = machine_busy_s() - busy0
     gw_wait = runqueue_wait_s(gw_pid) - wait0
     cpu_window = time.time() - t_cpu0
-    redis_cpu = (cpu_s(redis_pid) - redis_cpu0) if redis_pid else None
+    redis_cpu = (cpu_seconds(redis_pid) - redis_cpu0) if redis_pid else None
     for p in procs:
         p.join(10)
     last_ms = max(d["last_ms"] for d in done)
