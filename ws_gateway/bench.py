@@ -421,16 +421,24 @@ def bucket_quantile(buckets: list[tuple[float, float]], q: float) -> float | Non
     return next(le for le, count in buckets if count >= want)
 
 
-def gateway_share(metrics_text: str) -> dict[str, Any]:
-    """The gateway's own part of the latency, per flush pass (stream entry to socket write),
-    as bucket bounds: set against the clients' p50/p99, it shows where the time goes."""
-    prefix = 'fleetpulse_gateway_stream_to_write_seconds_bucket{le="'
-    buckets = []
-    for line in metrics_text.splitlines():
-        if line.startswith(prefix):
-            le, count = line[len(prefix):].split('"}')
-            buckets.append((float(le), float(count)))
+COUNTERS = ("coalesced_total", "lagging_closed_total", "dropped_total")
+
+
+def gateway_metrics(metrics_text: str) -> dict[str, Any]:
+    """From the gateway's /metrics: its coalesced, lagging-closed and dropped counts, and its own
+    part of the latency per flush pass (stream entry to socket write) as bucket bounds, which
+    set against the clients' p50/p99 show where the time goes."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     out: dict[str, Any] = {}
+    buckets: list[tuple[float, float]] = []
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            name = sample.name.removeprefix("fleetpulse_gateway_")
+            if name in COUNTERS:
+                out[name] = sample.value
+            elif name == "stream_to_write_seconds_bucket":
+                buckets.append((float(sample.labels["le"]), sample.value))
     for q in (0.5, 0.99):
         b = bucket_quantile(buckets, q)
         out[f"gateway_stream_to_write_ms_p{round(q * 100)}_at_most"] = \
@@ -483,13 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         report = run_bench(port, bxs, args.duration, gw.pid, args.rate, redis_url, args.trucks,
                            args.client_procs, redis_pid)
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
-        report.update(gateway_share(metrics))
-        for line in metrics.splitlines():
-            if line.startswith(("fleetpulse_gateway_coalesced_total",
-                                "fleetpulse_gateway_lagging_closed_total",
-                                "fleetpulse_gateway_dropped_total")):
-                name, value = line.split()
-                report[name.removeprefix("fleetpulse_gateway_")] = float(value)
+        report.update(gateway_metrics(metrics))
         report["command"] = "python -m ws_gateway.bench " + " ".join(sys.argv[1:])
         print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     finally:
