@@ -126,6 +126,11 @@ class Dispatcher:
             max_poll_records=s.max_poll_records, client_id="fleetpulse-alerting",
             session_timeout_ms=s.session_timeout_ms, heartbeat_interval_ms=1000,
             max_poll_interval_ms=60_000,
+            # If the group's first assignment runs before the topic's metadata has arrived,
+            # kafka-python assigns no partitions ("No partition metadata for topic",
+            # dpkp/kafka-python#2377) and rejoins only when a metadata refresh shows them:
+            # refresh every 5 s instead of every 5 min (seen as a stalled dispatcher in CI).
+            metadata_max_age_ms=5_000,
             # kafka-python checks CRCs in pure Python (~100 us a record, measured); the broker
             # validates batches on produce and TCP checksums the transfer
             check_crcs=False, **extra)
