@@ -21,6 +21,7 @@ import array
 import asyncio
 import base64
 import contextlib
+import math
 import multiprocessing as mp
 import os
 import random
@@ -185,6 +186,7 @@ def _masked_text_frame(payload: bytes) -> bytes:
 class Stats:
     def __init__(self) -> None:
         self.latencies = array.array("i")
+        self.sent_ms = array.array("q")  # when each measured position was stamped
         self.position = 0
         self.left = 0
         self.other = 0
@@ -260,7 +262,9 @@ class RawClient(asyncio.Protocol):
                         st.left += 1
                     else:
                         st.position += 1
-                        st.latencies.append(int(now_ms - orjson.loads(payload)["truck"]["ts_ms"]))
+                        ts_ms = orjson.loads(payload)["truck"]["ts_ms"]
+                        st.latencies.append(int(now_ms - ts_ms))
+                        st.sent_ms.append(int(ts_ms))
                         st.last_ms = now_ms
                 elif not self.snapshot and payload.startswith(b'{"type":"snapshot"'):
                     self.snapshot = True
@@ -316,12 +320,17 @@ async def _client_main(port: int, bxs: list[list[float]], results: Any, produced
     results.put(("done", {"position": stats.position, "left": stats.left,
                           "other": stats.other, "closed": stats.closed,
                           "last_ms": stats.last_ms, "cpu_s": cpu,
-                          "latencies": stats.latencies.tobytes()}))
+                          "latencies": stats.latencies.tobytes(),
+                          "sent_ms": stats.sent_ms.tobytes()}))
 
 
 def run_bench(port: int, bxs: list[list[float]], duration_s: float, gw_pid: int, rate: int,
               redis_url: str, trucks: int, client_procs: int,
-              redis_pid: int | None) -> dict[str, Any]:
+              redis_pid: int | None, warmup_s: float = 0.0) -> dict[str, Any]:
+    """Produce for ``warmup_s + duration_s``; latency percentiles and CPU cover the positions
+    stamped after the warm-up (a gateway just started, with no truck seen yet, takes a few
+    seconds at full rate to settle), and are reported for the warm-up apart. Deliveries are
+    checked over the whole run."""
     ctx = mp.get_context("spawn")
     results: Any = ctx.Queue()
     produced = ctx.Event()
@@ -343,9 +352,11 @@ def run_bench(port: int, bxs: list[list[float]], duration_s: float, gw_pid: int,
     prod_q: Any = ctx.Queue()
     start_at = time.time() + 4.0  # after the producer's plan
     prod = ctx.Process(target=produce,
-                       args=(redis_url, rate, duration_s, trucks, bxs, prod_q, start_at))
+                       args=(redis_url, rate, warmup_s + duration_s, trucks, bxs, prod_q,
+                             start_at))
     prod.start()
-    while time.time() < start_at:
+    measure_at = start_at + warmup_s
+    while time.time() < measure_at:
         time.sleep(0.001)
     gw_cpu0 = cpu_seconds(gw_pid)
     busy0 = machine_busy_s()
@@ -373,12 +384,17 @@ def run_bench(port: int, bxs: list[list[float]], duration_s: float, gw_pid: int,
     last_ms = max(d["last_ms"] for d in done)
     window_s = max(1e-9, last_ms / 1000 - start_at)
     latencies = array.array("i")
+    sent_ms = array.array("q")
     for d in done:
         latencies.frombytes(d["latencies"])
-    lat = sorted(latencies)
+        sent_ms.frombytes(d["sent_ms"])
+    measured_from_ms = measure_at * 1000
+    lat = sorted(x for x, sent in zip(latencies, sent_ms, strict=True) if sent >= measured_from_ms)
+    warm = sorted(x for x, sent in zip(latencies, sent_ms, strict=True) if sent < measured_from_ms)
 
-    def pct(q: float) -> int:
-        return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else -1
+    def pct(q: float, values: list[int] | None = None) -> int:
+        v = lat if values is None else values
+        return v[min(len(v) - 1, int(q * len(v)))] if v else -1
 
     received = sum(d["position"] for d in done)
     client_cpu = sum(d["cpu_s"] for d in done)
@@ -393,15 +409,19 @@ def run_bench(port: int, bxs: list[list[float]], duration_s: float, gw_pid: int,
             "clients_closed": sum(d["closed"] for d in done),
             "delivered_per_s": round(received / window_s),
             "latency_ms_p50": pct(0.50), "latency_ms_p99": pct(0.99), "latency_ms_max": pct(1.0),
+            "warmup_s": warmup_s,
+            "warmup_latency_ms_p50": pct(0.50, warm), "warmup_latency_ms_p99": pct(0.99, warm),
+            "latency_ms_p99_by_second": p99_by_second(latencies, sent_ms, start_at),
             "window_s": round(window_s, 1),
             "gateway_cpu_s": round(gw_cpu, 1),
             "gateway_cpu_pct": round(100 * gw_cpu / cpu_window),
             "gateway_runqueue_wait_pct": round(100 * gw_wait / cpu_window),
             # CPU cost of the work itself, whatever else competes for the cores
-            "gateway_cpu_s_per_stream_s": round(gw_cpu / produced_r["seconds"], 2),
-            "gateway_cpu_us_per_message": round(
-                1e6 * gw_cpu / max(1, received + sum(d["left"] for d in done)), 1),
-            "clients_cpu_pct": round(100 * client_cpu / cpu_window),
+            "gateway_cpu_s_per_stream_s": round(
+                gw_cpu / max(1e-9, produced_r["seconds"] - warmup_s), 2),
+            # per position message stamped after the warm-up (the CPU's window)
+            "gateway_cpu_us_per_message": round(1e6 * gw_cpu / max(1, len(lat)), 1),
+            "clients_cpu_pct": round(100 * client_cpu / (cpu_window + warmup_s)),
             "producer_cpu_pct": round(100 * produced_r["cpu_s"] / produced_r["seconds"]),
             "redis_cpu_pct": None if redis_cpu is None else round(100 * redis_cpu / cpu_window),
             "machine_busy_pct": round(100 * busy / cpu_window),
@@ -410,6 +430,20 @@ def run_bench(port: int, bxs: list[list[float]], duration_s: float, gw_pid: int,
             "gateway_rss_mib_connected": round(rss1 / 1024, 1),
             "gateway_rss_mib_peak": round(rss_peak / 1024, 1),
             "memory_kib_per_connection": round((rss1 - rss0) / max(1, len(bxs)), 1)}
+
+
+def p99_by_second(latencies: array.array[int], sent_ms: array.array[int],
+                  start_at: float) -> list[int]:
+    """p99 latency of the positions stamped in each second of the run: shows whether slow
+    deliveries cluster (a start-up transient, one stall) or spread over the run."""
+    by_second: dict[int, list[int]] = {}
+    for lat, sent in zip(latencies, sent_ms, strict=True):
+        by_second.setdefault(math.floor(sent / 1000 - start_at), []).append(lat)
+    out = []
+    for sec in sorted(by_second):
+        vals = sorted(by_second[sec])
+        out.append(vals[min(len(vals) - 1, int(0.99 * len(vals)))])
+    return out
 
 
 def bucket_quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
@@ -452,7 +486,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--redis-url", default=None)
     ap.add_argument("--clients", type=int, default=5000)
     ap.add_argument("--rate", type=int, default=10_000, help="positions per second")
-    ap.add_argument("--duration", type=float, default=10.0, help="seconds of producing")
+    ap.add_argument("--duration", type=float, default=10.0,
+                    help="seconds of producing that are measured")
+    ap.add_argument("--warmup", type=float, default=5.0,
+                    help="seconds of producing at the full rate before the measured part "
+                         "(its latency is reported apart)")
     ap.add_argument("--box-deg", type=float, default=1.0, help="side of each client's bbox")
     ap.add_argument("--trucks", type=int, default=20_000)
     ap.add_argument("--port", type=int, default=0)
@@ -489,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
                                                   timeout=1).status == 200, 60, "the gateway")
         bxs = boxes(args.clients, args.box_deg, seed=7)
         report = run_bench(port, bxs, args.duration, gw.pid, args.rate, redis_url, args.trucks,
-                           args.client_procs, redis_pid)
+                           args.client_procs, redis_pid, args.warmup)
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
         report.update(gateway_metrics(metrics))
         report["command"] = "python -m ws_gateway.bench " + " ".join(sys.argv[1:])

@@ -1,0 +1,29 @@
+"""The gateway benchmark's per-second latency breakdown (pure arithmetic, no services)."""
+
+from __future__ import annotations
+
+import array
+
+from ws_gateway.bench import p99_by_second
+
+
+def test_p99_by_second_groups_by_the_second_each_position_was_stamped() -> None:
+    start_at = 1_000.0  # seconds
+    latencies = array.array("i")
+    sent_ms = array.array("q")
+    # second 0: 100 fast deliveries and two 900 ms stragglers (2 % of 102, so they are the
+    # p99); second 2: 100 at 50 ms
+    for i in range(100):
+        latencies.append(10 + i % 5)
+        sent_ms.append(1_000_000 + i)
+    latencies.extend([900, 900])
+    sent_ms.extend([1_000_500, 1_000_999])
+    for i in range(100):
+        latencies.append(50)
+        sent_ms.append(1_002_000 + i)
+    # seconds with no deliveries are skipped, not reported as zero
+    assert p99_by_second(latencies, sent_ms, start_at) == [900, 50]
+    # positions stamped before start_at land in the seconds before, in order (-0.5 s is -1)
+    latencies.append(7)
+    sent_ms.append(999_500)
+    assert p99_by_second(latencies, sent_ms, start_at) == [7, 900, 50]
