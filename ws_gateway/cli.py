@@ -52,11 +52,18 @@ def gateway() -> None:
               help="Stream entries read (and routed) per batch at most.")
 @click.option("--gc-tune/--no-gc-tune", default=True, show_default=True,
               help="Freeze start-up objects and collect the young generation less often.")
+@click.option("--ping-interval-s", default=20.0, show_default=True,
+              type=click.FloatRange(min=0.1),
+              help="Keepalive ping period; a client that does not answer within it is closed.")
+@click.option("--spread-keepalive/--no-spread-keepalive", default=True, show_default=True,
+              help="Start each connection's pings at a random point of the period, so clients "
+                   "that connected together are not all pinged together.")
 def run(redis_url: str, bootstrap: str | None, alerts_topic: str, host: str, port: int,
         metrics_port: int | None, secret: str | None, no_auth: bool,
         allowed_origins: tuple[str, ...], max_subscriptions: int, rate_per_s: float,
         max_lag_s: float, log_level: str, event_loop: str, flush_interval_ms: float,
-        xread_count: int, gc_tune: bool) -> None:
+        xread_count: int, gc_tune: bool, ping_interval_s: float,
+        spread_keepalive: bool) -> None:
     """Serve the map page, /healthz, /metrics and the websocket on one port."""
     from ws_gateway.server import Gateway
     from ws_gateway.settings import GatewaySettings
@@ -68,7 +75,8 @@ def run(redis_url: str, bootstrap: str | None, alerts_topic: str, host: str, por
         alerts_topic=alerts_topic, metrics_port=metrics_port, secret=secret, auth=not no_auth,
         allowed_origins=allowed_origins, max_subscriptions=max_subscriptions,
         rate_per_s=rate_per_s, rate_burst=3 * rate_per_s, max_lag_s=max_lag_s,
-        flush_interval_s=flush_interval_ms / 1000.0, stream_read_count=xread_count)
+        flush_interval_s=flush_interval_ms / 1000.0, stream_read_count=xread_count,
+        ping_interval_s=ping_interval_s, spread_keepalive=spread_keepalive)
     try:
         gw = Gateway(settings)
         with asyncio.Runner(loop_factory=_loop_factory(event_loop)) as runner:

@@ -34,6 +34,7 @@ from ws_gateway import AuthError, ClientError, GatewayError, frames, redis_io
 from ws_gateway.alerts import AlertReader, MapAlert
 from ws_gateway.filters import Filter, parse_filter
 from ws_gateway.geo import Areas, default_areas
+from ws_gateway.keepalive import SpreadKeepaliveConnection
 from ws_gateway.metrics import GatewayMetrics
 from ws_gateway.queue import CoalescingQueue, QueueFull
 from ws_gateway.ratelimit import TokenBucket
@@ -232,7 +233,9 @@ class Gateway:
             self._handle, s.host, s.port, process_request=self._http,
             origins=origins, max_size=s.max_frame_bytes, max_queue=16,
             write_limit=s.write_limit_bytes, compression=None,
-            close_timeout=s.close_timeout_s, ping_interval=20, ping_timeout=20,
+            close_timeout=s.close_timeout_s, ping_interval=s.ping_interval_s,
+            ping_timeout=s.ping_interval_s,
+            create_connection=SpreadKeepaliveConnection if s.spread_keepalive else None,
         )
         sock = next(iter(self._server.sockets))
         self.port = int(sock.getsockname()[1])

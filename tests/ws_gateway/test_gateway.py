@@ -352,3 +352,42 @@ def test_http_page_health_metrics_and_origin(redis_url: str, redis_client: redis
             await c.close()
 
     run(scenario())
+
+
+async def _first_ping_after(port: int) -> float:
+    """Open a bare websocket (no subscription, so the server's first frame is its keepalive
+    ping) and return how long after the upgrade that ping came."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                 b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 b"Sec-WebSocket-Version: 13\r\n\r\n")
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    opened = time.monotonic()
+    b0, length = await reader.readexactly(2)
+    await reader.readexactly(length & 0x7F)
+    assert b0 & 0x0F == 0x9, f"expected a ping, got opcode {b0 & 0x0F}"
+    after = time.monotonic() - opened
+    writer.close()
+    return after
+
+
+@pytest.mark.parametrize("spread", [True, False])
+def test_keepalive_pings_of_clients_that_connected_together_are_spread(
+        redis_url: str, spread: bool) -> None:
+    """Clients connecting together (everyone reconnecting after a restart) must not all be
+    pinged together, every interval, forever: each connection's cycle starts at a random
+    point. Without spreading (the comparison case), the first pings land within moments."""
+    interval = 2.0
+
+    async def scenario() -> list[float]:
+        async with running(settings(redis_url, ping_interval_s=interval,
+                                    spread_keepalive=spread)) as gw:
+            return list(await asyncio.gather(*(_first_ping_after(gw.port) for _ in range(20))))
+
+    firsts = run(scenario(), timeout_s=30)
+    assert all(interval - 0.2 <= t <= 2 * interval + 0.5 for t in firsts), firsts
+    if spread:
+        assert max(firsts) - min(firsts) > 0.5, firsts
+    else:
+        assert max(firsts) - min(firsts) < 0.5, firsts
