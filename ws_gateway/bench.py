@@ -76,13 +76,14 @@ def boxes(n: int, box_deg: float, seed: int) -> list[list[float]]:
 
 
 def produce(redis_url: str, rate: int, duration_s: float, trucks: int, bxs: list[list[float]],
-            result: Any, start_at: float) -> None:
+            result: Any, start: Any) -> None:
     """XADD ``rate`` positions/s (stamped with the wall clock) and count exact expectations.
 
     The load generator shares the cores with the gateway, so it does as little as it can while
     the clock runs: the positions and the deliveries they should cause are worked out before
-    ``start_at``, and each 10 ms tick only packs its XADDs (hiredis, in C), writes them on a
-    plain socket and reads the replies.
+    the start (the plan is reported ready on ``result``, then the start time arrives on
+    ``start``: planning a long run takes longer than any fixed lead), and each 10 ms tick only
+    packs its XADDs (hiredis, in C), writes them on a plain socket and reads the replies.
     """
     import socket
 
@@ -136,6 +137,8 @@ def produce(redis_url: str, rate: int, duration_s: float, trucks: int, bxs: list
         if isinstance(reply, hiredis.ReplyError):
             raise reply
     sent = 0
+    result.put("planned")
+    start_at = start.get()
     while time.time() < start_at:
         time.sleep(0.001)
     cpu0 = time.process_time()
@@ -350,11 +353,14 @@ def run_bench(port: int, bxs: list[list[float]], duration_s: float, gw_pid: int,
     time.sleep(0.5)
     rss1 = rss_kib(gw_pid)
     prod_q: Any = ctx.Queue()
-    start_at = time.time() + 4.0  # after the producer's plan
+    start_q: Any = ctx.Queue()
     prod = ctx.Process(target=produce,
                        args=(redis_url, rate, warmup_s + duration_s, trucks, bxs, prod_q,
-                             start_at))
+                             start_q))
     prod.start()
+    assert prod_q.get(timeout=900) == "planned"
+    start_at = time.time() + 0.5
+    start_q.put(start_at)
     measure_at = start_at + warmup_s
     while time.time() < measure_at:
         time.sleep(0.001)
