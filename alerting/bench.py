@@ -30,6 +30,7 @@ import httpx
 import orjson
 
 from alerting.local_http import QuietJsonHandler
+from bench.support import cpu_seconds
 
 CLASSES = ["shipment_late", "shipment_at_risk", "shipment_stuck_at_hub", "shipment_no_scan",
            "delivery_attempts_failed", "truck_offline", "truck_stopped_unplanned"]
@@ -150,15 +151,6 @@ def _metric(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return float("nan")
-
-
 def run_phase(bootstrap: str, rport: int, with_dead: bool, rate: int, duration: float,
               workdir: Path) -> dict[str, Any]:
     from kafka import KafkaProducer
@@ -196,7 +188,7 @@ def run_phase(bootstrap: str, rport: int, with_dead: bool, rate: int, duration: 
         wait_until(lambda: httpx.get(f"{recv}/count").json().get("/live", 0) >= warm,
                    60, "warm-up deliveries")
         httpx.get(f"{recv}/reset")
-        cpu0 = _cpu_s(proc.pid)
+        cpu0 = cpu_seconds(proc.pid)
         n = int(rate * duration)
         t0 = time.monotonic()
         for i in range(n):
@@ -210,7 +202,7 @@ def run_phase(bootstrap: str, rport: int, with_dead: bool, rate: int, duration: 
         wait_until(lambda: httpx.get(f"{recv}/count").json().get("/live", 0) >= n,
                    120, f"{n} deliveries to the live receiver", interval_s=0.02)
         total_s = time.monotonic() - t0
-        cpu_s = _cpu_s(proc.pid) - cpu0
+        cpu_s = cpu_seconds(proc.pid) - cpu0
         lat = httpx.get(f"{recv}/stats").json()["/live"]
         sent = httpx.get(f"{recv}/sent").json()["/live"]
         metrics = httpx.get(f"http://127.0.0.1:{mport}/metrics").text

@@ -22,15 +22,21 @@ from fleetpulse.topics import TopicNames, contract_topics
 from simulator.config import SimConfig
 from simulator.fleet import FleetSimulator, Record
 from simulator.sinks import KafkaSink
+from udfs.encoding import kept
 
 
 def generate(n: int, trucks: int = 500, seed: int = 7) -> tuple[list[Record], float]:
-    """At least ``n`` records of a simulated run, and the generation rate."""
+    """At least ``n`` records of a simulated run, and the generation rate.
+
+    The records are kept as exact-size copies: each orjson-encoded value would otherwise pin a
+    ~4 KiB heap block (300,000 records took 1.29 GB of RSS instead of ~0.1 GB; see
+    :func:`udfs.encoding.kept`). The copy is counted in the generation rate.
+    """
     sim = FleetSimulator(SimConfig(trucks=trucks, seed=seed))
     out: list[Record] = []
     t0 = time.perf_counter()
     for rec in sim.run(14 * 24 * 3600):
-        out.append(rec)
+        out.append(rec._replace(value=kept(rec.value)))
         if len(out) >= n:
             break
     return out, len(out) / (time.perf_counter() - t0)
