@@ -26,6 +26,7 @@ import multiprocessing as mp
 import os
 import random
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -340,7 +341,9 @@ def run_bench(port: int, bxs: list[list[float]], duration_s: float, gw_pid: int,
     rss0 = rss_kib(gw_pid)
     procs = []
     for k in range(client_procs):
-        p = ctx.Process(target=client_proc, args=(port, bxs[k::client_procs], results, produced))
+        # daemonic: an interrupted benchmark takes its load generator with it
+        p = ctx.Process(target=client_proc, args=(port, bxs[k::client_procs], results, produced),
+                        daemon=True)
         p.start()
         procs.append(p)
     connected = 0
@@ -354,7 +357,7 @@ def run_bench(port: int, bxs: list[list[float]], duration_s: float, gw_pid: int,
     rss1 = rss_kib(gw_pid)
     prod_q: Any = ctx.Queue()
     start_q: Any = ctx.Queue()
-    prod = ctx.Process(target=produce,
+    prod = ctx.Process(target=produce, daemon=True,
                        args=(redis_url, rate, warmup_s + duration_s, trucks, bxs, prod_q,
                              start_q))
     prod.start()
@@ -505,6 +508,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gateway-args", default="",
                     help="extra arguments for `python -m ws_gateway run` (A/B runs)")
     args = ap.parse_args(argv)
+    # SIGTERM (a killed run) unwinds like Ctrl-C, so the gateway, Redis and the client and
+    # producer processes are stopped instead of left running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.clients + 1024)),
                                                 hard))
