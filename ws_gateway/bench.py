@@ -398,12 +398,12 @@ def run_bench(port: int, bxs: list[list[float]], duration_s: float, gw_pid: int,
         latencies.frombytes(d["latencies"])
         sent_ms.frombytes(d["sent_ms"])
     measured_from_ms = measure_at * 1000
-    lat = sorted(x for x, sent in zip(latencies, sent_ms, strict=True) if sent >= measured_from_ms)
-    warm = sorted(x for x, sent in zip(latencies, sent_ms, strict=True) if sent < measured_from_ms)
-
-    def pct(q: float, values: list[int] | None = None) -> int:
-        v = lat if values is None else values
-        return v[min(len(v) - 1, int(q * len(v)))] if v else -1
+    lat: list[int] = []
+    warm: list[int] = []
+    for x, sent in zip(latencies, sent_ms, strict=True):
+        (lat if sent >= measured_from_ms else warm).append(x)
+    lat.sort()
+    warm.sort()
 
     received = sum(d["position"] for d in done)
     client_cpu = sum(d["cpu_s"] for d in done)
@@ -417,9 +417,11 @@ def run_bench(port: int, bxs: list[list[float]], duration_s: float, gw_pid: int,
             "other_messages": sum(d["other"] for d in done),
             "clients_closed": sum(d["closed"] for d in done),
             "delivered_per_s": round(received / window_s),
-            "latency_ms_p50": pct(0.50), "latency_ms_p99": pct(0.99), "latency_ms_max": pct(1.0),
+            "latency_ms_p50": percentile(lat, 0.50), "latency_ms_p99": percentile(lat, 0.99),
+            "latency_ms_max": percentile(lat, 1.0),
             "warmup_s": warmup_s,
-            "warmup_latency_ms_p50": pct(0.50, warm), "warmup_latency_ms_p99": pct(0.99, warm),
+            "warmup_latency_ms_p50": percentile(warm, 0.50),
+            "warmup_latency_ms_p99": percentile(warm, 0.99),
             "latency_ms_p99_by_second": p99_by_second(latencies, sent_ms, start_at),
             "window_s": round(window_s, 1),
             "gateway_cpu_s": round(gw_cpu, 1),
@@ -448,11 +450,12 @@ def p99_by_second(latencies: array.array[int], sent_ms: array.array[int],
     by_second: dict[int, list[int]] = {}
     for lat, sent in zip(latencies, sent_ms, strict=True):
         by_second.setdefault(math.floor(sent / 1000 - start_at), []).append(lat)
-    out = []
-    for sec in sorted(by_second):
-        vals = sorted(by_second[sec])
-        out.append(vals[min(len(vals) - 1, int(0.99 * len(vals)))])
-    return out
+    return [percentile(sorted(by_second[sec]), 0.99) for sec in sorted(by_second)]
+
+
+def percentile(ordered: list[int], q: float) -> int:
+    """The ``q`` quantile of sorted values (nearest rank); -1 when there are none."""
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else -1
 
 
 def bucket_quantile(buckets: list[tuple[float, float]], q: float) -> float | None:

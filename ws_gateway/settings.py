@@ -33,8 +33,8 @@ class GatewaySettings:
     delays_poll_s: float = 2.0
     delays_limit: int = 100
     close_timeout_s: float = 2.0
-    ping_interval_s: float = 20.0  # websocket keepalive; a client silent this long after a ping
-    # is closed
+    # websocket keepalive period; a client that does not answer a ping within it is closed
+    ping_interval_s: float = 20.0
     spread_keepalive: bool = True  # each connection's pings start at a random point of the cycle
     # performance
     flush_interval_s: float = 0.0  # >0: hold frames this long so more share one socket write
