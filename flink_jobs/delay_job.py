@@ -58,7 +58,6 @@ import argparse
 import logging
 import sys
 import time
-import zlib
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -70,9 +69,10 @@ from pyflink.datastream import (
     OutputTag,
     ProcessFunction,
 )
-from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
+from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment
 
+from flink_jobs.buffered_writer import BufferedWriterFunction, shard_of
 from flink_jobs.common import (
     KEYED_TEXT,
     attach_sinks,
@@ -85,7 +85,6 @@ from flink_jobs.common import (
 )
 from flink_jobs.metrics import OperatorCounts
 from flink_jobs.settings import JobSettings, parse_settings
-from flink_jobs.timers import TimersOnce
 from udfs.geo import default_regions
 from udfs.models import AlertEvent, Rejection, ScanType
 from udfs.ping_validation import parse_ping
@@ -324,22 +323,18 @@ class ShipmentFunction(KeyedProcessFunction):
                 yield out
 
 
-class DelayRedisFunction(KeyedProcessFunction):
-    """Buffers Redis effects in Flink list state (a checkpoint holds what is not yet written)
-    and applies them in order on a short processing-time tick. Also publishes gauges of
-    `delays` by severity (read back from Redis, so they survive restarts)."""
+class DelayRedisFunction(BufferedWriterFunction):
+    """Applies the shipments' Redis effects in order (see :mod:`flink_jobs.buffered_writer`).
+    Also publishes gauges of `delays` by severity (read back from Redis, so they survive
+    restarts)."""
 
-    def __init__(self, settings: JobSettings) -> None:
-        self.settings = settings
+    buffer_state = "pending_effects"
+    written_count = "redis_effects"
 
-    def open(self, runtime_context: Any) -> None:
+    def open_writer(self, runtime_context: Any) -> None:
         from flink_jobs.delay_writer import RedisDelayWriter
 
-        self.buffer = runtime_context.get_list_state(
-            ListStateDescriptor("pending_effects", PICKLED))
         self.writer = RedisDelayWriter(self.settings.redis_url)
-        self.timers = TimersOnce()
-        self.counters = OperatorCounts(runtime_context.get_metrics_group())
         self.late_counts: dict[int, int] = dict.fromkeys(range(1, 6), 0)
         self.last_gauge_read = 0.0
         group = runtime_context.get_metrics_group().add_group("fleetpulse")
@@ -349,26 +344,13 @@ class DelayRedisFunction(KeyedProcessFunction):
     def close(self) -> None:
         self.writer.close()
 
-    def process_element(self, value: RedisEffect, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
-        self.buffer.add(value)
-        self.timers.processing_tick(ctx, self.settings.redis_flush_ms)
-        return iter(())
+    def write(self, items: list[RedisEffect]) -> None:
+        self.writer.apply(items)
 
-    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):  # type: ignore[no-untyped-def]
-        items = list(self.buffer.get() or [])
-        if items:
-            self.writer.apply(items)
-            self.counters.inc("redis_effects", len(items))
-            self.buffer.clear()
+    def after_flush(self) -> None:
         if time.time() - self.last_gauge_read > 5:
             self.last_gauge_read = time.time()
             self.late_counts = self.writer.late_counts()
-        return iter(())
-
-
-def shard_of(shipment_id: str, shards: int) -> int:
-    """Stable across processes and restarts (Python's hash() of str is not)."""
-    return zlib.crc32(shipment_id.encode()) % shards
 
 
 def attempts_matches(t_env: StreamTableEnvironment, scans_table: str, cfg: DelayConfig

@@ -28,14 +28,14 @@ from __future__ import annotations
 import logging
 import sys
 import time
-import zlib
 from pathlib import Path
 from typing import Any
 
 from pyflink.common import Row, Types
 from pyflink.datastream import DataStream, KeyedProcessFunction, OutputTag, ProcessFunction
-from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
+from pyflink.datastream.state import ValueStateDescriptor
 
+from flink_jobs.buffered_writer import END_OF_INPUT, BufferedWriterFunction, shard_of
 from flink_jobs.common import (
     KEYED_TEXT,
     attach_sinks,
@@ -72,9 +72,6 @@ ALERT_TAG = OutputTag("alerts", KEYED_TEXT)
 GEOFENCE_TAG = OutputTag("geofence", KEYED_TEXT)
 CENSUS_TAG = OutputTag("census", Types.PICKLED_BYTE_ARRAY())
 NO_WATERMARK = -(2**63) + 1  # below this, Flink has not emitted a watermark yet
-# Fires only when a bounded input ends (the watermark jumps to Long.MAX_VALUE): processing-time
-# timers do not fire after the end of input, so buffered writes are flushed on this one too.
-END_OF_INPUT = 2**63 - 2
 
 # (truck_id, ts, lat, lng, speed_kph, heading, accuracy_m, status, raw, partition, offset)
 PingRecord = tuple[str, int, float, float, float | None, float | None, float | None,
@@ -228,44 +225,31 @@ class TruckFunction(KeyedProcessFunction):
             yield GEOFENCE_TAG, Row(out.truck_id, orjson.dumps(out.to_dict()).decode())
 
 
-class RedisWriterFunction(KeyedProcessFunction):
-    """Buffers position writes in Flink list state (so a checkpoint holds what is not yet
-    written) and flushes them as guarded batches on a short processing-time tick."""
+class RedisWriterFunction(BufferedWriterFunction):
+    """Writes positions as guarded batches (see :mod:`flink_jobs.buffered_writer`), and
+    sweeps expired trucks out of ``trucks:geo`` once a minute."""
 
-    def __init__(self, settings: JobSettings) -> None:
-        self.settings = settings
+    buffer_state = "pending_writes"
+    written_count = "redis_position_writes"
 
-    def open(self, runtime_context: Any) -> None:
+    def open_writer(self, runtime_context: Any) -> None:
         from flink_jobs.redis_writer import RedisTruckWriter
 
-        self.buffer = runtime_context.get_list_state(
-            ListStateDescriptor("pending_writes", Types.PICKLED_BYTE_ARRAY()))
         self.writer = RedisTruckWriter(self.settings.redis_url, self.settings.stream_maxlen)
-        self.counters = OperatorCounts(runtime_context.get_metrics_group())
         self.last_sweep = 0.0
-        self.timers = TimersOnce()
         self.profiler = start_profiler()
 
     def close(self) -> None:
         stop_profiler(self.profiler, "redis-positions")
         self.writer.close()
 
-    def process_element(self, value: PositionWrite, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
-        self.buffer.add(value)
-        self.timers.processing_tick(ctx, self.settings.redis_flush_ms)
-        self.timers.event(ctx, END_OF_INPUT)
-        return iter(())
+    def write(self, items: list[PositionWrite]) -> None:
+        self.writer.write_positions(items)
 
-    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):  # type: ignore[no-untyped-def]
-        items = list(self.buffer.get() or [])
-        if items:
-            self.writer.write_positions(items)
-            self.counters.inc("redis_position_writes", len(items))
-            self.buffer.clear()
+    def after_flush(self) -> None:
         if time.time() - self.last_sweep > 60:
             self.last_sweep = time.time()
             self.writer.sweep_geo()
-        return iter(())
 
 
 class RegionCensusFunction(KeyedProcessFunction):
@@ -316,11 +300,6 @@ def terminate(stream: DataStream) -> None:
     (always empty) print sink keeps it in every way of running the job.
     """
     stream.print().name(f"{stream.get_name()}-end")
-
-
-def shard_of(truck_id: str, shards: int) -> int:
-    """Stable across processes and restarts (Python's hash() of str is not)."""
-    return zlib.crc32(truck_id.encode()) % shards
 
 
 def load_geofences(settings: JobSettings) -> GeofenceIndex:

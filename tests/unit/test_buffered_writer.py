@@ -1,0 +1,120 @@
+"""BufferedWriterFunction: records wait in list state and are written, in order, on a tick."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from flink_jobs.buffered_writer import END_OF_INPUT, BufferedWriterFunction, shard_of
+from flink_jobs.settings import JobSettings
+
+pytestmark = pytest.mark.unit
+
+
+class FakeListState:
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+
+    def add(self, value: Any) -> None:
+        self.items.append(value)
+
+    def get(self) -> list[Any]:
+        return list(self.items)
+
+    def clear(self) -> None:
+        self.items.clear()
+
+
+class FakeRuntime:
+    """List state per descriptor name, and a metric group that keeps its gauges."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, FakeListState] = {}
+        self.gauges: dict[str, Callable[[], Any]] = {}
+
+    def get_list_state(self, descriptor: Any) -> FakeListState:
+        return self.states.setdefault(descriptor.get_name(), FakeListState())
+
+    def get_metrics_group(self) -> FakeRuntime:
+        return self
+
+    def add_group(self, name: str) -> FakeRuntime:
+        return self
+
+    def gauge(self, name: str, fn: Callable[[], Any]) -> None:
+        self.gauges[name] = fn
+
+
+class FakeContext:
+    def __init__(self, key: Any, now: int) -> None:
+        self.key, self.now = key, now
+        self.registered: list[tuple[str, int]] = []
+
+    def get_current_key(self) -> Any:
+        return self.key
+
+    def timer_service(self) -> FakeContext:
+        return self
+
+    def current_processing_time(self) -> int:
+        return self.now
+
+    def register_processing_time_timer(self, at: int) -> None:
+        self.registered.append(("processing", at))
+
+    def register_event_time_timer(self, at: int) -> None:
+        self.registered.append(("event", at))
+
+
+class RecordingWriter(BufferedWriterFunction):
+    buffer_state = "pending_test"
+    written_count = "test_writes"
+
+    def open_writer(self, runtime_context: Any) -> None:
+        self.batches: list[list[Any]] = []
+        self.ticks = 0
+
+    def write(self, items: list[Any]) -> None:
+        self.batches.append(items)
+
+    def after_flush(self) -> None:
+        self.ticks += 1
+
+
+def opened() -> tuple[RecordingWriter, FakeRuntime]:
+    fn, runtime = RecordingWriter(JobSettings(redis_flush_ms=200)), FakeRuntime()
+    fn.open(runtime)
+    return fn, runtime
+
+
+def test_records_wait_in_list_state_until_the_tick_writes_them_in_order() -> None:
+    fn, runtime = opened()
+    ctx = FakeContext(key=3, now=1_050)
+    for item in ["a", "b", "c"]:
+        assert list(fn.process_element(item, ctx)) == []
+    assert runtime.states["pending_test"].items == ["a", "b", "c"]  # in the checkpoint
+    assert fn.batches == []
+    # one tick timer and one end-of-input timer, however many records arrive
+    assert ctx.registered == [("processing", 1_200), ("event", END_OF_INPUT)]
+
+    assert list(fn.on_timer(1_200, ctx)) == []
+    assert fn.batches == [["a", "b", "c"]]
+    assert runtime.states["pending_test"].items == []
+    assert runtime.gauges["test_writes"]() == 3
+    assert fn.ticks == 1
+
+
+def test_a_tick_with_nothing_buffered_writes_nothing_and_still_runs_the_upkeep() -> None:
+    fn, runtime = opened()
+    fn.on_timer(END_OF_INPUT, FakeContext(key=0, now=0))
+    assert fn.batches == []
+    assert fn.ticks == 1
+    assert "test_writes" not in runtime.gauges
+
+
+def test_shards_are_stable_and_in_range() -> None:
+    assert shard_of("T00042", 4) == shard_of("T00042", 4)
+    assert {shard_of(f"T{i:05d}", 4) for i in range(200)} == {0, 1, 2, 3}
+    assert shard_of("T00042", 4) == 2  # crc32, the same in every process and after restarts
