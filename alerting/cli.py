@@ -60,6 +60,9 @@ def alerts() -> None:
 @state_dir_option
 @click.option("--metrics-port", type=int, default=None,
               help="Serve Prometheus /metrics and /healthz on this port.")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True,
+              help="Address the metrics server listens on (0.0.0.0 for a scraper outside "
+                   "the host or container).")
 @click.option("--group-id", default="fleetpulse-alerting", show_default=True)
 @click.option("--instance-id", default=None,
               help="Static Kafka group membership id (fast restarts of one instance).")
@@ -67,8 +70,8 @@ def alerts() -> None:
 @click.option("--dlq-topic", default="fleet.dlq", show_default=True)
 @click.option("--log-level", default="INFO", show_default=True)
 def run(bootstrap: str, config_path: str | None, state_dir: str, metrics_port: int | None,
-        group_id: str, instance_id: str | None, alerts_topic: str, dlq_topic: str,
-        log_level: str) -> None:
+        metrics_host: str, group_id: str, instance_id: str | None, alerts_topic: str,
+        dlq_topic: str, log_level: str) -> None:
     """Run the dispatcher until SIGTERM/SIGINT."""
     import faulthandler
 
@@ -85,7 +88,7 @@ def run(bootstrap: str, config_path: str | None, state_dir: str, metrics_port: i
     cfg = _config(config_path)
     settings = Settings(bootstrap=bootstrap, state_dir=state_dir, alerts_topic=alerts_topic,
                         dlq_topic=dlq_topic, group_id=group_id, instance_id=instance_id,
-                        metrics_port=metrics_port)
+                        metrics_port=metrics_port, metrics_host=metrics_host)
     try:
         dispatcher = Dispatcher(cfg, settings)
     except AlertingError as exc:

@@ -40,6 +40,7 @@ class Settings:
     instance_id: str | None = None
     session_timeout_ms: int = 10_000
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"  # 0.0.0.0 where a scraper reaches it from outside
     poll_ms: int = 100
     max_poll_records: int = 500
 
@@ -101,10 +102,12 @@ class Dispatcher:
         s = self.settings
         if s.metrics_port is not None:
             try:
-                self.server = MetricsServer(self.metrics, s.metrics_port, self.health).start()
+                self.server = MetricsServer(self.metrics, s.metrics_port, self.health,
+                                            host=s.metrics_host).start()
             except OSError as exc:
                 self.store.close()
-                raise AlertingError(f"cannot serve metrics on 127.0.0.1:{s.metrics_port}: "
+                raise AlertingError(f"cannot serve metrics on {s.metrics_host}:{s.metrics_port}"
+                                    f" (--metrics-host, --metrics-port): "
                                     f"{exc.strerror or exc}") from None
         backlog: dict[str, list[Any]] = {}
         for item in self.store.outbox():

@@ -21,12 +21,6 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 
-# socat: the dispatcher-metrics sidecar in docker-compose.yml (the dispatcher's /metrics server
-# listens on 127.0.0.1 only).
-RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends socat \
-    && rm -rf /var/lib/apt/lists/*
-
 WORKDIR /opt/fleetpulse
 
 # Dependencies first (this layer survives source changes): the [project] dependencies.

@@ -277,29 +277,27 @@ def flink_property(svc: dict[str, Any], key: str) -> str | None:
     return None
 
 
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
 def served_ports(name: str, services: dict[str, dict[str, Any]]) -> set[int]:
-    """Ports something in this service's container really listens on, from its command and
-    configuration (not from what it declares)."""
+    """Ports something in this service's container listens on for other containers, from its
+    command and configuration (not from what it declares). fleetpulse's servers listen on
+    loopback unless told otherwise (``--host`` for ``--port``, ``--metrics-host`` for
+    ``--metrics-port``), which another container cannot reach."""
     svc = services[name]
     ports: set[int] = set()
     for _, args in python_module_runs(svc):
-        for flag in ("--port", "--metrics-port"):
-            ports |= {int(v) for v in flag_values(args, flag)}
+        for port_flag, host_flag in (("--port", "--host"), ("--metrics-port", "--metrics-host")):
+            hosts = flag_values(args, host_flag) or ["127.0.0.1"]
+            if hosts[-1] not in LOOPBACK:
+                ports |= {int(v) for v in flag_values(args, port_flag)}
     if build_of(svc) and "flink" in str(build_of(svc)[1]):  # type: ignore[index]
         prom = flink_property(svc, "metrics.reporter.prom.port")
         if prom:
             ports.add(int(prom))
         if svc.get("command") == "jobmanager":
             ports.add(int(flink_property(svc, "rest.port") or 8081))
-    for other in services.values():  # sidecars in this service's network namespace
-        if other.get("network_mode") == f"service:{name}":
-            for argv in argvs(other):
-                listen = [int(m.group(1)) for t in argv
-                          for m in [re.match(r"TCP-LISTEN:(\d+)", t)] if m]
-                to = [int(m.group(1)) for t in argv
-                      for m in [re.match(r"TCP:(?:127\.0\.0\.1|localhost):(\d+)", t)] if m]
-                if listen and to and set(to) <= ports:
-                    ports |= set(listen)
     if not build_of(svc):  # a stock image: what it publishes is what it serves
         ports |= declared_ports(svc)
     return ports
@@ -461,7 +459,8 @@ def test_service_environment_variables_are_read(services: dict[str, Any]) -> Non
 def test_hosts_in_commands_are_services(services: dict[str, Any]) -> None:
     checked = 0
     for name, svc in services.items():
-        command_lines = [(argv, HOST_FLAGS) for argv in argvs(svc)]
+        command_lines: list[tuple[list[str], tuple[str, ...]]] = \
+            [(argv, HOST_FLAGS) for argv in argvs(svc)]
         command_lines += [(run.argv[run.argv.index("run"):], ("-m",)) for run in flink_runs(svc)]
         for argv, flags in command_lines:
             for flag in flags:
