@@ -9,6 +9,7 @@ import pytest
 
 from flink_jobs.buffered_writer import END_OF_INPUT, BufferedWriterFunction, shard_of
 from flink_jobs.settings import JobSettings
+from tests.unit.flink_fakes import FakeContext
 
 pytestmark = pytest.mark.unit
 
@@ -47,27 +48,6 @@ class FakeRuntime:
         self.gauges[name] = fn
 
 
-class FakeContext:
-    def __init__(self, key: Any, now: int) -> None:
-        self.key, self.now = key, now
-        self.registered: list[tuple[str, int]] = []
-
-    def get_current_key(self) -> Any:
-        return self.key
-
-    def timer_service(self) -> FakeContext:
-        return self
-
-    def current_processing_time(self) -> int:
-        return self.now
-
-    def register_processing_time_timer(self, at: int) -> None:
-        self.registered.append(("processing", at))
-
-    def register_event_time_timer(self, at: int) -> None:
-        self.registered.append(("event", at))
-
-
 class RecordingWriter(BufferedWriterFunction):
     buffer_state = "pending_test"
     written_count = "test_writes"
@@ -97,7 +77,7 @@ def test_records_wait_in_list_state_until_the_tick_writes_them_in_order() -> Non
     assert runtime.states["pending_test"].items == ["a", "b", "c"]  # in the checkpoint
     assert fn.batches == []
     # one tick timer and one end-of-input timer, however many records arrive
-    assert ctx.registered == [("processing", 1_200), ("event", END_OF_INPUT)]
+    assert ctx.registered == [("processing", 3, 1_200), ("event", 3, END_OF_INPUT)]
 
     assert list(fn.on_timer(1_200, ctx)) == []
     assert fn.batches == [["a", "b", "c"]]

@@ -2,37 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from flink_jobs.timers import TimersOnce
+from tests.unit.flink_fakes import FakeContext
 
 pytestmark = pytest.mark.unit
-
-
-class FakeContext:
-    """The slice of a KeyedProcessFunction context the helper uses, recording registrations."""
-
-    def __init__(self) -> None:
-        self.key: Any = None
-        self.now = 0
-        self.registered: list[tuple[str, Any, int]] = []
-
-    def get_current_key(self) -> Any:
-        return self.key
-
-    def timer_service(self) -> FakeContext:
-        return self
-
-    def current_processing_time(self) -> int:
-        return self.now
-
-    def register_processing_time_timer(self, at: int) -> None:
-        self.registered.append(("processing", self.key, at))
-
-    def register_event_time_timer(self, at: int) -> None:
-        self.registered.append(("event", self.key, at))
 
 
 def test_a_tick_is_registered_once_per_key_and_again_for_the_next_tick() -> None:

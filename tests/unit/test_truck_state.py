@@ -173,7 +173,8 @@ def test_census_deltas_follow_status_changes() -> None:
 
 def run(pings: list[Ping], chunk: int, seed: int) -> tuple[TruckState, list[object]]:
     """Arrival in the given order; the watermark trails the max seen ts by 10 s."""
-    state, out, counters = TruckState("T1"), [], Counters()
+    state, counters = TruckState("T1"), Counters()
+    out: list[object] = []
     max_ts = 0
     for i, p in enumerate(pings):
         out += on_ping(state, p, CFG, region, counters)

@@ -1,0 +1,30 @@
+"""Stand-ins for the slice of PyFlink's keyed-function context the job helpers use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FakeContext:
+    """A KeyedProcessFunction context and its timer service in one, recording registrations
+    as ``(kind, key, time)``."""
+
+    def __init__(self, key: Any = None, now: int = 0) -> None:
+        self.key = key
+        self.now = now
+        self.registered: list[tuple[str, Any, int]] = []
+
+    def get_current_key(self) -> Any:
+        return self.key
+
+    def timer_service(self) -> FakeContext:
+        return self
+
+    def current_processing_time(self) -> int:
+        return self.now
+
+    def register_processing_time_timer(self, at: int) -> None:
+        self.registered.append(("processing", self.key, at))
+
+    def register_event_time_timer(self, at: int) -> None:
+        self.registered.append(("event", self.key, at))
