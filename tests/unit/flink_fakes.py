@@ -1,8 +1,26 @@
-"""Stand-ins for the slice of PyFlink's keyed-function context the job helpers use."""
+"""Stand-ins for the slices of PyFlink's keyed-function context and metric group that the job
+helpers use."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+
+class FakeGroup:
+    """The two calls of PyFlink's MetricGroup that OperatorCounts uses."""
+
+    def __init__(self) -> None:
+        self.gauges: dict[str, Callable[[], Any]] = {}
+        self.groups: list[str] = []
+
+    def add_group(self, name: str) -> FakeGroup:
+        self.groups.append(name)
+        return self
+
+    def gauge(self, name: str, fn: Callable[[], Any]) -> None:
+        assert name not in self.gauges, "registered twice"
+        self.gauges[name] = fn
 
 
 class FakeContext:

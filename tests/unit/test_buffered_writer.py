@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from flink_jobs.buffered_writer import END_OF_INPUT, BufferedWriterFunction, shard_of
 from flink_jobs.settings import JobSettings
-from tests.unit.flink_fakes import FakeContext
+from tests.unit.flink_fakes import FakeContext, FakeGroup
 
 pytestmark = pytest.mark.unit
 
@@ -33,19 +32,14 @@ class FakeRuntime:
 
     def __init__(self) -> None:
         self.states: dict[str, FakeListState] = {}
-        self.gauges: dict[str, Callable[[], Any]] = {}
+        self.metrics = FakeGroup()
+        self.gauges = self.metrics.gauges
 
     def get_list_state(self, descriptor: Any) -> FakeListState:
         return self.states.setdefault(descriptor.get_name(), FakeListState())
 
-    def get_metrics_group(self) -> FakeRuntime:
-        return self
-
-    def add_group(self, name: str) -> FakeRuntime:
-        return self
-
-    def gauge(self, name: str, fn: Callable[[], Any]) -> None:
-        self.gauges[name] = fn
+    def get_metrics_group(self) -> FakeGroup:
+        return self.metrics
 
 
 class RecordingWriter(BufferedWriterFunction):

@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import pytest
 
 from flink_jobs.metrics import OperatorCounts
+from tests.unit.flink_fakes import FakeGroup
 
 pytestmark = pytest.mark.unit
-
-
-class FakeGroup:
-    """The two calls of PyFlink's MetricGroup that OperatorCounts uses."""
-
-    def __init__(self) -> None:
-        self.gauges: dict[str, Callable[[], Any]] = {}
-        self.groups: list[str] = []
-
-    def add_group(self, name: str) -> FakeGroup:
-        self.groups.append(name)
-        return self
-
-    def gauge(self, name: str, fn: Callable[[], Any]) -> None:
-        assert name not in self.gauges, "registered twice"
-        self.gauges[name] = fn
 
 
 def test_each_name_is_one_gauge_that_reads_the_running_total() -> None:
