@@ -83,6 +83,10 @@ def _select(only: str | None) -> list[str]:
                    "empty to skip.")
 @click.option("--peers/--no-peers", default=True, show_default=True,
               help="Run the plain-Python and Quix Streams peers.")
+@click.option("--pinned-runs/--no-pinned-runs", default=True, show_default=True,
+              help="Also run the embedded job at parallelism 1 pinned to one CPU (--cpus) "
+                   "and each cluster with its TaskManagers pinned to a CPU each, right after "
+                   "the unpinned run, and report the ratios.")
 @click.option("--scaling-time-box-s", type=float, default=None,
               help="Stop each scaling run this long after its first write (rate over what it "
                    "processed; the row is marked partial).")
@@ -91,7 +95,8 @@ def _select(only: str | None) -> list[str]:
 @click.option("--keep", is_flag=True, help="Keep the temporary directory (logs, Kafka data).")
 def bench(quick: bool, pings: int | None, trucks: int | None, only: str | None, out_dir: Path,
           quix_python: str | None, parallelisms: str, cluster_tms: str, peers: bool,
-          scaling_time_box_s: float | None, notes: tuple[str, ...], keep: bool) -> None:
+          pinned_runs: bool, scaling_time_box_s: float | None, notes: tuple[str, ...],
+          keep: bool) -> None:
     """Benchmark throughput, peers, freshness, alert latency, fan-out, memory and scaling."""
     from bench import report
     from bench.context import Context, Sizes
@@ -105,7 +110,7 @@ def bench(quick: bool, pings: int | None, trucks: int | None, only: str | None, 
     par = tuple(int(x) for x in parallelisms.split(",") if x.strip())
     tms = tuple(int(x) for x in cluster_tms.split(",") if x.strip())
     sizes = Sizes(**{**sizes.__dict__, "parallelisms": par, "cluster_taskmanagers": tms,
-                     "peers": peers,
+                     "peers": peers, "pinned_runs": pinned_runs,
                      "scaling_time_box_s": scaling_time_box_s})
     if sizes.trucks not in sizes.scaling_trucks:
         sizes = Sizes(**{**sizes.__dict__, "scaling_trucks": tuple(sorted(

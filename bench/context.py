@@ -21,6 +21,7 @@ class Sizes:
     parallelisms: tuple[int, ...] = (1, 2)
     cluster_taskmanagers: tuple[int, ...] = (2,)  # standalone-cluster runs, one slot per TM
     peers: bool = True
+    pinned_runs: bool = True  # also run p=1 and each cluster pinned (pinned / free ratios)
     seed_rate_per_min: int = 10_000  # the seed's load: 10,000 pings/min
     seed_trucks: int = 5_000  # ... from 5,000 trucks pinging every 30 s
     high_rate_per_s: int = 10_000  # then 10,000 pings/s from all the trucks

@@ -234,6 +234,9 @@ def _throughput_md(sec: dict[str, Any]) -> list[str]:
     if sec.get("ratios"):
         out += ["", "Ratios (best fleetpulse rate / peer rate): " + ", ".join(
             f"{k} {v}x" for k, v in sec["ratios"].items())]
+    if sec.get("pin_ratios"):
+        out += ["", "Pinned / unpinned (the run before it): " + ", ".join(
+            f"{k} {v}x" for k, v in sec["pin_ratios"].items())]
     return out
 
 

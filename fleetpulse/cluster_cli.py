@@ -20,10 +20,10 @@ from fleetpulse.services.flink_cluster import StandaloneCluster
 
 
 def _cluster(data_dir: Path, taskmanagers: int = 1, slots: int = 2, rest_port: int = 8091,
-             rpc_port: int = 6133) -> StandaloneCluster:
+             rpc_port: int = 6133, pin: bool = False) -> StandaloneCluster:
     return StandaloneCluster(data_dir / "flink-cluster", rest_port=rest_port,
                              rpc_port=rpc_port, taskmanagers=taskmanagers,
-                             slots_per_taskmanager=slots)
+                             slots_per_taskmanager=slots, pin_taskmanagers=pin)
 
 
 @click.group()
@@ -41,12 +41,19 @@ def cluster() -> None:
               show_default=True)
 @click.option("--rpc-port", default=6133, envvar="FLEETPULSE_CLUSTER_RPC_PORT",
               show_default=True)
-def start(data_dir: Path, taskmanagers: int, slots: int, rest_port: int, rpc_port: int) -> None:
+@click.option("--pin-taskmanagers/--no-pin-taskmanagers", default=False, show_default=True,
+              envvar="FLEETPULSE_CLUSTER_PIN_TASKMANAGERS",
+              help="Run each TaskManager on a CPU of its own (round robin over the usable "
+                   "CPUs): its Python operators share one interpreter lock, and handing it "
+                   "over between cores is costly (1.2x the tracking job's rate with two "
+                   "TaskManagers on two cores, docs/tracking.md).")
+def start(data_dir: Path, taskmanagers: int, slots: int, rest_port: int, rpc_port: int,
+          pin_taskmanagers: bool) -> None:
     """Start the cluster in the background; prints the URL for `up --flink-url`."""
     from fleetpulse.services.process import pid_alive
     from fleetpulse.waiting import check_port_free
 
-    c = _cluster(data_dir, taskmanagers, slots, rest_port, rpc_port)
+    c = _cluster(data_dir, taskmanagers, slots, rest_port, rpc_port, pin_taskmanagers)
     alive = sorted(pid for pid in c.pids().values() if pid_alive(pid))
     if alive:
         raise click.ClickException(f"a Flink cluster from {data_dir} is already running "

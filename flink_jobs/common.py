@@ -21,6 +21,7 @@ from pyflink.common import Configuration, Row, Types
 from pyflink.datastream import DataStream, RuntimeExecutionMode, StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
+from fleetpulse.affinity import parse_cpu_list, pin_current_process
 from fleetpulse.paths import flink_jars, prometheus_reporter_jar
 from flink_jobs import JobError
 from flink_jobs.settings import JobSettings
@@ -118,6 +119,9 @@ def export_python_path() -> None:
 def create_environment(settings: JobSettings, job_name: str
                        ) -> tuple[StreamExecutionEnvironment, StreamTableEnvironment]:
     export_python_path()
+    if settings.cpus:
+        # Before the first gateway call: the MiniCluster JVM inherits this process's affinity.
+        pin_current_process(parse_cpu_list(settings.cpus))
     if settings.metrics_port:
         # The embedded MiniCluster loads metric reporters from its own classpath at start-up;
         # the PyFlink launcher appends HADOOP_CLASSPATH to it.

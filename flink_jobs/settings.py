@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from fleetpulse.affinity import AffinityError, check_usable, parse_cpu_list
 from fleetpulse.topics import TopicNames
 
 
@@ -45,6 +46,9 @@ class JobSettings:
     bounded: bool = False  # stop at the end offsets seen at start (tests, benchmarks)
     stream_maxlen: int = 100_000
     restart_attempts: int = -1  # -1: restart forever (service); tests use 0 to fail fast
+    # CPUs (cpulist: "0", "0-1") for this process and the MiniCluster JVM it starts; "": any.
+    # One CPU keeps the interpreter lock's handoffs on one core (fleetpulse.affinity).
+    cpus: str = ""
 
     @property
     def checkpoint_path(self) -> Path | None:
@@ -81,4 +85,8 @@ def parse_settings(argv: list[str] | None, default_group: str, **job_defaults: o
         parser.error("--buffer-timeout-ms must be 0 or more")
     if settings.checkpoint_interval_ms < 100:
         parser.error("--checkpoint-interval-ms must be at least 100")
+    try:
+        check_usable(parse_cpu_list(settings.cpus))
+    except AffinityError as exc:
+        parser.error(f"--cpus {settings.cpus!r}: {exc}")
     return settings

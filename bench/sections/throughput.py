@@ -2,7 +2,8 @@
 
 Keys: ``pings``, ``trucks``, ``topic``, ``partitions``, ``bytes_per_ping``, ``runs`` (one row
 per consumer, see :func:`bench.runs.run_consumer`), ``best`` (the fastest fleetpulse row),
-``ratios`` (best fleetpulse rate / each peer's rate).
+``ratios`` (best fleetpulse rate / each peer's rate), ``pin_ratios`` (each pinned run's rate
+/ the same run's unpinned rate).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from bench.data import Dataset
 from bench.report import NOT_MEASURED, ratio
 from bench.runs import run_consumer, unique_group
 from bench.support import log, python_argv
+from fleetpulse.affinity import usable_cpus
 
 
-def tracking_args(ctx: Context, ds: Dataset, parallelism: int) -> list[str]:
+def tracking_args(ctx: Context, ds: Dataset, parallelism: int, cpus: str = "") -> list[str]:
     """The job's flags as deployed (`fleetpulse up` passes a checkpoint directory too:
     without one Flink keeps checkpoints in the JobManager's memory, 5 MiB at most, which
     10,000 trucks' state already exceeds, and the job then restarts over and over)."""
@@ -26,12 +28,13 @@ def tracking_args(ctx: Context, ds: Dataset, parallelism: int) -> list[str]:
             "--gps-topic", ds.topic, "--alerts-topic", t.alerts,
             "--geofence-topic", t.geofence_events, "--dlq-topic", t.dlq, "--group-id", group,
             "--checkpoint-dir", str(ctx.workdir / "checkpoints" / group),
-            "--bounded", "--parallelism", str(parallelism)]
+            "--bounded", "--parallelism", str(parallelism),
+            *(["--cpus", cpus] if cpus else [])]
 
 
-def tracking_argv(ctx: Context, ds: Dataset, parallelism: int) -> list[str]:
+def tracking_argv(ctx: Context, ds: Dataset, parallelism: int, cpus: str = "") -> list[str]:
     """The job run embedded (its own MiniCluster), as `fleetpulse up` runs it."""
-    return python_argv("flink_jobs.tracking_job", *tracking_args(ctx, ds, parallelism))
+    return python_argv("flink_jobs.tracking_job", *tracking_args(ctx, ds, parallelism, cpus))
 
 
 def plain_argv(ctx: Context, ds: Dataset) -> list[str]:
@@ -58,28 +61,34 @@ def run_timeout_s(ds: Dataset) -> float:
 
 
 def fleetpulse_run(ctx: Context, ds: Dataset, parallelism: int,
-                   cap_s: float | None = None) -> dict[str, Any]:
-    name = f"fleetpulse p={parallelism}"
+                   cap_s: float | None = None, cpus: str = "") -> dict[str, Any]:
+    """The job embedded; with ``cpus`` (``--cpus``) its process and JVM pinned to them."""
+    name = f"fleetpulse p={parallelism}" + (f", pinned to CPU {cpus}" if cpus else "")
     log(f"throughput: {name} on {ds.topic}")
-    row = run_consumer(ctx.stack, ds, name, tracking_argv(ctx, ds, parallelism),
+    row = run_consumer(ctx.stack, ds, name, tracking_argv(ctx, ds, parallelism, cpus),
                        ctx.workdir / "throughput", run_timeout_s(ds), cap_s=cap_s)
     row.setdefault("note", "tracking job, embedded MiniCluster, thread mode, bounded")
+    row.update(parallelism=parallelism, pinned=bool(cpus))
     return row
 
 
-def cluster_run(ctx: Context, ds: Dataset, taskmanagers: int) -> dict[str, Any]:
+def cluster_run(ctx: Context, ds: Dataset, taskmanagers: int, pin: bool = False
+                ) -> dict[str, Any]:
     """The job submitted with `flink run -py` to a standalone cluster of ``taskmanagers``
     TaskManager processes with one slot each, at that parallelism: one Python interpreter
-    (one interpreter lock) per parallel instance, where a MiniCluster shares one."""
+    (one interpreter lock) per parallel instance, where a MiniCluster shares one. ``pin``:
+    each TaskManager on a CPU of its own (`fleetpulse cluster start --pin-taskmanagers`)."""
     from fleetpulse.services.flink import flink_env, submit_argv
     from fleetpulse.services.flink_cluster import StandaloneCluster
     from fleetpulse.waiting import free_port
 
-    name = f"fleetpulse p={taskmanagers}, {taskmanagers} TaskManagers"
+    name = f"fleetpulse p={taskmanagers}, {taskmanagers} TaskManagers" + \
+        (", one CPU each" if pin else "")
     log(f"throughput: {name} on {ds.topic}")
     cluster = StandaloneCluster(ctx.workdir / unique_group("flink-cluster"),
                                 rest_port=free_port(), rpc_port=free_port(),
-                                taskmanagers=taskmanagers, slots_per_taskmanager=1)
+                                taskmanagers=taskmanagers, slots_per_taskmanager=1,
+                                pin_taskmanagers=pin)
     try:
         cluster.start()
         argv = submit_argv(cluster.rest_url, "flink_jobs.tracking_job",
@@ -93,6 +102,7 @@ def cluster_run(ctx: Context, ds: Dataset, taskmanagers: int) -> dict[str, Any]:
     row.setdefault("note", "tracking job, `flink run -py` on a standalone cluster from the "
                            "wheel, one slot per TaskManager, thread mode, bounded; CPU and "
                            "memory include the JobManager and TaskManagers")
+    row.update(parallelism=taskmanagers, pinned=pin)
     return row
 
 
@@ -116,10 +126,17 @@ def run_peers(ctx: Context, ds: Dataset) -> tuple[dict[str, Any], dict[str, Any]
 def run(ctx: Context) -> dict[str, Any]:
     ds = ctx.dataset(ctx.sizes.trucks)
     runs: list[dict[str, Any]] = []
+    pinned: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (free, pinned) pairs
     for p in ctx.sizes.parallelisms:
         runs.append(fleetpulse_run(ctx, ds, p))
+        if ctx.sizes.pinned_runs and p == 1:
+            runs.append(fleetpulse_run(ctx, ds, p, cpus=str(usable_cpus()[0])))
+            pinned.append((runs[-2], runs[-1]))
     for tms in ctx.sizes.cluster_taskmanagers:
         runs.append(cluster_run(ctx, ds, tms))
+        if ctx.sizes.pinned_runs:
+            runs.append(cluster_run(ctx, ds, tms, pin=True))
+            pinned.append((runs[-2], runs[-1]))
     if ctx.sizes.peers:
         plain, quix = run_peers(ctx, ds)
     else:
@@ -128,23 +145,25 @@ def run(ctx: Context) -> dict[str, Any]:
     runs += [plain, quix]
     ours = [r for r in runs if r["name"].startswith("fleetpulse") and r["status"] == "ok"]
     best = max(ours, key=lambda r: r["rate"]) if ours else None
-    embedded = [r for r in ours if "TaskManagers" not in r["name"]]
+    # The live run starts the job the way `fleetpulse up` does (embedded, not pinned): the
+    # parallelism of the fastest such run.
+    embedded = [r for r in ours if "TaskManagers" not in r["name"] and not r["pinned"]]
     best_embedded = max(embedded, key=lambda r: r["rate"]) if embedded else None
-    # The live run starts the job the way `fleetpulse up` does (embedded): its parallelism.
-    ctx.shared["best_parallelism"] = (int(best_embedded["name"].split("=")[1])
-                                      if best_embedded else 1)
+    ctx.shared["best_parallelism"] = best_embedded["parallelism"] if best_embedded else 1
     ctx.shared["best_throughput_row"] = best_embedded
     ctx.shared["fleetpulse_rates"] = {r["name"]: r["rate"] for r in ours}
     ratios = {}
     for peer in (plain, quix):
         if best and peer.get("status") == "ok":
             ratios[peer["name"]] = ratio(best["rate"], peer["rate"])
+    pin_ratios = {b["name"]: ratio(b["rate"], a["rate"]) for a, b in pinned
+                  if a["status"] == "ok" and b["status"] == "ok"}
     return {"status": "ok" if ours else NOT_MEASURED,
             "reason": "" if ours else "no fleetpulse run completed: "
                       + "; ".join(str(r.get("reason", ""))[:300] for r in runs[:2]),
             "pings": ds.pings, "trucks": ds.trucks, "topic": ds.topic,
             "partitions": ds.partitions, "bytes_per_ping": round(ds.bytes_per_ping),
-            "runs": runs, "best": best, "ratios": ratios,
+            "runs": runs, "best": best, "ratios": ratios, "pin_ratios": pin_ratios,
             "notes": ["Start-up (JVM, MiniCluster, Python workers, Kafka group join) is not "
                       "in the rate; it is the start-up column.",
                       "CPU µs/ping: user+system CPU of the consumer's whole process tree "
@@ -152,6 +171,13 @@ def run(ctx: Context) -> dict[str, Any]:
                       "last position, divided by the pings (`cpu_s_whole_run` in the JSON "
                       "includes start-up).",
                       "Kafka and Redis share the same 2 cores with the consumer under test.",
+                      "Pinned rows: the same job with its JVM pinned (the embedded one with "
+                      "`--cpus`, the cluster's TaskManagers to a CPU each with `fleetpulse "
+                      "cluster start --pin-taskmanagers`), run right after the unpinned one; "
+                      "`pin_ratios` is pinned rate / unpinned rate. A TaskManager's Python "
+                      "operators share one interpreter lock, and handing it between threads "
+                      "on different cores costs context switches across cores "
+                      "(fleetpulse/affinity.py).",
                       "Durability differs: the job checkpoints its state (filesystem, every "
                       "10 s), Quix Streams keeps it in RocksDB with a changelog topic, the "
                       "plain consumer keeps it in a dict and loses it on a crash."]}

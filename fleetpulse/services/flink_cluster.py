@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from fleetpulse import PlatformError
+from fleetpulse.affinity import one_cpu_each
 from fleetpulse.paths import PROJECT_ROOT
 from fleetpulse.services.flink import jobs_overview, pyflink_home
 from fleetpulse.waiting import wait_until
@@ -30,6 +31,9 @@ class StandaloneCluster:
     rpc_port: int
     taskmanagers: int = 1
     slots_per_taskmanager: int = 2
+    # Each TaskManager on a CPU of its own (round robin): its operator threads then hand the
+    # interpreter lock over on one core (fleetpulse.affinity). The JobManager is not pinned.
+    pin_taskmanagers: bool = False
 
     @property
     def rest_url(self) -> str:
@@ -93,10 +97,16 @@ class StandaloneCluster:
             if not link.exists():
                 link.symlink_to(jar)
 
-    def _script(self, name: str, *args: str) -> None:
+    def _script(self, name: str, *args: str, cpus: frozenset[int] | None = None) -> None:
+        """Run one of Flink's scripts; with ``cpus`` the daemon it starts inherits them."""
         script = pyflink_home() / "bin" / name
+
+        def pin() -> None:
+            if cpus is not None:
+                os.sched_setaffinity(0, cpus)
+
         proc = subprocess.run(["bash", str(script), *args], env=self.env(), capture_output=True,
-                              text=True, timeout=120)
+                              text=True, timeout=120, preexec_fn=pin)
         if proc.returncode != 0:
             raise PlatformError(f"{name} {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
 
@@ -109,8 +119,10 @@ class StandaloneCluster:
                 shutil.copy(f, self.conf_dir / f.name)
         (self.conf_dir / "config.yaml").write_text(yaml.safe_dump(self._config()))
         self._script("jobmanager.sh", "start")
-        for _ in range(self.taskmanagers):
-            self._script("taskmanager.sh", "start")
+        placement = one_cpu_each(self.taskmanagers) if self.pin_taskmanagers \
+            else [None] * self.taskmanagers
+        for cpus in placement:
+            self._script("taskmanager.sh", "start", cpus=cpus)
 
         def ready() -> bool:
             from fleetpulse.services.flink import rest_get

@@ -82,11 +82,14 @@ def sample_results() -> dict:  # type: ignore[type-arg]
                 "bytes_per_ping": 143,
                 "runs": [{"name": "fleetpulse p=1", "status": "ok", "rate": 2000,
                           "seconds": 0.5},
+                         {"name": "fleetpulse p=1, pinned to CPU 0", "status": "ok",
+                          "rate": 3000, "seconds": 0.4},
                          {"name": "plain Python", "status": "ok", "rate": 8000},
                          {"name": "Quix Streams", "status": "not measured",
                           "reason": "not installed"}],
                 "best": {"name": "fleetpulse p=1", "rate": 2000},
-                "ratios": {"plain Python": 0.25}},
+                "ratios": {"plain Python": 0.25},
+                "pin_ratios": {"fleetpulse p=1, pinned to CPU 0": 1.5}},
             "freshness": {"status": "ok", "loads": [
                 {"label": "10,000 pings/s", "rate_per_s": 10_000, "achieved_rate_per_s": 9990,
                  "redis": {"n": 10, "p50_ms": 100.0, "p95_ms": 200.0, "p99_ms": 300.0,
@@ -128,6 +131,7 @@ def test_markdown_has_machine_summary_and_not_measured_sections() -> None:
     assert "| measure | result | target | verdict |" in md
     assert "![throughput and latency](bench-chart.png)" in md
     assert "## 6. Memory\n\nNot measured: live run failed" in md
+    assert "Pinned / unpinned (the run before it): fleetpulse p=1, pinned to CPU 0 1.5x" in md
     assert "| Quix Streams | not measured |" in md
     assert "- sizes reduced" in md
     assert "chart" not in report.markdown(sample_results(), chart_name=None).split("## 1")[0]
@@ -135,7 +139,8 @@ def test_markdown_has_machine_summary_and_not_measured_sections() -> None:
 
 def test_chart_series_marks_incomplete_latencies(tmp_path: Path) -> None:
     bars, lat = report.chart_series(sample_results())
-    assert bars == [("fleetpulse p=1", 2000.0), ("plain Python", 8000.0)]
+    assert bars == [("fleetpulse p=1", 2000.0), ("fleetpulse p=1, pinned to CPU 0", 3000.0),
+                    ("plain Python", 8000.0)]
     assert [(row[0].split("\n")[0], row[4]) for row in lat] == [
         ("ping->redis", True), ("ping->ws", False), ("alert offline", True)]
     reason = report.write_chart(sample_results(), tmp_path / "c.png")

@@ -1,5 +1,6 @@
 """`fleetpulse cluster start|status|stop`: a session cluster with one interpreter per
-TaskManager, started from the wheel's scripts in the data directory, and gone after stop."""
+TaskManager (each pinned to a CPU of its own on request), started from the wheel's scripts in
+the data directory, and gone after stop."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def test_cluster_start_status_stop(tmp_path: Path) -> None:
     env = dict(os.environ, FLEETPULSE_DATA_DIR=str(tmp_path),
                FLEETPULSE_CLUSTER_REST_PORT=str(rest),
                FLEETPULSE_CLUSTER_RPC_PORT=str(free_port()))
-    started = fleetpulse("start", "--taskmanagers", "2", "--slots", "1", env=env)
+    started = fleetpulse("start", "--taskmanagers", "2", "--slots", "1", "--pin-taskmanagers",
+                         env=env)
     try:
         assert started.returncode == 0, started.stderr
         assert f"--flink-url http://127.0.0.1:{rest} --parallelism 2" in started.stdout
@@ -36,6 +38,15 @@ def test_cluster_start_status_stop(tmp_path: Path) -> None:
         pid_files = list((tmp_path / "flink-cluster" / "pid").glob("*.pid"))
         pids = [int(x) for f in pid_files for x in f.read_text().split()]
         assert len(pids) == 3  # JobManager and two TaskManagers
+        # --pin-taskmanagers: each TaskManager on a CPU of its own, the JobManager anywhere
+        usable = sorted(os.sched_getaffinity(0))
+        tm_pids = [int(x) for f in pid_files if "taskexecutor" in f.name
+                   for x in f.read_text().split()]
+        placed = [os.sched_getaffinity(pid) for pid in tm_pids]
+        assert sorted(min(c) for c in placed) == sorted(usable[i % len(usable)] for i in (0, 1))
+        assert all(len(c) == 1 for c in placed)
+        jm_pid = next(p for p in pids if p not in tm_pids)
+        assert sorted(os.sched_getaffinity(jm_pid)) == usable
         again = fleetpulse("start", env=env)
         assert again.returncode == 1 and "already running" in again.stderr
         assert fleetpulse("status", env=env).returncode == 0  # the refusal stopped nothing

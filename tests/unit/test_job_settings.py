@@ -47,3 +47,19 @@ def test_a_negative_buffer_timeout_is_refused(capsys: pytest.CaptureFixture[str]
     with pytest.raises(SystemExit):
         parse_settings(["--buffer-timeout-ms", "-1"], "g")
     assert "--buffer-timeout-ms must be 0 or more" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("fast", "--cpus 'fast': 'fast' is not a CPU number or range"),
+    ("4096", "--cpus '4096': CPU 4096 is not available here"),
+])
+def test_unusable_cpus_are_refused(value: str, message: str,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_settings(["--cpus", value], "g")
+    assert message in capsys.readouterr().err
+
+
+def test_no_cpus_means_no_pinning() -> None:
+    assert parse_settings([], "g").cpus == ""
+    assert parse_settings(["--cpus", "0"], "g").cpus == "0"
