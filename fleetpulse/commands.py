@@ -39,6 +39,12 @@ data_dir_option = click.option(
 @click.option("--delay-rest-port", default=8082, envvar="FLEETPULSE_DELAY_REST_PORT",
               show_default=True)
 @click.option("--parallelism", default=1, show_default=True, help="Flink job parallelism.")
+@click.option("--pin-jobs/--no-pin-jobs", default=False, show_default=True,
+              envvar="FLEETPULSE_PIN_JOBS",
+              help="Run each embedded job (its MiniCluster JVM) on a CPU of its own: a job's "
+                   "Python operators share one interpreter lock, and handing it between "
+                   "cores is costly (the tracking job ran ~1.5x faster pinned on 2 cores, "
+                   "docs/tracking.md). Not used with --flink-url.")
 @click.option("--trucks", default=200, show_default=True, help="Simulated trucks.")
 @click.option("--speedup", default=300.0, show_default=True,
               help="Simulated event time runs this many times faster than the wall clock.")
@@ -49,7 +55,8 @@ data_dir_option = click.option(
 def up(data_dir: Path, flink_url: str, kafka_port: int, kafka_controller_port: int,
        redis_port: int, gateway_port: int,
        dispatcher_metrics_port: int, tracking_metrics_port: int, delay_metrics_port: int,
-       tracking_rest_port: int, delay_rest_port: int, parallelism: int, trucks: int,
+       tracking_rest_port: int, delay_rest_port: int, parallelism: int, pin_jobs: bool,
+       trucks: int,
        speedup: float, seed: int, no_simulator: bool, alerting_config: str) -> None:
     """Start Kafka, Redis, the Flink jobs, the dispatcher, the gateway and the simulator."""
     from fleetpulse.supervisor import Supervisor
@@ -60,7 +67,7 @@ def up(data_dir: Path, flink_url: str, kafka_port: int, kafka_controller_port: i
         gateway_port=gateway_port, dispatcher_metrics_port=dispatcher_metrics_port,
         tracking_metrics_port=tracking_metrics_port, delay_metrics_port=delay_metrics_port,
         tracking_rest_port=tracking_rest_port, delay_rest_port=delay_rest_port,
-        flink_url=flink_url, parallelism=parallelism,
+        flink_url=flink_url, parallelism=parallelism, pin_jobs=pin_jobs,
         simulate=not no_simulator, trucks=trucks, speedup=speedup, seed=seed,
         alerting_config=alerting_config)
     sup = Supervisor(settings, say=lambda m: click.echo(f"[fleetpulse] {m}", err=True))

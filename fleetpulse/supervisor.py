@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fleetpulse import PlatformError
+from fleetpulse.affinity import format_cpu_list, one_cpu_each
 from fleetpulse.config import UpSettings
 from fleetpulse.services import flink
 from fleetpulse.services.kafka import KafkaBroker, create_topics
@@ -138,6 +139,13 @@ class Supervisor:
             args += ["--metrics-port", str(metrics_port), "--rest-port", str(rest_port)]
         return args
 
+    def job_cpus(self, count: int) -> list[str]:
+        """``--cpus`` of each of ``count`` embedded jobs: a CPU each with ``pin_jobs``
+        (round robin), "" (anywhere) otherwise and for jobs submitted to a cluster."""
+        if not self.settings.pin_jobs or self.settings.flink_url:
+            return [""] * count
+        return [format_cpu_list(sorted(cpus)) for cpus in one_cpu_each(count)]
+
     def _start_jobs(self) -> None:
         s = self.settings
         jobs = [("tracking-job", "flink_jobs.tracking_job", "fleetpulse-tracking",
@@ -145,8 +153,12 @@ class Supervisor:
         if module_exists("flink_jobs.delay_job"):
             jobs.append(("delay-job", "flink_jobs.delay_job", "fleetpulse-delay",
                          s.delay_metrics_port, s.delay_rest_port))
-        for name, module, group, metrics_port, rest_port in jobs:
+        placement = self.job_cpus(len(jobs))
+        for (name, module, group, metrics_port, rest_port), cpus in zip(jobs, placement,
+                                                                       strict=True):
             args = self._job_args(group, metrics_port, rest_port)
+            if cpus:
+                args += ["--cpus", cpus]
             if s.flink_url:
                 self.say(f"submitting {name} to {s.flink_url} with flink run -py")
                 self.submitted_jobs.append(flink.submit(s.flink_url, module, args))

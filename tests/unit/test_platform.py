@@ -83,3 +83,15 @@ def test_wait_until_returns_the_value_and_names_what_timed_out() -> None:
 
     with pytest.raises(Timeout, match="the broker .*refused"):
         wait_until(boom, 0.05, "the broker", interval_s=0.01)
+
+
+def test_pinned_jobs_get_a_cpu_each_and_unpinned_ones_any(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from fleetpulse import affinity
+
+    monkeypatch.setattr(affinity.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert Supervisor(UpSettings(data_dir=tmp_path, pin_jobs=True)).job_cpus(2) == ["0", "1"]
+    assert Supervisor(UpSettings(data_dir=tmp_path)).job_cpus(2) == ["", ""]
+    # submitted to a cluster, the TaskManagers' placement is the cluster's
+    assert Supervisor(UpSettings(data_dir=tmp_path, pin_jobs=True,
+                                 flink_url="http://127.0.0.1:8091")).job_cpus(2) == ["", ""]
