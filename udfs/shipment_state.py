@@ -158,7 +158,7 @@ Output = AlertEvent | RedisEffect
 class ShipmentState:
     shipment_id: str
     scans: list[Scan] = field(default_factory=list)  # sorted by (ts, scan_id), unique scan_id
-    fixes: list[TruckFix] = field(default_factory=list)  # sorted by ts; compacted
+    fixes: list[TruckFix] = field(default_factory=list)  # sorted by _fix_key; compacted
     matches: list[AttemptsMatch] = field(default_factory=list)
     processed_until: int = -1  # event time up to which inputs have taken effect
     # What was last reported: class -> delay severity (late) or 0; Redis values.
@@ -406,6 +406,12 @@ def _reconcile(state: ShipmentState, t: int, cfg: DelayConfig, cause_ts: int,
         state.delay_hours = hours
 
 
+def _fix_key(x: TruckFix) -> tuple[int, str, float, float, float]:
+    """Fixes in time order, ties broken by content: the newest fix (and so the ETA) must not
+    depend on which of two equal-time fixes arrived first."""
+    return (x.ts, x.truck_id, x.avg_speed_kph, x.lat, x.lng)
+
+
 def _insert(state: ShipmentState, event: Event, counts: StepCounts) -> bool:
     """Add an input to the state; False if it is a duplicate."""
     if isinstance(event, Scan):
@@ -414,10 +420,15 @@ def _insert(state: ShipmentState, event: Event, counts: StepCounts) -> bool:
             return False
         bisect.insort(state.scans, event, key=_scan_key)
     elif isinstance(event, TruckFix):
-        if any(x.ts == event.ts and x.truck_id == event.truck_id for x in state.fixes):
-            counts.duplicates += 1
-            return False
-        bisect.insort(state.fixes, event, key=lambda x: x.ts)
+        for i, x in enumerate(state.fixes):
+            if x.ts == event.ts and x.truck_id == event.truck_id:
+                if _fix_key(event) <= _fix_key(x):
+                    counts.duplicates += 1
+                    return False
+                # Same truck and time, other values: the greater one stays, whichever came first.
+                del state.fixes[i]
+                break
+        bisect.insort(state.fixes, event, key=_fix_key)
     else:
         if any(m.first_ts == event.first_ts and m.last_ts == event.last_ts
                for m in state.matches):

@@ -120,3 +120,22 @@ def test_alerts_come_out_in_event_time_order(events: list[Scan | TruckFix]) -> N
     _, out = reference(events)
     times = [o.event_ts for o in out if isinstance(o, AlertEvent)]
     assert times == sorted(times)
+
+
+@pytest.mark.parametrize("other_truck", ["T1", "T2"])
+def test_equal_time_fixes_give_the_same_alerts_in_any_arrival_order(other_truck: str) -> None:
+    """Found by the property above: two fixes at the same time (one truck, other speeds; or
+    two trucks) once kept whichever arrived first, and the ETA followed arrival order."""
+    pickup = Scan("S1-0", "S1", ScanType.PICKED_UP, T0, truck_id="T1", lat=SEA[0], lng=SEA[1],
+                  promised_by=T0 + HOUR, dest_lat=PDX[0], dest_lng=PDX[1])
+    fast = TruckFix("S1", "T1", T0, SEA[0], SEA[1], 30.0)
+    slow = TruckFix("S1", other_truck, T0, SEA[0], SEA[1], 2.0)
+    outcomes = []
+    for order in ([pickup, fast, slow], [pickup, slow, fast], [slow, pickup, fast]):
+        state: ShipmentState | None = None
+        for e in order:
+            state, _ = step(state, e, CFG)
+        assert state is not None
+        outcomes.append(advance(state, END, CFG)[1])
+    assert outcomes[0] == outcomes[1] == outcomes[2]
+    assert any(isinstance(o, AlertEvent) for o in outcomes[0])
