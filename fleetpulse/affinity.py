@@ -38,6 +38,8 @@ def parse_cpu_list(text: str) -> frozenset[int]:
         if first < 0 or last < first:
             raise AffinityError(f"{part!r} is not a CPU range (like 0-1)")
         cpus.update(range(first, last + 1))
+    if text.strip() and not cpus:
+        raise AffinityError(f"{text!r} names no CPU")
     return frozenset(cpus)
 
 

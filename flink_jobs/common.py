@@ -119,9 +119,10 @@ def export_python_path() -> None:
 def create_environment(settings: JobSettings, job_name: str
                        ) -> tuple[StreamExecutionEnvironment, StreamTableEnvironment]:
     export_python_path()
-    if settings.cpus:
+    cpus = parse_cpu_list(settings.cpus)
+    if cpus:
         # Before the first gateway call: the MiniCluster JVM inherits this process's affinity.
-        pin_current_process(parse_cpu_list(settings.cpus))
+        pin_current_process(cpus)
     if settings.metrics_port:
         # The embedded MiniCluster loads metric reporters from its own classpath at start-up;
         # the PyFlink launcher appends HADOOP_CLASSPATH to it.

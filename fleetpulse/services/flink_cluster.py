@@ -102,11 +102,10 @@ class StandaloneCluster:
         script = pyflink_home() / "bin" / name
 
         def pin() -> None:
-            if cpus is not None:
-                os.sched_setaffinity(0, cpus)
+            os.sched_setaffinity(0, cpus or ())
 
         proc = subprocess.run(["bash", str(script), *args], env=self.env(), capture_output=True,
-                              text=True, timeout=120, preexec_fn=pin)
+                              text=True, timeout=120, preexec_fn=pin if cpus else None)
         if proc.returncode != 0:
             raise PlatformError(f"{name} {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
 

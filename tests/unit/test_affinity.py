@@ -25,6 +25,11 @@ def test_a_bad_cpu_list_says_which_part(text: str) -> None:
         parse_cpu_list(text)
 
 
+def test_a_cpu_list_of_only_commas_is_refused_not_taken_for_no_pinning() -> None:
+    with pytest.raises(AffinityError, match="names no CPU"):
+        parse_cpu_list(" , ")
+
+
 def test_cpu_lists_format_as_ranges() -> None:
     assert format_cpu_list([5, 0, 1, 2]) == "0-2,5"
     assert format_cpu_list([1]) == "1"
