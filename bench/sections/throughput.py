@@ -68,7 +68,7 @@ def fleetpulse_run(ctx: Context, ds: Dataset, parallelism: int,
     row = run_consumer(ctx.stack, ds, name, tracking_argv(ctx, ds, parallelism, cpus),
                        ctx.workdir / "throughput", run_timeout_s(ds), cap_s=cap_s)
     row.setdefault("note", "tracking job, embedded MiniCluster, thread mode, bounded")
-    row.update(parallelism=parallelism, pinned=bool(cpus))
+    row.update(parallelism=parallelism, taskmanagers=0, pinned=bool(cpus))
     return row
 
 
@@ -102,7 +102,7 @@ def cluster_run(ctx: Context, ds: Dataset, taskmanagers: int, pin: bool = False
     row.setdefault("note", "tracking job, `flink run -py` on a standalone cluster from the "
                            "wheel, one slot per TaskManager, thread mode, bounded; CPU and "
                            "memory include the JobManager and TaskManagers")
-    row.update(parallelism=taskmanagers, pinned=pin)
+    row.update(parallelism=taskmanagers, taskmanagers=taskmanagers, pinned=pin)
     return row
 
 
@@ -147,7 +147,7 @@ def run(ctx: Context) -> dict[str, Any]:
     best = max(ours, key=lambda r: r["rate"]) if ours else None
     # The live run starts the job the way `fleetpulse up` does (embedded, not pinned): the
     # parallelism of the fastest such run.
-    embedded = [r for r in ours if "TaskManagers" not in r["name"] and not r["pinned"]]
+    embedded = [r for r in ours if not r["taskmanagers"] and not r["pinned"]]
     best_embedded = max(embedded, key=lambda r: r["rate"]) if embedded else None
     ctx.shared["best_parallelism"] = best_embedded["parallelism"] if best_embedded else 1
     ctx.shared["best_throughput_row"] = best_embedded

@@ -8,6 +8,7 @@ configured for thread-mode Python with this interpreter, all state and logs in `
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import subprocess
@@ -100,12 +101,9 @@ class StandaloneCluster:
     def _script(self, name: str, *args: str, cpus: frozenset[int] | None = None) -> None:
         """Run one of Flink's scripts; with ``cpus`` the daemon it starts inherits them."""
         script = pyflink_home() / "bin" / name
-
-        def pin() -> None:
-            os.sched_setaffinity(0, cpus or ())
-
+        pin = functools.partial(os.sched_setaffinity, 0, cpus) if cpus else None
         proc = subprocess.run(["bash", str(script), *args], env=self.env(), capture_output=True,
-                              text=True, timeout=120, preexec_fn=pin if cpus else None)
+                              text=True, timeout=120, preexec_fn=pin)
         if proc.returncode != 0:
             raise PlatformError(f"{name} {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
 
