@@ -3,9 +3,9 @@
 Pipeline (one Flink job)::
 
     Kafka fleet.gps (raw bytes, partition, offset; watermark from ts per partition)
-      -> ParsePings           validate; bad records -> fleet.dlq
-      -> key_by truck_id
-      -> TruckFunction        udfs.truck_state: dedup, newest-wins position, impossible jumps
+      -> key_by truck_id      read from the JSON by SQL in the JVM (no Python call)
+      -> TruckFunction        validate (bad records -> fleet.dlq), then udfs.truck_state:
+                              dedup, newest-wins position, impossible jumps
                               (-> fleet.dlq), event-time-ordered detection with timers
                               -> alerts (fleet.alerts), geofence transitions, census deltas
       -> key_by shard -> RedisWriterFunction   positions buffered in Flink list state,
@@ -32,26 +32,29 @@ from pathlib import Path
 from typing import Any
 
 from pyflink.common import Row, Types
-from pyflink.datastream import DataStream, KeyedProcessFunction, OutputTag, ProcessFunction
+from pyflink.datastream import DataStream, KeyedProcessFunction, KeyedStream, OutputTag
 from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.table import StreamTableEnvironment
 
 from flink_jobs.buffered_writer import END_OF_INPUT, BufferedWriterFunction, shard_of
 from flink_jobs.common import (
     KEYED_TEXT,
+    RAW_RECORD,
     attach_sinks,
     create_environment,
     dead_letter_row,
-    kafka_raw_source,
+    kafka_raw_table,
     kafka_text_sink,
     parse_raw_record,
     rejection_row,
 )
+from flink_jobs.jvm_keying import keyed_by_sql
 from flink_jobs.metrics import OperatorCounts
 from flink_jobs.profiling import start_profiler, stop_profiler
 from flink_jobs.settings import JobSettings, parse_settings
 from flink_jobs.timers import TimersOnce
 from udfs.geo import GeofenceIndex, RegionIndex, default_regions
-from udfs.models import AlertEvent, GeofenceTransition, Ping, Reason, Rejection
+from udfs.models import AlertEvent, GeofenceTransition, Reason, Rejection
 from udfs.ping_validation import parse_ping
 from udfs.truck_state import (
     CensusDelta,
@@ -73,36 +76,18 @@ GEOFENCE_TAG = OutputTag("geofence", KEYED_TEXT)
 CENSUS_TAG = OutputTag("census", Types.PICKLED_BYTE_ARRAY())
 NO_WATERMARK = -(2**63) + 1  # below this, Flink has not emitted a watermark yet
 
-# (truck_id, ts, lat, lng, speed_kph, heading, accuracy_m, status, raw, partition, offset)
-PingRecord = tuple[str, int, float, float, float | None, float | None, float | None,
-                   str | None, bytes, int, int]
-
-
-class ParsePings(ProcessFunction):
-    """Decode and validate; valid pings continue as tuples, the rest go to the DLQ."""
-
-    def __init__(self, topic: str) -> None:
-        self.topic = topic
-        self.counters: OperatorCounts | None = None
-
-    def open(self, runtime_context: Any) -> None:
-        self.counters = OperatorCounts(runtime_context.get_metrics_group())
-
-    def process_element(self, value: Row, ctx: ProcessFunction.Context):  # type: ignore[no-untyped-def]
-        assert self.counters is not None
-        raw, result = parse_raw_record(parse_ping, value)
-        if isinstance(result, Rejection):
-            self.counters.inc(f"dlq_{result.reason.value.lower()}")
-            yield DLQ_TAG, rejection_row(self.topic, value, raw, result)
-            return
-        self.counters.inc("parsed")
-        p = result
-        yield (p.truck_id, p.ts, p.lat, p.lng, p.speed_kph, p.heading, p.accuracy_m, p.status,
-               raw, value[1], value[2])
+# The truck a `fleet.gps` record names, read in the JVM ('' when it names none: such a record
+# is dead-lettered by the parser, whatever its key).
+TRUCK_KEY_SQL = "COALESCE(JSON_VALUE(CAST(`value` AS STRING), '$.truck_id'), '')"
 
 
 class TruckFunction(KeyedProcessFunction):
-    """Thin adapter: read state, call udfs.truck_state, write state, route outputs, set timers."""
+    """Thin adapter: validate the record (bad ones to the DLQ), read state, call
+    udfs.truck_state, write state, route outputs, set timers.
+
+    Validation happens here rather than in an operator of its own because the records arrive
+    keyed by the JVM (:func:`pings_by_truck`): one Python call per ping instead of two.
+    """
 
     def __init__(self, settings: JobSettings, cfg: TrackingConfig, regions: RegionIndex,
                  geofences: GeofenceIndex) -> None:
@@ -129,19 +114,26 @@ class TruckFunction(KeyedProcessFunction):
         stored = self.state.value()
         return stored if stored is not None else [TruckState(key), None, None, None, None]
 
-    def process_element(self, value: PingRecord, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
-        box = self._load(value[0])
-        ping = Ping(value[0], value[1], value[2], value[3], value[4], value[5], value[6],
-                    value[7])
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
+        raw, ping = parse_raw_record(parse_ping, value)
+        if not isinstance(ping, Rejection) and ping.truck_id != ctx.get_current_key():
+            # The JVM read another truck_id than the parser (a key given twice, say): the
+            # record cannot be placed with certainty.
+            ping = Rejection(Reason.BAD_VALUE, "truck_id is ambiguous")
+        if isinstance(ping, Rejection):
+            self.counters.inc(f"dlq_{ping.reason.value.lower()}")
+            yield DLQ_TAG, rejection_row(self.settings.gps_topic, value, raw, ping)
+            return
+        self.counters.inc("parsed")
+        box = self._load(ping.truck_id)
         counts = Counters()
         outputs = on_ping(box[0], ping, self.cfg, self.regions.region_of, counts)
         self._count(counts)
         for out in outputs:
             if isinstance(out, SpeedRejection):
                 self.counters.inc("dlq_impossible_speed")
-                yield DLQ_TAG, dead_letter_row(self.settings.gps_topic, value[9], value[10],
-                                               Reason.IMPOSSIBLE_SPEED.value, out.detail,
-                                               value[8])
+                yield DLQ_TAG, dead_letter_row(self.settings.gps_topic, value[1], value[2],
+                                               Reason.IMPOSSIBLE_SPEED.value, out.detail, raw)
             else:
                 yield from self._route(out)
         self._schedule(box, ctx)
@@ -308,13 +300,18 @@ def load_geofences(settings: JobSettings) -> GeofenceIndex:
     return GeofenceIndex.from_file()
 
 
-def build(pings: DataStream, settings: JobSettings, cfg: TrackingConfig
+def pings_by_truck(t_env: StreamTableEnvironment, table: str) -> KeyedStream:
+    """The RAW_RECORD rows of ``table`` keyed by the truck their JSON names, read in the JVM
+    (see :mod:`flink_jobs.jvm_keying`)."""
+    return keyed_by_sql(t_env, table, TRUCK_KEY_SQL, RAW_RECORD)
+
+
+def build(pings: KeyedStream, settings: JobSettings, cfg: TrackingConfig
           ) -> dict[str, DataStream]:
-    """The job as a function of its source: returns the streams each sink consumes."""
-    parsed = pings.process(ParsePings(settings.gps_topic)).name("parse-pings")
+    """The job as a function of its source (:func:`pings_by_truck`): returns the streams each
+    sink consumes."""
     truck_fn = TruckFunction(settings, cfg, default_regions(), load_geofences(settings))
-    trucks = (parsed.key_by(lambda r: r[0], key_type=Types.STRING())
-              .process(truck_fn, output_type=Types.PICKLED_BYTE_ARRAY())
+    trucks = (pings.process(truck_fn, output_type=Types.PICKLED_BYTE_ARRAY())
               .name("truck-state"))
     shards = max(1, settings.parallelism) * 2
     terminate(trucks.key_by(lambda w: shard_of(w.truck_id, shards), key_type=Types.INT())
@@ -322,11 +319,10 @@ def build(pings: DataStream, settings: JobSettings, cfg: TrackingConfig
     terminate(trucks.get_side_output(CENSUS_TAG)
               .key_by(lambda c: c[0], key_type=Types.STRING())
               .process(RegionCensusFunction(settings)).name("region-census"))
-    dlq = parsed.get_side_output(DLQ_TAG).union(trucks.get_side_output(DLQ_TAG))
     return {
         "alerts": trucks.get_side_output(ALERT_TAG),
         "geofence": trucks.get_side_output(GEOFENCE_TAG),
-        "dlq": dlq,
+        "dlq": trucks.get_side_output(DLQ_TAG),
     }
 
 
@@ -334,8 +330,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = parse_settings(argv, "fleetpulse-tracking")
     env, t_env = create_environment(settings, "fleetpulse-tracking")
-    pings = kafka_raw_source(t_env, settings, settings.gps_topic, "gps_source")
-    outputs = build(pings, settings, TrackingConfig())
+    kafka_raw_table(t_env, settings, settings.gps_topic, "gps_source")
+    outputs = build(pings_by_truck(t_env, "gps_source"), settings, TrackingConfig())
     attach_sinks(t_env, {
         kafka_text_sink(t_env, settings, settings.alerts_topic, "alerts_sink"): outputs["alerts"],
         kafka_text_sink(t_env, settings, settings.geofence_topic, "geofence_sink"):

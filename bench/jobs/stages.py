@@ -4,8 +4,9 @@ every 1,000 records (and at the end), which the benchmark polls instead of posit
 
     python -m bench.jobs.stages --stage parse|truck  <tracking job flags, with --bounded>
 
-- ``parse``: Kafka source (JSON ``ts`` extracted in the JVM for watermarks) -> ParsePings
-- ``truck``: ... -> key_by truck -> TruckFunction (state machine, timers), no Redis writer
+- ``parse``: Kafka source (JSON ``ts`` and ``truck_id`` extracted in the JVM, for the watermark
+  and the key) -> a keyed function that only validates (what TruckFunction does first)
+- ``truck``: Kafka source -> TruckFunction (validation, state machine, timers), no Redis writer
 """
 
 from __future__ import annotations
@@ -15,21 +16,23 @@ import sys
 from typing import Any
 
 from pyflink.common import Types
-from pyflink.datastream import ProcessFunction
+from pyflink.datastream import KeyedProcessFunction, ProcessFunction
 
-from flink_jobs.common import create_environment, kafka_raw_source
+from flink_jobs.common import create_environment, kafka_raw_table, parse_raw_record
 from flink_jobs.settings import JobSettings, parse_settings
 from flink_jobs.tracking_job import (
     ALERT_TAG,
     CENSUS_TAG,
     DLQ_TAG,
     GEOFENCE_TAG,
-    ParsePings,
     TruckFunction,
     load_geofences,
+    pings_by_truck,
     terminate,
 )
 from udfs.geo import default_regions
+from udfs.models import Rejection
+from udfs.ping_validation import parse_ping
 from udfs.truck_state import TrackingConfig
 
 DONE_KEY = "bench:done"
@@ -59,6 +62,15 @@ class CountToRedis(ProcessFunction):
         self.r.close()
 
 
+class ValidateOnly(KeyedProcessFunction):
+    """The validation TruckFunction starts with, alone: valid pings go on, the rest vanish."""
+
+    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
+        _, ping = parse_raw_record(parse_ping, value)
+        if not isinstance(ping, Rejection):
+            yield ping.truck_id
+
+
 class Discard(ProcessFunction):
     def process_element(self, value: Any, ctx: ProcessFunction.Context):  # type: ignore[no-untyped-def]
         return iter(())
@@ -70,16 +82,14 @@ def main(argv: list[str] | None = None) -> None:
     ns, rest = p.parse_known_args(argv)
     settings: JobSettings = parse_settings(rest, "bench-stages")
     env, t_env = create_environment(settings, f"bench-{ns.stage}")
-    pings = kafka_raw_source(t_env, settings, settings.gps_topic, "gps_source")
-    parsed = pings.process(ParsePings(settings.gps_topic)).name("parse-pings")
-    terminate(parsed.get_side_output(DLQ_TAG).process(Discard()).name("discard-dlq"))
+    kafka_raw_table(t_env, settings, settings.gps_topic, "gps_source")
+    pings = pings_by_truck(t_env, "gps_source")
     if ns.stage == "parse":
-        last = parsed
+        last = pings.process(ValidateOnly(), output_type=Types.STRING()).name("validate")
     else:
         truck_fn = TruckFunction(settings, TrackingConfig(), default_regions(),
                                  load_geofences(settings))
-        last = (parsed.key_by(lambda r: r[0], key_type=Types.STRING())
-                .process(truck_fn, output_type=Types.PICKLED_BYTE_ARRAY())
+        last = (pings.process(truck_fn, output_type=Types.PICKLED_BYTE_ARRAY())
                 .name("truck-state"))
         for tag in (DLQ_TAG, ALERT_TAG, GEOFENCE_TAG, CENSUS_TAG):
             terminate(last.get_side_output(tag).process(Discard()).name(f"discard-{tag}"))

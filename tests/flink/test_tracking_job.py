@@ -28,7 +28,7 @@ def ping(truck: str, ts: int, lat: float, lng: float, speed: float = 60.0) -> by
 def scenario() -> tuple[list[bytes], dict[str, Any]]:
     """Input records (arrival order) and what the job must conclude."""
     rnd = random.Random(7)
-    # The test source hands records round-robin to two parse subtasks, so two records of one
+    # The test source hands records round-robin to two keying subtasks, so two records of one
     # truck may overtake each other on their way to its state (in the real job each Kafka
     # partition feeds one subtask and keeps a truck's records in order). Arrival therefore
     # follows event time within the watermark's 10 s bound: a record can then never be behind
@@ -72,7 +72,7 @@ def run_job(records: list[bytes], redis_url: str, parallelism: int) -> list[tupl
     from pyflink.datastream import MapFunction
 
     from flink_jobs.common import RAW_RECORD, create_environment
-    from flink_jobs.tracking_job import build, terminate
+    from flink_jobs.tracking_job import build, pings_by_truck, terminate
     from udfs.truck_state import TrackingConfig
 
     class TsFromJson(TimestampAssigner):
@@ -97,12 +97,14 @@ def run_job(records: list[bytes], redis_url: str, parallelism: int) -> list[tupl
 
     settings = JobSettings(redis_url=redis_url, parallelism=parallelism, redis_flush_ms=50,
                            checkpoint_interval_ms=600_000, restart_attempts=0)
-    env, _ = create_environment(settings, "tracking-test")
+    env, t_env = create_environment(settings, "tracking-test")
     rows = [Row(r, 0, i) for i, r in enumerate(records)]
     source = env.from_collection(rows, type_info=RAW_RECORD).assign_timestamps_and_watermarks(
         WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_seconds(10))
         .with_timestamp_assigner(TsFromJson()))
-    out = build(source, settings, TrackingConfig())
+    # Through a view, so the records are keyed by the JVM as the Kafka table's are.
+    t_env.create_temporary_view("test_pings", source)
+    out = build(pings_by_truck(t_env, "test_pings"), settings, TrackingConfig())
     for kind, stream in (("alert", out["alerts"]), ("dlq", out["dlq"]),
                          ("geo", out["geofence"])):
         terminate(stream.map(Capture(kind)))

@@ -1,0 +1,37 @@
+"""Keying a stream in the JVM: the key is a SQL expression, not a Python call per record.
+
+PyFlink's ``DataStream.key_by`` runs its key selector in a Python operator (``AddKey``, which
+emits ``Row(key, value)`` for Java to partition on). In thread mode that operator is one more
+Python call per record, one more pickled hand-over, and one more task thread taking turns at
+the interpreter lock with the operators that do the real work. When the key can be read by
+SQL (``JSON_VALUE`` of the record's bytes), the Table runtime computes it in the JVM and the
+stream of ``Row(key, value)`` is keyed with the Java key selector PyFlink itself uses, so a
+Python ``KeyedProcessFunction`` downstream sees exactly what it sees after ``key_by``.
+
+This relies on PyFlink internals (``KeyByKeySelector`` and the ``KeyedStream`` constructor);
+``tests/flink/test_jvm_keying.py`` pins down the behaviour the jobs depend on.
+"""
+
+from __future__ import annotations
+
+from pyflink.common import Types
+from pyflink.common.typeinfo import RowTypeInfo, TypeInformation
+from pyflink.datastream.data_stream import KeyedStream
+from pyflink.java_gateway import get_gateway
+from pyflink.table import StreamTableEnvironment
+
+
+def keyed_by_sql(t_env: StreamTableEnvironment, table: str, key_sql: str,
+                 value_type: RowTypeInfo,
+                 key_type: TypeInformation | None = None) -> KeyedStream:
+    """The rows of ``table`` (its columns, in the order of ``value_type``'s fields) keyed by
+    ``key_sql``, an expression over those columns that must never be NULL."""
+    key_type = key_type or Types.STRING()
+    columns = ", ".join(f"`{name}`" for name in value_type.get_field_names())
+    query = t_env.sql_query(f"SELECT {key_sql} AS `k`, ROW({columns}) AS `v` FROM {table}")
+    # Legacy conversion on purpose: it yields RowTypeInfo rows (fields mapped by position),
+    # which the Python keyed operator requires; to_data_stream's ExternalTypeInfo is refused.
+    with_key = t_env.to_append_stream(query, Types.ROW([key_type, value_type]))
+    j_keyed = with_key._j_data_stream.keyBy(
+        get_gateway().jvm.KeyByKeySelector(), Types.ROW([key_type]).get_java_type_info())
+    return KeyedStream(j_keyed, value_type, with_key)
