@@ -8,7 +8,7 @@ Pipeline (one Flink job)::
                               dedup, newest-wins position, impossible jumps
                               (-> fleet.dlq), event-time-ordered detection with timers
                               -> alerts (fleet.alerts), geofence transitions, census deltas
-      -> key_by shard -> RedisWriterFunction   positions buffered in Flink list state,
+      -> key_by shard (JVM) -> RedisWriterFunction   positions buffered in Flink list state,
                                                flushed as guarded batches
       census -> key_by region -> RegionCensusFunction   absolute region:{R} counts every 2 s
 
@@ -48,7 +48,7 @@ from flink_jobs.common import (
     parse_raw_record,
     rejection_row,
 )
-from flink_jobs.jvm_keying import keyed_by_sql
+from flink_jobs.jvm_keying import keyed_by_sql, keyed_on_first_field
 from flink_jobs.metrics import OperatorCounts
 from flink_jobs.profiling import start_profiler, stop_profiler
 from flink_jobs.settings import JobSettings, parse_settings
@@ -74,6 +74,8 @@ DLQ_TAG = OutputTag("dlq", KEYED_TEXT)
 ALERT_TAG = OutputTag("alerts", KEYED_TEXT)
 GEOFENCE_TAG = OutputTag("geofence", KEYED_TEXT)
 CENSUS_TAG = OutputTag("census", Types.PICKLED_BYTE_ARRAY())
+# TruckFunction's main output: (writer shard, PositionWrite)
+SHARDED_WRITE = Types.ROW([Types.INT(), Types.PICKLED_BYTE_ARRAY()])
 NO_WATERMARK = -(2**63) + 1  # below this, Flink has not emitted a watermark yet
 
 # The truck a `fleet.gps` record names, read in the JVM ('' when it names none: such a record
@@ -90,7 +92,7 @@ class TruckFunction(KeyedProcessFunction):
     """
 
     def __init__(self, settings: JobSettings, cfg: TrackingConfig, regions: RegionIndex,
-                 geofences: GeofenceIndex) -> None:
+                 geofences: GeofenceIndex, writer_shards: int = 1) -> None:
         # Regions and geofences are built by the client and shipped with the function:
         # importing geopandas inside several thread-mode operators at once hangs the
         # embedded interpreter, and the client is the one place that reads the files.
@@ -98,6 +100,7 @@ class TruckFunction(KeyedProcessFunction):
         self.cfg = cfg
         self.regions = regions
         self.geofences = geofences
+        self.writer_shards = writer_shards
 
     def open(self, runtime_context: Any) -> None:
         self.state = runtime_context.get_state(
@@ -205,7 +208,8 @@ class TruckFunction(KeyedProcessFunction):
 
     def _route(self, out: object):  # type: ignore[no-untyped-def]
         if isinstance(out, PositionWrite):
-            yield out
+            # (shard, write): keyed for the writer in the JVM, see keyed_on_first_field
+            yield Row(shard_of(out.truck_id, self.writer_shards), out)
         elif isinstance(out, CensusDelta):
             yield CENSUS_TAG, (out.region, out.status, out.delta)
         elif isinstance(out, AlertEvent):
@@ -310,12 +314,11 @@ def build(pings: KeyedStream, settings: JobSettings, cfg: TrackingConfig
           ) -> dict[str, DataStream]:
     """The job as a function of its source (:func:`pings_by_truck`): returns the streams each
     sink consumes."""
-    truck_fn = TruckFunction(settings, cfg, default_regions(), load_geofences(settings))
-    trucks = (pings.process(truck_fn, output_type=Types.PICKLED_BYTE_ARRAY())
-              .name("truck-state"))
     shards = max(1, settings.parallelism) * 2
-    terminate(trucks.key_by(lambda w: shard_of(w.truck_id, shards), key_type=Types.INT())
-              .process(RedisWriterFunction(settings)).name("redis-positions"))
+    truck_fn = TruckFunction(settings, cfg, default_regions(), load_geofences(settings), shards)
+    trucks = pings.process(truck_fn, output_type=SHARDED_WRITE).name("truck-state")
+    writes = keyed_on_first_field(trucks, Types.INT(), Types.PICKLED_BYTE_ARRAY())
+    terminate(writes.process(RedisWriterFunction(settings)).name("redis-positions"))
     terminate(trucks.get_side_output(CENSUS_TAG)
               .key_by(lambda c: c[0], key_type=Types.STRING())
               .process(RegionCensusFunction(settings)).name("region-census"))

@@ -25,6 +25,7 @@ from flink_jobs.tracking_job import (
     CENSUS_TAG,
     DLQ_TAG,
     GEOFENCE_TAG,
+    SHARDED_WRITE,
     TruckFunction,
     load_geofences,
     pings_by_truck,
@@ -89,8 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         truck_fn = TruckFunction(settings, TrackingConfig(), default_regions(),
                                  load_geofences(settings))
-        last = (pings.process(truck_fn, output_type=Types.PICKLED_BYTE_ARRAY())
-                .name("truck-state"))
+        last = pings.process(truck_fn, output_type=SHARDED_WRITE).name("truck-state")
         for tag in (DLQ_TAG, ALERT_TAG, GEOFENCE_TAG, CENSUS_TAG):
             terminate(last.get_side_output(tag).process(Discard()).name(f"discard-{tag}"))
     terminate(last.process(CountToRedis(settings.redis_url)).name("count"))

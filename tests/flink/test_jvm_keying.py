@@ -66,3 +66,41 @@ def test_records_keyed_by_sql_share_their_keys_state_across_two_subtasks() -> No
     assert {len(by_key[t]) for t in trucks} == {8} and len(by_key[""]) == 2
     # at parallelism 2 the keys are spread over both subtasks
     assert len(set().union(*subtasks.values())) == 2
+
+
+def test_a_python_operators_row_key_value_output_is_keyed_without_a_key_by() -> None:
+    from pyflink.common import Row, Types
+    from pyflink.datastream import KeyedProcessFunction, ProcessFunction
+    from pyflink.datastream.state import ValueStateDescriptor
+
+    from flink_jobs.common import create_environment
+    from flink_jobs.jvm_keying import keyed_on_first_field
+
+    class Shard(ProcessFunction):
+        def process_element(self, value: Any, ctx: ProcessFunction.Context):  # type: ignore[no-untyped-def]
+            yield Row(value % 5, {"n": value})  # any picklable value travels with its key
+
+    class CountPerKey(KeyedProcessFunction):
+        def open(self, runtime_context: Any) -> None:
+            self.seen = runtime_context.get_state(ValueStateDescriptor("seen", Types.INT()))
+
+        def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
+            n = (self.seen.value() or 0) + 1
+            self.seen.update(n)
+            yield orjson.dumps([ctx.get_current_key(), n, value["n"],
+                                threading.get_ident()]).decode()
+
+    settings = JobSettings(parallelism=2, checkpoint_interval_ms=600_000, restart_attempts=0)
+    env, _ = create_environment(settings, "jvm-keying-test")
+    sharded = env.from_collection(list(range(100)), type_info=Types.INT()).process(
+        Shard(), output_type=Types.ROW([Types.INT(), Types.PICKLED_BYTE_ARRAY()]))
+    keyed = keyed_on_first_field(sharded, Types.INT(), Types.PICKLED_BYTE_ARRAY())
+    with keyed.process(CountPerKey(), output_type=Types.STRING()).execute_and_collect() as out:
+        results = [orjson.loads(line) for line in out]
+
+    assert sorted(n for _, _, n, _ in results) == list(range(100))
+    assert all(key == n % 5 for key, _, n, _ in results)
+    for key in range(5):
+        counts = sorted(c for k, c, _, _ in results if k == key)
+        assert counts == list(range(1, 21))  # one state per key, all 20 records in it
+        assert len({t for k, _, _, t in results if k == key}) == 1
