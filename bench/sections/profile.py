@@ -91,7 +91,7 @@ def micro(ctx: Context, n: int, trucks: int) -> list[dict[str, Any]]:
             ("on_ping (arrival: dedup, speed check, upsert)", t_arrive, 1),
             ("advance (detection when the timer fires)", t_advance, 1),
             ("state box pickle round trip x2 (arrival + timer)", t_state, 2),
-            ("PositionWrite pickle round trip x2 (key_by + list state)", t_pos, 2),
+            ("PositionWrite pickle round trip x2 (to the writer + list state)", t_pos, 2),
             ("Redis guarded script, batches of 2,000 (client side + server)", t_redis, 1)]
     steps: list[dict[str, Any]] = []
     total = 0.0

@@ -1,0 +1,98 @@
+"""The tracking job's keyed function as an adapter: what it does with a record around the pure
+state machine now that records arrive keyed by the JVM (validation first, the JVM's key
+checked, the writer's shard attached)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+import pytest
+from pyflink.common import Row
+
+from flink_jobs.buffered_writer import shard_of
+from flink_jobs.settings import JobSettings
+from flink_jobs.tracking_job import DLQ_TAG, TruckFunction
+from tests.unit.flink_fakes import FakeContext, FakeGroup
+from udfs.geo import GeofenceIndex, default_regions
+from udfs.truck_state import PositionWrite, TrackingConfig
+
+pytestmark = pytest.mark.unit
+SHARDS = 4
+
+
+class FakeValueState:
+    def __init__(self) -> None:
+        self.stored: Any = None
+
+    def value(self) -> Any:
+        return self.stored
+
+    def update(self, value: Any) -> None:
+        self.stored = value
+
+
+class FakeRuntime:
+    def __init__(self) -> None:
+        self.state = FakeValueState()
+        self.metrics = FakeGroup()
+
+    def get_state(self, descriptor: Any) -> FakeValueState:
+        return self.state
+
+    def get_metrics_group(self) -> FakeGroup:
+        return self.metrics
+
+
+def opened() -> tuple[TruckFunction, FakeRuntime]:
+    fn = TruckFunction(JobSettings(bounded=True), TrackingConfig(), default_regions(),
+                       GeofenceIndex.from_file(), writer_shards=SHARDS)
+    runtime = FakeRuntime()
+    fn.open(runtime)
+    return fn, runtime
+
+
+def record(value: bytes) -> Row:
+    return Row(value, 3, 42)  # RAW_RECORD: bytes, partition, offset
+
+
+def a_ping(truck: str) -> bytes:
+    return orjson.dumps({"truck_id": truck, "ts": int(time.time() * 1000) - 60_000,
+                         "lat": 40.0, "lng": -100.0, "speed_kph": 50})
+
+
+def dead_letters(outputs: list[Any]) -> list[dict[str, Any]]:
+    return [orjson.loads(o[1][1]) for o in outputs
+            if not isinstance(o, Row) and o[0] is DLQ_TAG]
+
+
+def test_a_ping_keyed_as_another_truck_is_dead_lettered_and_not_applied() -> None:
+    fn, runtime = opened()
+    out = list(fn.process_element(record(a_ping("T1")), FakeContext(key="T2")))
+    [letter] = dead_letters(out)
+    assert (letter["reason"], letter["partition"], letter["offset"]) == ("BAD_VALUE", 3, 42)
+    assert len(out) == 1 and runtime.state.stored is None
+    assert fn.counters.totals["dlq_bad_value"] == 1
+
+
+def test_a_broken_record_is_dead_lettered_under_the_empty_key() -> None:
+    fn, runtime = opened()
+    out = list(fn.process_element(record(b"{broken"), FakeContext(key="")))
+    assert [d["reason"] for d in dead_letters(out)] == ["MALFORMED_JSON"]
+    assert runtime.state.stored is None
+
+
+def test_a_ping_under_its_own_key_goes_to_the_writers_shard_and_into_state() -> None:
+    fn, runtime = opened()
+    ctx = FakeContext(key="T1")
+    out = list(fn.process_element(record(a_ping("T1")), ctx))
+    writes = [o for o in out if isinstance(o, Row)]
+    assert len(writes) == 1
+    shard, write = writes[0]
+    assert isinstance(write, PositionWrite) and write.truck_id == "T1"
+    assert shard == shard_of("T1", SHARDS)
+    assert dead_letters(out) == []
+    assert runtime.state.stored[0].pos_ts == write.ts
+    assert [kind for kind, _, _ in ctx.registered] == ["event"]  # its detection wake-up
+    assert fn.counters.totals["parsed"] == 1
