@@ -90,6 +90,31 @@ def flink_configuration(settings: JobSettings, job_name: str) -> Configuration:
     return cfg
 
 
+# Flink's words when a checkpoint holds state of an operator the program no longer has.
+RESTORE_MISMATCH = "Cannot map checkpoint/savepoint state"
+
+
+def execute(env: StreamExecutionEnvironment, job_name: str, settings: JobSettings) -> None:
+    """``env.execute``, with the one restore failure an operator must act on said plainly.
+
+    The jobs' operators carry no fixed ids, so a checkpoint of a version whose operators
+    differ (an upgrade) cannot be restored, and Flink refuses to start rather than drop state.
+    """
+    try:
+        env.execute(job_name)
+    except Exception as exc:
+        if RESTORE_MISMATCH not in str(exc):
+            raise
+        remedy = (f"move {settings.checkpoint_dir} aside" if settings.restore == "latest"
+                  else "start without --restore")
+        raise JobError(
+            f"--restore {settings.restore}: checkpoint {resolve_restore(settings)} was written "
+            f"by a version of {job_name} with other operators and cannot be restored into "
+            f"this one. To start without it, {remedy}: the job then reads from its consumer "
+            "group's committed Kafka offsets with empty state, which new records rebuild "
+            "(incidents open in the old state are not resolved).") from None
+
+
 def resolve_restore(settings: JobSettings) -> Path | None:
     if not settings.restore:
         return None

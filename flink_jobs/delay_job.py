@@ -77,6 +77,7 @@ from flink_jobs.common import (
     KEYED_TEXT,
     attach_sinks,
     create_environment,
+    execute,
     kafka_raw_source,
     kafka_raw_table,
     kafka_text_sink,
@@ -468,7 +469,7 @@ def main(argv: list[str] | None = None) -> None:
         kafka_text_sink(t_env, settings, settings.alerts_topic, "alerts_sink"): outputs["alerts"],
         kafka_text_sink(t_env, settings, settings.dlq_topic, "dlq_sink"): outputs["dlq"],
     })
-    env.execute(JOB_NAME)
+    execute(env, JOB_NAME, settings)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ from flink_jobs.common import (
     attach_sinks,
     create_environment,
     dead_letter_row,
+    execute,
     kafka_raw_table,
     kafka_text_sink,
     parse_raw_record,
@@ -341,7 +342,7 @@ def main(argv: list[str] | None = None) -> None:
             outputs["geofence"],
         kafka_text_sink(t_env, settings, settings.dlq_topic, "dlq_sink"): outputs["dlq"],
     })
-    env.execute("fleetpulse-tracking")
+    execute(env, "fleetpulse-tracking", settings)
 
 
 if __name__ == "__main__":
