@@ -121,8 +121,9 @@ class TruckFunction(KeyedProcessFunction):
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
         raw, ping = parse_raw_record(parse_ping, value)
         if not isinstance(ping, Rejection) and ping.truck_id != ctx.get_current_key():
-            # The JVM read another truck_id than the parser (a key given twice, say): the
-            # record cannot be placed with certainty.
+            # The JVM's JSON reader and the parser disagree on the truck_id: the record
+            # cannot be placed with certainty. (A guard: no such input is known; a key given
+            # twice resolves to the last one in both.)
             ping = Rejection(Reason.BAD_VALUE, "truck_id is ambiguous")
         if isinstance(ping, Rejection):
             self.counters.inc(f"dlq_{ping.reason.value.lower()}")
