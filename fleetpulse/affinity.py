@@ -6,8 +6,8 @@ next, tens of thousands of times a second. When those threads sit on different c
 handoff wakes a thread on the other core (an inter-processor interrupt, costly in a virtual
 machine). On the 2-core machine this was about a quarter of the TaskManager's CPU. The Python
 work cannot use a second core anyway, because of the lock. Pinning the process to one core
-makes every handoff local: the embedded tracking job ran about 1.5x faster, and two
-TaskManagers pinned to a core each about 1.2x faster (docs/tracking.md).
+makes every handoff local: the embedded tracking job ran 1.24-1.79x faster, and two
+TaskManagers pinned to a core each 1.17-1.33x faster (docs/tracking.md).
 
 Linux only (``os.sched_setaffinity``); children inherit the affinity, so pinning the process
 that launches a JVM pins the JVM.
@@ -16,6 +16,7 @@ that launches a JVM pins the JVM.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 
 class AffinityError(ValueError):
@@ -69,7 +70,7 @@ def one_cpu_each(count: int) -> list[frozenset[int]]:
     return [frozenset({usable[i % len(usable)]}) for i in range(count)]
 
 
-def format_cpu_list(cpus: list[int]) -> str:
+def format_cpu_list(cpus: Iterable[int]) -> str:
     """The kernel's cpulist format: ``[0, 1, 2, 5]`` -> ``"0-2,5"``."""
     parts: list[str] = []
     ordered = sorted(cpus)

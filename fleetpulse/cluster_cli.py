@@ -45,7 +45,7 @@ def cluster() -> None:
               envvar="FLEETPULSE_CLUSTER_PIN_TASKMANAGERS",
               help="Run each TaskManager on a CPU of its own (round robin over the usable "
                    "CPUs): its Python operators share one interpreter lock, and handing it "
-                   "over between cores is costly (1.2x the tracking job's rate with two "
+                   "over between cores is costly (1.17-1.33x the tracking job's rate with two "
                    "TaskManagers on two cores, docs/tracking.md).")
 def start(data_dir: Path, taskmanagers: int, slots: int, rest_port: int, rpc_port: int,
           pin_taskmanagers: bool) -> None:

@@ -43,7 +43,7 @@ data_dir_option = click.option(
               envvar="FLEETPULSE_PIN_JOBS",
               help="Run each embedded job (its MiniCluster JVM) on a CPU of its own: a job's "
                    "Python operators share one interpreter lock, and handing it between "
-                   "cores is costly (the tracking job ran ~1.5x faster pinned on 2 cores, "
+                   "cores is costly (the tracking job ran 1.24-1.79x faster pinned on 2 cores, "
                    "docs/tracking.md). Not used with --flink-url.")
 @click.option("--trucks", default=200, show_default=True, help="Simulated trucks.")
 @click.option("--speedup", default=300.0, show_default=True,

@@ -144,7 +144,7 @@ class Supervisor:
         (round robin), "" (anywhere) otherwise and for jobs submitted to a cluster."""
         if not self.settings.pin_jobs or self.settings.flink_url:
             return [""] * count
-        return [format_cpu_list(sorted(cpus)) for cpus in one_cpu_each(count)]
+        return [format_cpu_list(cpus) for cpus in one_cpu_each(count)]
 
     def _start_jobs(self) -> None:
         s = self.settings

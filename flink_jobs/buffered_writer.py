@@ -25,6 +25,12 @@ from flink_jobs.timers import TimersOnce
 END_OF_INPUT = 2**63 - 2
 
 
+def writer_shards(settings: JobSettings) -> int:
+    """How many shards a job's Redis writes are keyed by: two per parallel instance, so each
+    instance batches a few shards' writes per tick."""
+    return max(1, settings.parallelism) * 2
+
+
 def shard_of(key: str, shards: int) -> int:
     """Stable across processes and restarts (Python's hash() of str is not)."""
     return zlib.crc32(key.encode()) % shards

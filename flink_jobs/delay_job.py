@@ -72,7 +72,7 @@ from pyflink.datastream import (
 from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment
 
-from flink_jobs.buffered_writer import BufferedWriterFunction, shard_of
+from flink_jobs.buffered_writer import BufferedWriterFunction, shard_of, writer_shards
 from flink_jobs.common import (
     KEYED_TEXT,
     attach_sinks,
@@ -422,7 +422,7 @@ def build(t_env: StreamTableEnvironment, scans: DataStream, scans_table: str,
 
 
 def attach_redis(effects: DataStream, settings: JobSettings) -> None:
-    shards = max(1, settings.parallelism) * 2
+    shards = writer_shards(settings)
     (effects.key_by(lambda e: shard_of(e.shipment_id, shards), key_type=Types.INT())
      .process(DelayRedisFunction(settings)).name("redis-delays"))
 

@@ -24,11 +24,10 @@ from pyflink.table import StreamTableEnvironment
 
 
 def keyed_by_sql(t_env: StreamTableEnvironment, table: str, key_sql: str,
-                 value_type: RowTypeInfo,
-                 key_type: TypeInformation | None = None) -> KeyedStream:
+                 value_type: RowTypeInfo) -> KeyedStream:
     """The rows of ``table`` (its columns, in the order of ``value_type``'s fields) keyed by
-    ``key_sql``, an expression over those columns that must never be NULL."""
-    key_type = key_type or Types.STRING()
+    ``key_sql``, a STRING expression over those columns that must never be NULL."""
+    key_type = Types.STRING()
     columns = ", ".join(f"`{name}`" for name in value_type.get_field_names())
     query = t_env.sql_query(f"SELECT {key_sql} AS `k`, ROW({columns}) AS `v` FROM {table}")
     # Legacy conversion on purpose: it yields RowTypeInfo rows (fields mapped by position),

@@ -36,13 +36,17 @@ from pyflink.datastream import DataStream, KeyedProcessFunction, KeyedStream, Ou
 from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.table import StreamTableEnvironment
 
-from flink_jobs.buffered_writer import END_OF_INPUT, BufferedWriterFunction, shard_of
+from flink_jobs.buffered_writer import (
+    END_OF_INPUT,
+    BufferedWriterFunction,
+    shard_of,
+    writer_shards,
+)
 from flink_jobs.common import (
     KEYED_TEXT,
     RAW_RECORD,
     attach_sinks,
     create_environment,
-    dead_letter_row,
     execute,
     kafka_raw_table,
     kafka_text_sink,
@@ -55,7 +59,7 @@ from flink_jobs.profiling import start_profiler, stop_profiler
 from flink_jobs.settings import JobSettings, parse_settings
 from flink_jobs.timers import TimersOnce
 from udfs.geo import GeofenceIndex, RegionIndex, default_regions
-from udfs.models import AlertEvent, GeofenceTransition, Reason, Rejection
+from udfs.models import AlertEvent, GeofenceTransition, Ping, Reason, Rejection
 from udfs.ping_validation import parse_ping
 from udfs.truck_state import (
     CensusDelta,
@@ -84,6 +88,17 @@ NO_WATERMARK = -(2**63) + 1  # below this, Flink has not emitted a watermark yet
 TRUCK_KEY_SQL = "COALESCE(JSON_VALUE(CAST(`value` AS STRING), '$.truck_id'), '')"
 
 
+def validate(value: Row, key: str) -> tuple[bytes, Ping | Rejection]:
+    """A RAW_RECORD row keyed by the JVM as its bytes and the ping they hold, or why not."""
+    raw, ping = parse_raw_record(parse_ping, value)
+    if not isinstance(ping, Rejection) and ping.truck_id != key:
+        # The JVM's JSON reader and the parser disagree on the truck_id: the record cannot be
+        # placed with certainty. (A guard: no such input is known; a key given twice resolves
+        # to the last one in both.)
+        return raw, Rejection(Reason.BAD_VALUE, "truck_id is ambiguous")
+    return raw, ping
+
+
 class TruckFunction(KeyedProcessFunction):
     """Thin adapter: validate the record (bad ones to the DLQ), read state, call
     udfs.truck_state, write state, route outputs, set timers.
@@ -93,7 +108,7 @@ class TruckFunction(KeyedProcessFunction):
     """
 
     def __init__(self, settings: JobSettings, cfg: TrackingConfig, regions: RegionIndex,
-                 geofences: GeofenceIndex, writer_shards: int = 1) -> None:
+                 geofences: GeofenceIndex) -> None:
         # Regions and geofences are built by the client and shipped with the function:
         # importing geopandas inside several thread-mode operators at once hangs the
         # embedded interpreter, and the client is the one place that reads the files.
@@ -101,7 +116,7 @@ class TruckFunction(KeyedProcessFunction):
         self.cfg = cfg
         self.regions = regions
         self.geofences = geofences
-        self.writer_shards = writer_shards
+        self.shards = writer_shards(settings)
 
     def open(self, runtime_context: Any) -> None:
         self.state = runtime_context.get_state(
@@ -119,12 +134,7 @@ class TruckFunction(KeyedProcessFunction):
         return stored if stored is not None else [TruckState(key), None, None, None, None]
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
-        raw, ping = parse_raw_record(parse_ping, value)
-        if not isinstance(ping, Rejection) and ping.truck_id != ctx.get_current_key():
-            # The JVM's JSON reader and the parser disagree on the truck_id: the record
-            # cannot be placed with certainty. (A guard: no such input is known; a key given
-            # twice resolves to the last one in both.)
-            ping = Rejection(Reason.BAD_VALUE, "truck_id is ambiguous")
+        raw, ping = validate(value, ctx.get_current_key())
         if isinstance(ping, Rejection):
             self.counters.inc(f"dlq_{ping.reason.value.lower()}")
             yield DLQ_TAG, rejection_row(self.settings.gps_topic, value, raw, ping)
@@ -137,8 +147,8 @@ class TruckFunction(KeyedProcessFunction):
         for out in outputs:
             if isinstance(out, SpeedRejection):
                 self.counters.inc("dlq_impossible_speed")
-                yield DLQ_TAG, dead_letter_row(self.settings.gps_topic, value[1], value[2],
-                                               Reason.IMPOSSIBLE_SPEED.value, out.detail, raw)
+                yield DLQ_TAG, rejection_row(self.settings.gps_topic, value, raw,
+                                             Rejection(Reason.IMPOSSIBLE_SPEED, out.detail))
             else:
                 yield from self._route(out)
         self._schedule(box, ctx)
@@ -211,7 +221,7 @@ class TruckFunction(KeyedProcessFunction):
     def _route(self, out: object):  # type: ignore[no-untyped-def]
         if isinstance(out, PositionWrite):
             # (shard, write): keyed for the writer in the JVM, see keyed_on_first_field
-            yield Row(shard_of(out.truck_id, self.writer_shards), out)
+            yield Row(shard_of(out.truck_id, self.shards), out)
         elif isinstance(out, CensusDelta):
             yield CENSUS_TAG, (out.region, out.status, out.delta)
         elif isinstance(out, AlertEvent):
@@ -316,8 +326,7 @@ def build(pings: KeyedStream, settings: JobSettings, cfg: TrackingConfig
           ) -> dict[str, DataStream]:
     """The job as a function of its source (:func:`pings_by_truck`): returns the streams each
     sink consumes."""
-    shards = max(1, settings.parallelism) * 2
-    truck_fn = TruckFunction(settings, cfg, default_regions(), load_geofences(settings), shards)
+    truck_fn = TruckFunction(settings, cfg, default_regions(), load_geofences(settings))
     trucks = pings.process(truck_fn, output_type=SHARDED_WRITE).name("truck-state")
     writes = keyed_on_first_field(trucks, Types.INT(), Types.PICKLED_BYTE_ARRAY())
     terminate(writes.process(RedisWriterFunction(settings)).name("redis-positions"))

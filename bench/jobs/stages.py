@@ -18,7 +18,7 @@ from typing import Any
 from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, ProcessFunction
 
-from flink_jobs.common import create_environment, kafka_raw_table, parse_raw_record
+from flink_jobs.common import create_environment, kafka_raw_table
 from flink_jobs.settings import JobSettings, parse_settings
 from flink_jobs.tracking_job import (
     ALERT_TAG,
@@ -30,10 +30,10 @@ from flink_jobs.tracking_job import (
     load_geofences,
     pings_by_truck,
     terminate,
+    validate,
 )
 from udfs.geo import default_regions
 from udfs.models import Rejection
-from udfs.ping_validation import parse_ping
 from udfs.truck_state import TrackingConfig
 
 DONE_KEY = "bench:done"
@@ -67,7 +67,7 @@ class ValidateOnly(KeyedProcessFunction):
     """The validation TruckFunction starts with, alone: valid pings go on, the rest vanish."""
 
     def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
-        _, ping = parse_raw_record(parse_ping, value)
+        _, ping = validate(value, ctx.get_current_key())
         if not isinstance(ping, Rejection):
             yield ping.truck_id
 

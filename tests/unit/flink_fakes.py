@@ -1,5 +1,5 @@
-"""Stand-ins for the slices of PyFlink's keyed-function context and metric group that the job
-helpers use."""
+"""Stand-ins for the slices of PyFlink's keyed-function context, runtime context (state and
+metric group) that the job helpers use."""
 
 from __future__ import annotations
 
@@ -21,6 +21,49 @@ class FakeGroup:
     def gauge(self, name: str, fn: Callable[[], Any]) -> None:
         assert name not in self.gauges, "registered twice"
         self.gauges[name] = fn
+
+
+class FakeValueState:
+    def __init__(self) -> None:
+        self.stored: Any = None
+
+    def value(self) -> Any:
+        return self.stored
+
+    def update(self, value: Any) -> None:
+        self.stored = value
+
+
+class FakeListState:
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+
+    def add(self, value: Any) -> None:
+        self.items.append(value)
+
+    def get(self) -> list[Any]:
+        return list(self.items)
+
+    def clear(self) -> None:
+        self.items.clear()
+
+
+class FakeRuntime:
+    """One key's state per descriptor name, and a metric group that keeps its gauges."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, Any] = {}
+        self.metrics = FakeGroup()
+        self.gauges = self.metrics.gauges
+
+    def get_state(self, descriptor: Any) -> FakeValueState:
+        return self.states.setdefault(descriptor.get_name(), FakeValueState())
+
+    def get_list_state(self, descriptor: Any) -> FakeListState:
+        return self.states.setdefault(descriptor.get_name(), FakeListState())
+
+    def get_metrics_group(self) -> FakeGroup:
+        return self.metrics
 
 
 class FakeContext:

@@ -8,38 +8,9 @@ import pytest
 
 from flink_jobs.buffered_writer import END_OF_INPUT, BufferedWriterFunction, shard_of
 from flink_jobs.settings import JobSettings
-from tests.unit.flink_fakes import FakeContext, FakeGroup
+from tests.unit.flink_fakes import FakeContext, FakeRuntime
 
 pytestmark = pytest.mark.unit
-
-
-class FakeListState:
-    def __init__(self) -> None:
-        self.items: list[Any] = []
-
-    def add(self, value: Any) -> None:
-        self.items.append(value)
-
-    def get(self) -> list[Any]:
-        return list(self.items)
-
-    def clear(self) -> None:
-        self.items.clear()
-
-
-class FakeRuntime:
-    """List state per descriptor name, and a metric group that keeps its gauges."""
-
-    def __init__(self) -> None:
-        self.states: dict[str, FakeListState] = {}
-        self.metrics = FakeGroup()
-        self.gauges = self.metrics.gauges
-
-    def get_list_state(self, descriptor: Any) -> FakeListState:
-        return self.states.setdefault(descriptor.get_name(), FakeListState())
-
-    def get_metrics_group(self) -> FakeGroup:
-        return self.metrics
 
 
 class RecordingWriter(BufferedWriterFunction):

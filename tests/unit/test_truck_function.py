@@ -9,45 +9,28 @@ from typing import Any
 
 import orjson
 import pytest
-from pyflink.common import Row
+from pyflink.common import Row, Types
+from pyflink.datastream.state import ValueStateDescriptor
 
 from flink_jobs.buffered_writer import shard_of
 from flink_jobs.settings import JobSettings
 from flink_jobs.tracking_job import DLQ_TAG, TruckFunction
-from tests.unit.flink_fakes import FakeContext, FakeGroup
+from tests.unit.flink_fakes import FakeContext, FakeRuntime
 from udfs.geo import GeofenceIndex, default_regions
 from udfs.truck_state import PositionWrite, TrackingConfig
 
 pytestmark = pytest.mark.unit
-SHARDS = 4
+SHARDS = 4  # the writer's shards at parallelism 2
 
 
-class FakeValueState:
-    def __init__(self) -> None:
-        self.stored: Any = None
-
-    def value(self) -> Any:
-        return self.stored
-
-    def update(self, value: Any) -> None:
-        self.stored = value
-
-
-class FakeRuntime:
-    def __init__(self) -> None:
-        self.state = FakeValueState()
-        self.metrics = FakeGroup()
-
-    def get_state(self, descriptor: Any) -> FakeValueState:
-        return self.state
-
-    def get_metrics_group(self) -> FakeGroup:
-        return self.metrics
+def stored(runtime: FakeRuntime) -> Any:
+    """The truck's state box as the function left it (None: never written)."""
+    return runtime.get_state(ValueStateDescriptor("truck", Types.PICKLED_BYTE_ARRAY())).stored
 
 
 def opened() -> tuple[TruckFunction, FakeRuntime]:
-    fn = TruckFunction(JobSettings(bounded=True), TrackingConfig(), default_regions(),
-                       GeofenceIndex.from_file(), writer_shards=SHARDS)
+    fn = TruckFunction(JobSettings(bounded=True, parallelism=2), TrackingConfig(),
+                       default_regions(), GeofenceIndex.from_file())
     runtime = FakeRuntime()
     fn.open(runtime)
     return fn, runtime
@@ -72,7 +55,7 @@ def test_a_ping_keyed_as_another_truck_is_dead_lettered_and_not_applied() -> Non
     out = list(fn.process_element(record(a_ping("T1")), FakeContext(key="T2")))
     [letter] = dead_letters(out)
     assert (letter["reason"], letter["partition"], letter["offset"]) == ("BAD_VALUE", 3, 42)
-    assert len(out) == 1 and runtime.state.stored is None
+    assert len(out) == 1 and stored(runtime) is None
     assert fn.counters.totals["dlq_bad_value"] == 1
 
 
@@ -80,7 +63,7 @@ def test_a_broken_record_is_dead_lettered_under_the_empty_key() -> None:
     fn, runtime = opened()
     out = list(fn.process_element(record(b"{broken"), FakeContext(key="")))
     assert [d["reason"] for d in dead_letters(out)] == ["MALFORMED_JSON"]
-    assert runtime.state.stored is None
+    assert stored(runtime) is None
 
 
 def test_a_ping_under_its_own_key_goes_to_the_writers_shard_and_into_state() -> None:
@@ -93,6 +76,6 @@ def test_a_ping_under_its_own_key_goes_to_the_writers_shard_and_into_state() -> 
     assert isinstance(write, PositionWrite) and write.truck_id == "T1"
     assert shard == shard_of("T1", SHARDS)
     assert dead_letters(out) == []
-    assert runtime.state.stored[0].pos_ts == write.ts
+    assert stored(runtime)[0].pos_ts == write.ts
     assert [kind for kind, _, _ in ctx.registered] == ["event"]  # its detection wake-up
     assert fn.counters.totals["parsed"] == 1
