@@ -37,6 +37,9 @@ class JobSettings:
     buffer_timeout_ms: int = 100
     region_refresh_ms: int = 2_000
     fallback_grace_ms: int = 30_000
+    # Tracking: how long (event time) a buffered ping may wait for the truck's next ping to be
+    # detected; 0 detects every ping when the watermark passes it (udfs.truck_state).
+    detection_slack_ms: int = 30_000
     gps_topic: str = TopicNames.gps
     scans_topic: str = TopicNames.scans
     alerts_topic: str = TopicNames.alerts
@@ -83,6 +86,8 @@ def parse_settings(argv: list[str] | None, default_group: str, **job_defaults: o
         parser.error("--parallelism must be at least 1")
     if settings.buffer_timeout_ms < 0:
         parser.error("--buffer-timeout-ms must be 0 or more")
+    if settings.detection_slack_ms < 0:
+        parser.error("--detection-slack-ms must be 0 or more")
     if settings.checkpoint_interval_ms < 100:
         parser.error("--checkpoint-interval-ms must be at least 100")
     try:

@@ -69,6 +69,7 @@ from udfs.truck_state import (
     TrackingConfig,
     TruckState,
     advance,
+    catch_up,
     next_wakeup,
     on_ping,
 )
@@ -141,6 +142,10 @@ class TruckFunction(KeyedProcessFunction):
             return
         self.counters.inc("parsed")
         box = self._load(ping.truck_id)
+        if box[0].pending:  # detect what the watermark has passed, now that state is loaded
+            wm = ctx.timer_service().current_watermark()
+            for out in catch_up(box[0], wm, self.cfg, self.geofences.containing):
+                yield from self._route(out)
         counts = Counters()
         outputs = on_ping(box[0], ping, self.cfg, self.regions.region_of, counts)
         self._count(counts)
@@ -193,8 +198,8 @@ class TruckFunction(KeyedProcessFunction):
         timers = ctx.timer_service()
         if box[1] != due:
             # One event-time timer per truck: a superseded one is deleted now rather than left
-            # to fire later, which would cost a call and a state load for nothing (a ping
-            # arriving moves the wake-up from the offline timeout to itself, every time).
+            # to fire later, which would cost a call and a state load for nothing (each ping
+            # arriving moves the wake-up to its own ts plus the detection slack).
             if box[1] is not None:
                 timers.delete_event_time_timer(box[1])
             timers.register_event_time_timer(due)
@@ -345,7 +350,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = parse_settings(argv, "fleetpulse-tracking")
     env, t_env = create_environment(settings, "fleetpulse-tracking")
     kafka_raw_table(t_env, settings, settings.gps_topic, "gps_source")
-    outputs = build(pings_by_truck(t_env, "gps_source"), settings, TrackingConfig())
+    outputs = build(pings_by_truck(t_env, "gps_source"), settings,
+                    TrackingConfig(detection_slack_ms=settings.detection_slack_ms))
     attach_sinks(t_env, {
         kafka_text_sink(t_env, settings, settings.alerts_topic, "alerts_sink"): outputs["alerts"],
         kafka_text_sink(t_env, settings, settings.geofence_topic, "geofence_sink"):

@@ -8,6 +8,17 @@ Two entry points, both functions of state and event time only:
 * :func:`advance` runs when event time (the watermark) reaches ``now_ms``. It replays the
   buffered pings up to ``now_ms`` in ``ts`` order through motion, geofence and alert detection,
   then applies the timeouts (offline, unplanned stop) due by ``now_ms``.
+* :func:`catch_up` is :func:`advance` to the current watermark, run on a ping's arrival
+  before :func:`on_ping`: the buffered pings the watermark has passed are detected then, while
+  the state is loaded anyway, instead of on a timer of their own.
+
+When detection runs: a buffered ping is detected when the truck's next ping arrives after the
+watermark has passed it, or, if none does, when the watermark reaches its ``ts`` plus
+``detection_slack_ms`` (:func:`next_wakeup`). Timeouts always wake at their own time. So for a
+truck that keeps reporting, detection lags its pings by one ping interval and costs no timer
+call; ``detection_slack_ms=0`` wakes at every ping's ``ts`` instead (lowest latency, one more
+state round trip per ping). What is detected, and the event times it carries, do not depend on
+the slack.
 
 Detection therefore depends only on the event-time history, never on arrival speed: a backfill
 at full speed raises the same alerts, in the same order, as live traffic (DESIGN.md point 4).
@@ -39,6 +50,9 @@ class TrackingConfig:
     gps_tolerance_m: float = 100.0
     reanchor_after_rejections: int = 3
     dedup_memory: int = 16
+    # A buffered ping waits for the truck's next ping to be detected, at most this long after
+    # the watermark passes it (event time); see the module docstring.
+    detection_slack_ms: int = 30_000
 
 
 @pickled_by_fields
@@ -270,6 +284,15 @@ def advance(state: TruckState, now_ms: int, cfg: TrackingConfig, geofences: Geof
     return out
 
 
+def catch_up(state: TruckState, watermark: int, cfg: TrackingConfig, geofences: GeofenceFn
+             ) -> list[Output]:
+    """On a ping's arrival: :func:`advance` to ``watermark`` if it has passed a buffered ping
+    (else nothing to do: every timeout due by then has had its own wake-up)."""
+    if any(p.ts <= watermark for p in state.pending):
+        return advance(state, watermark, cfg, geofences)
+    return []
+
+
 def _timeouts_due(state: TruckState, cfg: TrackingConfig) -> list[tuple[int, str]]:
     due: list[tuple[int, str]] = []
     if state.det_ts < 0:
@@ -309,8 +332,9 @@ def _fire_timeouts(state: TruckState, until_ms: int, cfg: TrackingConfig, geofen
 
 
 def next_wakeup(state: TruckState, cfg: TrackingConfig) -> int | None:
-    """The next event time at which :func:`advance` has work: one timer per truck suffices."""
+    """The next event time at which :func:`advance` must run: the earliest timeout, or the
+    oldest buffered ping plus the detection slack. One timer per truck suffices."""
     times = [at for at, _ in _timeouts_due(state, cfg)]
     if state.pending:
-        times.append(min(p.ts for p in state.pending))
+        times.append(min(p.ts for p in state.pending) + cfg.detection_slack_ms)
     return min(times) if times else None

@@ -3,11 +3,12 @@
 Two views on the same input:
 
 1. The Python work per ping without Flink, step by step, in one thread of this process:
-   ``parse_ping``; ``on_ping`` and ``advance`` (the state machine, as the job calls them on
-   arrival and on the truck's timer); a pickle round trip of the truck's state box (the job's
-   ``ValueState`` of ``PICKLED_BYTE_ARRAY`` is loaded and stored on arrival and again on the
-   timer); a pickle round trip of the ``PositionWrite`` (it crosses a ``key_by`` and sits in
-   the writer's list state); the guarded Redis script, in batches.
+   ``parse_ping``; ``on_ping`` and ``advance`` (the state machine: the job detects a truck's
+   buffered ping when its next ping arrives, so both run on arrival); a pickle round trip of
+   the truck's state box (the job's ``ValueState`` of ``PICKLED_BYTE_ARRAY``, loaded and
+   stored once per ping while the truck keeps reporting); a pickle round trip of the
+   ``PositionWrite`` (it crosses a ``key_by`` and sits in the writer's list state); the guarded
+   Redis script, in batches.
 2. The job cut after each stage (:mod:`bench.jobs.stages`) at parallelism 1: Kafka source
    keyed in the JVM + validation alone; + the rest of ``TruckFunction``; the whole job. The
    difference between two cuts is what the added stage costs inside Flink.
@@ -89,8 +90,8 @@ def micro(ctx: Context, n: int, trucks: int) -> list[dict[str, Any]]:
     k = len(pings)
     rows = [("parse_ping (orjson + validation)", t_parse, 1),
             ("on_ping (arrival: dedup, speed check, upsert)", t_arrive, 1),
-            ("advance (detection when the timer fires)", t_advance, 1),
-            ("state box pickle round trip x2 (arrival + timer)", t_state, 2),
+            ("advance (detection of the ping before, on arrival)", t_advance, 1),
+            ("state box pickle round trip (on arrival)", t_state, 1),
             ("PositionWrite pickle round trip x2 (to the writer + list state)", t_pos, 2),
             ("Redis guarded script, batches of 2,000 (client side + server)", t_redis, 1)]
     steps: list[dict[str, Any]] = []
@@ -174,6 +175,5 @@ def _conclude(steps: list[dict[str, Any]], stages: list[dict[str, Any]],
                          " (every handoff of the lock on one core)")
                       for name, rate in rates.items()
                       if p1 and ("TaskManagers" in name or "pinned" in name))
-            + ". Levers to measure next: the per-ping timer round trip (each ping waits in "
-            "state for the watermark, so a truck's state is loaded and stored twice per ping) "
-            "and parsing and validation in SQL (JVM).")
+            + ". Levers to measure next: the writer's Python call per position (a second "
+            "operator call per ping) and parsing and validation in SQL (JVM).")

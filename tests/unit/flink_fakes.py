@@ -68,12 +68,14 @@ class FakeRuntime:
 
 class FakeContext:
     """A KeyedProcessFunction context and its timer service in one, recording registrations
-    as ``(kind, key, time)``."""
+    as ``(kind, key, time)`` and deletions in ``deleted``."""
 
-    def __init__(self, key: Any = None, now: int = 0) -> None:
+    def __init__(self, key: Any = None, now: int = 0, watermark: int = -(2**63)) -> None:
         self.key = key
         self.now = now
+        self.watermark = watermark
         self.registered: list[tuple[str, Any, int]] = []
+        self.deleted: list[tuple[str, Any, int]] = []
 
     def get_current_key(self) -> Any:
         return self.key
@@ -89,3 +91,9 @@ class FakeContext:
 
     def register_event_time_timer(self, at: int) -> None:
         self.registered.append(("event", self.key, at))
+
+    def delete_event_time_timer(self, at: int) -> None:
+        self.deleted.append(("event", self.key, at))
+
+    def current_watermark(self) -> int:
+        return self.watermark

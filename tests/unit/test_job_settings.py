@@ -43,10 +43,12 @@ def test_a_job_default_yields_to_environment_and_flags(monkeypatch: pytest.Monke
                           buffer_timeout_ms=10).buffer_timeout_ms == 0
 
 
-def test_a_negative_buffer_timeout_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("flag", ["--buffer-timeout-ms", "--detection-slack-ms"])
+def test_a_negative_duration_is_refused(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        parse_settings(["--buffer-timeout-ms", "-1"], "g")
-    assert "--buffer-timeout-ms must be 0 or more" in capsys.readouterr().err
+        parse_settings([flag, "-1"], "g")
+    assert f"{flag} must be 0 or more" in capsys.readouterr().err
+    assert parse_settings([flag, "0"], "g") is not None
 
 
 @pytest.mark.parametrize(("value", "message"), [

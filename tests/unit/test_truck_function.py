@@ -79,3 +79,22 @@ def test_a_ping_under_its_own_key_goes_to_the_writers_shard_and_into_state() -> 
     assert stored(runtime)[0].pos_ts == write.ts
     assert [kind for kind, _, _ in ctx.registered] == ["event"]  # its detection wake-up
     assert fn.counters.totals["parsed"] == 1
+
+
+def test_the_next_arrival_detects_the_ping_the_watermark_passed_and_moves_the_wake_up() -> None:
+    fn, runtime = opened()
+    first = orjson.loads(a_ping("T1"))
+    second = {**first, "ts": first["ts"] + 30_000, "lat": 40.003}
+    list(fn.process_element(record(orjson.dumps(first)), FakeContext(key="T1")))
+    slack = fn.cfg.detection_slack_ms
+    box = stored(runtime)
+    assert box[1] == first["ts"] + slack and box[0].det_ts == -1  # buffered, not detected
+
+    ctx = FakeContext(key="T1", watermark=second["ts"] - 10_000)
+    list(fn.process_element(record(orjson.dumps(second)), ctx))
+    box = stored(runtime)
+    assert box[0].det_ts == first["ts"]  # detected on this arrival, no timer call
+    assert [p.ts for p in box[0].pending] == [second["ts"]]
+    assert ctx.deleted == [("event", "T1", first["ts"] + slack)]
+    assert ctx.registered == [("event", "T1", second["ts"] + slack)]
+    assert box[1] == second["ts"] + slack
