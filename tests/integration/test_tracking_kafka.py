@@ -194,3 +194,36 @@ def test_killed_job_restarted_from_checkpoint_ends_like_one_that_never_stopped(
     assert any(k.startswith("truck_stopped_unplanned") for k, _, _ in clean_alerts)
     # Repeats after the restart are the same incidents: same key, action and event time.
     assert alert_set(kafka_bootstrap, killed_topics.alerts) == clean_alerts
+
+
+def test_a_timeout_fires_on_the_wall_clock_when_all_traffic_stops(
+        kafka_bootstrap: str, redis_url: str, redis_client: redis.Redis,
+        unique_topics: TopicNames, tmp_path: Path) -> None:
+    """The processing-time fallback: once the last record has arrived the watermark stops, yet
+    truck A's offline timeout, 6 s of event time past that watermark, fires about that long
+    later on the wall clock, with the event time it is due at; truck B's, 10 min away, not."""
+    t_a = int(time.time() * 1000) - 30 * MIN
+    a_pings = [ping("A", t_a + i * 30_000, 40.0 + i * 0.005, -100.0) for i in range(4)]
+    last_a = t_a + 90_000
+    clock = ping("B", last_a + 595_000, 35.0, -90.0)  # watermark: last_a + 594 s, then nothing
+    # One Kafka key, so one partition: the others are empty and idle after a second.
+    produce(kafka_bootstrap, unique_topics.gps, [(b"fleet", v) for _, v in [*a_pings, clock]])
+    proc = job_process("flink_jobs.tracking_job", tmp_path / "job.log", kafka_bootstrap,
+                       redis_url, unique_topics, "--group-id", "it-fallback",
+                       "--out-of-orderness-ms", "1000", "--idle-timeout-ms", "1000",
+                       "--fallback-grace-ms", "2000").start()
+    try:
+        def offline_alerts() -> list[dict]:  # type: ignore[type-arg]
+            return [a for a in read_topic(kafka_bootstrap, unique_topics.alerts, 500)
+                    if a["payload"]["class"] == "truck_offline"]
+
+        wait_until(offline_alerts, 180, "truck A's offline alert with no traffic at all")
+        [alert] = offline_alerts()
+        assert (alert["dedup_key"], alert["event_action"]) == ("truck_offline:A", "trigger")
+        assert alert["payload"]["custom_details"]["event_ts"] == last_a + 600_000
+        wait_until(lambda: redis_client.hget("truck:A", "status") == b"OFFLINE", 30,
+                   "truck A shown offline in Redis")
+        assert redis_client.hget("truck:B", "status") == b"MOVING"
+        assert proc.popen is not None and proc.popen.poll() is None, proc.log_tail(40)
+    finally:
+        proc.stop()
