@@ -1,0 +1,80 @@
+"""The tracking job's guarded Redis writes against a real redis-server: the newest position
+wins whatever the order or the writer, a status correction at the same time replaces the
+status, every accepted change is one stream entry, and the contract's fields are exact."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import redis
+
+from flink_jobs.redis_writer import STREAM_KEY, RedisTruckWriter
+from udfs.truck_state import PositionWrite
+
+pytestmark = pytest.mark.integration
+T0 = 1_764_000_000_000
+
+
+def write(truck: str, ts: int, lat: float = 40.0, status: str = "MOVING") -> PositionWrite:
+    return PositionWrite(truck, ts, lat, -100.123456789, 61.25, 270.0, status, "WEST")
+
+
+def hash_of(client: redis.Redis, truck: str) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in client.hgetall(f"truck:{truck}").items()}
+
+
+def test_an_older_position_never_overwrites_a_newer_one(redis_url: str,
+                                                        redis_client: redis.Redis) -> None:
+    writer = RedisTruckWriter(redis_url)
+    try:
+        assert writer.write_positions([write("T1", T0 + 2000, lat=40.2)]) == 1
+        assert writer.write_positions([write("T1", T0 + 1000, lat=40.1),  # older: ignored
+                                       write("T2", T0, lat=41.0)]) == 1
+        assert writer.write_positions([write("T1", T0 + 2000, lat=40.2)]) == 0  # replay
+        assert writer.write_positions([write("T1", T0 + 2000, lat=40.2, status="STOPPED")]) == 1
+    finally:
+        writer.close()
+    assert hash_of(redis_client, "T1") == {
+        "lat": "40.2", "lng": "-100.123457", "speed_kph": "61.25", "heading": "270.0",
+        "status": "STOPPED", "updated": str((T0 + 2000) // 1000), "ts_ms": str(T0 + 2000),
+        "region": "WEST"}
+    assert 3500 < redis_client.ttl("truck:T1") <= 3600
+    lng, lat = redis_client.geopos("trucks:geo", "T2")[0]
+    assert (lat, lng) == (pytest.approx(41.0, abs=1e-5), pytest.approx(-100.123457, abs=1e-5))
+    stream = [(f[b"truck_id"].decode(), int(f[b"ts_ms"]), f[b"status"].decode())
+              for _, f in redis_client.xrange(STREAM_KEY)]
+    assert stream == [("T1", T0 + 2000, "MOVING"), ("T2", T0, "MOVING"),
+                      ("T1", T0 + 2000, "STOPPED")]
+    assert {m.decode() for m in redis_client.zrange("trucks:seen", 0, -1)} == {"T1", "T2"}
+
+
+def test_two_writers_racing_leave_every_truck_at_its_newest_position(
+        redis_url: str, redis_client: redis.Redis) -> None:
+    """Two instances write the same trucks' histories in opposite orders at once."""
+    history = [write(f"T{t}", T0 + i * 1000, lat=40.0 + i * 0.001)
+               for i in range(200) for t in range(20)]
+
+    def run(writes: list[PositionWrite]) -> None:
+        writer = RedisTruckWriter(redis_url)
+        try:
+            for start in range(0, len(writes), 50):
+                writer.write_positions(writes[start:start + 50])
+        finally:
+            writer.close()
+
+    racers = [threading.Thread(target=run, args=(history,)),
+              threading.Thread(target=run, args=(history[::-1],))]
+    for r in racers:
+        r.start()
+    for r in racers:
+        r.join()
+    for t in range(20):
+        assert hash_of(redis_client, f"T{t}")["ts_ms"] == str(T0 + 199_000)
+        assert hash_of(redis_client, f"T{t}")["lat"] == "40.199"
+    # every stream entry is a move forward for its truck
+    last: dict[str, int] = {}
+    for _, f in redis_client.xrange(STREAM_KEY):
+        truck, ts = f[b"truck_id"].decode(), int(f[b"ts_ms"])
+        assert ts > last.get(truck, -1)
+        last[truck] = ts
