@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fleetpulse.affinity import AffinityError, check_usable, parse_cpu_list
 from fleetpulse.topics import TopicNames
+from udfs.truck_state import DEFAULT_DETECTION_SLACK_MS
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class JobSettings:
     fallback_grace_ms: int = 30_000
     # Tracking: how long (event time) a buffered ping may wait for the truck's next ping to be
     # detected; 0 detects every ping when the watermark passes it (udfs.truck_state).
-    detection_slack_ms: int = 30_000
+    detection_slack_ms: int = DEFAULT_DETECTION_SLACK_MS
     gps_topic: str = TopicNames.gps
     scans_topic: str = TopicNames.scans
     alerts_topic: str = TopicNames.alerts

@@ -1,6 +1,6 @@
 """The per-truck state machine of the tracking job (pure: no Flink, Kafka or Redis).
 
-Two entry points, both functions of state and event time only:
+Three entry points, all functions of state and event time only:
 
 * :func:`on_ping` runs when a ping arrives. It drops exact duplicates, rejects impossible
   jumps, upserts the position when the ping is the newest seen (the newest ``ts`` wins, so an
@@ -16,7 +16,7 @@ When detection runs: a buffered ping is detected when the truck's next ping arri
 watermark has passed it, or, if none does, when the watermark reaches its ``ts`` plus
 ``detection_slack_ms`` (:func:`next_wakeup`). Timeouts always wake at their own time. So for a
 truck that keeps reporting, detection lags its pings by one ping interval and costs no timer
-call; ``detection_slack_ms=0`` wakes at every ping's ``ts`` instead (lowest latency, one more
+wake-up; ``detection_slack_ms=0`` wakes at every ping's ``ts`` instead (lowest latency, one more
 state round trip per ping). What is detected, and the event times it carries, do not depend on
 the slack.
 
@@ -36,6 +36,7 @@ from udfs.models import AlertEvent, GeofenceTransition, Ping, TruckStatus
 from udfs.pickling import pickled_by_fields
 
 SOURCE = "fleetpulse/tracking-job"
+DEFAULT_DETECTION_SLACK_MS = 30_000  # the job's --detection-slack-ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,7 @@ class TrackingConfig:
     dedup_memory: int = 16
     # A buffered ping waits for the truck's next ping to be detected, at most this long after
     # the watermark passes it (event time); see the module docstring.
-    detection_slack_ms: int = 30_000
+    detection_slack_ms: int = DEFAULT_DETECTION_SLACK_MS
 
 
 @pickled_by_fields
