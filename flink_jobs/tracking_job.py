@@ -199,7 +199,8 @@ class TruckFunction(KeyedProcessFunction):
         if box[1] != due:
             # One event-time timer per truck: a superseded one is deleted now rather than left
             # to fire later, which would cost a call and a state load for nothing (each ping
-            # arriving moves the wake-up to its own ts plus the detection slack).
+            # arriving moves the wake-up to the oldest buffered ping, usually itself, plus the
+            # detection slack).
             if box[1] is not None:
                 timers.delete_event_time_timer(box[1])
             timers.register_event_time_timer(due)

@@ -93,7 +93,7 @@ def test_the_next_arrival_detects_the_ping_the_watermark_passed_and_moves_the_wa
     ctx = FakeContext(key="T1", watermark=second["ts"] - 10_000)
     list(fn.process_element(record(orjson.dumps(second)), ctx))
     box = stored(runtime)
-    assert box[0].det_ts == first["ts"]  # detected on this arrival, no timer call
+    assert box[0].det_ts == first["ts"]  # detected on this arrival, not on a timer
     assert [p.ts for p in box[0].pending] == [second["ts"]]
     assert ctx.deleted == [("event", "T1", first["ts"] + slack)]
     assert ctx.registered == [("event", "T1", second["ts"] + slack)]
