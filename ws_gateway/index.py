@@ -10,8 +10,10 @@ Subscriptions covering more than ``max_cells`` cells (a whole-country view) go t
 Each cell keeps, per subscription, its envelope next to it, and ``match`` tests the envelope
 inline (no call per candidate); only subscriptions whose envelope is not the whole answer
 (polygons, circles, a token's regions: ``envelope_exact`` false or absent) get their own
-``matches`` call after that. This loop is the gateway's hottest: it runs twice per stream entry
-(the new position and the previous one) over every subscription near the truck.
+``matches`` call after that. This loop is the gateway's hottest: it runs for every stream entry
+over every subscription near the truck. :meth:`SubscriptionIndex.match_move` answers "who wants
+the new position, and who had the old one and does not want the new" in one pass over the
+cell, since a truck's previous fix (a few seconds ago) is nearly always in the same cell.
 """
 
 from __future__ import annotations
@@ -135,6 +137,46 @@ class SubscriptionIndex(Generic[S]):
         if by_truck:
             out.extend(by_truck)
         return out
+
+    def match_move(self, truck_id: str, lat: float, lng: float, prev_lat: float,
+                   prev_lng: float) -> tuple[list[S], list[S]]:
+        """``(inside, left)``: the subscriptions that want the truck at its new position, and
+        those that wanted it at ``prev`` and do not want it now (``match(new)`` and
+        ``match(prev) - match(new)``, in one pass when both positions share a cell)."""
+        d = self.cell_deg
+        cells = self._cells
+        cell = cells.get((math.floor(lng / d), math.floor(lat / d)))
+        prev_cell = cells.get((math.floor(prev_lng / d), math.floor(prev_lat / d)))
+        inside: list[S] = []
+        left: list[S] = []
+        if cell is not None:
+            for x0, y0, x1, y1, sub, exact in cell.get():
+                if x0 <= lng <= x1 and y0 <= lat <= y1 and (
+                        exact or sub.matches(truck_id, lat, lng)):
+                    inside.append(sub)
+                elif x0 <= prev_lng <= x1 and y0 <= prev_lat <= y1 and (
+                        exact or sub.matches(truck_id, prev_lat, prev_lng)):
+                    left.append(sub)
+        if prev_cell is not None and prev_cell is not cell:
+            # a subscription of this cell only cannot contain the new position (it would be
+            # in the new position's cell), so containing the old one means it was left
+            in_new_cell = cell.members if cell is not None else {}
+            for x0, y0, x1, y1, sub, exact in prev_cell.get():
+                if id(sub) not in in_new_cell and x0 <= prev_lng <= x1 \
+                        and y0 <= prev_lat <= y1 and (
+                            exact or sub.matches(truck_id, prev_lat, prev_lng)):
+                    left.append(sub)
+        others: list[S] = list(self._wide) if self._wide else []
+        if self._by_truck:
+            by_truck = self._by_truck.get(truck_id)
+            if by_truck:
+                others.extend(by_truck)
+        for sub in others:
+            if sub.matches(truck_id, lat, lng):
+                inside.append(sub)
+            elif sub.matches(truck_id, prev_lat, prev_lng):
+                left.append(sub)
+        return inside, left
 
     def match(self, truck_id: str, lat: float, lng: float) -> list[S]:
         """Subscriptions that want this truck at this position."""

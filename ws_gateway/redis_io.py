@@ -81,14 +81,26 @@ async def stream_end(r: aioredis.Redis, stream_key: str) -> str:
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
 
+def _raw_reply(response: Any, **_options: Any) -> Any:
+    return response
+
+
 async def read_stream(r: aioredis.Redis, stream_key: str, start_id: str,
-                      on_batch: Callable[[list[tuple[bytes, dict[bytes, bytes]]]], None],
+                      on_batch: Callable[[list[tuple[bytes, list[bytes]]]], None],
                       block_ms: int = 1000, count: int = 2000) -> None:
-    """Forever: XREAD after ``start_id`` and hand each batch of entries to ``on_batch``."""
+    """Forever: XREAD after ``start_id`` and hand each batch of entries to ``on_batch``.
+
+    Entries come as Redis sends them, ``(id, [name, value, ...])``: redis-py's reply parsing
+    (a dict per entry) was 5-8 % of the gateway's time, and the router reads the flat list
+    directly. ``r`` must be a client of its own (its XREAD replies stay raw).
+    """
+    r.set_response_callback("XREAD", _raw_reply)
     last: bytes | str = start_id
     while True:
-        resp = await r.xread({stream_key: last}, count=count, block=block_ms)
-        for _key, entries in resp or ():
+        resp = await r.execute_command("XREAD", "COUNT", count, "BLOCK", block_ms,
+                                       "STREAMS", stream_key, last)
+        streams = resp.items() if isinstance(resp, dict) else resp or ()  # RESP3: a map
+        for _key, entries in streams:
             if entries:
                 on_batch(entries)
                 last = entries[-1][0]

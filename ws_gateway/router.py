@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -75,20 +75,24 @@ class PositionEntry:
     """One stream entry, decoded once; ``prev`` is the truck's position before it.
 
     A plain slotted class (read-only by convention): one is built per stream entry, and a
-    frozen dataclass costs a ``object.__setattr__`` per field.
+    frozen dataclass costs a ``object.__setattr__`` per field. The id's order (``key``) is
+    worked out only when a replay needs it.
     """
 
-    __slots__ = ("seq", "key", "truck_id", "lat", "lng", "prev", "truck_json")
+    __slots__ = ("seq", "truck_id", "lat", "lng", "prev", "truck_json")
 
-    def __init__(self, seq: bytes, key: SeqKey, truck_id: str, lat: float, lng: float,
+    def __init__(self, seq: bytes, truck_id: str, lat: float, lng: float,
                  prev: tuple[float, float] | None, truck_json: bytes) -> None:
         self.seq = seq
-        self.key = key
         self.truck_id = truck_id
         self.lat = lat
         self.lng = lng
         self.prev = prev
         self.truck_json = truck_json
+
+    @property
+    def key(self) -> SeqKey:
+        return seq_key(self.seq)
 
 
 def _num(raw: Any) -> float | None:
@@ -106,33 +110,45 @@ def _text(raw: Any) -> str | None:
 
 _NAMES = ("truck_id", "lat", "lng", "speed_kph", "heading", "status", "ts_ms", "region")
 _BYTES_NAMES = tuple(n.encode() for n in _NAMES)
+_WRITER_ORDER = list(_BYTES_NAMES)  # the tracking job's XADD writes the fields in this order
 _KNOWN_IDS_MAX = 1_000_000  # truck ids that passed the id check, to skip the regex next time
 _known_ids: set[str] = set()
 
+Fields = dict[Any, Any] | list[bytes]  # a hash (by name) or a stream entry's flat name/value list
 
-def decode_truck(fields: dict[Any, Any]) -> dict[str, Any] | None:
+
+def decode_truck(fields: Fields) -> dict[str, Any] | None:
     """A `stream:positions` entry (or `truck:` hash) as the protocol's truck object.
 
-    Field names may be bytes (as redis-py returns them) or str; a bytes name wins. None for an
-    entry without a valid truck id or coordinates (the gateway counts and skips it rather than
+    ``fields`` is a mapping, whose names may be bytes (as redis-py returns them) or str (a
+    bytes name wins), or a stream entry's raw ``[name, value, ...]`` list. None for an entry
+    without a valid truck id or coordinates (the gateway counts and skips it rather than
     forwarding garbage).
     """
+    if isinstance(fields, list):
+        if fields[0::2] == _WRITER_ORDER:  # as the tracking job writes them: no lookups
+            return _decode_values(fields[1::2])
+        fields = dict(zip(fields[0::2], fields[1::2], strict=False))
     get = fields.get
     raw = [get(n) for n in _BYTES_NAMES]
     if None in raw:
         raw = [get(n) if v is None else v for n, v in zip(_NAMES, raw, strict=True)]
+    return _decode_values(raw)
+
+
+def _decode_values(raw: list[Any]) -> dict[str, Any] | None:
+    """The truck object from the field values in ``_NAMES`` order (None where missing)."""
     tid_raw, lat_raw, lng_raw, speed_raw, heading_raw, status_raw, ts_raw, region_raw = raw
-    truck_id = _text(tid_raw)
     try:
-        lat, lng = _num(lat_raw), _num(lng_raw)
+        lat, lng = float(lat_raw), float(lng_raw)  # None or b"" raise; NaN fails the range
         speed, heading, ts_ms = _num(speed_raw), _num(heading_raw), _num(ts_raw)
     except (TypeError, ValueError):
         return None
-    if truck_id is None or lat is None or lng is None \
-            or not (-90 <= lat <= 90 and -180 <= lng <= 180):
+    if not (-90 <= lat <= 90 and -180 <= lng <= 180):
         return None
+    truck_id = tid_raw.decode() if type(tid_raw) is bytes else _text(tid_raw)
     if truck_id not in _known_ids:
-        if not TRUCK_ID_RE.match(truck_id):
+        if truck_id is None or not TRUCK_ID_RE.match(truck_id):
             return None
         if len(_known_ids) >= _KNOWN_IDS_MAX:
             _known_ids.clear()
@@ -142,10 +158,11 @@ def decode_truck(fields: dict[Any, Any]) -> dict[str, Any] | None:
         truck["speed_kph"] = speed
     if heading is not None:
         truck["heading"] = heading
-    truck["status"] = _text(status_raw) or "UNKNOWN"
+    truck["status"] = (status_raw.decode() if type(status_raw) is bytes
+                       else _text(status_raw)) or "UNKNOWN"
     if ts_ms is not None:
         truck["ts_ms"] = int(ts_ms)
-    region = _text(region_raw)
+    region = region_raw.decode() if type(region_raw) is bytes else _text(region_raw)
     if region:
         truck["region"] = region
     return truck
@@ -160,18 +177,27 @@ class Router:
         self.last_pos: dict[str, tuple[float, float]] = {}
         self._history: deque[PositionEntry] = deque(maxlen=replay_entries)
         self.last_key: SeqKey = seq_key(start_seq)
-        # Entries at or below this key may be missing from the history (never read or evicted).
-        self.floor_key: SeqKey = self.last_key
+        self._start_key = self.last_key
+        self._evicted_seq: bytes | None = None  # newest entry the history has dropped
         self.skipped = 0
 
     @property
     def last_seq(self) -> str:
         return seq_text(self.last_key)
 
+    @property
+    def floor_key(self) -> SeqKey:
+        """Entries at or below this key may be missing from the history (never read or
+        evicted)."""
+        if self._evicted_seq is not None:
+            return seq_key(self._evicted_seq)
+        return self._start_key
+
     def set_start(self, seq: str) -> None:
         """Where the stream reader starts (the stream's end at start-up): nothing before it
         can be replayed from memory."""
-        self.last_key = self.floor_key = seq_key(seq)
+        self.last_key = self._start_key = seq_key(seq)
+        self._evicted_seq = None
 
     # -- subscriptions -------------------------------------------------------------------
     def add(self, sub: Subscription) -> None:
@@ -187,12 +213,34 @@ class Router:
             self.last_pos.setdefault(t["truck_id"], (t["lat"], t["lng"]))
 
     # -- live stream ---------------------------------------------------------------------
-    def on_entry(self, seq: bytes, fields: dict[Any, Any]) -> int:
+    def on_batch(self, entries: Sequence[tuple[bytes, Fields]]) -> int:
+        """Route one XREAD batch (ids ascending, as Redis returns them); the frames queued.
+
+        Only the batch's first and last ids are parsed when the whole batch is new, which
+        is the live case; otherwise each entry is checked on its own.
+        """
+        if not entries:
+            return 0
+        first = seq_key(entries[0][0])
+        last = seq_key(entries[-1][0]) if len(entries) > 1 else first
+        if first <= self.last_key or last < first:
+            return sum(self.on_entry(seq, fields) for seq, fields in entries)
+        self.last_key = last
+        route = self._route
+        n = 0
+        for seq, fields in entries:
+            n += route(seq, fields)
+        return n
+
+    def on_entry(self, seq: bytes, fields: Fields) -> int:
         """Route one stream entry; the number of frames queued."""
         key = seq_key(seq)
         if key <= self.last_key:
             return 0  # already seen (a reader restart re-reads the last id)
         self.last_key = key
+        return self._route(seq, fields)
+
+    def _route(self, seq: bytes, fields: Fields) -> int:
         truck = decode_truck(fields)
         if truck is None:
             self.skipped += 1
@@ -200,10 +248,11 @@ class Router:
         truck_id, lat, lng = truck["truck_id"], truck["lat"], truck["lng"]
         prev = self.last_pos.get(truck_id)
         self.last_pos[truck_id] = (lat, lng)
-        entry = PositionEntry(seq, key, truck_id, lat, lng, prev, kept(orjson.dumps(truck)))
-        if len(self._history) == self._history.maxlen:
-            self.floor_key = self._history[0].key
-        self._history.append(entry)
+        entry = PositionEntry(seq, truck_id, lat, lng, prev, kept(orjson.dumps(truck)))
+        history = self._history
+        if len(history) == history.maxlen:
+            self._evicted_seq = history[0].seq
+        history.append(entry)
         return self._fan_out(entry)
 
     def _fan_out(self, e: PositionEntry) -> int:
@@ -214,29 +263,27 @@ class Router:
         gets its frame built once per entry and every client with that id shares the bytes.
         """
         truck_id, truck_json, seq = e.truck_id, e.truck_json, e.seq
-        match = self.index.match
-        inside = match(truck_id, e.lat, e.lng)
+        prev = e.prev
+        if prev is None:
+            inside = self.index.match(truck_id, e.lat, e.lng)
+            left: list[Subscription] = []
+        else:
+            inside, left = self.index.match_move(truck_id, e.lat, e.lng, prev[0], prev[1])
+        position = frames.position
         built: dict[bytes, bytes] = {}
         for sub in inside:
             frame = built.get(sub.sub_json)
             if frame is None:
-                frame = built[sub.sub_json] = frames.position(sub.sub_json, truck_json, seq)
+                frame = built[sub.sub_json] = position(sub.sub_json, truck_json, seq)
             sub.client.enqueue((sub.sub_id, truck_id), frame)
-        n = len(inside)
-        if e.prev is not None:
-            was_in = match(truck_id, e.prev[0], e.prev[1])
-            if was_in:
-                now_in = set(inside)
-                built.clear()
-                for sub in was_in:
-                    if sub not in now_in:
-                        frame = built.get(sub.sub_json)
-                        if frame is None:
-                            frame = built[sub.sub_json] = frames.position(
-                                sub.sub_json, truck_json, seq, True)
-                        sub.client.enqueue((sub.sub_id, truck_id), frame)
-                        n += 1
-        return n
+        if left:
+            built.clear()
+            for sub in left:
+                frame = built.get(sub.sub_json)
+                if frame is None:
+                    frame = built[sub.sub_json] = position(sub.sub_json, truck_json, seq, True)
+                sub.client.enqueue((sub.sub_id, truck_id), frame)
+        return len(inside) + len(left)
 
     # -- resume --------------------------------------------------------------------------
     def can_replay(self, since: str) -> bool:

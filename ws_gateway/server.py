@@ -346,11 +346,8 @@ class Gateway:
         if coalesced:
             m.coalesced.inc(coalesced)
 
-    def on_entries(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        on_entry = self.router.on_entry
-        queued = 0
-        for entry_id, fields in entries:
-            queued += on_entry(entry_id, fields)
+    def on_entries(self, entries: list[tuple[bytes, list[bytes]]]) -> None:
+        queued = self.router.on_batch(entries)
         self.metrics.stream_entries.inc(len(entries))
         if queued and self._unwritten_since_ms is None:
             self._unwritten_since_ms = seq_key(entries[0][0])[0]

@@ -71,3 +71,38 @@ def test_remove_and_replace() -> None:
     assert len(index) == 1
     index.remove(wide)
     assert index.match("A", 0.5, 0.5) == [] and len(index) == 0
+
+
+class ExactBox(Sub):
+    """A bbox whose envelope test is the whole answer (the index skips ``matches``)."""
+
+    envelope_exact = True
+
+
+def test_a_move_finds_who_wants_the_truck_and_who_it_left() -> None:
+    """``match_move`` equals ``match(new)`` and ``match(prev) - match(new)``, for moves inside
+    a cell, across cells (to neighbours and far away), onto cell lines, and for every kind of
+    subscription (grid, wide, truck ids, envelope-exact or not)."""
+    rng = random.Random(11)
+    index: SubscriptionIndex[Sub] = SubscriptionIndex(cell_deg=1.0, max_cells=200)
+    subs: list[Sub] = []
+    for i in range(300):
+        w, h = rng.uniform(0.05, 4) if i % 10 else 40, rng.uniform(0.05, 3) if i % 10 else 25
+        x, y = rng.uniform(-110, -100), rng.uniform(35, 45)
+        cls = ExactBox if i % 2 else Sub
+        subs.append(cls(parse_bbox([x, y, x + w, y + h])))
+    subs += [Sub(Filter("truck_ids", truck_ids=frozenset({f"T{i}"}))) for i in range(10)]
+    for s in subs:
+        index.add(s)
+    for k in range(4000):
+        tid = f"T{rng.randrange(20)}"
+        lat, lng = rng.uniform(34, 46), rng.uniform(-111, -99)
+        step = (0.01, 0.5, 3.0)[k % 3]
+        plat, plng = lat + rng.uniform(-step, step), lng + rng.uniform(-step, step)
+        if k % 7 == 0:
+            lat, plng = round(lat), round(plng)  # on a cell line
+        inside, left = index.match_move(tid, lat, lng, plat, plng)
+        now = {id(s) for s in index.match(tid, lat, lng)}
+        was = {id(s) for s in index.match(tid, plat, plng)}
+        assert sorted(map(id, inside)) == sorted(now)
+        assert sorted(map(id, left)) == sorted(was - now)

@@ -85,6 +85,52 @@ def test_duplicates_and_bad_entries_are_skipped() -> None:
     assert r.skipped == 3 and len(a.log) == 1
 
 
+def flat(fields: dict[bytes, bytes]) -> list[bytes]:
+    """A stream entry as XREAD returns it: ``[name, value, ...]``."""
+    return [x for kv in fields.items() for x in kv]
+
+
+def test_a_batch_routes_like_its_entries_one_by_one() -> None:
+    """``on_batch`` (raw XREAD entries, in the writer's field order or any other) gives the
+    same frames, skips and history as ``on_entry`` per entry, including a batch that repeats
+    ids already seen (a reader restart) or is out of order."""
+    batches = [
+        [(b"10-0", flat(entry("T1", 1, 1))), (b"10-1", flat(entry("T2", 2, 2)))],
+        [(b"10-1", flat(entry("T2", 3, 3))), (b"11-0", flat(entry("T1", 20, 20)))],  # repeat
+        [(b"12-0", flat(dict(reversed(entry("T2", 4, 4).items()))))],  # other field order
+        [(b"13-0", flat(entry("T3", 95, 1))), (b"14-0", flat(entry("T3", 5, 5)))],  # bad lat
+        [(b"16-0", flat(entry("T1", 6, 6))), (b"15-0", flat(entry("T2", 7, 7)))],  # disorder
+        [(b"17-0", [b"truck_id", b"T4", b"lat", b"1"])],  # no lng
+    ]
+    by_batch, by_entry = Router(), Router()
+    sinks = []
+    for r in (by_batch, by_entry):
+        sink = Sink()
+        sinks.append(sink)
+        r.add(Subscription(sink, "v", parse_bbox([0, 0, 10, 10])))
+    counts = [by_batch.on_batch(b) for b in batches]
+    assert counts == [sum(by_entry.on_entry(seq, dict(zip(f[0::2], f[1::2], strict=False)))
+                          for seq, f in b) for b in batches]
+    assert counts == [2, 1, 1, 1, 1, 0]  # T1 left the box at 11-0; 15-0 came after 16-0
+    assert sinks[0].log == sinks[1].log
+    assert by_batch.skipped == by_entry.skipped == 2
+    assert by_batch.last_key == by_entry.last_key == (17, 0)
+    assert [m["seq"] for m in sinks[0].log] == ["10-0", "10-1", "11-0", "12-0", "14-0", "16-0"]
+    sink = Sink()
+    late = Subscription(sink, "late", parse_bbox([0, 0, 10, 10]))
+    by_batch.replay(late, "11-0")
+    assert [m["seq"] for m in sink.log] == ["12-0", "14-0", "16-0"]
+
+
+def test_the_history_floor_follows_evictions() -> None:
+    r = Router(replay_entries=2, start_seq="5-0")
+    assert r.floor_key == (5, 0) and not r.can_replay("4-0") and r.can_replay("5-0")
+    r.on_batch([(f"{i}-0".encode(), flat(entry("T1", i, i))) for i in range(6, 10)])
+    assert r.floor_key == (7, 0)  # 6-0 and 7-0 were evicted
+    assert not r.can_replay("6-0") and r.can_replay("7-0") and r.can_replay("9-0")
+    assert not r.can_replay("10-0")  # not seen yet
+
+
 def test_allowed_area_limits_what_a_subscription_sees() -> None:
     r = Router()
     a = Sink()
@@ -144,6 +190,17 @@ def test_seq_and_truck_decoding() -> None:
     t = decode_truck({"truck_id": "T1", "lat": "1", "lng": "2", "speed_kph": "", "status": None})
     assert t == {"truck_id": "T1", "lat": 1.0, "lng": 2.0, "status": "UNKNOWN"}
     assert decode_truck({"truck_id": "T1", "lat": "x", "lng": "2"}) is None
+    raw = flat(entry("T1", 1, 2))
+    assert decode_truck(raw) == decode_truck(entry("T1", 1, 2)) == {
+        "truck_id": "T1", "lat": 1.0, "lng": 2.0, "speed_kph": 50.0, "heading": 90.0,
+        "status": "MOVING", "ts_ms": 1764099641123, "region": "WEST"}
+    for i, bad in ((3, b""), (3, b"nan"), (5, b"inf"), (1, b"bad id!"), (9, b"x")):
+        broken = list(raw)
+        broken[i] = bad
+        assert decode_truck(broken) is None, (i, bad)
+    no_speed = list(raw)
+    no_speed[7] = b""
+    assert "speed_kph" not in (decode_truck(no_speed) or {"speed_kph": 0})
 
 
 def _rss_mib() -> float:
