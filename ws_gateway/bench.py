@@ -25,6 +25,7 @@ import math
 import multiprocessing as mp
 import os
 import random
+import re
 import resource
 import signal
 import subprocess
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +172,9 @@ def produce(redis_url: str, rate: int, duration_s: float, trucks: int, bxs: list
 
 
 # -- raw websocket clients (one asyncio protocol each) ------------------------------------
+_TS_MS = re.compile(rb'"ts_ms":(\d+)')  # the truck's ts_ms, the producer's wall clock
+
+
 def _masked_text_frame(payload: bytes) -> bytes:
     """A client-to-server text frame (clients must mask, RFC 6455 5.3)."""
     n = len(payload)
@@ -257,26 +262,30 @@ class RawClient(asyncio.Protocol):
                 h += 8
             if size - h < n:
                 break
-            payload = bytes(buf[h:h + n])
             off = h + n
             op = b0 & 0x0F
             if op == 1:
-                if payload.startswith(b'{"type":"position"'):
-                    if payload.endswith(b'"left":true}'):
+                # read in place (no copy, no JSON parse): the load generator shares the
+                # machine with the gateway, so each message should cost it as little as can be
+                if buf.startswith(b'{"type":"position"', h, off):
+                    if buf.endswith(b'"left":true}', h, off):
                         st.left += 1
                     else:
                         st.position += 1
-                        ts_ms = orjson.loads(payload)["truck"]["ts_ms"]
+                        ts = _TS_MS.search(buf, h, off)
+                        if ts is None:
+                            raise ConnectionError(f"a position without ts_ms: {buf[h:off]!r}")
+                        ts_ms = int(ts.group(1))
                         st.latencies.append(int(now_ms - ts_ms))
-                        st.sent_ms.append(int(ts_ms))
+                        st.sent_ms.append(ts_ms)
                         st.last_ms = now_ms
-                elif not self.snapshot and payload.startswith(b'{"type":"snapshot"'):
+                elif not self.snapshot and buf.startswith(b'{"type":"snapshot"', h, off):
                     self.snapshot = True
                     self.ready.set_result(None)
                 else:
                     st.other += 1
             elif op == 9 and self.transport is not None:  # ping -> pong (masked)
-                frame = bytearray(_masked_text_frame(payload))
+                frame = bytearray(_masked_text_frame(bytes(buf[h:off])))
                 frame[0] = 0x8A
                 self.transport.write(bytes(frame))
         if off:
@@ -492,6 +501,20 @@ def gateway_metrics(metrics_text: str) -> dict[str, Any]:
     return out
 
 
+def split_cpus(gateway_cpu: int | None, available: set[int],
+               error: Callable[[str], Any]) -> set[int] | None:
+    """The gateway's CPU set for ``--gateway-cpu`` (None: share), or ``error`` naming why
+    not: the CPU must be one this process may use, and one other must be left for the load."""
+    if gateway_cpu is None:
+        return None
+    if gateway_cpu not in available:
+        return error(f"--gateway-cpu {gateway_cpu}: not one of this process's CPUs "
+                     f"{sorted(available)}")
+    if len(available) < 2:
+        return error("--gateway-cpu needs a second CPU for the load generator")
+    return {gateway_cpu}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ws_gateway.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -510,7 +533,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="processes the clients are spread over")
     ap.add_argument("--gateway-args", default="",
                     help="extra arguments for `python -m ws_gateway run` (A/B runs)")
+    ap.add_argument("--gateway-cpu", type=int, default=None,
+                    help="run the gateway alone on this CPU and the load generator (clients, "
+                         "producer, Redis) on the others, as if the clients were remote; by "
+                         "default all share every CPU")
     args = ap.parse_args(argv)
+    gateway_cpus = split_cpus(args.gateway_cpu, os.sched_getaffinity(0), ap.error)
+    if gateway_cpus is not None:  # what this process starts from now on inherits the rest
+        os.sched_setaffinity(0, os.sched_getaffinity(0) - gateway_cpus)
     # SIGTERM (a killed run) unwinds like Ctrl-C, so the gateway, Redis and the client and
     # producer processes are stopped instead of left running.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -536,7 +566,9 @@ def main(argv: list[str] | None = None) -> int:
                            "--port", str(port), "--no-auth", "--log-level", "WARNING",
                            "--max-lag-s", "10", *args.gateway_args.split()],
                           stdout=log, stderr=subprocess.STDOUT,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                          preexec_fn=None if gateway_cpus is None
+                          else lambda: os.sched_setaffinity(0, gateway_cpus))
     try:
         wait_until(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz",
                                                   timeout=1).status == 200, 60, "the gateway")
@@ -545,6 +577,7 @@ def main(argv: list[str] | None = None) -> int:
                            args.client_procs, redis_pid, args.warmup)
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
         report.update(gateway_metrics(metrics))
+        report["gateway_cpus"] = sorted(gateway_cpus) if gateway_cpus is not None else "shared"
         report["command"] = "python -m ws_gateway.bench " + " ".join(sys.argv[1:])
         print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     finally:

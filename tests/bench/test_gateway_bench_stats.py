@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import array
 
-from ws_gateway.bench import p99_by_second
+from ws_gateway.bench import p99_by_second, split_cpus
 
 
 def test_p99_by_second_groups_by_the_second_each_position_was_stamped() -> None:
@@ -27,3 +27,13 @@ def test_p99_by_second_groups_by_the_second_each_position_was_stamped() -> None:
     latencies.append(7)
     sent_ms.append(999_500)
     assert p99_by_second(latencies, sent_ms, start_at) == [7, 900, 50]
+
+
+def test_the_gateway_cpu_is_checked_before_anything_starts() -> None:
+    errors: list[str] = []
+    assert split_cpus(None, {0, 1}, errors.append) is None
+    assert split_cpus(1, {0, 1}, errors.append) == {1}
+    assert split_cpus(3, {0, 1}, errors.append) is None
+    assert split_cpus(0, {0}, errors.append) is None
+    assert errors == ["--gateway-cpu 3: not one of this process's CPUs [0, 1]",
+                      "--gateway-cpu needs a second CPU for the load generator"]
