@@ -7,30 +7,29 @@ oldest entry gets too old (the gateway tells the client it is lagging and closes
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 
 class QueueFull(Exception):  # noqa: N818 - a signal, not an error of the program
     """The queue holds ``max_items`` distinct keys already."""
 
 
-class CoalescingQueue:
+class CoalescingQueue(dict[Hashable, tuple[bytes, float]]):
     """Keyed FIFO: ``put`` on a queued key replaces its frame in place (keeps its turn).
 
-    A plain dict: insertion-ordered, and assigning to a present key keeps its place.
+    A dict itself (insertion-ordered, and assigning to a present key keeps its place), so
+    ``len(queue)`` and ``if queue`` cost no Python call: the gateway asks them of thousands of
+    queues per flush pass. Maps key -> (frame, enqueued_at); change it only through the
+    methods.
     """
 
-    __slots__ = ("max_items", "_items", "coalesced", "_serial")
+    __slots__ = ("max_items", "coalesced", "_serial")
 
     def __init__(self, max_items: int) -> None:
+        super().__init__()
         self.max_items = max_items
-        # key -> (frame, enqueued_at)
-        self._items: dict[Hashable, tuple[bytes, float]] = {}
         self.coalesced = 0
         self._serial = 0
-
-    def __len__(self) -> int:
-        return len(self._items)
 
     def put(self, key: Hashable | None, frame: bytes, now: float) -> bool:
         """Queue ``frame``; ``key=None`` never coalesces. True if it replaced a queued frame.
@@ -41,49 +40,56 @@ class CoalescingQueue:
         if key is None:
             self._serial += 1
             key = ("_", self._serial)
-        items = self._items
-        old = items.get(key)
+        old = self.get(key)
         if old is not None:
-            items[key] = (frame, old[1])
+            self[key] = (frame, old[1])
             self.coalesced += 1
             return True
-        if len(items) >= self.max_items:
-            raise QueueFull(f"{len(items)} frames queued")
-        items[key] = (frame, now)
+        if len(self) >= self.max_items:
+            raise QueueFull(f"{len(self)} frames queued")
+        self[key] = (frame, now)
         return False
 
-    def drop_where(self, predicate: object) -> int:
+    def drop_where(self, predicate: Callable[[Hashable], bool]) -> int:
         """Remove queued frames whose key satisfies ``predicate(key)``; how many."""
-        keys = [k for k in self._items if predicate(k)]  # type: ignore[operator]
+        keys = [k for k in self if predicate(k)]
         for k in keys:
-            del self._items[k]
+            del self[k]
         return len(keys)
 
     def oldest_age(self, now: float) -> float:
         """Seconds the oldest queued frame has waited (0 if empty)."""
-        if not self._items:
+        if not self:
             return 0.0
-        return now - next(iter(self._items.values()))[1]
+        return now - next(iter(self.values()))[1]
 
-    def pop_batch(self, limit: int) -> list[bytes]:
-        """Up to ``limit`` frames in queue order."""
-        items = self._items
-        if len(items) <= limit:  # the usual case: take everything
-            out = [v[0] for v in items.values()]
-            items.clear()
-            return out
+    def take(self, limit: int) -> tuple[list[bytes], float]:
+        """Up to ``limit`` frames in queue order, and when the oldest of them was queued
+        (``([], 0.0)`` when empty): all a write needs, in one call."""
+        if not self:
+            return [], 0.0
+        since = next(iter(self.values()))[1]
+        if len(self) <= limit:  # the usual case: take everything
+            out = [v[0] for v in self.values()]
+            super().clear()
+            return out, since
         keys = []
         out = []
-        for k, v in items.items():
+        for k, v in self.items():
             if len(out) >= limit:
                 break
             keys.append(k)
             out.append(v[0])
         for k in keys:
-            del items[k]
-        return out
+            del self[k]
+        return out, since
 
-    def clear(self) -> int:
-        n = len(self._items)
-        self._items.clear()
+    def pop_batch(self, limit: int) -> list[bytes]:
+        """Up to ``limit`` frames in queue order."""
+        return self.take(limit)[0]
+
+    def drop_all(self) -> int:
+        """Empty the queue; how many frames were dropped."""
+        n = len(self)
+        super().clear()
         return n

@@ -95,7 +95,9 @@ class Connection:
         except QueueFull:
             self.gw.lag_out(self)
             return
-        self._want_flush()
+        if not self.dirty:  # _want_flush, inline: this runs once per message
+            self.dirty = True
+            self.gw.mark_dirty(self)
 
     def _want_flush(self) -> None:
         """Be in the gateway's next flush pass (once, however many frames are queued)."""
@@ -108,14 +110,15 @@ class Connection:
         # keyed by code: a flood of bad messages coalesces into one pending error frame
         self.enqueue(("\x00error", code), frames.error(code, message, **extra))
 
-    def flush(self) -> int:
-        """Write up to WRITE_BATCH queued frames to the socket now; how many.
+    def flush(self, now: float) -> int:
+        """Write up to WRITE_BATCH queued frames to the socket now; how many. The age of the
+        oldest written frame goes into the gateway's pass (``Gateway.pass_oldest``).
 
         Nothing is written while the socket's buffer is over its limit (a task waits for it to
         drain, then marks the connection dirty again) or while the connection is not open.
         """
         queue = self.queue
-        if self.closing or not len(queue):
+        if self.closing or not queue:
             return 0
         if not self._raw:
             if self._waiter is None:
@@ -130,9 +133,12 @@ class Connection:
         if protocol.state is not OPEN or protocol.expect_continuation_frame \
                 or ws.transport.is_closing():
             return 0  # closing: the handler drops the queue when the connection ends
-        batch = queue.pop_batch(WRITE_BATCH)
+        batch, since = queue.take(WRITE_BATCH)
         ws.transport.write(frames.wire_text(batch))
-        if len(queue):  # the rest in the next pass
+        gw = self.gw
+        if now - since > gw.pass_oldest:
+            gw.pass_oldest = now - since
+        if queue:  # the rest in the next pass
             self._want_flush()
         return len(batch)
 
@@ -198,6 +204,7 @@ class Gateway:
         self._dirty: list[Connection] = []
         self._flush_handle: asyncio.Handle | None = None
         self._unwritten_since_ms: int | None = None  # oldest routed entry not yet flushed
+        self.pass_oldest = 0.0  # seconds the oldest frame written in the current pass waited
         self._loop: asyncio.AbstractEventLoop | None = None
         self.stream_ok = False
         self.port = settings.port
@@ -320,25 +327,19 @@ class Gateway:
         self._flush_handle = None
         dirty, self._dirty = self._dirty, []
         now = self.clock()
+        self.pass_oldest = 0.0
         sent = coalesced = 0
-        oldest = 0.0
         for conn in dirty:
             conn.dirty = False
+            sent += conn.flush(now)
             queue = conn.queue
-            if len(queue):
-                age = queue.oldest_age(now)
-                n = conn.flush()
-                if n:
-                    sent += n
-                    oldest = max(oldest, age)
-            c = queue.coalesced
-            if c != conn.reported_coalesced:
-                coalesced += c - conn.reported_coalesced
-                conn.reported_coalesced = c
+            if queue.coalesced != conn.reported_coalesced:
+                coalesced += queue.coalesced - conn.reported_coalesced
+                conn.reported_coalesced = queue.coalesced
         m = self.metrics
         if sent:
             m.messages_sent.inc(sent)
-            m.queue_wait.observe(oldest)
+            m.queue_wait.observe(self.pass_oldest)
             if self._unwritten_since_ms is not None:
                 m.stream_to_write.observe(
                     max(0.0, self.wall_clock() - self._unwritten_since_ms / 1000.0))
@@ -394,7 +395,7 @@ class Gateway:
             return
         conn.closing = True
         self.metrics.lagging.inc()
-        self.metrics.dropped.inc(conn.queue.clear())
+        self.metrics.dropped.inc(conn.queue.drop_all())
         asyncio.get_running_loop().create_task(self._close_lagging(conn))
 
     async def _close_lagging(self, conn: Connection) -> None:
@@ -475,7 +476,7 @@ class Gateway:
             self.metrics.subscriptions.dec(len(conn.subs))
             conn.subs.clear()
             conn.closing = True
-            self.metrics.dropped.inc(conn.queue.clear())
+            self.metrics.dropped.inc(conn.queue.drop_all())
             self.connections.discard(conn)
             self.metrics.connections.dec()
 

@@ -34,7 +34,7 @@ def test_bounded_by_distinct_keys() -> None:
         q.put("c", b"4", 0)
     assert q.drop_where(lambda k: k == "a") == 1
     q.put("c", b"4", 0)
-    assert q.pop_batch(1) == [b"2"] and q.clear() == 1
+    assert q.pop_batch(1) == [b"2"] and q.drop_all() == 1
 
 
 def test_token_round_trip_and_rejections() -> None:
