@@ -4,7 +4,8 @@
 (throughput and peers, profile, the live run for freshness / alerts / memory, fan-out,
 scaling); ``bench.peers`` the plain-Python and Quix Streams peers; ``bench.jobs`` cuts of the
 tracking job for profiling; ``bench.report`` the pure report, JSON and chart code.
-Two standalone scripts: ``python -m bench.compare`` (the tracking job of another revision
-against this checkout, same run) and ``python -m bench.delay_job`` (the delay job's sustained
-rate and deadline-to-alert latency).
+Three standalone scripts: ``python -m bench.compare`` (the tracking job of another revision
+against this checkout, same run), ``python -m bench.delay_job`` (the delay job's sustained
+rate and deadline-to-alert latency) and ``python -m bench.gateway_micro`` (the gateway's
+routing and flush pass without sockets).
 """
