@@ -142,11 +142,13 @@ def _decode_values(raw: list[Any]) -> dict[str, Any] | None:
     try:
         lat, lng = float(lat_raw), float(lng_raw)  # None or b"" raise; NaN fails the range
         speed, heading, ts_ms = _num(speed_raw), _num(heading_raw), _num(ts_raw)
-    except (TypeError, ValueError):
+        truck_id = tid_raw.decode() if type(tid_raw) is bytes else _text(tid_raw)
+        status = status_raw.decode() if type(status_raw) is bytes else _text(status_raw)
+        region = region_raw.decode() if type(region_raw) is bytes else _text(region_raw)
+    except (TypeError, ValueError):  # UnicodeDecodeError is a ValueError
         return None
     if not (-90 <= lat <= 90 and -180 <= lng <= 180):
         return None
-    truck_id = tid_raw.decode() if type(tid_raw) is bytes else _text(tid_raw)
     if truck_id not in _known_ids:
         if truck_id is None or not TRUCK_ID_RE.match(truck_id):
             return None
@@ -158,11 +160,9 @@ def _decode_values(raw: list[Any]) -> dict[str, Any] | None:
         truck["speed_kph"] = speed
     if heading is not None:
         truck["heading"] = heading
-    truck["status"] = (status_raw.decode() if type(status_raw) is bytes
-                       else _text(status_raw)) or "UNKNOWN"
+    truck["status"] = status or "UNKNOWN"
     if ts_ms is not None:
         truck["ts_ms"] = int(ts_ms)
-    region = region_raw.decode() if type(region_raw) is bytes else _text(region_raw)
     if region:
         truck["region"] = region
     return truck
@@ -228,8 +228,13 @@ class Router:
         self.last_key = last
         route = self._route
         n = 0
-        for seq, fields in entries:
-            n += route(seq, fields)
+        seq = entries[0][0]
+        try:
+            for seq, fields in entries:
+                n += route(seq, fields)
+        except Exception:
+            self.last_key = seq_key(seq)  # a reader that retries reads the rest again
+            raise
         return n
 
     def on_entry(self, seq: bytes, fields: Fields) -> int:

@@ -122,6 +122,24 @@ def test_a_batch_routes_like_its_entries_one_by_one() -> None:
     assert [m["seq"] for m in sink.log] == ["12-0", "14-0", "16-0"]
 
 
+def test_a_failure_inside_a_batch_leaves_the_rest_to_be_read_again() -> None:
+    """If routing raises (a bug of ours), the reader retries from ``last_seq``: it must name
+    the entry that failed, so the entries after it are not lost."""
+    r = Router()
+    sink = Sink()
+    r.add(Subscription(sink, "v", parse_bbox([0, 0, 10, 10])))
+    boom = Sink()
+    boom.enqueue = None  # type: ignore[assignment,method-assign]  # calling it raises
+    r.add(Subscription(boom, "w", parse_bbox([20, 20, 30, 30])))
+    batch = [(b"1-0", flat(entry("T1", 1, 1))), (b"2-0", flat(entry("T2", 25, 25))),
+             (b"3-0", flat(entry("T3", 3, 3)))]
+    with pytest.raises(TypeError):
+        r.on_batch(batch)
+    assert r.last_seq == "2-0" and [m["seq"] for m in sink.log] == ["1-0"]
+    r.remove(next(iter(r.index.match("T2", 25, 25))))
+    assert r.on_batch(batch[2:]) == 1 and [m["seq"] for m in sink.log] == ["1-0", "3-0"]
+
+
 def test_the_history_floor_follows_evictions() -> None:
     r = Router(replay_entries=2, start_seq="5-0")
     assert r.floor_key == (5, 0) and not r.can_replay("4-0") and r.can_replay("5-0")
@@ -194,7 +212,8 @@ def test_seq_and_truck_decoding() -> None:
     assert decode_truck(raw) == decode_truck(entry("T1", 1, 2)) == {
         "truck_id": "T1", "lat": 1.0, "lng": 2.0, "speed_kph": 50.0, "heading": 90.0,
         "status": "MOVING", "ts_ms": 1764099641123, "region": "WEST"}
-    for i, bad in ((3, b""), (3, b"nan"), (5, b"inf"), (1, b"bad id!"), (9, b"x")):
+    for i, bad in ((3, b""), (3, b"nan"), (5, b"inf"), (1, b"bad id!"), (9, b"x"),
+                   (1, b"T\xff"), (11, b"\xc3"), (15, b"\xff")):  # and bytes that are not UTF-8
         broken = list(raw)
         broken[i] = bad
         assert decode_truck(broken) is None, (i, bad)
