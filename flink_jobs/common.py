@@ -29,6 +29,8 @@ from udfs.models import DeadLetter, Reason, Rejection
 
 T = TypeVar("T")
 
+NO_WATERMARK = -(2**63) + 1  # below this, Flink has not emitted a watermark yet (both jobs)
+
 # Rows entering the Python operators: original bytes and where they came from.
 RAW_RECORD = Types.ROW_NAMED(["value", "partition", "offset"],
                              [Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.INT(), Types.LONG()])

@@ -75,6 +75,7 @@ from pyflink.table import DataTypes, Schema, StreamTableEnvironment
 from flink_jobs.buffered_writer import BufferedWriterFunction, shard_of, writer_shards
 from flink_jobs.common import (
     KEYED_TEXT,
+    NO_WATERMARK,
     attach_sinks,
     create_environment,
     execute,
@@ -113,7 +114,6 @@ DLQ_TAG = OutputTag("dlq", KEYED_TEXT)
 ALERT_TAG = OutputTag("alerts", KEYED_TEXT)
 ASSIGN_TAG = OutputTag("assignments", Types.PICKLED_BYTE_ARRAY())
 PICKLED = Types.PICKLED_BYTE_ARRAY()
-NO_WATERMARK = -(2**63) + 1  # below this, Flink has not emitted a watermark yet
 END_OF_INPUT = 2**63 - 1  # the watermark a bounded source sends when it is done
 
 

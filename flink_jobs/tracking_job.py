@@ -44,6 +44,7 @@ from flink_jobs.buffered_writer import (
 )
 from flink_jobs.common import (
     KEYED_TEXT,
+    NO_WATERMARK,
     RAW_RECORD,
     attach_sinks,
     create_environment,
@@ -82,7 +83,6 @@ GEOFENCE_TAG = OutputTag("geofence", KEYED_TEXT)
 CENSUS_TAG = OutputTag("census", Types.PICKLED_BYTE_ARRAY())
 # TruckFunction's main output: (writer shard, PositionWrite)
 SHARDED_WRITE = Types.ROW([Types.INT(), Types.PICKLED_BYTE_ARRAY()])
-NO_WATERMARK = -(2**63) + 1  # below this, Flink has not emitted a watermark yet
 
 # The truck a `fleet.gps` record names, read in the JVM ('' when it names none: such a record
 # is dead-lettered by the parser, whatever its key).
