@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Hashable
 from typing import Any
 
@@ -138,6 +139,21 @@ def test_a_failure_inside_a_batch_leaves_the_rest_to_be_read_again() -> None:
     assert r.last_seq == "2-0" and [m["seq"] for m in sink.log] == ["1-0"]
     r.remove(next(iter(r.index.match("T2", 25, 25))))
     assert r.on_batch(batch[2:]) == 1 and [m["seq"] for m in sink.log] == ["1-0", "3-0"]
+
+
+def test_the_replay_history_is_invisible_to_the_garbage_collector() -> None:
+    """A full collection scans every tracked object; the 100,000 entries kept for replay must
+    not be among them (at full load a longer pause takes seconds to catch up on)."""
+    r = Router(replay_entries=1000)
+    r.add(Subscription(Sink(), "v", parse_bbox([0, 0, 10, 10])))
+    r.on_batch([(f"{i}-0".encode(), flat(entry(f"T{i % 50}", i % 9, i % 7)))
+                for i in range(1, 2001)])
+    gc.collect()  # a tuple is untracked once what it holds is: an entry may wait for
+    gc.collect()  # its ``prev`` pair to be untracked first, so two collections
+    history = list(r._history)
+    assert len(history) == 1000
+    assert not any(gc.is_tracked(e) for e in history)
+    assert not any(gc.is_tracked(p) for p in r.last_pos.values())
 
 
 def test_the_history_floor_follows_evictions() -> None:
