@@ -1,8 +1,9 @@
 """The asyncio websocket server (thin I/O around :mod:`ws_gateway.router`).
 
 One process serves the map page, /healthz, /metrics and the websocket on one port. A stream
-reader task routes `stream:positions` entries into per-client coalescing queues; one writer task
-per client drains its own queue, so a slow client only ever waits on itself.
+reader task routes `stream:positions` entries into per-client coalescing queues; after each
+batch one flush pass writes every client with queued frames (see :class:`Connection`), and a
+client whose socket is full is skipped, so a slow client only ever waits on itself.
 """
 
 from __future__ import annotations
