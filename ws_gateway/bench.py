@@ -21,6 +21,7 @@ import array
 import asyncio
 import base64
 import contextlib
+import functools
 import math
 import multiprocessing as mp
 import os
@@ -40,6 +41,7 @@ from typing import Any
 import orjson
 
 from bench.support import cpu_seconds
+from fleetpulse.affinity import pin_current_process, usable_cpus
 
 US = (-124.0, 25.0, -67.0, 49.0)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -538,9 +540,9 @@ def main(argv: list[str] | None = None) -> int:
                          "producer, Redis) on the others, as if the clients were remote; by "
                          "default all share every CPU")
     args = ap.parse_args(argv)
-    gateway_cpus = split_cpus(args.gateway_cpu, os.sched_getaffinity(0), ap.error)
+    gateway_cpus = split_cpus(args.gateway_cpu, set(usable_cpus()), ap.error)
     if gateway_cpus is not None:  # what this process starts from now on inherits the rest
-        os.sched_setaffinity(0, os.sched_getaffinity(0) - gateway_cpus)
+        pin_current_process(frozenset(usable_cpus()) - gateway_cpus)
     # SIGTERM (a killed run) unwinds like Ctrl-C, so the gateway, Redis and the client and
     # producer processes are stopped instead of left running.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -568,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
                           stdout=log, stderr=subprocess.STDOUT,
                           env={**os.environ, "PYTHONUNBUFFERED": "1"},
                           preexec_fn=None if gateway_cpus is None
-                          else lambda: os.sched_setaffinity(0, gateway_cpus))
+                          else functools.partial(os.sched_setaffinity, 0, gateway_cpus))
     try:
         wait_until(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz",
                                                   timeout=1).status == 200, 60, "the gateway")
