@@ -25,7 +25,8 @@ from typing import Any
 
 import click
 
-US = (-124.0, 25.0, -67.0, 49.0)
+from bench.support import truck_walk
+
 FRAME = (b'{"type":"position","sub":"v","truck":{"truck_id":"B01234","lat":41.123456789,'
          b'"lng":-100.98765432,"speed_kph":80.0,"heading":90.0,"status":"MOVING",'
          b'"ts_ms":1700000000123,"region":"WEST"},"seq":"1700000000000-1"}')
@@ -33,20 +34,16 @@ FRAME = (b'{"type":"position","sub":"v","truck":{"truck_id":"B01234","lat":41.12
 
 def stream_entries(n: int, trucks: int, seed: int) -> list[tuple[bytes, list[bytes]]]:
     """``n`` entries as XREAD returns them, trucks random-walking inside the US box."""
-    rng = random.Random(seed)
-    pos = {f"B{i:05d}": [rng.uniform(US[1], US[3]), rng.uniform(US[0], US[2])]
-           for i in range(trucks)}
-    ids = list(pos)
-    out = []
+    from ws_gateway.bench import US
+
+    walk = truck_walk(random.Random(seed), trucks, US)
     ms = 1_700_000_000_000
+    out = []
     for k in range(n):
-        tid = ids[rng.randrange(trucks)]
-        p = pos[tid]
-        p[0] = min(US[3], max(US[1], p[0] + rng.uniform(-0.05, 0.05)))
-        p[1] = min(US[2], max(US[0], p[1] + rng.uniform(-0.05, 0.05)))
+        tid, lat, lng = next(walk)
         out.append((f"{ms + k // 10}-{k % 10}".encode(),
-                    [b"truck_id", tid.encode(), b"lat", repr(p[0]).encode(), b"lng",
-                     repr(p[1]).encode(), b"speed_kph", b"80", b"heading", b"90", b"status",
+                    [b"truck_id", tid.encode(), b"lat", repr(lat).encode(), b"lng",
+                     repr(lng).encode(), b"speed_kph", b"80", b"heading", b"90", b"status",
                      b"MOVING", b"ts_ms", str(ms + k).encode(), b"region", b"WEST"]))
     return out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -115,6 +116,23 @@ def process_tree(pid: int) -> list[int]:
         out.append(p)
         todo.extend(children.get(p, []))
     return out
+
+
+def truck_walk(rng: random.Random, trucks: int, box: tuple[float, float, float, float],
+               step_deg: float = 0.05) -> Iterator[tuple[str, float, float]]:
+    """Endless moves ``(truck_id, lat, lng)`` of ``trucks`` trucks (``B00000``, ...) that
+    random-walk inside ``box`` (min_lng, min_lat, max_lng, max_lat): each move picks a truck
+    and steps it up to ``step_deg`` on each axis. The gateway benchmark's producer and
+    ``bench.gateway_micro`` both use it, so they route the same kind of traffic."""
+    pos = {f"B{i:05d}": [rng.uniform(box[1], box[3]), rng.uniform(box[0], box[2])]
+           for i in range(trucks)}
+    ids = list(pos)
+    while True:
+        tid = ids[rng.randrange(trucks)]
+        p = pos[tid]
+        p[0] = min(box[3], max(box[1], p[0] + rng.uniform(-step_deg, step_deg)))
+        p[1] = min(box[2], max(box[0], p[1] + rng.uniform(-step_deg, step_deg)))
+        yield tid, p[0], p[1]
 
 
 def rss_kib(pid: int) -> int:

@@ -40,7 +40,7 @@ from typing import Any
 
 import orjson
 
-from bench.support import cpu_seconds
+from bench.support import cpu_seconds, truck_walk
 from fleetpulse.affinity import pin_current_process, usable_cpus
 
 US = (-124.0, 25.0, -67.0, 49.0)
@@ -112,10 +112,7 @@ def produce(redis_url: str, rate: int, duration_s: float, trucks: int, bxs: list
     index: SubscriptionIndex[Box] = SubscriptionIndex()
     for b in bxs:
         index.add(Box(b))
-    rng = random.Random(1)
-    pos = {f"B{i:05d}": [rng.uniform(US[1], US[3]), rng.uniform(US[0], US[2])]
-           for i in range(trucks)}
-    ids = list(pos)
+    walk = truck_walk(random.Random(1), trucks, US)
     tick = 0.01
     per_tick = max(1, int(rate * tick))
     plan: list[list[tuple[str, str, str]]] = []
@@ -123,12 +120,9 @@ def produce(redis_url: str, rate: int, duration_s: float, trucks: int, bxs: list
     for _ in range(int(round(duration_s / tick))):
         moves = []
         for _ in range(per_tick):
-            tid = ids[rng.randrange(trucks)]
-            p = pos[tid]
-            p[0] = min(US[3], max(US[1], p[0] + rng.uniform(-0.05, 0.05)))
-            p[1] = min(US[2], max(US[0], p[1] + rng.uniform(-0.05, 0.05)))
-            expected += len(index.match(tid, p[0], p[1]))
-            moves.append((tid, repr(p[0]), repr(p[1])))
+            tid, lat, lng = next(walk)
+            expected += len(index.match(tid, lat, lng))
+            moves.append((tid, repr(lat), repr(lng)))
         plan.append(moves)
     kw = redis.Redis.from_url(redis_url).connection_pool.connection_kwargs
     sock = socket.create_connection((kw.get("host", "127.0.0.1"), kw.get("port", 6379)))
