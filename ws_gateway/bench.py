@@ -497,6 +497,16 @@ def gateway_metrics(metrics_text: str) -> dict[str, Any]:
     return out
 
 
+def missing_at_least(report: dict[str, Any]) -> int | None:
+    """Deliveries that neither arrived nor were coalesced into a newer frame: expected -
+    received - coalesced, or 0. A lower bound (the gateway's coalesced count also covers
+    ``left`` frames, which are not expected deliveries): above 0, updates were lost for sure."""
+    coalesced = report.get("coalesced_total")
+    if coalesced is None:
+        return None
+    return max(0, int(report["deliveries_expected"] - report["deliveries_received"] - coalesced))
+
+
 def split_cpus(gateway_cpu: int | None, available: set[int],
                error: Callable[[str], Any]) -> set[int] | None:
     """The gateway's CPU set for ``--gateway-cpu`` (None: share), or ``error`` naming why
@@ -573,6 +583,7 @@ def main(argv: list[str] | None = None) -> int:
                            args.client_procs, redis_pid, args.warmup)
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
         report.update(gateway_metrics(metrics))
+        report["deliveries_missing_at_least"] = missing_at_least(report)
         report["gateway_cpus"] = sorted(gateway_cpus) if gateway_cpus is not None else "shared"
         report["command"] = "python -m ws_gateway.bench " + " ".join(sys.argv[1:])
         print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())

@@ -176,3 +176,38 @@ def test_quick_sizes_are_small() -> None:
     q = Sizes.quick()
     assert (q.pings, q.trucks) == (100_000, 10_000)
     assert q.trucks in q.scaling_trucks and max(q.scaling_trucks) < Sizes().scaling_trucks[-1]
+
+
+def _fanout(p99: int, **extra: object) -> dict[str, object]:
+    return {"status": "ok", "method": "m", "clients": 5000, "produce_rate_per_s": 10_000,
+            "delivered_per_s": 36_000, "latency_ms_p99": p99, "clients_closed": 0,
+            "deliveries_missing_at_least": 0, **extra}
+
+
+def test_fanout_is_judged_on_its_own_cpu_run_with_the_shared_one_beside_it() -> None:
+    sec = _fanout(150, gateway_cpus=[0], shared={**_fanout(380), "method": "shared m",
+                                                 "gateway_cpus": "shared"})
+    rows = report.summary_rows({"sections": {"fanout": sec}})
+    fan = [r for r in rows if r[0].startswith("5.")]
+    assert fan[0] == ["5. gateway fan-out, 5000 clients x 10,000 positions/s, gateway on its own "
+                      "CPU", "36,000 msgs/s, p99 150 ms", "p99 < 200 ms, none lost", "met"]
+    assert fan[1][1:3] == ["36,000 msgs/s, p99 380 ms", "for reference"]
+    md = "\n".join(report._fanout_md(sec))
+    assert "| measure | gateway on its own CPU (judged) | all sharing the CPUs |" in md
+    assert "| latency_ms_p99 | 150 | 380 |" in md
+    assert "Beside it, for reference: shared m" in md
+
+
+def test_fanout_misses_when_an_update_is_lost_or_a_client_closed() -> None:
+    assert report.fanout_verdict(_fanout(150)) == "met"
+    assert report.fanout_verdict(_fanout(250)) == "**missed**"
+    assert report.fanout_verdict(_fanout(150, deliveries_missing_at_least=3)) == "**missed**"
+    assert report.fanout_verdict(_fanout(150, clients_closed=1)) == "**missed**"
+    assert report.fanout_verdict(_fanout(150, latency_ms_p99=None)) == "not measured"
+
+
+def test_fanout_gives_the_gateway_the_lowest_cpu_only_when_one_is_left() -> None:
+    from bench.sections.fanout import gateway_cpu_for
+
+    assert gateway_cpu_for({3, 1, 2}) == 1
+    assert gateway_cpu_for({5}) is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import array
 
-from ws_gateway.bench import p99_by_second, split_cpus
+from ws_gateway.bench import missing_at_least, p99_by_second, split_cpus
 
 
 def test_p99_by_second_groups_by_the_second_each_position_was_stamped() -> None:
@@ -37,6 +37,14 @@ def test_the_gateway_cpu_is_checked_before_anything_starts() -> None:
     assert split_cpus(0, {0}, errors.append) is None
     assert errors == ["--gateway-cpu 3: not one of this process's CPUs [0, 1]",
                       "--gateway-cpu needs a second CPU for the load generator"]
+
+
+def test_deliveries_neither_received_nor_coalesced_are_missing() -> None:
+    run = {"deliveries_expected": 1000, "deliveries_received": 990, "coalesced_total": 10.0}
+    assert missing_at_least(run) == 0
+    assert missing_at_least({**run, "coalesced_total": 4.0}) == 6
+    assert missing_at_least({**run, "coalesced_total": 30.0}) == 0  # left frames coalesced too
+    assert missing_at_least({"deliveries_expected": 1, "deliveries_received": 1}) is None
 
 
 def test_the_gateway_micro_benchmark_measures_both_paths() -> None:
