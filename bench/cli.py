@@ -100,7 +100,9 @@ def bench(quick: bool, pings: int | None, trucks: int | None, only: str | None, 
     """Benchmark throughput, peers, freshness, alert latency, fan-out, memory and scaling."""
     from bench import report
     from bench.context import Context, Sizes
-    from bench.support import log, machine_info, running_stack
+    from bench.support import exit_on_sigterm, log, machine_info, running_stack
+
+    exit_on_sigterm()
 
     chosen = _select(only)
     if quick:

@@ -82,7 +82,9 @@ def main(base: str, pings: int, trucks: int, repeat: int, parallelism: int) -> N
     from bench.context import Context, Sizes
     from bench.runs import run_consumer
     from bench.sections.throughput import run_timeout_s, tracking_argv
-    from bench.support import log, running_stack
+    from bench.support import exit_on_sigterm, log, running_stack
+
+    exit_on_sigterm()
 
     tmp = Path(tempfile.mkdtemp(prefix="fleetpulse-compare-"))
     commit = checkout(base, tmp / "base")

@@ -73,6 +73,13 @@ class Stack:
         return {name: p.pid for name, p in self.procs.items() if p.alive()}
 
 
+def exit_on_sigterm() -> None:
+    """Make SIGTERM unwind like Ctrl-C (``SystemExit``), so ``finally`` blocks stop the Kafka,
+    Redis, jobs and load generators a benchmark started; by default the signal ends the
+    process at once and leaves all of them running."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 @contextmanager
 def running_stack(keep: bool = False) -> Iterator[Stack]:
     tmp = Path(tempfile.mkdtemp(prefix="fleetpulse-bench-"))

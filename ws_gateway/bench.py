@@ -28,7 +28,6 @@ import os
 import random
 import re
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
@@ -40,18 +39,11 @@ from typing import Any
 
 import orjson
 
-from bench.support import cpu_seconds, truck_walk
+from bench.support import cpu_seconds, exit_on_sigterm, rss_kib, truck_walk
 from fleetpulse.affinity import pin_current_process, usable_cpus
 
 US = (-124.0, 25.0, -67.0, 49.0)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def runqueue_wait_s(pid: int) -> float:
@@ -549,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
         pin_current_process(frozenset(usable_cpus()) - gateway_cpus)
     # SIGTERM (a killed run) unwinds like Ctrl-C, so the gateway, Redis and the client and
     # producer processes are stopped instead of left running.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    exit_on_sigterm()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.clients + 1024)),
                                                 hard))
