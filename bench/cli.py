@@ -49,6 +49,29 @@ def _find_quix_python(explicit: str | None) -> str | None:
     return None
 
 
+def _previous_results(path: Path) -> dict[str, Any]:
+    """The results ``--update`` adds to; refuses to start without them."""
+    import json
+
+    try:
+        previous = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(f"needs the results of an earlier run in {path}: {exc}",
+                                 param_hint="--update") from None
+    if not isinstance(previous, dict) or not isinstance(previous.get("sections"), dict):
+        raise click.BadParameter(f"{path} holds no benchmark results", param_hint="--update")
+    return previous
+
+
+def _published(previous: dict[str, Any] | None, results: dict[str, Any],
+               notes: tuple[str, ...]) -> dict[str, Any]:
+    """What the report shows: this run, or with ``--update`` the earlier run with this run's
+    sections in place of its own."""
+    from bench import report
+
+    return results if previous is None else report.merge_update(previous, results, notes)
+
+
 def _select(only: str | None) -> list[str]:
     if not only:
         return list(SECTIONS)
@@ -93,10 +116,13 @@ def _select(only: str | None) -> list[str]:
 @click.option("--note", "notes", multiple=True,
               help="A line for the report's notes (e.g. why sizes were reduced); repeatable.")
 @click.option("--keep", is_flag=True, help="Keep the temporary directory (logs, Kafka data).")
+@click.option("--update", is_flag=True,
+              help="Keep the other sections of OUT_DIR/bench-results.json and replace only "
+                   "those run now (with --only); the report notes when each was measured.")
 def bench(quick: bool, pings: int | None, trucks: int | None, only: str | None, out_dir: Path,
           quix_python: str | None, parallelisms: str, cluster_tms: str, peers: bool,
           pinned_runs: bool, scaling_time_box_s: float | None, notes: tuple[str, ...],
-          keep: bool) -> None:
+          keep: bool, update: bool) -> None:
     """Benchmark throughput, peers, freshness, alert latency, fan-out, memory and scaling."""
     from bench import report
     from bench.context import Context, Sizes
@@ -105,6 +131,7 @@ def bench(quick: bool, pings: int | None, trucks: int | None, only: str | None, 
     exit_on_sigterm()
 
     chosen = _select(only)
+    previous = _previous_results(out_dir / "bench-results.json") if update else None
     if quick:
         sizes = Sizes.quick(pings or 100_000, trucks or 10_000)
     else:
@@ -157,12 +184,16 @@ def bench(quick: bool, pings: int | None, trucks: int | None, only: str | None, 
                             for fill in FILLS[name]}
             if set(produced) != set(FILLS[name]):
                 produced = {FILLS[name][0]: produced}
+            for sec in produced.values():
+                sec["measured_utc"] = results["run"]["started_utc"]
             results["sections"].update(produced)
             log(f"[{i}/{len(chosen)}] {name} done in {time.monotonic() - t_sec:.0f}s")
             # write what we have after every section, so an interrupted run leaves numbers
             results["run"]["duration_s"] = round(time.monotonic() - t0)
-            report.write_json(results, out_dir / "bench-results.json")
+            report.write_json(_published(previous, results, notes),
+                              out_dir / "bench-results.json")
     results["run"]["duration_s"] = round(time.monotonic() - t0)
+    results = _published(previous, results, notes)
     report.write_json(results, out_dir / "bench-results.json")
     reason = report.write_chart(results, out_dir / "bench-chart.png")
     if reason:

@@ -11,6 +11,7 @@ Each section module documents the keys it fills in.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -372,7 +373,8 @@ def markdown(results: dict[str, Any], chart_name: str | None = "bench-chart.png"
              "`fleetpulse bench` (the issue's sizes: 1,000,000 pings from 100,000 trucks), "
              "`fleetpulse bench --quick` (a smoke run of the same code), or pick sections and "
              "sizes: `--only throughput,profile,live,fanout,scaling`, `--pings`, `--trucks`, "
-             "`--parallelism 1,2`, `--scaling-time-box-s`, `--out-dir`. The Quix Streams peer "
+             "`--parallelism 1,2`, `--scaling-time-box-s`, `--out-dir`, and `--update` to "
+             "re-run the sections of `--only` into the existing results. The Quix Streams peer "
              "needs `quixstreams` importable by this interpreter or by `--quix-python` / "
              "`$FLEETPULSE_QUIX_PYTHON`. Code: `bench/`.",
              ""]
@@ -388,10 +390,30 @@ def markdown(results: dict[str, Any], chart_name: str | None = "bench-chart.png"
         if not _ok(sec):
             lines += [f"Not measured: {sec.get('reason', 'not run')}", ""]
             continue
+        if sec.get("measured_utc") not in (None, run.get("started_utc")):
+            lines += [f"Measured on {sec['measured_utc']} (UTC).", ""]
         lines += [*render(sec), ""]
         if sec.get("notes"):
             lines += [*(f"- {n}" for n in sec["notes"]), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def merge_update(previous: dict[str, Any], current: dict[str, Any],
+                 notes: Sequence[str] = ()) -> dict[str, Any]:
+    """``previous`` with the sections ``current`` measured replaced, and a note saying when
+    and by what command: re-running one section keeps the other sections' numbers (and says
+    that they come from two runs)."""
+    merged = copy.deepcopy(previous)
+    merged.setdefault("sections", {}).update(copy.deepcopy(current.get("sections", {})))
+    run = merged.setdefault("run", {})
+    cur = current.get("run", {})
+    load = current.get("machine", {}).get("loadavg")
+    run["notes"] = [*run.get("notes", []),
+                    f"Re-measured on {cur.get('started_utc', '?')} (UTC) by "
+                    f"`{cur.get('command', '?')}`: {', '.join(current.get('sections', {}))}"
+                    + (f" (load average then: {load})" if load else "") + "; the other "
+                    "sections are from the run above.", *notes]
+    return merged
 
 
 def write_json(results: dict[str, Any], path: Path) -> None:

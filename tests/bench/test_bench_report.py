@@ -211,3 +211,36 @@ def test_fanout_gives_the_gateway_the_lowest_cpu_only_when_one_is_left() -> None
 
     assert gateway_cpu_for({3, 1, 2}) == 1
     assert gateway_cpu_for({5}) is None
+
+
+def test_update_replaces_only_the_sections_run_now_and_says_when() -> None:
+    previous = sample_results()
+    previous["run"]["started_utc"] = "2026-11-26 19:07"
+    current = {"run": {"started_utc": "2026-11-27 03:50", "command": "fleetpulse bench "
+                       "--only fanout --update", "notes": ["Input size: not the issue's"]},
+               "machine": {"loadavg": "0.50 0.40 0.30"},
+               "sections": {"fanout": {**_fanout(150), "measured_utc": "2026-11-27 03:50"}}}
+    merged = report.merge_update(previous, current, ["why"])
+    assert merged["sections"]["fanout"]["latency_ms_p99"] == 150
+    assert merged["sections"]["throughput"] == previous["sections"]["throughput"]
+    assert merged["run"]["started_utc"] == "2026-11-26 19:07"
+    assert merged["run"]["notes"][-2:] == [
+        "Re-measured on 2026-11-27 03:50 (UTC) by `fleetpulse bench --only fanout --update`: "
+        "fanout (load average then: 0.50 0.40 0.30); the other sections are from the run "
+        "above.", "why"]
+    assert "fanout" not in previous["sections"]  # the earlier results are not modified
+    md = report.markdown(merged)
+    assert "## 5. Gateway fan-out\n\nMeasured on 2026-11-27 03:50 (UTC).\n" in md
+    assert "## 6. Memory\n\nNot measured" in md
+
+
+def test_update_refuses_to_start_without_earlier_results(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bench.cli import bench
+
+    result = CliRunner().invoke(bench, ["--only", "fanout", "--update", "--out-dir",
+                                        str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--update" in result.output and "bench-results.json" in result.output
+    assert not (tmp_path / "BENCHMARKS.md").exists()
