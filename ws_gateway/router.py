@@ -152,6 +152,19 @@ def _decode_values(raw: list[Any]) -> dict[str, Any] | None:
     return truck
 
 
+def _enqueue_all(subs: list[Subscription], truck_id: str, truck_json: bytes, seq: bytes,
+                 left: bool) -> None:
+    """One position frame per subscription, built once per distinct subscription id (frames
+    differ only by ``sub``, so clients with the same id share the bytes)."""
+    position = frames.position
+    built: dict[bytes, bytes] = {}
+    for sub in subs:
+        frame = built.get(sub.sub_json)
+        if frame is None:
+            frame = built[sub.sub_json] = position(sub.sub_json, truck_json, seq, left)
+        sub.client.enqueue((sub.sub_id, truck_id), frame)
+
+
 class Router:
     """Subscriptions, truck positions and recent history; turns entries into client frames."""
 
@@ -247,30 +260,15 @@ class Router:
     def _fan_out(self, seq: bytes, truck_id: str, lat: float, lng: float,
                  prev: tuple[float, float] | None, truck_json: bytes) -> int:
         """Queue the entry for every interested subscription, and a ``left`` message for each
-        one the truck's previous position was in and the new one is not.
-
-        Frames differ between subscriptions only by ``sub``, so each distinct subscription id
-        gets its frame built once per entry and every client with that id shares the bytes.
-        """
+        one the truck's previous position was in and the new one is not."""
         if prev is None:
             inside = self.index.match(truck_id, lat, lng)
             left: list[Subscription] = []
         else:
             inside, left = self.index.match_move(truck_id, lat, lng, prev[0], prev[1])
-        position = frames.position
-        built: dict[bytes, bytes] = {}
-        for sub in inside:
-            frame = built.get(sub.sub_json)
-            if frame is None:
-                frame = built[sub.sub_json] = position(sub.sub_json, truck_json, seq)
-            sub.client.enqueue((sub.sub_id, truck_id), frame)
+        _enqueue_all(inside, truck_id, truck_json, seq, False)
         if left:
-            built.clear()
-            for sub in left:
-                frame = built.get(sub.sub_json)
-                if frame is None:
-                    frame = built[sub.sub_json] = position(sub.sub_json, truck_json, seq, True)
-                sub.client.enqueue((sub.sub_id, truck_id), frame)
+            _enqueue_all(left, truck_id, truck_json, seq, True)
         return len(inside) + len(left)
 
     # -- resume --------------------------------------------------------------------------
