@@ -536,12 +536,11 @@ def main(argv: list[str] | None = None) -> int:
                          "producer, Redis) on the others, as if the clients were remote; by "
                          "default all share every CPU")
     args = ap.parse_args(argv)
-    gateway_cpus = split_cpus(args.gateway_cpu, set(usable_cpus()), ap.error)
+    cpus = frozenset(usable_cpus())
+    gateway_cpus = split_cpus(args.gateway_cpu, set(cpus), ap.error)
     if gateway_cpus is not None:  # what this process starts from now on inherits the rest
-        pin_current_process(frozenset(usable_cpus()) - gateway_cpus)
-    # SIGTERM (a killed run) unwinds like Ctrl-C, so the gateway, Redis and the client and
-    # producer processes are stopped instead of left running.
-    exit_on_sigterm()
+        pin_current_process(cpus - gateway_cpus)
+    exit_on_sigterm()  # a killed run stops the gateway, Redis, the clients and the producer
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.clients + 1024)),
                                                 hard))

@@ -12,12 +12,12 @@ import pytest
 pytestmark = pytest.mark.unit
 
 SCRIPT = """
-import sys, time
+import signal, sys
 from bench.support import exit_on_sigterm
 exit_on_sigterm()
 try:
     print("ready", flush=True)
-    time.sleep(60)
+    signal.pause()  # until the test's SIGTERM
 finally:
     open(sys.argv[1], "w").write("stopped its services")
 """
