@@ -7,6 +7,13 @@ every 1,000 records (and at the end), which the benchmark polls instead of posit
 - ``parse``: Kafka source (JSON ``ts`` and ``truck_id`` extracted in the JVM, for the watermark
   and the key) -> a keyed function that only validates (what TruckFunction does first)
 - ``truck``: Kafka source -> TruckFunction (validation, state machine, timers), no Redis writer
+- ``state``: ``parse`` plus one keyed state read and write per ping (the truck state box's
+  round trip, without the state machine): the per-record transport the job is built on
+- ``batch``: the same work with records handed to Python in bundles
+  (:mod:`flink_jobs.bundling`: ``--shards`` shards, flushed every ``--batch-ms`` at most and at
+  each watermark), and a function keyed by shard validates each ping, reads its truck's state
+  from map state and writes the bundle's states back with one ``put_all``. The transport a
+  batched tracking job would use, measured before building one
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ from typing import Any
 
 from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, ProcessFunction
+from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
+from flink_jobs.bundling import bundled_by_shard, decode_bundle
 from flink_jobs.common import create_environment, kafka_raw_table
 from flink_jobs.settings import JobSettings, parse_settings
 from flink_jobs.tracking_job import (
@@ -26,6 +35,7 @@ from flink_jobs.tracking_job import (
     DLQ_TAG,
     GEOFENCE_TAG,
     SHARDED_WRITE,
+    TRUCK_KEY_SQL,
     TruckFunction,
     load_geofences,
     pings_by_truck,
@@ -72,6 +82,63 @@ class ValidateOnly(KeyedProcessFunction):
             yield ping.truck_id
 
 
+class ValidateAndState(KeyedProcessFunction):
+    """Validation plus the truck's state read and written once, per record."""
+
+    def open(self, runtime_context: Any) -> None:
+        self.state = runtime_context.get_state(
+            ValueStateDescriptor("box", Types.PICKLED_BYTE_ARRAY()))
+
+    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
+        _, ping = validate(value, ctx.get_current_key())
+        if not isinstance(ping, Rejection):
+            box = self.state.value() or [ping.truck_id, 0, None, None, None]
+            box[1] += 1
+            self.state.update(box)
+            yield ping.truck_id
+
+
+class ValidateAndStateBatched(KeyedProcessFunction):
+    """``ValidateAndState`` for a bundle of one shard's records: one call per bundle, a map
+    state read per ping and one ``put_all`` per bundle."""
+
+    def open(self, runtime_context: Any) -> None:
+        self.state = runtime_context.get_map_state(
+            MapStateDescriptor("boxes", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
+
+    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
+        import time
+
+        from udfs.ping_validation import parse_ping
+
+        now = int(time.time() * 1000)
+        changed: dict[str, Any] = {}
+        n = 0
+        for _, _, raw in decode_bundle(value):
+            n += 1
+            ping = parse_ping(raw or b"", now)
+            if isinstance(ping, Rejection):
+                continue
+            tid = ping.truck_id
+            box = changed.get(tid) or self.state.get(tid) or [tid, 0, None, None, None]
+            box[1] += 1
+            changed[tid] = box
+        if changed:
+            self.state.put_all(changed)
+        yield n
+
+
+class CountBatchesToRedis(CountToRedis):
+    """``CountToRedis`` for batch sizes: adds each value instead of one per record."""
+
+    def process_element(self, value: Any, ctx: ProcessFunction.Context):  # type: ignore[no-untyped-def]
+        self.n += value
+        if self.n >= EVERY:
+            self.r.incrby(DONE_KEY, self.n)
+            self.n = 0
+        return iter(())
+
+
 class Discard(ProcessFunction):
     def process_element(self, value: Any, ctx: ProcessFunction.Context):  # type: ignore[no-untyped-def]
         return iter(())
@@ -79,14 +146,25 @@ class Discard(ProcessFunction):
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--stage", choices=["parse", "truck"], required=True)
+    p.add_argument("--stage", choices=["parse", "truck", "state", "batch"], required=True)
+    p.add_argument("--shards", type=int, default=8)
+    p.add_argument("--batch-ms", type=int, default=100)
     ns, rest = p.parse_known_args(argv)
     settings: JobSettings = parse_settings(rest, "bench-stages")
     env, t_env = create_environment(settings, f"bench-{ns.stage}")
     kafka_raw_table(t_env, settings, settings.gps_topic, "gps_source")
+    if ns.stage == "batch":
+        batches = bundled_by_shard(env, t_env, "gps_source", TRUCK_KEY_SQL, ns.shards, 2000,
+                                   ns.batch_ms)
+        last = batches.process(ValidateAndStateBatched(), output_type=Types.INT()).name("batch")
+        terminate(last.process(CountBatchesToRedis(settings.redis_url)).name("count"))
+        env.execute(f"bench-{ns.stage}")
+        return
     pings = pings_by_truck(t_env, "gps_source")
     if ns.stage == "parse":
         last = pings.process(ValidateOnly(), output_type=Types.STRING()).name("validate")
+    elif ns.stage == "state":
+        last = pings.process(ValidateAndState(), output_type=Types.STRING()).name("state")
     else:
         truck_fn = TruckFunction(settings, TrackingConfig(), default_regions(),
                                  load_geofences(settings))

@@ -1,0 +1,81 @@
+"""fleetpulse's own Flink operators (``jvm/src``), compiled into a jar on first use.
+
+The jobs are PyFlink jobs, but one piece runs better in the JVM: the bundler that hands records
+to Python a batch at a time (``io.fleetpulse.flink.ShardBundler``). Its source is compiled with
+the JDK's ``javac`` against the Flink jars inside the ``apache-flink`` wheel, so no Flink
+artifacts are downloaded for it and the classes match the Flink that runs them. The jar is
+cached under the JVM cache directory by a hash of the sources: a change to them builds a new one,
+and parallel first uses (tests, several jobs) race harmlessly, each renaming a finished jar into
+place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from fleetpulse import PlatformError
+from fleetpulse.paths import PROJECT_ROOT, jvm_dir
+
+SOURCE_DIR = PROJECT_ROOT / "jvm" / "src"
+# Bytecode for Java 11, the oldest JVM Flink 2 runs on, so a cluster on 11 or 17 loads it.
+JAVA_RELEASE = "11"
+
+
+def _sources() -> list[Path]:
+    return sorted(SOURCE_DIR.rglob("*.java"))
+
+
+def sources_digest(sources: list[Path]) -> str:
+    """A short hash of the sources' paths and contents: the jar's cache key."""
+    h = hashlib.sha256(JAVA_RELEASE.encode())
+    for src in sources:
+        h.update(str(src.relative_to(SOURCE_DIR)).encode())
+        h.update(src.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _flink_lib() -> Path:
+    import pyflink
+
+    return Path(pyflink.__file__).resolve().parent / "lib"
+
+
+def _jdk_tool(name: str) -> str:
+    home = os.environ.get("JAVA_HOME")
+    candidate = Path(home) / "bin" / name if home else None
+    if candidate is not None and candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise PlatformError(f"`{name}` not found: fleetpulse compiles its Flink operators with a "
+                            "JDK (11 or newer); install one or set JAVA_HOME")
+    return found
+
+
+def operators_jar() -> Path:
+    """The jar of ``jvm/src``, built now if this version of the sources has none yet."""
+    sources = _sources()
+    if not sources:
+        raise PlatformError(f"no Java sources in {SOURCE_DIR}")
+    target = jvm_dir() / "operators" / f"fleetpulse-operators-{sources_digest(sources)}.jar"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        classes = Path(tmp) / "classes"
+        compile_cmd = [_jdk_tool("javac"), "--release", JAVA_RELEASE, "-nowarn",
+                       "-cp", str(_flink_lib() / "*"), "-d", str(classes),
+                       *map(str, sources)]
+        built = Path(tmp) / target.name
+        for cmd in (compile_cmd, [_jdk_tool("jar"), "cf", str(built), "-C", str(classes), "."]):
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise PlatformError(f"building {target.name} failed ({cmd[0]}):\n"
+                                    f"{done.stdout}{done.stderr}")
+        os.replace(built, target)
+    return target

@@ -1,0 +1,95 @@
+"""Records handed to Python a bundle at a time: one Python call per shard and flush, not per
+record.
+
+In PyFlink's thread mode every record a Python operator receives is a call from the JVM into
+the embedded interpreter, under its lock, with its own conversion; at tens of thousands of
+records per second that crossing costs more than the work done per record. The JVM operator
+``io.fleetpulse.flink.ShardBundler`` (``jvm/src``, built by :mod:`fleetpulse.operators_jar`)
+groups the records by a shard of their key and emits ``Row(shard, bundle)``; the stream is keyed
+by shard in the JVM, so a Python ``KeyedProcessFunction`` downstream is called once per bundle,
+with the shard as its current key, and decodes the records with :func:`decode_bundle`.
+
+Bundles are flushed before every watermark and checkpoint barrier passes the bundler, so event
+time and checkpoints downstream see the records exactly where they would be without it; the
+bundler holds no state.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+
+from pyflink.common import Types
+from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.datastream.data_stream import DataStream, KeyedStream
+from pyflink.java_gateway import get_gateway
+from pyflink.table import StreamTableEnvironment
+from pyflink.util.java_utils import add_jars_to_context_class_loader
+
+from fleetpulse.operators_jar import operators_jar
+from flink_jobs.jvm_keying import keyed_on_first_field
+
+BUNDLE = Types.PRIMITIVE_ARRAY(Types.BYTE())
+_HEADER = struct.Struct(">iqi")  # partition, offset, value length (-1: null value)
+
+
+def decode_bundle(bundle: bytes) -> Iterator[tuple[int, int, bytes | None]]:
+    """The ``(partition, offset, value)`` records of a bundle, in the order they arrived.
+
+    Raises ``ValueError`` on a truncated bundle (a bug, not bad input: any record bytes fit)."""
+    view = memoryview(bundle)
+    pos, end, header = 0, len(bundle), _HEADER.size
+    while pos < end:
+        if end - pos < header:
+            raise ValueError(f"bundle truncated in a record header at byte {pos}")
+        partition, offset, length = _HEADER.unpack_from(view, pos)
+        pos += header
+        if length < 0:
+            yield partition, offset, None
+            continue
+        if end - pos < length:
+            raise ValueError(f"bundle truncated in a record body at byte {pos}")
+        yield partition, offset, bytes(view[pos:pos + length])
+        pos += length
+
+
+def encode_bundle(records: list[tuple[int, int, bytes | None]]) -> bytes:
+    """What the JVM bundler emits for ``records`` (for tests of the Python side)."""
+    parts = []
+    for partition, offset, value in records:
+        parts.append(_HEADER.pack(partition, offset, -1 if value is None else len(value)))
+        if value is not None:
+            parts.append(value)
+    return b"".join(parts)
+
+
+def use_operators_jar(env: StreamExecutionEnvironment) -> None:
+    """Put fleetpulse's operator jar on the client's class path and in ``pipeline.jars`` (which
+    ships it to the cluster); only jobs that bundle need it, and with it a JDK to build it."""
+    uri = operators_jar().resolve().as_uri()
+    add_jars_to_context_class_loader([uri])
+    config = get_gateway().jvm.org.apache.flink.python.util.PythonConfigUtil \
+        .getEnvironmentConfig(env._j_stream_execution_environment)
+    jars = config.getString("pipeline.jars", None) or ""
+    if uri not in jars.split(";"):
+        config.setString("pipeline.jars", ";".join(j for j in (jars, uri) if j))
+
+
+def bundled_by_shard(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, table: str,
+                     key_sql: str, shards: int, max_records: int, flush_ms: int) -> KeyedStream:
+    """The records of a Kafka table (:func:`flink_jobs.common.kafka_raw_table`) in bundles of
+    ``Row(shard, bundle)`` keyed by shard, the shard being ``floorMod(hashCode(key), shards)``
+    of ``key_sql`` (a STRING expression over the table's columns) computed in the JVM.
+
+    A bundle holds at most ``max_records`` records and waits at most ``flush_ms`` of processing
+    time (less at a watermark, a checkpoint barrier or the end of the input)."""
+    use_operators_jar(env)
+    query = t_env.sql_query(
+        f"SELECT {key_sql} AS `k`, `value`, `partition`, `offset` FROM {table}")
+    record_type = Types.ROW([Types.STRING(), BUNDLE, Types.INT(), Types.LONG()])
+    records = t_env.to_append_stream(query, record_type)
+    out_type = Types.ROW([Types.INT(), BUNDLE])
+    operator = get_gateway().jvm.io.fleetpulse.flink.ShardBundler(shards, max_records, flush_ms)
+    j_stream = records._j_data_stream.transform(
+        "bundle-by-shard", out_type.get_java_type_info(), operator)
+    return keyed_on_first_field(DataStream(j_stream), Types.INT(), BUNDLE)

@@ -1,0 +1,76 @@
+"""The Python side of the bundle transport (:mod:`flink_jobs.bundling`) and the on-demand build
+of the JVM operator behind it (:mod:`fleetpulse.operators_jar`)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from fleetpulse import PlatformError
+from flink_jobs.bundling import decode_bundle, encode_bundle
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_bundle_decodes_to_its_records_in_order_with_nulls_and_any_bytes() -> None:
+    records = [(0, 0, b'{"truck_id":"T1"}'), (3, 2**40, None), (1, 7, b""),
+               (2, 9, bytes(range(256)))]
+    assert list(decode_bundle(encode_bundle(records))) == records
+    assert list(decode_bundle(b"")) == []
+
+
+def test_the_encoding_is_the_jvm_bundlers_big_endian_layout() -> None:
+    # [partition int32][offset int64][length int32][bytes], as ShardBundler.java writes it
+    assert encode_bundle([(1, 2, b"ab")]) == (b"\x00\x00\x00\x01" + b"\x00" * 7 + b"\x02"
+                                              + b"\x00\x00\x00\x02" + b"ab")
+    assert encode_bundle([(1, 2, None)])[-4:] == b"\xff\xff\xff\xff"
+
+
+@pytest.mark.parametrize("cut", [3, 16, 20])
+def test_a_truncated_bundle_is_an_error_not_a_short_read(cut: int) -> None:
+    bundle = encode_bundle([(0, 0, b"x" * 10)])
+    with pytest.raises(ValueError, match="truncated"):
+        list(decode_bundle(bundle[:cut]))
+
+
+def test_the_operators_jar_is_built_once_per_version_of_the_sources(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fleetpulse import operators_jar as build
+
+    monkeypatch.setenv("FLEETPULSE_JVM_DIR", str(tmp_path))
+    jar = build.operators_jar()
+    assert jar.parent == tmp_path / "operators"
+    with zipfile.ZipFile(jar) as z:
+        assert "io/fleetpulse/flink/ShardBundler.class" in z.namelist()
+    mtime = jar.stat().st_mtime_ns
+    assert build.operators_jar() == jar and jar.stat().st_mtime_ns == mtime  # cached
+
+    src = tmp_path / "src" / "io" / "x"
+    src.mkdir(parents=True)
+    (src / "A.java").write_text("package io.x; public class A {}\n")
+    monkeypatch.setattr(build, "SOURCE_DIR", tmp_path / "src")
+    first = build.sources_digest(build._sources())
+    (src / "A.java").write_text("package io.x; public class A { int a; }\n")
+    assert build.sources_digest(build._sources()) != first  # an edit builds a new jar
+    assert build.operators_jar().name != jar.name
+
+
+def test_a_compile_error_and_a_missing_jdk_say_what_failed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fleetpulse import operators_jar as build
+
+    monkeypatch.setenv("FLEETPULSE_JVM_DIR", str(tmp_path))
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "Broken.java").write_text("public class Broken { nope }\n")
+    monkeypatch.setattr(build, "SOURCE_DIR", src)
+    with pytest.raises(PlatformError, match="Broken.java"):
+        build.operators_jar()
+    assert not list((tmp_path / "operators").glob("*.jar"))
+
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setattr(build.shutil, "which", lambda name: None)
+    with pytest.raises(PlatformError, match="javac"):
+        build.operators_jar()
