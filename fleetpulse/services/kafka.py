@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fleetpulse import PlatformError
 from fleetpulse.paths import kafka_classpath
@@ -150,8 +151,22 @@ def broker_answers(bootstrap: str) -> bool:
         admin.close()
 
 
+def topics_ready(described: list[dict[str, Any]], wanted: Iterable[str]) -> bool:
+    """Whether the topic metadata ``described`` (kafka-python's ``describe_topics``) shows
+    every topic of ``wanted`` with partitions, each of them led by a broker."""
+    by_name = {t.get("name"): t for t in described}
+    for name in wanted:
+        topic = by_name.get(name)
+        if topic is None or topic.get("error_code") or not topic.get("partitions"):
+            return False
+        if any(p.get("error_code") or p.get("leader_id", -1) < 0 for p in topic["partitions"]):
+            return False
+    return True
+
+
 def create_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> None:
-    """Create the missing topics; existing ones are left as they are."""
+    """Create the missing topics, and return when every partition of every topic has a
+    leader; existing ones are left as they are."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
@@ -172,10 +187,11 @@ def create_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> None:
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new)
-        wanted = {s.name for s in specs}
-        wait_until(
-            lambda: wanted <= set(admin.list_topics()), 30, f"topics {sorted(wanted)}"
-        )
+        wanted = sorted({s.name for s in specs})
+        # Listed is not usable: until each partition has a leader, a producer gets
+        # NotLeaderForPartition and a consumer group may be assigned nothing for the topic.
+        wait_until(lambda: topics_ready(admin.describe_topics(wanted), wanted), 30,
+                   f"topics {wanted} with a leader for every partition")
     finally:
         admin.close()
 

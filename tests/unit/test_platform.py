@@ -95,3 +95,19 @@ def test_pinned_jobs_get_a_cpu_each_and_unpinned_ones_any(tmp_path: Path,
     # submitted to a cluster, the TaskManagers' placement is the cluster's
     assert Supervisor(UpSettings(data_dir=tmp_path, pin_jobs=True,
                                  flink_url="http://127.0.0.1:8091")).job_cpus(2) == ["", ""]
+
+
+def _topic(name: str, error: int = 0, leaders: tuple[int, ...] = (1, 1)) -> dict[str, object]:
+    return {"name": name, "error_code": error,
+            "partitions": [{"partition_index": i, "error_code": 0, "leader_id": leader}
+                           for i, leader in enumerate(leaders)]}
+
+
+def test_a_topic_is_ready_only_when_every_partition_has_a_leader() -> None:
+    from fleetpulse.services.kafka import topics_ready
+
+    assert topics_ready([_topic("a"), _topic("b")], ["a", "b"])
+    assert not topics_ready([_topic("a")], ["a", "b"])  # not described yet
+    assert not topics_ready([_topic("a", error=3, leaders=())], ["a"])  # unknown to the broker
+    assert not topics_ready([_topic("a", leaders=())], ["a"])  # no partitions yet
+    assert not topics_ready([_topic("a", leaders=(1, -1))], ["a"])  # one without a leader
