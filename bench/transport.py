@@ -9,6 +9,11 @@ Python call per record (the transport the tracking job is built on); ``batch`` d
 work with the records bundled in the JVM by shard (:mod:`flink_jobs.bundling`), one Python call
 per bundle, the truck's state in map state. Both run embedded at parallelism 1. Printed per run:
 pings/s and CPU µs per ping of the job's process tree; then the median ratio batch/state.
+
+``--truck`` compares the truck function's own work the same way: ``truck`` (``TruckFunction``
+per record, with its timers, each output handed to a Python operator) against ``batch-truck``
+(its arrival path on bundles, outputs pickled once per bundle, no timers; see
+:mod:`bench.jobs.stages`).
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ import click
 @click.option("--shards", default=32, show_default=True)
 @click.option("--flush-ms", default=200, show_default=True,
               help="Longest a bundle waits (watermarks flush sooner).")
-def main(pings: int, trucks: int, repeat: int, shards: int, flush_ms: int) -> None:
+@click.option("--truck", is_flag=True,
+              help="Compare the truck function's work instead: stages truck / batch-truck.")
+def main(pings: int, trucks: int, repeat: int, shards: int, flush_ms: int, truck: bool) -> None:
     """Alternate the per-record and the bundled cut; print rates and the ratio."""
     from bench.context import Context, Sizes
     from bench.runs import run_consumer
@@ -37,15 +44,16 @@ def main(pings: int, trucks: int, repeat: int, shards: int, flush_ms: int) -> No
     from bench.support import exit_on_sigterm, log, running_stack
 
     exit_on_sigterm()
+    per_record, bundled = ("truck", "batch-truck") if truck else ("state", "batch")
     rows: list[dict[str, Any]] = []
     work = Path(tempfile.mkdtemp(prefix="fleetpulse-transport-"))
     with running_stack() as stack:
         ctx = Context(stack, work, Sizes(partitions=4), None)
         ds = ctx.dataset(trucks, pings)
         for i in range(repeat):
-            for stage in ("state", "batch"):
+            for stage in (per_record, bundled):
                 argv = stage_argv(ctx, ds.topic, stage)
-                if stage == "batch":
+                if stage == bundled:
                     argv += ["--shards", str(shards), "--batch-ms", str(flush_ms)]
                 log(f"run {i + 1}/{repeat}: {stage}")
                 row = run_consumer(stack, ds, f"{stage} #{i + 1}", argv, work,
@@ -58,9 +66,9 @@ def main(pings: int, trucks: int, repeat: int, shards: int, flush_ms: int) -> No
         click.echo(f"| {r['name']} | {r['status']} | {r.get('rate', '-'):,} | "
                    f"{r.get('cpu_us_per_ping', '-')} |")
     rates = {s: [r["rate"] for r in rows if r["stage"] == s and r["status"] == "ok"]
-             for s in ("state", "batch")}
-    if rates["state"] and rates["batch"]:
-        state, batch = statistics.median(rates["state"]), statistics.median(rates["batch"])
+             for s in (per_record, bundled)}
+    if rates[per_record] and rates[bundled]:
+        state, batch = statistics.median(rates[per_record]), statistics.median(rates[bundled])
         click.echo(f"\nmedian rate: per record {state:,.0f}/s, bundled {batch:,.0f}/s, "
                    f"ratio {batch / state:.2f}x")
 

@@ -14,6 +14,11 @@ every 1,000 records (and at the end), which the benchmark polls instead of posit
   each watermark), and a function keyed by shard validates each ping, reads its truck's state
   from map state and writes the bundle's states back with one ``put_all``. The transport a
   batched tracking job would use, measured before building one
+- ``batch-truck``: ``batch`` plus the truck function's arrival path (``catch_up`` to the
+  watermark, ``on_ping``, ``next_wakeup``), its outputs pickled once per bundle as if handed
+  on; no timers are registered (a bundled job would need one per shard and second, not one per
+  truck). Compare with ``truck``, which does the same per record, with timers, and hands each
+  output to a Python operator
 """
 
 from __future__ import annotations
@@ -128,6 +133,52 @@ class ValidateAndStateBatched(KeyedProcessFunction):
         yield n
 
 
+class TruckArrivalsBatched(KeyedProcessFunction):
+    """``TruckFunction``'s arrival path for a bundle of one shard's records (see the module
+    docstring, ``batch-truck``)."""
+
+    def __init__(self, cfg: TrackingConfig, regions: Any, geofences: Any) -> None:
+        self.cfg = cfg
+        self.regions = regions
+        self.geofences = geofences
+
+    def open(self, runtime_context: Any) -> None:
+        self.state = runtime_context.get_map_state(
+            MapStateDescriptor("trucks", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
+
+    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
+        import pickle
+        import time
+
+        from udfs.ping_validation import parse_ping
+        from udfs.truck_state import Counters, TruckState, catch_up, next_wakeup, on_ping
+
+        now = int(time.time() * 1000)
+        wm = ctx.timer_service().current_watermark()
+        cfg, region_of, containing = self.cfg, self.regions.region_of, self.geofences.containing
+        counts = Counters()
+        changed: dict[str, Any] = {}
+        outputs: list[Any] = []
+        n = 0
+        for _, _, raw in decode_bundle(value):
+            n += 1
+            ping = parse_ping(raw or b"", now)
+            if isinstance(ping, Rejection):
+                continue
+            tid = ping.truck_id
+            box = changed.get(tid) or self.state.get(tid) or [TruckState(tid), None, None,
+                                                                None, None]
+            if box[0].pending:
+                outputs.extend(catch_up(box[0], wm, cfg, containing))
+            outputs.extend(on_ping(box[0], ping, cfg, region_of, counts))
+            box[1] = next_wakeup(box[0], cfg)
+            changed[tid] = box
+        if changed:
+            self.state.put_all(changed)
+        pickle.dumps(outputs)
+        yield n
+
+
 class CountBatchesToRedis(CountToRedis):
     """``CountToRedis`` for batch sizes: adds each value instead of one per record."""
 
@@ -146,17 +197,20 @@ class Discard(ProcessFunction):
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--stage", choices=["parse", "truck", "state", "batch"], required=True)
+    p.add_argument("--stage", choices=["parse", "truck", "state", "batch", "batch-truck"],
+                   required=True)
     p.add_argument("--shards", type=int, default=8)
     p.add_argument("--batch-ms", type=int, default=100)
     ns, rest = p.parse_known_args(argv)
     settings: JobSettings = parse_settings(rest, "bench-stages")
     env, t_env = create_environment(settings, f"bench-{ns.stage}")
     kafka_raw_table(t_env, settings, settings.gps_topic, "gps_source")
-    if ns.stage == "batch":
+    if ns.stage.startswith("batch"):
         batches = bundled_by_shard(env, t_env, "gps_source", TRUCK_KEY_SQL, ns.shards, 2000,
                                    ns.batch_ms)
-        last = batches.process(ValidateAndStateBatched(), output_type=Types.INT()).name("batch")
+        fn = (ValidateAndStateBatched() if ns.stage == "batch" else
+              TruckArrivalsBatched(TrackingConfig(), default_regions(), load_geofences(settings)))
+        last = batches.process(fn, output_type=Types.INT()).name(ns.stage)
         terminate(last.process(CountBatchesToRedis(settings.redis_url)).name("count"))
         env.execute(f"bench-{ns.stage}")
         return
