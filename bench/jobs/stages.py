@@ -103,6 +103,18 @@ class ValidateAndState(KeyedProcessFunction):
             yield ping.truck_id
 
 
+def valid_pings(bundle: bytes) -> tuple[int, list[Any]]:
+    """How many records a bundle holds, and its valid pings in order (rejects dropped)."""
+    import time
+
+    from udfs.ping_validation import parse_ping
+
+    now = int(time.time() * 1000)
+    records = list(decode_bundle(bundle))
+    parsed = (parse_ping(raw or b"", now) for _, _, raw in records)
+    return len(records), [p for p in parsed if not isinstance(p, Rejection)]
+
+
 class ValidateAndStateBatched(KeyedProcessFunction):
     """``ValidateAndState`` for a bundle of one shard's records: one call per bundle, a map
     state read per ping and one ``put_all`` per bundle."""
@@ -112,18 +124,9 @@ class ValidateAndStateBatched(KeyedProcessFunction):
             MapStateDescriptor("boxes", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
 
     def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
-        import time
-
-        from udfs.ping_validation import parse_ping
-
-        now = int(time.time() * 1000)
+        n, pings = valid_pings(value)
         changed: dict[str, Any] = {}
-        n = 0
-        for _, _, raw in decode_bundle(value):
-            n += 1
-            ping = parse_ping(raw or b"", now)
-            if isinstance(ping, Rejection):
-                continue
+        for ping in pings:
             tid = ping.truck_id
             box = changed.get(tid) or self.state.get(tid) or [tid, 0, None, None, None]
             box[1] += 1
@@ -148,23 +151,16 @@ class TruckArrivalsBatched(KeyedProcessFunction):
 
     def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
         import pickle
-        import time
 
-        from udfs.ping_validation import parse_ping
         from udfs.truck_state import Counters, TruckState, catch_up, next_wakeup, on_ping
 
-        now = int(time.time() * 1000)
+        n, pings = valid_pings(value)
         wm = ctx.timer_service().current_watermark()
         cfg, region_of, containing = self.cfg, self.regions.region_of, self.geofences.containing
         counts = Counters()
         changed: dict[str, Any] = {}
         outputs: list[Any] = []
-        n = 0
-        for _, _, raw in decode_bundle(value):
-            n += 1
-            ping = parse_ping(raw or b"", now)
-            if isinstance(ping, Rejection):
-                continue
+        for ping in pings:
             tid = ping.truck_id
             box = changed.get(tid) or self.state.get(tid) or [TruckState(tid), None, None,
                                                                 None, None]
