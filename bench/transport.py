@@ -7,7 +7,8 @@ Two cuts of a job (:mod:`bench.jobs.stages`) on one preloaded input and one priv
 Redis, alternating: ``state`` validates each ping and reads and writes its truck's state, one
 Python call per record (the transport the tracking job is built on); ``batch`` does the same
 work with the records bundled in the JVM by shard (:mod:`flink_jobs.bundling`), one Python call
-per bundle, the truck's state in map state. Both run embedded at parallelism 1. Printed per run:
+per bundle, the truck's state in map state. Both run embedded at parallelism 1 (``--cluster N``:
+with `flink run -py` on N pinned TaskManagers, at parallelism N). Printed per run:
 pings/s and CPU µs per ping of the job's process tree; then the median ratio batch/state.
 
 ``--truck`` compares the truck function's own work the same way: ``truck`` (``TruckFunction``
@@ -26,6 +27,30 @@ from typing import Any
 import click
 
 
+def on_cluster(stack: Any, ds: Any, name: str, argv: list[str], work: Path,
+               taskmanagers: int) -> dict[str, Any]:
+    """One timed run of a stage (``argv`` as for an embedded run) submitted to a fresh
+    standalone cluster of ``taskmanagers`` pinned TaskManagers, at that parallelism."""
+    from bench.runs import run_consumer, unique_group
+    from bench.sections.throughput import run_timeout_s
+    from fleetpulse.services.flink import flink_env, submit_argv
+    from fleetpulse.services.flink_cluster import StandaloneCluster
+    from fleetpulse.waiting import free_port
+
+    args = argv[3:]  # without `python -m bench.jobs.stages`
+    args[args.index("--parallelism") + 1] = str(taskmanagers)
+    cluster = StandaloneCluster(work / unique_group("cluster"), rest_port=free_port(),
+                                rpc_port=free_port(), taskmanagers=taskmanagers,
+                                slots_per_taskmanager=1, pin_taskmanagers=True)
+    try:
+        cluster.start()
+        submit = submit_argv(cluster.rest_url, "bench.jobs.stages", args, detached=False)
+        return run_consumer(stack, ds, name, submit, work, run_timeout_s(ds), env=flink_env(),
+                            also_measured=cluster.pids(), done_key="bench:done")
+    finally:
+        cluster.stop()
+
+
 @click.command()
 @click.option("--pings", default=300_000, show_default=True)
 @click.option("--trucks", default=100_000, show_default=True)
@@ -35,7 +60,11 @@ import click
               help="Longest a bundle waits (watermarks flush sooner).")
 @click.option("--truck", is_flag=True,
               help="Compare the truck function's work instead: stages truck / batch-truck.")
-def main(pings: int, trucks: int, repeat: int, shards: int, flush_ms: int, truck: bool) -> None:
+@click.option("--cluster", "taskmanagers", type=int, default=0,
+              help="Submit each run with `flink run -py` to a fresh standalone cluster of this "
+                   "many TaskManagers (one slot and one pinned CPU each), at that parallelism.")
+def main(pings: int, trucks: int, repeat: int, shards: int, flush_ms: int, truck: bool,
+         taskmanagers: int) -> None:
     """Alternate the per-record and the bundled cut; print rates and the ratio."""
     from bench.context import Context, Sizes
     from bench.runs import run_consumer
@@ -56,10 +85,15 @@ def main(pings: int, trucks: int, repeat: int, shards: int, flush_ms: int, truck
                 if stage == bundled:
                     argv += ["--shards", str(shards), "--batch-ms", str(flush_ms)]
                 log(f"run {i + 1}/{repeat}: {stage}")
-                row = run_consumer(stack, ds, f"{stage} #{i + 1}", argv, work,
-                                   run_timeout_s(ds), done_key="bench:done")
+                if taskmanagers:
+                    row = on_cluster(stack, ds, f"{stage} #{i + 1}", argv, work, taskmanagers)
+                else:
+                    row = run_consumer(stack, ds, f"{stage} #{i + 1}", argv, work,
+                                       run_timeout_s(ds), done_key="bench:done")
                 rows.append({**row, "stage": stage})
-    click.echo(f"\n{pings:,} pings / {trucks:,} trucks, p=1, {shards} shards, "
+    where = (f"flink run -py on {taskmanagers} pinned TaskManagers, p={taskmanagers}"
+             if taskmanagers else "embedded, p=1")
+    click.echo(f"\n{pings:,} pings / {trucks:,} trucks, {where}, {shards} shards, "
                f"bundles flushed within {flush_ms} ms")
     click.echo("| run | status | pings/s | CPU µs/ping |\n|---|---|---|---|")
     for r in rows:
