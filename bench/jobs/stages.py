@@ -66,11 +66,14 @@ class CountToRedis(ProcessFunction):
         self.n = 0
 
     def process_element(self, value: Any, ctx: ProcessFunction.Context):  # type: ignore[no-untyped-def]
-        self.n += 1
+        self._add(1)
+        return iter(())
+
+    def _add(self, k: int) -> None:
+        self.n += k
         if self.n >= EVERY:
             self.r.incrby(DONE_KEY, self.n)
             self.n = 0
-        return iter(())
 
     def close(self) -> None:
         if self.n:
@@ -179,10 +182,7 @@ class CountBatchesToRedis(CountToRedis):
     """``CountToRedis`` for batch sizes: adds each value instead of one per record."""
 
     def process_element(self, value: Any, ctx: ProcessFunction.Context):  # type: ignore[no-untyped-def]
-        self.n += value
-        if self.n >= EVERY:
-            self.r.incrby(DONE_KEY, self.n)
-            self.n = 0
+        self._add(value)
         return iter(())
 
 
@@ -201,27 +201,28 @@ def main(argv: list[str] | None = None) -> None:
     settings: JobSettings = parse_settings(rest, "bench-stages")
     env, t_env = create_environment(settings, f"bench-{ns.stage}")
     kafka_raw_table(t_env, settings, settings.gps_topic, "gps_source")
+    counter = CountToRedis(settings.redis_url)
     if ns.stage.startswith("batch"):
         batches = bundled_by_shard(env, t_env, "gps_source", TRUCK_KEY_SQL, ns.shards, 2000,
                                    ns.batch_ms)
         fn = (ValidateAndStateBatched() if ns.stage == "batch" else
               TruckArrivalsBatched(TrackingConfig(), default_regions(), load_geofences(settings)))
         last = batches.process(fn, output_type=Types.INT()).name(ns.stage)
-        terminate(last.process(CountBatchesToRedis(settings.redis_url)).name("count"))
-        env.execute(f"bench-{ns.stage}")
-        return
-    pings = pings_by_truck(t_env, "gps_source")
-    if ns.stage == "parse":
-        last = pings.process(ValidateOnly(), output_type=Types.STRING()).name("validate")
+        counter = CountBatchesToRedis(settings.redis_url)
+    elif ns.stage == "parse":
+        last = pings_by_truck(t_env, "gps_source").process(
+            ValidateOnly(), output_type=Types.STRING()).name("validate")
     elif ns.stage == "state":
-        last = pings.process(ValidateAndState(), output_type=Types.STRING()).name("state")
+        last = pings_by_truck(t_env, "gps_source").process(
+            ValidateAndState(), output_type=Types.STRING()).name("state")
     else:
         truck_fn = TruckFunction(settings, TrackingConfig(), default_regions(),
                                  load_geofences(settings))
-        last = pings.process(truck_fn, output_type=SHARDED_WRITE).name("truck-state")
+        last = pings_by_truck(t_env, "gps_source").process(
+            truck_fn, output_type=SHARDED_WRITE).name("truck-state")
         for tag in (DLQ_TAG, ALERT_TAG, GEOFENCE_TAG, CENSUS_TAG):
             terminate(last.get_side_output(tag).process(Discard()).name(f"discard-{tag}"))
-    terminate(last.process(CountToRedis(settings.redis_url)).name("count"))
+    terminate(last.process(counter).name("count"))
     env.execute(f"bench-{ns.stage}")
 
 
