@@ -38,7 +38,8 @@ def shard_of(key: str, shards: int) -> int:
 
 class BufferedWriterFunction(KeyedProcessFunction):
     """Keyed by shard: buffers each record in list state and hands the shard's records, in
-    arrival order, to :meth:`write` on the next tick of ``redis_flush_ms``.
+    arrival order, to :meth:`write` on the next tick of ``redis_flush_ms``. A subclass whose
+    elements are lists of records (one per bundle) flattens them in :meth:`unpack`.
 
     Subclasses name their list state (``buffer_state``: it is part of their checkpoints, so it
     must not change) and the count of written records, and implement :meth:`open_writer`,
@@ -67,6 +68,10 @@ class BufferedWriterFunction(KeyedProcessFunction):
     def after_flush(self) -> None:
         """Runs on every tick, after the shard's buffer is written."""
 
+    def unpack(self, buffered: list[Any]) -> list[Any]:
+        """The records to write, from the buffered elements (one record each, by default)."""
+        return buffered
+
     def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
         self.buffer.add(value)
         self.timers.processing_tick(ctx, self.settings.redis_flush_ms)
@@ -74,8 +79,9 @@ class BufferedWriterFunction(KeyedProcessFunction):
         return iter(())
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):  # type: ignore[no-untyped-def]
-        items = list(self.buffer.get() or [])
-        if items:
+        buffered = list(self.buffer.get() or [])
+        if buffered:
+            items = self.unpack(buffered)
             self.write(items)
             self.counters.inc(self.written_count, len(items))
             self.buffer.clear()

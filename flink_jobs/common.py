@@ -269,10 +269,17 @@ def parse_raw_record(parse: Callable[[bytes, int], T | Rejection], value: Row
     """A RAW_RECORD row's bytes and what ``parse`` (a pure ``udfs`` validator, given the wall
     clock) makes of them. No input may fail the job: a parser bug becomes a rejection too."""
     raw = bytes(value[0]) if value[0] is not None else b""
+    return raw, parse_safely(parse, raw, int(time.time() * 1000))
+
+
+def parse_safely(parse: Callable[[bytes, int], T | Rejection], raw: bytes, now_ms: int
+                 ) -> T | Rejection:
+    """What ``parse`` makes of ``raw`` at wall clock ``now_ms``; a parser bug becomes a
+    rejection too, since no input may fail the job."""
     try:
-        return raw, parse(raw, int(time.time() * 1000))
+        return parse(raw, now_ms)
     except Exception as exc:  # noqa: BLE001 - no input may fail the job
-        return raw, Rejection(Reason.MALFORMED_JSON, f"unexpected parse error: {exc!r}")
+        return Rejection(Reason.MALFORMED_JSON, f"unexpected parse error: {exc!r}")
 
 
 def rejection_row(topic: str, value: Row, raw: bytes, rejection: Rejection) -> Row:

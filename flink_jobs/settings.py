@@ -41,6 +41,13 @@ class JobSettings:
     # Tracking: how long (event time) a buffered ping may wait for the truck's next ping to be
     # detected; 0 detects every ping when the watermark passes it (udfs.truck_state).
     detection_slack_ms: int = DEFAULT_DETECTION_SLACK_MS
+    # Tracking: hand pings to Python in bundles of one shard of trucks (flink_jobs.bundling),
+    # one call per bundle instead of per ping; 0 keeps one call per ping. Bundles are flushed
+    # at every watermark and checkpoint barrier, at bundle_max_records and after
+    # bundle_flush_ms. A checkpoint restores only into the mode (and shard count) that took it.
+    bundle_shards: int = 0
+    bundle_max_records: int = 2_000
+    bundle_flush_ms: int = 100
     gps_topic: str = TopicNames.gps
     scans_topic: str = TopicNames.scans
     alerts_topic: str = TopicNames.alerts
@@ -89,6 +96,12 @@ def parse_settings(argv: list[str] | None, default_group: str, **job_defaults: o
         parser.error("--buffer-timeout-ms must be 0 or more")
     if settings.detection_slack_ms < 0:
         parser.error("--detection-slack-ms must be 0 or more")
+    if settings.bundle_shards < 0:
+        parser.error("--bundle-shards must be 0 (per record) or more")
+    if settings.bundle_max_records < 1:
+        parser.error("--bundle-max-records must be at least 1")
+    if settings.bundle_flush_ms < 1:
+        parser.error("--bundle-flush-ms must be at least 1")
     if settings.checkpoint_interval_ms < 100:
         parser.error("--checkpoint-interval-ms must be at least 100")
     try:

@@ -32,7 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from pyflink.common import Row, Types
-from pyflink.datastream import DataStream, KeyedProcessFunction, KeyedStream, OutputTag
+from pyflink.datastream import (
+    DataStream,
+    KeyedProcessFunction,
+    KeyedStream,
+    StreamExecutionEnvironment,
+)
 from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.table import StreamTableEnvironment
 
@@ -42,8 +47,8 @@ from flink_jobs.buffered_writer import (
     shard_of,
     writer_shards,
 )
+from flink_jobs.bundling import bundled_by_shard
 from flink_jobs.common import (
-    KEYED_TEXT,
     NO_WATERMARK,
     RAW_RECORD,
     attach_sinks,
@@ -59,6 +64,17 @@ from flink_jobs.metrics import OperatorCounts
 from flink_jobs.profiling import start_profiler, stop_profiler
 from flink_jobs.settings import JobSettings, parse_settings
 from flink_jobs.timers import TimersOnce
+from flink_jobs.tracking_bundled import BundledTruckFunction
+from flink_jobs.tracking_outputs import (
+    ALERT_TAG,
+    CENSUS_TAG,
+    DLQ_TAG,
+    GEOFENCE_TAG,
+    SHARDED_WRITE,
+    alert_count_name,
+    alert_row,
+    geofence_row,
+)
 from udfs.geo import GeofenceIndex, RegionIndex, default_regions
 from udfs.models import AlertEvent, GeofenceTransition, Ping, Reason, Rejection
 from udfs.ping_validation import parse_ping
@@ -76,13 +92,6 @@ from udfs.truck_state import (
 )
 
 log = logging.getLogger("fleetpulse.tracking")
-
-DLQ_TAG = OutputTag("dlq", KEYED_TEXT)
-ALERT_TAG = OutputTag("alerts", KEYED_TEXT)
-GEOFENCE_TAG = OutputTag("geofence", KEYED_TEXT)
-CENSUS_TAG = OutputTag("census", Types.PICKLED_BYTE_ARRAY())
-# TruckFunction's main output: (writer shard, PositionWrite)
-SHARDED_WRITE = Types.ROW([Types.INT(), Types.PICKLED_BYTE_ARRAY()])
 
 # The truck a `fleet.gps` record names, read in the JVM ('' when it names none: such a record
 # is dead-lettered by the parser, whatever its key).
@@ -231,12 +240,10 @@ class TruckFunction(KeyedProcessFunction):
         elif isinstance(out, CensusDelta):
             yield CENSUS_TAG, (out.region, out.status, out.delta)
         elif isinstance(out, AlertEvent):
-            self.counters.inc(f"alerts_{out.alert_class}_{out.event_action}")
-            yield ALERT_TAG, Row(out.dedup_key, out.to_json().decode())
+            self.counters.inc(alert_count_name(out))
+            yield ALERT_TAG, alert_row(out)
         elif isinstance(out, GeofenceTransition):
-            import orjson
-
-            yield GEOFENCE_TAG, Row(out.truck_id, orjson.dumps(out.to_dict()).decode())
+            yield GEOFENCE_TAG, geofence_row(out)
 
 
 class RedisWriterFunction(BufferedWriterFunction):
@@ -264,6 +271,16 @@ class RedisWriterFunction(BufferedWriterFunction):
         if time.time() - self.last_sweep > 60:
             self.last_sweep = time.time()
             self.writer.sweep_geo()
+
+
+class BundledRedisWriterFunction(RedisWriterFunction):
+    """:class:`RedisWriterFunction` for the bundled truck function, whose elements are each a
+    bundle's positions: one list-state element per bundle, flattened when written."""
+
+    buffer_state = "pending_write_bundles"
+
+    def unpack(self, buffered: list[list[PositionWrite]]) -> list[PositionWrite]:
+        return [write for bundle in buffered for write in bundle]
 
 
 class RegionCensusFunction(KeyedProcessFunction):
@@ -328,14 +345,35 @@ def pings_by_truck(t_env: StreamTableEnvironment, table: str) -> KeyedStream:
     return keyed_by_sql(t_env, table, TRUCK_KEY_SQL, RAW_RECORD)
 
 
+def build_from_table(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment,
+                     table: str, settings: JobSettings, cfg: TrackingConfig
+                     ) -> dict[str, DataStream]:
+    """The job over ``table`` (the columns of RAW_RECORD and a watermark, like
+    :func:`flink_jobs.common.kafka_raw_table`'s), per record or bundled as ``settings`` say:
+    returns the streams each sink consumes."""
+    if settings.bundle_shards:
+        bundles = bundled_by_shard(env, t_env, table, TRUCK_KEY_SQL, settings.bundle_shards,
+                                   settings.bundle_max_records, settings.bundle_flush_ms)
+        bundled_fn = BundledTruckFunction(settings, cfg, default_regions(),
+                                          load_geofences(settings))
+        return assemble(bundles, bundled_fn, BundledRedisWriterFunction(settings), settings)
+    return build(pings_by_truck(t_env, table), settings, cfg)
+
+
 def build(pings: KeyedStream, settings: JobSettings, cfg: TrackingConfig
           ) -> dict[str, DataStream]:
-    """The job as a function of its source (:func:`pings_by_truck`): returns the streams each
-    sink consumes."""
+    """The per-record job as a function of its source (:func:`pings_by_truck`)."""
     truck_fn = TruckFunction(settings, cfg, default_regions(), load_geofences(settings))
-    trucks = pings.process(truck_fn, output_type=SHARDED_WRITE).name("truck-state")
+    return assemble(pings, truck_fn, RedisWriterFunction(settings), settings)
+
+
+def assemble(source: KeyedStream, truck_fn: KeyedProcessFunction,
+             writer_fn: RedisWriterFunction, settings: JobSettings) -> dict[str, DataStream]:
+    """The truck function over ``source``, its positions keyed by writer shard in the JVM for
+    ``writer_fn``, its census deltas keyed by region; returns the streams each sink consumes."""
+    trucks = source.process(truck_fn, output_type=SHARDED_WRITE).name("truck-state")
     writes = keyed_on_first_field(trucks, Types.INT(), Types.PICKLED_BYTE_ARRAY())
-    terminate(writes.process(RedisWriterFunction(settings)).name("redis-positions"))
+    terminate(writes.process(writer_fn).name("redis-positions"))
     terminate(trucks.get_side_output(CENSUS_TAG)
               .key_by(lambda c: c[0], key_type=Types.STRING())
               .process(RegionCensusFunction(settings)).name("region-census"))
@@ -351,8 +389,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = parse_settings(argv, "fleetpulse-tracking")
     env, t_env = create_environment(settings, "fleetpulse-tracking")
     kafka_raw_table(t_env, settings, settings.gps_topic, "gps_source")
-    outputs = build(pings_by_truck(t_env, "gps_source"), settings,
-                    TrackingConfig(detection_slack_ms=settings.detection_slack_ms))
+    outputs = build_from_table(env, t_env, "gps_source", settings,
+                               TrackingConfig(detection_slack_ms=settings.detection_slack_ms))
     attach_sinks(t_env, {
         kafka_text_sink(t_env, settings, settings.alerts_topic, "alerts_sink"): outputs["alerts"],
         kafka_text_sink(t_env, settings, settings.geofence_topic, "geofence_sink"):

@@ -11,17 +11,11 @@ import orjson
 import pytest
 
 from flink_jobs.settings import JobSettings
+from udfs.shards import java_shard
 
 pytestmark = pytest.mark.flink
 
 SHARDS = 5
-
-
-def java_string_hash(s: str) -> int:
-    h = 0
-    for ch in s:
-        h = (31 * h + ord(ch)) & 0xFFFFFFFF
-    return h - (1 << 32) if h >= 1 << 31 else h
 
 
 def run_bundled(n: int) -> list[Any]:
@@ -86,7 +80,7 @@ def test_bundles_keep_every_record_in_key_order_and_ahead_of_the_watermark() -> 
             assert partition == offset % 3
             key = "" if offset % 50 == 49 else f"T{offset % 2}_{offset // 100}"
             assert value == ("not json" if not key else f'{{"truck_id":"{key}","i":{offset}}}')
-            assert shard == java_string_hash(key) % SHARDS
+            assert shard == java_shard(key, SHARDS)
             by_key.setdefault(key, []).append(offset)
             # the record's event time (its offset) is ahead of every watermark already seen
             assert offset > watermark, (offset, watermark)

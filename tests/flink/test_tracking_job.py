@@ -65,14 +65,15 @@ def scenario() -> tuple[list[bytes], dict[str, Any]]:
     return recs, expected
 
 
-def run_job(records: list[bytes], redis_url: str, parallelism: int) -> list[tuple[str, str]]:
+def run_job(records: list[bytes], redis_url: str, parallelism: int, bundle_shards: int
+            ) -> list[tuple[str, str]]:
     """Run to completion; the job's Kafka-bound outputs are captured in a Redis list."""
     from pyflink.common import Duration, Row
     from pyflink.common.watermark_strategy import TimestampAssigner, WatermarkStrategy
     from pyflink.datastream import MapFunction
 
     from flink_jobs.common import RAW_RECORD, create_environment
-    from flink_jobs.tracking_job import build, pings_by_truck, terminate
+    from flink_jobs.tracking_job import build_from_table, terminate
     from udfs.truck_state import TrackingConfig
 
     class TsFromJson(TimestampAssigner):
@@ -96,15 +97,16 @@ def run_job(records: list[bytes], redis_url: str, parallelism: int) -> list[tupl
             return value
 
     settings = JobSettings(redis_url=redis_url, parallelism=parallelism, redis_flush_ms=50,
-                           checkpoint_interval_ms=600_000, restart_attempts=0)
+                           checkpoint_interval_ms=600_000, restart_attempts=0,
+                           bundle_shards=bundle_shards, bundle_flush_ms=20)
     env, t_env = create_environment(settings, "tracking-test")
     rows = [Row(r, 0, i) for i, r in enumerate(records)]
     source = env.from_collection(rows, type_info=RAW_RECORD).assign_timestamps_and_watermarks(
         WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_seconds(10))
         .with_timestamp_assigner(TsFromJson()))
-    # Through a view, so the records are keyed by the JVM as the Kafka table's are.
+    # Through a view, so the records are keyed (or bundled) by the JVM as the Kafka table's are.
     t_env.create_temporary_view("test_pings", source)
-    out = build(pings_by_truck(t_env, "test_pings"), settings, TrackingConfig())
+    out = build_from_table(env, t_env, "test_pings", settings, TrackingConfig())
     for kind, stream in (("alert", out["alerts"]), ("dlq", out["dlq"]),
                          ("geo", out["geofence"])):
         terminate(stream.map(Capture(kind)))
@@ -115,10 +117,11 @@ def run_job(records: list[bytes], redis_url: str, parallelism: int) -> list[tupl
     return captured  # type: ignore[return-value]
 
 
-def test_tracking_job_end_to_end_on_minicluster(redis_client: redis.Redis, redis_url: str
-                                                ) -> None:
+@pytest.mark.parametrize("bundle_shards", [0, 3], ids=["per-record", "bundled"])
+def test_tracking_job_end_to_end_on_minicluster(redis_client: redis.Redis, redis_url: str,
+                                                bundle_shards: int) -> None:
     records, expected = scenario()
-    results = run_job(records, redis_url, parallelism=2)
+    results = run_job(records, redis_url, parallelism=2, bundle_shards=bundle_shards)
 
     alerts = [orjson.loads(v) for kind, v in results if kind == "alert"]
     got = {(a["dedup_key"], a["event_action"], a["payload"]["custom_details"]["event_ts"])

@@ -18,6 +18,13 @@ pytestmark = pytest.mark.integration
 MIN = 60_000
 
 
+@pytest.fixture(params=[0, 8], ids=["per-record", "bundled"])
+def mode(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """The job's flags for either way of handing pings to Python: one call per ping, or per
+    bundle of a shard's pings (``--bundle-shards``)."""
+    return ("--bundle-shards", str(request.param))
+
+
 def ping(truck: str, ts: int, lat: float, lng: float, speed: float = 60.0) -> tuple[bytes,
                                                                                     bytes]:
     return truck.encode(), orjson.dumps({"truck_id": truck, "ts": ts, "lat": lat, "lng": lng,
@@ -26,7 +33,7 @@ def ping(truck: str, ts: int, lat: float, lng: float, speed: float = 60.0) -> tu
 
 def test_bad_records_reach_the_dlq_with_origin_and_redis_holds_the_contract_model(
         kafka_bootstrap: str, redis_url: str, redis_client: redis.Redis,
-        unique_topics: TopicNames, tmp_path: Path) -> None:
+        unique_topics: TopicNames, tmp_path: Path, mode: tuple[str, ...]) -> None:
     now = int(time.time() * 1000)
     t0 = now - 30 * MIN
     good = [ping("T1", t0 + i * 30_000, 47.60 + i * 0.001, -122.33) for i in range(10)]
@@ -37,7 +44,8 @@ def test_bad_records_reach_the_dlq_with_origin_and_redis_holds_the_contract_mode
            ping("T1", t0 + 301_000, 30.0, -122.33)]  # 1900 km in 1 s after the last fix
     produce(kafka_bootstrap, unique_topics.gps, good[:5] + bad + good[5:])
     proc = job_process("flink_jobs.tracking_job", tmp_path / "job.log", kafka_bootstrap,
-                       redis_url, unique_topics, "--bounded", "--group-id", "it-dlq").start()
+                       redis_url, unique_topics, "--bounded", "--group-id", "it-dlq",
+                       *mode).start()
     try:
         assert proc.popen is not None
         assert proc.popen.wait(timeout=240) == 0, proc.log_tail(40)
@@ -105,7 +113,7 @@ def alert_set(kafka: str, topic: str) -> set[tuple[str, str, int]]:
 
 def test_killed_job_restarted_from_checkpoint_ends_like_one_that_never_stopped(
         kafka_bootstrap: str, redis_url: str, unique_topics: TopicNames,
-        tmp_path: Path) -> None:
+        tmp_path: Path, mode: tuple[str, ...]) -> None:
     t0 = int(time.time() * 1000) - 3 * 3600_000
     records = fleet_stream(t0, trucks=40, pings=120)
     last_ts = {r[0]: orjson.loads(r[1])["ts"] for r in records}
@@ -128,7 +136,7 @@ def test_killed_job_restarted_from_checkpoint_ends_like_one_that_never_stopped(
     create_topics(kafka_bootstrap, contract_topics(clean_topics))
     ckpt = tmp_path / "checkpoints"
     args = ("--group-id", "it-restart", "--checkpoint-dir", str(ckpt),
-            "--checkpoint-interval-ms", "500", "--restore", "latest")
+            "--checkpoint-interval-ms", "500", "--restore", "latest", *mode)
 
     first = job_process("flink_jobs.tracking_job", tmp_path / "first.log", kafka_bootstrap,
                         killed_url, killed_topics, *args).start()
@@ -146,7 +154,7 @@ def test_killed_job_restarted_from_checkpoint_ends_like_one_that_never_stopped(
     metrics_port = free_port()
     clean = job_process("flink_jobs.tracking_job", tmp_path / "clean.log", kafka_bootstrap,
                         clean_url, clean_topics, "--group-id", "it-clean",
-                        "--metrics-port", str(metrics_port)).start()
+                        "--metrics-port", str(metrics_port), *mode).start()
     try:
         def caught_up(db: redis.Redis) -> bool:
             return all(db.hget(f"truck:{k.decode()}", "ts_ms") == str(v).encode()
@@ -198,7 +206,7 @@ def test_killed_job_restarted_from_checkpoint_ends_like_one_that_never_stopped(
 
 def test_a_timeout_fires_on_the_wall_clock_when_all_traffic_stops(
         kafka_bootstrap: str, redis_url: str, redis_client: redis.Redis,
-        unique_topics: TopicNames, tmp_path: Path) -> None:
+        unique_topics: TopicNames, tmp_path: Path, mode: tuple[str, ...]) -> None:
     """The processing-time fallback: once the last record has arrived the watermark stops, yet
     truck A's offline timeout, 6 s of event time past that watermark, fires about that long
     later on the wall clock, with the event time it is due at; truck B's, 10 min away, not."""
@@ -211,7 +219,7 @@ def test_a_timeout_fires_on_the_wall_clock_when_all_traffic_stops(
     proc = job_process("flink_jobs.tracking_job", tmp_path / "job.log", kafka_bootstrap,
                        redis_url, unique_topics, "--group-id", "it-fallback",
                        "--out-of-orderness-ms", "1000", "--idle-timeout-ms", "1000",
-                       "--fallback-grace-ms", "2000").start()
+                       "--fallback-grace-ms", "2000", *mode).start()
     try:
         def offline_alerts() -> list[dict]:  # type: ignore[type-arg]
             return [a for a in read_topic(kafka_bootstrap, unique_topics.alerts, 500)

@@ -4,6 +4,7 @@ metric group) that the job helpers use."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 
@@ -48,6 +49,26 @@ class FakeListState:
         self.items.clear()
 
 
+class FakeMapState:
+    def __init__(self) -> None:
+        self.stored: dict[Any, Any] = {}
+
+    def get(self, key: Any) -> Any:
+        return self.stored.get(key)
+
+    def put(self, key: Any, value: Any) -> None:
+        self.stored[key] = value
+
+    def put_all(self, values: dict[Any, Any]) -> None:
+        self.stored.update(values)
+
+    def remove(self, key: Any) -> None:
+        self.stored.pop(key, None)
+
+    def __iter__(self) -> Any:
+        return iter(list(self.stored))
+
+
 class FakeRuntime:
     """One key's state per descriptor name, and a metric group that keeps its gauges."""
 
@@ -62,6 +83,9 @@ class FakeRuntime:
     def get_list_state(self, descriptor: Any) -> FakeListState:
         return self.states.setdefault(descriptor.get_name(), FakeListState())
 
+    def get_map_state(self, descriptor: Any) -> FakeMapState:
+        return self.states.setdefault(descriptor.get_name(), FakeMapState())
+
     def get_metrics_group(self) -> FakeGroup:
         return self.metrics
 
@@ -70,10 +94,12 @@ class FakeContext:
     """A KeyedProcessFunction context and its timer service in one, recording registrations
     as ``(kind, key, time)`` and deletions in ``deleted``."""
 
-    def __init__(self, key: Any = None, now: int = 0, watermark: int = -(2**63)) -> None:
+    def __init__(self, key: Any = None, now: int = 0, watermark: int = -(2**63),
+                 domain: str = "EVENT_TIME") -> None:
         self.key = key
         self.now = now
         self.watermark = watermark
+        self.domain = domain
         self.registered: list[tuple[str, Any, int]] = []
         self.deleted: list[tuple[str, Any, int]] = []
 
@@ -97,3 +123,8 @@ class FakeContext:
 
     def current_watermark(self) -> int:
         return self.watermark
+
+    def time_domain(self) -> Any:
+        """As on an OnTimerContext: the domain of the timer firing (``EVENT_TIME`` or
+        ``PROCESSING_TIME``)."""
+        return SimpleNamespace(name=self.domain)

@@ -63,3 +63,22 @@ def test_shards_are_stable_and_in_range() -> None:
     assert shard_of("T00042", 4) == shard_of("T00042", 4)
     assert {shard_of(f"T{i:05d}", 4) for i in range(200)} == {0, 1, 2, 3}
     assert shard_of("T00042", 4) == 2  # crc32, the same in every process and after restarts
+
+
+class RecordingBundleWriter(RecordingWriter):
+    """Elements are lists of records, one per bundle (as the bundled truck function sends)."""
+
+    def unpack(self, buffered: list[list[Any]]) -> list[Any]:
+        return [item for bundle in buffered for item in bundle]
+
+
+def test_bundles_wait_as_one_element_each_and_are_written_flat_in_order() -> None:
+    fn, runtime = RecordingBundleWriter(JobSettings(redis_flush_ms=200)), FakeRuntime()
+    fn.open(runtime)
+    ctx = FakeContext(key=1, now=1_050)
+    for bundle in (["a", "b"], ["c"]):
+        list(fn.process_element(bundle, ctx))
+    assert runtime.states["pending_test"].items == [["a", "b"], ["c"]]
+    list(fn.on_timer(1_200, ctx))
+    assert fn.batches == [["a", "b", "c"]]
+    assert runtime.gauges["test_writes"]() == 3  # records written, not bundles

@@ -51,6 +51,19 @@ def test_a_negative_duration_is_refused(flag: str, capsys: pytest.CaptureFixture
     assert parse_settings([flag, "0"], "g") is not None
 
 
+@pytest.mark.parametrize(("flag", "bad", "message"), [
+    ("--bundle-shards", "-1", "--bundle-shards must be 0 (per record) or more"),
+    ("--bundle-max-records", "0", "--bundle-max-records must be at least 1"),
+    ("--bundle-flush-ms", "0", "--bundle-flush-ms must be at least 1"),
+])
+def test_bad_bundle_settings_are_refused_by_name(flag: str, bad: str, message: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_settings([flag, bad], "g")
+    assert message in capsys.readouterr().err
+    assert parse_settings([flag, "1"], "g") is not None
+
+
 @pytest.mark.parametrize(("value", "message"), [
     ("fast", "--cpus 'fast': 'fast' is not a CPU number or range"),
     ("4096", "--cpus '4096': CPU 4096 is not available here"),

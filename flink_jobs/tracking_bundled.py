@@ -1,0 +1,264 @@
+"""The tracking job's truck function on bundles: one Python call per shard and flush, not per
+ping (``--bundle-shards N``; see :mod:`flink_jobs.bundling` and docs/tracking.md, "Bundles").
+
+The records reach Python in ``Row(shard, bundle)``, keyed by shard in the JVM. The function
+does what :class:`flink_jobs.tracking_job.TruckFunction` does per ping, with the same pure logic
+(``udfs.truck_state``), but keeps its state per shard:
+
+- ``trucks``: map state, truck id -> ``[TruckState, wake second]``. A bundle reads each of its
+  trucks once and writes the changed ones back with one ``put_all``.
+- ``due``: map state, second (ms) -> truck ids indexed under it, with one event-time timer per
+  shard and second. A truck is indexed again when its wake-up moves to another second; an entry
+  whose truck no longer names that second is stale and skipped when the second fires.
+- A processing-time tick per shard (``udfs.wakeups``) wakes the due seconds up to the event time
+  the stall fallback assumes once the watermark has stalled (all traffic stopped). Its
+  reference is kept in memory, not in the checkpoint: after a restore the fallback waits one
+  grace period before judging, and the downtime itself is never taken for event time.
+
+Outputs per bundle: the positions as one ``Row(writer shard, [PositionWrite, ...])`` for the
+checkpointed Redis writer, the census deltas summed by region and status, and alerts, geofence
+transitions and dead letters as in the per-record function.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from pyflink.common import Row
+from pyflink.common.typeinfo import Types
+from pyflink.datastream import KeyedProcessFunction
+from pyflink.datastream.state import MapStateDescriptor
+
+from flink_jobs.buffered_writer import writer_shards
+from flink_jobs.bundling import decode_bundle
+from flink_jobs.common import NO_WATERMARK, dead_letter_row, parse_safely
+from flink_jobs.metrics import OperatorCounts
+from flink_jobs.profiling import start_profiler, stop_profiler
+from flink_jobs.settings import JobSettings
+from flink_jobs.tracking_outputs import (
+    ALERT_TAG,
+    CENSUS_TAG,
+    DLQ_TAG,
+    GEOFENCE_TAG,
+    alert_count_name,
+    alert_row,
+    geofence_row,
+)
+from udfs.geo import GeofenceIndex, RegionIndex
+from udfs.models import AlertEvent, GeofenceTransition, Reason, Rejection
+from udfs.ping_validation import parse_ping
+from udfs.shards import ShardOf
+from udfs.truck_state import (
+    CensusDelta,
+    Counters,
+    PositionWrite,
+    SpeedRejection,
+    TrackingConfig,
+    TruckState,
+    advance,
+    catch_up,
+    next_wakeup,
+    on_ping,
+)
+from udfs.wakeups import Reference, next_tick, stalled_event_time, tick_period_ms, wake_second
+
+# A truck's entry in map state: [TruckState, the second (ms) it is indexed under, or None].
+Box = list[Any]
+
+
+class BundleOutputs:
+    """What one call (a bundle or a timer) emits, gathered so that each kind crosses to the JVM
+    once: positions as one list, census deltas summed."""
+
+    def __init__(self, topic: str, counters: OperatorCounts) -> None:
+        self.topic = topic
+        self.counters = counters
+        self.counts: Counter[str] = Counter()
+        self.side: list[tuple[Any, Row]] = []
+        self.positions: list[PositionWrite] = []
+        self.census: Counter[tuple[str, str]] = Counter()
+
+    def dead_letter(self, partition: int, offset: int, raw: bytes, rejection: Rejection) -> None:
+        self.counts[f"dlq_{rejection.reason.value.lower()}"] += 1
+        self.side.append((DLQ_TAG, dead_letter_row(self.topic, partition, offset,
+                                                   rejection.reason.value, rejection.detail,
+                                                   raw)))
+
+    def route(self, outputs: Iterable[object]) -> None:
+        for out in outputs:
+            if isinstance(out, PositionWrite):
+                self.positions.append(out)
+            elif isinstance(out, CensusDelta):
+                self.census[(out.region, out.status)] += out.delta
+            elif isinstance(out, AlertEvent):
+                self.counts[alert_count_name(out)] += 1
+                self.side.append((ALERT_TAG, alert_row(out)))
+            elif isinstance(out, GeofenceTransition):
+                self.side.append((GEOFENCE_TAG, geofence_row(out)))
+
+    def count_arrivals(self, counts: Counters) -> None:
+        self.counts["accepted"] += counts.accepted
+        self.counts["duplicates"] += counts.duplicates
+        self.counts["out_of_order"] += counts.out_of_order
+        self.counts["late"] += counts.late
+
+    def emit(self, writer_shard: int) -> Iterator[Any]:
+        for name, n in self.counts.items():
+            if n:
+                self.counters.inc(name, n)
+        yield from self.side
+        for (region, status), delta in self.census.items():
+            if delta:
+                yield CENSUS_TAG, (region, status, delta)
+        if self.positions:
+            yield Row(writer_shard, self.positions)
+
+
+class BundledTruckFunction(KeyedProcessFunction):
+    """Keyed by bundle shard: validates a bundle's pings, runs each through its truck's state
+    machine, and wakes trucks by the second (see the module docstring)."""
+
+    def __init__(self, settings: JobSettings, cfg: TrackingConfig, regions: RegionIndex,
+                 geofences: GeofenceIndex) -> None:
+        self.settings = settings
+        self.cfg = cfg
+        self.regions = regions
+        self.geofences = geofences
+        self.writer_shards = writer_shards(settings)
+        self.tick_ms = tick_period_ms(settings.fallback_grace_ms)
+
+    def open(self, runtime_context: Any) -> None:
+        self.trucks = runtime_context.get_map_state(
+            MapStateDescriptor("trucks", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
+        self.due = runtime_context.get_map_state(
+            MapStateDescriptor("due", Types.LONG(), Types.PICKLED_BYTE_ARRAY()))
+        self.counters = OperatorCounts(runtime_context.get_metrics_group())
+        self.shard_of = ShardOf(self.settings.bundle_shards)
+        # In memory, per instance (see the module docstring): timers registered, shards
+        # ticking, the stall fallback's reference and the newest ping time seen per shard.
+        self.event_timers: set[tuple[int, int]] = set()
+        self.ticking: set[int] = set()
+        self.references: dict[int, Reference | None] = {}
+        self.newest_ts: dict[int, int] = {}
+        self.profiler = start_profiler()
+
+    def close(self) -> None:
+        stop_profiler(self.profiler, "truck-state")
+
+    def now_ms(self) -> int:
+        """The wall clock (validation's future bound, the stall fallback's clock)."""
+        return int(time.time() * 1000)
+
+    def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
+        shard = ctx.get_current_key()
+        timers = ctx.timer_service()
+        watermark = timers.current_watermark()
+        out = BundleOutputs(self.settings.gps_topic, self.counters)
+        counts = Counters()
+        changed: dict[str, Box] = {}
+        cfg, region_of, containing = self.cfg, self.regions.region_of, self.geofences.containing
+        now = self.now_ms()
+        newest = self.newest_ts.get(shard, NO_WATERMARK)
+        for partition, offset, value_bytes in decode_bundle(value):
+            raw = value_bytes if value_bytes is not None else b""
+            ping = parse_safely(parse_ping, raw, now)
+            if not isinstance(ping, Rejection) and self.shard_of(ping.truck_id) != shard:
+                # The JVM read another truck_id than the parser (see tracking_job.validate).
+                ping = Rejection(Reason.BAD_VALUE, "truck_id is ambiguous")
+            if isinstance(ping, Rejection):
+                out.dead_letter(partition, offset, raw, ping)
+                continue
+            out.counts["parsed"] += 1
+            newest = max(newest, ping.ts)
+            tid = ping.truck_id
+            box = changed.get(tid) or self.trucks.get(tid) or [TruckState(tid), None]
+            if box[0].pending:  # detect what the watermark has passed, now that state is loaded
+                out.route(catch_up(box[0], watermark, cfg, containing))
+            for result in on_ping(box[0], ping, cfg, region_of, counts):
+                if isinstance(result, SpeedRejection):
+                    out.dead_letter(partition, offset, raw,
+                                    Rejection(Reason.IMPOSSIBLE_SPEED, result.detail))
+                else:
+                    out.route((result,))
+            changed[tid] = box
+        out.count_arrivals(counts)
+        self.newest_ts[shard] = newest
+        self._store(shard, changed, timers)
+        if not self.settings.bounded and shard not in self.ticking:
+            # Bounded runs end with a final watermark that fires every event-time timer, and a
+            # pending processing-time timer would keep the finished job waiting.
+            self.ticking.add(shard)
+            timers.register_processing_time_timer(next_tick(now, self.tick_ms))
+        yield from out.emit(shard % self.writer_shards)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):  # type: ignore[no-untyped-def]
+        shard = ctx.get_current_key()
+        timers = ctx.timer_service()
+        watermark = timers.current_watermark()
+        out = BundleOutputs(self.settings.gps_topic, self.counters)
+        if ctx.time_domain().name == "EVENT_TIME":
+            self.event_timers.discard((shard, timestamp))
+            self._wake(shard, [timestamp], max(timestamp, watermark), out, timers)
+        else:
+            now = self.now_ms()
+            event_time = self._stalled_event_time(shard, watermark, now)
+            if event_time is not None:
+                seconds = sorted(s for s in self.due if s <= event_time)
+                self._wake(shard, seconds, event_time, out, timers)
+            self.ticking.add(shard)
+            timers.register_processing_time_timer(next_tick(max(now, timestamp), self.tick_ms))
+        yield from out.emit(shard % self.writer_shards)
+
+    def _stalled_event_time(self, shard: int, watermark: int, now: int) -> int | None:
+        if watermark > NO_WATERMARK:
+            known: int | None = watermark
+        elif shard in self.newest_ts:  # no watermark yet: the source's own bound on it
+            known = self.newest_ts[shard] - self.settings.out_of_orderness_ms
+        else:
+            known = None
+        event_time, self.references[shard] = stalled_event_time(
+            self.references.get(shard), known, now, self.settings.fallback_grace_ms)
+        return event_time
+
+    def _wake(self, shard: int, seconds: list[int], event_time: int, out: BundleOutputs,
+              timers: Any) -> None:
+        """Advance to ``event_time`` the trucks indexed under ``seconds`` that still are."""
+        changed: dict[str, Box] = {}
+        for second in seconds:
+            ids = self.due.get(second)
+            if ids is None:
+                continue
+            self.due.remove(second)
+            for tid in ids:
+                box = changed.get(tid) or self.trucks.get(tid)
+                if box is None or box[1] != second:
+                    continue  # stale: the truck moved to another second since
+                box[1] = None  # to be indexed afresh, even under the same second
+                out.route(advance(box[0], event_time, self.cfg, self.geofences.containing))
+                changed[tid] = box
+        self._store(shard, changed, timers)
+
+    def _store(self, shard: int, changed: dict[str, Box], timers: Any) -> None:
+        """Write the changed trucks back and index those whose wake-up moved to a new second."""
+        if not changed:
+            return
+        moved: dict[int, list[str]] = {}
+        for tid, box in changed.items():
+            due = next_wakeup(box[0], self.cfg)
+            second = wake_second(due) if due is not None else None
+            if second != box[1]:
+                box[1] = second
+                if second is not None:
+                    moved.setdefault(second, []).append(tid)
+        self.trucks.put_all(changed)
+        if not moved:
+            return
+        self.due.put_all({second: (self.due.get(second) or []) + ids
+                          for second, ids in moved.items()})
+        for second in moved:
+            if (shard, second) not in self.event_timers:
+                timers.register_event_time_timer(second)
+                self.event_timers.add((shard, second))

@@ -1,0 +1,36 @@
+"""What the tracking job's truck function emits, in either mode (per record or bundled).
+
+Main output: ``Row(writer shard, positions)``, keyed by shard in the JVM for the Redis writer
+(per record one ``PositionWrite``, bundled a list of them). Side outputs: dead letters, alerts
+and geofence transitions (``Row(key, JSON)`` for their Kafka topics), and census deltas
+``(region, status, delta)`` for the region counts.
+"""
+
+from __future__ import annotations
+
+import orjson
+from pyflink.common import Row, Types
+from pyflink.datastream import OutputTag
+
+from flink_jobs.common import KEYED_TEXT
+from udfs.models import AlertEvent, GeofenceTransition
+
+DLQ_TAG = OutputTag("dlq", KEYED_TEXT)
+ALERT_TAG = OutputTag("alerts", KEYED_TEXT)
+GEOFENCE_TAG = OutputTag("geofence", KEYED_TEXT)
+CENSUS_TAG = OutputTag("census", Types.PICKLED_BYTE_ARRAY())
+SHARDED_WRITE = Types.ROW([Types.INT(), Types.PICKLED_BYTE_ARRAY()])
+
+
+def alert_row(alert: AlertEvent) -> Row:
+    """An alert for `fleet.alerts`, keyed by its dedup key (one incident, one partition)."""
+    return Row(alert.dedup_key, alert.to_json().decode())
+
+
+def alert_count_name(alert: AlertEvent) -> str:
+    return f"alerts_{alert.alert_class}_{alert.event_action}"
+
+
+def geofence_row(transition: GeofenceTransition) -> Row:
+    """A transition for `fleet.geofence-events`, keyed by truck."""
+    return Row(transition.truck_id, orjson.dumps(transition.to_dict()).decode())

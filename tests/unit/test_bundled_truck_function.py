@@ -1,0 +1,157 @@
+"""The bundled truck function as an adapter: a bundle of one shard's records in, the same
+pure state machine per ping, outputs gathered per bundle, wake-ups indexed by the second."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+import pytest
+from pyflink.common import Row
+
+from flink_jobs.bundling import encode_bundle
+from flink_jobs.settings import JobSettings
+from flink_jobs.tracking_bundled import BundledTruckFunction
+from flink_jobs.tracking_outputs import ALERT_TAG, CENSUS_TAG, DLQ_TAG
+from tests.unit.flink_fakes import FakeContext, FakeRuntime
+from udfs.geo import GeofenceIndex, default_regions
+from udfs.shards import java_shard
+from udfs.truck_state import PositionWrite, TrackingConfig
+from udfs.wakeups import wake_second
+
+pytestmark = pytest.mark.unit
+SHARDS = 4
+WRITER_SHARDS = 4  # at parallelism 2
+T0 = (int(time.time() * 1000) - 3600_000) // 1000 * 1000
+SLACK = TrackingConfig().detection_slack_ms
+
+
+def trucks_of(shard: int, n: int) -> list[str]:
+    return [t for t in (f"T{i}" for i in range(200)) if java_shard(t, SHARDS) == shard][:n]
+
+
+SHARD = 1
+A, B = trucks_of(SHARD, 2)
+OTHER = trucks_of(SHARD + 1, 1)[0]
+
+
+def opened(bounded: bool = True) -> tuple[BundledTruckFunction, FakeRuntime]:
+    fn = BundledTruckFunction(JobSettings(bounded=bounded, parallelism=2, bundle_shards=SHARDS,
+                                          fallback_grace_ms=2000),
+                              TrackingConfig(), default_regions(), GeofenceIndex.from_file())
+    runtime = FakeRuntime()
+    fn.open(runtime)
+    return fn, runtime
+
+
+def ping(truck: str, ts: int, lat: float = 40.0, lng: float = -100.0) -> bytes:
+    return orjson.dumps({"truck_id": truck, "ts": ts, "lat": lat, "lng": lng, "speed_kph": 50})
+
+
+def bundle(*values: bytes | None) -> bytes:
+    return encode_bundle([(2, 100 + i, v) for i, v in enumerate(values)])
+
+
+def side(outputs: list[Any], tag: Any) -> list[Any]:
+    return [o[1] for o in outputs if not isinstance(o, Row) and o[0] is tag]
+
+
+def stored(runtime: FakeRuntime, name: str) -> dict[Any, Any]:
+    return runtime.states[name].stored  # type: ignore[no-any-return]
+
+
+def test_a_bundle_is_parsed_applied_per_truck_and_emitted_once_per_kind() -> None:
+    fn, runtime = opened()
+    ctx = FakeContext(key=SHARD)
+    out = list(fn.process_element(
+        bundle(ping(A, T0), b"{broken", ping(B, T0 - 500), ping(OTHER, T0), None,
+               ping(A, T0 + 30_000, lat=40.003)), ctx))
+
+    [writes] = [o for o in out if isinstance(o, Row)]
+    assert writes[0] == SHARD % WRITER_SHARDS
+    assert [(w.truck_id, w.ts) for w in writes[1]] == [(A, T0), (B, T0 - 500),
+                                                        (A, T0 + 30_000)]
+    assert all(isinstance(w, PositionWrite) for w in writes[1])
+    letters = [orjson.loads(r[1]) for r in side(out, DLQ_TAG)]
+    assert [(d["reason"], d["partition"], d["offset"]) for d in letters] == [
+        ("MALFORMED_JSON", 2, 101), ("BAD_VALUE", 2, 103), ("MALFORMED_JSON", 2, 104)]
+    # Census deltas summed over the bundle: two trucks entered one bucket.
+    assert side(out, CENSUS_TAG) == [("MIDWEST", "MOVING", 2)]
+    trucks = stored(runtime, "trucks")
+    assert set(trucks) == {A, B}  # the other shard's truck was not applied here
+    assert trucks[A][0].pos_ts == T0 + 30_000
+    # Both trucks are due within one second: one index entry, one timer.
+    second = wake_second(T0 + SLACK)
+    assert trucks[A][1] == trucks[B][1] == second
+    assert stored(runtime, "due") == {second: [A, B]}
+    assert ctx.registered == [("event", SHARD, second)]
+    assert fn.counters.totals["parsed"] == 3 and fn.counters.totals["accepted"] == 3
+    assert fn.counters.totals["dlq_malformed_json"] == 2
+
+
+def test_a_second_fires_for_the_trucks_still_indexed_under_it_and_skips_stale_ones() -> None:
+    fn, runtime = opened()
+    list(fn.process_element(bundle(ping(A, T0), ping(B, T0 + 2000)), FakeContext(key=SHARD)))
+    first = wake_second(T0 + SLACK)
+    assert stored(runtime, "due") == {first: [A], first + 2000: [B]}
+    # B's next ping arrives after the watermark passed its first one: that one is detected
+    # on arrival, and B's wake-up moves on, leaving a stale entry under its old second.
+    list(fn.process_element(bundle(ping(B, T0 + 32_000, lat=40.01)),
+                            FakeContext(key=SHARD, watermark=T0 + 2000)))
+    trucks = stored(runtime, "trucks")
+    assert trucks[B][1] == wake_second(T0 + 32_000 + SLACK)
+    assert trucks[B][0].det_ts == T0 + 2000
+
+    list(fn.on_timer(first + 2000, FakeContext(key=SHARD, watermark=first + 2000)))
+    assert stored(runtime, "trucks")[B][0].pending  # stale entry: B was not advanced
+    assert first + 2000 not in stored(runtime, "due")
+
+    fire = FakeContext(key=SHARD, watermark=first)
+    list(fn.on_timer(first, fire))  # A's second: its buffered ping is detected
+    a = stored(runtime, "trucks")[A]
+    assert a[0].det_ts == T0 and not a[0].pending
+    # Re-indexed under its next wake-up, the offline timeout, with a timer for it.
+    offline = wake_second(T0 + TrackingConfig().offline_after_s * 1000)
+    assert a[1] == offline and A in stored(runtime, "due")[offline]
+    assert ("event", SHARD, offline) in fire.registered
+
+
+def test_the_fallback_tick_wakes_trucks_when_the_watermark_has_stalled(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fn, runtime = opened(bounded=False)  # fallback grace: 2 s
+    ctx = FakeContext(key=SHARD, watermark=T0 - 1)
+    list(fn.process_element(bundle(ping(A, T0)), ctx))
+    [tick] = [at for kind, _, at in ctx.registered if kind == "processing"]
+    # The watermark passes the ping (detected on its second's timer), then stalls 5 s of
+    # event time before A's offline timeout: all traffic has stopped.
+    stalled = T0 + 600_000 - 5000
+    list(fn.on_timer(wake_second(T0 + SLACK), FakeContext(key=SHARD, watermark=stalled)))
+
+    wall = int(time.time() * 1000)
+    alerts = []
+    for elapsed in (0, 3000, 9000):  # first look; stalled, 3 s in; stalled, 9 s in
+        monkeypatch.setattr(fn, "now_ms", lambda e=elapsed: wall + e)
+        tick_ctx = FakeContext(key=SHARD, watermark=stalled, domain="PROCESSING_TIME")
+        out = list(fn.on_timer(tick, tick_ctx))
+        alerts.append([orjson.loads(r[1]) for r in side(out, ALERT_TAG)])
+        assert [kind for kind, _, _ in tick_ctx.registered] == ["processing"]  # next tick
+    # 3 s in, assumed event time is 2 s short of the timeout; 9 s in it is past it, and the
+    # alert carries the time it was due, not the wall clock's.
+    assert alerts[:2] == [[], []]
+    assert [(a["dedup_key"], a["payload"]["custom_details"]["event_ts"]) for a in alerts[2]] \
+        == [(f"truck_offline:{A}", T0 + 600_000)]
+    assert stored(runtime, "trucks")[A][0].offline_open
+
+
+def test_a_watermark_keeping_pace_never_triggers_the_fallback(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fn, runtime = opened(bounded=False)
+    list(fn.process_element(bundle(ping(A, T0)), FakeContext(key=SHARD, watermark=T0 - 1)))
+    wall = int(time.time() * 1000)
+    for step in range(0, 20):  # event time runs with the wall clock, far past every timeout
+        monkeypatch.setattr(fn, "now_ms", lambda s=step: wall + s * 60_000)
+        out = list(fn.on_timer(0, FakeContext(key=SHARD, watermark=T0 - 1 + step * 60_000,
+                                              domain="PROCESSING_TIME")))
+        assert side(out, ALERT_TAG) == []
+    assert stored(runtime, "trucks")[A][0].pending  # only the event-time timers may wake it
