@@ -15,6 +15,10 @@ pings/s and CPU µs per ping of the job's process tree; then the median ratio ba
 per record, with its timers, each output handed to a Python operator) against ``batch-truck``
 (its arrival path on bundles, outputs pickled once per bundle, no timers; see
 :mod:`bench.jobs.stages`).
+
+``--job`` compares the whole tracking job, as deployed, in its two modes: ``--bundle-shards 0``
+(one Python call per ping) against ``--bundle-shards <--shards>``, timed like the throughput
+benchmark (until every truck's last position is readable in Redis).
 """
 
 from __future__ import annotations
@@ -28,25 +32,26 @@ import click
 
 
 def on_cluster(stack: Any, ds: Any, name: str, argv: list[str], work: Path,
-               taskmanagers: int) -> dict[str, Any]:
-    """One timed run of a stage (``argv`` as for an embedded run) submitted to a fresh
-    standalone cluster of ``taskmanagers`` pinned TaskManagers, at that parallelism."""
+               taskmanagers: int, done_key: str | None) -> dict[str, Any]:
+    """One timed run of a job (``argv`` as for an embedded run, ``python -m module ...``)
+    submitted to a fresh standalone cluster of ``taskmanagers`` pinned TaskManagers, at that
+    parallelism."""
     from bench.runs import run_consumer, unique_group
     from bench.sections.throughput import run_timeout_s
     from fleetpulse.services.flink import flink_env, submit_argv
     from fleetpulse.services.flink_cluster import StandaloneCluster
     from fleetpulse.waiting import free_port
 
-    args = argv[3:]  # without `python -m bench.jobs.stages`
+    module, args = argv[2], argv[3:]  # without `python -m`
     args[args.index("--parallelism") + 1] = str(taskmanagers)
     cluster = StandaloneCluster(work / unique_group("cluster"), rest_port=free_port(),
                                 rpc_port=free_port(), taskmanagers=taskmanagers,
                                 slots_per_taskmanager=1, pin_taskmanagers=True)
     try:
         cluster.start()
-        submit = submit_argv(cluster.rest_url, "bench.jobs.stages", args, detached=False)
+        submit = submit_argv(cluster.rest_url, module, args, detached=False)
         return run_consumer(stack, ds, name, submit, work, run_timeout_s(ds), env=flink_env(),
-                            also_measured=cluster.pids(), done_key="bench:done")
+                            also_measured=cluster.pids(), done_key=done_key)
     finally:
         cluster.stop()
 
@@ -60,20 +65,24 @@ def on_cluster(stack: Any, ds: Any, name: str, argv: list[str], work: Path,
               help="Longest a bundle waits (watermarks flush sooner).")
 @click.option("--truck", is_flag=True,
               help="Compare the truck function's work instead: stages truck / batch-truck.")
+@click.option("--job", is_flag=True,
+              help="Compare the tracking job itself: --bundle-shards 0 / --bundle-shards SHARDS.")
 @click.option("--cluster", "taskmanagers", type=int, default=0,
               help="Submit each run with `flink run -py` to a fresh standalone cluster of this "
                    "many TaskManagers (one slot and one pinned CPU each), at that parallelism.")
 def main(pings: int, trucks: int, repeat: int, shards: int, flush_ms: int, truck: bool,
-         taskmanagers: int) -> None:
+         job: bool, taskmanagers: int) -> None:
     """Alternate the per-record and the bundled cut; print rates and the ratio."""
     from bench.context import Context, Sizes
     from bench.runs import run_consumer
     from bench.sections.profile import stage_argv
-    from bench.sections.throughput import run_timeout_s
+    from bench.sections.throughput import run_timeout_s, tracking_argv
     from bench.support import exit_on_sigterm, log, running_stack
 
     exit_on_sigterm()
-    per_record, bundled = ("truck", "batch-truck") if truck else ("state", "batch")
+    per_record, bundled = (("job per record", "job bundled") if job else
+                           ("truck", "batch-truck") if truck else ("state", "batch"))
+    done_key = None if job else "bench:done"
     rows: list[dict[str, Any]] = []
     work = Path(tempfile.mkdtemp(prefix="fleetpulse-transport-"))
     with running_stack() as stack:
@@ -81,15 +90,21 @@ def main(pings: int, trucks: int, repeat: int, shards: int, flush_ms: int, truck
         ds = ctx.dataset(trucks, pings)
         for i in range(repeat):
             for stage in (per_record, bundled):
-                argv = stage_argv(ctx, ds.topic, stage)
-                if stage == bundled:
-                    argv += ["--shards", str(shards), "--batch-ms", str(flush_ms)]
+                if job:
+                    argv = tracking_argv(ctx, ds, 1) + [
+                        "--bundle-shards", str(shards if stage == bundled else 0),
+                        "--bundle-flush-ms", str(flush_ms)]
+                else:
+                    argv = stage_argv(ctx, ds.topic, stage)
+                    if stage == bundled:
+                        argv += ["--shards", str(shards), "--batch-ms", str(flush_ms)]
                 log(f"run {i + 1}/{repeat}: {stage}")
                 if taskmanagers:
-                    row = on_cluster(stack, ds, f"{stage} #{i + 1}", argv, work, taskmanagers)
+                    row = on_cluster(stack, ds, f"{stage} #{i + 1}", argv, work, taskmanagers,
+                                     done_key)
                 else:
                     row = run_consumer(stack, ds, f"{stage} #{i + 1}", argv, work,
-                                       run_timeout_s(ds), done_key="bench:done")
+                                       run_timeout_s(ds), done_key=done_key)
                 rows.append({**row, "stage": stage})
     where = (f"flink run -py on {taskmanagers} pinned TaskManagers, p={taskmanagers}"
              if taskmanagers else "embedded, p=1")

@@ -10,6 +10,11 @@ does what :class:`flink_jobs.tracking_job.TruckFunction` does per ping, with the
 - ``due``: map state, second (ms) -> truck ids indexed under it, with one event-time timer per
   shard and second. A truck is indexed again when its wake-up moves to another second; an entry
   whose truck no longer names that second is stale and skipped when the second fires.
+- A write-through cache of the boxes in Python memory: every change is written to map state
+  in the same call, so the cache never holds what the state does not, and a read of a truck
+  seen lately costs no crossing into the JVM (PyFlink's thread mode has no state cache of its
+  own). It belongs to the function instance, so a restore, which opens a new one, starts it
+  empty.
 - A processing-time tick per shard (``udfs.wakeups``) wakes the due seconds up to the event time
   the stall fallback assumes once the watermark has stalled (all traffic stopped). Its
   reference is kept in memory, not in the checkpoint: after a restore the fallback waits one
@@ -67,6 +72,8 @@ from udfs.wakeups import Reference, next_tick, stalled_event_time, tick_period_m
 
 # A truck's entry in map state: [TruckState, the second (ms) it is indexed under, or None].
 Box = list[Any]
+# Boxes kept in Python memory per function instance (cleared when full: a bound, not an LRU).
+CACHED_TRUCKS = 100_000
 
 
 class BundleOutputs:
@@ -110,9 +117,12 @@ class BundleOutputs:
             if n:
                 self.counters.inc(name, n)
         yield from self.side
+        by_region: dict[str, list[tuple[str, int]]] = {}
         for (region, status), delta in self.census.items():
             if delta:
-                yield CENSUS_TAG, (region, status, delta)
+                by_region.setdefault(region, []).append((status, delta))
+        for region, deltas in by_region.items():
+            yield CENSUS_TAG, Row(region, deltas)
         if self.positions:
             yield Row(writer_shard, self.positions)
 
@@ -137,6 +147,7 @@ class BundledTruckFunction(KeyedProcessFunction):
             MapStateDescriptor("due", Types.LONG(), Types.PICKLED_BYTE_ARRAY()))
         self.counters = OperatorCounts(runtime_context.get_metrics_group())
         self.shard_of = ShardOf(self.settings.bundle_shards)
+        self.cache: dict[str, Box] = {}
         # In memory, per instance (see the module docstring): timers registered, shards
         # ticking, the stall fallback's reference and the newest ping time seen per shard.
         self.event_timers: set[tuple[int, int]] = set()
@@ -174,7 +185,7 @@ class BundledTruckFunction(KeyedProcessFunction):
             out.counts["parsed"] += 1
             newest = max(newest, ping.ts)
             tid = ping.truck_id
-            box = changed.get(tid) or self.trucks.get(tid) or [TruckState(tid), None]
+            box = changed.get(tid) or self._load(tid) or [TruckState(tid), None]
             if box[0].pending:  # detect what the watermark has passed, now that state is loaded
                 out.route(catch_up(box[0], watermark, cfg, containing))
             for result in on_ping(box[0], ping, cfg, region_of, counts):
@@ -233,13 +244,17 @@ class BundledTruckFunction(KeyedProcessFunction):
                 continue
             self.due.remove(second)
             for tid in ids:
-                box = changed.get(tid) or self.trucks.get(tid)
+                box = changed.get(tid) or self._load(tid)
                 if box is None or box[1] != second:
                     continue  # stale: the truck moved to another second since
                 box[1] = None  # to be indexed afresh, even under the same second
                 out.route(advance(box[0], event_time, self.cfg, self.geofences.containing))
                 changed[tid] = box
         self._store(shard, changed, timers)
+
+    def _load(self, tid: str) -> Box | None:
+        box = self.cache.get(tid)
+        return box if box is not None else self.trucks.get(tid)
 
     def _store(self, shard: int, changed: dict[str, Box], timers: Any) -> None:
         """Write the changed trucks back and index those whose wake-up moved to a new second."""
@@ -254,6 +269,9 @@ class BundledTruckFunction(KeyedProcessFunction):
                 if second is not None:
                     moved.setdefault(second, []).append(tid)
         self.trucks.put_all(changed)
+        if len(self.cache) + len(changed) > CACHED_TRUCKS:
+            self.cache.clear()
+        self.cache.update(changed)
         if not moved:
             return
         self.due.put_all({second: (self.due.get(second) or []) + ids

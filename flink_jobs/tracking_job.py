@@ -10,7 +10,7 @@ Pipeline (one Flink job)::
                               -> alerts (fleet.alerts), geofence transitions, census deltas
       -> key_by shard (JVM) -> RedisWriterFunction   positions buffered in Flink list state,
                                                flushed as guarded batches
-      census -> key_by region -> RegionCensusFunction   absolute region:{R} counts every 2 s
+      census -> key_by region (JVM) -> RegionCensusFunction   absolute region:{R} counts every 2 s
 
 Timeouts (offline, unplanned stop) run on event-time timers. When the whole input goes quiet the
 watermark stops, so a processing-time fallback takes over: if, on a truck's fallback timer, the
@@ -238,7 +238,7 @@ class TruckFunction(KeyedProcessFunction):
             # (shard, write): keyed for the writer in the JVM, see keyed_on_first_field
             yield Row(shard_of(out.truck_id, self.shards), out)
         elif isinstance(out, CensusDelta):
-            yield CENSUS_TAG, (out.region, out.status, out.delta)
+            yield CENSUS_TAG, Row(out.region, [(out.status, out.delta)])
         elif isinstance(out, AlertEvent):
             self.counters.inc(alert_count_name(out))
             yield ALERT_TAG, alert_row(out)
@@ -300,14 +300,15 @@ class RegionCensusFunction(KeyedProcessFunction):
     def close(self) -> None:
         self.writer.close()
 
-    def process_element(self, value: tuple[str, str, int], ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
+    def process_element(self, value: list[tuple[str, int]], ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
         counts = self.counts.value()
         if counts is None:
             counts = {}
             now = ctx.timer_service().current_processing_time()
             ctx.timer_service().register_processing_time_timer(
                 now + self.settings.region_refresh_ms)
-        counts[value[1]] = counts.get(value[1], 0) + value[2]
+        for status, delta in value:
+            counts[status] = counts.get(status, 0) + delta
         self.counts.update(counts)
         self.timers.event(ctx, END_OF_INPUT)
         return iter(())
@@ -374,9 +375,9 @@ def assemble(source: KeyedStream, truck_fn: KeyedProcessFunction,
     trucks = source.process(truck_fn, output_type=SHARDED_WRITE).name("truck-state")
     writes = keyed_on_first_field(trucks, Types.INT(), Types.PICKLED_BYTE_ARRAY())
     terminate(writes.process(writer_fn).name("redis-positions"))
-    terminate(trucks.get_side_output(CENSUS_TAG)
-              .key_by(lambda c: c[0], key_type=Types.STRING())
-              .process(RegionCensusFunction(settings)).name("region-census"))
+    census = keyed_on_first_field(trucks.get_side_output(CENSUS_TAG), Types.STRING(),
+                                  Types.PICKLED_BYTE_ARRAY())
+    terminate(census.process(RegionCensusFunction(settings)).name("region-census"))
     return {
         "alerts": trucks.get_side_output(ALERT_TAG),
         "geofence": trucks.get_side_output(GEOFENCE_TAG),

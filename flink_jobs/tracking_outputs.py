@@ -3,7 +3,7 @@
 Main output: ``Row(writer shard, positions)``, keyed by shard in the JVM for the Redis writer
 (per record one ``PositionWrite``, bundled a list of them). Side outputs: dead letters, alerts
 and geofence transitions (``Row(key, JSON)`` for their Kafka topics), and census deltas
-``(region, status, delta)`` for the region counts.
+``Row(region, [(status, delta), ...])`` for the region counts.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from udfs.models import AlertEvent, GeofenceTransition
 DLQ_TAG = OutputTag("dlq", KEYED_TEXT)
 ALERT_TAG = OutputTag("alerts", KEYED_TEXT)
 GEOFENCE_TAG = OutputTag("geofence", KEYED_TEXT)
-CENSUS_TAG = OutputTag("census", Types.PICKLED_BYTE_ARRAY())
+# Census deltas of one region: Row(region, [(status, delta), ...]), keyed by region in the JVM.
+CENSUS_TAG = OutputTag("census", Types.ROW([Types.STRING(), Types.PICKLED_BYTE_ARRAY()]))
 SHARDED_WRITE = Types.ROW([Types.INT(), Types.PICKLED_BYTE_ARRAY()])
 
 

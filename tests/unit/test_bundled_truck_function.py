@@ -77,7 +77,7 @@ def test_a_bundle_is_parsed_applied_per_truck_and_emitted_once_per_kind() -> Non
     assert [(d["reason"], d["partition"], d["offset"]) for d in letters] == [
         ("MALFORMED_JSON", 2, 101), ("BAD_VALUE", 2, 103), ("MALFORMED_JSON", 2, 104)]
     # Census deltas summed over the bundle: two trucks entered one bucket.
-    assert side(out, CENSUS_TAG) == [("MIDWEST", "MOVING", 2)]
+    assert side(out, CENSUS_TAG) == [Row("MIDWEST", [("MOVING", 2)])]
     trucks = stored(runtime, "trucks")
     assert set(trucks) == {A, B}  # the other shard's truck was not applied here
     assert trucks[A][0].pos_ts == T0 + 30_000
@@ -155,3 +155,21 @@ def test_a_watermark_keeping_pace_never_triggers_the_fallback(
                                               domain="PROCESSING_TIME")))
         assert side(out, ALERT_TAG) == []
     assert stored(runtime, "trucks")[A][0].pending  # only the event-time timers may wake it
+
+
+def test_every_change_reaches_map_state_so_a_restored_instance_continues_from_it() -> None:
+    fn, runtime = opened()
+    list(fn.process_element(bundle(ping(A, T0)), FakeContext(key=SHARD)))
+    list(fn.process_element(bundle(ping(A, T0 + 30_000, lat=40.003)),
+                            FakeContext(key=SHARD, watermark=T0 + 1)))
+    assert fn.cache[A] is not None  # read from memory the second time
+    # A new instance (what a restore opens) has no cache, only the state.
+    restored = BundledTruckFunction(fn.settings, fn.cfg, fn.regions, fn.geofences)
+    restored_runtime = FakeRuntime()
+    restored_runtime.states = runtime.states
+    restored.open(restored_runtime)
+    out = list(restored.process_element(bundle(ping(A, T0 + 30_000, lat=40.003)),
+                                        FakeContext(key=SHARD, watermark=T0 + 1)))
+    assert not [o for o in out if isinstance(o, Row)]  # an exact duplicate: no new position
+    assert restored.counters.totals["duplicates"] == 1
+    assert stored(runtime, "trucks")[A][0].det_ts == T0
