@@ -14,7 +14,8 @@
 #     the image already ships it as a plugin) and pyflink's flink-python jar (DESIGN.md: a second
 #     thread-mode job on one TaskManager fails with `NoSuchFieldException: loadedLibraryNames`
 #     unless flink-python is loaded once, by the parent class loader, from lib/);
-#   * conf/config.yaml: thread-mode Python with this interpreter, Prometheus reporter on 9249.
+#   * conf/config.yaml: thread-mode Python with this interpreter, Prometheus reporter on 9249;
+#   * fleetpulse's operator jar (jvm/src), prebuilt: FLEETPULSE_OPERATORS_JAR names it.
 
 ARG FLINK_VERSION=2.2.1
 
@@ -94,6 +95,16 @@ COPY ws_gateway ./ws_gateway
 COPY simulator ./simulator
 COPY bench ./bench
 RUN python3.11 -m pip install --no-deps . && rm -rf build ./*.egg-info
+
+# fleetpulse's own Flink operators (jvm/src: the bundler through which the tracking job hands
+# pings to Python a bundle at a time), compiled against this image's PyFlink jars by the JDK of
+# the Maven stage, since the Flink image has a JRE only. The JDK is not kept.
+COPY jvm/src ./jvm/src
+COPY --from=jvm-artifacts /opt/java/openjdk /tmp/jdk
+RUN mkdir -p /opt/fleetpulse/jvm \
+    && JAVA_HOME=/tmp/jdk FLEETPULSE_JVM_DIR=/tmp/operators python3.11 -c "import shutil; from fleetpulse.operators_jar import operators_jar; shutil.copy(operators_jar(), '/opt/fleetpulse/jvm/fleetpulse-operators.jar')" \
+    && rm -rf /tmp/jdk /tmp/operators
+ENV FLEETPULSE_OPERATORS_JAR=/opt/fleetpulse/jvm/fleetpulse-operators.jar
 
 # The Kafka connector and the Prometheus reporter resolved by jvm/pom.xml. The job also ships
 # the connector as a pipeline jar (fleetpulse.paths.flink_jars reads FLEETPULSE_JVM_DIR);

@@ -24,6 +24,8 @@ from fleetpulse.paths import PROJECT_ROOT, jvm_dir
 SOURCE_DIR = PROJECT_ROOT / "jvm" / "src"
 # Bytecode for Java 11, the oldest JVM Flink 2 runs on, so a cluster on 11 or 17 loads it.
 JAVA_RELEASE = "11"
+# A jar built beforehand (docker/flink.Dockerfile builds it where a JDK is at hand).
+PREBUILT_ENV = "FLEETPULSE_OPERATORS_JAR"
 
 
 def _sources() -> list[Path]:
@@ -58,7 +60,14 @@ def _jdk_tool(name: str) -> str:
 
 
 def operators_jar() -> Path:
-    """The jar of ``jvm/src``, built now if this version of the sources has none yet."""
+    """The jar of ``jvm/src``, built now if this version of the sources has none yet; or the
+    jar ``FLEETPULSE_OPERATORS_JAR`` names, built beforehand (images with a JRE only)."""
+    prebuilt = os.environ.get(PREBUILT_ENV)
+    if prebuilt:
+        if not Path(prebuilt).is_file():
+            raise PlatformError(f"{PREBUILT_ENV}={prebuilt}: no such file (the prebuilt jar of "
+                                "fleetpulse's Flink operators; unset it to build one here)")
+        return Path(prebuilt)
     sources = _sources()
     if not sources:
         raise PlatformError(f"no Java sources in {SOURCE_DIR}")

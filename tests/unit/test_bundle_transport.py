@@ -74,3 +74,17 @@ def test_a_compile_error_and_a_missing_jdk_say_what_failed(
     monkeypatch.setattr(build.shutil, "which", lambda name: None)
     with pytest.raises(PlatformError, match="javac"):
         build.operators_jar()
+
+
+def test_a_prebuilt_jar_named_by_the_environment_is_used_as_it_is(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fleetpulse import operators_jar as build
+
+    jar = tmp_path / "ops.jar"
+    jar.write_bytes(b"PK")
+    monkeypatch.setenv("FLEETPULSE_OPERATORS_JAR", str(jar))
+    monkeypatch.setattr(build, "_jdk_tool", lambda name: pytest.fail("built instead"))
+    assert build.operators_jar() == jar
+    monkeypatch.setenv("FLEETPULSE_OPERATORS_JAR", str(tmp_path / "missing.jar"))
+    with pytest.raises(PlatformError, match="FLEETPULSE_OPERATORS_JAR=.*missing.jar"):
+        build.operators_jar()
