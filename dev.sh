@@ -21,7 +21,7 @@ say() { printf '[fleetpulse] %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 check_java() {
-  command -v java >/dev/null 2>&1 || die "Java 17 or newer is needed (no 'java' on PATH); install openjdk-17-jre-headless"
+  command -v java >/dev/null 2>&1 || die "Java 17 or newer is needed (no 'java' on PATH); install openjdk-17-jdk-headless"
   local v
   v=$(java -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2}')
   [[ "${v%%.*}" -ge 17 ]] 2>/dev/null || die "Java 17 or newer is needed, found Java ${v:-unknown} ($(command -v java))"
@@ -79,6 +79,13 @@ ensure_jvm() {
   echo "$want" > "$stamp"
 }
 
+# fleetpulse's own Flink operators (jvm/src), compiled with the JDK's javac against the Flink
+# jars of the apache-flink wheel; cached by a hash of the sources, so a warm run only checks.
+ensure_operators_jar() {
+  "$VENV/bin/python" -c 'from fleetpulse.operators_jar import operators_jar; operators_jar()' \
+    || die "building fleetpulse's Flink operators failed (a JDK 17 is needed: openjdk-17-jdk-headless)"
+}
+
 setup() {
   check_java
   ensure_redis
@@ -86,6 +93,7 @@ setup() {
   ensure_venv
   ensure_map_assets
   ensure_jvm
+  ensure_operators_jar
 }
 
 cmd="${1:-}"

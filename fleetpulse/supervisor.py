@@ -42,7 +42,7 @@ def check_java() -> None:
     java = shutil.which("java")
     if java is None:
         raise PlatformError("Java 17 or newer is needed: no `java` on PATH "
-                            "(install openjdk-17-jre-headless)")
+                            "(install openjdk-17-jdk-headless)")
     out = subprocess.run([java, "-XshowSettings:properties", "-version"], capture_output=True,
                          text=True).stderr
     for line in out.splitlines():
