@@ -99,8 +99,6 @@ from udfs.feed_order import (
     applies_now,
     apply_in_order,
     assignment_input,
-    fallback_event_time,
-    fallback_fire_at,
     ping_input,
     release_time,
 )
@@ -122,6 +120,7 @@ from udfs.shipment_state import (
     next_deadline,
     step,
 )
+from udfs.stall_fallback import fallback_event_time, fallback_fire_at
 from udfs.truck_speed import FeedConfig, TruckFeed
 
 log = logging.getLogger("fleetpulse.delay")
@@ -383,12 +382,8 @@ class ShipmentFunction(KeyedProcessFunction):
 
     def _fallback_event_time(self, box: list[Any], wm: int) -> int | None:
         """Event time to assume when the watermark has stalled; None if it keeps pace."""
-        base_then, wall_then = box[3], box[4]
-        elapsed = int(time.time() * 1000) - wall_then
-        grace = self.settings.fallback_grace_ms
-        if wm > NO_WATERMARK and wm - base_then >= elapsed - grace:
-            return None
-        return max(wm, base_then + elapsed - grace)
+        return fallback_event_time(wm, box[3], box[4], int(time.time() * 1000),
+                                   self.settings.fallback_grace_ms, NO_WATERMARK)
 
     def _event_time_estimate(self, box: list[Any], wm: int) -> int:
         """The watermark, or before the first one, the newest input less the bound."""
@@ -407,8 +402,7 @@ class ShipmentFunction(KeyedProcessFunction):
             box[1] = due
         base = self._event_time_estimate(box, timers.current_watermark())
         now = int(time.time() * 1000)
-        fire = now + max(due - base, 1000) + self.settings.fallback_grace_ms
-        fire += -fire % 1000  # whole seconds, rounded up so the deadline is reached
+        fire = fallback_fire_at(due, base, now, self.settings.fallback_grace_ms)
         if box[2] is None or fire < box[2]:
             timers.register_processing_time_timer(fire)  # a replaced one fires and is ignored
             box[2], box[3], box[4] = fire, base, now

@@ -50,6 +50,7 @@ from flink_jobs.tracking_outputs import (
     GEOFENCE_TAG,
     alert_count_name,
     alert_row,
+    arrival_counts,
     geofence_row,
 )
 from udfs.geo import GeofenceIndex, RegionIndex
@@ -107,10 +108,7 @@ class BundleOutputs:
                 self.side.append((GEOFENCE_TAG, geofence_row(out)))
 
     def count_arrivals(self, counts: Counters) -> None:
-        self.counts["accepted"] += counts.accepted
-        self.counts["duplicates"] += counts.duplicates
-        self.counts["out_of_order"] += counts.out_of_order
-        self.counts["late"] += counts.late
+        self.counts.update(arrival_counts(counts))
 
     def emit(self, writer_shard: int) -> Iterator[Any]:
         for name, n in self.counts.items():

@@ -79,6 +79,7 @@ from flink_jobs.tracking_outputs import (
     SHARDED_WRITE,
     alert_count_name,
     alert_row,
+    arrival_counts,
     geofence_row,
 )
 from udfs.geo import GeofenceIndex, RegionIndex, default_regions
@@ -233,11 +234,8 @@ class TruckFunction(KeyedProcessFunction):
             box[2], box[3], box[4] = fire, wm_known, now
 
     def _count(self, counts: Counters) -> None:
-        c = self.counters
-        c.inc("accepted", counts.accepted)
-        c.inc("duplicates", counts.duplicates)
-        c.inc("out_of_order", counts.out_of_order)
-        c.inc("late", counts.late)
+        for name, n in arrival_counts(counts).items():
+            self.counters.inc(name, n)
 
     def _route(self, out: object):  # type: ignore[no-untyped-def]
         if isinstance(out, PositionWrite):

@@ -14,6 +14,7 @@ from pyflink.datastream import OutputTag
 
 from flink_jobs.common import KEYED_TEXT
 from udfs.models import AlertEvent, GeofenceTransition
+from udfs.truck_state import Counters
 
 DLQ_TAG = OutputTag("dlq", KEYED_TEXT)
 ALERT_TAG = OutputTag("alerts", KEYED_TEXT)
@@ -35,3 +36,9 @@ def alert_count_name(alert: AlertEvent) -> str:
 def geofence_row(transition: GeofenceTransition) -> Row:
     """A transition for `fleet.geofence-events`, keyed by truck."""
     return Row(transition.truck_id, orjson.dumps(transition.to_dict()).decode())
+
+
+def arrival_counts(counts: Counters) -> dict[str, int]:
+    """The metrics of what arriving pings did (by the names the dashboards use)."""
+    return {"accepted": counts.accepted, "duplicates": counts.duplicates,
+            "out_of_order": counts.out_of_order, "late": counts.late}

@@ -78,23 +78,3 @@ def apply_in_order(feed: TruckFeed, inputs: Iterable[FeedInput], cfg: FeedConfig
         else:
             fixes += on_ping(feed, x[0], x[2], x[3], x[4], cfg)
     return fixes
-
-
-def fallback_event_time(watermark: int, base_then: int, wall_then_ms: int, now_ms: int,
-                        grace_ms: int, no_watermark: int) -> int | None:
-    """Event time to assume on a processing-time timer when the watermark has stalled (the
-    delay job's documented rule, as in its shipment operator): None if the watermark advanced
-    at least the wall-clock time elapsed since ``base_then`` was seen, less the grace;
-    otherwise that base plus the elapsed time less the grace."""
-    elapsed = now_ms - wall_then_ms
-    if watermark > no_watermark and watermark - base_then >= elapsed - grace_ms:
-        return None
-    return max(watermark, base_then + elapsed - grace_ms)
-
-
-def fallback_fire_at(next_release: int, base: int, now_ms: int, grace_ms: int) -> int:
-    """Wall-clock time of the processing-time timer that rescues held inputs when the
-    watermark stalls: when ``next_release`` would be reached if event time followed the wall
-    clock from ``base`` on, plus the grace; whole seconds, rounded up."""
-    fire = now_ms + max(next_release - base, 1000) + grace_ms
-    return fire + (-fire % 1000)

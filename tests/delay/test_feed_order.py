@@ -13,13 +13,12 @@ from udfs.feed_order import (
     applies_now,
     apply_in_order,
     assignment_input,
-    fallback_event_time,
-    fallback_fire_at,
     order_key,
     ping_input,
     release_time,
 )
 from udfs.shipment_state import TruckFix
+from udfs.stall_fallback import fallback_event_time, fallback_fire_at
 from udfs.truck_speed import FeedConfig, TruckFeed, on_assignment, on_ping
 
 from .helpers import HOUR, MIN, T0
