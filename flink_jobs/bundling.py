@@ -20,6 +20,7 @@ import struct
 from collections.abc import Iterator
 
 from pyflink.common import Types
+from pyflink.common.typeinfo import TypeInformation
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.datastream.data_stream import DataStream, KeyedStream
 from pyflink.java_gateway import get_gateway
@@ -93,3 +94,14 @@ def bundled_by_shard(env: StreamExecutionEnvironment, t_env: StreamTableEnvironm
     j_stream = records._j_data_stream.transform(
         "bundle-by-shard", out_type.get_java_type_info(), operator)
     return keyed_on_first_field(DataStream(j_stream), Types.INT(), BUNDLE)
+
+
+def exploded(batches: DataStream, row_type: TypeInformation, name: str) -> DataStream:
+    """The rows of a stream of batches sent column by column (typed
+    ``tracking_outputs.columns_of(row_type)``), one record each, with the batch's timestamp:
+    spread out in the JVM by ``io.fleetpulse.flink.ExplodeRows``, so that a Python operator can
+    emit many rows in one crossing. Needs :func:`use_operators_jar` (which
+    :func:`bundled_by_shard` calls) on the job's environment."""
+    operator = get_gateway().jvm.io.fleetpulse.flink.ExplodeRows()
+    return DataStream(batches._j_data_stream.transform(
+        name, row_type.get_java_type_info(), operator))

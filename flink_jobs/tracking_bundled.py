@@ -22,7 +22,8 @@ does what :class:`flink_jobs.tracking_job.TruckFunction` does per ping, with the
 
 Outputs per bundle: the positions as one ``Row(writer shard, [PositionWrite, ...])`` for the
 checkpointed Redis writer, the census deltas summed by region and status, and alerts, geofence
-transitions and dead letters as in the per-record function.
+transitions and dead letters as in the per-record function, but each kind's rows as one batch
+per call (``tracking_outputs.BATCHED``), spread out in the JVM.
 """
 
 from __future__ import annotations
@@ -45,12 +46,14 @@ from flink_jobs.profiling import start_profiler, stop_profiler
 from flink_jobs.settings import JobSettings
 from flink_jobs.tracking_outputs import (
     ALERT_TAG,
+    BATCHED,
     CENSUS_TAG,
     DLQ_TAG,
     GEOFENCE_TAG,
     alert_count_name,
     alert_row,
     arrival_counts,
+    as_columns,
     geofence_row,
 )
 from udfs.geo import GeofenceIndex, RegionIndex
@@ -111,16 +114,22 @@ class BundleOutputs:
         self.counts.update(arrival_counts(counts))
 
     def emit(self, writer_shard: int) -> Iterator[Any]:
+        """Everything gathered, each kind in one output: side-output rows as one batch per tag
+        (``tracking_outputs.BATCHED``), positions as one list."""
         for name, n in self.counts.items():
             if n:
                 self.counters.inc(name, n)
-        yield from self.side
+        by_tag: dict[Any, list[Row]] = {}
+        for tag, row in self.side:
+            by_tag.setdefault(tag, []).append(row)
         by_region: dict[str, list[tuple[str, int]]] = {}
         for (region, status), delta in self.census.items():
             if delta:
                 by_region.setdefault(region, []).append((status, delta))
-        for region, deltas in by_region.items():
-            yield CENSUS_TAG, Row(region, deltas)
+        if by_region:
+            by_tag[CENSUS_TAG] = [Row(region, deltas) for region, deltas in by_region.items()]
+        for tag, rows in by_tag.items():
+            yield BATCHED[tag], as_columns(rows)
         if self.positions:
             yield Row(writer_shard, self.positions)
 

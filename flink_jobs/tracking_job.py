@@ -42,6 +42,7 @@ from pyflink.datastream import (
     DataStream,
     KeyedProcessFunction,
     KeyedStream,
+    OutputTag,
     StreamExecutionEnvironment,
 )
 from pyflink.datastream.state import ValueStateDescriptor
@@ -53,7 +54,7 @@ from flink_jobs.buffered_writer import (
     shard_of,
     writer_shards,
 )
-from flink_jobs.bundling import bundled_by_shard
+from flink_jobs.bundling import bundled_by_shard, exploded
 from flink_jobs.common import (
     NO_WATERMARK,
     RAW_RECORD,
@@ -73,6 +74,7 @@ from flink_jobs.timers import TimersOnce
 from flink_jobs.tracking_bundled import BundledTruckFunction
 from flink_jobs.tracking_outputs import (
     ALERT_TAG,
+    BATCHED,
     CENSUS_TAG,
     DLQ_TAG,
     GEOFENCE_TAG,
@@ -361,7 +363,8 @@ def build_from_table(env: StreamExecutionEnvironment, t_env: StreamTableEnvironm
                                    settings.bundle_max_records, settings.bundle_flush_ms)
         bundled_fn = BundledTruckFunction(settings, cfg, default_regions(),
                                           load_geofences(settings))
-        return assemble(bundles, bundled_fn, BundledRedisWriterFunction(settings), settings)
+        return assemble(bundles, bundled_fn, BundledRedisWriterFunction(settings), settings,
+                        batched=True)
     return build(pings_by_truck(t_env, table), settings, cfg)
 
 
@@ -373,20 +376,25 @@ def build(pings: KeyedStream, settings: JobSettings, cfg: TrackingConfig
 
 
 def assemble(source: KeyedStream, truck_fn: KeyedProcessFunction,
-             writer_fn: RedisWriterFunction, settings: JobSettings) -> dict[str, DataStream]:
+             writer_fn: RedisWriterFunction, settings: JobSettings, batched: bool = False
+             ) -> dict[str, DataStream]:
     """The truck function over ``source``, its positions keyed by writer shard in the JVM for
-    ``writer_fn``, its census deltas keyed by region; returns the streams each sink consumes."""
+    ``writer_fn``, its census deltas keyed by region; returns the streams each sink consumes.
+    ``batched``: the function emits its side outputs as arrays (``tracking_outputs.BATCHED``),
+    spread out in the JVM here."""
     trucks = source.process(truck_fn, output_type=SHARDED_WRITE).name("truck-state")
+
+    def side(tag: OutputTag) -> DataStream:
+        if not batched:
+            return trucks.get_side_output(tag)
+        return exploded(trucks.get_side_output(BATCHED[tag]), tag.type_info,
+                        f"{tag.tag_id}-rows")
+
     writes = keyed_on_first_field(trucks, Types.INT(), Types.PICKLED_BYTE_ARRAY())
     terminate(writes.process(writer_fn).name("redis-positions"))
-    census = keyed_on_first_field(trucks.get_side_output(CENSUS_TAG), Types.STRING(),
-                                  Types.PICKLED_BYTE_ARRAY())
+    census = keyed_on_first_field(side(CENSUS_TAG), Types.STRING(), Types.PICKLED_BYTE_ARRAY())
     terminate(census.process(RegionCensusFunction(settings)).name("region-census"))
-    return {
-        "alerts": trucks.get_side_output(ALERT_TAG),
-        "geofence": trucks.get_side_output(GEOFENCE_TAG),
-        "dlq": trucks.get_side_output(DLQ_TAG),
-    }
+    return {"alerts": side(ALERT_TAG), "geofence": side(GEOFENCE_TAG), "dlq": side(DLQ_TAG)}
 
 
 def main(argv: list[str] | None = None) -> None:

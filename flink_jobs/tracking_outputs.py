@@ -3,13 +3,16 @@
 Main output: ``Row(writer shard, positions)``, keyed by shard in the JVM for the Redis writer
 (per record one ``PositionWrite``, bundled a list of them). Side outputs: dead letters, alerts
 and geofence transitions (``Row(key, JSON)`` for their Kafka topics), and census deltas
-``Row(region, [(status, delta), ...])`` for the region counts.
+``Row(region, [(status, delta), ...])`` for the region counts. The bundled function emits each
+kind's rows of a call as one batch, column by column, on the tag :data:`BATCHED` names, spread
+out again in the JVM (:func:`flink_jobs.bundling.exploded`).
 """
 
 from __future__ import annotations
 
 import orjson
 from pyflink.common import Row, Types
+from pyflink.common.typeinfo import RowTypeInfo
 from pyflink.datastream import OutputTag
 
 from flink_jobs.common import KEYED_TEXT
@@ -20,8 +23,29 @@ DLQ_TAG = OutputTag("dlq", KEYED_TEXT)
 ALERT_TAG = OutputTag("alerts", KEYED_TEXT)
 GEOFENCE_TAG = OutputTag("geofence", KEYED_TEXT)
 # Census deltas of one region: Row(region, [(status, delta), ...]), keyed by region in the JVM.
-CENSUS_TAG = OutputTag("census", Types.ROW([Types.STRING(), Types.PICKLED_BYTE_ARRAY()]))
+CENSUS_ROW = Types.ROW([Types.STRING(), Types.PICKLED_BYTE_ARRAY()])
+CENSUS_TAG = OutputTag("census", CENSUS_ROW)
 SHARDED_WRITE = Types.ROW([Types.INT(), Types.PICKLED_BYTE_ARRAY()])
+
+
+def columns_of(row_type: RowTypeInfo) -> RowTypeInfo:
+    """The type of a batch of ``row_type`` rows sent column by column: one array per field."""
+    return Types.ROW([Types.OBJECT_ARRAY(t) for t in row_type.get_field_types()])
+
+
+def as_columns(rows: list[Row]) -> Row:
+    """A batch of rows as :func:`columns_of` types it."""
+    return Row(*(tuple(column) for column in zip(*rows, strict=True)))
+
+
+# Each side output's tag for batches of its rows, one batch per call and kind: a Python operator
+# in thread mode crosses into the JVM for every side-output record, which the bundled function,
+# emitting thousands of alerts from one timer at times, pays once per batch instead.
+BATCHED: dict[OutputTag, OutputTag] = {
+    tag: OutputTag(f"{tag.tag_id}-batch", columns_of(row_type))
+    for tag, row_type in ((DLQ_TAG, KEYED_TEXT), (ALERT_TAG, KEYED_TEXT),
+                          (GEOFENCE_TAG, KEYED_TEXT), (CENSUS_TAG, CENSUS_ROW))
+}
 
 
 def alert_row(alert: AlertEvent) -> Row:

@@ -13,7 +13,7 @@ from pyflink.common import Row
 from flink_jobs.bundling import encode_bundle
 from flink_jobs.settings import JobSettings
 from flink_jobs.tracking_bundled import BundledTruckFunction
-from flink_jobs.tracking_outputs import ALERT_TAG, CENSUS_TAG, DLQ_TAG
+from flink_jobs.tracking_outputs import ALERT_TAG, BATCHED, CENSUS_TAG, DLQ_TAG
 from tests.unit.flink_fakes import FakeContext, FakeRuntime
 from udfs.geo import GeofenceIndex, default_regions
 from udfs.shards import java_shard
@@ -54,7 +54,11 @@ def bundle(*values: bytes | None) -> bytes:
 
 
 def side(outputs: list[Any], tag: Any) -> list[Any]:
-    return [o[1] for o in outputs if not isinstance(o, Row) and o[0] is tag]
+    """The rows of one side output, which a call emits as one batch of columns (or none)."""
+    batches = [o[1] for o in outputs if not isinstance(o, Row) and o[0] is BATCHED[tag]]
+    assert len(batches) <= 1, f"{tag.tag_id}: {len(batches)} batches from one call"
+    assert all(isinstance(b, Row) and b[0] for b in batches)
+    return [Row(*fields) for batch in batches for fields in zip(*batch, strict=True)]
 
 
 def stored(runtime: FakeRuntime, name: str) -> dict[Any, Any]:
