@@ -2,19 +2,22 @@
 
 Regions are the four US Census regions, dissolved with geopandas from the state boundaries
 (`udfs/data/us-states.geojson`); hub geofences (circles and polygons) come from a GeoJSON file
-and are indexed with a shapely STRtree over prepared geometries, so a lookup costs a tree query
-and an exact test on the few candidates, not a scan of every hub.
+and are indexed on a grid of 0.1-degree cells built from their envelopes, so a lookup costs a
+dict lookup and an exact test on the few candidates, not a scan of every hub.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import shapely
+from numpy.typing import NDArray
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.strtree import STRtree
@@ -69,7 +72,10 @@ class RegionIndex:
 
     Lookups run per GPS ping, so a grid of 0.1-degree cells remembers cells that lie wholly
     inside one region (or wholly outside all): most pings then cost a dict lookup, and only
-    cells on a boundary pay for the exact point-in-polygon test.
+    cells on a boundary pay for the exact point-in-polygon test. Classifying a cell seen for
+    the first time costs shapely calls whose overhead is per call, not per cell, so `warm`
+    classifies the new cells of a bundle of pings together (one rule, `_classify`, also used
+    for a single cold cell when `region_of` meets one that `warm` did not see).
     """
 
     CELL_DEG = 0.1
@@ -79,29 +85,56 @@ class RegionIndex:
         self._geoms = [shapes[n] for n in self._names]
         for g in self._geoms:
             shapely.prepare(g)
+        self._geom_array = np.array(self._geoms, dtype=object)
         self._tree = STRtree(self._geoms)
         self._cells: dict[tuple[int, int], str | None] = {}
 
-    def _cell_region(self, cx: int, cy: int) -> str | None:
-        """The region that wholly contains the cell, OTHER if none touches it, else None."""
+    def _cell_boxes(self, cells: list[tuple[int, int]]) -> NDArray[np.object_]:
+        """The cells' boxes in one shapely call, corners as the per-cell box always had them:
+        (cx + 1) * d, not cx * d + d, which can differ in the last bit."""
         d = self.CELL_DEG
-        cell = shapely.box(cx * d, cy * d, (cx + 1) * d, (cy + 1) * d)
-        hits = self._tree.query(cell)
-        if len(hits) == 0:
-            return OTHER
-        for i in hits:
-            if self._geoms[i].contains(cell):
-                return self._names[i]
-        if not any(self._geoms[i].intersects(cell) for i in hits):
-            return OTHER
-        return None
+        return shapely.box([cx * d for cx, _ in cells], [cy * d for _, cy in cells],
+                           [(cx + 1) * d for cx, _ in cells], [(cy + 1) * d for _, cy in cells])
+
+    def _classify(self, cells: list[tuple[int, int]]) -> list[str | None]:
+        """Per cell: the region that wholly contains it, OTHER if none touches it, else None
+        (a boundary cell: `region_of` tests its points exactly).
+
+        Shapely's overhead is per call (tens of µs), the work per cell a few µs, so all the
+        cells go through one call each: boxes, the STRtree's envelope candidates, containment,
+        then intersection for the candidates of cells no region contains (usually none).
+        """
+        boxes = self._cell_boxes(cells)
+        cell_i, geom_i = self._tree.query(boxes)
+        inside = shapely.contains(self._geom_array[geom_i], boxes[cell_i]).tolist()
+        cell_l, geom_l = cell_i.tolist(), geom_i.tolist()
+        region: list[str | None] = [None] * len(cells)
+        for c, g, hit in zip(cell_l, geom_l, inside, strict=True):
+            if hit and region[c] is None:  # regions do not overlap: at most one hit per cell
+                region[c] = self._names[g]
+        edge = [k for k, c in enumerate(cell_l) if region[c] is None]
+        touched = [False] * len(cells)
+        if edge:
+            meets = shapely.intersects(self._geom_array[geom_i[edge]], boxes[cell_i[edge]])
+            for k, hit in zip(edge, meets.tolist(), strict=True):
+                touched[cell_l[k]] |= hit
+        return [r if r is not None or t else OTHER for r, t in zip(region, touched, strict=True)]
+
+    def warm(self, points: Iterable[tuple[float, float]]) -> None:
+        """Classify the uncached cells of these (lat, lng) points together, so the `region_of`
+        calls that follow (a bundle's pings) pay one batch of shapely calls, not one each."""
+        d, cached = self.CELL_DEG, self._cells
+        keys = {(math.floor(lng / d), math.floor(lat / d)) for lat, lng in points}
+        new = [key for key in keys if key not in cached]  # set.difference walks all of cached
+        if new:
+            cached.update(zip(new, self._classify(new), strict=True))
 
     def region_of(self, lat: float, lng: float) -> str:
         key = (math.floor(lng / self.CELL_DEG), math.floor(lat / self.CELL_DEG))
         try:
             cached = self._cells[key]
         except KeyError:
-            cached = self._cells[key] = self._cell_region(*key)
+            cached = self._cells[key] = self._classify([key])[0]
         if cached is not None:
             return cached
         for i in self._tree.query(Point(lng, lat)):
@@ -178,21 +211,69 @@ def parse_geofences(geojson: dict) -> list[Geofence]:  # type: ignore[type-arg]
     return fences
 
 
+def _cell_span(lo: float, hi: float, cell_deg: float) -> range:
+    """Cell numbers covering [lo, hi], widened by one each side against float rounding (and
+    against circle envelopes drawn with a slightly different metre-per-degree than haversine's).
+    """
+    return range(math.floor(lo / cell_deg) - 1, math.floor(hi / cell_deg) + 2)
+
+
+def _fence_cells(fence: Geofence, cell_deg: float) -> tuple[range, range] | None:
+    """The (x, y) cell ranges a fence's envelope covers: empty for an empty geometry, None for
+    non-finite bounds (no grid holds those)."""
+    geom = fence.geometry
+    if geom.is_empty:
+        return range(0), range(0)
+    minx, miny, maxx, maxy = geom.bounds
+    if not all(map(math.isfinite, (minx, miny, maxx, maxy))):
+        return None
+    return _cell_span(minx, maxx, cell_deg), _cell_span(miny, maxy, cell_deg)
+
+
+def _fence_grid(fences: list[Geofence], cell_deg: float,
+                max_cells: int) -> dict[tuple[int, int], tuple[Geofence, ...]] | None:
+    """Cell -> the fences whose envelope may touch it, in fence order; None past max_cells
+    (or for non-finite bounds): the caller then fills cells lazily.
+
+    Built once, so a lookup never calls shapely: a cell absent from the grid has no fence.
+    """
+    spans: list[tuple[range, range]] = []
+    total = 0
+    for fence in fences:
+        span = _fence_cells(fence, cell_deg)
+        if span is None:
+            return None
+        total += len(span[0]) * len(span[1])
+        if total > max_cells:
+            return None
+        spans.append(span)
+    grid: dict[tuple[int, int], list[Geofence]] = {}
+    for fence, (xs, ys) in zip(fences, spans, strict=True):
+        for cx in xs:
+            for cy in ys:
+                grid.setdefault((cx, cy), []).append(fence)
+    return {cell: tuple(fs) for cell, fs in grid.items()}
+
+
 class GeofenceIndex:
     """Which hub geofences contain a point.
 
     Lookups run per GPS ping and almost every ping is far from every hub, so a grid of
-    0.1-degree cells remembers which fences' envelopes touch each cell (found once per cell
-    with the STRtree): a ping in an empty cell costs a dict lookup, the others an exact test
-    on the few fences of their cell.
+    0.1-degree cells holds the fences whose envelopes touch each cell, built at construction
+    from the envelopes' bounds: a ping in an empty cell costs a dict lookup, the others an
+    exact test on the few fences of their cell. Should the fences cover more than MAX_CELLS
+    cells (a huge polygon), the cells are instead filled lazily, one STRtree query per cell.
     """
 
     CELL_DEG = 0.1
+    MAX_CELLS = 250_000
 
     def __init__(self, fences: list[Geofence]) -> None:
         self.fences = fences
-        self._tree = STRtree([f.geometry for f in fences]) if fences else None
-        self._cells: dict[tuple[int, int], tuple[Geofence, ...]] = {}
+        grid = _fence_grid(fences, self.CELL_DEG, self.MAX_CELLS)
+        # With a grid there is no tree: a cell missing from the grid has no candidates.
+        self._tree = STRtree([f.geometry for f in fences]) if grid is None else None
+        self._cells: dict[tuple[int, int], tuple[Geofence, ...]] = grid or {}
 
     def __getstate__(self) -> list[Geofence]:
         return self.fences
@@ -210,18 +291,18 @@ class GeofenceIndex:
         return cls(parse_geofences(json.loads(path.read_text())))
 
     def _cell_fences(self, cx: int, cy: int) -> tuple[Geofence, ...]:
+        """The lazy path: fences whose envelope touches the cell, from the STRtree."""
         assert self._tree is not None
         d = self.CELL_DEG
         hits = self._tree.query(shapely.box(cx * d, cy * d, (cx + 1) * d, (cy + 1) * d))
         return tuple(self.fences[i] for i in sorted(hits))
 
     def containing(self, lat: float, lng: float) -> list[str]:
-        if self._tree is None:
-            return []
         key = (math.floor(lng / self.CELL_DEG), math.floor(lat / self.CELL_DEG))
-        try:
-            candidates = self._cells[key]
-        except KeyError:
+        candidates = self._cells.get(key)
+        if candidates is None:
+            if self._tree is None:
+                return []
             candidates = self._cells[key] = self._cell_fences(*key)
         return [f.geofence_id for f in candidates if f.contains(lat, lng)]
 

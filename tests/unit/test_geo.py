@@ -5,10 +5,20 @@ from __future__ import annotations
 import pickle
 
 import pytest
+import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from udfs.geo import GeofenceIndex, default_regions, haversine_km, parse_geofences, region_of
+from udfs.geo import (
+    OTHER,
+    Geofence,
+    GeofenceIndex,
+    RegionIndex,
+    default_regions,
+    haversine_km,
+    parse_geofences,
+    region_of,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -90,3 +100,171 @@ def test_hub_lookup_far_from_every_hub_is_empty() -> None:
     assert index.fences and index.containing(index.fences[0].center_lat,
                                              index.fences[0].center_lng) == [
         index.fences[0].geofence_id]
+
+
+# Region boundary vertices: points near them land in boundary cells, and on both sides of them.
+_BOUNDARY = [tuple(c) for g in default_regions().shapes().values()
+             for c in shapely.get_coordinates(shapely.boundary(g))[::7].tolist()]
+_AROUND_US = st.tuples(st.floats(15, 72), st.floats(-180, -60))
+_NEAR_BOUNDARY = st.builds(lambda v, dx, dy: (v[1] + dy, v[0] + dx), st.sampled_from(_BOUNDARY),
+                           st.floats(-0.15, 0.15), st.floats(-0.15, 0.15))
+_ON_CELL_EDGES = st.tuples(st.integers(150, 720).map(lambda k: k / 10),
+                           st.integers(-1800, -600).map(lambda k: k / 10))
+_POINTS = st.lists(st.one_of(_AROUND_US, _NEAR_BOUNDARY, _ON_CELL_EDGES), min_size=1,
+                   max_size=60)
+
+
+def exact_region(lat: float, lng: float) -> str:
+    """Point-in-polygon over every region shape, no cells: what the cells must agree with."""
+    for name, geom in default_regions().shapes().items():
+        if shapely.contains_xy(geom, lng, lat):
+            return name
+    return OTHER
+
+
+def cell_rule(cx: int, cy: int) -> str | None:
+    """A cell's class, one scalar shapely call at a time (the rule before `warm` existed): the
+    region that contains the cell, else OTHER if none touches it, else None (boundary)."""
+    d = RegionIndex.CELL_DEG
+    cell = shapely.box(cx * d, cy * d, (cx + 1) * d, (cy + 1) * d)
+    shapes = default_regions().shapes()
+    inside = [name for name, geom in shapes.items() if geom.contains(cell)]
+    if inside:
+        return inside[0]
+    return None if any(geom.intersects(cell) for geom in shapes.values()) else OTHER
+
+
+@given(_POINTS)
+@settings(max_examples=60, deadline=None)
+def test_warmed_regions_match_cold_lookups_and_the_polygons(points: list[tuple[float, float]],
+                                                            ) -> None:
+    """`warm` classifies a batch of cells the way a lone cold cell is classified, by the cell
+    rule: the answers after it equal a fresh index's one-by-one lookups and the exact polygon
+    test, across the US, its region boundaries (boundary cells), cell edges and the ocean."""
+    shapes = default_regions().shapes()
+    warmed, cold = RegionIndex(shapes), RegionIndex(shapes)
+    for lat, lng in points[::3]:  # some cells already cached: warm must keep and skip them
+        warmed.region_of(lat, lng)
+    warmed.warm(points)
+    for lat, lng in points:
+        assert warmed.region_of(lat, lng) == cold.region_of(lat, lng) == exact_region(lat, lng)
+    assert warmed._cells == cold._cells == {key: cell_rule(*key) for key in cold._cells}
+
+
+def test_warm_leaves_no_cold_cell_behind() -> None:
+    """After `warm`, the bundle's lookups are cache hits (no classification one cell at a time),
+    and warming the same points again classifies nothing."""
+    index = RegionIndex(default_regions().shapes())
+    points = [(29.7604, -95.3698), (47.6062, -122.3321), (51.5, -0.12), (40.0, -102.05),
+              (29.7604, -95.3698)]
+    index.warm(points)
+
+    def no_more(cells: list[tuple[int, int]]) -> list[str | None]:
+        raise AssertionError(f"classified again: {cells}")
+
+    index._classify = no_more  # type: ignore[method-assign]
+    index.warm(points)
+    assert [index.region_of(lat, lng) for lat, lng in points[:3]] == ["SOUTH", "WEST", OTHER]
+
+
+def test_warmed_region_index_survives_pickling() -> None:
+    index = RegionIndex(default_regions().shapes())
+    index.warm([(29.7604, -95.3698)])
+    clone = pickle.loads(pickle.dumps(index))
+    assert clone.region_of(29.7604, -95.3698) == "SOUTH"
+
+
+def _circle(gid: str, lat: float, lng: float, radius_m: float) -> dict:  # type: ignore[type-arg]
+    return {"type": "Feature", "properties": {"id": gid, "radius_m": radius_m},
+            "geometry": {"type": "Point", "coordinates": [lng, lat]}}
+
+
+def _polygon(gid: str, ring: list[list[float]]) -> dict:  # type: ignore[type-arg]
+    return {"type": "Feature", "properties": {"id": gid},
+            "geometry": {"type": "Polygon", "coordinates": [ring]}}
+
+
+# Negative coordinates around (0, 0) (floor rounds them down), overlapping fences whose ids sort
+# neither in list order nor against it (the answer keeps list order), a circle whose envelope
+# crosses the antimeridian and one whose envelope ends just below a cell edge.
+SYNTHETIC = parse_geofences({"type": "FeatureCollection", "features": [
+    _polygon("Z-SQUARE", [[-0.25, -0.35], [0.15, -0.35], [0.15, 0.05], [-0.25, 0.05],
+                          [-0.25, -0.35]]),
+    _circle("A-CIRCLE", -0.1, -0.1, 6000),
+    _polygon("M-TRIANGLE", [[-0.3, -0.3], [0.0, 0.2], [0.05, -0.4], [-0.3, -0.3]]),
+    _circle("DATELINE", -16.5, -179.98, 5000),
+    _circle("EDGE", 0.3 - 0.00002 - 5000 / 111_320.0, -0.55, 5000),
+]})
+
+
+def brute_force(fences: list[Geofence], lat: float, lng: float) -> list[str]:
+    return [f.geofence_id for f in fences if f.contains(lat, lng)]
+
+
+class LazyGeofenceIndex(GeofenceIndex):
+    """The fallback for fences too big for a grid: cells found one at a time in the STRtree."""
+
+    MAX_CELLS = 0
+
+
+def _near_a_fence(fences: list[Geofence]) -> st.SearchStrategy[tuple[float, float]]:
+    """Points around a fence's envelope, to 1.3 times its half-size from the middle: inside,
+    on the edge and just outside, in its cells and their neighbours."""
+
+    def place(fence: Geofence, fx: float, fy: float) -> tuple[float, float]:
+        minx, miny, maxx, maxy = fence.geometry.bounds
+        return ((miny + maxy) / 2 + fy * (maxy - miny) / 2,
+                (minx + maxx) / 2 + fx * (maxx - minx) / 2)
+
+    return st.builds(place, st.sampled_from(fences), st.floats(-1.3, 1.3), st.floats(-1.3, 1.3))
+
+
+@pytest.mark.parametrize("index_class", [GeofenceIndex, LazyGeofenceIndex])
+@given(data=st.data())
+@settings(max_examples=60, deadline=None)
+def test_geofence_grid_agrees_with_testing_every_fence(index_class: type[GeofenceIndex],
+                                                       data: st.DataObject) -> None:
+    """The precomputed grid (and the lazy fallback) only skips fences that cannot contain the
+    point: around every hub and the synthetic fences, the ids equal a full scan's, in order."""
+    for fences in (GeofenceIndex.from_file().fences, SYNTHETIC):
+        index = index_class(fences)
+        for lat, lng in data.draw(st.lists(_near_a_fence(fences), min_size=1, max_size=30)):
+            lng = max(lng, -180.0)  # a GPS longitude; the index does not wrap the antimeridian
+            assert index.containing(lat, lng) == brute_force(fences, lat, lng)
+
+
+def test_overlapping_fences_come_back_in_list_order() -> None:
+    assert GeofenceIndex(SYNTHETIC).containing(-0.1, -0.1) == ["Z-SQUARE", "A-CIRCLE",
+                                                               "M-TRIANGLE"]
+
+
+def test_circle_slightly_wider_than_its_envelope_is_found() -> None:
+    """`_circle_envelope` takes 111,320 m per degree, haversine ~111,195: the circle reaches
+    ~0.1 % past its envelope. EDGE's envelope ends 2 m below the cell edge at lat 0.3, its
+    circle ~5 m above it; the grid's one-cell margin covers that."""
+    edge = next(f for f in SYNTHETIC if f.geofence_id == "EDGE")
+    lat, lng = 0.30001, edge.center_lng
+    assert edge.geometry.bounds[3] < 0.3 < lat and edge.contains(lat, lng)
+    assert GeofenceIndex(SYNTHETIC).containing(lat, lng) == ["EDGE"]
+
+
+def test_a_fence_too_big_for_the_grid_falls_back_to_the_tree() -> None:
+    """A polygon of 60 x 50 degrees (300,000 cells) leaves the index on lazy cells, same answers.
+    """
+    huge = parse_geofences({"features": [
+        _polygon("HUGE", [[-130, 20], [-70, 20], [-70, 70], [-130, 70], [-130, 20]]),
+        _circle("HUB-SEA", 47.6062, -122.3321, 2000)]})
+    index = GeofenceIndex(huge)
+    assert index._tree is not None  # lazy, not 300,000 grid cells
+    assert index.containing(47.6062, -122.3321) == ["HUGE", "HUB-SEA"]
+    assert index.containing(45.0, -100.0) == ["HUGE"]
+    assert index.containing(10.0, -100.0) == []
+    clone = pickle.loads(pickle.dumps(index))
+    assert clone.containing(47.6062, -122.3321) == ["HUGE", "HUB-SEA"]
+
+
+def test_geofence_grid_survives_pickling() -> None:
+    clone = pickle.loads(pickle.dumps(GeofenceIndex(SYNTHETIC)))
+    assert clone._tree is None  # rebuilt as a grid on the worker
+    assert clone.containing(-0.1, -0.1) == ["Z-SQUARE", "A-CIRCLE", "M-TRIANGLE"]
+    assert clone.containing(-16.5, -179.99) == ["DATELINE"]
