@@ -57,7 +57,7 @@ from flink_jobs.tracking_outputs import (
     geofence_row,
 )
 from udfs.geo import GeofenceIndex, RegionIndex
-from udfs.models import AlertEvent, GeofenceTransition, Reason, Rejection
+from udfs.models import AlertEvent, GeofenceTransition, Ping, Reason, Rejection
 from udfs.ping_validation import parse_ping
 from udfs.shards import ShardOf
 from udfs.truck_state import (
@@ -180,6 +180,7 @@ class BundledTruckFunction(KeyedProcessFunction):
         cfg, region_of, containing = self.cfg, self.regions.region_of, self.geofences.containing
         now = self.now_ms()
         newest = self.newest_ts.get(shard, NO_WATERMARK)
+        records: list[tuple[int, int, bytes, Ping]] = []
         for partition, offset, value_bytes in decode_bundle(value):
             raw = value_bytes if value_bytes is not None else b""
             ping = parse_safely(parse_ping, raw, now)
@@ -188,8 +189,12 @@ class BundledTruckFunction(KeyedProcessFunction):
                 ping = Rejection(Reason.BAD_VALUE, "truck_id is ambiguous")
             if isinstance(ping, Rejection):
                 out.dead_letter(partition, offset, raw, ping)
-                continue
-            out.counts["parsed"] += 1
+            else:
+                records.append((partition, offset, raw, ping))
+        # the region cells the bundle's pings fall in, classified together (udfs.geo)
+        self.regions.warm([(ping.lat, ping.lng) for _, _, _, ping in records])
+        out.counts["parsed"] += len(records)
+        for partition, offset, raw, ping in records:
             newest = max(newest, ping.ts)
             tid = ping.truck_id
             box = changed.get(tid) or self._load(tid) or [TruckState(tid), None]

@@ -177,3 +177,24 @@ def test_every_change_reaches_map_state_so_a_restored_instance_continues_from_it
     assert not [o for o in out if isinstance(o, Row)]  # an exact duplicate: no new position
     assert restored.counters.totals["duplicates"] == 1
     assert stored(runtime, "trucks")[A][0].det_ts == T0
+
+
+def test_a_bundles_new_region_cells_are_classified_together_before_its_pings() -> None:
+    calls: list[list[tuple[int, int]]] = []
+
+    class CountingRegions(type(default_regions())):  # type: ignore[misc]
+        def _classify(self, cells: list[tuple[int, int]]) -> list[str | None]:
+            calls.append(sorted(cells))
+            return super()._classify(cells)
+
+    regions = CountingRegions(default_regions().shapes())
+    fn = BundledTruckFunction(JobSettings(parallelism=2, bundle_shards=SHARDS), TrackingConfig(),
+                              regions, GeofenceIndex.from_file())
+    fn.open(FakeRuntime())
+    list(fn.process_element(bundle(ping(A, T0, lat=40.05, lng=-100.05),
+                                   ping(B, T0, lat=35.05, lng=-90.05),
+                                   ping(A, T0 + 30_000, lat=40.06, lng=-100.04)),
+                            FakeContext(key=SHARD)))
+    assert calls == [[(-1001, 400), (-901, 350)]]  # once, for the bundle's two cells
+    assert regions.region_of(35.05, -90.05) == "SOUTH"
+    assert fn.trucks.get(B)[0].region == "SOUTH"
