@@ -27,6 +27,30 @@ def _number(d: dict[str, Any], name: str, required: bool) -> float | None | Reje
     return float(v)
 
 
+NUMERIC_FIELDS = (("lat", True), ("lng", True), ("speed_kph", False), ("heading", False),
+                  ("accuracy_m", False))
+
+
+def _numbers(d: dict[str, Any]) -> list[float | None] | Rejection:
+    """The numeric fields in :data:`NUMERIC_FIELDS` order, by :func:`_number`'s rules; a finite
+    float or an int (the values of nearly every ping) is taken after one type test, since this
+    runs for every ping the job reads."""
+    values: list[float | None] = []
+    for name, required in NUMERIC_FIELDS:
+        v: Any = d.get(name)
+        kind = type(v)
+        if kind is float and v - v == 0.0:  # finite: inf - inf and nan - nan are nan
+            values.append(v)
+        elif kind is int:
+            values.append(float(v))
+        else:
+            checked = _number(d, name, required)
+            if isinstance(checked, Rejection):
+                return checked
+            values.append(checked)
+    return values
+
+
 def parse_ping(raw: bytes, now_ms: int) -> Ping | Rejection:
     """Decode and validate one `fleet.gps` record; ``now_ms`` is the wall clock (injected)."""
     d = decode_object(raw)
@@ -55,14 +79,10 @@ def parse_ping(raw: bytes, now_ms: int) -> Ping | Rejection:
         return Rejection(Reason.FUTURE_TIMESTAMP,
                          f"ts is {(ts - now_ms) / 1000:.0f}s ahead of the clock (max 300s)")
 
-    fields: dict[str, float | None] = {}
-    for name, required in (("lat", True), ("lng", True), ("speed_kph", False),
-                           ("heading", False), ("accuracy_m", False)):
-        v = _number(d, name, required)
-        if isinstance(v, Rejection):
-            return v
-        fields[name] = v
-    lat, lng = fields["lat"], fields["lng"]
+    numbers = _numbers(d)
+    if isinstance(numbers, Rejection):
+        return numbers
+    lat, lng, speed, heading, accuracy = numbers
     assert lat is not None and lng is not None
     if not -90.0 <= lat <= 90.0:
         return Rejection(Reason.BAD_COORDINATES, f"lat {lat} outside -90..90")
@@ -70,13 +90,11 @@ def parse_ping(raw: bytes, now_ms: int) -> Ping | Rejection:
         return Rejection(Reason.BAD_COORDINATES, f"lng {lng} outside -180..180")
     if lat == 0.0 and lng == 0.0:
         return Rejection(Reason.BAD_COORDINATES, "null island (0, 0)")
-    speed = fields["speed_kph"]
     if speed is not None and not 0.0 <= speed <= 300.0:
         return Rejection(Reason.BAD_VALUE, f"speed_kph {speed} outside 0..300")
-    heading = fields["heading"]
     if heading is not None and not 0.0 <= heading <= 360.0:
         return Rejection(Reason.BAD_VALUE, f"heading {heading} outside 0..360")
     status = d.get("status")
     if status is not None and not isinstance(status, str):
         return Rejection(Reason.BAD_TYPE, "status must be a string")
-    return Ping(truck_id, ts, lat, lng, speed, heading, fields["accuracy_m"], status)
+    return Ping(truck_id, ts, lat, lng, speed, heading, accuracy, status)

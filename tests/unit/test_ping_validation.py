@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from udfs.models import Ping, Reason, Rejection
-from udfs.ping_validation import parse_ping
+from udfs.ping_validation import NUMERIC_FIELDS, _number, _numbers, parse_ping
 
 pytestmark = pytest.mark.unit
 NOW = 1_764_099_641_123
@@ -71,3 +71,23 @@ def test_any_json_object_gives_a_ping_or_a_rejection(d: dict[str, object]) -> No
     except orjson.JSONEncodeError:  # NaN and friends: send Python's spelling instead
         raw = repr(d).encode()
     assert isinstance(parse_ping(raw, NOW), Ping | Rejection)
+
+
+@given(st.dictionaries(st.sampled_from([name for name, _ in NUMERIC_FIELDS] + ["x"]),
+                       st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1),
+                                 st.floats(), st.text(max_size=5))))
+def test_numeric_fields_follow_the_rules_of_each_field(d: dict[str, object]) -> None:
+    """The fast path of _numbers gives exactly what _number gives field by field (NaN and
+    infinities included, which a float can hold although JSON cannot spell them)."""
+    expected: list[float | None] | Rejection = []
+    for name, required in NUMERIC_FIELDS:
+        v = _number(d, name, required)
+        if isinstance(v, Rejection):
+            expected = v
+            break
+        assert isinstance(expected, list)
+        expected.append(v)
+    got = _numbers(d)
+    assert got == expected
+    if isinstance(got, list):
+        assert all(v is None or type(v) is float for v in got)
