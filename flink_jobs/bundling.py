@@ -103,5 +103,9 @@ def exploded(batches: DataStream, row_type: TypeInformation, name: str) -> DataS
     emit many rows in one crossing. Needs :func:`use_operators_jar` (which
     :func:`bundled_by_shard` calls) on the job's environment."""
     operator = get_gateway().jvm.io.fleetpulse.flink.ExplodeRows()
-    return DataStream(batches._j_data_stream.transform(
-        name, row_type.get_java_type_info(), operator))
+    j_rows = batches._j_data_stream.transform(name, row_type.get_java_type_info(), operator)
+    # A task of its own: the rows' conversion and sinks then run on a JVM thread beside the
+    # Python operator's, not inside its call (a bounded input's end brings a batch of alerts
+    # per shard, one for every truck).
+    j_rows.disableChaining()
+    return DataStream(j_rows)

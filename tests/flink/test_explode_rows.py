@@ -9,6 +9,10 @@ import pickle
 from typing import Any
 
 import pytest
+from pyflink.common import Row, Types
+from pyflink.datastream import ProcessFunction
+
+from flink_jobs.tracking_outputs import BATCHED, CENSUS_TAG, DLQ_TAG
 
 pytestmark = pytest.mark.flink
 
@@ -16,20 +20,21 @@ pytestmark = pytest.mark.flink
 def run_batches(batches: list[list[tuple[str, int]]]) -> tuple[list[Any], list[Any]]:
     """Each batch through one Python call that emits it twice, as text rows and as census-like
     rows with a pickled column; both exploded and collected."""
-    from pyflink.common import Row, Types
-    from pyflink.datastream import ProcessFunction
-
     from flink_jobs.bundling import exploded, use_operators_jar
     from flink_jobs.common import KEYED_TEXT, create_environment
     from flink_jobs.settings import JobSettings
-    from flink_jobs.tracking_outputs import BATCHED, CENSUS_TAG, DLQ_TAG, as_columns
 
     class EmitBatches(ProcessFunction):
         def process_element(self, value: str, ctx: ProcessFunction.Context):  # type: ignore[no-untyped-def]
-            rows = [(k, n) for k, n in batches[int(value)]]
+            # Imported here, not closed over: a closure pickles the tags by value, and a tag
+            # that has met the JVM (in an earlier test) holds a gateway lock.
+            from flink_jobs.tracking_outputs import BATCHED, CENSUS_TAG, DLQ_TAG, as_columns
+
+            rows = batches[int(value)]
             if rows:
                 yield BATCHED[DLQ_TAG], as_columns([Row(k, f"v{n}") for k, n in rows])
-                yield BATCHED[CENSUS_TAG], as_columns([Row(k, [("MOVING", n)]) for k, n in rows])
+                yield BATCHED[CENSUS_TAG], as_columns([Row(k, [("MOVING", n)])
+                                                       for k, n in rows])
             yield value
 
     settings = JobSettings(parallelism=1, checkpoint_interval_ms=600_000, restart_attempts=0)

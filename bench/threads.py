@@ -1,0 +1,80 @@
+"""Where a running job's CPU goes, thread by thread: the JVM's task threads (each Python
+operator of a thread-mode job runs on its task's thread), its Kafka clients, garbage
+collector and JIT compiler, and Redis.
+
+    python -m bench.threads --pid JVM_PID [--pid REDIS_PID ...] [--seconds 20]
+
+Reads ``/proc/<pid>/task/<tid>/stat`` twice, ``--seconds`` apart, and prints the CPU each
+thread used in between, in cores, grouped by thread name (the kernel keeps the first 15
+characters of a Java thread's name; numbers at the end are folded, so the 2 GC workers show as
+one row). Run it while a benchmark is in its steady state (``bench.transport --job`` prints its
+progress; the JVM of an embedded job is the ``java`` child of the job's process).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import click
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_TRAILING_NUMBER = re.compile(r"[\s#\-_]*\d+$")
+
+
+def thread_ticks(pid: int) -> dict[tuple[int, str], int]:
+    """CPU ticks (user + system) of each live thread of ``pid``, by (tid, name)."""
+    out: dict[tuple[int, str], int] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+            name = (task / "comm").read_text().strip()
+        except OSError:  # the thread ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[(int(task.name), name)] = int(fields[11]) + int(fields[12])
+    return out
+
+
+def group_name(name: str) -> str:
+    """A thread's row: its name without a trailing number (GC and compiler pools fold)."""
+    return _TRAILING_NUMBER.sub("", name) or name
+
+
+def cores_by_group(before: dict[tuple[int, str], int], after: dict[tuple[int, str], int],
+                   seconds: float) -> dict[str, float]:
+    """Cores each group of threads used between two readings (threads born in between count
+    from zero)."""
+    used: dict[str, float] = {}
+    for key, ticks in after.items():
+        group = group_name(key[1])
+        used[group] = used.get(group, 0.0) + (ticks - before.get(key, 0)) / CLOCK_TICKS / seconds
+    return used
+
+
+@click.command()
+@click.option("--pid", "pids", type=int, multiple=True, required=True,
+              help="A process to watch (repeatable: the JVM, redis-server, ...).")
+@click.option("--seconds", default=20.0, show_default=True)
+@click.option("--top", default=25, show_default=True, help="Rows to print per process.")
+def main(pids: tuple[int, ...], seconds: float, top: int) -> None:
+    """Print the cores each thread group of each process used over ``--seconds``."""
+    before = {pid: thread_ticks(pid) for pid in pids}
+    start = time.monotonic()
+    time.sleep(seconds)
+    after = {pid: thread_ticks(pid) for pid in pids}
+    elapsed = time.monotonic() - start
+    for pid in pids:
+        used = cores_by_group(before[pid], after[pid], elapsed)
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        print(f"\n{comm} (pid {pid}): {sum(used.values()):.2f} cores over {elapsed:.1f} s")
+        print("| threads | cores |\n|---|---|")
+        for name, cores in sorted(used.items(), key=lambda item: -item[1])[:top]:
+            if cores >= 0.005:
+                print(f"| {name} | {cores:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
