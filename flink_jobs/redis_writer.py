@@ -4,7 +4,10 @@ Positions go through one server-side script per batch: for each truck it compare
 with what Redis holds and writes nothing when Redis already has a newer position, so replays
 after a restart, duplicated batches and two writers racing can never move a truck backwards.
 The script also touches `trucks:geo`, `stream:positions` and the `trucks:seen` index that lets
-the sweeper drop geo members whose `truck:` hash has expired.
+the sweeper drop geo members whose `truck:` hash has expired. Redis geo cannot hold latitudes
+beyond ±85.05112878° (``GEOADD`` refuses them with an error that would fail the whole batch,
+and the job again at every replay): such a position leaves the truck out of `trucks:geo`, its
+hash and stream entry written.
 """
 
 from __future__ import annotations
@@ -36,7 +39,11 @@ for i = 4, #KEYS do
     redis.call('HSET', KEYS[i], 'lat', lat, 'lng', lng, 'speed_kph', ARGV[a + 4],
       'heading', ARGV[a + 5], 'status', ARGV[a + 6], 'updated', math.floor(tonumber(ts) / 1000),
       'ts_ms', ts, 'region', ARGV[a + 7])
-    redis.call('GEOADD', KEYS[1], lng, lat, id)
+    if math.abs(tonumber(lat)) <= 85.05112878 then
+      redis.call('GEOADD', KEYS[1], lng, lat, id)
+    else
+      redis.call('ZREM', KEYS[1], id)
+    end
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', 'truck_id', id, 'lat', lat,
       'lng', lng, 'speed_kph', ARGV[a + 4], 'heading', ARGV[a + 5], 'status', ARGV[a + 6],
       'ts_ms', ts, 'region', ARGV[a + 7])

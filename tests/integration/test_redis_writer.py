@@ -78,3 +78,19 @@ def test_two_writers_racing_leave_every_truck_at_its_newest_position(
         truck, ts = f[b"truck_id"].decode(), int(f[b"ts_ms"])
         assert ts > last.get(truck, -1)
         last[truck] = ts
+
+
+def test_a_latitude_redis_geo_cannot_hold_is_written_without_a_geo_member(
+        redis_url: str, redis_client: redis.Redis) -> None:
+    """GEOADD would refuse 89°N with an error, failing the whole batch (and the job, again at
+    every replay): the truck keeps its hash and stream entry, leaves trucks:geo."""
+    writer = RedisTruckWriter(redis_url)
+    try:
+        assert writer.write_positions([write("T1", T0, lat=40.0), write("T2", T0, lat=40.0)]) == 2
+        assert writer.write_positions([write("T1", T0 + 1000, lat=89.0),
+                                       write("T3", T0, lat=41.0)]) == 2
+    finally:
+        writer.close()
+    assert hash_of(redis_client, "T1")["lat"] == "89.0"
+    assert {m.decode() for m in redis_client.zrange("trucks:geo", 0, -1)} == {"T2", "T3"}
+    assert redis_client.xlen(STREAM_KEY) == 4
