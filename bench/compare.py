@@ -1,6 +1,7 @@
 """Before/after: the tracking job of another git revision against this checkout, same run.
 
     python -m bench.compare --base HEAD~3 [--pings 200000 --trucks 20000 --repeat 2]
+                            [--cluster 2]
 
 An optimisation is judged by the ratio of two runs on the same machine, the same input and
 the same minute, so the revisions alternate (base, current, base, current, ...) on one private
@@ -8,7 +9,9 @@ Kafka and Redis. The base revision is checked out with ``git worktree`` and run 
 virtualenv: the same interpreter and installed dependencies (symlinked), but fleetpulse's own
 packages from the worktree, so the Flink workers import the base code too (the editable install
 would otherwise hand them this checkout's). Printed per run: pings/s and CPU µs per ping of
-the job's process tree; then the median ratio current/base.
+the job's process tree; then the median ratio current/base. With ``--cluster N`` each run is
+submitted with `flink run -py` to a fresh standalone cluster of N pinned TaskManagers, whose
+Python runs the base's interpreter and code for the base runs.
 """
 
 from __future__ import annotations
@@ -77,12 +80,17 @@ def shadow_venv(source: Path, where: Path) -> Path:
 @click.option("--trucks", default=20_000, show_default=True)
 @click.option("--repeat", default=2, show_default=True, help="Runs of each revision.")
 @click.option("--parallelism", default=1, show_default=True)
-def main(base: str, pings: int, trucks: int, repeat: int, parallelism: int) -> None:
+@click.option("--cluster", "taskmanagers", type=int, default=0,
+              help="Submit each run with `flink run -py` to a fresh standalone cluster of this "
+                   "many pinned TaskManagers (one slot each), at that parallelism.")
+def main(base: str, pings: int, trucks: int, repeat: int, parallelism: int,
+         taskmanagers: int) -> None:
     """Alternate runs of the base revision and this checkout; print rates and the ratio."""
     from bench.context import Context, Sizes
     from bench.runs import run_consumer
     from bench.sections.throughput import run_timeout_s, tracking_argv
     from bench.support import exit_on_sigterm, log, running_stack
+    from bench.transport import on_cluster
 
     exit_on_sigterm()
 
@@ -99,19 +107,27 @@ def main(base: str, pings: int, trucks: int, repeat: int, parallelism: int) -> N
             ctx = Context(stack, tmp / "work", Sizes(partitions=4), None)
             ds = ctx.dataset(trucks, pings)
             for i in range(repeat):
-                for label, python, extra in ((f"base {commit}", str(base_python), env),
-                                             ("current", sys.executable, {})):
+                for label, python, extra, root in (
+                        (f"base {commit}", str(base_python), env, tmp / "base"),
+                        ("current", sys.executable, {}, PROJECT_ROOT)):
                     argv = tracking_argv(ctx, ds, parallelism)
                     argv[0] = python
                     log(f"run {i + 1}/{repeat}: {label}")
-                    row = run_consumer(stack, ds, f"{label} #{i + 1}", argv, tmp / "work",
-                                       run_timeout_s(ds), env=extra)
+                    name = f"{label} #{i + 1}"
+                    if taskmanagers:
+                        row = on_cluster(stack, ds, name, argv, tmp / "work", taskmanagers,
+                                         None, root=root, env=extra)
+                    else:
+                        row = run_consumer(stack, ds, name, argv, tmp / "work",
+                                           run_timeout_s(ds), env=extra)
                     rows.append({**row, "label": label})
     finally:
         subprocess.run(["git", "-C", str(PROJECT_ROOT), "worktree", "remove", "--force",
                         str(tmp / "base")], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    click.echo(f"\n{pings:,} pings / {trucks:,} trucks, tracking job p={parallelism}")
+    where = (f"flink run -py on {taskmanagers} pinned TaskManagers, p={taskmanagers}"
+             if taskmanagers else f"embedded, p={parallelism}")
+    click.echo(f"\n{pings:,} pings / {trucks:,} trucks, tracking job {where}")
     click.echo("| run | status | pings/s | CPU µs/ping |\n|---|---|---|---|")
     for r in rows:
         click.echo(f"| {r['name']} | {r['status']} | {r.get('rate', '-'):,} | "

@@ -32,25 +32,33 @@ import click
 
 
 def on_cluster(stack: Any, ds: Any, name: str, argv: list[str], work: Path,
-               taskmanagers: int, done_key: str | None) -> dict[str, Any]:
+               taskmanagers: int, done_key: str | None, root: Path | None = None,
+               env: dict[str, str] | None = None) -> dict[str, Any]:
     """One timed run of a job (``argv`` as for an embedded run, ``python -m module ...``)
     submitted to a fresh standalone cluster of ``taskmanagers`` pinned TaskManagers, at that
-    parallelism."""
+    parallelism. ``argv[0]``'s interpreter runs the job's Python; ``root`` (this checkout by
+    default) holds its code, and ``env`` is added to the client's environment (another
+    revision's, for :mod:`bench.compare`)."""
     from bench.runs import run_consumer, unique_group
     from bench.sections.throughput import run_timeout_s
+    from fleetpulse.paths import PROJECT_ROOT
     from fleetpulse.services.flink import flink_env, submit_argv
     from fleetpulse.services.flink_cluster import StandaloneCluster
     from fleetpulse.waiting import free_port
 
-    module, args = argv[2], argv[3:]  # without `python -m`
+    python, module, args = argv[0], argv[2], argv[3:]  # `python -m module args`
     args[args.index("--parallelism") + 1] = str(taskmanagers)
+    root = root or PROJECT_ROOT
     cluster = StandaloneCluster(work / unique_group("cluster"), rest_port=free_port(),
                                 rpc_port=free_port(), taskmanagers=taskmanagers,
-                                slots_per_taskmanager=1, pin_taskmanagers=True)
+                                slots_per_taskmanager=1, pin_taskmanagers=True,
+                                python=python, project_root=root)
     try:
         cluster.start()
-        submit = submit_argv(cluster.rest_url, module, args, detached=False)
-        return run_consumer(stack, ds, name, submit, work, run_timeout_s(ds), env=flink_env(),
+        submit = submit_argv(cluster.rest_url, module, args, detached=False, python=python,
+                             root=root)
+        return run_consumer(stack, ds, name, submit, work, run_timeout_s(ds),
+                            env={**flink_env(), **(env or {})},
                             also_measured=cluster.pids(), done_key=done_key)
     finally:
         cluster.stop()

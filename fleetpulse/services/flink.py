@@ -25,23 +25,25 @@ def flink_cli() -> Path:
     return pyflink_home() / "bin" / "flink"
 
 
-def job_module_path(module: str) -> Path:
-    return PROJECT_ROOT / (module.replace(".", "/") + ".py")
+def job_module_path(module: str, root: Path = PROJECT_ROOT) -> Path:
+    return root / (module.replace(".", "/") + ".py")
 
 
 def embedded_job_argv(module: str, args: list[str]) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
-def submit_argv(flink_url: str, module: str, args: list[str], detached: bool = True
-                ) -> list[str]:
-    """`flink run -py` of a job module against the cluster at ``flink_url`` (host:port)."""
+def submit_argv(flink_url: str, module: str, args: list[str], detached: bool = True,
+                python: str = sys.executable, root: Path = PROJECT_ROOT) -> list[str]:
+    """`flink run -py` of a job module against the cluster at ``flink_url`` (host:port); the
+    module's file and the interpreter are this checkout's unless ``root`` and ``python`` say
+    otherwise (a benchmark of another revision)."""
     target = flink_url.removeprefix("http://").removeprefix("https://").rstrip("/")
     argv = [str(flink_cli()), "run", "-m", target]
     if detached:
         argv.append("-d")
-    argv += ["-py", str(job_module_path(module)), "-pyexec", sys.executable,
-             "-pyclientexec", sys.executable, *args]
+    argv += ["-py", str(job_module_path(module, root)), "-pyexec", python,
+             "-pyclientexec", python, *args]
     return argv
 
 

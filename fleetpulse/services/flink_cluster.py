@@ -35,6 +35,10 @@ class StandaloneCluster:
     # Each TaskManager on a CPU of its own (round robin): its operator threads then hand the
     # interpreter lock over on one core (fleetpulse.affinity). The JobManager is not pinned.
     pin_taskmanagers: bool = False
+    # The interpreter and the code the TaskManagers' Python runs: this one and this checkout,
+    # unless a benchmark runs another revision (bench.compare --cluster).
+    python: str = sys.executable
+    project_root: Path = PROJECT_ROOT
 
     @property
     def rest_url(self) -> str:
@@ -47,7 +51,6 @@ class StandaloneCluster:
     def _config(self) -> dict[str, object]:
         shipped = yaml.safe_load((pyflink_home() / "conf" / "config.yaml").read_text())
         java_opts = shipped["env"]["java"]["opts"]["all"]
-        site_packages = [p for p in sys.path if p.endswith("site-packages")]
         return {
             "env.java.opts.all": java_opts,
             "jobmanager.rpc.address": "127.0.0.1",
@@ -63,8 +66,8 @@ class StandaloneCluster:
             "rest.bind-address": "127.0.0.1",
             "parallelism.default": 1,
             "python.execution-mode": "thread",
-            "python.executable": sys.executable,
-            "python.pythonpath": os.pathsep.join([str(PROJECT_ROOT), *site_packages]),
+            "python.executable": self.python,
+            "python.pythonpath": self._pythonpath(),
             "env.log.dir": str(self.work_dir / "log"),
             "env.pid.dir": str(self.work_dir / "pid"),
         }
@@ -77,9 +80,12 @@ class StandaloneCluster:
         env["FLINK_PID_DIR"] = str(self.work_dir / "pid")
         env["FLINK_LIB_DIR"] = str(self.work_dir / "lib")
         # The embedded (thread-mode) interpreter reads PYTHONPATH, not the venv's pyvenv.cfg.
-        site_packages = [p for p in sys.path if p.endswith("site-packages")]
-        env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), *site_packages])
+        env["PYTHONPATH"] = self._pythonpath()
         return env
+
+    def _pythonpath(self) -> str:
+        site_packages = [p for p in sys.path if p.endswith("site-packages")]
+        return os.pathsep.join([str(self.project_root), *site_packages])
 
     def _link_lib(self) -> None:
         """The cluster's lib/: the wheel's jars plus flink-python (the JobManager needs the

@@ -30,3 +30,30 @@ def test_shadow_venv_imports_fleetpulse_from_the_base_and_the_rest_from_here(tmp
     # Started like a benchmark child (in this checkout, which is on PYTHONPATH too):
     assert imported_from(str(python), base_env(base)).is_relative_to(base.resolve())
     assert not imported_from(str(python), {}).is_relative_to(base.resolve())
+
+
+def test_a_base_cluster_runs_the_bases_interpreter_and_code(tmp_path: Path) -> None:
+    """bench.compare --cluster: the TaskManagers' Python and the `flink run` client of a base
+    run import the base's job code, not this checkout's."""
+    from fleetpulse.services.flink import submit_argv
+    from fleetpulse.services.flink_cluster import StandaloneCluster
+
+    base = tmp_path / "base"
+    (base / "flink_jobs").mkdir(parents=True)
+    (base / "flink_jobs" / "__init__.py").write_text("REVISION = 'base'\n")
+    (base / "flink_jobs" / "tracking_job.py").write_text("")
+    python = str(shadow_venv(base, tmp_path / "venv"))
+    cluster = StandaloneCluster(tmp_path / "cluster", rest_port=1, rpc_port=2,
+                                python=python, project_root=base)
+    config = cluster._config()
+    assert config["python.executable"] == python
+    # the embedded interpreter of a TaskManager: its executable, the configured path
+    tm_env = {**os.environ, "PYTHONPATH": str(config["python.pythonpath"])}
+    out = subprocess.run([python, "-c", "import flink_jobs; print(flink_jobs.REVISION)"],
+                         cwd=tmp_path, env=tm_env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["base"]
+    assert cluster.env()["PYTHONPATH"] == config["python.pythonpath"]
+    argv = submit_argv("127.0.0.1:1", "flink_jobs.tracking_job", ["--x"], python=python,
+                       root=base)
+    assert argv[argv.index("-py") + 1] == str(base / "flink_jobs" / "tracking_job.py")
+    assert argv[argv.index("-pyexec") + 1] == argv[argv.index("-pyclientexec") + 1] == python
