@@ -19,8 +19,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
-from pyflink.common import Types
-from pyflink.common.typeinfo import TypeInformation
+from pyflink.common import Row, Types
+from pyflink.common.typeinfo import RowTypeInfo, TypeInformation
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.datastream.data_stream import DataStream, KeyedStream
 from pyflink.java_gateway import get_gateway
@@ -96,9 +96,20 @@ def bundled_by_shard(env: StreamExecutionEnvironment, t_env: StreamTableEnvironm
     return keyed_on_first_field(DataStream(j_stream), Types.INT(), BUNDLE)
 
 
+def columns_of(row_type: RowTypeInfo) -> RowTypeInfo:
+    """The type of a batch of ``row_type`` rows sent column by column: one array per field
+    (not an array of rows: PyFlink's converter reuses one Row object for every element of one)."""
+    return Types.ROW([Types.OBJECT_ARRAY(t) for t in row_type.get_field_types()])
+
+
+def as_columns(rows: list[Row]) -> Row:
+    """A batch of rows as :func:`columns_of` types it, for :func:`exploded` to spread out."""
+    return Row(*(tuple(column) for column in zip(*rows, strict=True)))
+
+
 def exploded(batches: DataStream, row_type: TypeInformation, name: str) -> DataStream:
-    """The rows of a stream of batches sent column by column (typed
-    ``tracking_outputs.columns_of(row_type)``), one record each, with the batch's timestamp:
+    """The rows of a stream of batches sent column by column (typed :func:`columns_of`
+    ``(row_type)``, made by :func:`as_columns`), one record each, with the batch's timestamp:
     spread out in the JVM by ``io.fleetpulse.flink.ExplodeRows``, so that a Python operator can
     emit many rows in one crossing. Needs :func:`use_operators_jar` (which
     :func:`bundled_by_shard` calls) on the job's environment."""

@@ -35,11 +35,11 @@ from typing import Any
 
 from pyflink.common import Row
 from pyflink.common.typeinfo import Types
-from pyflink.datastream import KeyedProcessFunction
+from pyflink.datastream import KeyedProcessFunction, OutputTag
 from pyflink.datastream.state import MapStateDescriptor
 
 from flink_jobs.buffered_writer import writer_shards
-from flink_jobs.bundling import decode_bundle
+from flink_jobs.bundling import as_columns, decode_bundle
 from flink_jobs.common import NO_WATERMARK, dead_letter_row, parse_safely
 from flink_jobs.metrics import OperatorCounts
 from flink_jobs.profiling import start_profiler, stop_profiler
@@ -53,7 +53,6 @@ from flink_jobs.tracking_outputs import (
     alert_count_name,
     alert_row,
     arrival_counts,
-    as_columns,
     geofence_row,
 )
 from udfs.geo import GeofenceIndex, RegionIndex
@@ -88,15 +87,14 @@ class BundleOutputs:
         self.topic = topic
         self.counters = counters
         self.counts: Counter[str] = Counter()
-        self.side: list[tuple[Any, Row]] = []
+        self.side: dict[OutputTag, list[Row]] = {}
         self.positions: list[PositionWrite] = []
         self.census: Counter[tuple[str, str]] = Counter()
 
     def dead_letter(self, partition: int, offset: int, raw: bytes, rejection: Rejection) -> None:
         self.counts[f"dlq_{rejection.reason.value.lower()}"] += 1
-        self.side.append((DLQ_TAG, dead_letter_row(self.topic, partition, offset,
-                                                   rejection.reason.value, rejection.detail,
-                                                   raw)))
+        self.side.setdefault(DLQ_TAG, []).append(dead_letter_row(
+            self.topic, partition, offset, rejection.reason.value, rejection.detail, raw))
 
     def route(self, outputs: Iterable[object]) -> None:
         for out in outputs:
@@ -106,9 +104,9 @@ class BundleOutputs:
                 self.census[(out.region, out.status)] += out.delta
             elif isinstance(out, AlertEvent):
                 self.counts[alert_count_name(out)] += 1
-                self.side.append((ALERT_TAG, alert_row(out)))
+                self.side.setdefault(ALERT_TAG, []).append(alert_row(out))
             elif isinstance(out, GeofenceTransition):
-                self.side.append((GEOFENCE_TAG, geofence_row(out)))
+                self.side.setdefault(GEOFENCE_TAG, []).append(geofence_row(out))
 
     def count_arrivals(self, counts: Counters) -> None:
         self.counts.update(arrival_counts(counts))
@@ -119,16 +117,13 @@ class BundleOutputs:
         for name, n in self.counts.items():
             if n:
                 self.counters.inc(name, n)
-        by_tag: dict[Any, list[Row]] = {}
-        for tag, row in self.side:
-            by_tag.setdefault(tag, []).append(row)
         by_region: dict[str, list[tuple[str, int]]] = {}
         for (region, status), delta in self.census.items():
             if delta:
                 by_region.setdefault(region, []).append((status, delta))
         if by_region:
-            by_tag[CENSUS_TAG] = [Row(region, deltas) for region, deltas in by_region.items()]
-        for tag, rows in by_tag.items():
+            self.side[CENSUS_TAG] = [Row(region, deltas) for region, deltas in by_region.items()]
+        for tag, rows in self.side.items():
             yield BATCHED[tag], as_columns(rows)
         if self.positions:
             yield Row(writer_shard, self.positions)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import orjson
 from pyflink.common import Row, Types
-from pyflink.common.typeinfo import RowTypeInfo
 from pyflink.datastream import OutputTag
 
+from flink_jobs.bundling import columns_of
 from flink_jobs.common import KEYED_TEXT
 from udfs.models import AlertEvent, GeofenceTransition
 from udfs.truck_state import Counters
@@ -26,16 +26,6 @@ GEOFENCE_TAG = OutputTag("geofence", KEYED_TEXT)
 CENSUS_ROW = Types.ROW([Types.STRING(), Types.PICKLED_BYTE_ARRAY()])
 CENSUS_TAG = OutputTag("census", CENSUS_ROW)
 SHARDED_WRITE = Types.ROW([Types.INT(), Types.PICKLED_BYTE_ARRAY()])
-
-
-def columns_of(row_type: RowTypeInfo) -> RowTypeInfo:
-    """The type of a batch of ``row_type`` rows sent column by column: one array per field."""
-    return Types.ROW([Types.OBJECT_ARRAY(t) for t in row_type.get_field_types()])
-
-
-def as_columns(rows: list[Row]) -> Row:
-    """A batch of rows as :func:`columns_of` types it."""
-    return Row(*(tuple(column) for column in zip(*rows, strict=True)))
 
 
 # Each side output's tag for batches of its rows, one batch per call and kind: a Python operator

@@ -28,7 +28,8 @@ def run_batches(batches: list[list[tuple[str, int]]]) -> tuple[list[Any], list[A
         def process_element(self, value: str, ctx: ProcessFunction.Context):  # type: ignore[no-untyped-def]
             # Imported here, not closed over: a closure pickles the tags by value, and a tag
             # that has met the JVM (in an earlier test) holds a gateway lock.
-            from flink_jobs.tracking_outputs import BATCHED, CENSUS_TAG, DLQ_TAG, as_columns
+            from flink_jobs.bundling import as_columns
+            from flink_jobs.tracking_outputs import BATCHED, CENSUS_TAG, DLQ_TAG
 
             rows = batches[int(value)]
             if rows:

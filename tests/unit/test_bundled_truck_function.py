@@ -15,7 +15,7 @@ from flink_jobs.settings import JobSettings
 from flink_jobs.tracking_bundled import BundledTruckFunction
 from flink_jobs.tracking_outputs import ALERT_TAG, BATCHED, CENSUS_TAG, DLQ_TAG
 from tests.unit.flink_fakes import FakeContext, FakeRuntime
-from udfs.geo import GeofenceIndex, default_regions
+from udfs.geo import GeofenceIndex, RegionIndex, default_regions
 from udfs.shards import java_shard
 from udfs.truck_state import PositionWrite, TrackingConfig
 from udfs.wakeups import wake_second
@@ -182,7 +182,7 @@ def test_every_change_reaches_map_state_so_a_restored_instance_continues_from_it
 def test_a_bundles_new_region_cells_are_classified_together_before_its_pings() -> None:
     calls: list[list[tuple[int, int]]] = []
 
-    class CountingRegions(type(default_regions())):  # type: ignore[misc]
+    class CountingRegions(RegionIndex):
         def _classify(self, cells: list[tuple[int, int]]) -> list[str | None]:
             calls.append(sorted(cells))
             return super()._classify(cells)
