@@ -66,6 +66,9 @@ def flink_configuration(settings: JobSettings, job_name: str) -> Configuration:
     cfg.set_string("restart-strategy.fixed-delay.delay", "2 s")
     cfg.set_string("execution.checkpointing.interval", f"{settings.checkpoint_interval_ms} ms")
     cfg.set_string("execution.checkpointing.mode", "EXACTLY_ONCE")
+    # Aligned barriers: the bundled truck function writes its state back at a marker just
+    # ahead of each input's barrier, so no record may overtake one (flink_jobs.shard_state).
+    cfg.set_string("execution.checkpointing.unaligned.enabled", "false")
     if settings.checkpoint_path is None:
         # Without a directory Flink keeps checkpoints in the JobManager's memory, capped at
         # 5 MiB: some 10,000 trucks' state would fail every checkpoint. Use a scratch directory.

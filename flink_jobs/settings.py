@@ -50,6 +50,10 @@ class JobSettings:
     bundle_shards: int = 32
     bundle_max_records: int = 2_000
     bundle_flush_ms: int = 100
+    # Tracking, bundled: trucks whose state an instance keeps in Python memory between
+    # checkpoints (about 1.7 KB each; flink_jobs.shard_state). Past it, shards are read and
+    # written through Flink's state per bundle, which is slower.
+    trucks_in_memory: int = 500_000
     gps_topic: str = TopicNames.gps
     scans_topic: str = TopicNames.scans
     alerts_topic: str = TopicNames.alerts
@@ -104,6 +108,8 @@ def parse_settings(argv: list[str] | None, default_group: str, **job_defaults: o
         parser.error("--bundle-max-records must be at least 1")
     if settings.bundle_flush_ms < 1:
         parser.error("--bundle-flush-ms must be at least 1")
+    if settings.trucks_in_memory < 0:
+        parser.error("--trucks-in-memory must be 0 or more")
     if settings.checkpoint_interval_ms < 100:
         parser.error("--checkpoint-interval-ms must be at least 100")
     try:

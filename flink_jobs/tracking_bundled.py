@@ -5,16 +5,15 @@ The records reach Python in ``Row(shard, bundle)``, keyed by shard in the JVM. T
 does what :class:`flink_jobs.tracking_job.TruckFunction` does per ping, with the same pure logic
 (``udfs.truck_state``), but keeps its state per shard:
 
-- ``trucks``: map state, truck id -> ``[TruckState, wake second]``. A bundle reads each of its
-  trucks once and writes the changed ones back with one ``put_all``.
+- ``trucks``: map state, truck id -> ``[TruckState, wake second]``.
 - ``due``: map state, second (ms) -> truck ids indexed under it, with one event-time timer per
   shard and second. A truck is indexed again when its wake-up moves to another second; an entry
   whose truck no longer names that second is stale and skipped when the second fires.
-- A write-through cache of the boxes in Python memory: every change is written to map state
-  in the same call, so the cache never holds what the state does not, and a read of a truck
-  seen lately costs no crossing into the JVM (PyFlink's thread mode has no state cache of its
-  own). It belongs to the function instance, so a restore, which opens a new one, starts it
-  empty.
+- Both live in Python memory between checkpoints (:class:`flink_jobs.shard_state.WriteBackState`):
+  a shard's map state is read whole once per function instance, and its changes are written
+  back at the shard's checkpoint marker (an empty bundle, just ahead of each barrier). Beyond
+  ``--trucks-in-memory`` trucks per instance, shards are read and written through the state per
+  bundle instead.
 - A processing-time tick per shard (``udfs.wakeups``) wakes the due seconds up to the event time
   the stall fallback assumes once the watermark has stalled (all traffic stopped). Its
   reference is kept in memory, not in the checkpoint: after a restore the fallback waits one
@@ -44,6 +43,7 @@ from flink_jobs.common import NO_WATERMARK, dead_letter_row, parse_safely
 from flink_jobs.metrics import OperatorCounts
 from flink_jobs.profiling import start_profiler, stop_profiler
 from flink_jobs.settings import JobSettings
+from flink_jobs.shard_state import WriteBackState
 from flink_jobs.tracking_outputs import (
     ALERT_TAG,
     BATCHED,
@@ -75,8 +75,6 @@ from udfs.wakeups import Reference, next_tick, stalled_event_time, tick_period_m
 
 # A truck's entry in map state: [TruckState, the second (ms) it is indexed under, or None].
 Box = list[Any]
-# Boxes kept in Python memory per function instance (cleared when full: a bound, not an LRU).
-CACHED_TRUCKS = 100_000
 
 
 class BundleOutputs:
@@ -143,13 +141,15 @@ class BundledTruckFunction(KeyedProcessFunction):
         self.tick_ms = tick_period_ms(settings.fallback_grace_ms)
 
     def open(self, runtime_context: Any) -> None:
-        self.trucks = runtime_context.get_map_state(
-            MapStateDescriptor("trucks", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
-        self.due = runtime_context.get_map_state(
-            MapStateDescriptor("due", Types.LONG(), Types.PICKLED_BYTE_ARRAY()))
+        self.trucks: WriteBackState[str, Box] = WriteBackState(
+            runtime_context.get_map_state(
+                MapStateDescriptor("trucks", Types.STRING(), Types.PICKLED_BYTE_ARRAY())),
+            limit=self.settings.trucks_in_memory)
+        self.due: WriteBackState[int, list[str]] = WriteBackState(
+            runtime_context.get_map_state(
+                MapStateDescriptor("due", Types.LONG(), Types.PICKLED_BYTE_ARRAY())))
         self.counters = OperatorCounts(runtime_context.get_metrics_group())
         self.shard_of = ShardOf(self.settings.bundle_shards)
-        self.cache: dict[str, Box] = {}
         # In memory, per instance (see the module docstring): timers registered, shards
         # ticking, the stall fallback's reference and the newest ping time seen per shard.
         self.event_timers: set[tuple[int, int]] = set()
@@ -167,6 +167,10 @@ class BundledTruckFunction(KeyedProcessFunction):
 
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
         shard = ctx.get_current_key()
+        if not value:  # the checkpoint marker: a barrier follows (flink_jobs.shard_state)
+            self.trucks.write_back(shard)
+            self.due.write_back(shard)
+            return
         timers = ctx.timer_service()
         watermark = timers.current_watermark()
         out = BundleOutputs(self.settings.gps_topic, self.counters)
@@ -192,7 +196,7 @@ class BundledTruckFunction(KeyedProcessFunction):
         for partition, offset, raw, ping in records:
             newest = max(newest, ping.ts)
             tid = ping.truck_id
-            box = changed.get(tid) or self._load(tid) or [TruckState(tid), None]
+            box = changed.get(tid) or self.trucks.get(shard, tid) or [TruckState(tid), None]
             if box[0].pending:  # detect what the watermark has passed, now that state is loaded
                 out.route(catch_up(box[0], watermark, cfg, containing))
             for result in on_ping(box[0], ping, cfg, region_of, counts):
@@ -224,8 +228,12 @@ class BundledTruckFunction(KeyedProcessFunction):
             now = self.now_ms()
             event_time = self._stalled_event_time(shard, watermark, now)
             if event_time is not None:
-                seconds = sorted(s for s in self.due if s <= event_time)
+                seconds = sorted(s for s in self.due.keys(shard) if s <= event_time)
                 self._wake(shard, seconds, event_time, out, timers)
+                # No checkpoint marker need follow a processing-time timer before the next
+                # barrier: its changes go to Flink's state now.
+                self.trucks.write_back(shard)
+                self.due.write_back(shard)
             self.ticking.add(shard)
             timers.register_processing_time_timer(next_tick(max(now, timestamp), self.tick_ms))
         yield from out.emit(shard % self.writer_shards)
@@ -246,22 +254,18 @@ class BundledTruckFunction(KeyedProcessFunction):
         """Advance to ``event_time`` the trucks indexed under ``seconds`` that still are."""
         changed: dict[str, Box] = {}
         for second in seconds:
-            ids = self.due.get(second)
+            ids = self.due.get(shard, second)
             if ids is None:
                 continue
-            self.due.remove(second)
+            self.due.remove(shard, second)
             for tid in ids:
-                box = changed.get(tid) or self._load(tid)
+                box = changed.get(tid) or self.trucks.get(shard, tid)
                 if box is None or box[1] != second:
                     continue  # stale: the truck moved to another second since
                 box[1] = None  # to be indexed afresh, even under the same second
                 out.route(advance(box[0], event_time, self.cfg, self.geofences.containing))
                 changed[tid] = box
         self._store(shard, changed, timers)
-
-    def _load(self, tid: str) -> Box | None:
-        box = self.cache.get(tid)
-        return box if box is not None else self.trucks.get(tid)
 
     def _store(self, shard: int, changed: dict[str, Box], timers: Any) -> None:
         """Write the changed trucks back and index those whose wake-up moved to a new second."""
@@ -275,14 +279,11 @@ class BundledTruckFunction(KeyedProcessFunction):
                 box[1] = second
                 if second is not None:
                     moved.setdefault(second, []).append(tid)
-        self.trucks.put_all(changed)
-        if len(self.cache) + len(changed) > CACHED_TRUCKS:
-            self.cache.clear()
-        self.cache.update(changed)
+        self.trucks.put_all(shard, changed)
         if not moved:
             return
-        self.due.put_all({second: (self.due.get(second) or []) + ids
-                          for second, ids in moved.items()})
+        self.due.put_all(shard, {second: (self.due.get(shard, second) or []) + ids
+                                 for second, ids in moved.items()})
         for second in moved:
             if (shard, second) not in self.event_timers:
                 timers.register_event_time_timer(second)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.flink
 SHARDS = 5
 
 
-def run_bundled(n: int) -> list[Any]:
+def run_bundled(n: int, checkpoint_ms: int = 600_000) -> list[Any]:
     """``n`` generated records through the bundler; per bundle: shard, watermark seen, task
     thread, records."""
     from pyflink.common import Types
@@ -35,7 +35,8 @@ def run_bundled(n: int) -> list[Any]:
             yield orjson.dumps([ctx.get_current_key(), watermark, threading.get_ident(),
                                 records]).decode()
 
-    settings = JobSettings(parallelism=2, checkpoint_interval_ms=600_000, restart_attempts=0)
+    settings = JobSettings(parallelism=2, checkpoint_interval_ms=checkpoint_ms,
+                           restart_attempts=0)
     env, t_env = create_environment(settings, "bundling-test")
     t_env.get_config().set("pipeline.auto-watermark-interval", "10 ms")
     # Like the Kafka tables: bytes, partition, offset and a watermark declared in SQL; paced
@@ -92,3 +93,18 @@ def test_bundles_keep_every_record_in_key_order_and_ahead_of_the_watermark() -> 
     assert len(results) > 4 * SHARDS
     assert max(w for _, w, _, _ in results) > 0
 
+
+
+def test_before_each_checkpoint_barrier_every_shard_gets_an_empty_bundle() -> None:
+    n = 600  # a second of input, with a checkpoint every 100 ms
+    results = run_bundled(n, checkpoint_ms=100)
+    markers: dict[int, int] = {}
+    seen: list[int] = []
+    for shard, _, _, bundle in results:
+        if not bundle:
+            markers[shard] = markers.get(shard, 0) + 1
+        seen.extend(offset for _, offset, _ in bundle)
+    assert sorted(seen) == list(range(n))  # markers take nothing away
+    # each of the two bundler subtasks marks every shard at each checkpoint it takes part in
+    assert set(markers) == set(range(SHARDS))
+    assert min(markers.values()) >= 2

@@ -3,6 +3,7 @@ metric group) that the job helpers use."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -50,23 +51,32 @@ class FakeListState:
 
 
 class FakeMapState:
+    """Values are copied in and out, as PyFlink's pickled values are: a change to a value read
+    reaches the state only when put."""
+
     def __init__(self) -> None:
         self.stored: dict[Any, Any] = {}
 
     def get(self, key: Any) -> Any:
-        return self.stored.get(key)
+        return copy.deepcopy(self.stored.get(key))
 
     def put(self, key: Any, value: Any) -> None:
-        self.stored[key] = value
+        self.stored[key] = copy.deepcopy(value)
 
     def put_all(self, values: dict[Any, Any]) -> None:
-        self.stored.update(values)
+        self.stored.update(copy.deepcopy(values))
 
     def remove(self, key: Any) -> None:
         self.stored.pop(key, None)
 
     def __iter__(self) -> Any:
         return iter(list(self.stored))
+
+    def keys(self) -> Any:
+        return iter(list(self.stored))
+
+    def items(self) -> Any:
+        return iter(copy.deepcopy(list(self.stored.items())))
 
 
 class FakeRuntime:

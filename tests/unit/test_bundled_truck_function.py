@@ -62,7 +62,14 @@ def side(outputs: list[Any], tag: Any) -> list[Any]:
 
 
 def stored(runtime: FakeRuntime, name: str) -> dict[Any, Any]:
+    """What Flink's map state holds (what a checkpoint would)."""
     return runtime.states[name].stored  # type: ignore[no-any-return]
+
+
+def checkpointed(fn: BundledTruckFunction, runtime: FakeRuntime, name: str) -> dict[Any, Any]:
+    """Map state after the shard's checkpoint marker (the empty bundle ahead of a barrier)."""
+    assert list(fn.process_element(b"", FakeContext(key=SHARD))) == []
+    return stored(runtime, name)
 
 
 def test_a_bundle_is_parsed_applied_per_truck_and_emitted_once_per_kind() -> None:
@@ -82,13 +89,14 @@ def test_a_bundle_is_parsed_applied_per_truck_and_emitted_once_per_kind() -> Non
         ("MALFORMED_JSON", 2, 101), ("BAD_VALUE", 2, 103), ("MALFORMED_JSON", 2, 104)]
     # Census deltas summed over the bundle: two trucks entered one bucket.
     assert side(out, CENSUS_TAG) == [Row("MIDWEST", [("MOVING", 2)])]
-    trucks = stored(runtime, "trucks")
+    assert stored(runtime, "trucks") == {}  # held in memory until the checkpoint marker
+    trucks = checkpointed(fn, runtime, "trucks")
     assert set(trucks) == {A, B}  # the other shard's truck was not applied here
     assert trucks[A][0].pos_ts == T0 + 30_000
     # Both trucks are due within one second: one index entry, one timer.
     second = wake_second(T0 + SLACK)
     assert trucks[A][1] == trucks[B][1] == second
-    assert stored(runtime, "due") == {second: [A, B]}
+    assert checkpointed(fn, runtime, "due") == {second: [A, B]}
     assert ctx.registered == [("event", SHARD, second)]
     assert fn.counters.totals["parsed"] == 3 and fn.counters.totals["accepted"] == 3
     assert fn.counters.totals["dlq_malformed_json"] == 2
@@ -98,26 +106,26 @@ def test_a_second_fires_for_the_trucks_still_indexed_under_it_and_skips_stale_on
     fn, runtime = opened()
     list(fn.process_element(bundle(ping(A, T0), ping(B, T0 + 2000)), FakeContext(key=SHARD)))
     first = wake_second(T0 + SLACK)
-    assert stored(runtime, "due") == {first: [A], first + 2000: [B]}
+    assert checkpointed(fn, runtime, "due") == {first: [A], first + 2000: [B]}
     # B's next ping arrives after the watermark passed its first one: that one is detected
     # on arrival, and B's wake-up moves on, leaving a stale entry under its old second.
     list(fn.process_element(bundle(ping(B, T0 + 32_000, lat=40.01)),
                             FakeContext(key=SHARD, watermark=T0 + 2000)))
-    trucks = stored(runtime, "trucks")
+    trucks = checkpointed(fn, runtime, "trucks")
     assert trucks[B][1] == wake_second(T0 + 32_000 + SLACK)
     assert trucks[B][0].det_ts == T0 + 2000
 
     list(fn.on_timer(first + 2000, FakeContext(key=SHARD, watermark=first + 2000)))
-    assert stored(runtime, "trucks")[B][0].pending  # stale entry: B was not advanced
-    assert first + 2000 not in stored(runtime, "due")
+    assert checkpointed(fn, runtime, "trucks")[B][0].pending  # stale entry: B was not advanced
+    assert first + 2000 not in checkpointed(fn, runtime, "due")
 
     fire = FakeContext(key=SHARD, watermark=first)
     list(fn.on_timer(first, fire))  # A's second: its buffered ping is detected
-    a = stored(runtime, "trucks")[A]
+    a = checkpointed(fn, runtime, "trucks")[A]
     assert a[0].det_ts == T0 and not a[0].pending
     # Re-indexed under its next wake-up, the offline timeout, with a timer for it.
     offline = wake_second(T0 + TrackingConfig().offline_after_s * 1000)
-    assert a[1] == offline and A in stored(runtime, "due")[offline]
+    assert a[1] == offline and A in checkpointed(fn, runtime, "due")[offline]
     assert ("event", SHARD, offline) in fire.registered
 
 
@@ -145,6 +153,7 @@ def test_the_fallback_tick_wakes_trucks_when_the_watermark_has_stalled(
     assert alerts[:2] == [[], []]
     assert [(a["dedup_key"], a["payload"]["custom_details"]["event_ts"]) for a in alerts[2]] \
         == [(f"truck_offline:{A}", T0 + 600_000)]
+    # written through at once: no checkpoint marker need follow a processing-time timer
     assert stored(runtime, "trucks")[A][0].offline_open
 
 
@@ -158,25 +167,54 @@ def test_a_watermark_keeping_pace_never_triggers_the_fallback(
         out = list(fn.on_timer(0, FakeContext(key=SHARD, watermark=T0 - 1 + step * 60_000,
                                               domain="PROCESSING_TIME")))
         assert side(out, ALERT_TAG) == []
-    assert stored(runtime, "trucks")[A][0].pending  # only the event-time timers may wake it
+    # only the event-time timers may wake it
+    assert checkpointed(fn, runtime, "trucks")[A][0].pending
 
 
-def test_every_change_reaches_map_state_so_a_restored_instance_continues_from_it() -> None:
+class CountingMapState:
+    """A map state that counts the calls that cross into the JVM in PyFlink."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        self.calls.append(name)
+        return getattr(self.inner, name)
+
+
+def test_changes_reach_map_state_at_the_checkpoint_marker_and_a_restore_continues_from_it(
+        ) -> None:
     fn, runtime = opened()
     list(fn.process_element(bundle(ping(A, T0)), FakeContext(key=SHARD)))
+    checkpointed(fn, runtime, "trucks")
     list(fn.process_element(bundle(ping(A, T0 + 30_000, lat=40.003)),
                             FakeContext(key=SHARD, watermark=T0 + 1)))
-    assert fn.cache[A] is not None  # read from memory the second time
-    # A new instance (what a restore opens) has no cache, only the state.
+    # The second ping changed A in memory only: the state still holds the checkpointed A.
+    assert stored(runtime, "trucks")[A][0].pos_ts == T0
+    assert fn.trucks.get(SHARD, A)[0].pos_ts == T0 + 30_000
+
+    # A crash now loses the change; a restore (a new instance on the checkpoint's state)
+    # reads the shard whole, once, and the replayed ping applies again.
     restored = BundledTruckFunction(fn.settings, fn.cfg, fn.regions, fn.geofences)
     restored_runtime = FakeRuntime()
     restored_runtime.states = runtime.states
     restored.open(restored_runtime)
+    counting = CountingMapState(restored.trucks.state)
+    restored.trucks.state = counting
+    out = list(restored.process_element(bundle(ping(A, T0 + 30_000, lat=40.003),
+                                                ping(B, T0 + 30_000)),
+                                         FakeContext(key=SHARD, watermark=T0 + 1)))
+    [writes] = [o for o in out if isinstance(o, Row)]
+    assert [(w.truck_id, w.ts) for w in writes[1]] == [(A, T0 + 30_000), (B, T0 + 30_000)]
+    assert counting.calls == ["items"]  # B, unknown to the shard, is new without asking
+    # and replaying it once more is an exact duplicate
     out = list(restored.process_element(bundle(ping(A, T0 + 30_000, lat=40.003)),
                                         FakeContext(key=SHARD, watermark=T0 + 1)))
-    assert not [o for o in out if isinstance(o, Row)]  # an exact duplicate: no new position
+    assert not [o for o in out if isinstance(o, Row)]
     assert restored.counters.totals["duplicates"] == 1
-    assert stored(runtime, "trucks")[A][0].det_ts == T0
+    assert checkpointed(restored, runtime, "trucks")[A][0].det_ts == T0
+    assert counting.calls == ["items", "put_all"]
 
 
 def test_a_bundles_new_region_cells_are_classified_together_before_its_pings() -> None:
@@ -197,4 +235,4 @@ def test_a_bundles_new_region_cells_are_classified_together_before_its_pings() -
                             FakeContext(key=SHARD)))
     assert calls == [[(-1001, 400), (-901, 350)]]  # once, for the bundle's two cells
     assert regions.region_of(35.05, -90.05) == "SOUTH"
-    assert fn.trucks.get(B)[0].region == "SOUTH"
+    assert fn.trucks.get(SHARD, B)[0].region == "SOUTH"

@@ -28,11 +28,21 @@ import org.apache.flink.types.Row;
  * and the operator has no state), at the end of the input, when a shard holds {@code maxRecords},
  * and {@code flushMillis} after the first record buffered since the last flush (so a quiet stream,
  * whose watermark does not move, is not held back).
+ *
+ * <p>Checkpoint markers: after the flush before a checkpoint barrier, every shard gets an empty
+ * bundle, the last record its keyed Python function sees from this input before the barrier. A
+ * function that keeps its state in Python memory writes it back to Flink's state then, so the
+ * snapshot holds every change the records ahead of the barrier made (with aligned checkpoints,
+ * which the jobs configure: nothing from this input overtakes the barrier or follows the marker
+ * ahead of it).
  */
 public class ShardBundler extends AbstractStreamOperator<Row>
         implements OneInputStreamOperator<Row, Row>, BoundedOneInput {
 
     private static final long serialVersionUID = 1L;
+
+    /** The bundle a shard gets just before a checkpoint barrier: no records. */
+    public static final byte[] CHECKPOINT_MARKER = new byte[0];
 
     private final int shards;
     private final int maxRecords;
@@ -107,6 +117,9 @@ public class ShardBundler extends AbstractStreamOperator<Row>
     @Override
     public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
         flushAll();
+        for (int shard = 0; shard < shards; shard++) {
+            output.collect(new StreamRecord<>(Row.of(shard, CHECKPOINT_MARKER)));
+        }
         super.prepareSnapshotPreBarrier(checkpointId);
     }
 
