@@ -1,7 +1,9 @@
 """Writing Redis from a job so that a restart from a checkpoint loses no write.
 
 A Python operator in thread mode has no hook that runs before a checkpoint barrier, so writes
-kept in a Python list could be lost: done in the checkpoint, never written. The jobs therefore
+kept in a Python list could be lost: done in the checkpoint, never written. (The bundled
+tracking function has one: the checkpoint marker its JVM bundler sends, flink_jobs.shard_state;
+it writes Redis itself.) The jobs therefore
 key their Redis writes by shard and keep them in Flink list state until a short
 processing-time tick writes them as one batch: a checkpoint holds every write not yet made,
 and a restore makes it again (the writers are idempotent). The end of a bounded input fires an

@@ -118,6 +118,28 @@ class RedisTruckWriter:
         self._redis.close()
 
 
+class SweepingPositionWriter:
+    """Positions to Redis through :class:`RedisTruckWriter`, sweeping expired trucks out of
+    ``trucks:geo`` at most once a minute: the bundled truck function's background writer
+    (``flink_jobs.background_writes``), called with no positions when idle."""
+
+    SWEEP_EVERY_S = 60.0
+
+    def __init__(self, url: str, stream_maxlen: int = 100_000) -> None:
+        self.writer = RedisTruckWriter(url, stream_maxlen)
+        self.last_sweep = 0.0
+
+    def __call__(self, writes: list[PositionWrite]) -> None:
+        if writes:
+            self.writer.write_positions(writes)
+        if time.monotonic() - self.last_sweep > self.SWEEP_EVERY_S:
+            self.last_sweep = time.monotonic()
+            self.writer.sweep_geo()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 def region_count_fields(counts: dict[str, int]) -> dict[str, int]:
     moving, stopped = counts.get("MOVING", 0), counts.get("STOPPED", 0)
     return {"active_trucks": moving + stopped, "moving_trucks": moving, "stopped_trucks": stopped}

@@ -19,8 +19,11 @@ does what :class:`flink_jobs.tracking_job.TruckFunction` does per ping, with the
   reference is kept in memory, not in the checkpoint: after a restore the fallback waits one
   grace period before judging, and the downtime itself is never taken for event time.
 
-Outputs per bundle: the positions as one ``Row(writer shard, [PositionWrite, ...])`` for the
-checkpointed Redis writer, the census deltas summed by region and status, and alerts, geofence
+Positions are written to Redis by the function itself, on a background thread
+(:mod:`flink_jobs.background_writes`), drained at each checkpoint marker: the marker that
+writes the state back also guarantees that no position of a change in the checkpoint is still
+unwritten (the per-record job hands them to a writer operator with a checkpointed buffer
+instead). Outputs per call: the census deltas summed by region and status, and alerts, geofence
 transitions and dead letters as in the per-record function, but each kind's rows as one batch
 per call (``tracking_outputs.BATCHED``), spread out in the JVM.
 """
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pyflink.common import Row
@@ -37,7 +40,7 @@ from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag
 from pyflink.datastream.state import MapStateDescriptor
 
-from flink_jobs.buffered_writer import writer_shards
+from flink_jobs.background_writes import BackgroundWriter
 from flink_jobs.bundling import as_columns, decode_bundle
 from flink_jobs.common import NO_WATERMARK, dead_letter_row, parse_safely
 from flink_jobs.metrics import OperatorCounts
@@ -79,7 +82,7 @@ Box = list[Any]
 
 class BundleOutputs:
     """What one call (a bundle or a timer) emits, gathered so that each kind crosses to the JVM
-    once: positions as one list, census deltas summed."""
+    once (census deltas summed), and the positions it writes to Redis."""
 
     def __init__(self, topic: str, counters: OperatorCounts) -> None:
         self.topic = topic
@@ -109,9 +112,9 @@ class BundleOutputs:
     def count_arrivals(self, counts: Counters) -> None:
         self.counts.update(arrival_counts(counts))
 
-    def emit(self, writer_shard: int) -> Iterator[Any]:
-        """Everything gathered, each kind in one output: side-output rows as one batch per tag
-        (``tracking_outputs.BATCHED``), positions as one list."""
+    def emit(self) -> Iterator[Any]:
+        """The counts, and the side outputs gathered, each kind's rows as one batch
+        (``tracking_outputs.BATCHED``)."""
         for name, n in self.counts.items():
             if n:
                 self.counters.inc(name, n)
@@ -123,8 +126,6 @@ class BundleOutputs:
             self.side[CENSUS_TAG] = [Row(region, deltas) for region, deltas in by_region.items()]
         for tag, rows in self.side.items():
             yield BATCHED[tag], as_columns(rows)
-        if self.positions:
-            yield Row(writer_shard, self.positions)
 
 
 class BundledTruckFunction(KeyedProcessFunction):
@@ -137,7 +138,6 @@ class BundledTruckFunction(KeyedProcessFunction):
         self.cfg = cfg
         self.regions = regions
         self.geofences = geofences
-        self.writer_shards = writer_shards(settings)
         self.tick_ms = tick_period_ms(settings.fallback_grace_ms)
 
     def open(self, runtime_context: Any) -> None:
@@ -156,10 +156,24 @@ class BundledTruckFunction(KeyedProcessFunction):
         self.ticking: set[int] = set()
         self.references: dict[int, Reference | None] = {}
         self.newest_ts: dict[int, int] = {}
+        self.position_writer = self.open_position_writer()
+        self.writes: BackgroundWriter[PositionWrite] = BackgroundWriter(
+            self.position_writer, name="redis-positions", idle_s=10.0)
         self.profiler = start_profiler()
+
+    def open_position_writer(self) -> Callable[[list[PositionWrite]], object]:
+        """Where positions go, called on the background thread: Redis, through the guarded
+        script (tests substitute a list)."""
+        from flink_jobs.redis_writer import SweepingPositionWriter
+
+        return SweepingPositionWriter(self.settings.redis_url, self.settings.stream_maxlen)
 
     def close(self) -> None:
         stop_profiler(self.profiler, "truck-state")
+        self.writes.close()  # the end of a bounded input: everything written before the end
+        close = getattr(self.position_writer, "close", None)
+        if close is not None:
+            close()
 
     def now_ms(self) -> int:
         """The wall clock (validation's future bound, the stall fallback's clock)."""
@@ -170,6 +184,7 @@ class BundledTruckFunction(KeyedProcessFunction):
         if not value:  # the checkpoint marker: a barrier follows (flink_jobs.shard_state)
             self.trucks.write_back(shard)
             self.due.write_back(shard)
+            self.writes.drain()
             return
         timers = ctx.timer_service()
         watermark = timers.current_watermark()
@@ -214,7 +229,7 @@ class BundledTruckFunction(KeyedProcessFunction):
             # pending processing-time timer would keep the finished job waiting.
             self.ticking.add(shard)
             timers.register_processing_time_timer(next_tick(now, self.tick_ms))
-        yield from out.emit(shard % self.writer_shards)
+        yield from self._emit(out)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):  # type: ignore[no-untyped-def]
         shard = ctx.get_current_key()
@@ -231,12 +246,25 @@ class BundledTruckFunction(KeyedProcessFunction):
                 seconds = sorted(s for s in self.due.keys(shard) if s <= event_time)
                 self._wake(shard, seconds, event_time, out, timers)
                 # No checkpoint marker need follow a processing-time timer before the next
-                # barrier: its changes go to Flink's state now.
+                # barrier: its changes go to Flink's state, and its positions to Redis, now.
                 self.trucks.write_back(shard)
                 self.due.write_back(shard)
+                self._submit(out)
+                self.writes.drain()
             self.ticking.add(shard)
             timers.register_processing_time_timer(next_tick(max(now, timestamp), self.tick_ms))
-        yield from out.emit(shard % self.writer_shards)
+        yield from self._emit(out)
+
+    def _submit(self, out: BundleOutputs) -> None:
+        """Hand the call's positions to the background writer (once: they are then taken)."""
+        if out.positions:
+            self.counters.inc("redis_position_writes", len(out.positions))
+            self.writes.submit(out.positions)
+            out.positions = []
+
+    def _emit(self, out: BundleOutputs) -> Iterator[Any]:
+        self._submit(out)
+        yield from out.emit()
 
     def _stalled_event_time(self, shard: int, watermark: int, now: int) -> int | None:
         if watermark > NO_WATERMARK:

@@ -15,8 +15,10 @@ Pipeline (one Flink job)::
 That is the per-record job (``--bundle-shards 0``). By default (``--bundle-shards 32``) the
 records reach Python in bundles instead, one call per shard of trucks and flush
 (:mod:`flink_jobs.bundling`), and :class:`flink_jobs.tracking_bundled.BundledTruckFunction`
-does per bundle what TruckFunction does per ping, with the same pure logic; its positions go
-to the writer a bundle at a time. Same outputs, same semantics, 2.6x the rate.
+does per bundle what TruckFunction does per ping, with the same pure logic. It keeps its state
+in Python memory between checkpoints and writes Redis itself, on a background thread, both
+settled at a checkpoint marker just ahead of each barrier (:mod:`flink_jobs.shard_state`), so
+it needs no writer operator. Same outputs, same semantics, several times the rate.
 
 Timeouts (offline, unplanned stop) run on event-time timers. When the whole input goes quiet the
 watermark stops, so a processing-time fallback takes over: if, on a truck's fallback timer, the
@@ -279,16 +281,6 @@ class RedisWriterFunction(BufferedWriterFunction):
             self.writer.sweep_geo()
 
 
-class BundledRedisWriterFunction(RedisWriterFunction):
-    """:class:`RedisWriterFunction` for the bundled truck function, whose elements are each a
-    bundle's positions: one list-state element per bundle, flattened when written."""
-
-    buffer_state = "pending_write_bundles"
-
-    def unpack(self, buffered: list[list[PositionWrite]]) -> list[PositionWrite]:
-        return [write for bundle in buffered for write in bundle]
-
-
 class RegionCensusFunction(KeyedProcessFunction):
     """Per-region counts of trucks by status, written as absolute values on a timer."""
 
@@ -363,8 +355,7 @@ def build_from_table(env: StreamExecutionEnvironment, t_env: StreamTableEnvironm
                                    settings.bundle_max_records, settings.bundle_flush_ms)
         bundled_fn = BundledTruckFunction(settings, cfg, default_regions(),
                                           load_geofences(settings))
-        return assemble(bundles, bundled_fn, BundledRedisWriterFunction(settings), settings,
-                        batched=True)
+        return assemble(bundles, bundled_fn, None, settings, batched=True)
     return build(pings_by_truck(t_env, table), settings, cfg)
 
 
@@ -376,12 +367,13 @@ def build(pings: KeyedStream, settings: JobSettings, cfg: TrackingConfig
 
 
 def assemble(source: KeyedStream, truck_fn: KeyedProcessFunction,
-             writer_fn: RedisWriterFunction, settings: JobSettings, batched: bool = False
-             ) -> dict[str, DataStream]:
+             writer_fn: RedisWriterFunction | None, settings: JobSettings,
+             batched: bool = False) -> dict[str, DataStream]:
     """The truck function over ``source``, its positions keyed by writer shard in the JVM for
-    ``writer_fn``, its census deltas keyed by region; returns the streams each sink consumes.
-    ``batched``: the function emits its side outputs as arrays (``tracking_outputs.BATCHED``),
-    spread out in the JVM here."""
+    ``writer_fn`` (None: the function writes Redis itself, as the bundled one does), its census
+    deltas keyed by region; returns the streams each sink consumes. ``batched``: the function
+    emits its side outputs as arrays (``tracking_outputs.BATCHED``), spread out in the JVM
+    here."""
     trucks = source.process(truck_fn, output_type=SHARDED_WRITE).name("truck-state")
 
     def side(tag: OutputTag) -> DataStream:
@@ -390,8 +382,9 @@ def assemble(source: KeyedStream, truck_fn: KeyedProcessFunction,
         return exploded(trucks.get_side_output(BATCHED[tag]), tag.type_info,
                         f"{tag.tag_id}-rows")
 
-    writes = keyed_on_first_field(trucks, Types.INT(), Types.PICKLED_BYTE_ARRAY())
-    terminate(writes.process(writer_fn).name("redis-positions"))
+    if writer_fn is not None:
+        writes = keyed_on_first_field(trucks, Types.INT(), Types.PICKLED_BYTE_ARRAY())
+        terminate(writes.process(writer_fn).name("redis-positions"))
     census = keyed_on_first_field(side(CENSUS_TAG), Types.STRING(), Types.PICKLED_BYTE_ARRAY())
     terminate(census.process(RegionCensusFunction(settings)).name("region-census"))
     return {"alerts": side(ALERT_TAG), "geofence": side(GEOFENCE_TAG), "dlq": side(DLQ_TAG)}

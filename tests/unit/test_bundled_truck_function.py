@@ -3,6 +3,7 @@ pure state machine per ping, outputs gathered per bundle, wake-ups indexed by th
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -22,7 +23,6 @@ from udfs.wakeups import wake_second
 
 pytestmark = pytest.mark.unit
 SHARDS = 4
-WRITER_SHARDS = 4  # at parallelism 2
 T0 = (int(time.time() * 1000) - 3600_000) // 1000 * 1000
 SLACK = TrackingConfig().detection_slack_ms
 
@@ -36,8 +36,24 @@ A, B = trucks_of(SHARD, 2)
 OTHER = trucks_of(SHARD + 1, 1)[0]
 
 
-def opened(bounded: bool = True) -> tuple[BundledTruckFunction, FakeRuntime]:
-    fn = BundledTruckFunction(JobSettings(bounded=bounded, parallelism=2, bundle_shards=SHARDS,
+class Collecting(BundledTruckFunction):
+    """Writes its positions to a list instead of Redis (still through the background writer)."""
+
+    def open_position_writer(self) -> Any:
+        self.written: list[PositionWrite] = []
+        return self.written.extend
+
+
+def written(fn: Collecting) -> list[PositionWrite]:
+    """The positions written since the last look, once the background writer has drained."""
+    fn.writes.drain()
+    got = list(fn.written)
+    fn.written.clear()
+    return got
+
+
+def opened(bounded: bool = True) -> tuple[Collecting, FakeRuntime]:
+    fn = Collecting(JobSettings(bounded=bounded, parallelism=2, bundle_shards=SHARDS,
                                           fallback_grace_ms=2000),
                               TrackingConfig(), default_regions(), GeofenceIndex.from_file())
     runtime = FakeRuntime()
@@ -79,11 +95,11 @@ def test_a_bundle_is_parsed_applied_per_truck_and_emitted_once_per_kind() -> Non
         bundle(ping(A, T0), b"{broken", ping(B, T0 - 500), ping(OTHER, T0), None,
                ping(A, T0 + 30_000, lat=40.003)), ctx))
 
-    [writes] = [o for o in out if isinstance(o, Row)]
-    assert writes[0] == SHARD % WRITER_SHARDS
-    assert [(w.truck_id, w.ts) for w in writes[1]] == [(A, T0), (B, T0 - 500),
-                                                        (A, T0 + 30_000)]
-    assert all(isinstance(w, PositionWrite) for w in writes[1])
+    assert not [o for o in out if isinstance(o, Row)]  # positions are not an output
+    writes = written(fn)
+    assert [(w.truck_id, w.ts) for w in writes] == [(A, T0), (B, T0 - 500), (A, T0 + 30_000)]
+    assert all(isinstance(w, PositionWrite) for w in writes)
+    assert fn.counters.totals["redis_position_writes"] == 3
     letters = [orjson.loads(r[1]) for r in side(out, DLQ_TAG)]
     assert [(d["reason"], d["partition"], d["offset"]) for d in letters] == [
         ("MALFORMED_JSON", 2, 101), ("BAD_VALUE", 2, 103), ("MALFORMED_JSON", 2, 104)]
@@ -155,6 +171,7 @@ def test_the_fallback_tick_wakes_trucks_when_the_watermark_has_stalled(
         == [(f"truck_offline:{A}", T0 + 600_000)]
     # written through at once: no checkpoint marker need follow a processing-time timer
     assert stored(runtime, "trucks")[A][0].offline_open
+    assert fn.written[-1].status == "OFFLINE"  # in Redis before the tick returned
 
 
 def test_a_watermark_keeping_pace_never_triggers_the_fallback(
@@ -196,22 +213,22 @@ def test_changes_reach_map_state_at_the_checkpoint_marker_and_a_restore_continue
 
     # A crash now loses the change; a restore (a new instance on the checkpoint's state)
     # reads the shard whole, once, and the replayed ping applies again.
-    restored = BundledTruckFunction(fn.settings, fn.cfg, fn.regions, fn.geofences)
+    restored = Collecting(fn.settings, fn.cfg, fn.regions, fn.geofences)
     restored_runtime = FakeRuntime()
     restored_runtime.states = runtime.states
     restored.open(restored_runtime)
     counting = CountingMapState(restored.trucks.state)
     restored.trucks.state = counting
-    out = list(restored.process_element(bundle(ping(A, T0 + 30_000, lat=40.003),
+    list(restored.process_element(bundle(ping(A, T0 + 30_000, lat=40.003),
                                                 ping(B, T0 + 30_000)),
                                          FakeContext(key=SHARD, watermark=T0 + 1)))
-    [writes] = [o for o in out if isinstance(o, Row)]
-    assert [(w.truck_id, w.ts) for w in writes[1]] == [(A, T0 + 30_000), (B, T0 + 30_000)]
+    assert [(w.truck_id, w.ts) for w in written(restored)] == [(A, T0 + 30_000),
+                                                               (B, T0 + 30_000)]
     assert counting.calls == ["items"]  # B, unknown to the shard, is new without asking
     # and replaying it once more is an exact duplicate
-    out = list(restored.process_element(bundle(ping(A, T0 + 30_000, lat=40.003)),
+    list(restored.process_element(bundle(ping(A, T0 + 30_000, lat=40.003)),
                                         FakeContext(key=SHARD, watermark=T0 + 1)))
-    assert not [o for o in out if isinstance(o, Row)]
+    assert written(restored) == []
     assert restored.counters.totals["duplicates"] == 1
     assert checkpointed(restored, runtime, "trucks")[A][0].det_ts == T0
     assert counting.calls == ["items", "put_all"]
@@ -226,8 +243,8 @@ def test_a_bundles_new_region_cells_are_classified_together_before_its_pings() -
             return super()._classify(cells)
 
     regions = CountingRegions(default_regions().shapes())
-    fn = BundledTruckFunction(JobSettings(parallelism=2, bundle_shards=SHARDS), TrackingConfig(),
-                              regions, GeofenceIndex.from_file())
+    fn = Collecting(JobSettings(parallelism=2, bundle_shards=SHARDS), TrackingConfig(),
+                    regions, GeofenceIndex.from_file())
     fn.open(FakeRuntime())
     list(fn.process_element(bundle(ping(A, T0, lat=40.05, lng=-100.05),
                                    ping(B, T0, lat=35.05, lng=-90.05),
@@ -236,3 +253,32 @@ def test_a_bundles_new_region_cells_are_classified_together_before_its_pings() -
     assert calls == [[(-1001, 400), (-901, 350)]]  # once, for the bundle's two cells
     assert regions.region_of(35.05, -90.05) == "SOUTH"
     assert fn.trucks.get(SHARD, B)[0].region == "SOUTH"
+
+
+class Gated(Collecting):
+    """Its background writes wait for ``gate``."""
+
+    def open_position_writer(self) -> Any:
+        self.gate = threading.Event()
+        self.written = []
+
+        def write(batch: list[PositionWrite]) -> None:
+            self.gate.wait()
+            self.written.extend(batch)
+        return write
+
+
+def test_the_checkpoint_marker_returns_only_once_every_position_is_written() -> None:
+    fn = Gated(JobSettings(parallelism=2, bundle_shards=SHARDS), TrackingConfig(),
+               default_regions(), GeofenceIndex.from_file())
+    fn.open(FakeRuntime())
+    list(fn.process_element(bundle(ping(A, T0), ping(B, T0)), FakeContext(key=SHARD)))
+    marker = threading.Thread(target=lambda: list(fn.process_element(
+        b"", FakeContext(key=SHARD))))
+    marker.start()
+    marker.join(0.2)
+    assert marker.is_alive() and fn.written == []  # waiting for the write in flight
+    fn.gate.set()
+    marker.join()
+    assert [w.truck_id for w in fn.written] == [A, B]
+    fn.close()
