@@ -58,13 +58,13 @@ ensure_map_assets() {
 }
 
 ensure_venv() {
-  local stamp="$VENV/.fleetpulse-stamp" want
-  want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+  local stamp="$VENV/.fleetpulse-stamp" want extras="dev,bench"
+  want=$( (cat pyproject.toml; echo "$extras") | sha256sum | cut -c1-16)
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return; fi
   say "creating $VENV and installing fleetpulse (first run downloads apache-flink, ~1-2 min)"
   [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e ".[dev]"
+  "$VENV/bin/python" -m pip install -q -e ".[$extras]"
   echo "$want" > "$stamp"
 }
 

@@ -170,10 +170,12 @@ class BundledTruckFunction(KeyedProcessFunction):
 
     def close(self) -> None:
         stop_profiler(self.profiler, "truck-state")
-        self.writes.close()  # the end of a bounded input: everything written before the end
-        close = getattr(self.position_writer, "close", None)
-        if close is not None:
-            close()
+        try:
+            self.writes.close()  # the end of a bounded input: everything written before the end
+        finally:
+            close = getattr(self.position_writer, "close", None)
+            if close is not None:
+                close()
 
     def now_ms(self) -> int:
         """The wall clock (validation's future bound, the stall fallback's clock)."""

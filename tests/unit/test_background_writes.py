@@ -3,7 +3,9 @@ drained on demand, failures handed back to the task thread."""
 
 from __future__ import annotations
 
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +82,16 @@ def test_close_writes_what_is_queued_and_idle_upkeep_runs_without_items() -> Non
     writer.submit([1, 2])
     writer.close()
     assert [1, 2] in batches
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc thread names")
+def test_the_thread_carries_its_name_in_the_os() -> None:
+    names: list[str] = []
+
+    def write(batch: list[int]) -> None:
+        names.append(Path(f"/proc/self/task/{threading.get_native_id()}/comm").read_text())
+
+    writer: BackgroundWriter[int] = BackgroundWriter(write, name="redis-positions")
+    writer.submit([1])
+    writer.close()
+    assert names == ["redis-positions\n"]

@@ -55,6 +55,7 @@ def test_a_negative_duration_is_refused(flag: str, capsys: pytest.CaptureFixture
     ("--bundle-shards", "-1", "--bundle-shards must be 0 (per record) or more"),
     ("--bundle-max-records", "0", "--bundle-max-records must be at least 1"),
     ("--bundle-flush-ms", "0", "--bundle-flush-ms must be at least 1"),
+    ("--trucks-in-memory", "-1", "--trucks-in-memory must be 0 or more"),
 ])
 def test_bad_bundle_settings_are_refused_by_name(flag: str, bad: str, message: str,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
