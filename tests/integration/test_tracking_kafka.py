@@ -235,3 +235,49 @@ def test_a_timeout_fires_on_the_wall_clock_when_all_traffic_stops(
         assert proc.popen is not None and proc.popen.poll() is None, proc.log_tail(40)
     finally:
         proc.stop()
+
+
+def test_a_redis_outage_fails_the_writes_and_the_job_recovers_every_position(
+        kafka_bootstrap: str, redis_url: str, unique_topics: TopicNames, tmp_path: Path,
+        mode: tuple[str, ...]) -> None:
+    """Redis refuses every write for a few seconds mid-stream (``maxmemory`` 1 byte: writes
+    fail with OOM, reads still work). The failed write fails the task, Flink restarts the job
+    from its latest checkpoint until Redis takes writes again, and the job ends with every
+    truck at its last ping and no position written to the stream twice."""
+    t0 = int(time.time() * 1000) - 3 * 3600_000
+    records = fleet_stream(t0, trucks=20, pings=60)
+    last_ts = {r[0]: orjson.loads(r[1])["ts"] for r in records}
+    half = len(records) // 2
+    produce(kafka_bootstrap, unique_topics.gps, records[:half])
+    db_url = f"{redis_url.rsplit('/', 1)[0]}/3"
+    db = redis.Redis.from_url(db_url)
+    db.flushdb()
+    ckpt = tmp_path / "checkpoints"
+    metrics_port = free_port()
+    proc = job_process("flink_jobs.tracking_job", tmp_path / "job.log", kafka_bootstrap,
+                       db_url, unique_topics, "--group-id", "it-redis-outage",
+                       "--checkpoint-dir", str(ckpt), "--checkpoint-interval-ms", "500",
+                       "--metrics-port", str(metrics_port), *mode).start()
+    try:
+        wait_until(lambda: list(ckpt.glob("*/chk-*/_metadata")) and db.dbsize() > 10,
+                   180, "a completed checkpoint and the first positions")
+        db.config_set("maxmemory", "1")
+        try:
+            produce(kafka_bootstrap, unique_topics.gps, records[half:])
+            wait_until(lambda: job_metrics(metrics_port).get(
+                "flink_jobmanager_job_numRestarts", 0) >= 1, 120,
+                "a restart after a refused Redis write")
+        finally:
+            db.config_set("maxmemory", "0")
+
+        def caught_up() -> bool:
+            return all(db.hget(f"truck:{k.decode()}", "ts_ms") == str(v).encode()
+                       for k, v in last_ts.items())
+
+        wait_until(caught_up, 180, "every truck at its last ping once Redis takes writes")
+        assert proc.popen is not None and proc.popen.poll() is None, proc.log_tail(40)
+    finally:
+        proc.stop()
+    entries = [(f[b"truck_id"], f[b"ts_ms"], f[b"status"])
+               for _, f in db.xrange("stream:positions")]
+    assert len(entries) == len(set(entries))  # replays after the outage added no repeats
