@@ -216,12 +216,12 @@ class BundledTruckFunction(KeyedProcessFunction):
             box = changed.get(tid) or self.trucks.get(shard, tid) or [TruckState(tid), None]
             if box[0].pending:  # detect what the watermark has passed, now that state is loaded
                 out.route(catch_up(box[0], watermark, cfg, containing))
-            for result in on_ping(box[0], ping, cfg, region_of, counts):
-                if isinstance(result, SpeedRejection):
-                    out.dead_letter(partition, offset, raw,
-                                    Rejection(Reason.IMPOSSIBLE_SPEED, result.detail))
-                else:
-                    out.route((result,))
+            results = on_ping(box[0], ping, cfg, region_of, counts)
+            if results and isinstance(results[0], SpeedRejection):  # returned alone
+                out.dead_letter(partition, offset, raw,
+                                Rejection(Reason.IMPOSSIBLE_SPEED, results[0].detail))
+            elif results:
+                out.route(results)
             changed[tid] = box
         out.count_arrivals(counts)
         self.newest_ts[shard] = newest

@@ -157,7 +157,8 @@ def _position(state: TruckState, arriving: Ping | None = None) -> PositionWrite:
 def on_ping(
     state: TruckState, ping: Ping, cfg: TrackingConfig, region_of: RegionFn, counters: Counters
 ) -> list[Output]:
-    """Arrival of one valid ping. Mutates and returns outputs (``state`` is the adapter's copy)."""
+    """Arrival of one valid ping. Mutates and returns outputs (``state`` is the adapter's copy):
+    a rejected ping returns its :class:`SpeedRejection` alone."""
     fingerprint = (ping.ts, ping.lat, ping.lng)
     if fingerprint in state.recent:
         counters.duplicates += 1
@@ -276,13 +277,20 @@ def advance(state: TruckState, now_ms: int, cfg: TrackingConfig, geofences: Geof
     if state.pending:
         due = [p for p in state.pending if p.ts <= now_ms]
         if due:
-            state.pending = [p for p in state.pending if p.ts > now_ms]
-            for ping in sorted(due, key=lambda p: p.ts):
+            state.pending = ([p for p in state.pending if p.ts > now_ms]
+                             if len(due) < len(state.pending) else [])
+            if len(due) > 1:
+                due.sort(key=_ping_ts)
+            for ping in due:
                 if ping.ts > state.det_ts:
                     _fire_timeouts(state, ping.ts - 1, cfg, geofences, out)
                     _detect(state, ping, cfg, geofences, out)
     _fire_timeouts(state, now_ms, cfg, geofences, out)
     return out
+
+
+def _ping_ts(ping: Ping) -> int:
+    return ping.ts
 
 
 def catch_up(state: TruckState, watermark: int, cfg: TrackingConfig, geofences: GeofenceFn
@@ -309,6 +317,10 @@ def _timeouts_due(state: TruckState, cfg: TrackingConfig) -> list[tuple[int, str
 def _fire_timeouts(state: TruckState, until_ms: int, cfg: TrackingConfig, geofences: GeofenceFn,
                    out: list[Output]) -> None:
     """Fire, earliest first, every timeout due at or before ``until_ms``."""
+    if state.det_ts < 0 or (until_ms < state.det_ts + cfg.offline_after_s * 1000 and (
+            state.slow_since is None
+            or until_ms < state.slow_since + cfg.unplanned_stop_after_s * 1000)):
+        return  # nothing can be due yet: the usual case, answered without building lists
     while True:
         due = [d for d in _timeouts_due(state, cfg) if d[0] <= until_ms]
         if not due:
