@@ -120,8 +120,9 @@ class RedisTruckWriter:
 
 class SweepingPositionWriter:
     """Positions to Redis through :class:`RedisTruckWriter`, sweeping expired trucks out of
-    ``trucks:geo`` at most once a minute: the bundled truck function's background writer
-    (``flink_jobs.background_writes``), called with no positions when idle."""
+    ``trucks:geo`` at most once a minute; called with no positions when idle, to sweep. The
+    writer of both modes of the tracking job (the bundled one calls it on its background
+    thread, ``flink_jobs.background_writes``)."""
 
     SWEEP_EVERY_S = 60.0
 

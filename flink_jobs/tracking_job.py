@@ -262,10 +262,9 @@ class RedisWriterFunction(BufferedWriterFunction):
     written_count = "redis_position_writes"
 
     def open_writer(self, runtime_context: Any) -> None:
-        from flink_jobs.redis_writer import RedisTruckWriter
+        from flink_jobs.redis_writer import SweepingPositionWriter
 
-        self.writer = RedisTruckWriter(self.settings.redis_url, self.settings.stream_maxlen)
-        self.last_sweep = 0.0
+        self.writer = SweepingPositionWriter(self.settings.redis_url, self.settings.stream_maxlen)
         self.profiler = start_profiler()
 
     def close(self) -> None:
@@ -273,12 +272,10 @@ class RedisWriterFunction(BufferedWriterFunction):
         self.writer.close()
 
     def write(self, items: list[PositionWrite]) -> None:
-        self.writer.write_positions(items)
+        self.writer(items)
 
     def after_flush(self) -> None:
-        if time.time() - self.last_sweep > 60:
-            self.last_sweep = time.time()
-            self.writer.sweep_geo()
+        self.writer([])  # the sweep, when its minute has come, even with nothing to write
 
 
 class RegionCensusFunction(KeyedProcessFunction):
