@@ -184,9 +184,7 @@ class BundledTruckFunction(KeyedProcessFunction):
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
         shard = ctx.get_current_key()
         if not value:  # the checkpoint marker: a barrier follows (flink_jobs.shard_state)
-            self.trucks.write_back(shard)
-            self.due.write_back(shard)
-            self.writes.drain()
+            self._settle(shard)
             return
         timers = ctx.timer_service()
         watermark = timers.current_watermark()
@@ -231,7 +229,8 @@ class BundledTruckFunction(KeyedProcessFunction):
             # pending processing-time timer would keep the finished job waiting.
             self.ticking.add(shard)
             timers.register_processing_time_timer(next_tick(now, self.tick_ms))
-        yield from self._emit(out)
+        self._submit(out)
+        yield from out.emit()
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):  # type: ignore[no-untyped-def]
         shard = ctx.get_current_key()
@@ -241,6 +240,7 @@ class BundledTruckFunction(KeyedProcessFunction):
         if ctx.time_domain().name == "EVENT_TIME":
             self.event_timers.discard((shard, timestamp))
             self._wake(shard, [timestamp], max(timestamp, watermark), out, timers)
+            self._submit(out)
         else:
             now = self.now_ms()
             event_time = self._stalled_event_time(shard, watermark, now)
@@ -249,24 +249,24 @@ class BundledTruckFunction(KeyedProcessFunction):
                 self._wake(shard, seconds, event_time, out, timers)
                 # No checkpoint marker need follow a processing-time timer before the next
                 # barrier: its changes go to Flink's state, and its positions to Redis, now.
-                self.trucks.write_back(shard)
-                self.due.write_back(shard)
                 self._submit(out)
-                self.writes.drain()
+                self._settle(shard)
             self.ticking.add(shard)
             timers.register_processing_time_timer(next_tick(max(now, timestamp), self.tick_ms))
-        yield from self._emit(out)
+        yield from out.emit()
 
     def _submit(self, out: BundleOutputs) -> None:
-        """Hand the call's positions to the background writer (once: they are then taken)."""
+        """Hand the call's positions to the background writer."""
         if out.positions:
             self.counters.inc("redis_position_writes", len(out.positions))
             self.writes.submit(out.positions)
-            out.positions = []
 
-    def _emit(self, out: BundleOutputs) -> Iterator[Any]:
-        self._submit(out)
-        yield from out.emit()
+    def _settle(self, shard: int) -> None:
+        """Make Flink's state and Redis hold every change made so far: at the checkpoint
+        marker, and after work no marker follows."""
+        self.trucks.write_back(shard)
+        self.due.write_back(shard)
+        self.writes.drain()
 
     def _stalled_event_time(self, shard: int, watermark: int, now: int) -> int | None:
         if watermark > NO_WATERMARK:
