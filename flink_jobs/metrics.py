@@ -1,11 +1,13 @@
-"""Flink metrics from Python operators: counted in Python, read by Flink when it reports.
+"""Flink metrics from Python operators: Flink counters, which live in the JVM.
 
-A Flink counter call from Python crosses into the JVM on every increment, and counts batched
-in Python reach Flink only when a batch is pushed, so a quiet operator (a handful of dead
-letters) would never show them. Instead each count is a Flink gauge whose value Flink reads
-from the Python total when its reporter runs: no crossing per event, and always current. The
-Prometheus reporter exposes them as ``flink_taskmanager_job_task_operator_fleetpulse_<name>``
-(Flink exports counters as gauges too, so dashboards see the same series either way).
+Each count is a Flink counter (``MetricGroup.counter``), so a metric reporter reads a Java
+long and never calls into Python. (They were gauges backed by Python callables until
+2026-11-27: a Prometheus scrape that landed while a failing task tore its Python operator
+down read the gauge through pemja after the interpreter state was gone, and the JVM died with
+SIGSEGV.) An increment is one call into the JVM, so callers add up what one operator call
+counted and increment once per name (the bundled truck function does it once per bundle); a
+name is registered, at zero, on its first increment. The Prometheus reporter exposes them as
+``flink_taskmanager_job_task_operator_fleetpulse_<name>``.
 """
 
 from __future__ import annotations
@@ -15,18 +17,25 @@ from typing import Any
 
 
 class OperatorCounts:
-    """Monotonic counts by name, each published as a Flink gauge on its first increment."""
+    """Monotonic counts by name, each a Flink counter registered on its first increment (the
+    totals are also kept in Python, for tests and logs)."""
 
     def __init__(self, metric_group: Any, prefix: str = "fleetpulse") -> None:
         self._group = metric_group.add_group(prefix) if metric_group is not None else None
+        self._counters: dict[str, Any] = {}
         self.totals: LocalCounts[str] = LocalCounts()
 
     def inc(self, name: str, n: int = 1) -> None:
-        if name not in self.totals:
-            self._publish(name)
-        self.totals[name] += n
+        counter = self._counters.get(name)
+        if counter is None:
+            counter = self._register(name)
+        if n:
+            self.totals[name] += n
+            if counter is not None:
+                counter.inc(n)
 
-    def _publish(self, name: str) -> None:
-        self.totals[name] = 0
-        if self._group is not None:
-            self._group.gauge(name, lambda: self.totals[name])
+    def _register(self, name: str) -> Any:
+        self.totals[name] += 0
+        counter = self._group.counter(name) if self._group is not None else None
+        self._counters[name] = counter
+        return counter

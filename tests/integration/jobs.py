@@ -57,3 +57,35 @@ def metric(sums: dict[str, float], name: str) -> float:
     """A fleetpulse metric by its short name (Flink prefixes scope and operator)."""
     return sum(v for k, v in sums.items()
                if k.removesuffix("_total").endswith(f"fleetpulse_{name}"))
+
+
+class ScrapeLoop:
+    """Scrapes a job's Prometheus endpoint over and over on a thread, as a monitoring system
+    would through whatever the job goes through (failovers included), keeping the last
+    successful scrape."""
+
+    def __init__(self, port: int, interval_s: float = 0.05) -> None:
+        import threading
+
+        self.port = port
+        self.interval_s = interval_s
+        self.scrapes = 0
+        self.last: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scrape-loop", daemon=True)
+
+    def __enter__(self) -> ScrapeLoop:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.last = job_metrics(self.port)
+            except OSError:
+                continue  # the endpoint is not up yet
+            self.scrapes += 1

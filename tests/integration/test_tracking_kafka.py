@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
-from jobs import job_metrics, job_process, metric, produce, read_topic
+from jobs import ScrapeLoop, job_metrics, job_process, metric, produce, read_topic
 
 from fleetpulse.topics import TopicNames
 from fleetpulse.waiting import free_port, wait_until
@@ -243,7 +243,9 @@ def test_a_redis_outage_fails_the_writes_and_the_job_recovers_every_position(
     """Redis refuses every write for a few seconds mid-stream (``maxmemory`` 1 byte: writes
     fail with OOM, reads still work). The failed write fails the task, Flink restarts the job
     from its latest checkpoint until Redis takes writes again, and the job ends with every
-    truck at its last ping and no position written to the stream twice."""
+    truck at its last ping and no position written to the stream twice. Prometheus is scraped
+    every 50 ms throughout: a scrape during a failover must not take the JVM down (it did while
+    the counts were gauges read from Python, see flink_jobs/metrics.py)."""
     t0 = int(time.time() * 1000) - 3 * 3600_000
     records = fleet_stream(t0, trucks=20, pings=60)
     last_ts = {r[0]: orjson.loads(r[1])["ts"] for r in records}
@@ -253,16 +255,15 @@ def test_a_redis_outage_fails_the_writes_and_the_job_recovers_every_position(
     db = redis.Redis.from_url(db_url)
     db.flushdb()
     ckpt = tmp_path / "checkpoints"
-    rest_port = free_port()
+    rest_port, metrics_port = free_port(), free_port()
     proc = job_process("flink_jobs.tracking_job", tmp_path / "job.log", kafka_bootstrap,
                        db_url, unique_topics, "--group-id", "it-redis-outage",
                        "--checkpoint-dir", str(ckpt), "--checkpoint-interval-ms", "500",
-                       "--rest-port", str(rest_port), *mode).start()
+                       "--rest-port", str(rest_port), "--metrics-port", str(metrics_port),
+                       *mode).start()
 
     def failures() -> int:
-        """Task failures so far, from the JobManager's REST API. (Not from the Prometheus
-        endpoint: a scrape reads the Python operators' gauges, and one that lands while a
-        failing task tears its operator down crashes the JVM; see docs/tracking.md.)"""
+        """Task failures so far, from the JobManager's REST API."""
         import urllib.request
 
         def get(path: str) -> dict:  # type: ignore[type-arg]
@@ -273,21 +274,25 @@ def test_a_redis_outage_fails_the_writes_and_the_job_recovers_every_position(
         return len(get(f"/jobs/{job['jid']}/exceptions")["exceptionHistory"]["entries"])
 
     try:
-        wait_until(lambda: list(ckpt.glob("*/chk-*/_metadata")) and db.dbsize() > 10,
-                   180, "a completed checkpoint and the first positions")
-        db.config_set("maxmemory", "1")
-        try:
-            produce(kafka_bootstrap, unique_topics.gps, records[half:])
-            wait_until(lambda: failures() >= 1, 120, "a task failure on a refused Redis write")
-        finally:
-            db.config_set("maxmemory", "0")
+        with ScrapeLoop(metrics_port) as scrapes:
+            wait_until(lambda: list(ckpt.glob("*/chk-*/_metadata")) and db.dbsize() > 10,
+                       180, "a completed checkpoint and the first positions")
+            db.config_set("maxmemory", "1")
+            try:
+                produce(kafka_bootstrap, unique_topics.gps, records[half:])
+                wait_until(lambda: failures() >= 1, 120, "a task failure on a refused write")
+            finally:
+                db.config_set("maxmemory", "0")
 
-        def caught_up() -> bool:
-            return all(db.hget(f"truck:{k.decode()}", "ts_ms") == str(v).encode()
-                       for k, v in last_ts.items())
+            def caught_up() -> bool:
+                return all(db.hget(f"truck:{k.decode()}", "ts_ms") == str(v).encode()
+                           for k, v in last_ts.items())
 
-        wait_until(caught_up, 180, "every truck at its last ping once Redis takes writes")
+            wait_until(caught_up, 180, "every truck at its last ping once Redis takes writes")
+            wait_until(lambda: metric(scrapes.last, "redis_position_writes") > 0, 30,
+                       "the restarted job's counts on the Prometheus endpoint")
         assert proc.popen is not None and proc.popen.poll() is None, proc.log_tail(40)
+        assert scrapes.scrapes > 20
     finally:
         proc.stop()
     entries = [(f[b"truck_id"], f[b"ts_ms"], f[b"status"])

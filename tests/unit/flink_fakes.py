@@ -4,25 +4,37 @@ metric group) that the job helpers use."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
+
+
+class FakeCounter:
+    """A Flink counter: the calls that reached it, and its count."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.count = 0
+
+    def inc(self, n: int = 1) -> None:
+        self.calls += 1
+        self.count += n
 
 
 class FakeGroup:
     """The two calls of PyFlink's MetricGroup that OperatorCounts uses."""
 
     def __init__(self) -> None:
-        self.gauges: dict[str, Callable[[], Any]] = {}
+        self.counters: dict[str, FakeCounter] = {}
         self.groups: list[str] = []
 
     def add_group(self, name: str) -> FakeGroup:
         self.groups.append(name)
         return self
 
-    def gauge(self, name: str, fn: Callable[[], Any]) -> None:
-        assert name not in self.gauges, "registered twice"
-        self.gauges[name] = fn
+    def counter(self, name: str) -> FakeCounter:
+        assert name not in self.counters, "registered twice"
+        self.counters[name] = FakeCounter()
+        return self.counters[name]
 
 
 class FakeValueState:
@@ -80,12 +92,12 @@ class FakeMapState:
 
 
 class FakeRuntime:
-    """One key's state per descriptor name, and a metric group that keeps its gauges."""
+    """One key's state per descriptor name, and a metric group that keeps its counters."""
 
     def __init__(self) -> None:
         self.states: dict[str, Any] = {}
         self.metrics = FakeGroup()
-        self.gauges = self.metrics.gauges
+        self.counters = self.metrics.counters
 
     def get_state(self, descriptor: Any) -> FakeValueState:
         return self.states.setdefault(descriptor.get_name(), FakeValueState())

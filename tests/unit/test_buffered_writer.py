@@ -47,7 +47,7 @@ def test_records_wait_in_list_state_until_the_tick_writes_them_in_order() -> Non
     assert list(fn.on_timer(1_200, ctx)) == []
     assert fn.batches == [["a", "b", "c"]]
     assert runtime.states["pending_test"].items == []
-    assert runtime.gauges["test_writes"]() == 3
+    assert runtime.counters["test_writes"].count == 3
     assert fn.ticks == 1
 
 
@@ -56,7 +56,7 @@ def test_a_tick_with_nothing_buffered_writes_nothing_and_still_runs_the_upkeep()
     fn.on_timer(END_OF_INPUT, FakeContext(key=0, now=0))
     assert fn.batches == []
     assert fn.ticks == 1
-    assert "test_writes" not in runtime.gauges
+    assert "test_writes" not in runtime.counters
 
 
 def test_shards_are_stable_and_in_range() -> None:
@@ -81,4 +81,4 @@ def test_bundles_wait_as_one_element_each_and_are_written_flat_in_order() -> Non
     assert runtime.states["pending_test"].items == [["a", "b"], ["c"]]
     list(fn.on_timer(1_200, ctx))
     assert fn.batches == [["a", "b", "c"]]
-    assert runtime.gauges["test_writes"]() == 3  # records written, not bundles
+    assert runtime.counters["test_writes"].count == 3  # records written, not bundles
