@@ -43,6 +43,7 @@ from pyflink.datastream.state import MapStateDescriptor
 from flink_jobs.background_writes import BackgroundWriter
 from flink_jobs.bundling import as_columns, decode_bundle
 from flink_jobs.common import NO_WATERMARK, dead_letter_row, parse_safely
+from flink_jobs.gc_tuning import relax_young_collections
 from flink_jobs.metrics import OperatorCounts
 from flink_jobs.profiling import start_profiler, stop_profiler
 from flink_jobs.settings import JobSettings
@@ -141,6 +142,7 @@ class BundledTruckFunction(KeyedProcessFunction):
         self.tick_ms = tick_period_ms(settings.fallback_grace_ms)
 
     def open(self, runtime_context: Any) -> None:
+        relax_young_collections()
         self.trucks: WriteBackState[str, Box] = WriteBackState(
             runtime_context.get_map_state(
                 MapStateDescriptor("trucks", Types.STRING(), Types.PICKLED_BYTE_ARRAY())),

@@ -68,6 +68,7 @@ from flink_jobs.common import (
     parse_raw_record,
     rejection_row,
 )
+from flink_jobs.gc_tuning import relax_young_collections
 from flink_jobs.jvm_keying import keyed_by_sql, keyed_on_first_field
 from flink_jobs.metrics import OperatorCounts
 from flink_jobs.profiling import start_profiler, stop_profiler
@@ -140,6 +141,7 @@ class TruckFunction(KeyedProcessFunction):
         self.shards = writer_shards(settings)
 
     def open(self, runtime_context: Any) -> None:
+        relax_young_collections()
         self.state = runtime_context.get_state(
             ValueStateDescriptor("truck", Types.PICKLED_BYTE_ARRAY()))
         self.counters = OperatorCounts(runtime_context.get_metrics_group())
