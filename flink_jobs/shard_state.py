@@ -19,10 +19,43 @@ through Flink's state, as without this class).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
+
+
+class CodedMapState(Generic[K, V]):
+    """A PyFlink map state whose values are stored encoded (``encode`` on the way in,
+    ``decode`` on the way out): the calls :class:`WriteBackState` makes, passed through.
+    PyFlink still pickles what it is handed, but a ``bytes`` pickles in well under a
+    microsecond."""
+
+    def __init__(self, state: Any, encode: Callable[[V], Any], decode: Callable[[Any], V]
+                 ) -> None:
+        self.state = state
+        self.encode = encode
+        self.decode = decode
+
+    def items(self) -> Iterator[tuple[K, V]]:
+        decode = self.decode
+        for key, value in self.state.items():
+            yield key, decode(value)
+
+    def keys(self) -> Iterator[K]:
+        return iter(self.state.keys())
+
+    def get(self, key: K) -> V | None:
+        value = self.state.get(key)
+        return self.decode(value) if value is not None else None
+
+    def put_all(self, values: dict[K, V]) -> None:
+        encode = self.encode
+        self.state.put_all({key: encode(value) for key, value in values.items()})
+
+    def remove(self, key: K) -> None:
+        self.state.remove(key)
 
 
 class WriteBackState(Generic[K, V]):

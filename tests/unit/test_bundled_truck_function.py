@@ -13,7 +13,7 @@ from pyflink.common import Row
 
 from flink_jobs.bundling import encode_bundle
 from flink_jobs.settings import JobSettings
-from flink_jobs.tracking_bundled import BundledTruckFunction
+from flink_jobs.tracking_bundled import BundledTruckFunction, decode_box
 from flink_jobs.tracking_outputs import ALERT_TAG, BATCHED, CENSUS_TAG, DLQ_TAG
 from tests.unit.flink_fakes import FakeContext, FakeRuntime
 from udfs.geo import GeofenceIndex, RegionIndex, default_regions
@@ -78,8 +78,11 @@ def side(outputs: list[Any], tag: Any) -> list[Any]:
 
 
 def stored(runtime: FakeRuntime, name: str) -> dict[Any, Any]:
-    """What Flink's map state holds (what a checkpoint would)."""
-    return runtime.states[name].stored  # type: ignore[no-any-return]
+    """What Flink's map state holds (what a checkpoint would), truck boxes decoded."""
+    held: dict[Any, Any] = runtime.states[name].stored
+    if name == "trucks":
+        return {key: decode_box(value) for key, value in held.items()}
+    return held
 
 
 def checkpointed(fn: BundledTruckFunction, runtime: FakeRuntime, name: str) -> dict[Any, Any]:

@@ -1,0 +1,77 @@
+"""A truck's state through its checkpoint form (compact JSON) and back is the same state, at
+every step of its life, and behaves the same from there on."""
+
+from __future__ import annotations
+
+import random
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from flink_jobs.shard_state import CodedMapState
+from flink_jobs.tracking_bundled import decode_box, encode_box
+from tests.unit.flink_fakes import FakeMapState
+from tests.unit.test_truck_state import CFG, T0, hub_fence, near_hub_pings, region
+from udfs.models import Ping
+from udfs.state_codec import FORMAT, UnknownStateFormat, decode_truck, encode_truck
+from udfs.truck_state import Counters, TruckState, catch_up, on_ping
+
+pytestmark = pytest.mark.unit
+
+
+def restored(state: TruckState, second: int | None = None) -> TruckState:
+    back, back_second = decode_truck(encode_truck(state, second))
+    assert back_second == second
+    return back
+
+
+@given(near_hub_pings, st.randoms(use_true_random=False))
+def test_every_state_a_truck_passes_through_round_trips_and_continues_the_same(
+        pings: list[Ping], rnd: random.Random) -> None:
+    rnd.shuffle(pings)
+    state, copy = TruckState("T1"), TruckState("T1")
+    wm = T0 - 10_000
+    for p in pings:
+        outs = []
+        for s in (state, copy):
+            outs.append(catch_up(s, wm, CFG, hub_fence)
+                        + on_ping(s, p, CFG, region, Counters()))
+        assert outs[0] == outs[1]
+        copy = restored(copy, p.ts)
+        assert copy == state
+        wm = max(wm, p.ts - 10_000)
+
+
+def test_a_state_with_every_kind_of_field_set_round_trips_exactly() -> None:
+    state = TruckState("T9", 1_764_000_000_123, 40.123456789, -100.000001, 61.25, 359.9,
+                       "MIDWEST", ("MIDWEST", "MOVING"),
+                       [Ping("T9", 1_764_000_005_000, 40.2, -100.1, None, 12.5, 4.0, "ok")],
+                       1_764_000_000_000, 40.1, -100.0, "STOPPED", 1_763_999_000_000, True,
+                       True, True, {"HUB-A": [1, 1]}, [(1_764_000_000_000, 40.1, -100.0)], 2)
+    back = restored(state, None)
+    assert back == state
+    assert isinstance(back.census, tuple) and isinstance(back.recent[0], tuple)
+    assert isinstance(back.pending[0], Ping)
+
+
+def test_a_layout_this_version_does_not_know_is_refused_by_name() -> None:
+    with pytest.raises(UnknownStateFormat, match="format 99"):
+        decode_truck(orjson.dumps([99, None, []]))
+    with pytest.raises(UnknownStateFormat, match=f"format {FORMAT}"):
+        decode_truck(orjson.dumps([FORMAT, None, ["T1", 5]]))  # fields missing
+
+
+def test_boxes_are_stored_as_json_and_a_box_pickled_whole_still_restores() -> None:
+    box = [TruckState("T1", 5, 40.0, -100.0), 7000]
+    state = FakeMapState()
+    coded: CodedMapState[str, list[object]] = CodedMapState(state, encode_box, decode_box)
+    coded.put_all({"T1": box})
+    assert isinstance(state.stored["T1"], bytes)
+    assert coded.get("T1") == box
+    state.stored["T0"] = [TruckState("T0"), None]  # as a checkpoint from before held it
+    assert dict(coded.items()) == {"T1": box, "T0": [TruckState("T0"), None]}
+    assert sorted(coded.keys()) == ["T0", "T1"]
+    coded.remove("T0")
+    assert coded.get("T0") is None
