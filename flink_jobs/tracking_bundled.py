@@ -6,7 +6,7 @@ does what :class:`flink_jobs.tracking_job.TruckFunction` does per ping, with the
 (``udfs.truck_state``), but keeps its state per shard:
 
 - ``trucks``: map state, truck id -> ``[TruckState, wake second]``, stored as compact JSON
-  (``udfs.state_codec``: about a third of the cost of pickling the pair at each write-back).
+  (``udfs.state_codec``: half the cost of pickling the pair at each write-back).
 - ``due``: map state, second (ms) -> truck ids indexed under it, with one event-time timer per
   shard and second. A truck is indexed again when its wake-up moves to another second; an entry
   whose truck no longer names that second is stale and skipped when the second fires.
