@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import shapely
 from numpy.typing import NDArray
-from shapely.geometry import Point, shape
+from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shapely.strtree import STRtree
 
@@ -72,13 +72,17 @@ class RegionIndex:
 
     Lookups run per GPS ping, so a grid of 0.1-degree cells remembers cells that lie wholly
     inside one region (or wholly outside all): most pings then cost a dict lookup, and only
-    cells on a boundary pay for the exact point-in-polygon test. Classifying a cell seen for
+    cells on a boundary pay for the exact point-in-polygon test, against the regions the cell
+    remembers as near it (no point object, no tree query per ping). Classifying a cell seen for
     the first time costs shapely calls whose overhead is per call, not per cell, so `warm`
     classifies the new cells of a bundle of pings together (one rule, `_classify`, also used
     for a single cold cell when `region_of` meets one that `warm` did not see).
     """
 
     CELL_DEG = 0.1
+    # A boundary cell's candidates: regions whose envelope meets the cell grown by this much,
+    # so that a point the floor division puts in the cell is never outside it by a rounding.
+    EDGE_MARGIN_DEG = 1e-7
 
     def __init__(self, shapes: dict[str, BaseGeometry]) -> None:
         self._names = list(shapes)
@@ -87,18 +91,22 @@ class RegionIndex:
             shapely.prepare(g)
         self._geom_array = np.array(self._geoms, dtype=object)
         self._tree = STRtree(self._geoms)
-        self._cells: dict[tuple[int, int], str | None] = {}
+        # A cell's region (or OTHER), or for a boundary cell its candidate regions' indexes.
+        self._cells: dict[tuple[int, int], str | tuple[int, ...]] = {}
 
-    def _cell_boxes(self, cells: list[tuple[int, int]]) -> NDArray[np.object_]:
+    def _cell_boxes(self, cells: list[tuple[int, int]], margin: float = 0.0
+                    ) -> NDArray[np.object_]:
         """The cells' boxes in one shapely call, corners as the per-cell box always had them:
         (cx + 1) * d, not cx * d + d, which can differ in the last bit."""
-        d = self.CELL_DEG
-        return shapely.box([cx * d for cx, _ in cells], [cy * d for _, cy in cells],
-                           [(cx + 1) * d for cx, _ in cells], [(cy + 1) * d for _, cy in cells])
+        d, m = self.CELL_DEG, margin
+        return shapely.box([cx * d - m for cx, _ in cells], [cy * d - m for _, cy in cells],
+                           [(cx + 1) * d + m for cx, _ in cells],
+                           [(cy + 1) * d + m for _, cy in cells])
 
-    def _classify(self, cells: list[tuple[int, int]]) -> list[str | None]:
-        """Per cell: the region that wholly contains it, OTHER if none touches it, else None
-        (a boundary cell: `region_of` tests its points exactly).
+    def _classify(self, cells: list[tuple[int, int]]) -> list[str | tuple[int, ...]]:
+        """Per cell: the region that wholly contains it, OTHER if none touches it, else the
+        indexes of the regions near it (a boundary cell: `region_of` tests its points exactly,
+        against those).
 
         Shapely's overhead is per call (tens of µs), the work per cell a few µs, so all the
         cells go through one call each: boxes, the STRtree's envelope candidates, containment,
@@ -118,7 +126,18 @@ class RegionIndex:
             meets = shapely.intersects(self._geom_array[geom_i[edge]], boxes[cell_i[edge]])
             for k, hit in zip(edge, meets.tolist(), strict=True):
                 touched[cell_l[k]] |= hit
-        return [r if r is not None or t else OTHER for r, t in zip(region, touched, strict=True)]
+        classes: list[str | tuple[int, ...]] = [
+            r if r is not None else (() if t else OTHER)
+            for r, t in zip(region, touched, strict=True)]
+        boundary = [c for c, k in enumerate(classes) if k == ()]
+        if boundary:
+            near: dict[int, list[int]] = {c: [] for c in boundary}
+            grown = self._cell_boxes([cells[c] for c in boundary], self.EDGE_MARGIN_DEG)
+            for b, g in zip(*(a.tolist() for a in self._tree.query(grown)), strict=True):
+                near[boundary[b]].append(g)
+            for c, regions in near.items():
+                classes[c] = tuple(sorted(regions))
+        return classes
 
     def warm(self, points: Iterable[tuple[float, float]]) -> None:
         """Classify the uncached cells of these (lat, lng) points together, so the `region_of`
@@ -135,9 +154,9 @@ class RegionIndex:
             cached = self._cells[key]
         except KeyError:
             cached = self._cells[key] = self._classify([key])[0]
-        if cached is not None:
+        if isinstance(cached, str):
             return cached
-        for i in self._tree.query(Point(lng, lat)):
+        for i in cached:
             if shapely.contains_xy(self._geoms[i], lng, lat):
                 return self._names[i]
         return OTHER
@@ -266,6 +285,9 @@ class GeofenceIndex:
     """
 
     CELL_DEG = 0.1
+    # A boundary cell's candidates: regions whose envelope meets the cell grown by this much,
+    # so that a point the floor division puts in the cell is never outside it by a rounding.
+    EDGE_MARGIN_DEG = 1e-7
     MAX_CELLS = 250_000
 
     def __init__(self, fences: list[Geofence]) -> None:

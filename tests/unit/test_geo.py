@@ -148,7 +148,24 @@ def test_warmed_regions_match_cold_lookups_and_the_polygons(points: list[tuple[f
     warmed.warm(points)
     for lat, lng in points:
         assert warmed.region_of(lat, lng) == cold.region_of(lat, lng) == exact_region(lat, lng)
-    assert warmed._cells == cold._cells == {key: cell_rule(*key) for key in cold._cells}
+    assert warmed._cells == cold._cells
+    assert {key: cell_class(v) for key, v in cold._cells.items()} == {
+        key: cell_rule(*key) for key in cold._cells}
+    names = list(default_regions().shapes())
+    for key, v in cold._cells.items():  # a boundary cell names every region it touches
+        if not isinstance(v, str):
+            assert set(touching(*key)) <= {names[i] for i in v}
+
+
+def cell_class(cached: str | tuple[int, ...]) -> str | None:
+    """A cached cell as `cell_rule` names it: its region or OTHER, or None for a boundary."""
+    return cached if isinstance(cached, str) else None
+
+
+def touching(cx: int, cy: int) -> list[str]:
+    d = RegionIndex.CELL_DEG
+    cell = shapely.box(cx * d, cy * d, (cx + 1) * d, (cy + 1) * d)
+    return [name for name, geom in default_regions().shapes().items() if geom.intersects(cell)]
 
 
 def test_warm_leaves_no_cold_cell_behind() -> None:
@@ -159,7 +176,7 @@ def test_warm_leaves_no_cold_cell_behind() -> None:
               (29.7604, -95.3698)]
     index.warm(points)
 
-    def no_more(cells: list[tuple[int, int]]) -> list[str | None]:
+    def no_more(cells: list[tuple[int, int]]) -> list[str | tuple[int, ...]]:
         raise AssertionError(f"classified again: {cells}")
 
     index._classify = no_more  # type: ignore[method-assign]
