@@ -297,8 +297,9 @@ def catch_up(state: TruckState, watermark: int, cfg: TrackingConfig, geofences: 
              ) -> list[Output]:
     """On a ping's arrival: :func:`advance` to ``watermark`` if it has passed a buffered ping
     (else nothing to do: every timeout due by then has had its own wake-up)."""
-    if any(p.ts <= watermark for p in state.pending):
-        return advance(state, watermark, cfg, geofences)
+    for p in state.pending:  # a loop, not any() over a generator: this runs per ping
+        if p.ts <= watermark:
+            return advance(state, watermark, cfg, geofences)
     return []
 
 
