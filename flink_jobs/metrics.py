@@ -16,9 +16,16 @@ from collections import Counter as LocalCounts
 from typing import Any
 
 
+class _Unpublished:
+    """The counter of a name when there is no metric group (tests, local runs)."""
+
+    def inc(self, n: int = 1) -> None:
+        pass
+
+
 class OperatorCounts:
     """Monotonic counts by name, each a Flink counter registered on its first increment (the
-    totals are also kept in Python, for tests and logs)."""
+    totals are also kept in Python, for tests)."""
 
     def __init__(self, metric_group: Any, prefix: str = "fleetpulse") -> None:
         self._group = metric_group.add_group(prefix) if metric_group is not None else None
@@ -28,14 +35,9 @@ class OperatorCounts:
     def inc(self, name: str, n: int = 1) -> None:
         counter = self._counters.get(name)
         if counter is None:
-            counter = self._register(name)
+            counter = self._counters[name] = (
+                self._group.counter(name) if self._group is not None else _Unpublished())
+            self.totals[name] += 0
         if n:
             self.totals[name] += n
-            if counter is not None:
-                counter.inc(n)
-
-    def _register(self, name: str) -> Any:
-        self.totals[name] += 0
-        counter = self._group.counter(name) if self._group is not None else None
-        self._counters[name] = counter
-        return counter
+            counter.inc(n)

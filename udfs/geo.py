@@ -126,13 +126,11 @@ class RegionIndex:
             meets = shapely.intersects(self._geom_array[geom_i[edge]], boxes[cell_i[edge]])
             for k, hit in zip(edge, meets.tolist(), strict=True):
                 touched[cell_l[k]] |= hit
-        classes: list[str | tuple[int, ...]] = [
-            r if r is not None else (() if t else OTHER)
-            for r, t in zip(region, touched, strict=True)]
-        boundary = [c for c, k in enumerate(classes) if k == ()]
-        if boundary:
-            near: dict[int, list[int]] = {c: [] for c in boundary}
+        classes: list[str | tuple[int, ...]] = [r if r is not None else OTHER for r in region]
+        boundary = [c for c, t in enumerate(touched) if t]  # touched: no region contains it
+        if boundary:  # their candidates, from the cells grown by EDGE_MARGIN_DEG
             grown = self._cell_boxes([cells[c] for c in boundary], self.EDGE_MARGIN_DEG)
+            near: dict[int, list[int]] = {c: [] for c in boundary}
             for b, g in zip(*(a.tolist() for a in self._tree.query(grown)), strict=True):
                 near[boundary[b]].append(g)
             for c, regions in near.items():

@@ -51,7 +51,7 @@ def encode_truck(state: TruckState, wake_second: int | None) -> bytes:
 
 def decode_truck(data: bytes) -> tuple[TruckState, int | None]:
     """The inverse of :func:`encode_truck`."""
-    version, wake_second, values = _parse(data)
+    wake_second, values = _parse(data)
     if values[_PENDING]:
         values[_PENDING] = [Ping(*p) for p in values[_PENDING]]
     if values[_CENSUS] is not None:
@@ -61,11 +61,12 @@ def decode_truck(data: bytes) -> tuple[TruckState, int | None]:
     return TruckState(*values), wake_second
 
 
-def _parse(data: bytes) -> tuple[int, int | None, list[Any]]:
+def _parse(data: bytes) -> tuple[int | None, list[Any]]:
+    """The wake second and field values of a stored array, or UnknownStateFormat."""
     decoded = orjson.loads(data)
     if not (isinstance(decoded, list) and len(decoded) == 3 and decoded[0] == FORMAT
             and isinstance(decoded[2], list) and len(decoded[2]) == len(_FIELDS)):
         head = decoded[0] if isinstance(decoded, list) and decoded else decoded
         raise UnknownStateFormat(f"truck state in format {head!r}; this version reads "
                                  f"format {FORMAT} ({len(_FIELDS)} fields)")
-    return decoded[0], decoded[1], decoded[2]
+    return decoded[1], decoded[2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 import orjson
@@ -65,8 +66,6 @@ class ScrapeLoop:
     successful scrape."""
 
     def __init__(self, port: int, interval_s: float = 0.05) -> None:
-        import threading
-
         self.port = port
         self.interval_s = interval_s
         self.scrapes = 0
