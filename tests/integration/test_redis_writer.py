@@ -36,12 +36,12 @@ def test_an_older_position_never_overwrites_a_newer_one(redis_url: str,
     finally:
         writer.close()
     assert hash_of(redis_client, "T1") == {
-        "lat": "40.2", "lng": "-100.123457", "speed_kph": "61.25", "heading": "270.0",
+        "lat": "40.2", "lng": "-100.123456789", "speed_kph": "61.25", "heading": "270.0",
         "status": "STOPPED", "updated": str((T0 + 2000) // 1000), "ts_ms": str(T0 + 2000),
         "region": "WEST"}
     assert 3500 < redis_client.ttl("truck:T1") <= 3600
     lng, lat = redis_client.geopos("trucks:geo", "T2")[0]
-    assert (lat, lng) == (pytest.approx(41.0, abs=1e-5), pytest.approx(-100.123457, abs=1e-5))
+    assert (lat, lng) == (pytest.approx(41.0, abs=1e-5), pytest.approx(-100.123456789, abs=1e-5))
     stream = [(f[b"truck_id"].decode(), int(f[b"ts_ms"]), f[b"status"].decode())
               for _, f in redis_client.xrange(STREAM_KEY)]
     assert stream == [("T1", T0 + 2000, "MOVING"), ("T2", T0, "MOVING"),
