@@ -1,7 +1,7 @@
 """Before/after: the tracking job of another git revision against this checkout, same run.
 
     python -m bench.compare --base HEAD~3 [--pings 200000 --trucks 20000 --repeat 2]
-                            [--cluster 2] [--no-warm-up]
+                            [--cluster 2]
 
 An optimisation is judged by the ratio of two runs on the same machine, the same input and
 the same minute, so the revisions alternate (base, current, base, current, ...) on one private
@@ -12,12 +12,6 @@ would otherwise hand them this checkout's). Printed per run: pings/s and CPU µs
 the job's process tree; then the median ratio current/base. With ``--cluster N`` each run is
 submitted with `flink run -py` to a fresh standalone cluster of N pinned TaskManagers, whose
 Python runs the base's interpreter and code for the base runs.
-
-The first run after the input is preloaded is slower whatever it runs: an A/A comparison of one
-revision against itself measured the first run 15 % below the second (12,220 and 12,496 against
-14,393 and 14,867 pings/s, 2026-11-27). That run always fell to the base, so without a
-warm-up every ratio leaned towards the current checkout. A warm-up run of this checkout, not
-counted, therefore goes first (``--no-warm-up`` skips it).
 """
 
 from __future__ import annotations
@@ -89,10 +83,8 @@ def shadow_venv(source: Path, where: Path) -> Path:
 @click.option("--cluster", "taskmanagers", type=int, default=0,
               help="Submit each run with `flink run -py` to a fresh standalone cluster of this "
                    "many pinned TaskManagers (one slot each), at that parallelism.")
-@click.option("--warm-up/--no-warm-up", "warm_up", default=True, show_default=True,
-              help="Run this checkout once, uncounted, before the alternating runs.")
 def main(base: str, pings: int, trucks: int, repeat: int, parallelism: int,
-         taskmanagers: int, warm_up: bool) -> None:
+         taskmanagers: int) -> None:
     """Alternate runs of the base revision and this checkout; print rates and the ratio."""
     from bench.context import Context, Sizes
     from bench.runs import run_consumer
@@ -114,23 +106,21 @@ def main(base: str, pings: int, trucks: int, repeat: int, parallelism: int,
         with running_stack() as stack:
             ctx = Context(stack, tmp / "work", Sizes(partitions=4), None)
             ds = ctx.dataset(trucks, pings)
-            Run = tuple[str, str, dict[str, str], Path]  # label, python, environment, code
-            base_run: Run = (f"base {commit}", str(base_python), env, tmp / "base")
-            current_run: Run = ("current", sys.executable, {}, PROJECT_ROOT)
-            schedule = [(0, ("warm-up", *current_run[1:]))] if warm_up else []
-            schedule += [(i + 1, run) for i in range(repeat) for run in (base_run, current_run)]
-            for i, (label, python, extra, root) in schedule:
-                argv = tracking_argv(ctx, ds, parallelism)
-                argv[0] = python
-                log(f"run {i}/{repeat}: {label}")
-                name = f"{label} #{i}" if i else label
-                if taskmanagers:
-                    row = on_cluster(stack, ds, name, argv, tmp / "work", taskmanagers,
-                                     None, root=root, env=extra)
-                else:
-                    row = run_consumer(stack, ds, name, argv, tmp / "work",
-                                       run_timeout_s(ds), env=extra)
-                rows.append({**row, "label": label})
+            for i in range(repeat):
+                for label, python, extra, root in (
+                        (f"base {commit}", str(base_python), env, tmp / "base"),
+                        ("current", sys.executable, {}, PROJECT_ROOT)):
+                    argv = tracking_argv(ctx, ds, parallelism)
+                    argv[0] = python
+                    log(f"run {i + 1}/{repeat}: {label}")
+                    name = f"{label} #{i + 1}"
+                    if taskmanagers:
+                        row = on_cluster(stack, ds, name, argv, tmp / "work", taskmanagers,
+                                         None, root=root, env=extra)
+                    else:
+                        row = run_consumer(stack, ds, name, argv, tmp / "work",
+                                           run_timeout_s(ds), env=extra)
+                    rows.append({**row, "label": label})
     finally:
         subprocess.run(["git", "-C", str(PROJECT_ROOT), "worktree", "remove", "--force",
                         str(tmp / "base")], capture_output=True)
@@ -142,11 +132,9 @@ def main(base: str, pings: int, trucks: int, repeat: int, parallelism: int,
     for r in rows:
         click.echo(f"| {r['name']} | {r['status']} | {r.get('rate', '-'):,} | "
                    f"{r.get('cpu_us_per_ping', '-')} |")
-
-    def rates(label: str) -> list[float]:
-        return [r["rate"] for r in rows if r["label"] == label and r["status"] == "ok"]
-
-    base_rates, current_rates = rates(f"base {commit}"), rates("current")
+    rates = {label: [r["rate"] for r in rows if r["label"] == label and r["status"] == "ok"]
+             for label in dict.fromkeys(r["label"] for r in rows)}
+    base_rates, current_rates = list(rates.values())
     if base_rates and current_rates:
         ratio = statistics.median(current_rates) / statistics.median(base_rates)
         click.echo(f"\nmedian rate: base {statistics.median(base_rates):,.0f}/s, current "
