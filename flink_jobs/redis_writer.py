@@ -9,6 +9,14 @@ beyond ±85.05112878° (``GEOADD`` refuses them with an error that would fail th
 and the job again at every replay): such a position leaves the truck out of `trucks:geo`, its
 hash and stream entry written.
 
+`trucks:seen` scores each truck with the Redis clock's second of its last write, the clock its
+hash expires by. The sweep, every ``SweepingPositionWriter.SWEEP_EVERY_S``, looks at the trucks
+scored a TTL ago or more: a truck whose hash has expired leaves `trucks:geo` and the index; one
+whose hash still exists (a score that lags its last write, or a hash someone made persistent)
+is scored again with its last write, read off the hash's remaining TTL. So no member is dropped
+early or kept for good, and a member outlives its hash by at most one sweep interval (the
+contract allows a minute).
+
 Coordinates, speed and heading are written as the ping reported them (Python's shortest
 round-trip form). Rounding them to six decimals cost the writer thread about 4.6 µs per
 position (``round`` and ``repr`` per value), a tenth of the interpreter time of a ping in the
@@ -28,14 +36,16 @@ from udfs.truck_state import PositionWrite
 TRUCK_TTL_S = 3600
 GEO_KEY = "trucks:geo"
 STREAM_KEY = "stream:positions"
-SEEN_KEY = "trucks:seen"  # zset truck_id -> wall-clock second of its last write (sweeper index)
+SEEN_KEY = "trucks:seen"  # zset truck_id -> Redis second of its last write (sweeper index)
 
-# KEYS: geo, stream, seen, truck:<id>...   ARGV: ttl, maxlen, now_s, then 8 fields per truck.
+# KEYS: geo, stream, seen, truck:<id>...   ARGV: ttl, maxlen, then the 8 fields of a
+# PositionWrite per truck.
 POSITIONS_LUA = """
-local ttl, maxlen, now_s = ARGV[1], ARGV[2], ARGV[3]
+local ttl, maxlen = ARGV[1], ARGV[2]
+local now_s = redis.call('TIME')[1]
 local written = 0
 for i = 4, #KEYS do
-  local a = 4 + (i - 4) * 8
+  local a = 3 + (i - 4) * 8
   local id, ts = ARGV[a], ARGV[a + 1]
   local cur = redis.call('HMGET', KEYS[i], 'ts_ms', 'status')
   local newer = (not cur[1]) or tonumber(ts) > tonumber(cur[1])
@@ -61,16 +71,28 @@ end
 return written
 """
 
-# KEYS: geo, seen   ARGV: cutoff_s, limit. Drops geo members whose hash has expired.
+# KEYS: geo, seen   ARGV: ttl, limit. Of the trucks scored a TTL ago or more, drops those whose
+# hash has expired and scores the others with their last write (now - ttl + remaining TTL, plus
+# the second TTL rounds down, so that none is due again at once; a hash without expiry, now).
+# Returns {trucks looked at, trucks dropped}.
 SWEEP_LUA = """
-local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-for _, id in ipairs(stale) do
-  if redis.call('EXISTS', 'truck:' .. id) == 0 then
+local ttl = tonumber(ARGV[1])
+local now = tonumber(redis.call('TIME')[1])
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - ttl, 'LIMIT', 0, ARGV[2])
+local dropped = 0
+for _, id in ipairs(due) do
+  local left = redis.call('TTL', 'truck:' .. id)
+  if left == -2 then
     redis.call('ZREM', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
+    dropped = dropped + 1
+  elseif left >= 0 then
+    redis.call('ZADD', KEYS[2], now - ttl + left + 1, id)
+  else
+    redis.call('ZADD', KEYS[2], now, id)
   end
-  redis.call('ZREM', KEYS[2], id)
 end
-return #stale
+return {#due, dropped}
 """
 
 BATCH = 400
@@ -94,12 +116,11 @@ class RedisTruckWriter:
         """Apply writes in order; every accepted change becomes one `stream:positions` entry."""
         items = list(writes)
         written = 0
-        now_s = str(int(time.time()))
         pipe = self._redis.pipeline(transaction=False)
         for start in range(0, len(items), BATCH):
             chunk = items[start:start + BATCH]
             keys: list[str] = [GEO_KEY, STREAM_KEY, SEEN_KEY]
-            args: list[str | int | float] = [TRUCK_TTL_S, self._maxlen, now_s]
+            args: list[str | int | float] = [TRUCK_TTL_S, self._maxlen]
             for w in chunk:
                 keys.append(f"truck:{w.truck_id}")
                 args += _script_args(w)
@@ -115,9 +136,15 @@ class RedisTruckWriter:
             pipe.hset(f"region:{region}", mapping=fields)  # type: ignore[arg-type]
         pipe.execute()
 
-    def sweep_geo(self, older_than_s: int = TRUCK_TTL_S + 30, limit: int = 5000) -> int:
-        cutoff = int(time.time()) - older_than_s
-        return int(self._sweep(keys=[GEO_KEY, SEEN_KEY], args=[cutoff, limit]))
+    def sweep_geo(self, limit: int = 5000) -> int:
+        """Drop the trucks whose hash has expired from `trucks:geo` and `trucks:seen`, ``limit``
+        per script call (each blocks Redis briefly); returns how many were dropped."""
+        dropped = 0
+        while True:  # the due trucks not dropped are scored later, so each call finds others
+            looked_at, gone = self._sweep(keys=[GEO_KEY, SEEN_KEY], args=[TRUCK_TTL_S, limit])
+            dropped += int(gone)
+            if int(looked_at) < limit:
+                return dropped
 
     def close(self) -> None:
         self._redis.close()
@@ -125,11 +152,11 @@ class RedisTruckWriter:
 
 class SweepingPositionWriter:
     """Positions to Redis through :class:`RedisTruckWriter`, sweeping expired trucks out of
-    ``trucks:geo`` at most once a minute; called with no positions when idle, to sweep. The
-    writer of both modes of the tracking job (the bundled one calls it on its background
-    thread, ``flink_jobs.background_writes``)."""
+    ``trucks:geo`` at most every ``SWEEP_EVERY_S``; called with no positions when idle, to
+    sweep. The writer of both modes of the tracking job (the bundled one calls it on its
+    background thread, ``flink_jobs.background_writes``, which calls it idle every 10 s)."""
 
-    SWEEP_EVERY_S = 60.0
+    SWEEP_EVERY_S = 15.0
 
     def __init__(self, url: str, stream_maxlen: int = 100_000) -> None:
         self.writer = RedisTruckWriter(url, stream_maxlen)

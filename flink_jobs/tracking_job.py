@@ -258,7 +258,7 @@ class TruckFunction(KeyedProcessFunction):
 
 class RedisWriterFunction(BufferedWriterFunction):
     """Writes positions as guarded batches (see :mod:`flink_jobs.buffered_writer`), and
-    sweeps expired trucks out of ``trucks:geo`` once a minute."""
+    sweeps expired trucks out of ``trucks:geo`` (``SweepingPositionWriter``)."""
 
     buffer_state = "pending_writes"
     written_count = "redis_position_writes"
@@ -277,7 +277,7 @@ class RedisWriterFunction(BufferedWriterFunction):
         self.writer(items)
 
     def after_flush(self) -> None:
-        self.writer([])  # the sweep, when its minute has come, even with nothing to write
+        self.writer([])  # the sweep, when it is due, even with nothing to write
 
 
 class RegionCensusFunction(KeyedProcessFunction):

@@ -1,6 +1,8 @@
 """The tracking job's guarded Redis writes against a real redis-server: the newest position
 wins whatever the order or the writer, a status correction at the same time replaces the
-status, every accepted change is one stream entry, and the contract's fields are exact."""
+status, every accepted change is one stream entry, and the contract's fields are exact; the
+`trucks:seen` index holds each truck's last write, and the sweep drops exactly the trucks whose
+hash has expired."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import threading
 import pytest
 import redis
 
-from flink_jobs.redis_writer import STREAM_KEY, RedisTruckWriter
+from flink_jobs.redis_writer import STREAM_KEY, TRUCK_TTL_S, RedisTruckWriter
 from udfs.truck_state import PositionWrite
 
 pytestmark = pytest.mark.integration
@@ -94,3 +96,64 @@ def test_a_latitude_redis_geo_cannot_hold_is_written_without_a_geo_member(
     assert hash_of(redis_client, "T1")["lat"] == "89.0"
     assert {m.decode() for m in redis_client.zrange("trucks:geo", 0, -1)} == {"T2", "T3"}
     assert redis_client.xlen(STREAM_KEY) == 4
+
+
+def seen_scores(client: redis.Redis) -> dict[str, float]:
+    return {m.decode(): score for m, score in client.zrange("trucks:seen", 0, -1, withscores=True)}
+
+
+def redis_now(client: redis.Redis) -> int:
+    return int(client.time()[0])
+
+
+def test_trucks_seen_scores_a_truck_with_the_redis_second_of_its_latest_write(
+        redis_url: str, redis_client: redis.Redis) -> None:
+    writer = RedisTruckWriter(redis_url)
+    try:
+        writer.write_positions([write("T1", T0)])
+        assert abs(seen_scores(redis_client)["T1"] - redis_now(redis_client)) <= 1
+        redis_client.zadd("trucks:seen", {"T1": 5})
+        writer.write_positions([write("T1", T0 - 1000)])  # older: ignored, but the truck lives
+        assert abs(seen_scores(redis_client)["T1"] - redis_now(redis_client)) <= 1
+    finally:
+        writer.close()
+
+
+def test_the_sweep_drops_the_trucks_whose_hash_expired_and_rescores_the_others(
+        redis_url: str, redis_client: redis.Redis) -> None:
+    writer = RedisTruckWriter(redis_url)
+    try:
+        writer.write_positions([write(t, T0) for t in ("GONE", "LIVE", "FRESH", "KEPT")])
+        now = redis_now(redis_client)
+        redis_client.delete("truck:GONE")  # as if its hour had passed
+        redis_client.expire("truck:LIVE", 1000)  # last written 2,600 s ago...
+        redis_client.persist("truck:KEPT")  # a hash without expiry
+        old = now - TRUCK_TTL_S - 400  # ...but each scored before its last write
+        redis_client.zadd("trucks:seen", {"GONE": old, "LIVE": old, "KEPT": old})
+        assert writer.sweep_geo() == 1
+        assert {m.decode() for m in redis_client.zrange("trucks:geo", 0, -1)} == {
+            "LIVE", "FRESH", "KEPT"}
+        scores = seen_scores(redis_client)
+        assert set(scores) == {"LIVE", "FRESH", "KEPT"}
+        assert 0 <= scores["LIVE"] - (now - 2600) <= 2  # its last write, from its TTL
+        assert abs(scores["KEPT"] - now) <= 2
+        assert abs(scores["FRESH"] - now) <= 2
+        assert writer.sweep_geo() == 0  # nothing is due again
+    finally:
+        writer.close()
+
+
+def test_a_sweep_goes_on_past_its_per_call_limit(redis_url: str,
+                                                  redis_client: redis.Redis) -> None:
+    writer = RedisTruckWriter(redis_url)
+    try:
+        trucks = [f"T{i}" for i in range(7)]
+        writer.write_positions([write(t, T0) for t in trucks])
+        redis_client.delete(*[f"truck:{t}" for t in trucks[:5]])
+        old = redis_now(redis_client) - TRUCK_TTL_S - 1
+        redis_client.zadd("trucks:seen", {t: old for t in trucks})
+        assert writer.sweep_geo(limit=2) == 5
+        assert {m.decode() for m in redis_client.zrange("trucks:geo", 0, -1)} == set(trucks[5:])
+        assert set(seen_scores(redis_client)) == set(trucks[5:])
+    finally:
+        writer.close()

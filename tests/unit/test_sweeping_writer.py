@@ -1,5 +1,5 @@
-"""SweepingPositionWriter: writes pass through, and the geo sweep runs at most once a minute,
-with or without positions to write."""
+"""SweepingPositionWriter: writes pass through, and the geo sweep runs at most every
+SWEEP_EVERY_S, with or without positions to write."""
 
 from __future__ import annotations
 
@@ -27,18 +27,19 @@ class RecordingWriter:
         return 0
 
 
-def test_the_sweep_runs_once_a_minute_with_or_without_writes(
+def test_the_sweep_runs_once_an_interval_with_or_without_writes(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(redis_writer, "RedisTruckWriter", RecordingWriter)
     clock = [1000.0]
     monkeypatch.setattr(redis_writer.time, "monotonic", lambda: clock[0])
     writer = SweepingPositionWriter("redis://unused")
     position = PositionWrite("T1", 1, 40.0, -100.0, 50.0, 0.0, "MOVING", "MIDWEST")
+    every = SweepingPositionWriter.SWEEP_EVERY_S
     writer([position])  # the first call sweeps
-    clock[0] += 30
+    clock[0] += every / 2
     writer([position, position])
-    writer([])  # idle, but its minute has not come
-    clock[0] += 31
-    writer([])  # idle, and a minute since the last sweep
+    writer([])  # idle, but its interval has not passed
+    clock[0] += every / 2 + 1
+    writer([])  # idle, and an interval since the last sweep
     calls = writer.writer.calls  # type: ignore[attr-defined]
     assert calls == [("write", 1), "sweep", ("write", 2), "sweep"]
