@@ -95,3 +95,49 @@ def test_the_thread_carries_its_name_in_the_os() -> None:
     writer.submit([1])
     writer.close()
     assert names == ["redis-positions\n"]
+
+
+def test_a_lingering_batch_waits_for_its_target_and_a_drain_or_close_sends_it_at_once(
+        ) -> None:
+    written = threading.Condition()
+    batches: list[list[int]] = []
+
+    def write(batch: list[int]) -> None:
+        with written:
+            batches.append(batch)
+            written.notify_all()
+
+    def sent() -> list[int]:
+        return [x for b in batches for x in b]
+
+    writer: BackgroundWriter[int] = BackgroundWriter(
+        write, name="test", linger_s=30.0, batch_target=3)
+    writer.submit([1])
+    writer.submit([2])
+    with written:
+        assert not written.wait_for(lambda: batches, timeout=0.2)  # below its target: waits
+        writer.submit([3])  # the target: goes without waiting out the linger
+        assert written.wait_for(lambda: sent() == [1, 2, 3], timeout=5)
+    for finish in (writer.drain, writer.close):  # neither waits out the linger either
+        writer.submit([len(sent()) + 1])
+        waiting = threading.Thread(target=finish)
+        waiting.start()
+        waiting.join(5)
+        assert not waiting.is_alive()
+    assert sent() == [1, 2, 3, 4, 5]
+
+
+def test_a_lingering_batch_goes_when_its_time_is_up() -> None:
+    sent = threading.Event()
+    batches: list[list[int]] = []
+
+    def write(batch: list[int]) -> None:
+        batches.append(batch)
+        sent.set()
+
+    writer: BackgroundWriter[int] = BackgroundWriter(
+        write, name="test", linger_s=0.05, batch_target=100)
+    writer.submit([1, 2])
+    assert sent.wait(5)  # without a drain, after the linger
+    assert batches == [[1, 2]]
+    writer.close()
