@@ -14,7 +14,6 @@ import contextlib
 import ctypes
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -29,24 +28,16 @@ class WriteFailed(RuntimeError):
 class BackgroundWriter(Generic[T]):
     """Sends submitted items, in order, through ``write`` on one background thread. Whatever
     is submitted while a write is in flight goes out together in the next one, so batches grow
-    with the load. With ``linger_s``, a batch smaller than ``batch_target`` waits up to that
-    long for more before it goes (unless a drain or close asks for it): the thread then takes
-    the interpreter lock, and pays a write's fixed cost, once per batch rather than once per
-    few submits. With ``idle_s``, ``write([])`` runs after that long without items (periodic
-    upkeep that must not wait for traffic)."""
+    with the load and a quiet stream is written at once. With ``idle_s``, ``write([])`` runs
+    after that long without items (periodic upkeep that must not wait for traffic)."""
 
     def __init__(self, write: Callable[[list[T]], object], name: str,
-                 idle_s: float | None = None, linger_s: float = 0.0,
-                 batch_target: int = 1) -> None:
+                 idle_s: float | None = None) -> None:
         self._write = write
         self._idle_s = idle_s
-        self._linger_s = linger_s
-        self._batch_target = batch_target
         self._pending: list[T] = []
         self._busy = False
         self._closing = False
-        self._flush_now = False  # a drain is waiting: no lingering
-        self._lingering = False
         self._error: BaseException | None = None
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -58,19 +49,13 @@ class BackgroundWriter(Generic[T]):
             self._raise_failure()
             if items:
                 self._pending.extend(items)
-                # A lingering batch is woken only once it is full: each wake-up of the thread
-                # takes the interpreter lock from the task thread.
-                if not self._lingering or len(self._pending) >= self._batch_target:
-                    self._changed.notify_all()
+                self._changed.notify_all()
 
     def drain(self) -> None:
         """Wait until everything submitted so far is written."""
         with self._changed:
-            self._flush_now = True
-            self._changed.notify_all()
             while (self._pending or self._busy) and self._error is None:
                 self._changed.wait()
-            self._flush_now = False
             self._raise_failure()
 
     def close(self) -> None:
@@ -95,8 +80,6 @@ class BackgroundWriter(Generic[T]):
                     idle = not self._changed.wait(self._idle_s)
                 if not self._pending and not idle:
                     return  # closing, all written
-                if self._pending:
-                    self._linger()
                 batch, self._pending = self._pending, []
                 self._busy = True
             try:
@@ -109,23 +92,6 @@ class BackgroundWriter(Generic[T]):
             with self._changed:
                 self._busy = False
                 self._changed.notify_all()
-
-    def _linger(self) -> None:
-        """Let a small batch wait (holding the condition's lock) for more items, up to
-        ``linger_s``, unless a drain or close wants it now."""
-        if not self._linger_s:
-            return
-        deadline = time.monotonic() + self._linger_s
-        self._lingering = True
-        try:
-            while (len(self._pending) < self._batch_target and not self._flush_now
-                   and not self._closing):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return
-                self._changed.wait(left)
-        finally:
-            self._lingering = False
 
 
 def _name_os_thread(name: str) -> None:

@@ -82,12 +82,6 @@ from udfs.wakeups import Reference, next_tick, stalled_event_time, tick_period_m
 # A truck's entry in map state: [TruckState, the second (ms) it is indexed under, or None].
 Box = list[Any]
 
-# The background writer sends a batch of fewer positions than one script call takes
-# (redis_writer.BATCH) only after it has waited this long for more: at 14,000 pings/s its
-# batches were otherwise about 70 positions, one wake-up (and interpreter lock) per 5 ms.
-WRITE_LINGER_S = 0.02
-WRITE_BATCH_TARGET = 400
-
 
 def encode_box(box: Box) -> bytes:
     """A box as Flink stores it: compact JSON (udfs.state_codec), not pickled whole."""
@@ -183,8 +177,7 @@ class BundledTruckFunction(KeyedProcessFunction):
         self.newest_ts: dict[int, int] = {}
         self.position_writer = self.open_position_writer()
         self.writes: BackgroundWriter[PositionWrite] = BackgroundWriter(
-            self.position_writer, name="redis-positions", idle_s=10.0,
-            linger_s=WRITE_LINGER_S, batch_target=WRITE_BATCH_TARGET)
+            self.position_writer, name="redis-positions", idle_s=10.0)
         self.profiler = start_profiler()
 
     def open_position_writer(self) -> Callable[[list[PositionWrite]], object]:
