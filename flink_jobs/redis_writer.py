@@ -86,10 +86,8 @@ for _, id in ipairs(due) do
     redis.call('ZREM', KEYS[1], id)
     redis.call('ZREM', KEYS[2], id)
     dropped = dropped + 1
-  elseif left >= 0 then
-    redis.call('ZADD', KEYS[2], now - ttl + left + 1, id)
   else
-    redis.call('ZADD', KEYS[2], now, id)
+    redis.call('ZADD', KEYS[2], left >= 0 and now - ttl + left + 1 or now, id)
   end
 end
 return {#due, dropped}

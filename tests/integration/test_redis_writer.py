@@ -26,6 +26,18 @@ def hash_of(client: redis.Redis, truck: str) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in client.hgetall(f"truck:{truck}").items()}
 
 
+def geo_members(client: redis.Redis) -> set[str]:
+    return {m.decode() for m in client.zrange("trucks:geo", 0, -1)}
+
+
+def seen_scores(client: redis.Redis) -> dict[str, float]:
+    return {m.decode(): score for m, score in client.zrange("trucks:seen", 0, -1, withscores=True)}
+
+
+def redis_now(client: redis.Redis) -> int:
+    return int(client.time()[0])
+
+
 def test_an_older_position_never_overwrites_a_newer_one(redis_url: str,
                                                         redis_client: redis.Redis) -> None:
     writer = RedisTruckWriter(redis_url)
@@ -48,7 +60,7 @@ def test_an_older_position_never_overwrites_a_newer_one(redis_url: str,
               for _, f in redis_client.xrange(STREAM_KEY)]
     assert stream == [("T1", T0 + 2000, "MOVING"), ("T2", T0, "MOVING"),
                       ("T1", T0 + 2000, "STOPPED")]
-    assert {m.decode() for m in redis_client.zrange("trucks:seen", 0, -1)} == {"T1", "T2"}
+    assert set(seen_scores(redis_client)) == {"T1", "T2"}
 
 
 def test_two_writers_racing_leave_every_truck_at_its_newest_position(
@@ -94,16 +106,8 @@ def test_a_latitude_redis_geo_cannot_hold_is_written_without_a_geo_member(
     finally:
         writer.close()
     assert hash_of(redis_client, "T1")["lat"] == "89.0"
-    assert {m.decode() for m in redis_client.zrange("trucks:geo", 0, -1)} == {"T2", "T3"}
+    assert geo_members(redis_client) == {"T2", "T3"}
     assert redis_client.xlen(STREAM_KEY) == 4
-
-
-def seen_scores(client: redis.Redis) -> dict[str, float]:
-    return {m.decode(): score for m, score in client.zrange("trucks:seen", 0, -1, withscores=True)}
-
-
-def redis_now(client: redis.Redis) -> int:
-    return int(client.time()[0])
 
 
 def test_trucks_seen_scores_a_truck_with_the_redis_second_of_its_latest_write(
@@ -131,8 +135,7 @@ def test_the_sweep_drops_the_trucks_whose_hash_expired_and_rescores_the_others(
         old = now - TRUCK_TTL_S - 400  # ...but each scored before its last write
         redis_client.zadd("trucks:seen", {"GONE": old, "LIVE": old, "KEPT": old})
         assert writer.sweep_geo() == 1
-        assert {m.decode() for m in redis_client.zrange("trucks:geo", 0, -1)} == {
-            "LIVE", "FRESH", "KEPT"}
+        assert geo_members(redis_client) == {"LIVE", "FRESH", "KEPT"}
         scores = seen_scores(redis_client)
         assert set(scores) == {"LIVE", "FRESH", "KEPT"}
         assert 0 <= scores["LIVE"] - (now - 2600) <= 2  # its last write, from its TTL
@@ -153,7 +156,7 @@ def test_a_sweep_goes_on_past_its_per_call_limit(redis_url: str,
         old = redis_now(redis_client) - TRUCK_TTL_S - 1
         redis_client.zadd("trucks:seen", {t: old for t in trucks})
         assert writer.sweep_geo(limit=2) == 5
-        assert {m.decode() for m in redis_client.zrange("trucks:geo", 0, -1)} == set(trucks[5:])
+        assert geo_members(redis_client) == set(trucks[5:])
         assert set(seen_scores(redis_client)) == set(trucks[5:])
     finally:
         writer.close()
