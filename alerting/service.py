@@ -20,6 +20,7 @@ from alerting import AlertingError
 from alerting.config import Config
 from alerting.delivery import OutcomeRecorder, ReceiverWorker, Transport, send_once, wall_ms
 from alerting.engine import Engine
+from alerting.kafka_io import AlertSource, DeadLetterProducer
 from alerting.metrics import Metrics, MetricsServer
 from alerting.records import decode
 from alerting.store import Store
@@ -96,9 +97,6 @@ class Dispatcher:
 
     # -- main loop ---------------------------------------------------------------------------
     def run(self) -> None:
-        from kafka import KafkaConsumer, KafkaProducer
-        from kafka.errors import KafkaError
-
         s = self.settings
         if s.metrics_port is not None:
             try:
@@ -120,35 +118,18 @@ class Dispatcher:
                             "configured, stay in the outbox", len(items), name)
         for w in self.workers.values():
             w.start()
-        extra: dict[str, Any] = {}
-        if s.instance_id:
-            extra["group_instance_id"] = s.instance_id
-        consumer = KafkaConsumer(
-            s.alerts_topic, bootstrap_servers=s.bootstrap, group_id=s.group_id,
-            enable_auto_commit=False, auto_offset_reset="earliest",
-            max_poll_records=s.max_poll_records, client_id="fleetpulse-alerting",
-            session_timeout_ms=s.session_timeout_ms, heartbeat_interval_ms=1000,
-            max_poll_interval_ms=60_000,
-            # If the group's first assignment runs before the topic's metadata has arrived,
-            # kafka-python assigns no partitions ("No partition metadata for topic",
-            # dpkp/kafka-python#2377) and rejoins only when a metadata refresh shows them:
-            # refresh every 5 s instead of every 5 min (seen as a stalled dispatcher in CI).
-            metadata_max_age_ms=5_000,
-            # kafka-python checks CRCs in pure Python (~100 us a record, measured); the broker
-            # validates batches on produce and TCP checksums the transfer
-            check_crcs=False, **extra)
-        producer = KafkaProducer(bootstrap_servers=s.bootstrap, acks="all", linger_ms=5,
-                                 retries=5)
+        consumer = AlertSource(s.bootstrap, s.alerts_topic, s.group_id, s.instance_id,
+                               s.session_timeout_ms)
+        producer = DeadLetterProducer(s.bootstrap, s.dlq_topic)
         log.info("alert dispatcher running: %s -> %s", s.alerts_topic,
                  ", ".join(self.workers))
         try:
             while not self.stop_event.is_set():
-                self._step(consumer, producer, KafkaError)
+                self._step(consumer, producer)
         finally:
             try:
-                producer.flush(10)
-                producer.close(5)
-                consumer.close(autocommit=False, timeout_ms=5000)
+                producer.close(10)
+                consumer.close()
             finally:
                 for w in self.workers.values():
                     w.stop()
@@ -157,32 +138,31 @@ class Dispatcher:
                     self.server.stop()
                 self.store.close()
 
-    def _step(self, consumer: Any, producer: Any, kafka_error: type[Exception]) -> None:
+    def _step(self, consumer: AlertSource, producer: DeadLetterProducer) -> None:
         s = self.settings
         now = self.clock()
         self.last_loop_ms = now
         nxt = self.engine.next_flush_ms()
         timeout = s.poll_ms if nxt is None else max(0, min(s.poll_ms, nxt - now))
-        batch = consumer.poll(timeout_ms=timeout, max_records=s.max_poll_records)
+        batch = consumer.poll(timeout, s.max_poll_records)
         now = self.clock()
         dead = 0
-        for tp, records in batch.items():
-            for rec in records:
-                try:
-                    result = decode(rec.value, int(rec.timestamp or 0))
-                    if not isinstance(result, Rejection):
-                        self.engine.ingest(result, now)
-                except Exception as exc:  # noqa: BLE001 - never crash on input
-                    log.exception("cannot process record %s:%s", tp.partition, rec.offset)
-                    result = Rejection(Reason.BAD_VALUE, f"internal error: {exc!r}"[:300])
-                if isinstance(result, Rejection):
-                    dead += 1
-                    dl = DeadLetter(tp.topic, tp.partition, rec.offset, str(result.reason),
-                                    result.detail, rec.value or b"", now)
-                    producer.send(s.dlq_topic, key=tp.topic.encode(), value=dl.to_json())
-                    self.metrics.records.labels("malformed").inc()
-                else:
-                    self.metrics.records.labels("accepted").inc()
+        for rec in batch:
+            try:
+                result = decode(rec.value, rec.timestamp_ms)
+                if not isinstance(result, Rejection):
+                    self.engine.ingest(result, now)
+            except Exception as exc:  # noqa: BLE001 - never crash on input
+                log.exception("cannot process record %s:%s", rec.partition, rec.offset)
+                result = Rejection(Reason.BAD_VALUE, f"internal error: {exc!r}"[:300])
+            if isinstance(result, Rejection):
+                dead += 1
+                dl = DeadLetter(rec.topic, rec.partition, rec.offset, str(result.reason),
+                                result.detail, rec.value, now)
+                producer.send(rec.topic.encode(), dl.to_json())
+                self.metrics.records.labels("malformed").inc()
+            else:
+                self.metrics.records.labels("accepted").inc()
         self._reload_silences(now)
         notes, dropped = self.engine.flush_due(self.clock())
         for d in dropped:
@@ -194,10 +174,7 @@ class Dispatcher:
         if dead:
             producer.flush(30)
         if batch:
-            try:
-                consumer.commit()
-            except kafka_error as exc:
-                log.warning("offset commit failed (records will be re-read): %s", exc)
+            consumer.commit()
         by_receiver: dict[str, list[Any]] = {}
         for it in items:
             by_receiver.setdefault(it.receiver, []).append(it)

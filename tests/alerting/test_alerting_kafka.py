@@ -225,24 +225,28 @@ def test_sigkill_during_delivery_loses_nothing(
             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
             stdout=log, stderr=log)
 
+    def delivered() -> set[str]:
+        return {k for k, _ in receiver.keys("/hook")}
+
+    def wait_or_show_log(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+        try:
+            wait_until(predicate, timeout_s, what)
+        except Timeout:
+            missing = sorted({f"truck_offline:K{i}" for i in range(n)} - delivered())
+            log.flush()
+            pytest.fail(f"timed out waiting for {what}: {len(missing)} alerts not delivered, "
+                        f"e.g. {missing[:5]}; process alive: {proc.poll() is None}; "
+                        "dispatcher log:\n" + (tmp_path / "dispatcher.log").read_text()[-3000:])
+
     proc = spawn()
     try:
-        wait_until(lambda: len(receiver.got("/hook")) >= 20, 30, "some deliveries")
+        wait_or_show_log(lambda: len(receiver.got("/hook")) >= 20, 30, "some deliveries")
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        before = {k for k, _ in receiver.keys("/hook")}
-        assert len(before) < n, "killed too late to test anything"
+        assert len(delivered()) < n, "killed too late to test anything"
         proc = spawn()
-        try:
-            wait_until(lambda: len({k for k, _ in receiver.keys("/hook")}) == n, 60,
-                       "every alert delivered after the restart")
-        except Timeout:
-            got = {k for k, _ in receiver.keys("/hook")}
-            missing = sorted({f"truck_offline:K{i}" for i in range(n)} - got)
-            log.flush()
-            pytest.fail(f"{len(missing)} alerts not delivered, e.g. {missing[:5]}; restarted "
-                        f"process alive: {proc.poll() is None}; dispatcher log:\n"
-                        + (tmp_path / "dispatcher.log").read_text()[-3000:])
+        wait_or_show_log(lambda: len(delivered()) == n, 60,
+                         "every alert delivered after the restart")
     finally:
         proc.terminate()
         try:
