@@ -341,14 +341,25 @@ def _fanout_md(sec: dict[str, Any]) -> list[str]:
 def _profile_md(sec: dict[str, Any]) -> list[str]:
     rows = [[s.get("step"), fmt_num(s.get("us_per_ping"), 1), fmt_num(s.get("rate_per_s"))]
             for s in sec.get("steps", [])]
-    stages = [[r.get("name"), r.get("status", "ok"), fmt_num(r.get("rate")),
-               fmt_num(r.get("us_per_ping"), 1), fmt_num(r.get("cpu_us_per_ping")),
-               r.get("reason", "")[:200]] for r in sec.get("stages", [])]
-    return [sec.get("method", ""), "",
-            md_table(["step (one Python thread, no Flink)", "µs per ping", "pings/s alone"],
-                     rows), "",
-            md_table(["Flink job cut (p=1)", "status", "pings/s", "wall µs/ping",
-                      "CPU µs/ping", "note"], stages), "", sec.get("conclusion", "")]
+    lines = [sec.get("method", ""), "",
+             md_table(["step (one Python thread, no Flink)", "µs per ping", "pings/s alone"],
+                      rows), ""]
+    if "stages" in sec:  # results of before 2026-11-28: the per-record job cut by stage
+        stages = [[r.get("name"), r.get("status", "ok"), fmt_num(r.get("rate")),
+                   fmt_num(r.get("us_per_ping"), 1), fmt_num(r.get("cpu_us_per_ping")),
+                   r.get("reason", "")[:200]] for r in sec["stages"]]
+        lines += [md_table(["Flink job cut (p=1)", "status", "pings/s", "wall µs/ping",
+                            "CPU µs/ping", "note"], stages), ""]
+    if sec.get("threads"):
+        job, window = sec.get("job", {}), sec.get("window", {})
+        lines += [f"The job: {fmt_num(job.get('rate'))} pings/s, "
+                  f"{fmt_num(job.get('cpu_us_per_ping'))} CPU µs per ping (its process tree); "
+                  f"threads read over {fmt_num(window.get('seconds'), 1)} s, "
+                  f"{fmt_num(100 * (window.get('share') or 0))} % of the input.", "",
+                  md_table(["process", "threads", "cores", "CPU µs per ping"],
+                           [[t.get("process"), t.get("threads"), fmt_num(t.get("cores"), 2),
+                             fmt_num(t.get("us_per_ping"), 1)] for t in sec["threads"]]), ""]
+    return lines + [sec.get("conclusion", "")]
 
 
 SECTION_TITLES = {

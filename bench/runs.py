@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,8 @@ def _missing(r: Any, expected: dict[str, int], chunk: int = 5000) -> dict[str, i
 def run_consumer(stack: Stack, ds: Dataset, name: str, argv: list[str], workdir: Path,
                  timeout_s: float, env: dict[str, str] | None = None,
                  done_key: str | None = None, cap_s: float | None = None,
-                 also_measured: dict[str, int] | None = None) -> dict[str, Any]:
+                 also_measured: dict[str, int] | None = None,
+                 on_progress: Callable[[float, int], None] | None = None) -> dict[str, Any]:
     """Start ``argv`` on an empty Redis and time it through ``ds``; a result row.
 
     With ``done_key`` the consumer counts its records in that Redis key instead of writing
@@ -55,7 +57,9 @@ def run_consumer(stack: Stack, ds: Dataset, name: str, argv: list[str], workdir:
     row is ``partial``: its rate is what was processed by then (one position per ping, the
     input being clean), over that time. ``also_measured`` names processes (by pid) whose
     trees do the work besides the child, such as a Flink cluster's TaskManagers under a
-    `flink run` client: their CPU and memory count as the consumer's."""
+    `flink run` client: their CPU and memory count as the consumer's. ``on_progress`` is
+    called at every poll with the fraction of the pings processed and the child's pid (to
+    observe the run in its steady state, as :class:`bench.threads.ThreadWindow` does)."""
     stack.flush_redis()
     r = stack.redis()
     redis_pid = stack.procs["redis"].pid
@@ -100,6 +104,8 @@ def run_consumer(stack: Stack, ds: Dataset, name: str, argv: list[str], workdir:
                     raise BenchError(f"{name}: not done after {timeout_s:.0f}s "
                                      f"({progress():,} records processed)")
                 added = progress()
+                if on_progress is not None:
+                    on_progress(added / ds.pings, child.popen.pid)
                 bar.update_to(added, f"{added / max(1e-9, now - t_first):,.0f}/s")
                 if cap_s is not None and now - t_first >= cap_s:
                     t_end, processed = now, min(added, ds.pings)

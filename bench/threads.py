@@ -17,6 +17,7 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -54,6 +55,59 @@ def cores_by_group(before: dict[tuple[int, str], int], after: dict[tuple[int, st
     return used
 
 
+def process_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return f"pid {pid}"
+
+
+class ThreadWindow:
+    """Per-thread CPU of a consumer's process tree (and of ``others``, such as redis-server)
+    between two points of its progress, so that neither start-up nor the tail counts: the
+    ``on_progress`` hook of :func:`bench.runs.run_consumer`.
+
+    ``rows`` ends up as [{process, threads, cores}], most cores first; ``seconds`` and
+    ``fraction`` are the window's length in time and in share of the input."""
+
+    def __init__(self, others: dict[str, int], start: float = 0.25, end: float = 0.75) -> None:
+        self.others = others
+        self.start, self.end = start, end
+        self._first: tuple[float, float, dict[int, dict[tuple[int, str], int]]] | None = None
+        self.rows: list[dict[str, Any]] = []
+        self.seconds = self.fraction = 0.0
+
+    def _read(self, child_pid: int) -> dict[int, dict[tuple[int, str], int]]:
+        from bench.support import process_tree
+
+        ticks = {}
+        for pid in [*process_tree(child_pid), *self.others.values()]:
+            try:
+                ticks[pid] = thread_ticks(pid)
+            except OSError:  # ended meanwhile
+                continue
+        return ticks
+
+    def __call__(self, fraction: float, child_pid: int) -> None:
+        if self.rows or fraction < self.start:
+            return
+        if self._first is None:
+            self._first = (time.monotonic(), fraction, self._read(child_pid))
+            return
+        if fraction < self.end:
+            return
+        t0, f0, before = self._first
+        after = self._read(child_pid)
+        self.seconds, self.fraction = time.monotonic() - t0, fraction - f0
+        for pid, ticks in after.items():
+            name = process_name(pid)
+            for group, cores in cores_by_group(before.get(pid, {}), ticks, self.seconds).items():
+                if cores >= 0.005:
+                    self.rows.append({"process": name, "threads": group,
+                                      "cores": round(cores, 2)})
+        self.rows.sort(key=lambda r: -r["cores"])
+
+
 @click.command()
 @click.option("--pid", "pids", type=int, multiple=True, required=True,
               help="A process to watch (repeatable: the JVM, redis-server, ...).")
@@ -68,7 +122,7 @@ def main(pids: tuple[int, ...], seconds: float, top: int) -> None:
     elapsed = time.monotonic() - start
     for pid in pids:
         used = cores_by_group(before[pid], after[pid], elapsed)
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        comm = process_name(pid)
         print(f"\n{comm} (pid {pid}): {sum(used.values()):.2f} cores over {elapsed:.1f} s")
         print("| threads | cores |\n|---|---|")
         for name, cores in sorted(used.items(), key=lambda item: -item[1])[:top]:

@@ -31,6 +31,22 @@ from typing import Any
 import click
 
 
+def stage_argv(ctx: Any, topic: str, stage: str) -> list[str]:
+    """A cut of the job (:mod:`bench.jobs.stages`), bounded at parallelism 1."""
+    from bench.runs import unique_group
+    from bench.support import python_argv
+
+    t = ctx.stack.topics
+    group = unique_group(f"bench-{stage}")
+    return python_argv("bench.jobs.stages", "--stage", stage, "--bootstrap",
+                       ctx.stack.bootstrap, "--redis-url", ctx.stack.redis_url,
+                       "--gps-topic", topic, "--alerts-topic", t.alerts, "--dlq-topic", t.dlq,
+                       "--geofence-topic", t.geofence_events,
+                       "--group-id", group, "--bounded",
+                       "--checkpoint-dir", str(ctx.workdir / "checkpoints" / group),
+                       "--parallelism", "1")
+
+
 def on_cluster(stack: Any, ds: Any, name: str, argv: list[str], work: Path,
                taskmanagers: int, done_key: str | None, root: Path | None = None,
                env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -83,7 +99,6 @@ def main(pings: int, trucks: int, repeat: int, shards: int, flush_ms: int, truck
     """Alternate the per-record and the bundled cut; print rates and the ratio."""
     from bench.context import Context, Sizes
     from bench.runs import run_consumer
-    from bench.sections.profile import stage_argv
     from bench.sections.throughput import run_timeout_s, tracking_argv
     from bench.support import exit_on_sigterm, log, running_stack
 

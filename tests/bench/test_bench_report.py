@@ -244,3 +244,56 @@ def test_update_refuses_to_start_without_earlier_results(tmp_path: Path) -> None
     assert result.exit_code == 2
     assert "--update" in result.output and "bench-results.json" in result.output
     assert not (tmp_path / "BENCHMARKS.md").exists()
+
+
+def profile_section() -> dict:  # type: ignore[type-arg]
+    from bench.sections.profile import conclude
+
+    steps = [{"step": "parse_ping (orjson + validation)", "us_per_ping": 5.0,
+              "rate_per_s": 200_000},
+             {"step": "sum: the job's own work per ping in one thread", "us_per_ping": 50.0,
+              "rate_per_s": 20_000}]
+    job = {"name": "fleetpulse p=1", "status": "ok", "rate": 14_000, "cpu_us_per_ping": 82.0}
+    threads = [{"process": "java", "threads": "truck-state (1/", "cores": 0.7,
+                "us_per_ping": 50.0},
+               {"process": "redis-server", "threads": "redis-server", "cores": 0.4,
+                "us_per_ping": 28.6},
+               {"process": "java", "threads": "redis-positions", "cores": 0.15,
+                "us_per_ping": 10.7}]
+    return {"status": "ok", "steps": steps, "job": job, "threads": threads,
+            "window": {"seconds": 35.0, "share": 0.5}, "method": "M.",
+            "conclusion": conclude(steps, job, threads)}
+
+
+def test_profile_shows_the_threads_of_the_job_and_reads_them() -> None:
+    results = sample_results()
+    results["sections"]["profile"] = profile_section()
+    md = report.markdown(results, chart_name=None)
+    assert "| java | truck-state (1/ | 0.70 | 50.0 |" in md
+    assert "The job: 14,000 pings/s, 82 CPU µs per ping (its process tree); threads read " \
+           "over 35.0 s, 50 % of the input." in md
+    conclusion = results["sections"]["profile"]["conclusion"]
+    assert "at most 20,000 pings/s" in conclusion
+    assert "the truck function's task thread 0.70 and the Redis writer thread 0.15" in conclusion
+    assert "(0.85 of the one core" in conclusion and "redis-server 0.40" in conclusion
+    assert "used 1.25 of the machine's cores" in conclusion
+    assert "Flink job cut" not in md
+
+
+def test_profile_of_before_keeps_its_job_cuts() -> None:
+    results = sample_results()
+    results["sections"]["profile"] = {
+        "status": "ok", "steps": [], "conclusion": "C.", "method": "M.",
+        "stages": [{"name": "Flink: whole job", "status": "ok", "rate": 5701,
+                    "us_per_ping": 175.4, "cpu_us_per_ping": 240}]}
+    md = report.markdown(results, chart_name=None)
+    assert "| Flink: whole job | ok | 5,701 | 175.4 | 240 |  |" in md
+
+
+def test_profile_says_why_the_job_was_not_read() -> None:
+    from bench.sections.profile import conclude
+
+    steps = profile_section()["steps"]
+    text = conclude(steps, {"status": "failed", "reason": "exited early"}, [])
+    assert text.startswith("Our own work, measured alone in one thread, is 50 µs per ping")
+    assert text.endswith("the job run was not measured: exited early")
