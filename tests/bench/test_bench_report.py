@@ -297,3 +297,13 @@ def test_profile_says_why_the_job_was_not_read() -> None:
     text = conclude(steps, {"status": "failed", "reason": "exited early"}, [])
     assert text.startswith("Our own work, measured alone in one thread, is 50 µs per ping")
     assert text.endswith("the job run was not measured: exited early")
+
+
+def test_cost_growth_summary_counts_the_jvm_where_the_state_lives() -> None:
+    results = sample_results()
+    results["sections"]["scaling"] = {"status": "ok", "runs": [
+        {"trucks": 10_000, "rate": 14_436, "peak_rss_mib": 224, "tree_peak_rss_mib": 1557},
+        {"trucks": 1_000_000, "rate": 12_009, "peak_rss_mib": 224, "tree_peak_rss_mib": 3381}]}
+    rows = {r[0]: r for r in report.summary_rows(results)}
+    assert rows["7. cost growth (trucks: rate, job peak RSS with its JVM)"][1] == \
+        "10,000: 14,436/s, 1,557 MiB; 1,000,000: 12,009/s, 3,381 MiB"
