@@ -1,8 +1,10 @@
 """Batched, guarded Redis writes of the tracking job (the job's only Redis I/O).
 
 Positions go through one server-side script per batch: for each truck it compares ``ts_ms``
-with what Redis holds and writes nothing when Redis already has a newer position, so replays
-after a restart, duplicated batches and two writers racing can never move a truck backwards.
+with what Redis holds and writes nothing when Redis already has a newer position, nor at an
+equal ``ts_ms`` unless the write is a status change numbered later (``PositionWrite.rev``) than
+the last one applied there (kept in `trucks:rev`). So replays after a restart, duplicated
+batches and two writers racing can never move a truck backwards or write an entry twice.
 The script also touches `trucks:geo`, `stream:positions` and the `trucks:seen` index that lets
 the sweeper drop geo members whose `truck:` hash has expired. Redis geo cannot hold latitudes
 beyond ±85.05112878° (``GEOADD`` refuses them with an error that would fail the whole batch,
@@ -37,20 +39,31 @@ TRUCK_TTL_S = 3600
 GEO_KEY = "trucks:geo"
 STREAM_KEY = "stream:positions"
 SEEN_KEY = "trucks:seen"  # zset truck_id -> Redis second of its last write (sweeper index)
+REV_KEY = "trucks:rev"  # hash truck_id -> "ts:rev" of its last status change at an equal ts
 
-# KEYS: geo, stream, seen, truck:<id>...   ARGV: ttl, maxlen, then the 8 fields of a
-# PositionWrite per truck.
+# KEYS: geo, stream, seen, revs, truck:<id>...   ARGV: ttl, maxlen, then the 9 fields of a
+# PositionWrite per truck. A write is applied when its ts is newer than the hash's; at an equal
+# ts only a status change (rev > 0, another status) later than the last one applied at that ts,
+# which `trucks:rev` records as "ts:rev".
 POSITIONS_LUA = """
 local ttl, maxlen = ARGV[1], ARGV[2]
 local now_s = redis.call('TIME')[1]
 local written = 0
-for i = 4, #KEYS do
-  local a = 3 + (i - 4) * 8
-  local id, ts = ARGV[a], ARGV[a + 1]
+for i = 5, #KEYS do
+  local a = 3 + (i - 5) * 9
+  local id, ts, rev = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 8])
   local cur = redis.call('HMGET', KEYS[i], 'ts_ms', 'status')
-  local newer = (not cur[1]) or tonumber(ts) > tonumber(cur[1])
-  local restatus = cur[1] and tonumber(ts) == tonumber(cur[1]) and cur[2] ~= ARGV[a + 6]
-  if newer or restatus then
+  local apply = (not cur[1]) or tonumber(ts) > tonumber(cur[1])
+  if not apply and rev > 0 and tonumber(ts) == tonumber(cur[1]) and cur[2] ~= ARGV[a + 6] then
+    local last = redis.call('HGET', KEYS[4], id)
+    local last_rev = 0
+    if last then
+      local last_ts, r = string.match(last, '^(.*):(%d+)$')
+      if last_ts == ts then last_rev = tonumber(r) end
+    end
+    apply = rev > last_rev
+  end
+  if apply then
     local lat, lng = ARGV[a + 2], ARGV[a + 3]
     redis.call('HSET', KEYS[i], 'lat', lat, 'lng', lng, 'speed_kph', ARGV[a + 4],
       'heading', ARGV[a + 5], 'status', ARGV[a + 6], 'updated', math.floor(tonumber(ts) / 1000),
@@ -63,6 +76,9 @@ for i = 4, #KEYS do
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', 'truck_id', id, 'lat', lat,
       'lng', lng, 'speed_kph', ARGV[a + 4], 'heading', ARGV[a + 5], 'status', ARGV[a + 6],
       'ts_ms', ts, 'region', ARGV[a + 7])
+    if rev > 0 then
+      redis.call('HSET', KEYS[4], id, ts .. ':' .. rev)
+    end
     written = written + 1
   end
   redis.call('EXPIRE', KEYS[i], ttl)
@@ -71,9 +87,10 @@ end
 return written
 """
 
-# KEYS: geo, seen   ARGV: ttl, limit. Of the trucks scored a TTL ago or more, drops those whose
-# hash has expired and scores the others with their last write (now - ttl + remaining TTL, plus
-# the second TTL rounds down, so that none is due again at once; a hash without expiry, now).
+# KEYS: geo, seen, revs   ARGV: ttl, limit. Of the trucks scored a TTL ago or more, drops those
+# whose hash has expired (and their `trucks:rev` entry) and scores the others with their last
+# write (now - ttl + remaining TTL, plus the second TTL rounds down, so that none is due again at
+# once; a hash without expiry, now).
 # Returns {trucks looked at, trucks dropped}.
 SWEEP_LUA = """
 local ttl = tonumber(ARGV[1])
@@ -85,6 +102,7 @@ for _, id in ipairs(due) do
   if left == -2 then
     redis.call('ZREM', KEYS[1], id)
     redis.call('ZREM', KEYS[2], id)
+    redis.call('HDEL', KEYS[3], id)
     dropped = dropped + 1
   else
     redis.call('ZADD', KEYS[2], left >= 0 and now - ttl + left + 1 or now, id)
@@ -97,7 +115,7 @@ BATCH = 400
 
 # A write's script arguments, in ARGV order (the fields of PositionWrite, in order).
 _script_args = attrgetter("truck_id", "ts", "lat", "lng", "speed_kph", "heading", "status",
-                          "region")
+                          "region", "rev")
 
 
 class RedisTruckWriter:
@@ -117,7 +135,7 @@ class RedisTruckWriter:
         pipe = self._redis.pipeline(transaction=False)
         for start in range(0, len(items), BATCH):
             chunk = items[start:start + BATCH]
-            keys: list[str] = [GEO_KEY, STREAM_KEY, SEEN_KEY]
+            keys: list[str] = [GEO_KEY, STREAM_KEY, SEEN_KEY, REV_KEY]
             args: list[str | int | float] = [TRUCK_TTL_S, self._maxlen]
             for w in chunk:
                 keys.append(f"truck:{w.truck_id}")
@@ -139,7 +157,8 @@ class RedisTruckWriter:
         per script call (each blocks Redis briefly); returns how many were dropped."""
         dropped = 0
         while True:  # the due trucks not dropped are scored later, so each call finds others
-            looked_at, gone = self._sweep(keys=[GEO_KEY, SEEN_KEY], args=[TRUCK_TTL_S, limit])
+            looked_at, gone = self._sweep(keys=[GEO_KEY, SEEN_KEY, REV_KEY],
+                                         args=[TRUCK_TTL_S, limit])
             dropped += int(gone)
             if int(looked_at) < limit:
                 return dropped

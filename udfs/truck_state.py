@@ -69,6 +69,10 @@ class PositionWrite:
     heading: float
     status: str
     region: str
+    # The truck's writes at one ``ts`` in order: 0 for the ping's own, then 1, 2, ... for each
+    # status change before its next ping. Redis rewrites an equal ``ts`` only for a higher one,
+    # which keeps a replay from writing a status again after the one that followed it.
+    rev: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +121,10 @@ class TruckState:
     inside: dict[str, list[int]] = field(default_factory=dict)  # gid -> [inside 0/1, streak]
     recent: list[tuple[int, float, float]] = field(default_factory=list)
     rejections_in_row: int = 0
+    # The last position write: its ts and its PositionWrite.rev (-1: none since the start or
+    # since a restore of state from before 2026-11-28).
+    written_ts: int = -1
+    written_rev: int = 0
 
 
 @dataclass(slots=True)
@@ -150,8 +158,14 @@ def _position(state: TruckState, arriving: Ping | None = None) -> PositionWrite:
         # once the watermark passes the ping.
         slow = (arriving.speed_kph or 0.0) < 3.0
         status = TruckStatus.STOPPED.value if slow else TruckStatus.MOVING.value
+    if arriving is not None:  # the ping's own write: its ts is new
+        state.written_ts, state.written_rev = state.pos_ts, 0
+    elif state.written_ts == state.pos_ts:  # another status change before the next ping
+        state.written_rev += 1
+    else:  # the first (or the state is from before the counters: its ping's write was 0)
+        state.written_ts, state.written_rev = state.pos_ts, 1
     return PositionWrite(state.truck_id, state.pos_ts, state.lat, state.lng, state.speed_kph,
-                         state.heading, status, state.region)
+                         state.heading, status, state.region, state.written_rev)
 
 
 def on_ping(

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.integration
 T0 = 1_764_000_000_000
 
 
-def write(truck: str, ts: int, lat: float = 40.0, status: str = "MOVING") -> PositionWrite:
-    return PositionWrite(truck, ts, lat, -100.123456789, 61.25, 270.0, status, "WEST")
+def write(truck: str, ts: int, lat: float = 40.0, status: str = "MOVING",
+          rev: int = 0) -> PositionWrite:
+    return PositionWrite(truck, ts, lat, -100.123456789, 61.25, 270.0, status, "WEST", rev)
 
 
 def hash_of(client: redis.Redis, truck: str) -> dict[str, str]:
@@ -46,7 +47,8 @@ def test_an_older_position_never_overwrites_a_newer_one(redis_url: str,
         assert writer.write_positions([write("T1", T0 + 1000, lat=40.1),  # older: ignored
                                        write("T2", T0, lat=41.0)]) == 1
         assert writer.write_positions([write("T1", T0 + 2000, lat=40.2)]) == 0  # replay
-        assert writer.write_positions([write("T1", T0 + 2000, lat=40.2, status="STOPPED")]) == 1
+        assert writer.write_positions([write("T1", T0 + 2000, lat=40.2, status="STOPPED",
+                                             rev=1)]) == 1  # a status change at the same ts
     finally:
         writer.close()
     assert hash_of(redis_client, "T1") == {
@@ -61,6 +63,34 @@ def test_an_older_position_never_overwrites_a_newer_one(redis_url: str,
     assert stream == [("T1", T0 + 2000, "MOVING"), ("T2", T0, "MOVING"),
                       ("T1", T0 + 2000, "STOPPED")]
     assert set(seen_scores(redis_client)) == {"T1", "T2"}
+
+
+def test_a_replay_of_status_changes_at_one_ts_writes_nothing_again(
+        redis_url: str, redis_client: redis.Redis) -> None:
+    """The writes of one ts in the truck's order (its ping's, then each status change before
+    the next ping), applied, then sent again from the start as after a restart: none is
+    applied twice, the hash never goes back to an older status, and a later one still is."""
+    ping = write("T1", T0, status="MOVING")
+    stopped = write("T1", T0, status="STOPPED", rev=1)
+    offline = write("T1", T0, status="OFFLINE", rev=2)
+    writer = RedisTruckWriter(redis_url)
+    try:
+        assert writer.write_positions([ping, stopped]) == 2
+        assert writer.write_positions([ping]) == 0
+        assert hash_of(redis_client, "T1")["status"] == "STOPPED"
+        assert writer.write_positions([stopped]) == 0
+        assert writer.write_positions([offline]) == 1
+        assert writer.write_positions([ping, stopped, offline]) == 0
+        assert writer.write_positions([write("T1", T0 + 1000, status="MOVING")]) == 1
+        # a newer ts starts over: its first status change applies although rev 1 was seen
+        assert writer.write_positions([write("T1", T0 + 1000, status="STOPPED", rev=1)]) == 1
+    finally:
+        writer.close()
+    stream = [(int(f[b"ts_ms"]), f[b"status"].decode())
+              for _, f in redis_client.xrange(STREAM_KEY)]
+    assert stream == [(T0, "MOVING"), (T0, "STOPPED"), (T0, "OFFLINE"), (T0 + 1000, "MOVING"),
+                      (T0 + 1000, "STOPPED")]
+    assert hash_of(redis_client, "T1")["status"] == "STOPPED"
 
 
 def test_two_writers_racing_leave_every_truck_at_its_newest_position(
@@ -128,6 +158,8 @@ def test_the_sweep_drops_the_trucks_whose_hash_expired_and_rescores_the_others(
     writer = RedisTruckWriter(redis_url)
     try:
         writer.write_positions([write(t, T0) for t in ("GONE", "LIVE", "FRESH", "KEPT")])
+        writer.write_positions([write(t, T0, status="STOPPED", rev=1) for t in ("GONE", "LIVE")])
+        assert set(redis_client.hkeys("trucks:rev")) == {b"GONE", b"LIVE"}
         now = redis_now(redis_client)
         redis_client.delete("truck:GONE")  # as if its hour had passed
         redis_client.expire("truck:LIVE", 1000)  # last written 2,600 s ago...
@@ -141,6 +173,7 @@ def test_the_sweep_drops_the_trucks_whose_hash_expired_and_rescores_the_others(
         assert 0 <= scores["LIVE"] - (now - 2600) <= 2  # its last write, from its TTL
         assert abs(scores["KEPT"] - now) <= 2
         assert abs(scores["FRESH"] - now) <= 2
+        assert redis_client.hkeys("trucks:rev") == [b"LIVE"]  # a dropped truck's goes too
         assert writer.sweep_geo() == 0  # nothing is due again
     finally:
         writer.close()

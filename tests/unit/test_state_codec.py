@@ -49,7 +49,8 @@ def test_a_state_with_every_kind_of_field_set_round_trips_exactly() -> None:
                        "MIDWEST", ("MIDWEST", "MOVING"),
                        [Ping("T9", 1_764_000_005_000, 40.2, -100.1, None, 12.5, 4.0, "ok")],
                        1_764_000_000_000, 40.1, -100.0, "STOPPED", 1_763_999_000_000, True,
-                       True, True, {"HUB-A": [1, 1]}, [(1_764_000_000_000, 40.1, -100.0)], 2)
+                       True, True, {"HUB-A": [1, 1]}, [(1_764_000_000_000, 40.1, -100.0)], 2,
+                       1_764_000_000_123, 3)
     back = restored(state, None)
     assert back == state
     assert isinstance(back.census, tuple) and isinstance(back.recent[0], tuple)
@@ -75,3 +76,20 @@ def test_boxes_are_stored_as_json_and_a_box_pickled_whole_still_restores() -> No
     assert sorted(coded.keys()) == ["T0", "T1"]
     coded.remove("T0")
     assert coded.get("T0") is None
+
+
+def test_a_format_1_state_reads_with_no_write_since_the_restore() -> None:
+    """Checkpoints of before 2026-11-28 hold 20 fields under format 1; they restore with the
+    write counters at their defaults, every other field as stored."""
+    state = TruckState("T9", 1_764_000_000_123, 40.5, -100.5, 61.25, 359.9, "MIDWEST",
+                       ("MIDWEST", "STOPPED"), status="STOPPED", recent=[(1, 2.0, 3.0)],
+                       written_ts=1_764_000_000_123, written_rev=2)
+    _, wake, values = orjson.loads(encode_truck(state, 7))
+    format_1 = orjson.dumps([1, wake, values[:-2]])
+    back, wake_back = decode_truck(format_1)
+    assert wake_back == 7
+    assert (back.written_ts, back.written_rev) == (-1, 0)
+    assert back == TruckState(**{**{f: getattr(state, f) for f in state.__slots__},
+                                 "written_ts": -1, "written_rev": 0})
+    with pytest.raises(UnknownStateFormat, match="format 1"):
+        decode_truck(orjson.dumps([1, wake, values]))  # format 1 never had 22 fields

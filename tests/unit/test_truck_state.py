@@ -317,3 +317,29 @@ def test_the_detection_slack_changes_when_detection_runs_never_what_it_decides(
         assert decisions(lazy) == decisions(exact)
         assert lazy_state == exact_state
         assert lazy_counts == exact_counts
+
+
+def test_writes_at_one_ts_are_numbered_in_order_and_a_new_ping_starts_over() -> None:
+    """A ping's own write is 0 and each status change before the next ping counts up, which
+    lets Redis refuse a replayed status that a later one had replaced."""
+    t = Truck()
+    for i in range(0, 13):  # 0..120 s, slow; the last ping at 120 s
+        t.ping(T0 + i * 10_000, speed=1.0)
+    last = T0 + 120_000
+    t.advance(last)  # stopped
+    t.advance(last + 10 * MIN)  # offline
+    t.ping(last + 11 * MIN)
+    writes = [(w.ts, w.status, w.rev) for w in t.out if isinstance(w, PositionWrite)]
+    assert writes[:2] == [(T0, "MOVING", 0), (T0 + 10_000, "MOVING", 0)]
+    assert writes[-4:] == [(last, "MOVING", 0), (last, "STOPPED", 1), (last, "OFFLINE", 2),
+                           (last + 11 * MIN, "MOVING", 0)]
+
+
+def test_a_state_from_before_the_write_numbers_gives_its_first_status_change_one() -> None:
+    t = Truck()
+    for i in range(0, 13):
+        t.ping(T0 + i * 10_000, speed=1.0)
+    t.state.written_ts, t.state.written_rev = -1, 0  # as restored from format 1
+    t.advance(T0 + 120_000)
+    stopped = [w for w in t.out if isinstance(w, PositionWrite)][-1]
+    assert (stopped.ts, stopped.status, stopped.rev) == (T0 + 120_000, "STOPPED", 1)
