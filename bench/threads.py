@@ -63,14 +63,15 @@ def process_name(pid: int) -> str:
 
 
 class ThreadWindow:
-    """Per-thread CPU of a consumer's process tree (and of ``others``, such as redis-server)
-    between two points of its progress, so that neither start-up nor the tail counts: the
-    ``on_progress`` hook of :func:`bench.runs.run_consumer`.
+    """Per-thread CPU of a consumer's process tree (and of the processes ``others``, such as
+    redis-server) between two points of its progress, so that neither start-up nor the tail
+    counts: the ``on_progress`` hook of :func:`bench.runs.run_consumer`.
 
     ``rows`` ends up as [{process, threads, cores}], most cores first; ``seconds`` and
     ``fraction`` are the window's length in time and in share of the input."""
 
-    def __init__(self, others: dict[str, int], start: float = 0.25, end: float = 0.75) -> None:
+    def __init__(self, others: tuple[int, ...] = (), start: float = 0.25,
+                 end: float = 0.75) -> None:
         self.others = others
         self.start, self.end = start, end
         self._first: tuple[float, float, dict[int, dict[tuple[int, str], int]]] | None = None
@@ -81,7 +82,7 @@ class ThreadWindow:
         from bench.support import process_tree
 
         ticks = {}
-        for pid in [*process_tree(child_pid), *self.others.values()]:
+        for pid in [*process_tree(child_pid), *self.others]:
             try:
                 ticks[pid] = thread_ticks(pid)
             except OSError:  # ended meanwhile

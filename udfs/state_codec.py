@@ -13,8 +13,9 @@ round-trip form); tuples come back as tuples. Every value is finite (validation 
 NaN and infinities, and nothing derived from them is kept), which JSON requires.
 ``FORMAT`` names the field layout: a change to :class:`~udfs.truck_state.TruckState`'s fields
 needs a new format number and a reader of the old one, or checkpoints taken before it do not
-restore. Format 2 (2026-11-28) appended ``written_ts`` and ``written_rev``; a format 1 array
-reads with their defaults (no write since the restore).
+restore. Format 2 (2026-11-28) appended ``written_rev``; a format 1 array
+reads with its default (no write since the restore). Format 2 as first landed (dff7410, for an
+hour) also held ``written_ts``, which is always ``pos_ts``: such state is refused by name.
 """
 
 from __future__ import annotations
@@ -36,9 +37,8 @@ _ping_values = attrgetter(*[f.name for f in fields(Ping)])
 _PENDING = _FIELDS.index("pending")
 _CENSUS = _FIELDS.index("census")
 _RECENT = _FIELDS.index("recent")
-# Format 1 had every field up to rejections_in_row; the fields after it take their defaults.
-_FORMAT_1_FIELDS = _FIELDS.index("rejections_in_row") + 1
-_ADDED_IN_FORMAT_2 = [f.default for f in fields(TruckState)[_FORMAT_1_FIELDS:]]
+# Format 1 had every field up to rejections_in_row; TruckState gives the later ones defaults.
+_FIELD_COUNTS = {1: _FIELDS.index("rejections_in_row") + 1, FORMAT: len(_FIELDS)}
 
 
 class UnknownStateFormat(ValueError):
@@ -68,11 +68,9 @@ def decode_truck(data: bytes) -> tuple[TruckState, int | None]:
 def _parse(data: bytes) -> tuple[int | None, list[Any]]:
     """The wake second and field values of a stored array, or UnknownStateFormat."""
     decoded = orjson.loads(data)
-    if (isinstance(decoded, list) and len(decoded) == 3 and decoded[0] == 1
-            and isinstance(decoded[2], list) and len(decoded[2]) == _FORMAT_1_FIELDS):
-        return decoded[1], decoded[2] + _ADDED_IN_FORMAT_2
-    if not (isinstance(decoded, list) and len(decoded) == 3 and decoded[0] == FORMAT
-            and isinstance(decoded[2], list) and len(decoded[2]) == len(_FIELDS)):
+    if not (isinstance(decoded, list) and len(decoded) == 3 and isinstance(decoded[0], int)
+            and isinstance(decoded[2], list)
+            and _FIELD_COUNTS.get(decoded[0]) == len(decoded[2])):
         head = decoded[0] if isinstance(decoded, list) and decoded else decoded
         raise UnknownStateFormat(f"truck state in format {head!r}; this version reads "
                                  f"formats 1 and {FORMAT} ({len(_FIELDS)} fields)")

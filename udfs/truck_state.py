@@ -121,9 +121,8 @@ class TruckState:
     inside: dict[str, list[int]] = field(default_factory=dict)  # gid -> [inside 0/1, streak]
     recent: list[tuple[int, float, float]] = field(default_factory=list)
     rejections_in_row: int = 0
-    # The last position write: its ts and its PositionWrite.rev (-1: none since the start or
-    # since a restore of state from before 2026-11-28).
-    written_ts: int = -1
+    # PositionWrite.rev of the last position write. Its ts is always pos_ts: pos_ts only changes
+    # with an arrival, and an arrival always writes.
     written_rev: int = 0
 
 
@@ -158,12 +157,9 @@ def _position(state: TruckState, arriving: Ping | None = None) -> PositionWrite:
         # once the watermark passes the ping.
         slow = (arriving.speed_kph or 0.0) < 3.0
         status = TruckStatus.STOPPED.value if slow else TruckStatus.MOVING.value
-    if arriving is not None:  # the ping's own write: its ts is new
-        state.written_ts, state.written_rev = state.pos_ts, 0
-    elif state.written_ts == state.pos_ts:  # another status change before the next ping
-        state.written_rev += 1
-    else:  # the first (or the state is from before the counters: its ping's write was 0)
-        state.written_ts, state.written_rev = state.pos_ts, 1
+    # the ping's own write is 0 (its ts is new); each status change after it counts up. State
+    # restored from before the counters reads 0, so its first status change is 1 and applies.
+    state.written_rev = 0 if arriving is not None else state.written_rev + 1
     return PositionWrite(state.truck_id, state.pos_ts, state.lat, state.lng, state.speed_kph,
                          state.heading, status, state.region, state.written_rev)
 

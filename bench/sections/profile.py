@@ -120,7 +120,7 @@ def run(ctx: Context) -> dict[str, Any]:
     steps = micro(ctx, min(s.profile_pings, 100_000), s.profile_trucks)
     ds = ctx.dataset(s.trucks, s.pings)
     log("profile: the whole tracking job, CPU by thread")
-    window = ThreadWindow({"redis-server": ctx.stack.procs["redis"].pid})
+    window = ThreadWindow(others=(ctx.stack.procs["redis"].pid,))
     job = run_consumer(ctx.stack, ds, "fleetpulse p=1", tracking_argv(ctx, ds, 1),
                        ctx.workdir / "profile", run_timeout_s(ds), on_progress=window)
     pings_in_window = window.fraction * ds.pings

@@ -39,7 +39,7 @@ def test_reads_the_threads_of_a_live_process() -> None:
 
 
 def test_the_window_reads_the_threads_between_its_two_points_once() -> None:
-    window = ThreadWindow({}, start=0.25, end=0.75)
+    window = ThreadWindow(start=0.25, end=0.75)
     pid = os.getpid()
     stop = threading.Event()
 

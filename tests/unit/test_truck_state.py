@@ -339,7 +339,7 @@ def test_a_state_from_before_the_write_numbers_gives_its_first_status_change_one
     t = Truck()
     for i in range(0, 13):
         t.ping(T0 + i * 10_000, speed=1.0)
-    t.state.written_ts, t.state.written_rev = -1, 0  # as restored from format 1
+    t.state.written_rev = 0  # as restored from format 1
     t.advance(T0 + 120_000)
     stopped = [w for w in t.out if isinstance(w, PositionWrite)][-1]
     assert (stopped.ts, stopped.status, stopped.rev) == (T0 + 120_000, "STOPPED", 1)
