@@ -224,8 +224,6 @@ class BundledTruckFunction(KeyedProcessFunction):
                 out.dead_letter(partition, offset, raw, ping)
             else:
                 records.append((partition, offset, raw, ping))
-        # the region cells the bundle's pings fall in, classified together (udfs.geo)
-        self.regions.warm([(ping.lat, ping.lng) for _, _, _, ping in records])
         out.counts["parsed"] += len(records)
         for partition, offset, raw, ping in records:
             newest = max(newest, ping.ts)

@@ -74,12 +74,16 @@ class RegionIndex:
     inside one region (or wholly outside all): most pings then cost a dict lookup, and only
     cells on a boundary pay for the exact point-in-polygon test, against the regions the cell
     remembers as near it (no point object, no tree query per ping). Classifying a cell seen for
-    the first time costs shapely calls whose overhead is per call, not per cell, so `warm`
-    classifies the new cells of a bundle of pings together (one rule, `_classify`, also used
-    for a single cold cell when `region_of` meets one that `warm` did not see).
+    the first time costs shapely calls whose overhead is per call, not per cell, so a cold
+    lookup classifies its cell's whole block of ``BLOCK`` x ``BLOCK`` cells in one batch
+    (`_classify`): a fleet spread over a country meets each block once, and a warm lookup
+    costs nothing more than the dict. `warm` classifies the cells of given points ahead of
+    their lookups (the same rule, cell by cell).
     """
 
     CELL_DEG = 0.1
+    # Cells per side of the block a cold lookup classifies (64 cells, about 90 km square).
+    BLOCK = 8
     # A boundary cell's candidates: regions whose envelope meets the cell grown by this much,
     # so that a point the floor division puts in the cell is never outside it by a rounding.
     EDGE_MARGIN_DEG = 1e-7
@@ -151,13 +155,22 @@ class RegionIndex:
         try:
             cached = self._cells[key]
         except KeyError:
-            cached = self._cells[key] = self._classify([key])[0]
+            cached = self._classify_block(key)
         if isinstance(cached, str):
             return cached
         for i in cached:
             if shapely.contains_xy(self._geoms[i], lng, lat):
                 return self._names[i]
         return OTHER
+
+    def _classify_block(self, key: tuple[int, int]) -> str | tuple[int, ...]:
+        """Classify the uncached cells of ``key``'s block (aligned on multiples of ``BLOCK``)
+        in one batch; ``key``'s class."""
+        b, cells = self.BLOCK, self._cells
+        bx, by = key[0] - key[0] % b, key[1] - key[1] % b  # floor: also for negative cells
+        new = [(x, y) for x in range(bx, bx + b) for y in range(by, by + b) if (x, y) not in cells]
+        cells.update(zip(new, self._classify(new), strict=True))
+        return cells[key]
 
     def shapes(self) -> dict[str, BaseGeometry]:
         return dict(zip(self._names, self._geoms, strict=True))

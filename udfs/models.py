@@ -44,9 +44,11 @@ class ScanType(StrEnum):
 
 
 @pickled_by_fields
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ping:
-    """A validated GPS ping (`fleet.gps`)."""
+    """A validated GPS ping (`fleet.gps`). Never changed once made, but not ``frozen``: the
+    tracking job makes one per ping, and a frozen dataclass's ``__init__`` costs 7x more
+    (``udfs.truck_state.PositionWrite``)."""
 
     truck_id: str
     ts: int

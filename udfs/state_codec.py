@@ -16,6 +16,9 @@ needs a new format number and a reader of the old one, or checkpoints taken befo
 restore. Format 2 (2026-11-28) appended ``written_rev``; a format 1 array
 reads with its default (no write since the restore). Format 2 as first landed (dff7410, for an
 hour) also held ``written_ts``, which is always ``pos_ts``: such state is refused by name.
+Format 3 (2026-11-28) holds the duplicate fingerprints as integers
+(:func:`udfs.truck_state.fingerprint`) instead of ``[ts, lat, lng]`` arrays; formats 1 and 2
+read with theirs converted.
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ from typing import Any
 import orjson
 
 from udfs.models import Ping
-from udfs.truck_state import TruckState
+from udfs.truck_state import TruckState, fingerprint
 
-FORMAT = 2
+FORMAT = 3
 
 _FIELDS = [f.name for f in fields(TruckState)]
 _state_values = attrgetter(*_FIELDS)
@@ -38,7 +41,7 @@ _PENDING = _FIELDS.index("pending")
 _CENSUS = _FIELDS.index("census")
 _RECENT = _FIELDS.index("recent")
 # Format 1 had every field up to rejections_in_row; TruckState gives the later ones defaults.
-_FIELD_COUNTS = {1: _FIELDS.index("rejections_in_row") + 1, FORMAT: len(_FIELDS)}
+_FIELD_COUNTS = {1: _FIELDS.index("rejections_in_row") + 1, 2: len(_FIELDS), FORMAT: len(_FIELDS)}
 
 
 class UnknownStateFormat(ValueError):
@@ -55,23 +58,23 @@ def encode_truck(state: TruckState, wake_second: int | None) -> bytes:
 
 def decode_truck(data: bytes) -> tuple[TruckState, int | None]:
     """The inverse of :func:`encode_truck`."""
-    wake_second, values = _parse(data)
+    layout, wake_second, values = _parse(data)
     if values[_PENDING]:
         values[_PENDING] = [Ping(*p) for p in values[_PENDING]]
     if values[_CENSUS] is not None:
         values[_CENSUS] = tuple(values[_CENSUS])
-    if values[_RECENT]:
-        values[_RECENT] = [tuple(r) for r in values[_RECENT]]
+    if layout < 3 and values[_RECENT]:  # [ts, lat, lng] arrays before format 3
+        values[_RECENT] = [fingerprint(*r) for r in values[_RECENT]]
     return TruckState(*values), wake_second
 
 
-def _parse(data: bytes) -> tuple[int | None, list[Any]]:
-    """The wake second and field values of a stored array, or UnknownStateFormat."""
+def _parse(data: bytes) -> tuple[int, int | None, list[Any]]:
+    """The format, wake second and field values of a stored array, or UnknownStateFormat."""
     decoded = orjson.loads(data)
     if not (isinstance(decoded, list) and len(decoded) == 3 and isinstance(decoded[0], int)
             and isinstance(decoded[2], list)
             and _FIELD_COUNTS.get(decoded[0]) == len(decoded[2])):
         head = decoded[0] if isinstance(decoded, list) and decoded else decoded
         raise UnknownStateFormat(f"truck state in format {head!r}; this version reads "
-                                 f"formats 1 and {FORMAT} ({len(_FIELDS)} fields)")
-    return decoded[1], decoded[2]
+                                 f"formats 1 to {FORMAT} ({len(_FIELDS)} fields)")
+    return decoded[0], decoded[1], decoded[2]

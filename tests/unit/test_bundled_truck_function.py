@@ -237,7 +237,7 @@ def test_changes_reach_map_state_at_the_checkpoint_marker_and_a_restore_continue
     assert counting.calls == ["items", "put_all"]
 
 
-def test_a_bundles_new_region_cells_are_classified_together_before_its_pings() -> None:
+def test_a_cold_region_cell_is_classified_with_its_block_once() -> None:
     calls: list[list[tuple[int, int]]] = []
 
     class CountingRegions(RegionIndex):
@@ -253,7 +253,11 @@ def test_a_bundles_new_region_cells_are_classified_together_before_its_pings() -
                                    ping(B, T0, lat=35.05, lng=-90.05),
                                    ping(A, T0 + 30_000, lat=40.06, lng=-100.04)),
                             FakeContext(key=SHARD)))
-    assert calls == [[(-1001, 400), (-901, 350)]]  # once, for the bundle's two cells
+    # one batch per cold block of 8 x 8 cells (udfs.geo.RegionIndex.BLOCK), in the order met;
+    # A's second ping, in a cell of the same block, classifies nothing
+    assert [len(c) for c in calls] == [64, 64]
+    assert (-1001, 400) in calls[0] and (-1008, 400) in calls[0] and (-1001, 407) in calls[0]
+    assert (-901, 350) in calls[1]
     assert regions.region_of(35.05, -90.05) == "SOUTH"
     assert fn.trucks.get(SHARD, B)[0].region == "SOUTH"
 

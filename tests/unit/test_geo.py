@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 
 import pytest
@@ -148,11 +149,16 @@ def test_warmed_regions_match_cold_lookups_and_the_polygons(points: list[tuple[f
     warmed.warm(points)
     for lat, lng in points:
         assert warmed.region_of(lat, lng) == cold.region_of(lat, lng) == exact_region(lat, lng)
-    assert warmed._cells == cold._cells
-    assert {key: cell_class(v) for key, v in cold._cells.items()} == {
-        key: cell_rule(*key) for key in cold._cells}
+    # cold lookups classify whole blocks, warm the points' cells: where both know a cell, they
+    # agree, and every cell of a point is classified by the cell rule
+    assert all(warmed._cells[k] == v for k, v in cold._cells.items() if k in warmed._cells)
+    own = {(math.floor(lng / RegionIndex.CELL_DEG), math.floor(lat / RegionIndex.CELL_DEG))
+           for lat, lng in points}
+    assert {key: cell_class(cold._cells[key]) for key in own} == {
+        key: cell_rule(*key) for key in own}
     names = list(default_regions().shapes())
-    for key, v in cold._cells.items():  # a boundary cell names every region it touches
+    for key in own:  # a boundary cell names every region it touches
+        v = cold._cells[key]
         if not isinstance(v, str):
             assert set(touching(*key)) <= {names[i] for i in v}
 
@@ -182,6 +188,31 @@ def test_warm_leaves_no_cold_cell_behind() -> None:
     index._classify = no_more  # type: ignore[method-assign]
     index.warm(points)
     assert [index.region_of(lat, lng) for lat, lng in points[:3]] == ["SOUTH", "WEST", OTHER]
+
+
+def test_a_cold_lookup_classifies_its_block_in_one_batch() -> None:
+    """A cold cell brings its aligned block of BLOCK x BLOCK cells (negative cells too) in one
+    `_classify` call; lookups anywhere else in the block classify nothing, and agree with the
+    polygons."""
+    calls: list[list[tuple[int, int]]] = []
+
+    class Counting(RegionIndex):
+        def _classify(self, cells: list[tuple[int, int]]) -> list[str | tuple[int, ...]]:
+            calls.append(cells)
+            return super()._classify(cells)
+
+    index, b, d = Counting(default_regions().shapes()), RegionIndex.BLOCK, RegionIndex.CELL_DEG
+    lat, lng = 39.95, -75.17  # Philadelphia: cell (-752, 399), block from (-752, 392)
+    assert index.region_of(lat, lng) == exact_region(lat, lng) == "NORTHEAST"
+    assert len(calls) == 1 and sorted(calls[0]) == [
+        (x, y) for x in range(-752, -752 + b) for y in range(392, 392 + b)]
+    inside = [(392 * d + 0.05 + i * 0.1, -752 * d + 0.05 + j * 0.1)
+              for i in range(b) for j in range(b)]
+    assert [index.region_of(la, ln) for la, ln in inside] == [
+        exact_region(la, ln) for la, ln in inside]
+    assert len(calls) == 1
+    index.region_of(lat + b * d, lng)  # the block above: one more batch
+    assert len(calls) == 2
 
 
 def test_warmed_region_index_survives_pickling() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from udfs.models import Ping
 from udfs.pickling import pickled_by_fields
-from udfs.truck_state import PositionWrite, TruckState
+from udfs.truck_state import PositionWrite, TruckState, fingerprint
 
 pytestmark = pytest.mark.unit
 
@@ -19,7 +19,7 @@ def a_truck_state() -> TruckState:
     state = TruckState("TRK-1", pos_ts=1_000, lat=40.0, lng=-100.0, region="MIDWEST",
                        census=("MIDWEST", "MOVING"), det_ts=900)
     state.pending.append(Ping("TRK-1", 1_000, 40.0, -100.0, 55.5, 90.0))
-    state.recent.append((1_000, 40.0, -100.0))
+    state.recent.append(fingerprint(1_000, 40.0, -100.0))
     state.inside["HUB-X"] = [1, 0]
     return state
 
