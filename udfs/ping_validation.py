@@ -1,6 +1,14 @@
 """GPS ping parsing and validation: any bytes in, a :class:`Ping` or a :class:`Rejection` out.
 
 Never raises on input: every way a record can be wrong maps to a contract reason code.
+
+Two paths with one verdict. Nearly every record is a well-formed ping of the contract's fields,
+so :func:`parse_ping` first decodes it with msgspec straight into typed fields (types checked in
+C, no dict) and applies the value checks; a record that this fast path does not accept for any
+reason (an unknown field, a wrong type, a bad value, bad JSON) goes through
+:func:`validate_ping`, the full validation, which names the reason. The fast path accepts only
+what the full one accepts, with the same values (a property test holds them to it), and costs
+about a third of it (docs/tracking.md).
 """
 
 from __future__ import annotations
@@ -9,7 +17,9 @@ import math
 import re
 from typing import Any
 
-from udfs.models import Ping, Reason, Rejection, decode_object
+import msgspec
+
+from udfs.models import MAX_RECORD_BYTES, Ping, Reason, Rejection, decode_object
 
 TRUCK_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MAX_FUTURE_MS = 5 * 60 * 1000
@@ -51,8 +61,45 @@ def _numbers(d: dict[str, Any]) -> list[float | None] | Rejection:
     return values
 
 
+class _WirePing(msgspec.Struct, forbid_unknown_fields=True):
+    """The contract's ping fields as the fast path decodes them (unknown fields refused, so
+    that a record with one gets the full validation's verdict on all its bytes)."""
+
+    truck_id: str
+    ts: int
+    lat: float
+    lng: float
+    speed_kph: float | None = None
+    heading: float | None = None
+    accuracy_m: float | None = None
+    status: str | None = None
+
+
+_decode_wire = msgspec.json.Decoder(_WirePing).decode
+
+
 def parse_ping(raw: bytes, now_ms: int) -> Ping | Rejection:
-    """Decode and validate one `fleet.gps` record; ``now_ms`` is the wall clock (injected)."""
+    """Decode and validate one `fleet.gps` record; ``now_ms`` is the wall clock (injected).
+    The fast path first, then, for anything it does not accept, :func:`validate_ping`."""
+    if len(raw) <= MAX_RECORD_BYTES:
+        try:
+            w = _decode_wire(raw)
+        except Exception:  # noqa: BLE001 - any failure leaves the verdict to validate_ping
+            w = None
+        if (w is not None and TRUCK_ID_RE.fullmatch(w.truck_id)
+                and MIN_TS_MS <= w.ts <= now_ms + MAX_FUTURE_MS
+                and -90.0 <= w.lat <= 90.0 and -180.0 <= w.lng <= 180.0
+                and (w.lat != 0.0 or w.lng != 0.0)
+                and (w.speed_kph is None or 0.0 <= w.speed_kph <= 300.0)
+                and (w.heading is None or 0.0 <= w.heading <= 360.0)
+                and (w.accuracy_m is None or w.accuracy_m - w.accuracy_m == 0.0)):
+            return Ping(w.truck_id, w.ts, w.lat, w.lng, w.speed_kph, w.heading, w.accuracy_m,
+                        w.status)
+    return validate_ping(raw, now_ms)
+
+
+def validate_ping(raw: bytes, now_ms: int) -> Ping | Rejection:
+    """The full validation of one `fleet.gps` record: a ping, or the reason it is not one."""
     d = decode_object(raw)
     if isinstance(d, Rejection):
         return d
