@@ -63,11 +63,10 @@ class Outputs:
                 self.census[(out.region, out.status)] += out.delta
                 self.census_dirty = True
             elif isinstance(out, AlertEvent):
-                self.producer.produce(self.args.alerts_topic, out.to_json(),
-                                      out.dedup_key.encode())
+                self._produce(self.args.alerts_topic, out.to_json(), out.dedup_key.encode())
             elif isinstance(out, GeofenceTransition):
-                self.producer.produce(self.args.geofence_topic, orjson.dumps(out.to_dict()),
-                                      out.truck_id.encode())
+                self._produce(self.args.geofence_topic, orjson.dumps(out.to_dict()),
+                              out.truck_id.encode())
             elif isinstance(out, SpeedRejection):
                 self.dead_letter(Reason.IMPOSSIBLE_SPEED.value, out.detail, raw, partition,
                                  offset)
@@ -76,7 +75,18 @@ class Outputs:
                     offset: int) -> None:
         letter = DeadLetter(self.args.topic, partition, offset, reason, detail, raw,
                             int(time.time() * 1000))
-        self.producer.produce(self.args.dlq_topic, letter.to_json(), self.args.topic.encode())
+        self._produce(self.args.dlq_topic, letter.to_json(), self.args.topic.encode())
+
+    def _produce(self, topic: str, value: bytes, key: bytes) -> None:
+        """Produce, waiting for deliveries while librdkafka's local queue is full: the end of
+        a bounded input fires every truck's timeout at once (100,000 alerts), more than the
+        queue's default 100,000 messages, and a record dropped there is an alert lost."""
+        while True:
+            try:
+                self.producer.produce(topic, value, key)
+                return
+            except BufferError:
+                self.producer.poll(0.1)
 
     def region_counts(self) -> dict[str, dict[str, int]]:
         by_region: dict[str, dict[str, int]] = {}

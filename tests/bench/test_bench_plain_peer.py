@@ -57,3 +57,35 @@ def test_positions_timers_alerts_and_dead_letters() -> None:
     assert alerts[0]["payload"]["custom_details"]["event_ts"] == T0 + 60_000 + 600_000
     assert out.region_counts() == {"MIDWEST": {"active_trucks": 0, "moving_trucks": 0,
                                                "stopped_trucks": 0}}
+
+
+class FullQueueProducer(FakeProducer):
+    """librdkafka's local queue, full for the first ``full_for`` attempts."""
+
+    def __init__(self, full_for: int) -> None:
+        super().__init__()
+        self.full_for = full_for
+        self.polls = 0
+
+    def produce(self, topic: str, value: bytes, key: bytes) -> None:
+        if self.full_for > 0:
+            self.full_for -= 1
+            raise BufferError("Local: Queue full")
+        super().produce(topic, value, key)
+
+    def poll(self, timeout: float) -> int:
+        self.polls += 1
+        return 0
+
+
+def test_a_full_producer_queue_waits_for_deliveries_instead_of_losing_the_alert() -> None:
+    """The end of a bounded input fires 100,000 offline alerts at once, more than the
+    producer's queue holds: the peer crashed there with BufferError before."""
+    producer = FullQueueProducer(full_for=3)
+    out = Outputs(producer, args())
+    tracker = Tracker(TrackingConfig(), out)
+    tracker.on_record(ping(T0, 40.0), 0, 0, T0 + 3_600_000)
+    tracker.fire(END_OF_INPUT)
+    assert [orjson.loads(v)["dedup_key"] for t, v, _ in producer.sent
+            if t == "fleet.alerts"] == ["truck_offline:T1"]
+    assert producer.polls == 3
