@@ -92,7 +92,7 @@ def bundled_by_shard(env: StreamExecutionEnvironment, t_env: StreamTableEnvironm
     out_type = Types.ROW([Types.INT(), BUNDLE])
     operator = get_gateway().jvm.io.fleetpulse.flink.ShardBundler(shards, max_records, flush_ms)
     j_stream = records._j_data_stream.transform(
-        "bundle-by-shard", out_type.get_java_type_info(), operator)
+        "bundle-by-shard", out_type.get_java_type_info(), operator).uid("bundle-by-shard")
     return keyed_on_first_field(DataStream(j_stream), Types.INT(), BUNDLE)
 
 
@@ -114,7 +114,8 @@ def exploded(batches: DataStream, row_type: TypeInformation, name: str) -> DataS
     emit many rows in one crossing. Needs :func:`use_operators_jar` (which
     :func:`bundled_by_shard` calls) on the job's environment."""
     operator = get_gateway().jvm.io.fleetpulse.flink.ExplodeRows()
-    j_rows = batches._j_data_stream.transform(name, row_type.get_java_type_info(), operator)
+    j_rows = batches._j_data_stream.transform(name, row_type.get_java_type_info(), operator) \
+        .uid(name)
     # A task of its own: the rows' conversion and sinks then run on a JVM thread beside the
     # Python operator's, not inside its call (a bounded input's end brings a batch of alerts
     # per shard, one for every truck).

@@ -69,6 +69,11 @@ def flink_configuration(settings: JobSettings, job_name: str) -> Configuration:
     # Aligned barriers: the bundled truck function writes its state back at a marker just
     # ahead of each input's barrier, so no record may overtake one (flink_jobs.shard_state).
     cfg.set_string("execution.checkpointing.unaligned.enabled", "false")
+    # Operator ids that a new version of the job keeps, so that it restores the state of a
+    # checkpoint or savepoint of the one before: the DataStream operators carry uids of
+    # their own (.uid), and the planner gives the SQL ones (the Kafka sources with their
+    # offsets, MATCH_RECOGNIZE, the sinks) "<node id>_<kind>" instead of a hash of the graph.
+    cfg.set_string("table.exec.uid.generation", "ALWAYS")
     if settings.checkpoint_path is None:
         # Without a directory Flink keeps checkpoints in the JobManager's memory, capped at
         # 5 MiB: some 10,000 trucks' state would fail every checkpoint. Use a scratch directory.
@@ -102,8 +107,9 @@ RESTORE_MISMATCH = "Cannot map checkpoint/savepoint state"
 def execute(env: StreamExecutionEnvironment, job_name: str, settings: JobSettings) -> None:
     """``env.execute``, with the one restore failure an operator must act on said plainly.
 
-    The jobs' operators carry no fixed ids, so a checkpoint of a version whose operators
-    differ (an upgrade) cannot be restored, and Flink refuses to start rather than drop state.
+    The jobs' stateful operators carry fixed ids (``.uid`` and ``table.exec.uid.generation``),
+    but a checkpoint of a version from before them, or one with an operator since removed,
+    cannot be restored, and Flink refuses to start rather than drop state.
     """
     try:
         env.execute(job_name)

@@ -74,6 +74,7 @@ from pyflink.datastream import (
     KeyedProcessFunction,
     OutputTag,
     ProcessFunction,
+    StreamExecutionEnvironment,
 )
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment
@@ -480,7 +481,7 @@ def attempts_matches(t_env: StreamTableEnvironment, scans_table: str, cfg: Delay
         )""")
     return t_env.to_data_stream(matches).map(
         lambda r: AttemptsMatch(r[0], int(r[1]), int(r[2]), 2), output_type=PICKLED
-    ).name("attempts-matches")
+    ).name("attempts-matches").uid("attempts-matches")
 
 
 def build(t_env: StreamTableEnvironment, scans: DataStream, scans_table: str,
@@ -497,20 +498,20 @@ def build(t_env: StreamTableEnvironment, scans: DataStream, scans_table: str,
         replace(opts.cfg, region_of=default_regions().region_of)
     feed = pings is not None and opts.at_risk
     parsed = scans.process(ParseScans(settings.scans_topic, feed), output_type=PICKLED) \
-        .name("parse-scans")
+        .name("parse-scans").uid("parse-scans")
     inputs = parsed.union(attempts_matches(t_env, scans_table, cfg))
     if feed:
         assert pings is not None
         valid_pings = pings.process(ParsePings(), output_type=Types.PICKLED_BYTE_ARRAY()) \
-            .name("parse-pings")
+            .name("parse-pings").uid("parse-pings")
         fixes = (valid_pings.connect(parsed.get_side_output(ASSIGN_TAG))
                  .key_by(lambda p: p[0], lambda a: a[0], key_type=Types.STRING())
                  .process(TruckFeedFunction(opts.feed, settings), output_type=PICKLED)
-                 .name("truck-feed"))
+                 .name("truck-feed").uid("truck-feed"))
         inputs = inputs.union(fixes)
     shipments = (inputs.key_by(lambda e: e.shipment_id, key_type=Types.STRING())
                  .process(ShipmentFunction(settings, cfg), output_type=PICKLED)
-                 .name("shipment-state"))
+                 .name("shipment-state").uid("shipment-state"))
     return {"alerts": shipments.get_side_output(ALERT_TAG),
             "dlq": parsed.get_side_output(DLQ_TAG),
             "effects": shipments}
@@ -519,7 +520,7 @@ def build(t_env: StreamTableEnvironment, scans: DataStream, scans_table: str,
 def attach_redis(effects: DataStream, settings: JobSettings) -> None:
     shards = writer_shards(settings)
     (effects.key_by(lambda e: shard_of(e.shipment_id, shards), key_type=Types.INT())
-     .process(DelayRedisFunction(settings)).name("redis-delays"))
+     .process(DelayRedisFunction(settings)).name("redis-delays").uid("redis-delays"))
 
 
 def read_scans(t_env: StreamTableEnvironment, settings: JobSettings) -> tuple[DataStream, str]:
@@ -554,6 +555,11 @@ def main(argv: list[str] | None = None) -> None:
     opts, rest = parse_options(list(sys.argv[1:] if argv is None else argv))
     # Alerts are the product here: short network-buffer flushes (see docs/delay.md).
     settings = parse_settings(rest, JOB_NAME, buffer_timeout_ms=10)
+    execute(job(settings, opts), JOB_NAME, settings)
+
+
+def job(settings: JobSettings, opts: DelayOptions) -> StreamExecutionEnvironment:
+    """The whole job, sources to sinks, in a new environment, ready to execute."""
     env, t_env = create_environment(settings, JOB_NAME)
     scans, scans_table = read_scans(t_env, settings)
     pings = kafka_raw_source(t_env, settings, settings.gps_topic, "gps_source") \
@@ -564,7 +570,7 @@ def main(argv: list[str] | None = None) -> None:
         kafka_text_sink(t_env, settings, settings.alerts_topic, "alerts_sink"): outputs["alerts"],
         kafka_text_sink(t_env, settings, settings.dlq_topic, "dlq_sink"): outputs["dlq"],
     })
-    execute(env, JOB_NAME, settings)
+    return env
 
 
 if __name__ == "__main__":

@@ -322,13 +322,16 @@ class RegionCensusFunction(KeyedProcessFunction):
         return iter(())
 
 
-def terminate(stream: DataStream) -> None:
+def terminate(stream: DataStream, uid: str | None = None) -> None:
     """End a branch whose operator writes Redis itself and emits nothing.
 
     A branch without a sink is dropped from the graph `execute_and_collect` submits; an
-    (always empty) print sink keeps it in every way of running the job.
+    (always empty) print sink keeps it in every way of running the job. ``uid``: the sink's
+    fixed id, unique in the job.
     """
-    stream.print().name(f"{stream.get_name()}-end")
+    sink = stream.print().name(f"{stream.get_name()}-end")
+    if uid is not None:
+        sink.uid(uid)
 
 
 def load_geofences(settings: JobSettings) -> GeofenceIndex:
@@ -373,7 +376,11 @@ def assemble(source: KeyedStream, truck_fn: KeyedProcessFunction,
     deltas keyed by region; returns the streams each sink consumes. ``batched``: the function
     emits its side outputs as arrays (``tracking_outputs.BATCHED``), spread out in the JVM
     here."""
-    trucks = source.process(truck_fn, output_type=SHARDED_WRITE).name("truck-state")
+    # The two kinds of truck function keep different state (by shard or by truck) under
+    # different ids: a checkpoint of one then fails to restore into the other with Flink's
+    # plain refusal (flink_jobs.common.execute), not with a key serializer's mismatch.
+    trucks = source.process(truck_fn, output_type=SHARDED_WRITE).name("truck-state") \
+        .uid("truck-state" if batched else "truck-state-per-record")
 
     def side(tag: OutputTag) -> DataStream:
         if not batched:
@@ -383,15 +390,22 @@ def assemble(source: KeyedStream, truck_fn: KeyedProcessFunction,
 
     if writer_fn is not None:
         writes = keyed_on_first_field(trucks, Types.INT(), Types.PICKLED_BYTE_ARRAY())
-        terminate(writes.process(writer_fn).name("redis-positions"))
+        terminate(writes.process(writer_fn).name("redis-positions").uid("redis-positions"),
+                  "redis-positions-end")
     census = keyed_on_first_field(side(CENSUS_TAG), Types.STRING(), Types.PICKLED_BYTE_ARRAY())
-    terminate(census.process(RegionCensusFunction(settings)).name("region-census"))
+    terminate(census.process(RegionCensusFunction(settings)).name("region-census")
+              .uid("region-census"), "region-census-end")
     return {"alerts": side(ALERT_TAG), "geofence": side(GEOFENCE_TAG), "dlq": side(DLQ_TAG)}
 
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = parse_settings(argv, "fleetpulse-tracking")
+    execute(job(settings), "fleetpulse-tracking", settings)
+
+
+def job(settings: JobSettings) -> StreamExecutionEnvironment:
+    """The whole job, source to sinks, in a new environment, ready to execute."""
     env, t_env = create_environment(settings, "fleetpulse-tracking")
     kafka_raw_table(t_env, settings, settings.gps_topic, "gps_source")
     outputs = build_from_table(env, t_env, "gps_source", settings,
@@ -402,7 +416,7 @@ def main(argv: list[str] | None = None) -> None:
             outputs["geofence"],
         kafka_text_sink(t_env, settings, settings.dlq_topic, "dlq_sink"): outputs["dlq"],
     })
-    execute(env, "fleetpulse-tracking", settings)
+    return env
 
 
 if __name__ == "__main__":
