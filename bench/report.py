@@ -222,6 +222,14 @@ def _machine_lines(m: dict[str, Any]) -> list[str]:
             "shared; the run is not isolated from other work)"]
 
 
+def run_status(run: dict[str, Any]) -> str:
+    """A throughput run's status, with the consumer's exit code when it did not end cleanly
+    (its rate still stands: it is measured in Redis before the consumer ends)."""
+    status = str(run.get("status", "ok"))
+    code = run.get("exit_code")
+    return f"{status}, exited {code}" if status == "ok" and code not in (0, None) else status
+
+
 def _throughput_md(sec: dict[str, Any]) -> list[str]:
     out = [f"Input: {fmt_num(sec.get('pings'))} pings from {fmt_num(sec.get('trucks'))} trucks "
            f"preloaded in `{sec.get('topic')}` ({sec.get('partitions')} partitions, "
@@ -230,7 +238,7 @@ def _throughput_md(sec: dict[str, Any]) -> list[str]:
            "final position is then checked in Redis.", ""]
     rows = []
     for r in sec.get("runs", []):
-        rows.append([r.get("name"), r.get("status", "ok"), fmt_num(r.get("rate")),
+        rows.append([r.get("name"), run_status(r), fmt_num(r.get("rate")),
                      fmt_num(r.get("seconds"), 1), fmt_num(r.get("startup_s"), 1),
                      fmt_num(r.get("cpu_us_per_ping")), fmt_num(r.get("peak_rss_mib")),
                      fmt_num(r.get("tree_peak_rss_mib")),

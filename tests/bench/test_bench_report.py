@@ -307,3 +307,10 @@ def test_cost_growth_summary_counts_the_jvm_where_the_state_lives() -> None:
     rows = {r[0]: r for r in report.summary_rows(results)}
     assert rows["7. cost growth (trucks: rate, job peak RSS with its JVM)"][1] == \
         "10,000: 14,436/s, 1,557 MiB; 1,000,000: 12,009/s, 3,381 MiB"
+
+
+def test_a_consumer_that_exits_badly_after_its_input_says_so() -> None:
+    assert report.run_status({"status": "ok", "exit_code": 0}) == "ok"
+    assert report.run_status({"status": "ok"}) == "ok"
+    assert report.run_status({"status": "ok", "exit_code": 1}) == "ok, exited 1"
+    assert report.run_status({"status": "failed", "exit_code": 1}) == "failed"
