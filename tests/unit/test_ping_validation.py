@@ -209,3 +209,14 @@ def test_well_formed_pings_take_the_fast_path(raw: bytes, monkeypatch: pytest.Mo
     expected = validate_ping(raw, NOW)
     monkeypatch.setattr(module, "validate_ping", no_slow_path)
     assert isinstance(expected, Ping) and _same(parse_ping(raw, NOW), expected)
+
+
+def test_the_fast_path_decodes_the_fields_of_a_ping_and_no_others() -> None:
+    """The wire struct and ``Ping`` declare the contract's fields twice (one decodes, one is
+    the validated value); a field added to one only would send every record carrying it
+    through the slow path, or drop it."""
+    import dataclasses
+
+    from udfs.ping_validation import _WirePing
+
+    assert _WirePing.__struct_fields__ == tuple(f.name for f in dataclasses.fields(Ping))
