@@ -103,6 +103,8 @@ from udfs.truck_state import (
     on_ping,
 )
 
+JOB_NAME = "fleetpulse-tracking"
+
 log = logging.getLogger("fleetpulse.tracking")
 
 # The truck a `fleet.gps` record names, read in the JVM ('' when it names none: such a record
@@ -322,16 +324,17 @@ class RegionCensusFunction(KeyedProcessFunction):
         return iter(())
 
 
-def terminate(stream: DataStream, uid: str | None = None) -> None:
+def terminate(stream: DataStream) -> None:
     """End a branch whose operator writes Redis itself and emits nothing.
 
     A branch without a sink is dropped from the graph `execute_and_collect` submits; an
-    (always empty) print sink keeps it in every way of running the job. ``uid``: the sink's
-    fixed id, unique in the job.
+    (always empty) print sink keeps it in every way of running the job. The sink's id follows
+    the operator's when it has one (``X-end``).
     """
     sink = stream.print().name(f"{stream.get_name()}-end")
+    uid = stream._j_data_stream.getTransformation().getUid()
     if uid is not None:
-        sink.uid(uid)
+        sink.uid(f"{uid}-end")
 
 
 def load_geofences(settings: JobSettings) -> GeofenceIndex:
@@ -390,23 +393,22 @@ def assemble(source: KeyedStream, truck_fn: KeyedProcessFunction,
 
     if writer_fn is not None:
         writes = keyed_on_first_field(trucks, Types.INT(), Types.PICKLED_BYTE_ARRAY())
-        terminate(writes.process(writer_fn).name("redis-positions").uid("redis-positions"),
-                  "redis-positions-end")
+        terminate(writes.process(writer_fn).name("redis-positions").uid("redis-positions"))
     census = keyed_on_first_field(side(CENSUS_TAG), Types.STRING(), Types.PICKLED_BYTE_ARRAY())
     terminate(census.process(RegionCensusFunction(settings)).name("region-census")
-              .uid("region-census"), "region-census-end")
+              .uid("region-census"))
     return {"alerts": side(ALERT_TAG), "geofence": side(GEOFENCE_TAG), "dlq": side(DLQ_TAG)}
 
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings = parse_settings(argv, "fleetpulse-tracking")
-    execute(job(settings), "fleetpulse-tracking", settings)
+    settings = parse_settings(argv, JOB_NAME)
+    execute(job(settings), JOB_NAME, settings)
 
 
 def job(settings: JobSettings) -> StreamExecutionEnvironment:
     """The whole job, source to sinks, in a new environment, ready to execute."""
-    env, t_env = create_environment(settings, "fleetpulse-tracking")
+    env, t_env = create_environment(settings, JOB_NAME)
     kafka_raw_table(t_env, settings, settings.gps_topic, "gps_source")
     outputs = build_from_table(env, t_env, "gps_source", settings,
                                TrackingConfig(detection_slack_ms=settings.detection_slack_ms))

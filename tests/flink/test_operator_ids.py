@@ -53,7 +53,7 @@ if which == "tracking-upgraded":
     StreamTableEnvironment.to_append_stream = lambda self, table, type_info: to_stream(
         self, table, type_info).filter(lambda row: True).name("added-filter")
 if which.startswith("tracking"):
-    env = tracking_job.job(parse_settings(flags, "fleetpulse-tracking"))
+    env = tracking_job.job(parse_settings(flags, tracking_job.JOB_NAME))
 else:
     opts, rest = delay_job.parse_options(flags)
     env = delay_job.job(parse_settings(rest, delay_job.JOB_NAME), opts)
