@@ -4,7 +4,8 @@ suppression, inhibition, silences, retries, a circuit breaker per receiver and d
 
 Layout (pure logic has no I/O and is unit-tested without servers):
 
-- pure: ``config`` (YAML model + validation), ``records`` (input parsing), ``matchers``,
+- pure: ``config`` (YAML model + validation), ``records`` (input parsing), ``dead_letters``
+  (the bounded ``fleet.dlq`` record of a rejected input record), ``matchers``,
   ``routing``, ``engine`` (grouping, dedup/lifecycle, inhibition, silences), ``backoff``
   (retry schedule, circuit breaker), ``wire`` (Events API v2 bodies), ``signature`` (HMAC).
 - I/O: ``store`` (SQLite state), ``delivery`` (HTTP senders), ``service`` (Kafka loop),
@@ -13,7 +14,8 @@ Layout (pure logic has no I/O and is unit-tested without servers):
 Exceptions: everything this package raises on purpose derives from :class:`AlertingError`.
 :class:`ConfigError` (a bad configuration file; the message names the file, the field path
 and what is wrong) and :class:`StoreError` (the state directory cannot be used) are its
-subclasses. Bad *input records* never raise: they go to the dead-letter topic.
+subclasses. Bad *input records* never raise: they go to the dead-letter topic, and a dead
+letter that cannot be written is counted and logged, never raised (tests/poison_corpus.py).
 """
 
 

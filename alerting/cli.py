@@ -15,6 +15,7 @@ import click
 
 from alerting import AlertingError
 from alerting.config import Config, default_config_path, load_config, parse_duration_ms
+from fleetpulse.printable import printable
 
 DEFAULT_STATE_DIR = ".fleetpulse/alerting"
 
@@ -121,8 +122,10 @@ def replay(config_path: str | None, state_dir: str, receiver: str | None,
     try:
         if list_only:
             for dl in store.dead_letters(receiver, ids):
-                click.echo(f"{dl.id}\t{dl.receiver}\t{dl.dedup_key}\t{dl.event_action}\t"
-                           f"{dl.attempts} attempts\t{_fmt(dl.dead_at_ms)}\t{dl.last_error}")
+                # dedup keys come from fleet.alerts and errors from receivers: escaped
+                click.echo(f"{dl.id}\t{printable(dl.receiver)}\t{printable(dl.dedup_key, 300)}\t"
+                           f"{printable(dl.event_action)}\t{dl.attempts} attempts\t"
+                           f"{_fmt(dl.dead_at_ms)}\t{printable(dl.last_error, 500)}")
             return
         cfg = _config(config_path)
         delivered, failed = do_replay(cfg, store, receiver, list(ids) or None)
@@ -130,7 +133,7 @@ def replay(config_path: str | None, state_dir: str, receiver: str | None,
         store.close()
     click.echo(f"replayed {delivered} dead letter(s); {len(failed)} failed")
     for dl_id, err in failed:
-        click.echo(f"  {dl_id}: {err}", err=True)
+        click.echo(f"  {dl_id}: {printable(err, 500)}", err=True)
     if failed:
         sys.exit(1)
 
@@ -189,7 +192,8 @@ def silence_list(state_dir: str, show_all: bool) -> None:
                 continue
             status = "active" if s.active(now) else ("expired" if s.ends_ms <= now else "pending")
             click.echo(f"{s.id}\t{status}\t{_fmt(s.starts_ms)}..{_fmt(s.ends_ms)}\t"
-                       f"{' '.join(str(m) for m in s.matchers)}\t{s.comment}")
+                       f"{printable(' '.join(str(m) for m in s.matchers), 500)}\t"
+                       f"{printable(s.comment, 500)}")
     finally:
         store.close()
 

@@ -337,7 +337,7 @@ class ReceiverWorker:
             if expired:
                 reason = (f"{item.last_error or 'not attempted'} (retry budget "
                           f"{self.cfg.retry.max_age_ms} ms exhausted, circuit open)")
-                log.warning("dead letter for %s %s: %s", name, item.dedup_key, reason)
+                log.warning("dead letter for %s %r: %s", name, item.dedup_key, reason)
                 self.recorder.record("dead", item, reason, self.clock())
                 self._m_dead.inc()
                 self._m_dead_letters.inc()
@@ -368,7 +368,7 @@ class ReceiverWorker:
                 self._m_retries.inc()
                 self._finish(item, item.next_at_ms)
             else:
-                log.warning("dead letter for %s %s: %s", name, item.dedup_key, decision.reason)
+                log.warning("dead letter for %s %r: %s", name, item.dedup_key, decision.reason)
                 self.recorder.record("dead", item, decision.reason, now)
                 self._m_dead.inc()
                 self._m_dead_letters.inc()

@@ -12,24 +12,31 @@ group protocol on its own threads, whatever the poll timeouts.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from alerting import AlertingError
+from udfs.models import DEAD_LETTER_PRODUCER_MAX_BYTES
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class InRecord:
-    """One alert record as the service sees it, free of any client's types."""
+    """One alert record as the service sees it, free of any client's types. ``value`` is None
+    for a tombstone and ``key`` None for a record without one: both are input like any other."""
 
     topic: str
     partition: int
     offset: int
     timestamp_ms: int
-    value: bytes
+    value: bytes | None
+    key: bytes | None = None
 
 
 class AlertSource:
@@ -77,7 +84,7 @@ class AlertSource:
                 log.warning("Kafka consumer: %s", error)
                 continue
             records.append(InRecord(m.topic() or "", m.partition() or 0, m.offset() or 0,
-                                    max(m.timestamp()[1], 0), m.value() or b""))
+                                    max(m.timestamp()[1], 0), m.value(), m.key()))
         return records
 
     def commit(self) -> bool:
@@ -98,37 +105,118 @@ class AlertSource:
         self._consumer.close()
 
 
-class DeadLetterProducer:
-    """Writes dead letters; ``flush`` raises unless every one of them is acknowledged, so the
-    service never commits past a record whose dead letter was lost."""
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where the record a dead letter stands for was read: what a lost dead letter is logged
+    with, so an operator can find the record again."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class WriteFailure:
+    origin: Origin
+    error: str
+
+
+class DeadLetterProducer:
+    """Writes dead letters and never raises on their account (contract: writing a dead letter
+    never fails the reader). One that cannot be written (too large, refused by the broker,
+    timed out, the local queue full for ``queue_full_wait_s``) goes to ``on_failure`` with its
+    :class:`Origin`, on the thread calling :meth:`send`, :meth:`serve` or :meth:`flush`.
+
+    :meth:`in_flight` counts those neither acknowledged nor failed: the service commits its
+    offsets only when none are, so a restart re-reads any record whose dead letter was pending.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, on_failure: Callable[[WriteFailure], None],
+                 queue_full_wait_s: float = 10.0) -> None:
+        self.topic = topic
+        self.on_failure = on_failure
+        self.queue_full_wait_s = queue_full_wait_s
+        self._conf: dict[str, Any] = {
+            "bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+            "linger.ms": 5, "client.id": "fleetpulse-alerting-dlq", "logger": log,
+            # above the largest dead letter (udfs.models.DEAD_LETTER_MAX_BYTES)
+            "message.max.bytes": DEAD_LETTER_PRODUCER_MAX_BYTES}
+        self._producer = self._new_producer()
+        self._pending: dict[int, Origin] = {}
+        self._ids = itertools.count()
+        self._broken = False
+
+    def _new_producer(self) -> Any:
         from confluent_kafka import Producer
 
-        self.topic = topic
-        self._producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
-                                   "enable.idempotence": True, "linger.ms": 5,
-                                   "client.id": "fleetpulse-alerting-dlq", "logger": log})
-        self._failures: list[str] = []
+        return Producer(self._conf)
 
-    def _delivered(self, error: Any, _message: Any) -> None:
-        if error is not None:
-            self._failures.append(str(error))
+    def send(self, key: bytes, value: bytes, origin: Origin) -> None:
+        """Queue one dead letter; its failure, now or later, goes to ``on_failure``."""
+        from confluent_kafka import KafkaException
 
-    def send(self, key: bytes, value: bytes) -> None:
+        if self._broken:
+            self._replace_producer()
+        n = next(self._ids)
+        self._pending[n] = origin
+        deadline = time.monotonic() + self.queue_full_wait_s
         while True:
             try:
-                self._producer.produce(self.topic, value, key, on_delivery=self._delivered)
+                self._producer.produce(self.topic, value, key,
+                                       on_delivery=functools.partial(self._delivered, n))
                 return
             except BufferError:  # local queue full: serve deliveries, then try again
+                if time.monotonic() >= deadline:
+                    self._fail(n, f"local producer queue full for {self.queue_full_wait_s} s")
+                    return
                 self._producer.poll(0.1)
+            except (KafkaException, TypeError, ValueError) as exc:  # e.g. over message.max.bytes
+                self._fail(n, str(exc))
+                return
 
-    def flush(self, timeout_s: float) -> None:
-        left = self._producer.flush(timeout_s)
-        failures, self._failures = self._failures, []
-        if left or failures:
-            detail = failures[0] if failures else f"{left} still unacknowledged after {timeout_s} s"
-            raise AlertingError(f"dead letters not written to {self.topic}: {detail}")
+    def _delivered(self, n: int, error: Any, _message: Any) -> None:
+        if error is None:
+            self._pending.pop(n, None)
+            return
+        if error.fatal():  # an idempotent producer that failed for good takes no more records
+            self._broken = True
+        self._fail(n, str(error))
 
-    def close(self, timeout_s: float) -> None:
+    def _fail(self, n: int, error: str) -> None:
+        origin = self._pending.pop(n, None)
+        if origin is None:
+            return
+        try:
+            self.on_failure(WriteFailure(origin, error))
+        except Exception:  # noqa: BLE001 - a failing handler must not stop the writer either
+            log.exception("dead-letter failure handler failed for %s", origin)
+
+    def _replace_producer(self) -> None:
+        log.error("dead-letter producer failed fatally; starting a new one")
+        try:
+            self._producer.purge()
+            self._producer.poll(0)  # the purged dead letters' callbacks: failures
+        except Exception:  # noqa: BLE001 - the old producer is dropped either way
+            log.exception("purging the failed dead-letter producer")
+        for n in list(self._pending):
+            self._fail(n, "dead-letter producer failed fatally")
+        self._producer = self._new_producer()
+        self._broken = False
+
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    def serve(self) -> None:
+        """Run the delivery callbacks that are due (acknowledgements and failures)."""
+        self._producer.poll(0)
+
+    def flush(self, timeout_s: float) -> int:
+        """Wait up to ``timeout_s`` for the queued dead letters; returns how many are still
+        in flight (not an error: they are reported when they succeed or fail)."""
         self._producer.flush(timeout_s)
+        return self.in_flight()
+
+    def close(self, timeout_s: float) -> int:
+        """Flush, then stop; returns how many dead letters were still unacknowledged (their
+        records were not committed past, so a restart reads them again)."""
+        return self.flush(timeout_s)

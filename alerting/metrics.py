@@ -26,6 +26,11 @@ class Metrics:
         r = self.registry
         self.records = Counter("fleetpulse_alerting_records", "Records read from fleet.alerts",
                                ["outcome"], registry=r)  # accepted | malformed
+        # malformed records whose dead letter could not be written either (each one is logged
+        # with its partition and offset); the dispatcher goes on reading
+        self.dlq_write_failures = Counter("fleetpulse_alerting_dlq_write_failures",
+                                          "Dead letters that could not be written to fleet.dlq",
+                                          registry=r)
         self.deliveries = Counter("fleetpulse_alerting_deliveries",
                                   "Delivery attempts by receiver and outcome",
                                   ["receiver", "outcome"], registry=r)

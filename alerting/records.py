@@ -1,6 +1,12 @@
 """Decoding of ``fleet.alerts`` records into :class:`Alert` (pure). A record that is not a
 usable alert yields a :class:`udfs.models.Rejection` (reason code + detail) for ``fleet.dlq``;
-decoding never raises on input."""
+decoding never raises on input (tests/poison_corpus.py).
+
+Details quote input through :func:`_show` only: bounded, and never ``repr`` of a container
+(a 1000-deep list parses, but its ``repr`` overflows the stack). An alert is accepted only if it
+encodes again, since the store and the receivers get it re-encoded: orjson reads 1024 levels of
+nesting but writes 254, and a trigger whose ``custom_details`` nest deeper than that would
+otherwise fail the service's state transaction, not its decoding."""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ MAX_RECORD_BYTES = 512 * 1024  # the Events API v2 limit for one event
 MAX_DEDUP_KEY = 255
 MAX_SUMMARY = 1024
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
+SHOWN_CHARS = 64  # of a string quoted in a rejection's detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +79,17 @@ def _labels(dedup_key: str, action: str, payload: dict[str, Any] | None) -> dict
     return labels
 
 
+def _show(v: Any) -> str:
+    """A bounded quote of an input value for a rejection's detail: a string's start, else its
+    JSON type."""
+    if isinstance(v, str):
+        cut = len(v) > SHOWN_CHARS
+        return repr(v[:SHOWN_CHARS]) + (f"… ({len(v)} characters)" if cut else "")
+    if v is None or isinstance(v, bool | int | float):
+        return repr(v)
+    return "a JSON object" if isinstance(v, dict) else "a JSON array"
+
+
 def _valid_timestamp(s: str) -> bool:
     try:
         datetime.fromisoformat(s.replace("Z", "+00:00"))
@@ -99,8 +117,11 @@ def decode_event(data: Any, record_ts_ms: int = 0) -> Alert | Rejection:
     action = data.get("event_action")
     if action is None:
         return Rejection(Reason.MISSING_FIELD, "event_action is missing")
+    if not isinstance(action, str):
+        return Rejection(Reason.BAD_TYPE, f"event_action must be a string, not {_show(action)}")
     if action not in ACTIONS:
-        return Rejection(Reason.BAD_VALUE, f"event_action {action!r} not in {', '.join(ACTIONS)}")
+        return Rejection(Reason.BAD_VALUE,
+                         f"event_action {_show(action)} not in {', '.join(ACTIONS)}")
     key = data.get("dedup_key")
     if key is None:
         return Rejection(Reason.MISSING_FIELD, "dedup_key is missing")
@@ -126,7 +147,13 @@ def decode_event(data: Any, record_ts_ms: int = 0) -> Alert | Rejection:
                         for x in links)
     if not clean_links and payload:
         clean_links = _map_link(payload)
-    return Alert(action, key, payload, clean_links, record_ts_ms, _labels(key, action, payload))
+    alert = Alert(action, key, payload, clean_links, record_ts_ms,
+                  _labels(key, action, payload))
+    try:
+        orjson.dumps(alert.to_dict())
+    except orjson.JSONEncodeError as exc:
+        return Rejection(Reason.BAD_VALUE, f"alert cannot be re-encoded: {exc}"[:200])
+    return alert
 
 
 def _map_link(payload: dict[str, Any]) -> tuple[dict[str, str], ...]:
@@ -148,7 +175,7 @@ def _check_payload(p: Any) -> dict[str, Any] | Rejection:
         if not isinstance(p[name], str) or not p[name].strip():
             return Rejection(Reason.BAD_TYPE, f"payload.{name} must be a non-empty string")
     if p["severity"] not in PAGERDUTY_SEVERITIES:
-        return Rejection(Reason.BAD_VALUE, f"payload.severity {p['severity']!r} not in "
+        return Rejection(Reason.BAD_VALUE, f"payload.severity {_show(p['severity'])} not in "
                                            f"{', '.join(PAGERDUTY_SEVERITIES)}")
     out: dict[str, Any] = {"summary": p["summary"], "source": p["source"],
                            "severity": p["severity"]}
@@ -157,7 +184,7 @@ def _check_payload(p: Any) -> dict[str, Any] | Rejection:
     ts = p.get("timestamp")
     if ts is not None:
         if not isinstance(ts, str) or not _valid_timestamp(ts):
-            return Rejection(Reason.BAD_VALUE, f"payload.timestamp {ts!r} is not ISO 8601")
+            return Rejection(Reason.BAD_VALUE, f"payload.timestamp {_show(ts)} is not ISO 8601")
         out["timestamp"] = ts
     for name in ("component", "group", "class"):
         v = p.get(name)

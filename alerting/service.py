@@ -5,6 +5,13 @@ due groups -> one SQLite transaction (engine state + new deliveries) -> flush th
 commit Kafka offsets -> hand the deliveries to the receiver workers. Offsets are therefore
 committed only after every record's outcome is durable; a process killed at any moment
 re-reads uncommitted records (repeat suppression absorbs them) and re-sends the outbox.
+
+No record stops the loop (issue 27): whatever its bytes, a record is an alert or a dead letter.
+A dead letter that cannot be written is counted (``fleetpulse_alerting_dlq_write_failures``)
+and logged with the record's partition and offset, and reading goes on (contract: writing a
+dead letter never fails the reader). The commit waits while dead letters are in flight (at most
+``dlq_flush_s`` per step, then on later steps), so a restart re-reads a record whose dead letter
+was neither written nor given up on.
 """
 
 from __future__ import annotations
@@ -18,13 +25,14 @@ from typing import Any
 
 from alerting import AlertingError
 from alerting.config import Config
+from alerting.dead_letters import dlq_record, origin
 from alerting.delivery import OutcomeRecorder, ReceiverWorker, Transport, send_once, wall_ms
 from alerting.engine import Engine
-from alerting.kafka_io import AlertSource, DeadLetterProducer
+from alerting.kafka_io import AlertSource, DeadLetterProducer, InRecord, WriteFailure
 from alerting.metrics import Metrics, MetricsServer
 from alerting.records import decode
 from alerting.store import Store
-from udfs.models import DeadLetter, Reason, Rejection
+from udfs.models import Reason, Rejection
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +52,7 @@ class Settings:
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 where a scraper reaches it from outside
     poll_ms: int = 100
     max_poll_records: int = 500
+    dlq_flush_s: float = 1.0  # longest wait per step for dead letters to be acknowledged
 
 
 class Dispatcher:
@@ -69,6 +78,7 @@ class Dispatcher:
         self.last_loop_ms = clock()
         self.server: MetricsServer | None = None
         self._gauges_at = 0
+        self._commit_owed = False  # records read whose offsets are not committed yet
 
     # -- health ------------------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:
@@ -120,7 +130,7 @@ class Dispatcher:
             w.start()
         consumer = AlertSource(s.bootstrap, s.alerts_topic, s.group_id, s.instance_id,
                                s.session_timeout_ms)
-        producer = DeadLetterProducer(s.bootstrap, s.dlq_topic)
+        producer = DeadLetterProducer(s.bootstrap, s.dlq_topic, self.dlq_write_failed)
         log.info("alert dispatcher running: %s -> %s", s.alerts_topic,
                  ", ".join(self.workers))
         try:
@@ -128,7 +138,12 @@ class Dispatcher:
                 self._step(consumer, producer)
         finally:
             try:
-                producer.close(10)
+                left = producer.close(10)
+                if left:
+                    log.warning("%d dead letters unacknowledged at shutdown: their records "
+                                "are read again after a restart", left)
+                elif self._commit_owed:
+                    consumer.commit()
                 consumer.close()
             finally:
                 for w in self.workers.values():
@@ -157,9 +172,7 @@ class Dispatcher:
                 result = Rejection(Reason.BAD_VALUE, f"internal error: {exc!r}"[:300])
             if isinstance(result, Rejection):
                 dead += 1
-                dl = DeadLetter(rec.topic, rec.partition, rec.offset, str(result.reason),
-                                result.detail, rec.value, now)
-                producer.send(rec.topic.encode(), dl.to_json())
+                self._dead_letter(producer, rec, result, now)
                 self.metrics.records.labels("malformed").inc()
             else:
                 self.metrics.records.labels("accepted").inc()
@@ -172,9 +185,13 @@ class Dispatcher:
         if notes or st.dirty_open or st.dirty_active or st.dirty_groups or st.dirty_pending:
             items = self.store.commit_batch(st, notes, now)
         if dead:
-            producer.flush(30)
-        if batch:
+            producer.flush(s.dlq_flush_s)
+        else:
+            producer.serve()
+        self._commit_owed |= bool(batch)
+        if self._commit_owed and producer.in_flight() == 0:
             consumer.commit()
+            self._commit_owed = False
         by_receiver: dict[str, list[Any]] = {}
         for it in items:
             by_receiver.setdefault(it.receiver, []).append(it)
@@ -183,6 +200,23 @@ class Dispatcher:
             if worker is not None:
                 worker.submit(its)
         self._update_gauges(now)
+
+    def _dead_letter(self, producer: DeadLetterProducer, rec: InRecord, rejection: Rejection,
+                     now: int) -> None:
+        try:
+            key, value = dlq_record(rec, rejection, now)
+        except Exception as exc:  # noqa: BLE001 - a dead letter never stops the reader
+            self.dlq_write_failed(WriteFailure(origin(rec), f"cannot encode: {exc!r}"[:300]))
+            return
+        producer.send(key, value, origin(rec))
+
+    def dlq_write_failed(self, failure: WriteFailure) -> None:
+        """A dead letter is lost: count it, and log where its record is, so it can be read
+        again from ``fleet.alerts`` while the topic retains it."""
+        self.metrics.dlq_write_failures.inc()
+        o = failure.origin
+        log.error("dead letter not written to %s for %s partition %d offset %d: %s",
+                  self.settings.dlq_topic, o.topic, o.partition, o.offset, failure.error)
 
 
 def replay(cfg: Config, store: Store, receiver: str | None = None,

@@ -134,16 +134,16 @@ def status(data_dir: Path) -> None:
 @click.option("--follow/--no-follow", default=False, help="Keep waiting for new dead letters.")
 def dlq(bootstrap: str, topic: str, follow: bool) -> None:
     """Print dead letters: source, partition/offset, reason and detail."""
-    import orjson
     from kafka import KafkaConsumer
+
+    from fleetpulse.dlq_view import describe_dead_letter
 
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                              enable_auto_commit=False,
                              consumer_timeout_ms=None if follow else 3000)
-    for record in consumer:
-        try:
-            d = orjson.loads(record.value)
-            click.echo(f"{d.get('source_topic')}[{d.get('partition')}]@{d.get('offset')} "
-                       f"{d.get('reason')}: {d.get('detail')}")
-        except orjson.JSONDecodeError:
-            click.echo(f"(unreadable dead letter at offset {record.offset})")
+    try:
+        for record in consumer:
+            # one bounded, escaped line whatever the record holds (fleetpulse.dlq_view)
+            click.echo(describe_dead_letter(record.value, record.partition, record.offset))
+    finally:
+        consumer.close()

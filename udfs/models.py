@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -21,6 +22,7 @@ class Reason(StrEnum):
     BAD_TYPE = "BAD_TYPE"
     BAD_COORDINATES = "BAD_COORDINATES"
     FUTURE_TIMESTAMP = "FUTURE_TIMESTAMP"
+    STALE_TIMESTAMP = "STALE_TIMESTAMP"
     IMPOSSIBLE_SPEED = "IMPOSSIBLE_SPEED"
     UNKNOWN_SCAN_TYPE = "UNKNOWN_SCAN_TYPE"
     TOO_LARGE = "TOO_LARGE"
@@ -110,9 +112,47 @@ class Rejection:
     detail: str
 
 
+# A dead letter is bounded whatever its input (contract, "Dead letter"): at most this much of the
+# original value and of its Kafka key travels in it, and the detail is cut to a line.
+DEAD_LETTER_RAW_BYTES = 64 * 1024
+DEAD_LETTER_KEY_BYTES = 64 * 1024
+DEAD_LETTER_DETAIL_CHARS = 1000
+# The largest encoded dead letter: every byte of raw and key JSON-escaped at worst (\u00XX, six
+# bytes each) plus the detail and the fixed fields. DLQ producers accept this much per record.
+DEAD_LETTER_MAX_BYTES = 6 * (DEAD_LETTER_RAW_BYTES + DEAD_LETTER_KEY_BYTES
+                             + DEAD_LETTER_DETAIL_CHARS) + 4096
+# What DLQ producers are configured to send at most (Kafka's max.request.size / librdkafka's
+# message.max.bytes): above the largest dead letter, and the brokers' default record limit.
+DEAD_LETTER_PRODUCER_MAX_BYTES = 1024 * 1024
+
+
+def bounded_text(data: bytes, limit: int) -> tuple[str, str, bool]:
+    """``(text, encoding, truncated)``: the first ``limit`` bytes of ``data`` as UTF-8 text, or as
+    base64 when they are not UTF-8. A multi-byte character cut by the limit is dropped whole,
+    so text that is UTF-8 stays text."""
+    head = data[:limit]
+    truncated = len(data) > limit
+    try:
+        return head.decode("utf-8"), "utf-8", truncated
+    except UnicodeDecodeError as exc:
+        cut_in_char = (truncated and exc.reason == "unexpected end of data"
+                       and exc.start >= len(head) - 3)
+        if cut_in_char:
+            try:
+                return head[:exc.start].decode("utf-8"), "utf-8", truncated
+            except UnicodeDecodeError:
+                pass
+    return base64.b64encode(head).decode("ascii"), "base64", truncated
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A record that could not be used, with where it came from (`fleet.dlq`)."""
+    """A record that could not be used, with where it came from (`fleet.dlq`).
+
+    ``raw`` and ``key`` are the original record's value and Kafka key, whole: :meth:`to_dict`
+    bounds them (the contract's 64 KiB of ``raw``, with ``raw_size``, ``raw_sha256`` and
+    ``raw_truncated``), so a dead letter always fits a Kafka record however large its input.
+    """
 
     source_topic: str
     partition: int
@@ -121,15 +161,25 @@ class DeadLetter:
     detail: str
     raw: bytes
     ts: int
+    key: bytes | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        try:
-            raw_text, encoding = self.raw.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            raw_text, encoding = base64.b64encode(self.raw).decode("ascii"), "base64"
-        return {"source_topic": self.source_topic, "partition": self.partition,
-                "offset": self.offset, "reason": self.reason, "detail": self.detail,
-                "raw": raw_text, "raw_encoding": encoding, "ts": self.ts}
+        raw_text, encoding, truncated = bounded_text(self.raw, DEAD_LETTER_RAW_BYTES)
+        d: dict[str, Any] = {
+            "source_topic": self.source_topic, "partition": self.partition,
+            "offset": self.offset, "reason": self.reason,
+            "detail": self.detail[:DEAD_LETTER_DETAIL_CHARS],
+            "raw": raw_text, "raw_encoding": encoding, "raw_size": len(self.raw),
+            "raw_sha256": hashlib.sha256(self.raw).hexdigest(), "raw_truncated": truncated,
+            "key": None, "ts": self.ts}
+        if self.key is not None:
+            key_text, key_encoding, key_truncated = bounded_text(self.key, DEAD_LETTER_KEY_BYTES)
+            d["key"] = key_text
+            if key_encoding != "utf-8":
+                d["key_encoding"] = key_encoding
+            if key_truncated:
+                d["key_truncated"] = True
+        return d
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.to_dict())

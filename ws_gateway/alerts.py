@@ -8,25 +8,42 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from alerting import records
+from udfs.models import Rejection
+from ws_gateway import frames
+
 log = logging.getLogger(__name__)
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
+MALFORMED_LOG_EVERY_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
 class MapAlert:
-    """An alert event worth showing, with where it happened (if known)."""
+    """An alert event worth showing, with where it happened (if known) and its client frame,
+    encoded once (and known to encode: orjson writes less nesting than it reads)."""
 
     event: dict[str, Any]
     lat: float | None
     lng: float | None
     truck_id: str | None
+    frame: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """A record of ``fleet.alerts`` that is not an alert event: a contract reason code (as the
+    dispatcher's dead letters have) and a detail that quotes no input."""
+
+    reason: str
+    detail: str
 
 
 def _coord(v: Any, lo: float, hi: float) -> float | None:
@@ -35,39 +52,72 @@ def _coord(v: Any, lo: float, hi: float) -> float | None:
     return float(v) if lo <= v <= hi else None
 
 
-def decode_alert(raw: bytes, min_severity: str = "critical") -> MapAlert | None:
-    """The alert if it is a ``trigger`` at ``min_severity`` or above; None otherwise (also
-    for records that are not alert events: the gateway is not their validator)."""
+def decode_alert(raw: bytes | None, min_severity: str = "critical") -> MapAlert | Malformed | None:
+    """The alert if it is a ``trigger`` at ``min_severity`` or above; None for a valid alert
+    event the map does not show; :class:`Malformed` for a record that is no alert event, by the
+    dispatcher's own verdict (``alerting.records.decode``, pure), so the map never shows an
+    alert the dispatcher dead-letters. Never raises (tests/poison_corpus.py)."""
+    verdict = records.decode(raw)
+    if isinstance(verdict, Rejection):
+        return Malformed(verdict.reason.value, verdict.detail)
+    if verdict.event_action != "trigger":
+        return None
+    severity = verdict.severity
+    if severity is None or SEVERITY_RANK.get(severity, -1) < SEVERITY_RANK.get(min_severity, 3):
+        return None
+    event = orjson.loads(raw or b"")  # the record as sent: decode() has parsed it once already
     try:
-        event = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(event, dict) or event.get("event_action") != "trigger":
-        return None
+        frame = frames.alert(event)
+    except orjson.JSONEncodeError as exc:
+        return Malformed("BAD_VALUE", f"alert cannot be re-encoded: {exc}"[:200])
     payload = event.get("payload")
-    if not isinstance(payload, dict):
-        return None
-    rank = SEVERITY_RANK.get(str(payload.get("severity")), -1)
-    if rank < SEVERITY_RANK.get(min_severity, 3):
-        return None
-    details = payload.get("custom_details")
+    details = payload.get("custom_details") if isinstance(payload, dict) else None
     details = details if isinstance(details, dict) else {}
     truck = details.get("truck_id")
     return MapAlert(event, _coord(details.get("lat"), -90, 90),
                     _coord(details.get("lng"), -180, 180),
-                    truck if isinstance(truck, str) else None)
+                    truck if isinstance(truck, str) else None, frame)
+
+
+class _Throttle:
+    """True at most once per ``every_s`` (monotonic clock), counting the calls it said no to:
+    a topic full of bad records must not turn into a log full of them."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self._next = 0.0
+        self.suppressed = 0
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        if now < self._next:
+            self.suppressed += 1
+            return False
+        self._next = now + self.every_s
+        return True
 
 
 class AlertReader:
     """Reads `fleet.alerts` in a thread and hands decoded alerts to ``deliver`` (which must be
-    thread-safe, e.g. ``loop.call_soon_threadsafe``)."""
+    thread-safe, e.g. ``loop.call_soon_threadsafe``).
+
+    A record that is no alert event is counted (:attr:`malformed`, and ``on_malformed`` with
+    its reason, for the gateway's metric) and logged at most every ``log_every_s`` seconds:
+    the gateway is not the validator of the topic (the dispatcher dead-letters those), but a
+    producer writing garbage must be visible, and no record may stop the reader.
+    """
 
     def __init__(self, bootstrap: str, topic: str, deliver: Callable[[MapAlert], None],
-                 min_severity: str = "critical") -> None:
+                 min_severity: str = "critical",
+                 on_malformed: Callable[[str], None] | None = None,
+                 log_every_s: float = MALFORMED_LOG_EVERY_S) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.deliver = deliver
         self.min_severity = min_severity
+        self.on_malformed = on_malformed
+        self.malformed = 0
+        self._log_throttle = _Throttle(log_every_s)
         self.ready = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gateway-alerts", daemon=True)
@@ -107,9 +157,7 @@ class AlertReader:
                 while not self._stop.is_set():
                     for records in consumer.poll(timeout_ms=200).values():
                         for rec in records:
-                            alert = decode_alert(rec.value, self.min_severity)
-                            if alert is not None:
-                                self.deliver(alert)
+                            self.handle(rec.partition, rec.offset, rec.value)
             except Exception as exc:  # noqa: BLE001 - keep serving positions; retry Kafka
                 self.error = repr(exc)
                 self.ready.clear()
@@ -118,3 +166,28 @@ class AlertReader:
             finally:
                 if consumer is not None:
                     consumer.close()
+
+    def handle(self, partition: int, offset: int, value: bytes | None) -> None:
+        """One record: delivered, ignored, or counted as malformed; never raises on its bytes."""
+        try:
+            result = decode_alert(value, self.min_severity)
+        except Exception as exc:  # noqa: BLE001 - a decoding bug must not stop the reader
+            result = Malformed("INTERNAL", f"decoding failed: {type(exc).__name__}")
+        if isinstance(result, Malformed):
+            self._count_malformed(partition, offset, result)
+        elif result is not None:
+            self.deliver(result)
+
+    def _count_malformed(self, partition: int, offset: int, m: Malformed) -> None:
+        self.malformed += 1
+        if self.on_malformed is not None:
+            try:
+                self.on_malformed(m.reason)
+            except Exception:  # noqa: BLE001 - a metric must not stop the reader
+                log.exception("counting a malformed alert")
+        if self._log_throttle.allow():
+            more = self._log_throttle.suppressed
+            self._log_throttle.suppressed = 0
+            log.warning("malformed record on %s partition %d offset %d: %s: %s%s", self.topic,
+                        partition, offset, m.reason, m.detail,
+                        f" ({more} more since the last report)" if more else "")

@@ -43,3 +43,7 @@ class GatewayMetrics:
             buckets=(.005, .01, .025, .05, .075, .1, .15, .2, .3, .5, 1, 2, 5), registry=registry)
         self.alerts = Counter(p + "alerts_total", "Alerts delivered to clients",
                               registry=registry)
+        self.alerts_malformed = Counter(
+            p + "alerts_malformed_total",
+            "Records read from fleet.alerts that are not alert events, by reason code",
+            ["reason"], registry=registry)

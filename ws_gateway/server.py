@@ -256,8 +256,11 @@ class Gateway:
             def deliver(alert: MapAlert) -> None:
                 loop.call_soon_threadsafe(self.on_alert, alert)
 
+            def malformed(reason: str) -> None:
+                self.metrics.alerts_malformed.labels(reason).inc()
+
             self._alerts = AlertReader(s.bootstrap, s.alerts_topic, deliver,
-                                       s.min_alert_severity)
+                                       s.min_alert_severity, on_malformed=malformed)
             self._alerts.start()
         if s.metrics_port:
             from prometheus_client import start_http_server
@@ -385,7 +388,7 @@ class Gateway:
             await asyncio.sleep(s.delays_poll_s)
 
     def on_alert(self, alert: MapAlert) -> None:
-        frame = frames.alert(alert.event)
+        frame = alert.frame or frames.alert(alert.event)
         targets = self.router.alert_targets(alert.lat, alert.lng, alert.truck_id)
         for client in targets:
             client.enqueue(None, frame)

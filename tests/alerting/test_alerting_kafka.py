@@ -8,59 +8,25 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from alerting_harness import Running, config_text, dlq_records
 from alerting_receiver import Receiver, alert_doc
 from click.testing import CliRunner
 
 from alerting.cli import alerts
-from alerting.config import parse_config
 from alerting.metrics import Metrics
-from alerting.service import Dispatcher, Settings
 from fleetpulse.topics import TopicNames
 from fleetpulse.waiting import Timeout, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def config_text(receiver: Receiver, path: str = "/hook", **route: str) -> str:
-    timers = {"group_wait": "20ms", "group_interval": "50ms", "repeat_interval": "1h", **route}
-    return f"""
-receivers:
-  - name: hook
-    type: webhook
-    url: "{receiver.url(path)}"
-    secret: s3cret
-    timeout: 1s
-    retry: {{max_attempts: 20, initial_backoff: 20ms, max_backoff: 200ms}}
-route:
-  receiver: hook
-  group_by: [group, class]
-  group_wait: {timers['group_wait']}
-  group_interval: {timers['group_interval']}
-  repeat_interval: {timers['repeat_interval']}
-inhibit_rules:
-  - source_match: {{class: truck_offline}}
-    target_match: {{class: truck_stopped_unplanned}}
-    equal: [truck_id]
-"""
-
-
-@pytest.fixture()
-def producer(kafka_bootstrap: str) -> Iterator[Any]:
-    from kafka import KafkaProducer
-
-    p = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    yield p
-    p.close()
 
 
 def send(producer: Any, topic: str, *docs: dict[str, Any] | bytes) -> None:
@@ -69,56 +35,6 @@ def send(producer: Any, topic: str, *docs: dict[str, Any] | bytes) -> None:
         key = b"bad" if isinstance(d, bytes) else d["dedup_key"].encode()
         producer.send(topic, key=key, value=value)
     producer.flush()
-
-
-class Running:
-    def __init__(self, d: Dispatcher) -> None:
-        self.d = d
-        self.thread = threading.Thread(target=d.run, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.d.stop_event.set()
-        self.thread.join(15)
-        assert not self.thread.is_alive()
-
-
-@pytest.fixture()
-def start(kafka_bootstrap: str, unique_topics: TopicNames,
-          tmp_path: Path) -> Iterator[Callable[..., Running]]:
-    running: list[Running] = []
-
-    def make(text: str, metrics_port: int | None = None,
-             metrics: Metrics | None = None) -> Running:
-        settings = Settings(bootstrap=kafka_bootstrap, state_dir=str(tmp_path / "state"),
-                            alerts_topic=unique_topics.alerts, dlq_topic=unique_topics.dlq,
-                            group_id=f"alerting-{unique_topics.alerts}",
-                            metrics_port=metrics_port, poll_ms=50)
-        r = Running(Dispatcher(parse_config(text, "test.yaml"), settings,
-                               metrics=metrics or Metrics()))
-        running.append(r)
-        return r
-
-    yield make
-    for r in running:
-        if r.thread.is_alive():
-            r.stop()
-
-
-def dlq_records(bootstrap: str, topic: str, n: int) -> list[dict[str, Any]]:
-    from kafka import KafkaConsumer
-
-    c = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                      consumer_timeout_ms=200)
-    got: list[dict[str, Any]] = []
-    try:
-        def enough() -> bool:
-            got.extend(orjson.loads(m.value) for m in c)
-            return len(got) >= n
-        wait_until(enough, 20, f"{n} dead letters on {topic}")
-    finally:
-        c.close()
-    return got
 
 
 def test_end_to_end_with_dlq_inhibition_metrics_and_health(

@@ -1,6 +1,6 @@
 """The dispatcher's Kafka clients: records carry where they came from, a commit is where the
-group resumes, and a dead letter that Kafka never acknowledged stops the service instead of
-being skipped."""
+group resumes, and a dead letter that cannot be written is reported with the partition and
+offset of its record, never raised (contract: writing a dead letter never fails the reader)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import uuid
 
 import pytest
 
-from alerting import AlertingError
-from alerting.kafka_io import AlertSource, DeadLetterProducer, InRecord
+from alerting.kafka_io import AlertSource, DeadLetterProducer, InRecord, Origin, WriteFailure
 from fleetpulse.topics import TopicNames
 from fleetpulse.waiting import free_port
+from udfs.models import DEAD_LETTER_PRODUCER_MAX_BYTES
 
 
 def take(source: AlertSource, n: int, max_records: int = 500,
@@ -24,7 +24,7 @@ def take(source: AlertSource, n: int, max_records: int = 500,
     return got
 
 
-def values(records: list[InRecord]) -> list[bytes]:
+def values(records: list[InRecord]) -> list[bytes | None]:
     return [r.value for r in records]
 
 
@@ -62,8 +62,19 @@ def test_records_carry_their_origin_and_the_group_resumes_after_the_commit(
         second.close()
 
 
+class Failures(list[WriteFailure]):
+    """An ``on_failure`` that keeps what it is given."""
+
+    def __call__(self, failure: WriteFailure) -> None:
+        self.append(failure)
+
+
+ORIGIN = Origin("fleet.alerts", 1, 42)
+
+
 @pytest.mark.integration
-def test_a_dead_letter_the_broker_refuses_raises_once(kafka_bootstrap: str) -> None:
+def test_a_dead_letter_the_broker_refuses_is_reported_once_with_its_origin(
+        kafka_bootstrap: str) -> None:
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
 
@@ -74,18 +85,46 @@ def test_a_dead_letter_the_broker_refuses_raises_once(kafka_bootstrap: str) -> N
                                       topic_configs={"max.message.bytes": "200"})])
     finally:
         admin.close()
-    producer = DeadLetterProducer(kafka_bootstrap, topic)
-    producer.send(b"fleet.alerts", b"x" * 1000)
-    with pytest.raises(AlertingError, match=rf"dead letters not written to {topic}: .*too large"):
-        producer.flush(20)
-    producer.send(b"fleet.alerts", b"small")
-    producer.flush(20)  # the refusal was reported once; the next dead letter goes through
-    producer.close(5)
+    failures = Failures()
+    producer = DeadLetterProducer(kafka_bootstrap, topic, failures)
+    producer.send(b"fleet.alerts", b"x" * 1000, ORIGIN)
+    assert producer.flush(20) == 0  # never raises: the refusal is reported, not thrown
+    assert [f.origin for f in failures] == [ORIGIN]
+    assert "too large" in failures[0].error.lower()
+    producer.send(b"fleet.alerts", b"small", Origin("fleet.alerts", 1, 43))
+    assert producer.flush(20) == 0
+    assert len(failures) == 1  # the next dead letter went through
+    assert producer.close(5) == 0
 
 
-def test_an_unacknowledged_dead_letter_raises_and_names_the_topic() -> None:
-    producer = DeadLetterProducer(f"127.0.0.1:{free_port()}", "fleet.dlq.nowhere")
-    producer.send(b"fleet.alerts", b'{"reason": "BAD_JSON"}')
-    with pytest.raises(AlertingError, match=r"dead letters not written to fleet\.dlq\.nowhere: "
-                                            r"1 still unacknowledged"):
-        producer.flush(0.3)
+def test_an_unacknowledged_dead_letter_is_in_flight_not_an_error() -> None:
+    failures = Failures()
+    producer = DeadLetterProducer(f"127.0.0.1:{free_port()}", "fleet.dlq.nowhere", failures)
+    producer.send(b"fleet.alerts", b'{"reason": "BAD_JSON"}', ORIGIN)
+    assert producer.flush(0.3) == 1
+    assert producer.close(0.3) == 1  # the service does not commit past it: read again later
+    assert failures == []
+
+
+def test_the_producer_takes_dead_letters_up_to_its_configured_limit() -> None:
+    """librdkafka's default ``message.max.bytes`` (1,000,000) is below the configured one: a
+    record between the two is accepted, one above the configured one is reported at once."""
+    failures = Failures()
+    producer = DeadLetterProducer(f"127.0.0.1:{free_port()}", "fleet.dlq.nowhere", failures)
+    producer.send(b"fleet.alerts", b"x" * (DEAD_LETTER_PRODUCER_MAX_BYTES - 10_000), ORIGIN)
+    assert failures == [] and producer.in_flight() == 1
+    too_big = Origin("fleet.alerts", 0, 7)
+    producer.send(b"fleet.alerts", b"x" * (DEAD_LETTER_PRODUCER_MAX_BYTES + 1), too_big)
+    assert [f.origin for f in failures] == [too_big]
+    assert producer.in_flight() == 1
+    producer.close(0)
+
+
+def test_a_failing_failure_handler_does_not_reach_the_caller() -> None:
+    def handler(failure: WriteFailure) -> None:
+        raise RuntimeError("metrics broken")
+
+    producer = DeadLetterProducer(f"127.0.0.1:{free_port()}", "fleet.dlq.nowhere", handler)
+    producer.send(b"fleet.alerts", b"x" * (DEAD_LETTER_PRODUCER_MAX_BYTES + 1), ORIGIN)
+    assert producer.in_flight() == 0
+    producer.close(0)

@@ -11,7 +11,7 @@ import pytest
 import shapely
 
 from udfs.encoding import kept
-from ws_gateway.alerts import decode_alert
+from ws_gateway.alerts import Malformed, MapAlert, decode_alert
 from ws_gateway.filters import Filter, parse_bbox
 from ws_gateway.router import Router, Subscription, decode_truck, seq_key
 
@@ -208,15 +208,16 @@ def test_alert_targets_by_place_or_truck() -> None:
 
 def test_decode_alert_filters_critical_triggers() -> None:
     ev = {"event_action": "trigger", "dedup_key": "truck_offline:T1",
-          "payload": {"severity": "critical", "summary": "x",
+          "payload": {"severity": "critical", "summary": "x", "source": "test",
                       "custom_details": {"truck_id": "T1", "lat": 1.5, "lng": 2.5}}}
     got = decode_alert(orjson.dumps(ev))
-    assert got is not None and (got.lat, got.lng, got.truck_id) == (1.5, 2.5, "T1")
+    assert isinstance(got, MapAlert) and (got.lat, got.lng, got.truck_id) == (1.5, 2.5, "T1")
     assert decode_alert(orjson.dumps({**ev, "event_action": "resolve"})) is None
     low = {**ev, "payload": {**ev["payload"], "severity": "error"}}
     assert decode_alert(orjson.dumps(low)) is None
-    assert decode_alert(orjson.dumps(low), min_severity="error") is not None
-    assert decode_alert(b"not json") is None and decode_alert(b"[1]") is None
+    assert isinstance(decode_alert(orjson.dumps(low), min_severity="error"), MapAlert)
+    assert isinstance(decode_alert(b"not json"), Malformed)
+    assert isinstance(decode_alert(b"[1]"), Malformed)
 
 
 def test_seq_and_truck_decoding() -> None:
