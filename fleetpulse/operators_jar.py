@@ -1,12 +1,13 @@
 """fleetpulse's own Flink operators (``jvm/src``), compiled into a jar on first use.
 
-The jobs are PyFlink jobs, but one piece runs better in the JVM: the bundler that hands records
-to Python a batch at a time (``io.fleetpulse.flink.ShardBundler``). Its source is compiled with
-the JDK's ``javac`` against the Flink jars inside the ``apache-flink`` wheel, so no Flink
-artifacts are downloaded for it and the classes match the Flink that runs them. The jar is
-cached under the JVM cache directory by a hash of the sources: a change to them builds a new one,
-and parallel first uses (tests, several jobs) race harmlessly, each renaming a finished jar into
-place.
+The jobs are PyFlink jobs, but some pieces run better in the JVM: the bundler that hands records
+to Python a batch at a time (``io.fleetpulse.flink.ShardBundler``), and the dead-letter sink that
+never fails its task (``DeadLetterSink``). Their sources are compiled with the JDK's ``javac``
+against the Flink jars inside the ``apache-flink`` wheel and the Kafka connector the jobs ship
+(whose Kafka client classes the sink uses), so the classes match the Flink that runs them. The
+jar is cached under the JVM cache directory by a hash of the sources: a change to them builds a
+new one, and parallel first uses (tests, several jobs) race harmlessly, each renaming a finished
+jar into place.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from fleetpulse import PlatformError
-from fleetpulse.paths import PROJECT_ROOT, jvm_dir
+from fleetpulse.paths import PROJECT_ROOT, flink_jars, jvm_dir
 
 SOURCE_DIR = PROJECT_ROOT / "jvm" / "src"
 # Bytecode for Java 11, the oldest JVM Flink 2 runs on, so a cluster on 11 or 17 loads it.
@@ -78,7 +79,8 @@ def operators_jar() -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         classes = Path(tmp) / "classes"
         compile_cmd = [_jdk_tool("javac"), "--release", JAVA_RELEASE, "-nowarn",
-                       "-cp", str(_flink_lib() / "*"), "-d", str(classes),
+                       "-cp", os.pathsep.join([str(_flink_lib() / "*"), *map(str, flink_jars())]),
+                       "-d", str(classes),
                        *map(str, sources)]
         built = Path(tmp) / target.name
         for cmd in (compile_cmd, [_jdk_tool("jar"), "cf", str(built), "-C", str(classes), "."]):

@@ -17,7 +17,7 @@ bundler holds no state.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from pyflink.common import Row, Types
 from pyflink.common.typeinfo import RowTypeInfo, TypeInformation
@@ -31,34 +31,53 @@ from fleetpulse.operators_jar import operators_jar
 from flink_jobs.jvm_keying import keyed_on_first_field
 
 BUNDLE = Types.PRIMITIVE_ARRAY(Types.BYTE())
-_HEADER = struct.Struct(">iqi")  # partition, offset, value length (-1: null value)
+_HEADER = struct.Struct(">iqi")  # partition, offset, record key length (-1: null key)
+_LENGTH = struct.Struct(">i")  # value length (-1: null value)
+
+# A record of a bundle: partition, offset, Kafka key, value.
+BundledRecord = tuple[int, int, bytes | None, bytes | None]
 
 
-def decode_bundle(bundle: bytes) -> Iterator[tuple[int, int, bytes | None]]:
-    """The ``(partition, offset, value)`` records of a bundle, in the order they arrived.
+def decode_bundle(bundle: bytes) -> Iterator[BundledRecord]:
+    """The ``(partition, offset, key, value)`` records of a bundle, in the order they arrived.
 
     Raises ``ValueError`` on a truncated bundle (a bug, not bad input: any record bytes fit)."""
     view = memoryview(bundle)
-    pos, end, header = 0, len(bundle), _HEADER.size
+    pos, end = 0, len(bundle)
     while pos < end:
-        if end - pos < header:
+        if end - pos < _HEADER.size:
             raise ValueError(f"bundle truncated in a record header at byte {pos}")
-        partition, offset, length = _HEADER.unpack_from(view, pos)
-        pos += header
-        if length < 0:
-            yield partition, offset, None
-            continue
-        if end - pos < length:
-            raise ValueError(f"bundle truncated in a record body at byte {pos}")
-        yield partition, offset, bytes(view[pos:pos + length])
-        pos += length
+        partition, offset, key_length = _HEADER.unpack_from(view, pos)
+        pos += _HEADER.size
+        key, pos = _field(view, pos, end, key_length)
+        if end - pos < _LENGTH.size:
+            raise ValueError(f"bundle truncated in a value length at byte {pos}")
+        (value_length,) = _LENGTH.unpack_from(view, pos)
+        value, pos = _field(view, pos + _LENGTH.size, end, value_length)
+        yield partition, offset, key, value
 
 
-def encode_bundle(records: list[tuple[int, int, bytes | None]]) -> bytes:
-    """What the JVM bundler emits for ``records`` (for tests of the Python side)."""
+def _field(view: memoryview, pos: int, end: int, length: int) -> tuple[bytes | None, int]:
+    if length < 0:
+        return None, pos
+    if end - pos < length:
+        raise ValueError(f"bundle truncated in a record body at byte {pos}")
+    return bytes(view[pos:pos + length]), pos + length
+
+
+def encode_bundle(records: Sequence[BundledRecord | tuple[int, int, bytes | None]]) -> bytes:
+    """What the JVM bundler emits for ``records`` (for tests of the Python side): ``(partition,
+    offset, key, value)``, or ``(partition, offset, value)`` for records without a key."""
     parts = []
-    for partition, offset, value in records:
-        parts.append(_HEADER.pack(partition, offset, -1 if value is None else len(value)))
+    for record in records:
+        if len(record) == 3:
+            partition, offset, key, value = record[0], record[1], None, record[2]
+        else:
+            partition, offset, key, value = record  # type: ignore[misc]
+        parts.append(_HEADER.pack(partition, offset, -1 if key is None else len(key)))
+        if key is not None:
+            parts.append(key)
+        parts.append(_LENGTH.pack(-1 if value is None else len(value)))
         if value is not None:
             parts.append(value)
     return b"".join(parts)
@@ -86,8 +105,8 @@ def bundled_by_shard(env: StreamExecutionEnvironment, t_env: StreamTableEnvironm
     time (less at a watermark, a checkpoint barrier or the end of the input)."""
     use_operators_jar(env)
     query = t_env.sql_query(
-        f"SELECT {key_sql} AS `k`, `value`, `partition`, `offset` FROM {table}")
-    record_type = Types.ROW([Types.STRING(), BUNDLE, Types.INT(), Types.LONG()])
+        f"SELECT {key_sql} AS `k`, `value`, `partition`, `offset`, `record_key` FROM {table}")
+    record_type = Types.ROW([Types.STRING(), BUNDLE, Types.INT(), Types.LONG(), BUNDLE])
     records = t_env.to_append_stream(query, record_type)
     out_type = Types.ROW([Types.INT(), BUNDLE])
     operator = get_gateway().jvm.io.fleetpulse.flink.ShardBundler(shards, max_records, flush_ms)

@@ -19,21 +19,25 @@ from typing import TypeVar
 
 from pyflink.common import Configuration, Row, Types
 from pyflink.datastream import DataStream, RuntimeExecutionMode, StreamExecutionEnvironment
+from pyflink.datastream.connectors.base import Sink
+from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment
 
 from fleetpulse.affinity import parse_cpu_list, pin_current_process
 from fleetpulse.paths import flink_jars, prometheus_reporter_jar
 from flink_jobs import JobError
 from flink_jobs.settings import JobSettings
-from udfs.models import DeadLetter, Reason, Rejection
+from udfs.models import DEAD_LETTER_PRODUCER_MAX_BYTES, DeadLetter, Reason, Rejection
 
 T = TypeVar("T")
 
 NO_WATERMARK = -(2**63) + 1  # below this, Flink has not emitted a watermark yet (both jobs)
 
-# Rows entering the Python operators: original bytes and where they came from.
-RAW_RECORD = Types.ROW_NAMED(["value", "partition", "offset"],
-                             [Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.INT(), Types.LONG()])
+# Rows entering the Python operators: original bytes, where they came from, and their Kafka key
+# (kept for the dead letter; None when the record has none).
+RAW_RECORD = Types.ROW_NAMED(["value", "partition", "offset", "record_key"],
+                             [Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.INT(), Types.LONG(),
+                              Types.PRIMITIVE_ARRAY(Types.BYTE())])
 # Rows leaving for a Kafka topic: record key and value, both text.
 KEYED_TEXT = Types.ROW_NAMED(["k", "v"], [Types.STRING(), Types.STRING()])
 
@@ -89,6 +93,8 @@ def flink_configuration(settings: JobSettings, job_name: str) -> Configuration:
     restore = resolve_restore(settings)
     if restore is not None:
         cfg.set_string("execution.state-recovery.path", restore.resolve().as_uri())
+        if settings.allow_non_restored_state:
+            cfg.set_string("execution.state-recovery.ignore-unclaimed-state", "true")
     if settings.rest_port:
         cfg.set_string("rest.port", str(settings.rest_port))
         cfg.set_string("rest.address", "127.0.0.1")
@@ -121,8 +127,10 @@ def execute(env: StreamExecutionEnvironment, job_name: str, settings: JobSetting
         raise JobError(
             f"--restore {settings.restore}: checkpoint {resolve_restore(settings)} was written "
             f"by a version of {job_name} with other operators and cannot be restored into "
-            f"this one. To start without it, {remedy}: the job then reads from its consumer "
-            "group's committed Kafka offsets with empty state, which new records rebuild "
+            "this one. To drop the state of the operators this version no longer has, add "
+            f"--allow-non-restored-state. To start without it, {remedy}: the job then reads "
+            "from its consumer group's committed Kafka offsets with empty state, which new "
+            "records rebuild "
             "(incidents open in the old state are not resolved).") from None
 
 
@@ -180,14 +188,15 @@ def kafka_raw_source(t_env: StreamTableEnvironment, settings: JobSettings, topic
     """Records of ``topic`` as RAW_RECORD rows, event-time stamped from their ``ts`` field
     (the table of :func:`kafka_raw_table`, read once)."""
     kafka_raw_table(t_env, settings, topic, table)
-    tbl = t_env.sql_query(f"SELECT `value`, `partition`, `offset` FROM {table}")
+    tbl = t_env.sql_query(f"SELECT `value`, `partition`, `offset`, `record_key` FROM {table}")
     return t_env.to_data_stream(tbl)
 
 
 def kafka_raw_table(t_env: StreamTableEnvironment, settings: JobSettings, topic: str,
                     table: str, watermark_per_record: bool = False) -> None:
-    """Register ``topic`` as the table ``table``: ``value`` (bytes), ``partition``, ``offset``,
-    ``ts_raw`` and the event-time attribute ``rowtime`` with its watermark.
+    """Register ``topic`` as the table ``table``: ``value`` (bytes), ``record_key`` (the Kafka
+    key's bytes, NULL for none), ``partition``, ``offset``, ``ts_raw`` and the event-time
+    attribute ``rowtime`` with its watermark.
 
     Every query of the table is a Kafka source of its own, with its own offsets in the
     checkpoint but the same group id: read it once (one query, fanned out) per job.
@@ -212,6 +221,7 @@ def kafka_raw_table(t_env: StreamTableEnvironment, settings: JobSettings, topic:
     wm_s = settings.out_of_orderness_ms / 1000
     t_env.execute_sql(f"""
         CREATE TEMPORARY TABLE {table} (
+          `record_key` BYTES,
           `value` BYTES,
           `partition` INT METADATA VIRTUAL,
           `offset` BIGINT METADATA VIRTUAL,
@@ -233,7 +243,10 @@ def kafka_raw_table(t_env: StreamTableEnvironment, settings: JobSettings, topic:
           'scan.watermark.idle-timeout' = '{settings.idle_timeout_ms} ms',
           {bounded}
           {emit}
-          'format' = 'raw'
+          'key.format' = 'raw',
+          'key.fields' = 'record_key',
+          'value.format' = 'raw',
+          'value.fields-include' = 'EXCEPT_KEY'
         )""")
 
 
@@ -266,10 +279,28 @@ def attach_sinks(t_env: StreamTableEnvironment, sinks: dict[str, DataStream]) ->
     stmt.attach_as_datastream()
 
 
+def dead_letter_sink(env: StreamExecutionEnvironment, letters: DataStream,
+                     settings: JobSettings) -> None:
+    """Send the KEYED_TEXT dead letters to ``settings.dlq_topic`` through
+    ``io.fleetpulse.flink.DeadLetterSink``: at least once, flushed at every checkpoint, and a
+    dead letter Kafka refuses is counted and logged instead of failing the task (contract)."""
+    from flink_jobs.bundling import use_operators_jar
+
+    use_operators_jar(env)
+    gateway = get_gateway()
+    props = gateway.jvm.java.util.HashMap()
+    props.put("bootstrap.servers", settings.bootstrap)
+    props.put("max.request.size", str(DEAD_LETTER_PRODUCER_MAX_BYTES))
+    sink = gateway.jvm.io.fleetpulse.flink.DeadLetterSink(settings.dlq_topic, props)
+    letters.sink_to(Sink(sink)).name("dlq-sink").uid("dlq-sink")
+
+
 def dead_letter_row(topic: str, partition: int, offset: int, reason: str, detail: str,
-                    raw: bytes) -> Row:
-    """A `fleet.dlq` record (key: the source topic) for a record that could not be used."""
-    letter = DeadLetter(topic, partition, offset, reason, detail, raw, int(time.time() * 1000))
+                    raw: bytes, key: bytes | None) -> Row:
+    """A `fleet.dlq` record (key: the source topic) for a record that could not be used; the
+    record's own Kafka key travels inside it."""
+    letter = DeadLetter(topic, partition, offset, reason, detail, raw, int(time.time() * 1000),
+                        key)
     return Row(topic, letter.to_json().decode())
 
 
@@ -288,14 +319,12 @@ def parse_safely(parse: Callable[[bytes, int], T | Rejection], raw: bytes, now_m
     try:
         return parse(raw, now_ms)
     except Exception as exc:  # noqa: BLE001 - no input may fail the job
-        return Rejection(Reason.MALFORMED_JSON, f"unexpected parse error: {exc!r}")
+        return Rejection(Reason.MALFORMED_JSON, f"unexpected parse error: {exc!r}"[:200])
 
 
 def rejection_row(topic: str, value: Row, raw: bytes, rejection: Rejection) -> Row:
-    """The `fleet.dlq` record of a rejected RAW_RECORD row (its partition and offset kept)."""
+    """The `fleet.dlq` record of a rejected RAW_RECORD row (its partition, offset and key
+    kept)."""
+    key = bytes(value[3]) if len(value) > 3 and value[3] is not None else None
     return dead_letter_row(topic, value[1], value[2], rejection.reason.value, rejection.detail,
-                           raw)
-
-
-def keyed_text(key: str, value: bytes) -> Row:
-    return Row(key, value.decode("utf-8"))
+                           raw, key)

@@ -2,16 +2,19 @@
 
 Pipeline (one Flink job)::
 
-    Kafka fleet.scans, read ONCE (raw bytes, partition, offset; watermark from ts per
-    partition, emitted per record) -> fanned out to the Python path and to a table view
-      -> ParseScans            validate; bad records -> fleet.dlq (contract reason codes)
+    Kafka fleet.scans, read ONCE (raw bytes, partition, offset, key; watermark from ts per
+    partition, emitted per record), keyed by Kafka partition
+      -> ParseScans            validate (incl. STALE_TIMESTAMP against the partition's newest
+      |                        accepted ts, keyed state); bad records -> fleet.dlq (contract
+      |                        reason codes, DeadLetterSink: bounded, never fails the task)
       |   -> assignments (truck_id, shipment_id) ─┐
       |                 Kafka fleet.gps -> pings ─┴-> TruckFeedFunction (keyed by truck):
       |                                               held until the watermark, then taken in
       |                                               event-time order (udfs.feed_order);
       |                                               recent average speed -> TruckFix per
       |                                               assigned shipment (shipment_at_risk)
-      └ same records as a view -> SQL MATCH_RECOGNIZE (F1 X* F2 WITHIN 48 h) -> AttemptsMatch
+      └ VALID scans (side output, rowtime = ts, the source's watermarks) as a view
+           -> SQL MATCH_RECOGNIZE (F1 X* F2 WITHIN 48 h) -> AttemptsMatch
     scans + fixes + matches -> key_by shipment_id
       -> ShipmentFunction      udfs.shipment_state: buffered until the watermark, then taken
                                in event-time order; one timer per shipment (next_deadline)
@@ -52,6 +55,8 @@ end like one that never stopped (tests/delay/test_delay_kafka.py, the SIGKILL te
   would never have fired the deadlines up to it).
 
 A checkpoint of the job graph before this change (two scans sources) does not map onto this one.
+The pattern reads only scans that passed validation: a rejected record changes nothing but its
+dead letter (it can neither start nor complete a match).
 
 Run embedded:  python -m flink_jobs.delay_job --bootstrap 127.0.0.1:9092 --redis-url ...
                  --checkpoint-dir ... [--restore latest] [--stuck-after-s 21600 ...]
@@ -72,6 +77,7 @@ from pyflink.datastream import (
     DataStream,
     KeyedCoProcessFunction,
     KeyedProcessFunction,
+    KeyedStream,
     OutputTag,
     ProcessFunction,
     StreamExecutionEnvironment,
@@ -83,8 +89,10 @@ from flink_jobs.buffered_writer import BufferedWriterFunction, shard_of, writer_
 from flink_jobs.common import (
     KEYED_TEXT,
     NO_WATERMARK,
+    RAW_RECORD,
     attach_sinks,
     create_environment,
+    dead_letter_sink,
     execute,
     kafka_raw_source,
     kafka_raw_table,
@@ -92,6 +100,7 @@ from flink_jobs.common import (
     parse_raw_record,
     rejection_row,
 )
+from flink_jobs.jvm_keying import keyed_by_sql
 from flink_jobs.metrics import OperatorCounts
 from flink_jobs.settings import JobSettings, parse_settings
 from udfs.feed_order import (
@@ -106,10 +115,12 @@ from udfs.feed_order import (
 from udfs.geo import default_regions
 from udfs.models import AlertEvent, Rejection, ScanType
 from udfs.ping_validation import parse_ping
+from udfs.record_age import DEFAULT_MAX_SCAN_AGE_S, stale
 from udfs.scan_validation import parse_scan
 from udfs.shipment_state import (
     AttemptsMatch,
     DelayConfig,
+    DelayConfigError,
     Event,
     RedisEffect,
     ShipmentState,
@@ -153,37 +164,75 @@ def parse_options(argv: list[str]) -> tuple[DelayOptions, list[str]]:
     p.add_argument("--at-risk-min-speed-kph", type=float, default=d.at_risk_min_speed_kph)
     p.add_argument("--at-risk-margin-s", type=int, default=d.at_risk_margin_s)
     p.add_argument("--retain-after-delivery-s", type=int, default=d.retain_after_delivery_s)
+    p.add_argument("--expire-after-promise-s", type=int, default=d.expire_after_promise_s,
+                   help="forget a never-delivered shipment this long after its promise or "
+                        "last scan, whichever is later, resolving its incidents")
+    p.add_argument("--max-scans-per-shipment", type=int, default=d.max_scans_per_shipment,
+                   help="scans (and scan ids, for duplicates) a shipment's state holds")
     p.add_argument("--fix-interval-s", type=int, default=FeedConfig().fix_interval_s)
     p.add_argument("--no-at-risk", action="store_true")
     ns, rest = p.parse_known_args(argv)
-    cfg = DelayConfig(stuck_after_s=ns.stuck_after_s, no_scan_after_s=ns.no_scan_after_s,
-                      failed_attempts_within_s=ns.attempts_within_s,
-                      at_risk_min_speed_kph=ns.at_risk_min_speed_kph,
-                      at_risk_margin_s=ns.at_risk_margin_s,
-                      retain_after_delivery_s=ns.retain_after_delivery_s)
+    try:
+        cfg = _delay_config(ns)
+    except DelayConfigError as exc:  # the message names the field
+        p.error(f"delay configuration: {exc}")
     return DelayOptions(cfg, FeedConfig(fix_interval_s=ns.fix_interval_s), not ns.no_at_risk), rest
 
 
-class ParseScans(ProcessFunction):
-    """Decode and validate; valid scans continue as Scan objects, the rest go to the DLQ.
-    Scans naming a truck also go out as assignments for the truck feed, when there is one (a
-    side output nobody consumes is an error in PyFlink)."""
+def _delay_config(ns: argparse.Namespace) -> DelayConfig:
+    return DelayConfig(stuck_after_s=ns.stuck_after_s, no_scan_after_s=ns.no_scan_after_s,
+                      failed_attempts_within_s=ns.attempts_within_s,
+                      at_risk_min_speed_kph=ns.at_risk_min_speed_kph,
+                      at_risk_margin_s=ns.at_risk_margin_s,
+                      retain_after_delivery_s=ns.retain_after_delivery_s,
+                      expire_after_promise_s=ns.expire_after_promise_s,
+                      max_scans_per_shipment=ns.max_scans_per_shipment)
 
-    def __init__(self, topic: str, assignments: bool) -> None:
+
+# Validated scans as the MATCH_RECOGNIZE view reads them (CEP sees no rejected record).
+CEP_ROW = Types.ROW_NAMED(["shipment_id", "scan_type", "scan_id", "ts"],
+                          [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG()])
+CEP_TAG = OutputTag("cep-scans", CEP_ROW)
+# Scans are parsed keyed by their Kafka partition, read in the JVM (flink_jobs.jvm_keying).
+PARTITION_KEY_SQL = "CAST(`partition` AS STRING)"
+
+
+class ParseScans(KeyedProcessFunction):
+    """Decode and validate, keyed by Kafka partition; valid scans continue as Scan objects (and
+    as CEP_ROW rows for ``MATCH_RECOGNIZE``), the rest go to the DLQ with their origin and key.
+    Scans naming a truck also go out as assignments for the truck feed, when there is one (a
+    side output nobody consumes is an error in PyFlink).
+
+    A scan whose ts lags the newest its partition has had accepted by more than
+    ``--max-record-age-s`` is ``STALE_TIMESTAMP`` (udfs.record_age). That newest time is keyed
+    state, checkpointed, and a partition's records arrive in order, so a restored job judges
+    every record it reads again as the stopped one did."""
+
+    def __init__(self, topic: str, assignments: bool, max_age_ms: int) -> None:
         self.topic = topic
         self.assignments = assignments
+        self.max_age_ms = max_age_ms
 
     def open(self, runtime_context: Any) -> None:
         self.counters = OperatorCounts(runtime_context.get_metrics_group())
+        self.newest = runtime_context.get_state(ValueStateDescriptor("newest", Types.LONG()))
 
-    def process_element(self, value: Row, ctx: ProcessFunction.Context):  # type: ignore[no-untyped-def]
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
         raw, result = parse_raw_record(parse_scan, value)
+        if not isinstance(result, Rejection):
+            newest = self.newest.value()
+            too_old = stale(result.ts, newest, self.max_age_ms)
+            if too_old is not None:
+                result = too_old
+            elif newest is None or result.ts > newest:
+                self.newest.update(result.ts)
         if isinstance(result, Rejection):
             self.counters.inc(f"dlq_{result.reason.value.lower()}")
             yield DLQ_TAG, rejection_row(self.topic, value, raw, result)
             return
         self.counters.inc("scans_parsed")
         yield result
+        yield CEP_TAG, Row(result.shipment_id, result.type.value, result.scan_id, result.ts)
         if self.assignments and result.truck_id:
             yield ASSIGN_TAG, (result.truck_id, result.shipment_id, result.ts,
                                result.type is not ScanType.DELIVERED)
@@ -338,6 +387,8 @@ class ShipmentFunction(KeyedProcessFunction):
         box[0], outputs = step(box[0], value, self.cfg, counts)
         self.counters.inc("inputs_duplicate", counts.duplicates)
         self.counters.inc("inputs_late", counts.late)
+        self.counters.inc("inputs_over_cap", counts.over_cap)
+        self.counters.inc("inputs_over_cap_dropped", counts.over_cap_dropped)
         wm = ctx.timer_service().current_watermark()
         if NO_WATERMARK < wm < END_OF_INPUT and value.ts <= wm:
             box[0], more = advance(box[0], wm, self.cfg)
@@ -367,7 +418,9 @@ class ShipmentFunction(KeyedProcessFunction):
             self.counters.inc("fallback_advances")
             now_evt = fallback
         was_open = is_open(box[0])
-        box[0], outputs = advance(box[0], now_evt, self.cfg)
+        # the end of a bounded input walks every deadline but expires nothing (not weeks of
+        # silence: a backfill resumed from its savepoint must find its shipments)
+        box[0], outputs = advance(box[0], now_evt, self.cfg, expire=wm < END_OF_INPUT)
         yield from self._route(outputs)
         self._finish(box, was_open, ctx)
 
@@ -394,10 +447,11 @@ class ShipmentFunction(KeyedProcessFunction):
         return max(box[0].processed_until, newest - self.settings.out_of_orderness_ms)
 
     def _schedule(self, box: list[Any], ctx: Any) -> None:
-        due = next_deadline(box[0], self.cfg)
+        timers = ctx.timer_service()
+        due = next_deadline(box[0], self.cfg,
+                            expire=timers.current_watermark() < END_OF_INPUT)
         if due is None:
             return
-        timers = ctx.timer_service()
         if box[1] != due:
             timers.register_event_time_timer(due)
             box[1] = due
@@ -450,27 +504,29 @@ class DelayRedisFunction(BufferedWriterFunction):
             self.late_counts = self.writer.late_counts()
 
 
-def attempts_matches(t_env: StreamTableEnvironment, scans_table: str, cfg: DelayConfig
+def attempts_matches(t_env: StreamTableEnvironment, scans: DataStream, cfg: DelayConfig
                      ) -> DataStream:
     """``delivery_attempts_failed`` by Flink CEP: two failed attempts (distinct scans) of one
-    shipment within the window, whatever happens in between, as AttemptsMatch objects."""
-    t_env.execute_sql(f"""
-        CREATE TEMPORARY VIEW scan_events AS
-        SELECT JSON_VALUE(CAST(`value` AS STRING), '$.shipment_id') AS shipment_id,
-               JSON_VALUE(CAST(`value` AS STRING), '$.type') AS scan_type,
-               JSON_VALUE(CAST(`value` AS STRING), '$.scan_id') AS scan_id,
-               ts_raw, rowtime
-        FROM {scans_table}
-        WHERE JSON_VALUE(CAST(`value` AS STRING), '$.shipment_id') IS NOT NULL
-          AND JSON_VALUE(CAST(`value` AS STRING), '$.scan_id') IS NOT NULL
-          AND ts_raw IS NOT NULL""")
+    shipment within the window, whatever happens in between, as AttemptsMatch objects.
+
+    ``scans`` are the validated scans (CEP_ROW), with the source's watermarks: the pattern never
+    sees a record that validation rejected."""
+    t_env.create_temporary_view("valid_scans", t_env.from_data_stream(
+        scans, Schema.new_builder()
+        .column("shipment_id", DataTypes.STRING())
+        .column("scan_type", DataTypes.STRING())
+        .column("scan_id", DataTypes.STRING())
+        .column("ts", DataTypes.BIGINT())
+        .column_by_expression("rowtime", "TO_TIMESTAMP_LTZ(`ts`, 3)")
+        .watermark("rowtime", "SOURCE_WATERMARK()")
+        .build()))
     within_min = max(1, cfg.failed_attempts_within_s // 60)
     matches = t_env.sql_query(f"""
-        SELECT shipment_id, first_ts, last_ts FROM scan_events
+        SELECT shipment_id, first_ts, last_ts FROM valid_scans
         MATCH_RECOGNIZE (
           PARTITION BY shipment_id
           ORDER BY rowtime
-          MEASURES F1.ts_raw AS first_ts, F2.ts_raw AS last_ts
+          MEASURES F1.ts AS first_ts, F2.ts AS last_ts
           ONE ROW PER MATCH
           AFTER MATCH SKIP PAST LAST ROW
           PATTERN (F1 X* F2) WITHIN INTERVAL '{within_min}' MINUTE(6)
@@ -484,22 +540,22 @@ def attempts_matches(t_env: StreamTableEnvironment, scans_table: str, cfg: Delay
     ).name("attempts-matches").uid("attempts-matches")
 
 
-def build(t_env: StreamTableEnvironment, scans: DataStream, scans_table: str,
-          pings: DataStream | None, settings: JobSettings, opts: DelayOptions
-          ) -> dict[str, DataStream]:
-    """The job as a function of its sources: ``scans`` (RAW_RECORD rows), ``scans_table`` (the
-    same records as a table with ``value``, ``ts_raw`` and the ``rowtime`` attribute) and
-    optionally ``pings`` (RAW_RECORD rows of `fleet.gps`). Returns the streams of each sink:
-    ``alerts`` and ``dlq`` (KEYED_TEXT), ``effects`` (RedisEffect objects)."""
+def build(t_env: StreamTableEnvironment, scans: KeyedStream, pings: DataStream | None,
+          settings: JobSettings, opts: DelayOptions) -> dict[str, DataStream]:
+    """The job as a function of its sources: ``scans`` (RAW_RECORD rows keyed by Kafka
+    partition, with the source's watermarks: :func:`read_scans`) and optionally ``pings``
+    (RAW_RECORD rows of `fleet.gps`). Returns the streams of each sink: ``alerts`` and ``dlq``
+    (KEYED_TEXT), ``effects`` (RedisEffect objects)."""
     # The region index is built here, in the client, and shipped with the function: importing
     # geopandas inside thread-mode operators while others open or close hangs the embedded
     # interpreter (the tracking job found the same).
     cfg = opts.cfg if opts.cfg.region_of is not default_region_of else \
         replace(opts.cfg, region_of=default_regions().region_of)
     feed = pings is not None and opts.at_risk
-    parsed = scans.process(ParseScans(settings.scans_topic, feed), output_type=PICKLED) \
+    parsed = scans.process(ParseScans(settings.scans_topic, feed,
+                                      settings.max_record_age_s * 1000), output_type=PICKLED) \
         .name("parse-scans").uid("parse-scans")
-    inputs = parsed.union(attempts_matches(t_env, scans_table, cfg))
+    inputs = parsed.union(attempts_matches(t_env, parsed.get_side_output(CEP_TAG), cfg))
     if feed:
         assert pings is not None
         valid_pings = pings.process(ParsePings(), output_type=Types.PICKLED_BYTE_ARRAY()) \
@@ -523,53 +579,44 @@ def attach_redis(effects: DataStream, settings: JobSettings) -> None:
      .process(DelayRedisFunction(settings)).name("redis-delays").uid("redis-delays"))
 
 
-def read_scans(t_env: StreamTableEnvironment, settings: JobSettings) -> tuple[DataStream, str]:
-    """`fleet.scans` read by ONE Kafka source, for both paths: the RAW_RECORD rows for the
-    Python operators, and the name of a view of the same records (``value``, ``ts_raw``,
-    ``rowtime`` with the source's watermarks) for ``MATCH_RECOGNIZE``.
+def read_scans(t_env: StreamTableEnvironment, settings: JobSettings) -> KeyedStream:
+    """`fleet.scans` read by ONE Kafka source: its RAW_RECORD rows keyed by Kafka partition in
+    the JVM, for :class:`ParseScans`, whose valid scans feed both the Python path and
+    ``MATCH_RECOGNIZE``.
 
-    Two queries of the Kafka table would be two sources with separate checkpointed offsets but
-    one group id. A source that had not yet read a partition when a checkpoint was taken
-    stores "committed offset" for it, and after a restore resolves that against the group's
-    offsets, which the other source had committed further on: it skipped records. Watermarks
-    are emitted per record so a checkpoint never holds records without their watermark.
+    One source matters: two queries of the Kafka table would be two sources with separate
+    checkpointed offsets but one group id. A source that had not yet read a partition when a
+    checkpoint was taken stores "committed offset" for it, and after a restore resolves that
+    against the group's offsets, which the other source had committed further on: it skipped
+    records. Watermarks are emitted per record so a checkpoint never holds records without
+    their watermark.
     """
     kafka_raw_table(t_env, settings, settings.scans_topic, "scans_kafka",
                     watermark_per_record=True)
-    # The rowtime attribute (renamed) makes each record's timestamp its event time.
-    once = t_env.to_data_stream(t_env.sql_query(
-        "SELECT `value`, `partition`, `offset`, `ts_raw`, `rowtime` AS `event_time` "
-        "FROM scans_kafka"))
-    t_env.create_temporary_view("scans_source", t_env.from_data_stream(
-        once, Schema.new_builder()
-        .column_by_metadata("rowtime", DataTypes.TIMESTAMP_LTZ(3))
-        .watermark("rowtime", "SOURCE_WATERMARK()")
-        .build()))
-    rows = t_env.to_data_stream(t_env.sql_query(
-        "SELECT `value`, `partition`, `offset` FROM scans_source"))
-    return rows, "scans_source"
+    return keyed_by_sql(t_env, "scans_kafka", PARTITION_KEY_SQL, RAW_RECORD)
 
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     opts, rest = parse_options(list(sys.argv[1:] if argv is None else argv))
     # Alerts are the product here: short network-buffer flushes (see docs/delay.md).
-    settings = parse_settings(rest, JOB_NAME, buffer_timeout_ms=10)
+    settings = parse_settings(rest, JOB_NAME, buffer_timeout_ms=10,
+                              max_record_age_s=DEFAULT_MAX_SCAN_AGE_S)
     execute(job(settings, opts), JOB_NAME, settings)
 
 
 def job(settings: JobSettings, opts: DelayOptions) -> StreamExecutionEnvironment:
     """The whole job, sources to sinks, in a new environment, ready to execute."""
     env, t_env = create_environment(settings, JOB_NAME)
-    scans, scans_table = read_scans(t_env, settings)
+    scans = read_scans(t_env, settings)
     pings = kafka_raw_source(t_env, settings, settings.gps_topic, "gps_source") \
         if opts.at_risk else None
-    outputs = build(t_env, scans, scans_table, pings, settings, opts)
+    outputs = build(t_env, scans, pings, settings, opts)
     attach_redis(outputs["effects"], settings)
     attach_sinks(t_env, {
         kafka_text_sink(t_env, settings, settings.alerts_topic, "alerts_sink"): outputs["alerts"],
-        kafka_text_sink(t_env, settings, settings.dlq_topic, "dlq_sink"): outputs["dlq"],
     })
+    dead_letter_sink(env, outputs["dlq"], settings)
     return env
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from fleetpulse.affinity import AffinityError, check_usable, parse_cpu_list
 from fleetpulse.topics import TopicNames
-from udfs.truck_state import DEFAULT_DETECTION_SLACK_MS
+from udfs.record_age import DEFAULT_MAX_PING_AGE_S
+from udfs.truck_state import DEFAULT_DETECTION_SLACK_MS, DEFAULT_STATE_TTL_S
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,9 @@ class JobSettings:
     checkpoint_dir: str = ""
     checkpoint_interval_ms: int = 10_000
     restore: str = ""  # "", "latest" (newest retained checkpoint) or a checkpoint path
+    # Restore even if the checkpoint holds state of an operator this version no longer has (that
+    # state is dropped): `flink run -n`. For upgrades the README names.
+    allow_non_restored_state: bool = False
     out_of_orderness_ms: int = 10_000
     idle_timeout_ms: int = 60_000  # long enough that a partition merely slow in a catch-up
     # is not declared idle (that would let the watermark overtake its trucks)
@@ -54,6 +58,13 @@ class JobSettings:
     # checkpoints (about 1.7 KB each; flink_jobs.shard_state). Past it, shards are read and
     # written through Flink's state per bundle, which is slower.
     trucks_in_memory: int = 500_000
+    # A record whose ts lags the newest its reader has accepted by more than this is dead-
+    # lettered as STALE_TIMESTAMP (event time, not the wall clock: udfs.record_age). The
+    # tracking job's default is a day, the delay job's a week; raise it to backfill older data.
+    max_record_age_s: int = DEFAULT_MAX_PING_AGE_S
+    # Tracking: a truck's state is forgotten this long (event time) after its last ping, its
+    # open incidents resolved (udfs.truck_state.expire).
+    truck_state_ttl_s: int = DEFAULT_STATE_TTL_S
     gps_topic: str = TopicNames.gps
     scans_topic: str = TopicNames.scans
     alerts_topic: str = TopicNames.alerts
@@ -110,6 +121,10 @@ def parse_settings(argv: list[str] | None, default_group: str, **job_defaults: o
         parser.error("--bundle-flush-ms must be at least 1")
     if settings.trucks_in_memory < 0:
         parser.error("--trucks-in-memory must be 0 or more")
+    if settings.max_record_age_s < 1:
+        parser.error("--max-record-age-s must be at least 1")
+    if settings.truck_state_ttl_s < 3600:
+        parser.error("--truck-state-ttl-s must be at least 3600 (an hour)")
     if settings.checkpoint_interval_ms < 100:
         parser.error("--checkpoint-interval-ms must be at least 100")
     try:

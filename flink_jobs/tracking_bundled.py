@@ -39,7 +39,7 @@ from typing import Any
 from pyflink.common import Row
 from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag
-from pyflink.datastream.state import MapStateDescriptor
+from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from flink_jobs.background_writes import BackgroundWriter
 from flink_jobs.bundling import as_columns, decode_bundle
@@ -63,6 +63,7 @@ from flink_jobs.tracking_outputs import (
 from udfs.geo import GeofenceIndex, RegionIndex
 from udfs.models import AlertEvent, GeofenceTransition, Ping, Reason, Rejection
 from udfs.ping_validation import parse_ping
+from udfs.record_age import stale
 from udfs.shards import ShardOf
 from udfs.state_codec import decode_truck, encode_truck
 from udfs.truck_state import (
@@ -74,6 +75,7 @@ from udfs.truck_state import (
     TruckState,
     advance,
     catch_up,
+    expire,
     next_wakeup,
     on_ping,
 )
@@ -109,10 +111,11 @@ class BundleOutputs:
         self.positions: list[PositionWrite] = []
         self.census: Counter[tuple[str, str]] = Counter()
 
-    def dead_letter(self, partition: int, offset: int, raw: bytes, rejection: Rejection) -> None:
+    def dead_letter(self, partition: int, offset: int, raw: bytes, key: bytes | None,
+                    rejection: Rejection) -> None:
         self.counts[f"dlq_{rejection.reason.value.lower()}"] += 1
         self.side.setdefault(DLQ_TAG, []).append(dead_letter_row(
-            self.topic, partition, offset, rejection.reason.value, rejection.detail, raw))
+            self.topic, partition, offset, rejection.reason.value, rejection.detail, raw, key))
 
     def route(self, outputs: Iterable[object]) -> None:
         for out in outputs:
@@ -167,14 +170,25 @@ class BundledTruckFunction(KeyedProcessFunction):
         self.due: WriteBackState[int, list[str]] = WriteBackState(
             runtime_context.get_map_state(
                 MapStateDescriptor("due", Types.LONG(), Types.PICKLED_BYTE_ARRAY())))
+        # The newest ping time accepted per shard and Kafka partition: the reader's own event
+        # time, which a ping must not lag by more than --max-record-age-s (udfs.record_age).
+        # Per partition, because a partition's records reach a shard in the partition's order
+        # (a shard mixes partitions in whatever order they are read, which a restore changes),
+        # and checkpointed: a restored job judges the records it reads again as the stopped one
+        # did. A partition the shard has accepted nothing from yet is judged by the watermark.
+        self.newest_state = runtime_context.get_state(
+            ValueStateDescriptor("newest", Types.PICKLED_BYTE_ARRAY()))
         self.counters = OperatorCounts(runtime_context.get_metrics_group())
         self.shard_of = ShardOf(self.settings.bundle_shards)
+        self.max_age_ms = self.settings.max_record_age_s * 1000
         # In memory, per instance (see the module docstring): timers registered, shards
-        # ticking, the stall fallback's reference and the newest ping time seen per shard.
+        # ticking, the stall fallback's reference, and the newest ping time per shard read from
+        # (and written back to) its state.
         self.event_timers: set[tuple[int, int]] = set()
         self.ticking: set[int] = set()
         self.references: dict[int, Reference | None] = {}
-        self.newest_ts: dict[int, int] = {}
+        self.newest_ts: dict[int, dict[int, int]] = {}
+        self.newest_dirty: set[int] = set()
         self.position_writer = self.open_position_writer()
         self.writes: BackgroundWriter[PositionWrite] = BackgroundWriter(
             self.position_writer, name="redis-positions", idle_s=10.0)
@@ -212,34 +226,41 @@ class BundledTruckFunction(KeyedProcessFunction):
         changed: dict[str, Box] = {}
         cfg, region_of, containing = self.cfg, self.regions.region_of, self.geofences.containing
         now = self.now_ms()
-        newest = self.newest_ts.get(shard, NO_WATERMARK)
-        records: list[tuple[int, int, bytes, Ping]] = []
-        for partition, offset, value_bytes in decode_bundle(value):
+        newest = self._newest(shard)
+        records: list[tuple[int, int, bytes, bytes | None, Ping]] = []
+        for partition, offset, key, value_bytes in decode_bundle(value):
             raw = value_bytes if value_bytes is not None else b""
             ping = parse_safely(parse_ping, raw, now)
             if not isinstance(ping, Rejection) and self.shard_of(ping.truck_id) != shard:
                 # The JVM read another truck_id than the parser (see tracking_job.validate).
                 ping = Rejection(Reason.BAD_VALUE, "truck_id is ambiguous")
             if isinstance(ping, Rejection):
-                out.dead_letter(partition, offset, raw, ping)
+                out.dead_letter(partition, offset, raw, key, ping)
             else:
-                records.append((partition, offset, raw, ping))
-        out.counts["parsed"] += len(records)
-        for partition, offset, raw, ping in records:
-            newest = max(newest, ping.ts)
+                records.append((partition, offset, raw, key, ping))
+        known = watermark if watermark > NO_WATERMARK else None
+        for partition, offset, raw, key, ping in records:
+            reference = newest.get(partition, known)
+            too_old = stale(ping.ts, reference, self.max_age_ms)
+            if too_old is not None:  # before the truck's state is touched: changes nothing
+                out.dead_letter(partition, offset, raw, key, too_old)
+                continue
+            out.counts["parsed"] += 1
             tid = ping.truck_id
             box = changed.get(tid) or self.trucks.get(shard, tid) or [TruckState(tid), None]
             if box[0].pending:  # detect what the watermark has passed, now that state is loaded
                 out.route(catch_up(box[0], watermark, cfg, containing))
             results = on_ping(box[0], ping, cfg, region_of, counts)
             if results and isinstance(results[0], SpeedRejection):  # returned alone
-                out.dead_letter(partition, offset, raw,
+                out.dead_letter(partition, offset, raw, key,
                                 Rejection(Reason.IMPOSSIBLE_SPEED, results[0].detail))
-            elif results:
+            else:
                 out.route(results)
+                if ping.ts > newest.get(partition, -1):
+                    newest[partition] = ping.ts  # accepted: the reader's event time moves
+                    self.newest_dirty.add(shard)
             changed[tid] = box
         out.count_arrivals(counts)
-        self.newest_ts[shard] = newest
         self._store(shard, changed, timers)
         if not self.settings.bounded and shard not in self.ticking:
             # Bounded runs end with a final watermark that fires every event-time timer, and a
@@ -278,18 +299,29 @@ class BundledTruckFunction(KeyedProcessFunction):
             self.counters.inc("redis_position_writes", len(out.positions))
             self.writes.submit(out.positions)
 
+    def _newest(self, shard: int) -> dict[int, int]:
+        """The newest ping time the shard has accepted per Kafka partition (read from its
+        state on first use; the caller updates it in place and marks the shard dirty)."""
+        if shard not in self.newest_ts:
+            self.newest_ts[shard] = self.newest_state.value() or {}
+        return self.newest_ts[shard]
+
     def _settle(self, shard: int) -> None:
         """Make Flink's state and Redis hold every change made so far: at the checkpoint
         marker, and after work no marker follows."""
         self.trucks.write_back(shard)
         self.due.write_back(shard)
+        if shard in self.newest_dirty:
+            self.newest_dirty.discard(shard)
+            self.newest_state.update(self.newest_ts[shard])
         self.writes.drain()
 
     def _stalled_event_time(self, shard: int, watermark: int, now: int) -> int | None:
+        newest = max(self._newest(shard).values(), default=None)
         if watermark > NO_WATERMARK:
             known: int | None = watermark
-        elif shard in self.newest_ts:  # no watermark yet: the source's own bound on it
-            known = self.newest_ts[shard] - self.settings.out_of_orderness_ms
+        elif newest is not None:  # no watermark yet: the source's own bound on it
+            known = newest - self.settings.out_of_orderness_ms
         else:
             known = None
         event_time, self.references[shard] = stalled_event_time(
@@ -311,16 +343,29 @@ class BundledTruckFunction(KeyedProcessFunction):
                     continue  # stale: the truck moved to another second since
                 box[1] = None  # to be indexed afresh, even under the same second
                 out.route(advance(box[0], event_time, self.cfg, self.geofences.containing))
+                closing = expire(box[0], event_time, self.cfg)
+                if closing is not None:  # no ping for --truck-state-ttl-s: forget the truck
+                    out.route(closing)
+                    out.counts["trucks_expired"] += 1
+                    changed.pop(tid, None)
+                    self.trucks.remove(shard, tid)
+                    continue
                 changed[tid] = box
-        self._store(shard, changed, timers)
+        self._store(shard, changed, timers, event_time)
 
-    def _store(self, shard: int, changed: dict[str, Box], timers: Any) -> None:
-        """Write the changed trucks back and index those whose wake-up moved to a new second."""
+    def _store(self, shard: int, changed: dict[str, Box], timers: Any,
+               reached: int | None = None) -> None:
+        """Write the changed trucks back and index those whose wake-up moved to a new second.
+        ``reached``: the event time a wake-up just advanced them to; a wake-up not after it
+        (only the expiry an end of input declined, :func:`expire`) would fire at once, for
+        ever, so it is not indexed."""
         if not changed:
             return
         moved: dict[int, list[str]] = {}
         for tid, box in changed.items():
             due = next_wakeup(box[0], self.cfg)
+            if due is not None and reached is not None and due <= reached:
+                due = None
             second = wake_second(due) if due is not None else None
             if second != box[1]:
                 box[1] = second

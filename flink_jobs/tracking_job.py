@@ -62,6 +62,7 @@ from flink_jobs.common import (
     RAW_RECORD,
     attach_sinks,
     create_environment,
+    dead_letter_sink,
     execute,
     kafka_raw_table,
     kafka_text_sink,
@@ -90,6 +91,7 @@ from flink_jobs.tracking_outputs import (
 from udfs.geo import GeofenceIndex, RegionIndex, default_regions
 from udfs.models import AlertEvent, GeofenceTransition, Ping, Reason, Rejection
 from udfs.ping_validation import parse_ping
+from udfs.record_age import stale
 from udfs.truck_state import (
     CensusDelta,
     Counters,
@@ -99,6 +101,7 @@ from udfs.truck_state import (
     TruckState,
     advance,
     catch_up,
+    expire,
     next_wakeup,
     on_ping,
 )
@@ -107,9 +110,12 @@ JOB_NAME = "fleetpulse-tracking"
 
 log = logging.getLogger("fleetpulse.tracking")
 
-# The truck a `fleet.gps` record names, read in the JVM ('' when it names none: such a record
-# is dead-lettered by the parser, whatever its key).
-TRUCK_KEY_SQL = "COALESCE(JSON_VALUE(CAST(`value` AS STRING), '$.truck_id'), '')"
+# The truck a `fleet.gps` record names, read in the JVM; '' when it names none that could be
+# valid (udfs.ping_validation.TRUCK_ID_RE): such a record is dead-lettered by the parser,
+# whatever its key, and a hostile id (a lone surrogate, 300 KB of text) never becomes a key,
+# which PyFlink would fail to hand to Python (a UnicodeDecodeError that fails the task).
+TRUCK_KEY_SQL = ("COALESCE(REGEXP_EXTRACT(JSON_VALUE(CAST(`value` AS STRING), '$.truck_id'), "
+                 "'^([A-Za-z0-9_.-]{1,64})$', 1), '')")
 
 
 def validate(value: Row, key: str) -> tuple[bytes, Ping | Rejection]:
@@ -164,8 +170,20 @@ class TruckFunction(KeyedProcessFunction):
             self.counters.inc(f"dlq_{ping.reason.value.lower()}")
             yield DLQ_TAG, rejection_row(self.settings.gps_topic, value, raw, ping)
             return
-        self.counters.inc("parsed")
         box = self._load(ping.truck_id)
+        # Per record, the function sees one truck's state only: a ping's age is judged against
+        # its truck's newest or the watermark, whichever is later (the bundled function keeps
+        # the newest per Kafka partition). A truck's first ping has only the watermark, which a
+        # restore sets back: a ping far behind it may be judged otherwise when read again.
+        wm = ctx.timer_service().current_watermark()
+        reference = max(box[0].pos_ts, wm if wm > NO_WATERMARK else -1)
+        too_old = stale(ping.ts, reference if reference >= 0 else None,
+                        self.settings.max_record_age_s * 1000)
+        if too_old is not None:
+            self.counters.inc(f"dlq_{too_old.reason.value.lower()}")
+            yield DLQ_TAG, rejection_row(self.settings.gps_topic, value, raw, too_old)
+            return
+        self.counters.inc("parsed")
         if box[0].pending:  # detect what the watermark has passed, now that state is loaded
             wm = ctx.timer_service().current_watermark()
             for out in catch_up(box[0], wm, self.cfg, self.geofences.containing):
@@ -202,7 +220,14 @@ class TruckFunction(KeyedProcessFunction):
                 return
         for out in advance(box[0], now_evt, self.cfg, self.geofences.containing):
             yield from self._route(out)
-        self._schedule(box, ctx)
+        closing = expire(box[0], now_evt, self.cfg)
+        if closing is not None:  # no ping for --truck-state-ttl-s: forget the truck
+            for out in closing:
+                yield from self._route(out)
+            self.counters.inc("trucks_expired")
+            self.state.clear()  # its timers still set find no state and do nothing
+            return
+        self._schedule(box, ctx, now_evt)
         self.state.update(box)
 
     def _fallback_event_time(self, box: list[Any], wm: int) -> int | None:
@@ -215,9 +240,12 @@ class TruckFunction(KeyedProcessFunction):
         base = wm_then if wm_then is not None else box[0].pos_ts - self.settings.out_of_orderness_ms
         return max(wm, base + elapsed)
 
-    def _schedule(self, box: list[Any], ctx: Any) -> None:
+    def _schedule(self, box: list[Any], ctx: Any, reached: int | None = None) -> None:
+        """Set the truck's timers for its next wake-up. ``reached``: the event time a timer
+        just advanced it to; a wake-up not after it (only the expiry an end of input declined,
+        :func:`expire`) would fire at once, for ever, so it is not set."""
         due = next_wakeup(box[0], self.cfg)
-        if due is None:
+        if due is None or reached is not None and due <= reached:
             return
         timers = ctx.timer_service()
         if box[1] != due:
@@ -410,15 +438,20 @@ def job(settings: JobSettings) -> StreamExecutionEnvironment:
     """The whole job, source to sinks, in a new environment, ready to execute."""
     env, t_env = create_environment(settings, JOB_NAME)
     kafka_raw_table(t_env, settings, settings.gps_topic, "gps_source")
-    outputs = build_from_table(env, t_env, "gps_source", settings,
-                               TrackingConfig(detection_slack_ms=settings.detection_slack_ms))
+    outputs = build_from_table(env, t_env, "gps_source", settings, tracking_config(settings))
     attach_sinks(t_env, {
         kafka_text_sink(t_env, settings, settings.alerts_topic, "alerts_sink"): outputs["alerts"],
         kafka_text_sink(t_env, settings, settings.geofence_topic, "geofence_sink"):
             outputs["geofence"],
-        kafka_text_sink(t_env, settings, settings.dlq_topic, "dlq_sink"): outputs["dlq"],
     })
+    dead_letter_sink(env, outputs["dlq"], settings)
     return env
+
+
+def tracking_config(settings: JobSettings) -> TrackingConfig:
+    """The truck state machine's thresholds that the job's flags set."""
+    return TrackingConfig(detection_slack_ms=settings.detection_slack_ms,
+                          state_ttl_s=settings.truck_state_ttl_s)
 
 
 if __name__ == "__main__":

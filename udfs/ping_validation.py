@@ -24,6 +24,10 @@ from udfs.models import MAX_RECORD_BYTES, Ping, Reason, Rejection, decode_object
 TRUCK_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MAX_FUTURE_MS = 5 * 60 * 1000
 MIN_TS_MS = 946_684_800_000  # 2000-01-01: anything earlier is a unit error (seconds, say)
+# 9000-01-01, whatever the injected clock says: a time after it is refused even from a clock set
+# wrong, which keeps every time derived from an accepted one (deadlines, expiries) inside ISO
+# 8601's year 9999 (alert timestamps) and far inside a Java long (Flink timers). Issue 27.
+MAX_TS_MS = 221_845_392_000_000
 
 
 def _number(d: dict[str, Any], name: str, required: bool) -> float | None | Rejection:
@@ -87,7 +91,7 @@ def parse_ping(raw: bytes, now_ms: int) -> Ping | Rejection:
         except Exception:  # noqa: BLE001 - any failure leaves the verdict to validate_ping
             w = None
         if (w is not None and TRUCK_ID_RE.fullmatch(w.truck_id)
-                and MIN_TS_MS <= w.ts <= now_ms + MAX_FUTURE_MS
+                and MIN_TS_MS <= w.ts <= now_ms + MAX_FUTURE_MS and w.ts <= MAX_TS_MS
                 and -90.0 <= w.lat <= 90.0 and -180.0 <= w.lng <= 180.0
                 and (w.lat != 0.0 or w.lng != 0.0)
                 and (w.speed_kph is None or 0.0 <= w.speed_kph <= 300.0)
@@ -125,6 +129,8 @@ def validate_ping(raw: bytes, now_ms: int) -> Ping | Rejection:
     if ts > now_ms + MAX_FUTURE_MS:
         return Rejection(Reason.FUTURE_TIMESTAMP,
                          f"ts is {(ts - now_ms) / 1000:.0f}s ahead of the clock (max 300s)")
+    if ts > MAX_TS_MS:
+        return Rejection(Reason.FUTURE_TIMESTAMP, f"ts {ts} is after 9000-01-01")
 
     numbers = _numbers(d)
     if isinstance(numbers, Rejection):

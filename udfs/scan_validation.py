@@ -15,6 +15,11 @@ from udfs.models import Reason, Rejection, Scan, ScanType, decode_object
 ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 MAX_FUTURE_MS = 5 * 60 * 1000
 MIN_TS_MS = 946_684_800_000  # 2000-01-01: anything earlier is a unit error (seconds, say)
+MAX_TS_MS = 221_845_392_000_000  # 9000-01-01 whatever the clock: udfs.ping_validation.MAX_TS_MS
+# A promise further than this from its scan is a unit or typing error, not an SLA; it also keeps
+# every deadline the delay job derives from it (promise + severity bands, + retention) far
+# inside what a Java long timer and a Redis score accept.
+MAX_PROMISE_DISTANCE_MS = 365 * 24 * 3600 * 1000
 _SCAN_TYPES = {t.value: t for t in ScanType}
 
 
@@ -95,9 +100,15 @@ def parse_scan(raw: bytes, now_ms: int) -> Scan | Rejection:
     if ts > now_ms + MAX_FUTURE_MS:
         return Rejection(Reason.FUTURE_TIMESTAMP,
                          f"ts is {(ts - now_ms) / 1000:.0f}s ahead of the clock (max 300s)")
+    if ts > MAX_TS_MS:
+        return Rejection(Reason.FUTURE_TIMESTAMP, f"ts {ts} is after 9000-01-01")
     promised_by = _epoch_ms(d, "promised_by", scan_type is ScanType.PICKED_UP)
     if isinstance(promised_by, Rejection):
         return promised_by
+    if promised_by is not None and abs(promised_by - ts) > MAX_PROMISE_DISTANCE_MS:
+        return Rejection(Reason.BAD_VALUE,
+                         f"promised_by is {(promised_by - ts) / 86_400_000:.0f} days from ts "
+                         "(max 365)")
 
     here = _point(d, "lat", "lng")
     if isinstance(here, Rejection):

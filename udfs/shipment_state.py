@@ -24,6 +24,16 @@ Entry points (all mutate and return the adapter's copy of the state):
   ``t`` at which something can change (buffered inputs, deadlines, severity bands) in order,
   so alerts come out in event-time order with their own event times.
 * :func:`next_deadline`: the one event time at which the adapter's single timer must fire.
+* :func:`finished`: True when the adapter may clear the state (and its timers).
+
+Bounded state (issue 27, a limit on everything a peer controls): a shipment never delivered
+*expires* ``DelayConfig.expire_after_promise_s`` after the later of its promise and its latest
+scan (without a promise: after its latest scan). Expiry is one of the deadlines: at that event
+time every open incident is resolved and its `delays` member removed, the state forgets what it
+processed, and :func:`finished` lets the adapter drop it. A shipment keeps at most
+``DelayConfig.max_scans_per_shipment`` scans (see :func:`_insert_scan`), and of the
+``MATCH_RECOGNIZE`` matches only the one that can decide (the earliest). Every deadline stays
+within :data:`MAX_DEADLINE_MS`, far inside a Java long.
 """
 
 from __future__ import annotations
@@ -31,8 +41,10 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
+from udfs import UdfError
 from udfs.geo import haversine_km
 from udfs.models import AlertEvent, Scan, ScanType, iso8601
 from udfs.severity import (
@@ -52,6 +64,18 @@ ATTEMPTS = "delivery_attempts_failed"
 CLASSES = (LATE, AT_RISK, STUCK, NO_SCAN, ATTEMPTS)
 FIXED_SEVERITY = {AT_RISK: "warning", STUCK: "warning", NO_SCAN: "error", ATTEMPTS: "error"}
 OTHER_REGION = "OTHER"
+# The latest event time a deadline may have: the last millisecond ISO 8601 (an alert's
+# timestamp) can spell, year 9999, and about 36,000 times less than a Java long's maximum
+# (Flink timers). Validated inputs and DelayConfig keep every deadline far below it; the clamp
+# in next_deadline is a backstop, never reached by them.
+MAX_DEADLINE_MS = 253_402_300_799_999
+# The longest duration a DelayConfig accepts (100 years). A deadline is an input's time plus one
+# duration; scan and ping times are validated to before the year 9000 (MAX_TS_MS of the
+# parsers) and promises to within 365 days of their scan, so every deadline stays below the above.
+MAX_DURATION_S = 100 * 365 * 24 * 3600
+# The slowest average speed an arrival estimate is made from (slower: "never"); it bounds an
+# estimate, which an alert spells in ISO 8601, to 23 years (half the Earth's circumference).
+MIN_AT_RISK_SPEED_KPH = 0.1
 
 RegionFn = Callable[[float, float], str]
 
@@ -81,7 +105,44 @@ class DelayConfig:
     at_risk_margin_s: int = 0  # ETA may exceed promised_by by this much before warning
     severity_bands_s: tuple[int, ...] = BANDS_S
     retain_after_delivery_s: int = 7 * 24 * 3600  # then the state is dropped
+    # Never delivered: the state expires this long after the later of promised_by and the
+    # latest scan (no promise: the latest scan), resolving what it has open (module docstring).
+    expire_after_promise_s: int = 30 * 24 * 3600
+    # Scans kept per shipment; beyond it the oldest one no fact rests on goes (_insert_scan).
+    max_scans_per_shipment: int = 1000
     region_of: RegionFn = default_region_of
+
+    def __post_init__(self) -> None:
+        """Refuse values that would put a deadline out of range (a Java long timer, an ISO
+        8601 timestamp) or make the state unbounded: a typo in a flag fails at start-up
+        instead of in a timer."""
+        durations = {"stuck_after_s": self.stuck_after_s,
+                     "no_scan_after_s": self.no_scan_after_s,
+                     "failed_attempts_within_s": self.failed_attempts_within_s,
+                     "retain_after_delivery_s": self.retain_after_delivery_s,
+                     "expire_after_promise_s": self.expire_after_promise_s}
+        for name, v in durations.items():
+            if not 0 <= v <= MAX_DURATION_S:
+                raise DelayConfigError(f"{name} {v} outside 0..{MAX_DURATION_S}")
+        if not -MAX_DURATION_S <= self.at_risk_margin_s <= MAX_DURATION_S:
+            raise DelayConfigError(f"at_risk_margin_s {self.at_risk_margin_s} outside "
+                                   f"+-{MAX_DURATION_S}")
+        bands = self.severity_bands_s
+        if not bands or any(not a < b for a, b in zip((0, *bands), bands, strict=False)) \
+                or bands[-1] > MAX_DURATION_S:
+            raise DelayConfigError(f"severity_bands_s {bands} must increase within "
+                                   f"1..{MAX_DURATION_S}")
+        if not MIN_AT_RISK_SPEED_KPH <= self.at_risk_min_speed_kph <= 1e6:
+            raise DelayConfigError(f"at_risk_min_speed_kph {self.at_risk_min_speed_kph} outside "
+                                   f"{MIN_AT_RISK_SPEED_KPH}..1e6")
+        if not 0.0 <= self.at_risk_arrived_km <= 1e6:
+            raise DelayConfigError(f"at_risk_arrived_km {self.at_risk_arrived_km} outside 0..1e6")
+        if self.max_scans_per_shipment < 1:
+            raise DelayConfigError("max_scans_per_shipment must be at least 1")
+
+
+class DelayConfigError(UdfError):
+    """A DelayConfig value out of range."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +217,19 @@ Output = AlertEvent | RedisEffect
 
 @dataclass(slots=True)
 class ShipmentState:
+    """One shipment's inputs and what was last reported; pickled into Flink state as it is.
+
+    A pickle holds the fields by name, as the default pickling of a slots class does, less
+    ``scan_ids`` (rebuilt from ``scans`` on load): :meth:`__setstate__` gives a field a pickle
+    lacks its default, so state checkpointed by an older version restores, and this version's
+    pickles hold only fields the previous one knows, so a job can also be rolled back onto its
+    checkpoints. A field added later needs the same care.
+    """
+
     shipment_id: str
     scans: list[Scan] = field(default_factory=list)  # sorted by (ts, scan_id), unique scan_id
     fixes: list[TruckFix] = field(default_factory=list)  # sorted by _fix_key; compacted
-    matches: list[AttemptsMatch] = field(default_factory=list)
+    matches: list[AttemptsMatch] = field(default_factory=list)  # the earliest-ending one
     processed_until: int = -1  # event time up to which inputs have taken effect
     # What was last reported: class -> delay severity (late) or 0; Redis values.
     open: dict[str, int] = field(default_factory=dict)
@@ -167,6 +237,30 @@ class ShipmentState:
     counted_region: str | None = None
     delay_hours: tuple[str, float] | None = None
     attempts_alerted: bool = False
+    # The scan_ids of ``scans``, for a duplicate check in O(1) (issue 27). Not pickled.
+    scan_ids: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        if self.scans and not self.scan_ids:
+            self.scan_ids = {s.scan_id for s in self.scans}
+
+    def __getstate__(self) -> tuple[None, dict[str, Any]]:
+        return None, {name: getattr(self, name) for name in _PICKLED_FIELDS}
+
+    def __setstate__(self, state: Any) -> None:
+        """Load ``(None, {field: value})`` of this or an older version (or a plain dict)."""
+        values = state[1] if isinstance(state, tuple) else state
+        for name, default in _PICKLED_DEFAULTS:
+            setattr(self, name, values[name] if name in values else default())
+        self.scan_ids = {s.scan_id for s in self.scans}
+
+
+_PICKLED_FIELDS = tuple(f.name for f in fields(ShipmentState) if f.name != "scan_ids")
+# (name, a function giving its default) of each pickled field, for fields a pickle lacks.
+_PICKLED_DEFAULTS: tuple[tuple[str, Callable[[], Any]], ...] = tuple(
+    (f.name, f.default_factory if callable(f.default_factory)
+     else (lambda v=f.default: v))  # type: ignore[misc]
+    for f in fields(ShipmentState) if f.name != "scan_ids")
 
 
 @dataclass(slots=True)
@@ -175,6 +269,10 @@ class StepCounts:
 
     duplicates: int = 0
     late: int = 0
+    # New scans that arrived with their shipment holding max_scans_per_shipment: each made room
+    # by evicting the oldest scan no fact rests on, or was itself dropped (over_cap_dropped).
+    over_cap: int = 0
+    over_cap_dropped: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,9 +307,17 @@ def _scan_key(s: Scan) -> tuple[int, str]:
     return (s.ts, s.scan_id)
 
 
+def _known(state: ShipmentState, t: int) -> list[Scan]:
+    """The scans with ``ts <= t`` (scan_ids never hold U+10FFFF, so it sorts after them)."""
+    return state.scans[:bisect.bisect_right(state.scans, (t, "\U0010ffff"), key=_scan_key)]
+
+
 def facts(state: ShipmentState, t: int, cfg: DelayConfig) -> Facts:
-    """Derive the shipment's facts from its scans with ``ts <= t`` (a function of the set)."""
-    known = state.scans[:bisect.bisect_right(state.scans, (t, "\U0010ffff"), key=_scan_key)]
+    """Derive the shipment's facts from its scans with ``ts <= t`` (a function of the set).
+
+    :func:`_pinned` names the scans these rest on; a change here needs the same change there.
+    """
+    known = _known(state, t)
     picked = next((s for s in known if s.type is ScanType.PICKED_UP), None)
     promised = _promised_by(known)
     dest_scan = next((s for s in ([picked] if picked else []) + known
@@ -287,10 +393,31 @@ def eta_ms(fix: TruckFix, dest: tuple[float, float], cfg: DelayConfig) -> float:
     return fix.ts + km / fix.avg_speed_kph * 3_600_000
 
 
-def desired(state: ShipmentState, f: Facts, t: int, cfg: DelayConfig) -> dict[str, Incident]:
-    """The incidents that should be open at event time ``t``."""
-    out: dict[str, Incident] = {}
+def expires_at(f: Facts, cfg: DelayConfig) -> int | None:
+    """When the state of a shipment never delivered expires: ``expire_after_promise_s`` after
+    the later of its promise and its latest scan, or after its latest scan when it has no
+    promise. None when delivered (``retain_after_delivery_s`` applies) or never scanned.
+
+    The latest scan counts too so that a shipment still being scanned long after its promise
+    (lost, then found) keeps its late alert; it also means a scan never waits in a state due to
+    expire before it (see :func:`_restart`)."""
     if f.delivered_ts is not None or f.last_scan_ts is None:
+        return None
+    anchor = f.last_scan_ts if f.promised_by is None else max(f.promised_by, f.last_scan_ts)
+    return anchor + cfg.expire_after_promise_s * 1000
+
+
+def _expired(f: Facts, t: int, cfg: DelayConfig) -> bool:
+    due = expires_at(f, cfg)
+    return due is not None and t >= due
+
+
+def desired(state: ShipmentState, f: Facts, t: int, cfg: DelayConfig, *, expire: bool = True
+            ) -> dict[str, Incident]:
+    """The incidents that should be open at event time ``t`` (none once expired, if
+    ``expire``)."""
+    out: dict[str, Incident] = {}
+    if f.delivered_ts is not None or f.last_scan_ts is None or (expire and _expired(f, t, cfg)):
         return out
     sid = state.shipment_id
     p = f.promised_by
@@ -355,18 +482,23 @@ def _severity_text(cls: str, sev: int) -> str:
     return pagerduty_severity(sev) if cls == LATE else FIXED_SEVERITY[cls]
 
 
-def _resolve_reason(cls: str, f: Facts) -> str:
+def _resolve_reason(cls: str, f: Facts, expired: bool, cfg: DelayConfig) -> str:
     if f.delivered_ts is not None:
         return f"delivered at {iso8601(f.delivered_ts)}"
+    if expired:
+        after = format_duration(cfg.expire_after_promise_s * 1000)
+        return f"no longer tracked: no delivery scan {after} after its promise or last scan"
     return {LATE: "no longer late", AT_RISK: "back on schedule", STUCK: "left the hub",
             NO_SCAN: "scanned again", ATTEMPTS: "attempts cleared"}[cls]
 
 
 def _reconcile(state: ShipmentState, t: int, cfg: DelayConfig, cause_ts: int,
-               out: list[Output]) -> None:
-    """Emit the differences between what should be true at ``t`` and what was reported."""
+               out: list[Output], expire: bool = True) -> bool:
+    """Emit the differences between what should be true at ``t`` and what was reported.
+    True if the state has expired at ``t`` (everything resolved; the caller restarts it)."""
     f = facts(state, t, cfg)
-    want = desired(state, f, t, cfg)
+    expired = expire and _expired(f, t, cfg)
+    want = desired(state, f, t, cfg, expire=expire)
     sid = state.shipment_id
     for cls in CLASSES:
         inc, have = want.get(cls), state.open.get(cls)
@@ -379,12 +511,12 @@ def _reconcile(state: ShipmentState, t: int, cfg: DelayConfig, cause_ts: int,
             if cls == ATTEMPTS:
                 state.attempts_alerted = True
         elif inc is None and have is not None:
-            details: dict[str, object] = {}
+            details: dict[str, object] = {"reason": "expired"} if expired else {}
             if cls == LATE:
                 details["delay_severity"] = have
             out.append(_alert(state, f, "resolve", cls, cause_ts, _severity_text(cls, have),
-                              f"Shipment {sid} {cls}: resolved, {_resolve_reason(cls, f)}",
-                              details))
+                              f"Shipment {sid} {cls}: resolved, "
+                              f"{_resolve_reason(cls, f, expired, cfg)}", details))
             del state.open[cls]
     score = want[LATE].severity if LATE in want else 0
     if score != state.score:
@@ -404,6 +536,20 @@ def _reconcile(state: ShipmentState, t: int, cfg: DelayConfig, cause_ts: int,
         else:
             out.append(RegionDelayHours(hours[0], sid, hours[1]))
         state.delay_hours = hours
+    return expired
+
+
+def _restart(state: ShipmentState) -> None:
+    """After expiry (everything resolved, `delays` cleared): forget what was processed. Inputs
+    still ahead of the processed time stay, as the first inputs of a state started afresh, which
+    is what they would have met had they arrived after the adapter dropped this one."""
+    now = state.processed_until
+    state.scans = [s for s in state.scans if s.ts > now]
+    state.scan_ids = {s.scan_id for s in state.scans}
+    state.fixes = [x for x in state.fixes if x.ts > now]
+    state.matches = [m for m in state.matches if m.last_ts > now]
+    state.open, state.score, state.counted_region = {}, 0, None
+    state.delay_hours, state.attempts_alerted = None, False
 
 
 def _fix_key(x: TruckFix) -> tuple[int, str, float, float, float]:
@@ -412,14 +558,84 @@ def _fix_key(x: TruckFix) -> tuple[int, str, float, float, float]:
     return (x.ts, x.truck_id, x.avg_speed_kph, x.lat, x.lng)
 
 
-def _insert(state: ShipmentState, event: Event, counts: StepCounts) -> bool:
-    """Add an input to the state; False if it is a duplicate."""
+def _pinned(known: list[Scan], cfg: DelayConfig) -> set[str]:
+    """The scan_ids of the processed scans (``known``, in order) that :func:`facts` rests on at
+    the processed time and after: the first scan of each kind it takes the first of, the latest
+    of each kind it takes the latest of, and the failed attempts of the first window of
+    ``failed_attempts`` (none yet: the latest ones, from which a window may still end).
+
+    Removing any other processed scan changes no fact at any time from the processed one on,
+    nor after a late scan arrives (the first and latest of a kind then compare with it alone);
+    except that a late failed attempt could have formed a window with a removed one."""
+    pins: set[str] = set()
+    firsts = (lambda s: s.type is ScanType.PICKED_UP, lambda s: s.promised_by is not None,
+              lambda s: s.dest_lat is not None and s.dest_lng is not None,
+              lambda s: s.lat is not None and s.lng is not None,
+              lambda s: s.type is ScanType.DELIVERED)
+    for pick in firsts:
+        first = next((s for s in known if pick(s)), None)
+        if first is not None:
+            pins.add(first.scan_id)
+    lasts = (lambda s: True, lambda s: bool(s.truck_id),
+             lambda s: s.lat is not None and s.lng is not None)
+    for pick in lasts:
+        last = next((s for s in reversed(known) if pick(s)), None)
+        if last is not None:
+            pins.add(last.scan_id)
+    hub_events = [s for s in known if s.type is ScanType.ARRIVED_HUB or s.type in _DEPARTURES]
+    if hub_events:
+        pins.add(max(hub_events, key=lambda s: (s.ts, s.type is not ScanType.ARRIVED_HUB)
+                     ).scan_id)
+    failed = [s for s in known if s.type is ScanType.DELIVERY_ATTEMPT_FAILED]
+    n = max(cfg.failed_attempts, 1)
+    window = failed[len(failed) - n + 1:] if n > 1 else []
+    for i in range(n - 1, len(failed)):
+        if failed[i].ts - failed[i - n + 1].ts <= cfg.failed_attempts_within_s * 1000:
+            window = failed[i - n + 1:i + 1]
+            break
+    pins.update(s.scan_id for s in window)
+    return pins
+
+
+def _insert_scan(state: ShipmentState, scan: Scan, cfg: DelayConfig, counts: StepCounts
+                 ) -> bool:
+    """Add a scan; False if it changes nothing (a duplicate, or dropped over the cap).
+
+    Duplicates: a set of the scan_ids held, so the check costs the same however many scans a
+    shipment has. The contract's "a scan_id seen before changes nothing" holds for the scans
+    the state holds: all of them while the shipment has at most ``max_scans_per_shipment``
+    scans and its state lives (until :func:`finished`: retention after delivery, expiry).
+
+    Over the cap (a flood of distinct scan_ids, which no real parcel gets), the new scan makes
+    room by evicting the oldest processed scan no fact rests on (:func:`_pinned`): what the
+    shipment reports does not change, and its newest scans (a delivery among them) still
+    count. With none to evict (the cap is full of scans ahead of the processed time, or of
+    pinned ones), the newcomer itself is dropped. An evicted scan_id is forgotten: the scan
+    sent again is taken as new, and being old it is evicted again or changes no fact."""
+    if scan.scan_id in state.scan_ids:
+        counts.duplicates += 1
+        return False
+    bisect.insort(state.scans, scan, key=_scan_key)
+    state.scan_ids.add(scan.scan_id)
+    if len(state.scans) <= cfg.max_scans_per_shipment:
+        return True
+    counts.over_cap += 1
+    known = _known(state, state.processed_until)
+    pins = _pinned(known, cfg)
+    victim = next((s for s in known if s.scan_id not in pins), scan)
+    del state.scans[bisect.bisect_left(state.scans, _scan_key(victim), key=_scan_key)]
+    state.scan_ids.discard(victim.scan_id)
+    if victim is scan:
+        counts.over_cap_dropped += 1
+        return False
+    return True
+
+
+def _insert(state: ShipmentState, event: Event, cfg: DelayConfig, counts: StepCounts) -> bool:
+    """Add an input to the state; False if it changes nothing (a duplicate, say)."""
     if isinstance(event, Scan):
-        if any(s.scan_id == event.scan_id for s in state.scans):
-            counts.duplicates += 1
-            return False
-        bisect.insort(state.scans, event, key=_scan_key)
-    elif isinstance(event, TruckFix):
+        return _insert_scan(state, event, cfg, counts)
+    if isinstance(event, TruckFix):
         for i, x in enumerate(state.fixes):
             if x.ts == event.ts and x.truck_id == event.truck_id:
                 if _fix_key(event) <= _fix_key(x):
@@ -429,13 +645,20 @@ def _insert(state: ShipmentState, event: Event, counts: StepCounts) -> bool:
                 del state.fixes[i]
                 break
         bisect.insort(state.fixes, event, key=_fix_key)
-    else:
-        if any(m.first_ts == event.first_ts and m.last_ts == event.last_ts
-               for m in state.matches):
+        return True
+    # A match: facts take the least last_ts of the matches, so only the earliest-ending one
+    # can ever decide; it alone is kept (a later one changes nothing, whenever it comes).
+    kept = min(state.matches, key=_match_key, default=None)
+    if kept is not None and _match_key(kept) <= _match_key(event):
+        if _match_key(kept) == _match_key(event):
             counts.duplicates += 1
-            return False
-        state.matches.append(event)
+        return False
+    state.matches = [event]
     return True
+
+
+def _match_key(m: AttemptsMatch) -> tuple[int, int]:
+    return (m.last_ts, m.first_ts)
 
 
 def step(state: ShipmentState | None, event: Event, cfg: DelayConfig,
@@ -446,7 +669,7 @@ def step(state: ShipmentState | None, event: Event, cfg: DelayConfig,
     if state is None:
         state = ShipmentState(event.shipment_id)
     out: list[Output] = []
-    if not _insert(state, event, counts) or event.ts > state.processed_until:
+    if not _insert(state, event, cfg, counts) or event.ts > state.processed_until:
         return state, out
     counts.late += 1
     t = state.processed_until
@@ -460,15 +683,19 @@ def step(state: ShipmentState | None, event: Event, cfg: DelayConfig,
                               a.details))
             out.append(_alert(state, f, "resolve", ATTEMPTS, f.delivered_ts, "error",
                               f"Shipment {state.shipment_id} {ATTEMPTS}: resolved, "
-                              f"{_resolve_reason(ATTEMPTS, f)}", {}))
+                              f"{_resolve_reason(ATTEMPTS, f, False, cfg)}", {}))
             state.attempts_alerted = True
             return state, out
-    _reconcile(state, t, cfg, event.ts, out)
+    if _reconcile(state, t, cfg, event.ts, out):  # only a state pickled past its expiry
+        _restart(state)
     return state, out
 
 
-def next_deadline(state: ShipmentState, cfg: DelayConfig) -> int | None:
-    """The next event time after ``processed_until`` at which :func:`advance` has work."""
+def next_deadline(state: ShipmentState, cfg: DelayConfig, *, expire: bool = True
+                  ) -> int | None:
+    """The next event time after ``processed_until`` at which :func:`advance` has work: the
+    adapter's one event-time timer. Never above :data:`MAX_DEADLINE_MS` (a Java long).
+    ``expire=False`` leaves the expiry out (see :func:`advance`)."""
     now = state.processed_until
     times: list[int] = []
     for seq in (state.scans, state.fixes):
@@ -488,7 +715,10 @@ def next_deadline(state: ShipmentState, cfg: DelayConfig) -> int | None:
             if f.hub_arrival is not None:
                 times.append(f.hub_arrival.ts + cfg.stuck_after_s * 1000)
             times.append(f.last_scan_ts + cfg.no_scan_after_s * 1000)
-    later = [x for x in times if x > now]
+            expiry = expires_at(f, cfg) if expire else None
+            if expiry is not None:  # overdue only in state pickled before expiry existed
+                times.append(max(expiry, now + 1))
+    later = [x for x in (min(x, MAX_DEADLINE_MS) for x in times) if x > now]
     return min(later) if later else None
 
 
@@ -509,30 +739,46 @@ def _compact(state: ShipmentState) -> None:
     state.fixes = [x for x in state.fixes if x.ts > state.processed_until or id(x) in keep]
 
 
-def advance(state: ShipmentState, t: int, cfg: DelayConfig) -> tuple[ShipmentState, list[Output]]:
+def advance(state: ShipmentState, t: int, cfg: DelayConfig, *, expire: bool = True
+            ) -> tuple[ShipmentState, list[Output]]:
     """Event time has reached ``t``: take every buffered input and deadline up to ``t`` in
-    event-time order, emitting what changes at each instant."""
+    event-time order, emitting what changes at each instant.
+
+    ``expire=False`` (and the same to :func:`next_deadline`) at the end of a bounded input,
+    where the adapter walks every deadline: that end is not weeks of silence, so it expires
+    nothing (as the tracking job's trucks, udfs.truck_state.expire)."""
     out: list[Output] = []
     if t <= state.processed_until:
         return state, out
     while True:
-        nxt = next_deadline(state, cfg)
+        nxt = next_deadline(state, cfg, expire=expire)
         if nxt is None or nxt > t:
             break
         state.processed_until = nxt
-        _reconcile(state, nxt, cfg, nxt, out)
+        if _reconcile(state, nxt, cfg, nxt, out, expire):
+            _restart(state)
     if state.processed_until < t:
         state.processed_until = t
-        _reconcile(state, t, cfg, t, out)
+        if _reconcile(state, t, cfg, t, out, expire):
+            _restart(state)
     _compact(state)
     return state, out
 
 
 def finished(state: ShipmentState, cfg: DelayConfig) -> bool:
-    """Delivered long enough ago, nothing open: the adapter may drop the state."""
-    f = facts(state, state.processed_until, cfg)
+    """True when the adapter may drop the state (and forget its timers): every input has taken
+    effect and either the shipment was delivered ``retain_after_delivery_s`` ago with nothing
+    open, or the state holds no scan (it expired, or it only ever got truck fixes or matches,
+    which report nothing without a scan)."""
+    now = state.processed_until
+    if (state.scans and state.scans[-1].ts > now) or any(x.ts > now for x in state.fixes) \
+            or any(m.last_ts > now for m in state.matches):
+        return False
+    if not state.scans:
+        return not state.open
+    f = facts(state, now, cfg)
     return (f.delivered_ts is not None and not state.open
-            and state.processed_until >= f.delivered_ts + cfg.retain_after_delivery_s * 1000)
+            and now >= f.delivered_ts + cfg.retain_after_delivery_s * 1000)
 
 
 def is_open(state: ShipmentState) -> bool:

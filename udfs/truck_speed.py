@@ -20,6 +20,13 @@ class FeedConfig:
     window_s: int = 30 * 60  # average over the last half hour of fixes
     fix_interval_s: int = 5 * 60
     max_shipments: int = 500  # per truck; the oldest assignment is dropped beyond this
+    # A fix further from the last one than this speed allows is the tracking job's
+    # IMPOSSIBLE_SPEED dead letter, and one teleported fix would skew the average for a whole
+    # window: it is skipped. Fixes that keep disagreeing for ``reanchor_after_s`` restart the
+    # track from the newest (the old anchor was the bad one, or the truck was moved).
+    max_speed_kph: float = 250.0
+    gps_tolerance_km: float = 0.1
+    reanchor_after_s: int = 10 * 60
 
 
 @dataclass(slots=True)
@@ -49,8 +56,15 @@ def _fixes(feed: TruckFeed, shipments: list[str]) -> list[TruckFix]:
 def on_ping(feed: TruckFeed, ts: int, lat: float, lng: float, speed_kph: float | None,
             cfg: FeedConfig) -> list[TruckFix]:
     """Record a fix; every ``fix_interval_s`` send one to each assigned shipment."""
-    if feed.recent and ts <= feed.recent[-1][0]:
-        return []  # out of order or duplicate: the average uses the forward track only
+    if feed.recent:
+        last_ts, last_lat, last_lng, _ = feed.recent[-1]
+        if ts <= last_ts:
+            return []  # out of order or duplicate: the average uses the forward track only
+        km = max(0.0, haversine_km(last_lat, last_lng, lat, lng) - cfg.gps_tolerance_km)
+        if km / (max(ts - last_ts, 1000) / 3_600_000) > cfg.max_speed_kph:
+            if ts - last_ts < cfg.reanchor_after_s * 1000:
+                return []
+            feed.recent.clear()
     feed.recent.append((ts, lat, lng, speed_kph))
     cutoff = ts - cfg.window_s * 1000
     while feed.recent and feed.recent[0][0] < cutoff:

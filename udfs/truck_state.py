@@ -37,6 +37,10 @@ from udfs.pickling import pickled_by_fields
 
 SOURCE = "fleetpulse/tracking-job"
 DEFAULT_DETECTION_SLACK_MS = 30_000  # the job's --detection-slack-ms
+DEFAULT_STATE_TTL_S = 7 * 24 * 3600  # the job's --truck-state-ttl-s
+# Event time from here on is the end of a bounded input, not a time (Flink's last watermark is
+# 2**63 - 1; the jobs' end-of-input timers sit one below it).
+END_OF_INPUT_MS = 2**63 - 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,8 @@ class TrackingConfig:
     # A buffered ping waits for the truck's next ping to be detected, at most this long after
     # the watermark passes it (event time); see the module docstring.
     detection_slack_ms: int = DEFAULT_DETECTION_SLACK_MS
+    # A truck with no ping for this long (event time) is forgotten: :func:`expire`.
+    state_ttl_s: int = DEFAULT_STATE_TTL_S
 
 
 @pickled_by_fields
@@ -380,9 +386,50 @@ def _fire_timeouts(state: TruckState, until_ms: int, cfg: TrackingConfig, geofen
                                   stopped_since_ts=state.slow_since))
 
 
+def expiry_ts(state: TruckState, cfg: TrackingConfig) -> int:
+    """When the truck's state may be dropped: ``state_ttl_s`` of event time after its newest
+    accepted ping (or its newest detected one, for state from an older version)."""
+    return max(state.pos_ts, state.det_ts) + cfg.state_ttl_s * 1000
+
+
+def expire(state: TruckState, now_ms: int, cfg: TrackingConfig) -> list[Output] | None:
+    """Outputs that close the truck's books if it has sent nothing for ``state_ttl_s`` by
+    ``now_ms``, else None (keep the state). Run after :func:`advance` to ``now_ms``.
+
+    Bounds state to the trucks seen in the last TTL of event time: a truck that stopped
+    reporting for good (sold, renamed, a ghost from a bad id) would otherwise hold its state,
+    an open ``truck_offline`` incident and a census count for ever. Its open incidents resolve
+    with ``custom_details.reason = "expired"`` and it leaves its census bucket; its Redis hash
+    expired long before (one hour after its last write). A ping after expiry starts a new
+    truck, as a first ping does. The end of a bounded input (event time at Java's largest
+    long, where every timer fires) expires nothing: a backfill's end is not a week of silence.
+    The resolves carry the expiry's event time."""
+    if state.pending or state.pos_ts < 0 and state.det_ts < 0 or now_ms >= END_OF_INPUT_MS:
+        return None
+    at = expiry_ts(state, cfg)
+    if now_ms < at:
+        return None
+    out: list[Output] = []
+    if state.offline_open:
+        state.offline_open = False
+        out.append(_alert(state, "resolve", "truck_offline", at, "error",
+                          f"Truck {state.truck_id} forgotten after {cfg.state_ttl_s // 3600} h "
+                          "without a position", state.det_lat, state.det_lng, reason="expired"))
+    if state.stop_alert_open:
+        state.stop_alert_open = False
+        out.append(_alert(state, "resolve", "truck_stopped_unplanned", at, "warning",
+                          f"Truck {state.truck_id} forgotten after {cfg.state_ttl_s // 3600} h "
+                          "without a position", state.det_lat, state.det_lng, reason="expired"))
+    if state.census is not None:
+        out.append(CensusDelta(state.census[0], state.census[1], -1))
+        state.census = None
+    return out
+
+
 def next_wakeup(state: TruckState, cfg: TrackingConfig) -> int | None:
-    """The next event time at which :func:`advance` must run: the earliest timeout, or the
-    oldest buffered ping plus the detection slack. One timer per truck suffices."""
+    """The next event time at which :func:`advance` must run: the earliest timeout, the
+    oldest buffered ping plus the detection slack, or the state's expiry. One timer per truck
+    suffices."""
     # The rule of _timeouts_due, without its list: this runs for every truck a bundle changes.
     if state.det_ts < 0:
         due = None
@@ -399,4 +446,6 @@ def next_wakeup(state: TruckState, cfg: TrackingConfig) -> int | None:
                 oldest = p.ts
         detect = oldest + cfg.detection_slack_ms
         due = detect if due is None or detect < due else due
+    elif due is None and (state.pos_ts >= 0 or state.det_ts >= 0):
+        due = expiry_ts(state, cfg)  # later than every timeout, so only when none is left
     return due

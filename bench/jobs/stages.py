@@ -114,7 +114,7 @@ def valid_pings(bundle: bytes) -> tuple[int, list[Any]]:
 
     now = int(time.time() * 1000)
     records = list(decode_bundle(bundle))
-    parsed = (parse_ping(raw or b"", now) for _, _, raw in records)
+    parsed = (parse_ping(raw or b"", now) for _, _, _, raw in records)
     return len(records), [p for p in parsed if not isinstance(p, Rejection)]
 
 

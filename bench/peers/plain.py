@@ -29,6 +29,7 @@ from udfs.geo import GeofenceIndex, default_regions
 from udfs.models import AlertEvent, DeadLetter, GeofenceTransition, Reason, Rejection
 from udfs.ping_validation import parse_ping
 from udfs.truck_state import (
+    END_OF_INPUT_MS,
     CensusDelta,
     Counters,
     Output,
@@ -37,11 +38,12 @@ from udfs.truck_state import (
     TrackingConfig,
     TruckState,
     advance,
+    expire,
     next_wakeup,
     on_ping,
 )
 
-END_OF_INPUT = 2**62
+END_OF_INPUT = END_OF_INPUT_MS  # the watermark at the end of a bounded input, as Flink's
 
 
 class Outputs:
@@ -122,8 +124,10 @@ class Tracker:
         self._schedule(st)
         return result.ts
 
-    def _schedule(self, st: TruckState) -> None:
+    def _schedule(self, st: TruckState, reached: int | None = None) -> None:
         due = next_wakeup(st, self.cfg)
+        if due is not None and reached is not None and due <= reached:
+            return  # only the expiry an end of input declined: would fire at once, for ever
         if due is not None and self.timers.get(st.truck_id) != due:
             self.timers[st.truck_id] = due
             heapq.heappush(self.heap, (due, st.truck_id))
@@ -136,9 +140,15 @@ class Tracker:
                 continue  # superseded
             del self.timers[tid]
             st = self.states[tid]
-            outs = advance(st, max(due, watermark), self.cfg, self.geofences.containing)
+            now = max(due, watermark)
+            outs = advance(st, now, self.cfg, self.geofences.containing)
             self.out.route(outs, b"", -1, -1)
-            self._schedule(st)
+            closing = expire(st, now, self.cfg)
+            if closing is not None:  # as the job: a truck silent for its TTL is forgotten
+                self.out.route(closing, b"", -1, -1)
+                del self.states[tid]
+                continue
+            self._schedule(st, now)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

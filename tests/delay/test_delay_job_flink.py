@@ -66,6 +66,12 @@ def scenario() -> tuple[list[bytes], list[bytes]]:
         s("SLOW", 5, "OUT_FOR_DELIVERY", T0 + 40 * HOUR),
         s("SLOW", 7, "DELIVERY_ATTEMPT_FAILED", T0 + 51 * HOUR),
         s("SLOW", 6, "DELIVERED", T0 + 52 * HOUR),
+        # two failed attempts that validation rejects (coordinates out of range): dead letters
+        # and nothing else, so no pattern (the pattern once read the raw topic)
+        s("BADFAIL", 1, "PICKED_UP", T0),
+        s("BADFAIL", 2, "DELIVERY_ATTEMPT_FAILED", T0 + 3 * HOUR, lat=91.0, lng=0.0),
+        s("BADFAIL", 3, "DELIVERY_ATTEMPT_FAILED", T0 + 5 * HOUR, lat=91.0, lng=0.0),
+        s("BADFAIL", 4, "DELIVERED", T0 + 6 * HOUR),
         # truck T9 crawls at ~10 km/h, 235 km from the destination, 3 h to go: at risk
         s("RISK", 1, "PICKED_UP", T0, promised_by=T0 + 3 * HOUR, truck_id="T9"),
         s("RISK", 2, "DELIVERED", T0 + 2 * HOUR),
@@ -96,11 +102,11 @@ def run_job(scans: list[bytes], pings: list[bytes], pings_first: bool = False) -
     been (tests.delay.arrival_gate), as when a `fleet.gps` backlog is read ahead of scans."""
     from pyflink.common import Duration, Row, WatermarkStrategy
     from pyflink.common.watermark_strategy import TimestampAssigner
-    from pyflink.table import DataTypes, Schema
 
     from flink_jobs.common import RAW_RECORD, create_environment
     from flink_jobs.delay_job import build, parse_options
     from flink_jobs.settings import JobSettings
+    from udfs.record_age import DEFAULT_MAX_SCAN_AGE_S
 
     class JsonTs(TimestampAssigner):
         def extract_timestamp(self, value: Any, record_timestamp: int) -> int:
@@ -109,7 +115,10 @@ def run_job(scans: list[bytes], pings: list[bytes], pings_first: bool = False) -
             except Exception:  # noqa: BLE001
                 return 0
 
-    settings = JobSettings(parallelism=2, bootstrap="127.0.0.1:1")
+    # the delay job's own bound on a scan's age (its flags' default): from_collection splits
+    # the rows over two source subtasks, so they arrive up to two days out of order here
+    settings = JobSettings(parallelism=2, bootstrap="127.0.0.1:1",
+                           max_record_age_s=DEFAULT_MAX_SCAN_AGE_S)
     opts, _ = parse_options(["--fix-interval-s", "600"])
     # Failed attempts from MATCH_RECOGNIZE only, so this test proves the CEP operator fires.
     opts = replace(opts, cfg=replace(opts.cfg, attempts_from_scans=False))
@@ -126,7 +135,7 @@ def run_job(scans: list[bytes], pings: list[bytes], pings_first: bool = False) -
         return g.count(token, row) if role == "pings" else g.wait_for(token, n_pings, row)
 
     def source(raws: list[bytes], role: str = ""):  # type: ignore[no-untyped-def]
-        rows = [Row(r, 0, i) for i, r in enumerate(raws)]
+        rows = [Row(r, 0, i, None) for i, r in enumerate(raws)]
         stream = env.from_collection(rows, type_info=RAW_RECORD)
         if pings_first and role == "scans":  # held back before its watermarks are made
             stream = stream.map(lambda r: gate(r, "scans"), output_type=RAW_RECORD) \
@@ -137,23 +146,11 @@ def run_job(scans: list[bytes], pings: list[bytes], pings_first: bool = False) -
                 .set_parallelism(1)
         return stream
 
-    scan_stream = source(scans, "scans")
-    table = t_env.from_data_stream(scan_stream, Schema.new_builder()
-                                   .column("value", DataTypes.BYTES())
-                                   .column("partition", DataTypes.INT())
-                                   .column("offset", DataTypes.BIGINT())
-                                   .column_by_expression(
-                                       "ts_raw",
-                                       "CAST(JSON_VALUE(CAST(`value` AS STRING), '$.ts') "
-                                       "AS BIGINT)")
-                                   .column_by_metadata("rowtime", DataTypes.TIMESTAMP_LTZ(3))
-                                   .watermark("rowtime", "SOURCE_WATERMARK()")
-                                   .build())
-    t_env.create_temporary_view("scans_test", table)
-    out = build(t_env, scan_stream, "scans_test", source(pings, "pings") if pings else None,
-                settings, opts)
     from pyflink.common import Types
 
+    # keyed by Kafka partition, as flink_jobs.delay_job.read_scans keys them
+    scan_stream = source(scans, "scans").key_by(lambda r: str(r[1]), key_type=Types.STRING())
+    out = build(t_env, scan_stream, source(pings, "pings") if pings else None, settings, opts)
     merged = out["alerts"].map(lambda r: "A " + r[1], output_type=Types.STRING()).union(
         out["dlq"].map(lambda r: "D " + r[1], output_type=Types.STRING()),
         out["effects"].map(lambda e: "E " + repr(e), output_type=Types.STRING()))
@@ -187,11 +184,11 @@ def test_delay_job_end_to_end_on_minicluster() -> None:
     effects = sorted(x[2:] for x in lines if x.startswith("E "))
     assert effects == sorted(
         [repr(RegionShipmentCounted("WEST", sid))
-         for sid in ("LATE", "EARLY", "STUCK", "QUIET", "FAIL", "SLOW", "RISK")]
+         for sid in ("LATE", "EARLY", "STUCK", "QUIET", "FAIL", "SLOW", "RISK", "BADFAIL")]
         + [repr(DelayScore("LATE", n)) for n in (1, 2, 3)]
         + [repr(DelayCleared("LATE")), repr(RegionDelayHours("WEST", "LATE", 3.0))])
     dlq = sorted(orjson.loads(x[2:])["reason"] for x in lines if x.startswith("D "))
-    assert dlq == ["MALFORMED_JSON", "UNKNOWN_SCAN_TYPE"]
+    assert dlq == ["BAD_COORDINATES", "BAD_COORDINATES", "MALFORMED_JSON", "UNKNOWN_SCAN_TYPE"]
 
 
 @pytest.mark.timeout(300)

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+import math
+import pickle
+
 import pytest
 
-from udfs.models import AlertEvent, ScanType
+from udfs.models import AlertEvent, Scan, ScanType
 from udfs.shipment_state import (
     AT_RISK,
     ATTEMPTS,
     LATE,
+    MAX_DURATION_S,
     NO_SCAN,
     STUCK,
     AttemptsMatch,
     DelayCleared,
     DelayConfig,
+    DelayConfigError,
     DelayScore,
     Output,
     RegionDelayHours,
@@ -259,3 +265,243 @@ def test_redis_model_ends_consistent_with_state() -> None:
     model.apply(out)
     assert model.delays == {}
     assert model.region == {"WEST": {"total_shipments": 1, "total_delay_hours": 1.5}}
+
+
+# Bounded state (issue 27): expiry of shipments never delivered, the scan cap, old pickles.
+
+D = CFG.expire_after_promise_s * 1000
+
+
+def test_an_undelivered_shipment_expires_after_its_promise_resolving_what_is_open() -> None:
+    """Late (severity 5) and silent for 30 days: at promise + 30 days the state resolves its
+    incidents, leaves `delays`, and the adapter may drop it; the region keeps its count."""
+    model = RedisModel()
+    st, out = run([scan("S1", 1, ScanType.PICKED_UP, T0)], P + D - 1)
+    model.apply(out)
+    assert model.delays == {"shipment:S1": 5} and set(st.open) == {LATE, NO_SCAN}
+    assert not finished(st, CFG)
+    assert next_deadline(st, CFG) == P + D  # the timer the adapter sets
+    st, out = advance(st, P + D, CFG)
+    model.apply(out)
+    assert sorted(alerts(out)) == [("resolve", LATE, P + D, "critical"),
+                                   ("resolve", NO_SCAN, P + D, "error")]
+    resolve = next(o for o in out if isinstance(o, AlertEvent))
+    assert "no longer tracked" in resolve.summary
+    assert resolve.custom_details["reason"] == "expired"  # as a truck's state's expiry says
+    assert DelayCleared("S1") in out and model.delays == {}
+    assert model.region == {"WEST": {"total_shipments": 1}}
+    assert st.open == {} and st.scans == [] and st.scan_ids == set()
+    assert finished(st, CFG) and next_deadline(st, CFG) is None
+
+
+def test_the_end_of_a_bounded_input_expires_nothing() -> None:
+    """There the adapter walks every deadline (the watermark is at the end of time), with
+    expire=False: the end of a backfill is not 30 days of silence."""
+    st, _ = run([scan("S1", 1, ScanType.PICKED_UP, T0)], P + HOUR)
+    out: list[Output] = []
+    while (due := next_deadline(st, CFG, expire=False)) is not None:
+        st, more = advance(st, due, CFG, expire=False)
+        out += more
+    assert [a[0] for a in alerts(out)] == ["trigger"] * 4  # severities 3-5, no scan
+    assert set(st.open) == {LATE, NO_SCAN} and st.score == 5 and not finished(st, CFG)
+    st, out = advance(st, P + D + 1, CFG, expire=False)
+    assert out == [] and st.open
+
+
+def test_a_shipment_still_scanned_after_its_promise_expires_after_its_last_scan() -> None:
+    last = P + 10 * 24 * HOUR
+    st, _ = run([scan("S1", 1, ScanType.PICKED_UP, T0), scan("S1", 2, ScanType.EXCEPTION, last)],
+                P + D)
+    assert LATE in st.open and not finished(st, CFG)
+    st, out = advance(st, last + D, CFG)
+    assert ("resolve", LATE, last + D, "critical") in alerts(out)
+    assert finished(st, CFG)
+
+
+def test_a_shipment_without_promise_expires_after_its_last_scan() -> None:
+    """Scans without a pickup (lost, or refused) still raise no-scan and stuck alerts; the
+    state expires the same duration after its latest scan."""
+    a = T0 + HOUR
+    st, out = run([scan("S1", 1, ScanType.ARRIVED_HUB, a, hub_id="HUB-PDX")], a + D - 1)
+    assert {x[:2] for x in alerts(out)} == {("trigger", STUCK), ("trigger", NO_SCAN)}
+    assert next_deadline(st, CFG) == a + D
+    st, out = advance(st, a + D, CFG)
+    assert sorted(x[:2] for x in alerts(out)) == [("resolve", NO_SCAN), ("resolve", STUCK)]
+    assert finished(st, CFG)
+
+
+def test_a_scan_after_the_expiry_meets_a_fresh_state_whenever_it_arrives() -> None:
+    """Read ahead of the watermark (a replay), the later scan waits in the state through its
+    expiry and then stands alone in it, as it would have had it arrived after the drop."""
+    later = scan("S1", 2, ScanType.ARRIVED_HUB, P + D + HOUR, hub_id="HUB-PDX")
+    st, _ = feed(None, [scan("S1", 1, ScanType.PICKED_UP, T0), later])
+    st, out = advance(st, P + D + 2 * HOUR, CFG)
+    assert ("resolve", LATE, P + D, "critical") in alerts(out)
+    assert st.scans == [later] and st.counted_region is None and not finished(st, CFG)
+    fresh, _ = run([later], P + D + 2 * HOUR)
+    st, rest = advance(st, P + D + 40 * HOUR, CFG)
+    fresh, fresh_rest = advance(fresh, P + D + 40 * HOUR, CFG)
+    assert rest == fresh_rest and alerts(rest)  # stuck and no-scan, as for a fresh state
+    assert (st.open, st.score) == (fresh.open, fresh.score)
+
+
+def test_a_state_of_truck_fixes_only_is_dropped_once_they_take_effect() -> None:
+    """The truck feed keeps sending fixes to a shipment until it is delivered, also after its
+    state expired: such a state reports nothing and must not live on."""
+    st, _ = step(None, TruckFix("S1", "T1", P + D + HOUR, *SEA, 50.0), CFG)
+    assert not finished(st, CFG) and next_deadline(st, CFG) == P + D + HOUR
+    st, out = advance(st, P + D + HOUR, CFG)
+    assert out == [] and finished(st, CFG)
+
+
+def test_state_pickled_past_its_expiry_expires_at_the_next_timer() -> None:
+    """State from before expiry existed may already be past it: the next millisecond."""
+    st, _ = run([scan("S1", 1, ScanType.PICKED_UP, T0)], P + HOUR)
+    st.processed_until = P + D + 5  # as an older version would have left it
+    assert next_deadline(st, CFG) == P + D + 6
+    st, out = advance(st, P + D + 6, CFG)
+    assert ("resolve", LATE, P + D + 6, "warning") in alerts(out) and finished(st, CFG)
+
+
+def test_delivered_state_is_not_dropped_while_a_later_input_waits() -> None:
+    st, _ = run([scan("S1", 1, ScanType.PICKED_UP, T0),
+                 scan("S1", 2, ScanType.DELIVERED, T0 + HOUR)], T0 + 2 * HOUR)
+    retained = T0 + HOUR + CFG.retain_after_delivery_s * 1000
+    st, _ = step(st, scan("S1", 3, ScanType.EXCEPTION, retained + HOUR), CFG)
+    st, _ = advance(st, retained, CFG)
+    assert not finished(st, CFG)
+    st, _ = advance(st, retained + HOUR, CFG)
+    assert finished(st, CFG)
+
+
+def _capped(n: int) -> DelayConfig:
+    return DelayConfig(region_of=region_west, max_scans_per_shipment=n)
+
+
+def test_a_flood_of_scans_keeps_the_cap_and_what_the_shipment_reports() -> None:
+    """Distinct scan_ids without end: the state keeps at most the cap, evicting old scans no
+    fact rests on; the pickup (promise, region) and the newest scans stay, so a delivery at
+    the end still resolves the late alert and adds its hours."""
+    cap = _capped(20)
+    counts = StepCounts()
+    st, out = step(None, scan("S1", 0, ScanType.PICKED_UP, T0), cap, counts)
+    st, more = advance(st, T0, cap)
+    out += more
+    for i in range(1, 200):
+        ts = T0 + i * 5 * MIN
+        st, more = step(st, scan("S1", i, ScanType.EXCEPTION, ts, lat=45.0, lng=-122.0), cap,
+                        counts)
+        out += more
+        st, more = advance(st, ts, cap)
+        out += more
+        assert len(st.scans) <= 20 and st.scan_ids == {s.scan_id for s in st.scans}
+    assert counts.over_cap == 180 and counts.over_cap_dropped == 0
+    ref, ref_out = run([scan("S1", i, ScanType.EXCEPTION, T0 + i * 5 * MIN, lat=45.0, lng=-122.0)
+                        for i in range(1, 200)] + [scan("S1", 0, ScanType.PICKED_UP, T0)],
+                       T0 + 199 * 5 * MIN)
+    assert (st.open, st.score, st.counted_region) == (ref.open, ref.score, ref.counted_region)
+    assert alerts(out) == alerts(ref_out)
+    assert "S1-0" in st.scan_ids  # the pickup
+    st, out = step(st, scan("S1", 999, ScanType.DELIVERED, P + HOUR), cap, counts)  # late
+    assert ("resolve", LATE, P + HOUR, "error") in alerts(out)
+    assert RegionDelayHours("WEST", "S1", 1.0) in out and DelayCleared("S1") in out
+
+
+def test_a_scan_over_the_cap_is_dropped_when_nothing_can_make_room() -> None:
+    """All held scans still ahead of the processed time: the newcomer itself goes."""
+    cap = _capped(3)
+    counts = StepCounts()
+    st: ShipmentState | None = None
+    for i in range(4):
+        st, out = step(st, scan("S1", i, ScanType.ARRIVED_HUB, T0 + i * HOUR), cap, counts)
+        assert out == []
+    assert st is not None
+    assert [s.scan_id for s in st.scans] == ["S1-0", "S1-1", "S1-2"]
+    assert (counts.over_cap, counts.over_cap_dropped, counts.duplicates) == (1, 1, 0)
+    st, _ = step(st, scan("S1", 3, ScanType.ARRIVED_HUB, T0 + 3 * HOUR), cap, counts)
+    assert counts.over_cap_dropped == 2  # dropped again: an id not held is not a duplicate
+
+
+def test_a_duplicate_is_found_among_many_scans() -> None:
+    counts = StepCounts()
+    st, _ = feed(None, [scan("S1", i, ScanType.EXCEPTION, T0 + i) for i in range(500)])
+    st, out = step(st, scan("S1", 250, ScanType.DELIVERED, T0), CFG, counts)
+    assert out == [] and counts.duplicates == 1 and len(st.scans) == 500
+
+
+def test_only_the_earliest_match_is_kept() -> None:
+    """Facts take the earliest-ending match: a flood of later matches costs no state."""
+    counts = StepCounts()
+    st: ShipmentState | None = None
+    for i in range(50, 0, -1):
+        st, _ = step(st, AttemptsMatch("S1", T0, T0 + i * HOUR, 2), CFG, counts)
+    assert st is not None and st.matches == [AttemptsMatch("S1", T0, T0 + HOUR, 2)]
+    st, _ = step(st, AttemptsMatch("S1", T0, T0 + HOUR, 2), CFG, counts)
+    assert counts.duplicates == 1 and len(st.matches) == 1
+
+
+# ShipmentState as an older version pickled it into Flink state, box and all: [state,
+# event-time timer, processing-time timer, event time then, wall clock then]. Taken from the
+# commit before scan_ids existed (f75e9f9): pickup at T0, arrival at a hub, one failed
+# attempt, a truck fix, processed to T0 + 14 h (late, stuck).
+OLD_BOX = base64.b64decode(
+    "gASVRgIAAAAAAABdlCiME3VkZnMuc2hpcG1lbnRfc3RhdGWUjA1TaGlwbWVudFN0YXRllJOUKYGUTn2UKIwLc2hp"
+    "cG1lbnRfaWSUjAJTMZSMBXNjYW5zlF2UKIwLdWRmcy5tb2RlbHOUjARTY2FulJOUKIwEUzEtMZRoB2gKjAhTY2Fu"
+    "VHlwZZSTlIwJUElDS0VEX1VQlIWUUpSKBgDol7aaAYwCVDGUTkdAR84UeuFHrkfAXpUeuFHrhYoGABYruZoBR0BG"
+    "wo9cKPXDR8Beq4UeuFHsdJRSlGgMKIwEUzEtMpRoB2gPjAtBUlJJVkVEX0hVQpSFlFKUigaA1s62mgFOjAdIVUIt"
+    "UERYlE5OTk5OdJRSlGgMKIwEUzEtM5RoB2gPjBdERUxJVkVSWV9BVFRFTVBUX0ZBSUxFRJSFlFKUigYAxQW3mgFO"
+    "Tk5OTk5OdJRSlGWMBWZpeGVzlF2UaAGMCFRydWNrRml4lJOUKYGUXZQoaAdoE4oGwE3qtpoBR0BHgAAAAAAAR8Be"
+    "oAAAAAAAR0BOAAAAAAAAZWJhjAdtYXRjaGVzlF2UjA9wcm9jZXNzZWRfdW50aWyUigYA85i5mgGMBG9wZW6UfZQo"
+    "jBVzaGlwbWVudF9zdHVja19hdF9odWKUSwCMDXNoaXBtZW50X2xhdGWUSwJ1jAVzY29yZZRLAowOY291bnRlZF9y"
+    "ZWdpb26UjARXRVNUlIwLZGVsYXlfaG91cnOUTowQYXR0ZW1wdHNfYWxlcnRlZJSJdYaUYooGAfOYuZoBTk5OZS4=")
+
+
+def _old_box_inputs() -> list[Scan | TruckFix]:
+    return [scan("S1", 1, ScanType.PICKED_UP, T0),
+            scan("S1", 2, ScanType.ARRIVED_HUB, T0 + HOUR, hub_id="HUB-PDX"),
+            scan("S1", 3, ScanType.DELIVERY_ATTEMPT_FAILED, T0 + 2 * HOUR),
+            TruckFix("S1", "T1", T0 + 90 * MIN, 47.0, -122.5, 60.0)]
+
+
+def test_state_pickled_by_the_previous_version_restores() -> None:
+    """Checkpoints and savepoints taken before scan_ids existed restore: the missing field is
+    rebuilt from the scans, and the state equals what this version builds from the inputs."""
+    box = pickle.loads(OLD_BOX)
+    old = box[0]
+    assert box[1:] == [T0 + 14 * HOUR + 1, None, None, None]
+    assert old.scan_ids == {"S1-1", "S1-2", "S1-3"}
+    rebuilt, _ = run(_old_box_inputs(), T0 + 14 * HOUR)
+    assert old == rebuilt
+    counts = StepCounts()
+    old, out = step(old, scan("S1", 2, ScanType.DEPARTED_HUB, T0 + 15 * HOUR), CFG, counts)
+    assert out == [] and counts.duplicates == 1
+    old, out = advance(old, P + D, CFG)  # and it expires like any other
+    assert finished(old, CFG) and DelayCleared("S1") in out
+
+
+def test_state_pickles_round_trip_and_the_previous_version_reads_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """scan_ids is not pickled: the previous version (no __setstate__, no scan_ids slot) reads
+    this one's state, so a job can be rolled back onto its checkpoints."""
+    st, _ = run(_old_box_inputs(), T0 + 14 * HOUR)
+    data = pickle.dumps([st, 1, None, None, None])
+    again = pickle.loads(data)[0]
+    assert again == st and again.scan_ids == {"S1-1", "S1-2", "S1-3"}
+    monkeypatch.delattr(ShipmentState, "__setstate__")
+    previous = pickle.loads(data)[0]
+    assert all(getattr(previous, name) == getattr(st, name) for name in (
+        "shipment_id", "scans", "fixes", "matches", "processed_until", "open", "score",
+        "counted_region", "delay_hours", "attempts_alerted"))
+    assert not hasattr(previous, "scan_ids")
+
+
+@pytest.mark.parametrize("bad", [
+    {"expire_after_promise_s": -1}, {"expire_after_promise_s": MAX_DURATION_S + 1},
+    {"stuck_after_s": 10**30}, {"severity_bands_s": ()}, {"severity_bands_s": (60, 60)},
+    {"severity_bands_s": (0, 60)}, {"max_scans_per_shipment": 0},
+    {"at_risk_min_speed_kph": 0.0}, {"at_risk_min_speed_kph": math.nan},
+    {"at_risk_arrived_km": math.inf}, {"at_risk_margin_s": -MAX_DURATION_S - 1},
+])
+def test_a_config_that_would_put_a_deadline_out_of_range_is_refused(bad: dict) -> None:
+    with pytest.raises(DelayConfigError):
+        DelayConfig(region_of=region_west, **bad)

@@ -34,3 +34,18 @@ def test_fixes_go_to_assigned_shipments_at_most_every_interval() -> None:
     assert [f.shipment_id for f in on_ping(feed, T0 + 7 * MIN, 45.05, -100.0, 60.0, CFG)] == \
         ["S2"]
     assert feed.recent[0][0] >= T0 + 7 * MIN - 1800 * 1000
+
+
+def test_a_teleported_fix_is_skipped_and_a_lasting_jump_restarts_the_track() -> None:
+    feed = TruckFeed("T1")
+    on_assignment(feed, "S1", T0, True, CFG)
+    for i in range(5):  # ~66.7 km/h north
+        on_ping(feed, T0 + i * MIN, 45.0 + i * 0.01, -100.0, None, CFG)
+    # 1,100 km in a minute: the tracking job's IMPOSSIBLE_SPEED, not part of the average
+    assert on_ping(feed, T0 + 5 * MIN, 55.0, -100.0, None, CFG) == []
+    assert [r[1] for r in feed.recent][-1] == pytest.approx(45.04)
+    assert average_speed_kph(feed.recent) == pytest.approx(66.7, abs=0.2)
+    # still there ten minutes after the last good fix: the track starts again from it
+    fixes = on_ping(feed, T0 + 14 * MIN, 55.0, -100.0, 60.0, CFG)
+    assert [(r[0], r[1]) for r in feed.recent] == [(T0 + 14 * MIN, 55.0)]
+    assert [f.shipment_id for f in fixes] == ["S1"]

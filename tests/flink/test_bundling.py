@@ -30,8 +30,8 @@ def run_bundled(n: int, checkpoint_ms: int = 600_000) -> list[Any]:
     class Unbundle(KeyedProcessFunction):
         def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
             watermark = ctx.timer_service().current_watermark()
-            records = [[p, o, None if v is None else v.decode()]
-                       for p, o, v in decode_bundle(value)]
+            records = [[p, o, None if k is None else k.decode(), None if v is None else v.decode()]
+                       for p, o, k, v in decode_bundle(value)]
             yield orjson.dumps([ctx.get_current_key(), watermark, threading.get_ident(),
                                 records]).decode()
 
@@ -53,6 +53,8 @@ def run_bundled(n: int, checkpoint_ms: int = 600_000) -> list[Any]:
                                       '","i":', CAST(`seq` AS STRING), '}}') END AS BYTES),
           `partition` AS CAST(MOD(`seq`, 3) AS INT),
           `offset` AS `seq`,
+          `record_key` AS CASE WHEN MOD(`seq`, 7) = 0 THEN CAST(NULL AS BYTES)
+                          ELSE CAST(CONCAT('k', CAST(`seq` AS STRING)) AS BYTES) END,
           `rowtime` AS TO_TIMESTAMP_LTZ(`seq`, 3),
           WATERMARK FOR `rowtime` AS `rowtime`
         ) WITH ('connector' = 'datagen', 'rows-per-second' = '600',
@@ -76,7 +78,8 @@ def test_bundles_keep_every_record_in_key_order_and_ahead_of_the_watermark() -> 
     threads: dict[int, set[int]] = {}
     for shard, watermark, thread, bundle in results:
         threads.setdefault(shard, set()).add(thread)
-        for partition, offset, value in bundle:
+        for partition, offset, key, value in bundle:
+            assert key == (None if offset % 7 == 0 else f"k{offset}")  # the Kafka key travels
             seen.append(offset)
             assert partition == offset % 3
             key = "" if offset % 50 == 49 else f"T{offset % 2}_{offset // 100}"
@@ -103,7 +106,7 @@ def test_before_each_checkpoint_barrier_every_shard_gets_an_empty_bundle() -> No
     for shard, _, _, bundle in results:
         if not bundle:
             markers[shard] = markers.get(shard, 0) + 1
-        seen.extend(offset for _, offset, _ in bundle)
+        seen.extend(offset for _, offset, _, _ in bundle)
     assert sorted(seen) == list(range(n))  # markers take nothing away
     # each of the two bundler subtasks marks every shard at each checkpoint it takes part in
     assert set(markers) == set(range(SHARDS))

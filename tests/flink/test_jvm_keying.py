@@ -40,7 +40,7 @@ def test_records_keyed_by_sql_share_their_keys_state_across_two_subtasks() -> No
     records += [b"not json", orjson.dumps({"i": 99})]  # no truck_id: key ''
     settings = JobSettings(parallelism=2, checkpoint_interval_ms=600_000, restart_attempts=0)
     env, t_env = create_environment(settings, "jvm-keying-test")
-    rows = [Row(r, i % 3, i) for i, r in enumerate(records)]
+    rows = [Row(r, i % 3, i, None) for i, r in enumerate(records)]
     t_env.create_temporary_view("keyed_input", env.from_collection(rows, type_info=RAW_RECORD))
     keyed = keyed_by_sql(t_env, "keyed_input",
                          "COALESCE(JSON_VALUE(CAST(`value` AS STRING), '$.truck_id'), '')",

@@ -28,14 +28,14 @@ STATELESS_KINDS = {"Map", "_stream_key_by_map_operator", "SinkConversion"}
 
 TRACKING_BUNDLED = {
     "1_source", "2_calc", "bundle-by-shard", "truck-state", "census-rows", "alerts-rows",
-    "geofence-rows", "dlq-rows", "region-census", "region-census-end",
+    "geofence-rows", "dlq-rows", "dlq-sink", "region-census", "region-census-end",
     "4_source", "5_sink", "Sink Committer: 5_sink", "6_source", "7_sink",
-    "Sink Committer: 7_sink", "8_source", "9_sink", "Sink Committer: 9_sink",
+    "Sink Committer: 7_sink",
 }
 TRACKING_PER_RECORD_STATEFUL = {"1_source", "truck-state-per-record", "redis-positions",
-                                "region-census"}
+                                "region-census", "dlq-sink"}
 DELAY_STATEFUL = {"1_source", "parse-scans", "parse-pings", "truck-feed", "shipment-state",
-                  "redis-delays", "attempts-matches"}
+                  "redis-delays", "attempts-matches", "dlq-sink"}
 
 # Each job is built in a JVM of its own, as `python -m flink_jobs...` and `flink run` build it:
 # the planner numbers its nodes with a counter of the JVM, so "1_source" is the first source

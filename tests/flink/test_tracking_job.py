@@ -100,7 +100,7 @@ def run_job(records: list[bytes], redis_url: str, parallelism: int, bundle_shard
                            checkpoint_interval_ms=600_000, restart_attempts=0,
                            bundle_shards=bundle_shards, bundle_flush_ms=20)
     env, t_env = create_environment(settings, "tracking-test")
-    rows = [Row(r, 0, i) for i, r in enumerate(records)]
+    rows = [Row(r, 0, i, f"k{i}".encode()) for i, r in enumerate(records)]
     source = env.from_collection(rows, type_info=RAW_RECORD).assign_timestamps_and_watermarks(
         WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_seconds(10))
         .with_timestamp_assigner(TsFromJson()))

@@ -3,6 +3,7 @@ pure state machine per ping, outputs gathered per bundle, wake-ups indexed by th
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from typing import Any
@@ -166,7 +167,11 @@ def test_the_fallback_tick_wakes_trucks_when_the_watermark_has_stalled(
         tick_ctx = FakeContext(key=SHARD, watermark=stalled, domain="PROCESSING_TIME")
         out = list(fn.on_timer(tick, tick_ctx))
         alerts.append([orjson.loads(r[1]) for r in side(out, ALERT_TAG)])
-        assert [kind for kind, _, _ in tick_ctx.registered] == ["processing"]  # next tick
+        registered = [(kind, at) for kind, _, at in tick_ctx.registered]
+        assert registered[-1][0] == "processing"  # next tick
+        # once offline has fired, A's only wake-up left is its state's expiry
+        expiry = wake_second(T0 + TrackingConfig().state_ttl_s * 1000)
+        assert registered[:-1] == ([("event", expiry)] if elapsed == 9000 else [])
     # 3 s in, assumed event time is 2 s short of the timeout; 9 s in it is past it, and the
     # alert carries the time it was due, not the wall clock's.
     assert alerts[:2] == [[], []]
@@ -289,3 +294,33 @@ def test_the_checkpoint_marker_returns_only_once_every_position_is_written() -> 
     marker.join()
     assert [w.truck_id for w in fn.written] == [A, B]
     fn.close()
+
+
+def test_a_ping_far_behind_its_shards_newest_is_a_stale_dead_letter_with_its_key() -> None:
+    fn, _ = opened()
+    old = T0 - JobSettings().max_record_age_s * 1000 - 1
+    records = [(2, 100, A.encode(), ping(A, T0)), (2, 101, b"\xff" + A.encode(), ping(B, old)),
+               (2, 102, None, ping(B, T0 - 60_000))]
+    out = list(fn.process_element(encode_bundle(records), FakeContext(key=SHARD)))
+    [letter] = [orjson.loads(r[1]) for r in side(out, DLQ_TAG)]
+    assert (letter["reason"], letter["offset"]) == ("STALE_TIMESTAMP", 101)
+    assert (letter["key"], letter["key_encoding"]) == (
+        base64.b64encode(b"\xff" + A.encode()).decode(), "base64")  # the key, not UTF-8
+    assert [(w.truck_id, w.ts) for w in written(fn)] == [(A, T0), (B, T0 - 60_000)]
+
+
+def test_a_silent_truck_expires_after_its_ttl_closing_its_incident_and_census() -> None:
+    fn, runtime = opened()
+    cfg = TrackingConfig()
+    list(fn.process_element(bundle(ping(A, T0)), FakeContext(key=SHARD, watermark=T0 - 1)))
+    offline = T0 + cfg.offline_after_s * 1000
+    expiry = T0 + cfg.state_ttl_s * 1000
+    alerts = []
+    for at in (T0 + SLACK, offline, expiry):  # detection, offline, expiry: one wake-up each
+        out = list(fn.on_timer(wake_second(at), FakeContext(key=SHARD, watermark=at + 1000)))
+        alerts += [orjson.loads(r[1]) for r in side(out, ALERT_TAG)]
+        if at == expiry:
+            assert side(out, CENSUS_TAG) == [Row("MIDWEST", [("OFFLINE", -1)])]
+    assert [(a["event_action"], a["payload"]["custom_details"].get("reason")) for a in alerts] \
+        == [("trigger", None), ("resolve", "expired")]
+    assert A not in checkpointed(fn, runtime, "trucks")

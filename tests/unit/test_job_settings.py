@@ -79,3 +79,34 @@ def test_unusable_cpus_are_refused(value: str, message: str,
 def test_no_cpus_means_no_pinning() -> None:
     assert parse_settings([], "g").cpus == ""
     assert parse_settings(["--cpus", "0"], "g").cpus == "0"
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--max-record-age-s", "0"], "--max-record-age-s must be at least 1"),
+    (["--truck-state-ttl-s", "600"], "--truck-state-ttl-s must be at least 3600"),
+])
+def test_bad_state_bounds_are_refused_by_name(flags: list[str], message: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_settings(flags, "g")
+    assert message in capsys.readouterr().err
+
+
+def test_state_bounds_default_per_job() -> None:
+    assert parse_settings([], "g").max_record_age_s == 24 * 3600  # pings
+    assert parse_settings([], "g", max_record_age_s=7 * 24 * 3600).max_record_age_s == \
+        7 * 24 * 3600  # the delay job's default for scans
+    assert parse_settings([], "g").truck_state_ttl_s == 7 * 24 * 3600
+
+
+def test_the_delay_jobs_state_bounds_are_flags_and_bad_ones_name_the_field(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from flink_jobs.delay_job import parse_options
+
+    opts, rest = parse_options(["--expire-after-promise-s", "86400",
+                                "--max-scans-per-shipment", "50", "--parallelism", "2"])
+    assert (opts.cfg.expire_after_promise_s, opts.cfg.max_scans_per_shipment) == (86400, 50)
+    assert rest == ["--parallelism", "2"]
+    with pytest.raises(SystemExit):
+        parse_options(["--max-scans-per-shipment", "0"])
+    assert "max_scans_per_shipment" in capsys.readouterr().err

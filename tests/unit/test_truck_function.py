@@ -37,7 +37,7 @@ def opened() -> tuple[TruckFunction, FakeRuntime]:
 
 
 def record(value: bytes) -> Row:
-    return Row(value, 3, 42)  # RAW_RECORD: bytes, partition, offset
+    return Row(value, 3, 42, b"key")  # RAW_RECORD: bytes, partition, offset, key
 
 
 def a_ping(truck: str) -> bytes:

@@ -20,6 +20,7 @@ from udfs.truck_state import (
     TruckState,
     advance,
     catch_up,
+    expire,
     next_wakeup,
     on_ping,
 )
@@ -343,3 +344,64 @@ def test_a_state_from_before_the_write_numbers_gives_its_first_status_change_one
     t.advance(T0 + 120_000)
     stopped = [w for w in t.out if isinstance(w, PositionWrite)][-1]
     assert (stopped.ts, stopped.status, stopped.rev) == (T0 + 120_000, "STOPPED", 1)
+
+
+DAY = 24 * 60 * MIN
+
+
+def test_truck_expires_a_ttl_after_its_last_ping_closing_its_books() -> None:
+    t = Truck()
+    for i in range(8):  # stopped outside any hub for 35 minutes, then silent
+        t.ping(T0 + i * 5 * MIN, speed=0.0)
+        t.advance(T0 + i * 5 * MIN)
+    t.advance(T0 + 60 * MIN)  # unplanned stop and offline both open
+    assert {a[:2] for a in t.alerts()} == {("truck_stopped_unplanned", "trigger"),
+                                          ("truck_offline", "trigger")}
+    census = t.state.census
+    assert census is not None
+    expiry = T0 + 35 * MIN + CFG.state_ttl_s * 1000
+    assert next_wakeup(t.state, CFG) == expiry  # the only wake-up left
+    assert expire(t.state, expiry - 1, CFG) is None
+    closing = expire(t.state, expiry, CFG)
+    assert closing is not None
+    resolved = [o for o in closing if isinstance(o, AlertEvent)]
+    assert sorted((a.alert_class, a.event_action) for a in resolved) == [
+        ("truck_offline", "resolve"), ("truck_stopped_unplanned", "resolve")]
+    assert all(a.custom_details["reason"] == "expired" and a.event_ts == expiry
+               for a in resolved)
+    assert [o for o in closing if isinstance(o, CensusDelta)] == [
+        CensusDelta(census[0], census[1], -1)]
+
+
+def test_a_reporting_truck_never_expires() -> None:
+    t = Truck()
+    for i in range(10):
+        t.ping(T0 + i * DAY)
+        t.advance(T0 + i * DAY + MIN)
+        assert expire(t.state, T0 + i * DAY + MIN, CFG) is None
+        assert next_wakeup(t.state, CFG) == T0 + i * DAY + CFG.offline_after_s * 1000
+
+
+def test_expiry_waits_for_buffered_pings_to_be_detected() -> None:
+    t = Truck()
+    t.ping(T0)
+    assert expire(t.state, T0 + 8 * DAY, CFG) is None  # the ping is still pending
+    t.advance(T0 + 8 * DAY)
+    assert expire(t.state, T0 + 8 * DAY, CFG) is not None
+
+
+def test_the_end_of_a_bounded_input_expires_nothing() -> None:
+    t = Truck()
+    t.ping(T0)
+    t.advance(2**63 - 1)
+    assert expire(t.state, 2**63 - 1, CFG) is None
+
+
+def test_ttl_is_configurable_and_a_fresh_state_never_expires() -> None:
+    short = replace(CFG, state_ttl_s=3600)
+    t = Truck()
+    t.ping(T0)
+    t.advance(T0 + 59 * MIN)
+    assert expire(t.state, T0 + 59 * MIN, short) is None
+    assert expire(t.state, T0 + 60 * MIN, short) is not None
+    assert expire(TruckState("T2"), T0 + 100 * DAY, CFG) is None

@@ -16,11 +16,12 @@ import org.apache.flink.types.Row;
  * once per bundle instead of once per record (in PyFlink's thread mode each call crosses from the
  * JVM into the embedded interpreter and takes its lock).
  *
- * <p>Input rows: {@code (key STRING, value BYTES, partition INT, offset BIGINT)}. Output rows:
- * {@code (shard INT, bundle BYTES)}, where {@code shard = floorMod(key.hashCode(), shards)} and
- * the bundle is the shard's records in arrival order, each encoded big-endian as
- * {@code [partition int32][offset int64][length int32][value bytes]} (a null value has length
- * -1). A key's records all land in one shard, so their order is kept.
+ * <p>Input rows: {@code (key STRING, value BYTES, partition INT, offset BIGINT, record_key
+ * BYTES)}. Output rows: {@code (shard INT, bundle BYTES)}, where {@code shard =
+ * floorMod(key.hashCode(), shards)} and the bundle is the shard's records in arrival order, each
+ * encoded big-endian as {@code [partition int32][offset int64][key length int32][record key
+ * bytes][value length int32][value bytes]} (a null key or value has length -1). A key's records
+ * all land in one shard, so their order is kept.
  *
  * <p>The bundles are flushed, all shards at once: before a watermark is forwarded (so no record
  * falls behind a watermark that followed it upstream, and event time downstream sees the same
@@ -40,6 +41,13 @@ public class ShardBundler extends AbstractStreamOperator<Row>
         implements OneInputStreamOperator<Row, Row>, BoundedOneInput {
 
     private static final long serialVersionUID = 1L;
+
+    /**
+     * A shard's bundle is also emitted once it holds this many bytes: records may be up to the
+     * broker's 1 MiB, and {@code maxRecords} of those would make a bundle of gigabytes, more than
+     * a Java array holds (a task failure from input alone).
+     */
+    public static final int MAX_BUNDLE_BYTES = 4 << 20;
 
     /** The bundle a shard gets just before a checkpoint barrier: no records. */
     public static final byte[] CHECKPOINT_MARKER = new byte[0];
@@ -84,18 +92,15 @@ public class ShardBundler extends AbstractStreamOperator<Row>
         byte[] value = (byte[]) row.getField(1);
         Integer partition = (Integer) row.getField(2);
         Long offset = (Long) row.getField(3);
+        byte[] recordKey = row.getArity() > 4 ? (byte[]) row.getField(4) : null;
         DataOutputStream out = outs[shard];
         out.writeInt(partition == null ? -1 : partition);
         out.writeLong(offset == null ? -1L : offset);
-        if (value == null) {
-            out.writeInt(-1);
-        } else {
-            out.writeInt(value.length);
-            out.write(value);
-        }
+        writeBytes(out, recordKey);
+        writeBytes(out, value);
         counts[shard]++;
         buffered++;
-        if (counts[shard] >= maxRecords) {
+        if (counts[shard] >= maxRecords || bytes[shard].size() >= MAX_BUNDLE_BYTES) {
             emit(shard);
         }
         if (buffered > 0 && !timerSet) {
@@ -105,6 +110,15 @@ public class ShardBundler extends AbstractStreamOperator<Row>
                 timerSet = false;
                 flushAll();
             });
+        }
+    }
+
+    private static void writeBytes(DataOutputStream out, byte[] data) throws IOException {
+        if (data == null) {
+            out.writeInt(-1);
+        } else {
+            out.writeInt(data.length);
+            out.write(data);
         }
     }
 
