@@ -3,7 +3,8 @@
 #
 #   ./dev.sh up [fleetpulse up flags]   set up, then start Kafka, Redis, the Flink jobs, the
 #                                       dispatcher, the gateway and the simulator on loopback
-#   ./dev.sh test [pytest args]         set up, then run the whole test suite
+#   ./dev.sh test [pytest args]         set up, lint (ruff check, mypy), then run the tests
+#   ./dev.sh lint                       set up, then only lint
 #   ./dev.sh setup                      only set up (idempotent; a warm run needs no network)
 #
 # Set-up: checks Java 17+, installs redis-server from Debian if missing, creates .venv with the
@@ -96,11 +97,17 @@ setup() {
   ensure_operators_jar
 }
 
+lint() {
+  say "lint: ruff check, mypy"
+  "$VENV/bin/ruff" check . && "$VENV/bin/mypy"
+}
+
 cmd="${1:-}"
 [[ $# -gt 0 ]] && shift
 case "$cmd" in
   setup) setup ;;
   up)    setup; exec "$VENV/bin/fleetpulse" up "$@" ;;
-  test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
-  *)     echo "usage: ./dev.sh {up|test|setup} [args]" >&2; exit 2 ;;
+  lint)  setup; lint ;;
+  test)  setup; lint; exec "$VENV/bin/python" -m pytest "$@" ;;
+  *)     echo "usage: ./dev.sh {up|test|lint|setup} [args]" >&2; exit 2 ;;
 esac
