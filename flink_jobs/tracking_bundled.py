@@ -239,13 +239,17 @@ class BundledTruckFunction(KeyedProcessFunction):
             else:
                 records.append((partition, offset, raw, key, ping))
         known = watermark if watermark > NO_WATERMARK else None
+        max_age, moved, parsed = self.max_age_ms, False, 0
         for partition, offset, raw, key, ping in records:
-            reference = newest.get(partition, known)
-            too_old = stale(ping.ts, reference, self.max_age_ms)
-            if too_old is not None:  # before the truck's state is touched: changes nothing
+            current = newest.get(partition)
+            reference = current if current is not None else known
+            if reference is not None and ping.ts < reference - max_age:  # stale()'s bound, inline
+                too_old = stale(ping.ts, reference, max_age)
+                assert too_old is not None
+                # before the truck's state is touched: changes nothing but its dead letter
                 out.dead_letter(partition, offset, raw, key, too_old)
                 continue
-            out.counts["parsed"] += 1
+            parsed += 1
             tid = ping.truck_id
             box = changed.get(tid) or self.trucks.get(shard, tid) or [TruckState(tid), None]
             if box[0].pending:  # detect what the watermark has passed, now that state is loaded
@@ -256,10 +260,13 @@ class BundledTruckFunction(KeyedProcessFunction):
                                 Rejection(Reason.IMPOSSIBLE_SPEED, results[0].detail))
             else:
                 out.route(results)
-                if ping.ts > newest.get(partition, -1):
+                if current is None or ping.ts > current:
                     newest[partition] = ping.ts  # accepted: the reader's event time moves
-                    self.newest_dirty.add(shard)
+                    moved = True
             changed[tid] = box
+        out.counts["parsed"] += parsed
+        if moved:
+            self.newest_dirty.add(shard)
         out.count_arrivals(counts)
         self._store(shard, changed, timers)
         if not self.settings.bounded and shard not in self.ticking:

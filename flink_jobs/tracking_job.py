@@ -110,12 +110,15 @@ JOB_NAME = "fleetpulse-tracking"
 
 log = logging.getLogger("fleetpulse.tracking")
 
-# The truck a `fleet.gps` record names, read in the JVM; '' when it names none that could be
-# valid (udfs.ping_validation.TRUCK_ID_RE): such a record is dead-lettered by the parser,
-# whatever its key, and a hostile id (a lone surrogate, 300 KB of text) never becomes a key,
-# which PyFlink would fail to hand to Python (a UnicodeDecodeError that fails the task).
-TRUCK_KEY_SQL = ("COALESCE(REGEXP_EXTRACT(JSON_VALUE(CAST(`value` AS STRING), '$.truck_id'), "
-                 "'^([A-Za-z0-9_.-]{1,64})$', 1), '')")
+# The truck a `fleet.gps` record names, read in the JVM ('' when it names none: such a record
+# is dead-lettered by the parser, whatever its key). The bundler only hashes it to a shard.
+TRUCK_KEY_SQL = "COALESCE(JSON_VALUE(CAST(`value` AS STRING), '$.truck_id'), '')"
+# The same as the key the per-record function gets: '' too when it names none that could be
+# valid (udfs.ping_validation.TRUCK_ID_RE), so a hostile id (a lone surrogate, 300 KB of text)
+# never becomes a key, which PyFlink fails to hand to Python (a UnicodeDecodeError that fails
+# the task). Not for the bundler: a regular expression per record costs the JVM thread more.
+TRUCK_KEY_SQL_CHECKED = ("COALESCE(REGEXP_EXTRACT(JSON_VALUE(CAST(`value` AS STRING), "
+                         "'$.truck_id'), '^([A-Za-z0-9_.-]{1,64})$', 1), '')")
 
 
 def validate(value: Row, key: str) -> tuple[bytes, Ping | Rejection]:
@@ -374,7 +377,7 @@ def load_geofences(settings: JobSettings) -> GeofenceIndex:
 def pings_by_truck(t_env: StreamTableEnvironment, table: str) -> KeyedStream:
     """The RAW_RECORD rows of ``table`` keyed by the truck their JSON names, read in the JVM
     (see :mod:`flink_jobs.jvm_keying`)."""
-    return keyed_by_sql(t_env, table, TRUCK_KEY_SQL, RAW_RECORD)
+    return keyed_by_sql(t_env, table, TRUCK_KEY_SQL_CHECKED, RAW_RECORD)
 
 
 def build_from_table(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment,
