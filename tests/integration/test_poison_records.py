@@ -51,6 +51,12 @@ def send(kafka: str, topic: str, records: list[Record]) -> dict[tuple[int, int],
     return placed
 
 
+def ping(truck: str, ts: int) -> bytes:
+    """A valid GPS ping of ``truck`` at ``ts``."""
+    return orjson.dumps({"truck_id": truck, "ts": ts, "lat": 47.6, "lng": -122.3,
+                         "speed_kph": 50})
+
+
 def scan_poison(now: int) -> list[Record]:
     """Scan-specific hostile values: valid JSON of the right shape, values out of range."""
     def scan(sid: str, **fields: Any) -> bytes:
@@ -120,11 +126,8 @@ def job_report(rest_port: int) -> str:
 
 
 def exceptions(rest_port: int) -> list[Any]:
-    def get(path: str) -> Any:
-        return rest(rest_port, path)
-
-    [job] = get("/jobs/overview")["jobs"]
-    return get(f"/jobs/{job['jid']}/exceptions")["exceptionHistory"]["entries"]  # type: ignore[no-any-return]
+    [job] = rest(rest_port, "/jobs/overview")["jobs"]
+    return rest(rest_port, f"/jobs/{job['jid']}/exceptions")["exceptionHistory"]["entries"]  # type: ignore[no-any-return]
 
 
 def dead_letters(kafka: str, topics: TopicNames, source: str) -> list[dict[str, Any]]:
@@ -192,10 +195,6 @@ def test_the_tracking_job_dead_letters_every_poison_record_and_goes_on(
         kafka_bootstrap: str, redis_url: str, redis_client: redis.Redis,
         unique_topics: TopicNames, tmp_path: Path, shards: str) -> None:
     now = int(time.time() * 1000)
-
-    def ping(truck: str, ts: int) -> bytes:
-        return orjson.dumps({"truck_id": truck, "ts": ts, "lat": 47.6, "lng": -122.3,
-                             "speed_kph": 50})
     corpus = with_tombstone(poison_records()) + [("ping_stale_2_days", b"ANCHOR", ping("ANCHOR",
                                                                        now - 48 * HOUR))]
     anchor = ("anchor", b"ANCHOR", ping("ANCHOR", now))
@@ -250,10 +249,8 @@ def test_dead_letters_that_cannot_be_written_are_counted_and_reading_goes_on(
     topics = replace(unique_topics, dlq=f"{unique_topics.dlq}.missing")
     metrics_port = free_port()
     bad: list[Record] = [(f"bad_{i}", b"K", b"{not json") for i in range(20)]
-    sentinel = ("sentinel", b"SENTINEL", orjson.dumps(
-        {"truck_id": "SENTINEL", "ts": now, "lat": 47.6, "lng": -122.3, "speed_kph": 50}))
-    anchor = ("anchor", b"ANCHOR", orjson.dumps(
-        {"truck_id": "ANCHOR", "ts": now, "lat": 47.6, "lng": -122.3, "speed_kph": 50}))
+    sentinel = ("sentinel", b"SENTINEL", ping("SENTINEL", now))
+    anchor = ("anchor", b"ANCHOR", ping("ANCHOR", now))
     run_poisoned("flink_jobs.tracking_job", topics.gps,
                  ("--metrics-port", str(metrics_port), "--dlq-topic", topics.dlq),
                  kafka_bootstrap, redis_url, topics, tmp_path, bad, anchor, sentinel,
