@@ -83,7 +83,7 @@ ensure_jvm() {
 # fleetpulse's own Flink operators (jvm/src), compiled with the JDK's javac against the Flink
 # jars of the apache-flink wheel; cached by a hash of the sources, so a warm run only checks.
 ensure_operators_jar() {
-  "$VENV/bin/python" -c 'from fleetpulse.operators_jar import operators_jar; operators_jar()' \
+  "$VENV/bin/python" -c 'from flink_jobs.runtime.operators_jar import operators_jar; operators_jar()' \
     || die "building fleetpulse's Flink operators failed (a JDK 17 is needed: openjdk-17-jdk-headless)"
 }
 

@@ -156,8 +156,8 @@ def run_phase(bootstrap: str, rport: int, with_dead: bool, rate: int, duration: 
     from kafka import KafkaProducer
 
     from fleetpulse.services.kafka import create_topics
-    from fleetpulse.topics import TopicSpec
     from fleetpulse.waiting import free_port, wait_until
+    from udfs.contract import TopicSpec
 
     phase = ("dead" if with_dead else "base") + uuid.uuid4().hex[:6]
     topic, dlq = f"fleet.alerts.bench-{phase}", f"fleet.dlq.bench-{phase}"

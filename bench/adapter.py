@@ -5,7 +5,7 @@ base revision.
 
 Whole-job A/Bs on this machine move by up to 20 % between runs of the same code, too much to
 see a change of a few per cent in the Python the job runs per ping. This runs
-``BundledTruckFunction.process_element`` in one process on the unit tests' fakes of PyFlink's
+``TruckFunction.process_element`` in one process on the unit tests' fakes of PyFlink's
 context and state (``tests/unit/flink_fakes.py``): ``--trucks`` trucks spread over the US,
 ``--rounds`` pings each 5 s apart, bundled by shard as the JVM bundler does, the watermark 10 s
 behind each round (so each ping detects the one before), positions written nowhere, region
@@ -37,18 +37,18 @@ def measure(root: Path, trucks: int, rounds: int, repeat: int) -> float:
 
     import orjson
 
-    import flink_jobs.tracking_bundled as module
-    from flink_jobs.bundling import encode_bundle
-    from flink_jobs.settings import JobSettings
-    from flink_jobs.tracking_bundled import BundledTruckFunction
+    import flink_jobs.tracking.truck_function as module
+    from flink_jobs.runtime.settings import JobSettings
+    from flink_jobs.tracking.bundling import encode_bundle
+    from flink_jobs.tracking.shards import java_shard
+    from flink_jobs.tracking.truck_function import TruckFunction
     from tests.unit.flink_fakes import FakeContext, FakeRuntime
     from udfs.geo import GeofenceIndex, default_regions
-    from udfs.shards import java_shard
     from udfs.truck_state import TrackingConfig
     if not Path(module.__file__).resolve().is_relative_to(root.resolve()):
         raise RuntimeError(f"imported {module.__file__}, not the code under {root}")
 
-    class Unwritten(BundledTruckFunction):  # type: ignore[misc]
+    class Unwritten(TruckFunction):  # type: ignore[misc]
         def open_position_writer(self) -> Any:
             return lambda batch: None
 

@@ -74,6 +74,18 @@ def shadow_venv(source: Path, where: Path) -> Path:
     return where / "bin" / "python"
 
 
+# Where the tracking job's entry point lives, newest layout first: a base revision from before
+# the folder per job (2026-12-07) has it at flink_jobs/tracking_job.py.
+TRACKING_MODULES = ("flink_jobs.tracking.job", "flink_jobs.tracking_job")
+
+
+def job_module_of(root: Path, argv: list[str]) -> list[str]:
+    """``argv`` (``python -m <tracking module> ...``) with the module ``root`` has."""
+    found = next(m for m in TRACKING_MODULES
+                 if (root / (m.replace(".", "/") + ".py")).is_file())
+    return [found if arg in TRACKING_MODULES else arg for arg in argv]
+
+
 @click.command()
 @click.option("--base", required=True, help="Git revision to compare this checkout against.")
 @click.option("--pings", default=200_000, show_default=True)
@@ -110,7 +122,7 @@ def main(base: str, pings: int, trucks: int, repeat: int, parallelism: int,
                 for label, python, extra, root in (
                         (f"base {commit}", str(base_python), env, tmp / "base"),
                         ("current", sys.executable, {}, PROJECT_ROOT)):
-                    argv = tracking_argv(ctx, ds, parallelism)
+                    argv = job_module_of(root, tracking_argv(ctx, ds, parallelism))
                     argv[0] = python
                     log(f"run {i + 1}/{repeat}: {label}")
                     name = f"{label} #{i + 1}"

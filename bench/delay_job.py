@@ -39,8 +39,8 @@ from fleetpulse.services.flink import flink_env
 from fleetpulse.services.kafka import create_topics, given_or_private_broker
 from fleetpulse.services.process import ManagedProcess
 from fleetpulse.services.redis_server import RedisServer
-from fleetpulse.topics import TopicNames, contract_topics
 from fleetpulse.waiting import free_port, wait_until
+from udfs.contract import TopicNames, contract_topics
 
 OOO_MS = 2_000
 HUBS = ["ARRIVED_HUB", "DEPARTED_HUB"]
@@ -59,7 +59,7 @@ def hub_scan(sid: str, n: int, ts: int) -> bytes:
 
 def start_job(work: Path, kafka: str, redis_url: str, topics: TopicNames, group: str
               ) -> ManagedProcess:
-    argv = [sys.executable, "-m", "flink_jobs.delay_job", "--bootstrap", kafka,
+    argv = [sys.executable, "-m", "flink_jobs.delay.job", "--bootstrap", kafka,
             "--redis-url", redis_url, "--scans-topic", topics.scans, "--gps-topic", topics.gps,
             "--alerts-topic", topics.alerts, "--dlq-topic", topics.dlq, "--group-id", group,
             "--no-at-risk", "--out-of-orderness-ms", str(OOO_MS), "--idle-timeout-ms", "2000",

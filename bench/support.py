@@ -25,8 +25,8 @@ from fleetpulse.services.flink import flink_env
 from fleetpulse.services.kafka import KafkaBroker, create_topics
 from fleetpulse.services.process import ManagedProcess, kill_group
 from fleetpulse.services.redis_server import RedisServer
-from fleetpulse.topics import TopicNames, TopicSpec, contract_topics
 from fleetpulse.waiting import free_port
+from udfs.contract import TopicNames, TopicSpec, contract_topics
 
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 

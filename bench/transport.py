@@ -6,7 +6,8 @@ shape of work, before and after handing records over in bundles.
 Two cuts of a job (:mod:`bench.jobs.stages`) on one preloaded input and one private Kafka and
 Redis, alternating: ``state`` validates each ping and reads and writes its truck's state, one
 Python call per record (the transport the tracking job is built on); ``batch`` does the same
-work with the records bundled in the JVM by shard (:mod:`flink_jobs.bundling`), one Python call
+work with the records bundled in the JVM by shard (:mod:`flink_jobs.tracking.bundling`), one
+Python call
 per bundle, the truck's state in map state. Both run embedded at parallelism 1 (``--cluster N``:
 with `flink run -py` on N pinned TaskManagers, at parallelism N). Printed per run:
 pings/s and CPU µs per ping of the job's process tree; then the median ratio batch/state.

@@ -102,7 +102,7 @@ RUN python3.11 -m pip install --no-deps . && rm -rf build ./*.egg-info
 COPY jvm/src ./jvm/src
 COPY --from=jvm-artifacts /opt/java/openjdk /tmp/jdk
 RUN mkdir -p /opt/fleetpulse/jvm \
-    && JAVA_HOME=/tmp/jdk FLEETPULSE_JVM_DIR=/tmp/operators python3.11 -c "import shutil; from fleetpulse.operators_jar import operators_jar; shutil.copy(operators_jar(), '/opt/fleetpulse/jvm/fleetpulse-operators.jar')" \
+    && JAVA_HOME=/tmp/jdk FLEETPULSE_JVM_DIR=/tmp/operators python3.11 -c "import shutil; from flink_jobs.runtime.operators_jar import operators_jar; shutil.copy(operators_jar(), '/opt/fleetpulse/jvm/fleetpulse-operators.jar')" \
     && rm -rf /tmp/jdk /tmp/operators
 ENV FLEETPULSE_OPERATORS_JAR=/opt/fleetpulse/jvm/fleetpulse-operators.jar
 

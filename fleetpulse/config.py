@@ -20,7 +20,8 @@ class UpSettings:
     delay_rest_port: int = 8082
     flink_url: str = ""  # submit to this cluster with `flink run -py` instead of embedding
     parallelism: int = 1
-    pin_jobs: bool = False  # each embedded job's JVM on a CPU of its own (fleetpulse.affinity)
+    # each embedded job's JVM on a CPU of its own (flink_jobs.runtime.affinity)
+    pin_jobs: bool = False
     checkpoint_interval_ms: int = 10_000
     simulate: bool = True
     trucks: int = 200

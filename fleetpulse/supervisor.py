@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fleetpulse import PlatformError
-from fleetpulse.affinity import format_cpu_list, one_cpu_each
 from fleetpulse.config import UpSettings
 from fleetpulse.services import flink
 from fleetpulse.services.kafka import KafkaBroker, create_topics
 from fleetpulse.services.process import ManagedProcess, kill_group, pid_alive
 from fleetpulse.services.redis_server import RedisServer
-from fleetpulse.topics import contract_topics
 from fleetpulse.waiting import check_port_free, port_open, wait_until
+from flink_jobs.runtime.affinity import format_cpu_list, one_cpu_each
+from udfs.contract import contract_topics
 
 
 def module_exists(name: str) -> bool:
@@ -95,7 +95,7 @@ class Supervisor:
         if not s.flink_url:
             planned += [("tracking job metrics", s.tracking_metrics_port),
                         ("tracking job REST", s.tracking_rest_port)]
-            if module_exists("flink_jobs.delay_job"):
+            if module_exists("flink_jobs.delay.job"):
                 planned += [("delay job metrics", s.delay_metrics_port),
                             ("delay job REST", s.delay_rest_port)]
         for component, port in planned:
@@ -148,10 +148,10 @@ class Supervisor:
 
     def _start_jobs(self) -> None:
         s = self.settings
-        jobs = [("tracking-job", "flink_jobs.tracking_job", "fleetpulse-tracking",
+        jobs = [("tracking-job", "flink_jobs.tracking.job", "fleetpulse-tracking",
                  s.tracking_metrics_port, s.tracking_rest_port)]
-        if module_exists("flink_jobs.delay_job"):
-            jobs.append(("delay-job", "flink_jobs.delay_job", "fleetpulse-delay",
+        if module_exists("flink_jobs.delay.job"):
+            jobs.append(("delay-job", "flink_jobs.delay.job", "fleetpulse-delay",
                          s.delay_metrics_port, s.delay_rest_port))
         placement = self.job_cpus(len(jobs))
         for (name, module, group, metrics_port, rest_port), cpus in zip(jobs, placement,

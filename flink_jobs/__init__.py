@@ -1,7 +1,7 @@
-"""PyFlink jobs of fleetpulse: one module per job, thin adapters around `udfs/`.
-
-Each job is a function of its sources and sinks (``build(...)``); ``main()`` wires Kafka and
-Redis. Exceptions raised while building a job derive from :class:`JobError`.
+"""PyFlink jobs of fleetpulse: a folder per job (``tracking/``, ``delay/``), each with
+``job.py`` (the graph, built from settings) and one module per operator, on the shared
+``runtime/``. The domain logic they run is ``udfs``; the operators are thin adapters around it.
+Exceptions raised while building a job derive from :class:`JobError`.
 """
 
 

@@ -18,10 +18,10 @@ import uuid
 import click
 
 from fleetpulse.services.kafka import given_or_private_broker
-from fleetpulse.topics import TopicNames, contract_topics
 from simulator.config import SimConfig
 from simulator.fleet import FleetSimulator, Record
 from simulator.sinks import KafkaSink
+from udfs.contract import TopicNames, contract_topics
 from udfs.encoding import kept
 
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import click
 
-from fleetpulse.topics import TopicNames
 from simulator import SimulatorError
 from simulator.config import Faults, SimConfig, Trouble
 from simulator.fleet import FleetSimulator, Record
 from simulator.pacing import EventClock, paced
 from simulator.sinks import JsonlSink, KafkaSink, Progress, Sink, read_jsonl
+from udfs.contract import TopicNames
 
 HOUR_MS = 3_600_000
 

@@ -12,9 +12,9 @@ from typing import IO, Any, Protocol
 
 import orjson
 
-from fleetpulse.topics import TopicNames
 from simulator import SimulatorError
 from simulator.fleet import GPS, Record
+from udfs.contract import TopicNames
 
 DEFAULT_TOPICS = TopicNames()
 

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, settings
 
 from fleetpulse.services.kafka import KafkaBroker, create_topics
 from fleetpulse.services.redis_server import RedisServer
-from fleetpulse.topics import TopicNames, contract_topics
 from fleetpulse.waiting import free_port
+from udfs.contract import TopicNames, contract_topics
 
 # Shared 2-core machines: time limits per example would make property tests flaky.
 settings.register_profile("fleetpulse", deadline=None,

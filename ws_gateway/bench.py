@@ -40,7 +40,7 @@ from typing import Any
 import orjson
 
 from bench.support import cpu_seconds, exit_on_sigterm, rss_kib, truck_walk
-from fleetpulse.affinity import pin_current_process, usable_cpus
+from flink_jobs.runtime.affinity import pin_current_process, usable_cpus
 
 US = (-124.0, 25.0, -67.0, 49.0)
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -1,24 +1,17 @@
-"""The tracking job cut after a stage, to profile it: the same Kafka source and operators as
-``flink_jobs.tracking_job``, ending in a counter that adds to the Redis key ``bench:done``
-every 1,000 records (and at the end), which the benchmark polls instead of positions.
+"""The tracking job's transport cut after a stage, to profile it: the same Kafka source and
+JVM bundler as ``flink_jobs.tracking.job``, ending in a counter that adds to the Redis key
+``bench:done`` every 1,000 records (and at the end), which the benchmark polls instead of
+positions.
 
-    python -m bench.jobs.stages --stage parse|truck  <tracking job flags, with --bounded>
+    python -m bench.jobs.stages --stage batch|batch-truck  <tracking job flags, with --bounded>
 
-- ``parse``: Kafka source (JSON ``ts`` and ``truck_id`` extracted in the JVM, for the watermark
-  and the key) -> a keyed function that only validates (what TruckFunction does first)
-- ``truck``: Kafka source -> TruckFunction (validation, state machine, timers), no Redis writer
-- ``state``: ``parse`` plus one keyed state read and write per ping (the truck state box's
-  round trip, without the state machine): the per-record transport the job is built on
-- ``batch``: the same work with records handed to Python in bundles
-  (:mod:`flink_jobs.bundling`: ``--shards`` shards, flushed every ``--batch-ms`` at most and at
-  each watermark), and a function keyed by shard validates each ping, reads its truck's state
-  from map state and writes the bundle's states back with one ``put_all``. The transport a
-  batched tracking job would use, measured before building one
+- ``batch``: records handed to Python in bundles (:mod:`flink_jobs.tracking.bundling`:
+  ``--shards`` shards, flushed every ``--batch-ms`` at most and at each watermark); a function
+  keyed by shard validates each ping, reads its truck's state from map state and writes the
+  bundle's states back with one ``put_all``: the transport alone.
 - ``batch-truck``: ``batch`` plus the truck function's arrival path (``catch_up`` to the
   watermark, ``on_ping``, ``next_wakeup``), its outputs pickled once per bundle as if handed
-  on; no timers are registered (a bundled job would need one per shard and second, not one per
-  truck). Compare with ``truck``, which does the same per record, with timers, and hands each
-  output to a Python operator
+  on; no timers are registered.
 """
 
 from __future__ import annotations
@@ -29,24 +22,13 @@ from typing import Any
 
 from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, ProcessFunction
-from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+from pyflink.datastream.state import MapStateDescriptor
 
-from flink_jobs.bundling import bundled_by_shard, decode_bundle
-from flink_jobs.common import create_environment, kafka_raw_table
-from flink_jobs.settings import JobSettings, parse_settings
-from flink_jobs.tracking_job import (
-    ALERT_TAG,
-    CENSUS_TAG,
-    DLQ_TAG,
-    GEOFENCE_TAG,
-    SHARDED_WRITE,
-    TRUCK_KEY_SQL,
-    TruckFunction,
-    load_geofences,
-    pings_by_truck,
-    terminate,
-    validate,
-)
+from flink_jobs.runtime.environment import create_environment
+from flink_jobs.runtime.kafka import kafka_raw_table
+from flink_jobs.runtime.settings import JobSettings, parse_settings
+from flink_jobs.tracking.bundling import bundled_by_shard, decode_bundle
+from flink_jobs.tracking.job import TRUCK_KEY_SQL, load_geofences, terminate
 from udfs.geo import default_regions
 from udfs.models import Rejection
 from udfs.truck_state import TrackingConfig
@@ -80,30 +62,6 @@ class CountToRedis(ProcessFunction):
             self.r.incrby(DONE_KEY, self.n)
         self.r.close()
 
-
-class ValidateOnly(KeyedProcessFunction):
-    """The validation TruckFunction starts with, alone: valid pings go on, the rest vanish."""
-
-    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
-        _, ping = validate(value, ctx.get_current_key())
-        if not isinstance(ping, Rejection):
-            yield ping.truck_id
-
-
-class ValidateAndState(KeyedProcessFunction):
-    """Validation plus the truck's state read and written once, per record."""
-
-    def open(self, runtime_context: Any) -> None:
-        self.state = runtime_context.get_state(
-            ValueStateDescriptor("box", Types.PICKLED_BYTE_ARRAY()))
-
-    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
-        _, ping = validate(value, ctx.get_current_key())
-        if not isinstance(ping, Rejection):
-            box = self.state.value() or [ping.truck_id, 0, None, None, None]
-            box[1] += 1
-            self.state.update(box)
-            yield ping.truck_id
 
 
 def valid_pings(bundle: bytes) -> tuple[int, list[Any]]:
@@ -186,14 +144,10 @@ class CountBatchesToRedis(CountToRedis):
         return iter(())
 
 
-class Discard(ProcessFunction):
-    def process_element(self, value: Any, ctx: ProcessFunction.Context):  # type: ignore[no-untyped-def]
-        return iter(())
-
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--stage", choices=["parse", "truck", "state", "batch", "batch-truck"],
+    p.add_argument("--stage", choices=["batch", "batch-truck"],
                    required=True)
     p.add_argument("--shards", type=int, default=8)
     p.add_argument("--batch-ms", type=int, default=100)
@@ -201,27 +155,12 @@ def main(argv: list[str] | None = None) -> None:
     settings: JobSettings = parse_settings(rest, "bench-stages")
     env, t_env = create_environment(settings, f"bench-{ns.stage}")
     kafka_raw_table(t_env, settings, settings.gps_topic, "gps_source")
-    counter = CountToRedis(settings.redis_url)
-    if ns.stage.startswith("batch"):
-        batches = bundled_by_shard(env, t_env, "gps_source", TRUCK_KEY_SQL, ns.shards, 2000,
-                                   ns.batch_ms)
-        fn = (ValidateAndStateBatched() if ns.stage == "batch" else
-              TruckArrivalsBatched(TrackingConfig(), default_regions(), load_geofences(settings)))
-        last = batches.process(fn, output_type=Types.INT()).name(ns.stage)
-        counter = CountBatchesToRedis(settings.redis_url)
-    elif ns.stage == "parse":
-        last = pings_by_truck(t_env, "gps_source").process(
-            ValidateOnly(), output_type=Types.STRING()).name("validate")
-    elif ns.stage == "state":
-        last = pings_by_truck(t_env, "gps_source").process(
-            ValidateAndState(), output_type=Types.STRING()).name("state")
-    else:
-        truck_fn = TruckFunction(settings, TrackingConfig(), default_regions(),
-                                 load_geofences(settings))
-        last = pings_by_truck(t_env, "gps_source").process(
-            truck_fn, output_type=SHARDED_WRITE).name("truck-state")
-        for tag in (DLQ_TAG, ALERT_TAG, GEOFENCE_TAG, CENSUS_TAG):
-            terminate(last.get_side_output(tag).process(Discard()).name(f"discard-{tag}"))
+    batches = bundled_by_shard(env, t_env, "gps_source", TRUCK_KEY_SQL, ns.shards, 2000,
+                               ns.batch_ms)
+    fn = (ValidateAndStateBatched() if ns.stage == "batch" else
+          TruckArrivalsBatched(TrackingConfig(), default_regions(), load_geofences(settings)))
+    last = batches.process(fn, output_type=Types.INT()).name(ns.stage)
+    counter = CountBatchesToRedis(settings.redis_url)
     terminate(last.process(counter).name("count"))
     env.execute(f"bench-{ns.stage}")
 

@@ -7,7 +7,7 @@ Same work per record as the job: ``udfs.ping_validation.parse_ping``, the per-tr
 machine (``udfs.truck_state.on_ping``; ``advance`` when the event-time watermark passes a
 truck's next wake-up, on a heap of timers), alerts and geofence transitions to Kafka, bad
 records to the DLQ, positions through the same guarded Lua script
-(``flink_jobs.redis_writer.RedisTruckWriter``) flushed every ``--flush-ms`` like the job's
+(``flink_jobs.tracking.redis_writer.RedisTruckWriter``) flushed every ``--flush-ms`` like the job's
 writer, region counts every 2 s. Truck state lives in a dict (no serialization), offsets are
 committed by the consumer; nothing is checkpointed, so unlike the job it cannot restore its
 state after a crash. Partitions are assigned statically (``partition % instances == index``).
@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from flink_jobs.redis_writer import RedisTruckWriter, region_count_fields
+from flink_jobs.tracking.redis_writer import RedisTruckWriter, region_count_fields
 from udfs.geo import GeofenceIndex, default_regions
 from udfs.models import AlertEvent, DeadLetter, GeofenceTransition, Reason, Rejection
 from udfs.ping_validation import parse_ping

@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from flink_jobs.redis_writer import RedisTruckWriter, region_count_fields
+from flink_jobs.tracking.redis_writer import RedisTruckWriter, region_count_fields
 from udfs.geo import GeofenceIndex, default_regions
 from udfs.models import AlertEvent, GeofenceTransition, Ping
 from udfs.ping_validation import parse_ping

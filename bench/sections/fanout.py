@@ -23,7 +23,7 @@ from typing import Any
 from bench.context import Context
 from bench.report import NOT_MEASURED
 from bench.support import Bar, flink_env, python_argv
-from fleetpulse.affinity import usable_cpus
+from flink_jobs.runtime.affinity import usable_cpus
 
 METHOD = ("`{command}` against the benchmark's Redis: positions XADDed to `stream:positions` "
           "(not through the tracking job) so the gateway alone is measured; each client "

@@ -91,14 +91,14 @@ def run(ctx: Context) -> dict[str, dict[str, Any]]:
         with sampler:
             tgroup, dgroup = unique_group("bench-live-tracking"), unique_group("bench-live-delay")
             tracking = start_child("tracking_job", python_argv(
-                "flink_jobs.tracking_job", *common, "--gps-topic", t.gps,
+                "flink_jobs.tracking.job", *common, "--gps-topic", t.gps,
                 "--geofence-topic", t.geofence_events, "--group-id", tgroup,
                 "--checkpoint-dir", str(work / "checkpoints" / tgroup),
                 "--parallelism", str(parallelism)), work)
             children.append(tracking)
             sampler.watch(f"tracking job (Python + JVM, p={parallelism})", tracking.pid)
             delay = start_child("delay_job", python_argv(
-                "flink_jobs.delay_job", *common, "--scans-topic", t.scans, "--gps-topic", t.gps,
+                "flink_jobs.delay.job", *common, "--scans-topic", t.scans, "--gps-topic", t.gps,
                 "--group-id", dgroup, "--checkpoint-dir", str(work / "checkpoints" / dgroup),
                 "--no-at-risk"), work)
             children.append(delay)

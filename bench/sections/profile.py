@@ -34,12 +34,12 @@ REDIS_BATCH = 300  # positions per script call (the job's measured 195-339, docs
 
 
 def micro(ctx: Context, n: int, trucks: int) -> list[dict[str, Any]]:
-    from flink_jobs.bundling import decode_bundle, encode_bundle
-    from flink_jobs.redis_writer import RedisTruckWriter
+    from flink_jobs.tracking.bundling import decode_bundle, encode_bundle
+    from flink_jobs.tracking.redis_writer import RedisTruckWriter
+    from flink_jobs.tracking.state_codec import encode_truck
     from udfs.geo import GeofenceIndex, default_regions
     from udfs.models import Ping
     from udfs.ping_validation import parse_ping
-    from udfs.state_codec import encode_truck
     from udfs.truck_state import (
         Counters,
         PositionWrite,

@@ -15,7 +15,7 @@ from bench.data import Dataset
 from bench.report import NOT_MEASURED, ratio
 from bench.runs import run_consumer, unique_group
 from bench.support import log, python_argv
-from fleetpulse.affinity import usable_cpus
+from flink_jobs.runtime.affinity import usable_cpus
 
 
 def tracking_args(ctx: Context, ds: Dataset, parallelism: int, cpus: str = "") -> list[str]:
@@ -34,7 +34,7 @@ def tracking_args(ctx: Context, ds: Dataset, parallelism: int, cpus: str = "") -
 
 def tracking_argv(ctx: Context, ds: Dataset, parallelism: int, cpus: str = "") -> list[str]:
     """The job run embedded (its own MiniCluster), as `fleetpulse up` runs it."""
-    return python_argv("flink_jobs.tracking_job", *tracking_args(ctx, ds, parallelism, cpus))
+    return python_argv("flink_jobs.tracking.job", *tracking_args(ctx, ds, parallelism, cpus))
 
 
 def plain_argv(ctx: Context, ds: Dataset) -> list[str]:
@@ -91,7 +91,7 @@ def cluster_run(ctx: Context, ds: Dataset, taskmanagers: int, pin: bool = False
                                 pin_taskmanagers=pin)
     try:
         cluster.start()
-        argv = submit_argv(cluster.rest_url, "flink_jobs.tracking_job",
+        argv = submit_argv(cluster.rest_url, "flink_jobs.tracking.job",
                            tracking_args(ctx, ds, taskmanagers), detached=False)
         row = run_consumer(ctx.stack, ds, name, argv, ctx.workdir / "throughput",
                            run_timeout_s(ds), env=flink_env(), also_measured=cluster.pids())
@@ -177,7 +177,7 @@ def run(ctx: Context) -> dict[str, Any]:
                       "`pin_ratios` is pinned rate / unpinned rate. A TaskManager's Python "
                       "operators share one interpreter lock, and handing it between threads "
                       "on different cores costs context switches across cores "
-                      "(fleetpulse/affinity.py).",
+                      "(flink_jobs/runtime/affinity.py).",
                       "Durability differs: the job checkpoints its state (filesystem, every "
                       "10 s), Quix Streams keeps it in RocksDB with a changelog topic, the "
                       "plain consumer keeps it in a dict and loses it on a crash."]}

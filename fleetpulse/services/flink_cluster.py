@@ -19,10 +19,10 @@ from pathlib import Path
 import yaml
 
 from fleetpulse import PlatformError
-from fleetpulse.affinity import one_cpu_each
 from fleetpulse.paths import PROJECT_ROOT
 from fleetpulse.services.flink import jobs_overview, pyflink_home
 from fleetpulse.waiting import wait_until
+from flink_jobs.runtime.affinity import one_cpu_each
 
 
 @dataclass
@@ -33,7 +33,7 @@ class StandaloneCluster:
     taskmanagers: int = 1
     slots_per_taskmanager: int = 2
     # Each TaskManager on a CPU of its own (round robin): its operator threads then hand the
-    # interpreter lock over on one core (fleetpulse.affinity). The JobManager is not pinned.
+    # interpreter lock over on one core (flink_jobs.runtime.affinity). The JobManager is not pinned.
     pin_taskmanagers: bool = False
     # The interpreter and the code the TaskManagers' Python runs: this one and this checkout,
     # unless a benchmark runs another revision (bench.compare --cluster).
@@ -91,7 +91,7 @@ class StandaloneCluster:
         """The cluster's lib/: the wheel's jars plus flink-python (the JobManager needs the
         Python operators' classes, and one copy loaded by the parent class loader lets several
         thread-mode jobs share a TaskManager) and the Prometheus reporter."""
-        from fleetpulse.paths import prometheus_reporter_jar
+        from flink_jobs.runtime.jars import prometheus_reporter_jar
 
         lib = self.work_dir / "lib"
         jars = [*(pyflink_home() / "lib").glob("*.jar"),

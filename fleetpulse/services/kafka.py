@@ -14,8 +14,8 @@ from typing import Any
 from fleetpulse import PlatformError
 from fleetpulse.paths import kafka_classpath
 from fleetpulse.services.process import ManagedProcess
-from fleetpulse.topics import TopicSpec
 from fleetpulse.waiting import check_port_free, free_port, port_open, wait_until
+from udfs.contract import TopicSpec
 
 LOG4J2_YAML = """\
 Configuration:

@@ -30,7 +30,7 @@ from alerting_receiver import Receiver  # noqa: E402
 from alerting.config import parse_config  # noqa: E402
 from alerting.metrics import Metrics  # noqa: E402
 from alerting.service import Dispatcher, Settings  # noqa: E402
-from fleetpulse.topics import TopicNames  # noqa: E402
+from udfs.contract import TopicNames  # noqa: E402
 
 
 @pytest.fixture()

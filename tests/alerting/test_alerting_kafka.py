@@ -22,8 +22,8 @@ from click.testing import CliRunner
 
 from alerting.cli import alerts
 from alerting.metrics import Metrics
-from fleetpulse.topics import TopicNames
 from fleetpulse.waiting import Timeout, free_port, wait_until
+from udfs.contract import TopicNames
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ import uuid
 import pytest
 
 from alerting.kafka_io import AlertSource, DeadLetterProducer, InRecord, Origin, WriteFailure
-from fleetpulse.topics import TopicNames
 from fleetpulse.waiting import free_port
+from udfs.contract import TopicNames
 from udfs.models import DEAD_LETTER_PRODUCER_MAX_BYTES
 
 

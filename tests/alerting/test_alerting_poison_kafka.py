@@ -19,8 +19,8 @@ from alerting_receiver import Receiver, alert_doc
 from poison_corpus import poison_records
 
 from alerting.metrics import Metrics
-from fleetpulse.topics import TopicNames
 from fleetpulse.waiting import wait_until
+from udfs.contract import TopicNames
 from udfs.models import DEAD_LETTER_MAX_BYTES, DEAD_LETTER_PRODUCER_MAX_BYTES
 
 pytestmark = pytest.mark.integration

@@ -41,7 +41,8 @@ def test_a_base_cluster_runs_the_bases_interpreter_and_code(tmp_path: Path) -> N
     base = tmp_path / "base"
     (base / "flink_jobs").mkdir(parents=True)
     (base / "flink_jobs" / "__init__.py").write_text("REVISION = 'base'\n")
-    (base / "flink_jobs" / "tracking_job.py").write_text("")
+    (base / "flink_jobs" / "tracking").mkdir()
+    (base / "flink_jobs" / "tracking" / "job.py").write_text("")
     python = str(shadow_venv(base, tmp_path / "venv"))
     cluster = StandaloneCluster(tmp_path / "cluster", rest_port=1, rpc_port=2,
                                 python=python, project_root=base)
@@ -53,7 +54,20 @@ def test_a_base_cluster_runs_the_bases_interpreter_and_code(tmp_path: Path) -> N
                          cwd=tmp_path, env=tm_env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["base"]
     assert cluster.env()["PYTHONPATH"] == config["python.pythonpath"]
-    argv = submit_argv("127.0.0.1:1", "flink_jobs.tracking_job", ["--x"], python=python,
+    argv = submit_argv("127.0.0.1:1", "flink_jobs.tracking.job", ["--x"], python=python,
                        root=base)
-    assert argv[argv.index("-py") + 1] == str(base / "flink_jobs" / "tracking_job.py")
+    assert argv[argv.index("-py") + 1] == str(base / "flink_jobs" / "tracking" / "job.py")
     assert argv[argv.index("-pyexec") + 1] == argv[argv.index("-pyclientexec") + 1] == python
+
+
+def test_a_base_from_before_the_job_folders_runs_its_own_entry_point(tmp_path: Path) -> None:
+    from bench.compare import job_module_of
+
+    argv = ["python", "-m", "flink_jobs.tracking.job", "--bounded"]
+    (tmp_path / "flink_jobs").mkdir()
+    (tmp_path / "flink_jobs" / "tracking_job.py").write_text("")
+    assert job_module_of(tmp_path, argv) == ["python", "-m", "flink_jobs.tracking_job",
+                                             "--bounded"]
+    (tmp_path / "flink_jobs" / "tracking").mkdir()
+    (tmp_path / "flink_jobs" / "tracking" / "job.py").write_text("")
+    assert job_module_of(tmp_path, argv) == argv

@@ -103,9 +103,10 @@ def run_job(scans: list[bytes], pings: list[bytes], pings_first: bool = False) -
     from pyflink.common import Duration, Row, WatermarkStrategy
     from pyflink.common.watermark_strategy import TimestampAssigner
 
-    from flink_jobs.common import RAW_RECORD, create_environment
-    from flink_jobs.delay_job import build, parse_options
-    from flink_jobs.settings import JobSettings
+    from flink_jobs.delay.job import build, parse_options
+    from flink_jobs.runtime.environment import create_environment
+    from flink_jobs.runtime.records import RAW_RECORD
+    from flink_jobs.runtime.settings import JobSettings
     from udfs.record_age import DEFAULT_MAX_SCAN_AGE_S
 
     class JsonTs(TimestampAssigner):
@@ -148,7 +149,7 @@ def run_job(scans: list[bytes], pings: list[bytes], pings_first: bool = False) -
 
     from pyflink.common import Types
 
-    # keyed by Kafka partition, as flink_jobs.delay_job.read_scans keys them
+    # keyed by Kafka partition, as flink_jobs.delay.job.read_scans keys them
     scan_stream = source(scans, "scans").key_by(lambda r: str(r[1]), key_type=Types.STRING())
     out = build(t_env, scan_stream, source(pings, "pings") if pings else None, settings, opts)
     merged = out["alerts"].map(lambda r: "A " + r[1], output_type=Types.STRING()).union(

@@ -16,9 +16,9 @@ import redis
 
 from fleetpulse.services.flink import flink_env
 from fleetpulse.services.process import ManagedProcess
-from fleetpulse.topics import TopicNames
 from fleetpulse.waiting import free_port, wait_until
 from tests.integration.jobs import job_metrics, metric
+from udfs.contract import TopicNames
 
 pytestmark = pytest.mark.integration
 MIN = 60_000
@@ -29,7 +29,7 @@ PDX = (45.52, -122.68)
 
 def job(log: Path, kafka: str, redis_url: str, topics: TopicNames, *extra: str
         ) -> ManagedProcess:
-    argv = [sys.executable, "-m", "flink_jobs.delay_job", "--bootstrap", kafka,
+    argv = [sys.executable, "-m", "flink_jobs.delay.job", "--bootstrap", kafka,
             "--redis-url", redis_url, "--scans-topic", topics.scans, "--gps-topic", topics.gps,
             "--alerts-topic", topics.alerts, "--dlq-topic", topics.dlq,
             "--redis-flush-ms", "50", *extra]
@@ -231,7 +231,7 @@ def test_killed_job_restarted_from_checkpoint_ends_like_one_that_never_stopped(
                               unique_topics.alerts + ".clean", unique_topics.geofence_events,
                               unique_topics.dlq + ".clean")
     from fleetpulse.services.kafka import create_topics
-    from fleetpulse.topics import contract_topics
+    from udfs.contract import contract_topics
 
     create_topics(kafka_bootstrap, contract_topics(clean_topics))
     ckpt = tmp_path / "checkpoints"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flink_jobs.delay_writer import RedisDelayWriter
+from flink_jobs.delay.redis_writer import RedisDelayWriter
 from udfs.shipment_state import (
     DelayCleared,
     DelayScore,

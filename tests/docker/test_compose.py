@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 import yaml
 
-from fleetpulse.topics import contract_topics
-from flink_jobs.settings import JobSettings, parse_settings
+from flink_jobs.runtime.settings import JobSettings, parse_settings
+from udfs.contract import contract_topics
 
 pytestmark = pytest.mark.unit
 
@@ -417,7 +417,7 @@ def test_flink_run_files_and_job_flags(services: dict[str, Any],
                 assert f'"{run.wrapper_name}"' in repo.read_text(), \
                     f"{name}: {run.wrapper_name} is not {module_name}'s job name, so " \
                     "submit-job.sh would not see that the job already runs"
-    assert jobs == {"flink_jobs.tracking_job", "flink_jobs.delay_job"}
+    assert jobs == {"flink_jobs.tracking.job", "flink_jobs.delay.job"}
 
 
 def test_job_environment_variables_are_job_settings(services: dict[str, Any]) -> None:
@@ -429,7 +429,7 @@ def test_job_environment_variables_are_job_settings(services: dict[str, Any]) ->
             for key in environment(svc):
                 if key.startswith("FLEETPULSE_"):
                     assert key.removeprefix("FLEETPULSE_").lower() in names, \
-                        f"{name}: {key} is not a flink_jobs.settings.JobSettings field"
+                        f"{name}: {key} is not a flink_jobs.runtime.settings.JobSettings field"
                     checked += 1
         built = build_of(svc)
         if built and flink_runs(svc):

@@ -1,4 +1,5 @@
-"""The JVM bundler (:mod:`flink_jobs.bundling`) on a MiniCluster at parallelism 2: every record
+"""The JVM bundler (:mod:`flink_jobs.tracking.bundling`) on a MiniCluster at parallelism 2: every
+record
 reaches Python once, whole, in its key's order and shard, and never behind a watermark that
 followed it upstream (bundles are flushed before each watermark is forwarded)."""
 
@@ -10,8 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
-from flink_jobs.settings import JobSettings
-from udfs.shards import java_shard
+from flink_jobs.runtime.settings import JobSettings
+from flink_jobs.tracking.shards import java_shard
 
 pytestmark = pytest.mark.flink
 
@@ -24,8 +25,8 @@ def run_bundled(n: int, checkpoint_ms: int = 600_000) -> list[Any]:
     from pyflink.common import Types
     from pyflink.datastream import KeyedProcessFunction
 
-    from flink_jobs.bundling import bundled_by_shard, decode_bundle
-    from flink_jobs.common import create_environment
+    from flink_jobs.runtime.environment import create_environment
+    from flink_jobs.tracking.bundling import bundled_by_shard, decode_bundle
 
     class Unbundle(KeyedProcessFunction):
         def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]

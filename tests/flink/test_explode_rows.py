@@ -1,4 +1,4 @@
-"""Side-output batches spread out in the JVM (:func:`flink_jobs.bundling.exploded`), as the
+"""Side-output batches spread out in the JVM (:func:`flink_jobs.tracking.bundling.exploded`), as the
 bundled tracking job emits its alerts, dead letters, geofence transitions and census deltas:
 every row of every batch comes out once, whole, in its batch's order, text and pickled columns
 alike."""
@@ -12,7 +12,7 @@ import pytest
 from pyflink.common import Row, Types
 from pyflink.datastream import ProcessFunction
 
-from flink_jobs.tracking_outputs import BATCHED, CENSUS_TAG, DLQ_TAG
+from flink_jobs.tracking.outputs import BATCHED, CENSUS_TAG, DLQ_TAG
 
 pytestmark = pytest.mark.flink
 
@@ -20,16 +20,17 @@ pytestmark = pytest.mark.flink
 def run_batches(batches: list[list[tuple[str, int]]]) -> tuple[list[Any], list[Any]]:
     """Each batch through one Python call that emits it twice, as text rows and as census-like
     rows with a pickled column; both exploded and collected."""
-    from flink_jobs.bundling import exploded, use_operators_jar
-    from flink_jobs.common import KEYED_TEXT, create_environment
-    from flink_jobs.settings import JobSettings
+    from flink_jobs.runtime.environment import create_environment
+    from flink_jobs.runtime.records import KEYED_TEXT
+    from flink_jobs.runtime.settings import JobSettings
+    from flink_jobs.tracking.bundling import exploded, use_operators_jar
 
     class EmitBatches(ProcessFunction):
         def process_element(self, value: str, ctx: ProcessFunction.Context):  # type: ignore[no-untyped-def]
             # Imported here, not closed over: a closure pickles the tags by value, and a tag
             # that has met the JVM (in an earlier test) holds a gateway lock.
-            from flink_jobs.bundling import as_columns
-            from flink_jobs.tracking_outputs import BATCHED, CENSUS_TAG, DLQ_TAG
+            from flink_jobs.tracking.bundling import as_columns
+            from flink_jobs.tracking.outputs import BATCHED, CENSUS_TAG, DLQ_TAG
 
             rows = batches[int(value)]
             if rows:

@@ -1,4 +1,4 @@
-"""Keying in the JVM (:mod:`flink_jobs.jvm_keying`) gives a Python keyed function what
+"""Keying in the JVM (:mod:`flink_jobs.runtime.jvm_keying`) gives a Python keyed function what
 ``key_by`` gives it: every record of a key on one subtask, with that key's state, and the
 record itself unchanged. MiniCluster, parallelism 2."""
 
@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from flink_jobs.settings import JobSettings
+from flink_jobs.runtime.settings import JobSettings
 
 pytestmark = pytest.mark.flink
 
@@ -20,8 +20,9 @@ def test_records_keyed_by_sql_share_their_keys_state_across_two_subtasks() -> No
     from pyflink.datastream import KeyedProcessFunction
     from pyflink.datastream.state import ValueStateDescriptor
 
-    from flink_jobs.common import RAW_RECORD, create_environment
-    from flink_jobs.jvm_keying import keyed_by_sql
+    from flink_jobs.runtime.environment import create_environment
+    from flink_jobs.runtime.jvm_keying import keyed_by_sql
+    from flink_jobs.runtime.records import RAW_RECORD
 
     class CountPerKey(KeyedProcessFunction):
         def open(self, runtime_context: Any) -> None:
@@ -73,8 +74,8 @@ def test_a_python_operators_row_key_value_output_is_keyed_without_a_key_by() -> 
     from pyflink.datastream import KeyedProcessFunction, ProcessFunction
     from pyflink.datastream.state import ValueStateDescriptor
 
-    from flink_jobs.common import create_environment
-    from flink_jobs.jvm_keying import keyed_on_first_field
+    from flink_jobs.runtime.environment import create_environment
+    from flink_jobs.runtime.jvm_keying import keyed_on_first_field
 
     class Shard(ProcessFunction):
         def process_element(self, value: Any, ctx: ProcessFunction.Context):  # type: ignore[no-untyped-def]

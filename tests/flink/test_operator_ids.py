@@ -26,14 +26,12 @@ pytestmark = pytest.mark.flink
 # key selectors, the side-output readers and the table-to-stream converter.
 STATELESS_KINDS = {"Map", "_stream_key_by_map_operator", "SinkConversion"}
 
-TRACKING_BUNDLED = {
+TRACKING_IDS = {
     "1_source", "2_calc", "bundle-by-shard", "truck-state", "census-rows", "alerts-rows",
     "geofence-rows", "dlq-rows", "dlq-sink", "region-census", "region-census-end",
     "4_source", "5_sink", "Sink Committer: 5_sink", "6_source", "7_sink",
     "Sink Committer: 7_sink",
 }
-TRACKING_PER_RECORD_STATEFUL = {"1_source", "truck-state-per-record", "redis-positions",
-                                "region-census", "dlq-sink"}
 DELAY_STATEFUL = {"1_source", "parse-scans", "parse-pings", "truck-feed", "shipment-state",
                   "redis-delays", "attempts-matches", "dlq-sink"}
 
@@ -44,8 +42,9 @@ BUILD = """
 import json, sys
 from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment
-from flink_jobs import delay_job, tracking_job
-from flink_jobs.settings import parse_settings
+from flink_jobs.delay import job as delay_job
+from flink_jobs.tracking import job as tracking_job
+from flink_jobs.runtime.settings import parse_settings
 which, flags = sys.argv[1], ["--bootstrap", "127.0.0.1:9", *sys.argv[2:]]
 if which == "tracking-upgraded":
     # a next version with one more operator, between the source and the truck function
@@ -94,16 +93,10 @@ def without_uid(nodes: list[tuple[str, str | None]]) -> list[str]:
             and not all(kind(part) in STATELESS_KINDS for part in name.split(", "))]
 
 
-def test_the_bundled_tracking_job_keeps_every_operator_id() -> None:
+def test_the_tracking_job_keeps_every_operator_id() -> None:
     nodes = graph_nodes("tracking")
     assert without_uid(nodes) == []
-    assert {uid for _, uid in nodes if uid is not None} == TRACKING_BUNDLED
-
-
-def test_the_per_record_tracking_job_keeps_its_stateful_operator_ids() -> None:
-    nodes = graph_nodes("tracking", "--bundle-shards", "0")
-    assert without_uid(nodes) == []
-    assert {uid for _, uid in nodes} >= TRACKING_PER_RECORD_STATEFUL
+    assert {uid for _, uid in nodes if uid is not None} == TRACKING_IDS
 
 
 def test_the_delay_job_keeps_its_stateful_operator_ids() -> None:
@@ -124,5 +117,5 @@ def test_an_added_operator_leaves_the_ids_of_the_others_alone() -> None:
     before = {uid: op_id for _, uid, op_id in graph("tracking") if uid is not None}
     after = {uid: op_id for name, uid, op_id in graph("tracking-upgraded") if uid is not None}
     assert "added-filter" in [name for name, _ in graph_nodes("tracking-upgraded")]
-    assert set(before) == TRACKING_BUNDLED
+    assert set(before) == TRACKING_IDS
     assert {uid: after.get(uid) for uid in before} == before

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from flink_jobs.common import flink_configuration
-from flink_jobs.settings import parse_settings
+from flink_jobs.runtime.environment import flink_configuration
+from flink_jobs.runtime.settings import parse_settings
 
 pytestmark = pytest.mark.flink
 

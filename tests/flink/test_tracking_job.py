@@ -13,7 +13,7 @@ import orjson
 import pytest
 import redis
 
-from flink_jobs.settings import JobSettings
+from flink_jobs.runtime.settings import JobSettings
 
 pytestmark = pytest.mark.flink
 MIN = 60_000
@@ -65,15 +65,16 @@ def scenario() -> tuple[list[bytes], dict[str, Any]]:
     return recs, expected
 
 
-def run_job(records: list[bytes], redis_url: str, parallelism: int, bundle_shards: int
+def run_job(records: list[bytes], redis_url: str, parallelism: int, bundle_shards: int = 3
             ) -> list[tuple[str, str]]:
     """Run to completion; the job's Kafka-bound outputs are captured in a Redis list."""
     from pyflink.common import Duration, Row
     from pyflink.common.watermark_strategy import TimestampAssigner, WatermarkStrategy
     from pyflink.datastream import MapFunction
 
-    from flink_jobs.common import RAW_RECORD, create_environment
-    from flink_jobs.tracking_job import build_from_table, terminate
+    from flink_jobs.runtime.environment import create_environment
+    from flink_jobs.runtime.records import RAW_RECORD
+    from flink_jobs.tracking.job import build, terminate
     from udfs.truck_state import TrackingConfig
 
     class TsFromJson(TimestampAssigner):
@@ -106,7 +107,7 @@ def run_job(records: list[bytes], redis_url: str, parallelism: int, bundle_shard
         .with_timestamp_assigner(TsFromJson()))
     # Through a view, so the records are keyed (or bundled) by the JVM as the Kafka table's are.
     t_env.create_temporary_view("test_pings", source)
-    out = build_from_table(env, t_env, "test_pings", settings, TrackingConfig())
+    out = build(env, t_env, "test_pings", settings, TrackingConfig())
     for kind, stream in (("alert", out["alerts"]), ("dlq", out["dlq"]),
                          ("geo", out["geofence"])):
         terminate(stream.map(Capture(kind)))
@@ -117,11 +118,10 @@ def run_job(records: list[bytes], redis_url: str, parallelism: int, bundle_shard
     return captured  # type: ignore[return-value]
 
 
-@pytest.mark.parametrize("bundle_shards", [0, 3], ids=["per-record", "bundled"])
-def test_tracking_job_end_to_end_on_minicluster(redis_client: redis.Redis, redis_url: str,
-                                                bundle_shards: int) -> None:
+def test_tracking_job_end_to_end_on_minicluster(redis_client: redis.Redis, redis_url: str
+                                                ) -> None:
     records, expected = scenario()
-    results = run_job(records, redis_url, parallelism=2, bundle_shards=bundle_shards)
+    results = run_job(records, redis_url, parallelism=2)
 
     alerts = [orjson.loads(v) for kind, v in results if kind == "alert"]
     got = {(a["dedup_key"], a["event_action"], a["payload"]["custom_details"]["event_ts"])

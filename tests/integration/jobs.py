@@ -11,7 +11,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from fleetpulse.services.flink import flink_env
 from fleetpulse.services.process import ManagedProcess
-from fleetpulse.topics import TopicNames
+from udfs.contract import TopicNames
 
 
 def job_process(module: str, log: Path, kafka: str, redis_url: str, topics: TopicNames,

@@ -13,17 +13,16 @@ from jobs import produce
 
 from fleetpulse.services.flink import cancel, rest_get, submit
 from fleetpulse.services.flink_cluster import StandaloneCluster
-from fleetpulse.topics import TopicNames
 from fleetpulse.waiting import free_port, wait_until
+from udfs.contract import TopicNames
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("bundle_shards", [0, 4], ids=["per-record", "bundled"])
 def test_tracking_job_submitted_with_flink_run(kafka_bootstrap: str, redis_url: str,
                                                redis_client: redis.Redis,
                                                unique_topics: TopicNames,
-                                               tmp_path: Path, bundle_shards: int) -> None:
+                                               tmp_path: Path) -> None:
     cluster = StandaloneCluster(tmp_path / "flink", rest_port=free_port(), rpc_port=free_port())
     cluster.start()
     try:
@@ -31,16 +30,16 @@ def test_tracking_job_submitted_with_flink_run(kafka_bootstrap: str, redis_url: 
                 "--gps-topic", unique_topics.gps, "--alerts-topic", unique_topics.alerts,
                 "--geofence-topic", unique_topics.geofence_events,
                 "--dlq-topic", unique_topics.dlq, "--group-id", "it-flink-run",
-                "--redis-flush-ms", "50", "--bundle-shards", str(bundle_shards)]
-        job_id = submit(cluster.rest_url, "flink_jobs.tracking_job", args)
+                "--bundle-shards", "4"]
+        job_id = submit(cluster.rest_url, "flink_jobs.tracking.job", args)
         wait_until(lambda: rest_get(cluster.rest_url, f"/jobs/{job_id}")["state"] == "RUNNING",
                    120, "the submitted job to be RUNNING")
         vertices = rest_get(cluster.rest_url, f"/jobs/{job_id}")["vertices"]
         wait_until(lambda: all(v["status"] == "RUNNING" for v in rest_get(
             cluster.rest_url, f"/jobs/{job_id}")["vertices"]), 120, "every task RUNNING")
         assert any("truck-state" in v["name"] for v in vertices)
-        # Bundled, the operator jar reached the cluster through pipeline.jars.
-        assert any("bundle-by-shard" in v["name"] for v in vertices) == bool(bundle_shards)
+        # The operator jar reached the cluster through pipeline.jars.
+        assert any("bundle-by-shard" in v["name"] for v in vertices)
 
         ts = int(time.time() * 1000) - 60_000
         produce(kafka_bootstrap, unique_topics.gps, [(b"TR1", orjson.dumps(

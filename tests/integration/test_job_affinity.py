@@ -17,8 +17,8 @@ pytestmark = pytest.mark.integration
 # every JVM below this process.
 PROBE = textwrap.dedent("""
     import os, sys
-    from flink_jobs.common import create_environment
-    from flink_jobs.settings import parse_settings
+    from flink_jobs.runtime.environment import create_environment
+    from flink_jobs.runtime.settings import parse_settings
 
     env, _ = create_environment(parse_settings(sys.argv[1:], "affinity-test"), "affinity-test")
     env.from_collection([1]).map(lambda x: x)  # the JVM is up and answering

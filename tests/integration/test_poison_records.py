@@ -19,8 +19,8 @@ from jobs import job_process, read_topic
 from kafka import KafkaProducer
 from poison_corpus import poison_records
 
-from fleetpulse.topics import TopicNames
 from fleetpulse.waiting import free_port, wait_until
+from udfs.contract import TopicNames
 from udfs.models import (
     DEAD_LETTER_KEY_BYTES,
     DEAD_LETTER_MAX_BYTES,
@@ -189,18 +189,17 @@ def run_poisoned(module: str, topic_of: str, extra: tuple[str, ...], kafka: str,
     return placed
 
 
-@pytest.mark.parametrize("shards", ["8", "0"], ids=["bundled", "per-record"])
 @pytest.mark.timeout(600)
 def test_the_tracking_job_dead_letters_every_poison_record_and_goes_on(
         kafka_bootstrap: str, redis_url: str, redis_client: redis.Redis,
-        unique_topics: TopicNames, tmp_path: Path, shards: str) -> None:
+        unique_topics: TopicNames, tmp_path: Path) -> None:
     now = int(time.time() * 1000)
     corpus = with_tombstone(poison_records()) + [("ping_stale_2_days", b"ANCHOR", ping("ANCHOR",
                                                                        now - 48 * HOUR))]
     anchor = ("anchor", b"ANCHOR", ping("ANCHOR", now))
     sentinel = ("sentinel", b"SENTINEL", ping("SENTINEL", now))
     placed = run_poisoned(
-        "flink_jobs.tracking_job", unique_topics.gps, ("--bundle-shards", shards),
+        "flink_jobs.tracking.job", unique_topics.gps, ("--bundle-shards", "8"),
         kafka_bootstrap, redis_url, unique_topics, tmp_path, corpus, anchor, sentinel,
         lambda: redis_client.hget("truck:SENTINEL", "ts_ms") == str(now).encode())
     check_dead_letters(kafka_bootstrap, unique_topics, unique_topics.gps, placed, parse_ping,
@@ -227,7 +226,7 @@ def test_the_delay_job_dead_letters_every_poison_record_and_goes_on(
                                                    now - 3 * 60_000))
     send(kafka_bootstrap, unique_topics.gps, poison_records())  # read, ignored (not its DLQ)
     placed = run_poisoned(
-        "flink_jobs.delay_job", unique_topics.scans,
+        "flink_jobs.delay.job", unique_topics.scans,
         ("--fallback-grace-ms", "1000", "--idle-timeout-ms", "2000"),
         kafka_bootstrap, redis_url, unique_topics, tmp_path, corpus, anchor, sentinel,
         lambda: redis_client.zscore("delays", "shipment:SENTINEL") is not None)
@@ -251,7 +250,7 @@ def test_dead_letters_that_cannot_be_written_are_counted_and_reading_goes_on(
     bad: list[Record] = [(f"bad_{i}", b"K", b"{not json") for i in range(20)]
     sentinel = ("sentinel", b"SENTINEL", ping("SENTINEL", now))
     anchor = ("anchor", b"ANCHOR", ping("ANCHOR", now))
-    run_poisoned("flink_jobs.tracking_job", topics.gps,
+    run_poisoned("flink_jobs.tracking.job", topics.gps,
                  ("--metrics-port", str(metrics_port), "--dlq-topic", topics.dlq),
                  kafka_bootstrap, redis_url, topics, tmp_path, bad, anchor, sentinel,
                  lambda: redis_client.hget("truck:SENTINEL", "ts_ms") == str(now).encode()

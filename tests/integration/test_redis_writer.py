@@ -11,7 +11,7 @@ import threading
 import pytest
 import redis
 
-from flink_jobs.redis_writer import STREAM_KEY, TRUCK_TTL_S, RedisTruckWriter
+from flink_jobs.tracking.redis_writer import STREAM_KEY, TRUCK_TTL_S, RedisTruckWriter
 from udfs.truck_state import PositionWrite
 
 pytestmark = pytest.mark.integration

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from jobs import job_process, read_topic
 
-from fleetpulse.topics import TopicNames
 from fleetpulse.waiting import Timeout, wait_until
 from simulator.truth import GroundTruth, Score, score_alerts, score_dead_letters
+from udfs.contract import TopicNames
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,7 @@ def test_jobs_match_the_ground_truth_of_a_simulated_fleet(
     base = redis_url.rsplit("/", 1)[0]
     jobs = [job_process(module, tmp_path / f"{module}.log", kafka_bootstrap, f"{base}/5",
                         unique_topics, "--group-id", f"sim-{module}")
-            for module in ("flink_jobs.tracking_job", "flink_jobs.delay_job")]
+            for module in ("flink_jobs.tracking.job", "flink_jobs.delay.job")]
     for job in jobs:
         job.start()
     topics = {"gps": unique_topics.gps, "scans": unique_topics.scans}

@@ -11,18 +11,17 @@ import pytest
 import redis
 from jobs import ScrapeLoop, job_metrics, job_process, metric, produce, read_topic
 
-from fleetpulse.topics import TopicNames
 from fleetpulse.waiting import free_port, wait_until
+from udfs.contract import TopicNames
 
 pytestmark = pytest.mark.integration
 MIN = 60_000
 
 
-@pytest.fixture(params=[0, 8], ids=["per-record", "bundled"])
-def mode(request: pytest.FixtureRequest) -> tuple[str, ...]:
-    """The job's flags for either way of handing pings to Python: one call per ping, or per
-    bundle of a shard's pings (``--bundle-shards``)."""
-    return ("--bundle-shards", str(request.param))
+@pytest.fixture
+def mode() -> tuple[str, ...]:
+    """The job's flags that differ from the defaults: eight shards of trucks."""
+    return ("--bundle-shards", "8")
 
 
 def ping(truck: str, ts: int, lat: float, lng: float, speed: float = 60.0) -> tuple[bytes,
@@ -43,7 +42,7 @@ def test_bad_records_reach_the_dlq_with_origin_and_redis_holds_the_contract_mode
            (b"T5", orjson.dumps({"truck_id": "T5", "lat": 40.0, "lng": -100.0})),
            ping("T1", t0 + 301_000, 30.0, -122.33)]  # 1900 km in 1 s after the last fix
     produce(kafka_bootstrap, unique_topics.gps, good[:5] + bad + good[5:])
-    proc = job_process("flink_jobs.tracking_job", tmp_path / "job.log", kafka_bootstrap,
+    proc = job_process("flink_jobs.tracking.job", tmp_path / "job.log", kafka_bootstrap,
                        redis_url, unique_topics, "--bounded", "--group-id", "it-dlq",
                        *mode).start()
     try:
@@ -131,14 +130,14 @@ def test_killed_job_restarted_from_checkpoint_ends_like_one_that_never_stopped(
                               unique_topics.alerts + ".clean",
                               unique_topics.geofence_events + ".clean", unique_topics.dlq)
     from fleetpulse.services.kafka import create_topics
-    from fleetpulse.topics import contract_topics
+    from udfs.contract import contract_topics
 
     create_topics(kafka_bootstrap, contract_topics(clean_topics))
     ckpt = tmp_path / "checkpoints"
     args = ("--group-id", "it-restart", "--checkpoint-dir", str(ckpt),
             "--checkpoint-interval-ms", "500", "--restore", "latest", *mode)
 
-    first = job_process("flink_jobs.tracking_job", tmp_path / "first.log", kafka_bootstrap,
+    first = job_process("flink_jobs.tracking.job", tmp_path / "first.log", kafka_bootstrap,
                         killed_url, killed_topics, *args).start()
     try:
         wait_until(lambda: list(ckpt.glob("*/chk-*/_metadata")) and killed_db.dbsize() > 10,
@@ -149,10 +148,10 @@ def test_killed_job_restarted_from_checkpoint_ends_like_one_that_never_stopped(
     finally:
         first.stop()
 
-    second = job_process("flink_jobs.tracking_job", tmp_path / "second.log", kafka_bootstrap,
+    second = job_process("flink_jobs.tracking.job", tmp_path / "second.log", kafka_bootstrap,
                          killed_url, killed_topics, *args).start()
     metrics_port = free_port()
-    clean = job_process("flink_jobs.tracking_job", tmp_path / "clean.log", kafka_bootstrap,
+    clean = job_process("flink_jobs.tracking.job", tmp_path / "clean.log", kafka_bootstrap,
                         clean_url, clean_topics, "--group-id", "it-clean",
                         "--metrics-port", str(metrics_port), *mode).start()
     try:
@@ -216,7 +215,7 @@ def test_a_timeout_fires_on_the_wall_clock_when_all_traffic_stops(
     clock = ping("B", last_a + 595_000, 35.0, -90.0)  # watermark: last_a + 594 s, then nothing
     # One Kafka key, so one partition: the others are empty and idle after a second.
     produce(kafka_bootstrap, unique_topics.gps, [(b"fleet", v) for _, v in [*a_pings, clock]])
-    proc = job_process("flink_jobs.tracking_job", tmp_path / "job.log", kafka_bootstrap,
+    proc = job_process("flink_jobs.tracking.job", tmp_path / "job.log", kafka_bootstrap,
                        redis_url, unique_topics, "--group-id", "it-fallback",
                        "--out-of-orderness-ms", "1000", "--idle-timeout-ms", "1000",
                        "--fallback-grace-ms", "2000", *mode).start()
@@ -256,7 +255,7 @@ def test_a_redis_outage_fails_the_writes_and_the_job_recovers_every_position(
     db.flushdb()
     ckpt = tmp_path / "checkpoints"
     rest_port, metrics_port = free_port(), free_port()
-    proc = job_process("flink_jobs.tracking_job", tmp_path / "job.log", kafka_bootstrap,
+    proc = job_process("flink_jobs.tracking.job", tmp_path / "job.log", kafka_bootstrap,
                        db_url, unique_topics, "--group-id", "it-redis-outage",
                        "--checkpoint-dir", str(ckpt), "--checkpoint-interval-ms", "500",
                        "--rest-port", str(rest_port), "--metrics-port", str(metrics_port),

@@ -8,9 +8,9 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from fleetpulse.topics import TopicNames
 from fleetpulse.waiting import wait_until
 from simulator.cli import replay, simulate
+from udfs.contract import TopicNames
 
 pytestmark = pytest.mark.integration
 

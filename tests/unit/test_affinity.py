@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from fleetpulse import affinity
-from fleetpulse.affinity import AffinityError, format_cpu_list, parse_cpu_list
+from flink_jobs.runtime import affinity
+from flink_jobs.runtime.affinity import AffinityError, format_cpu_list, parse_cpu_list
 
 pytestmark = pytest.mark.unit
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flink_jobs.background_writes import BackgroundWriter, WriteFailed
+from flink_jobs.runtime.background_writes import BackgroundWriter, WriteFailed
 
 pytestmark = pytest.mark.unit
 

@@ -1,5 +1,6 @@
-"""The Python side of the bundle transport (:mod:`flink_jobs.bundling`) and the on-demand build
-of the JVM operator behind it (:mod:`fleetpulse.operators_jar`)."""
+"""The Python side of the bundle transport (:mod:`flink_jobs.tracking.bundling`) and the on-demand
+build
+of the JVM operator behind it (:mod:`flink_jobs.runtime.operators_jar`)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fleetpulse import PlatformError
-from flink_jobs.bundling import decode_bundle, encode_bundle
+from flink_jobs import JobError
+from flink_jobs.tracking.bundling import decode_bundle, encode_bundle
 
 pytestmark = pytest.mark.unit
 
@@ -40,7 +41,7 @@ def test_a_truncated_bundle_is_an_error_not_a_short_read(cut: int) -> None:
 
 def test_the_operators_jar_is_built_once_per_version_of_the_sources(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from fleetpulse import operators_jar as build
+    from flink_jobs.runtime import operators_jar as build
     from fleetpulse.paths import jvm_dir
 
     (tmp_path / "flink").symlink_to(jvm_dir() / "flink")  # the connector it compiles against
@@ -65,7 +66,7 @@ def test_the_operators_jar_is_built_once_per_version_of_the_sources(
 
 def test_a_compile_error_and_a_missing_jdk_say_what_failed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from fleetpulse import operators_jar as build
+    from flink_jobs.runtime import operators_jar as build
     from fleetpulse.paths import jvm_dir
 
     (tmp_path / "flink").symlink_to(jvm_dir() / "flink")
@@ -74,19 +75,19 @@ def test_a_compile_error_and_a_missing_jdk_say_what_failed(
     src.mkdir()
     (src / "Broken.java").write_text("public class Broken { nope }\n")
     monkeypatch.setattr(build, "SOURCE_DIR", src)
-    with pytest.raises(PlatformError, match="Broken.java"):
+    with pytest.raises(JobError, match="Broken.java"):
         build.operators_jar()
     assert not list((tmp_path / "operators").glob("*.jar"))
 
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setattr(build.shutil, "which", lambda name: None)
-    with pytest.raises(PlatformError, match="javac"):
+    with pytest.raises(JobError, match="javac"):
         build.operators_jar()
 
 
 def test_a_prebuilt_jar_named_by_the_environment_is_used_as_it_is(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from fleetpulse import operators_jar as build
+    from flink_jobs.runtime import operators_jar as build
 
     jar = tmp_path / "ops.jar"
     jar.write_bytes(b"PK")
@@ -94,5 +95,5 @@ def test_a_prebuilt_jar_named_by_the_environment_is_used_as_it_is(
     monkeypatch.setattr(build, "_jdk_tool", lambda name: pytest.fail("built instead"))
     assert build.operators_jar() == jar
     monkeypatch.setenv("FLEETPULSE_OPERATORS_JAR", str(tmp_path / "missing.jar"))
-    with pytest.raises(PlatformError, match="FLEETPULSE_OPERATORS_JAR=.*missing.jar"):
+    with pytest.raises(JobError, match="FLEETPULSE_OPERATORS_JAR=.*missing.jar"):
         build.operators_jar()

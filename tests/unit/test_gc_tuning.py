@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from flink_jobs.gc_tuning import YOUNG_THRESHOLD, relax_young_collections
+from flink_jobs.runtime.gc_tuning import YOUNG_THRESHOLD, relax_young_collections
 
 pytestmark = pytest.mark.unit
 
@@ -31,12 +31,10 @@ def test_a_higher_threshold_set_by_someone_else_is_kept() -> None:
     assert gc.get_threshold() == (YOUNG_THRESHOLD * 2, 5, 5)
 
 
-def test_opening_either_truck_function_raises_it() -> None:
-    from tests.unit.test_bundled_truck_function import opened as opened_bundled
-    from tests.unit.test_truck_function import opened as opened_per_record
+def test_opening_the_truck_function_raises_it() -> None:
+    from tests.unit.test_truck_function import opened
 
-    for opened in (opened_bundled, opened_per_record):
-        gc.set_threshold(700, 10, 10)
-        fn = opened()[0]
-        assert gc.get_threshold()[0] == YOUNG_THRESHOLD
-        fn.close()
+    gc.set_threshold(700, 10, 10)
+    fn = opened()[0]
+    assert gc.get_threshold()[0] == YOUNG_THRESHOLD
+    fn.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flink_jobs.settings import parse_settings
+from flink_jobs.runtime.settings import parse_settings
 
 pytestmark = pytest.mark.unit
 
@@ -52,7 +52,7 @@ def test_a_negative_duration_is_refused(flag: str, capsys: pytest.CaptureFixture
 
 
 @pytest.mark.parametrize(("flag", "bad", "message"), [
-    ("--bundle-shards", "-1", "--bundle-shards must be 0 (per record) or more"),
+    ("--bundle-shards", "0", "--bundle-shards must be at least 1"),
     ("--bundle-max-records", "0", "--bundle-max-records must be at least 1"),
     ("--bundle-flush-ms", "0", "--bundle-flush-ms must be at least 1"),
     ("--trucks-in-memory", "-1", "--trucks-in-memory must be 0 or more"),
@@ -101,7 +101,7 @@ def test_state_bounds_default_per_job() -> None:
 
 def test_the_delay_jobs_state_bounds_are_flags_and_bad_ones_name_the_field(
         capsys: pytest.CaptureFixture[str]) -> None:
-    from flink_jobs.delay_job import parse_options
+    from flink_jobs.delay.job import parse_options
 
     opts, rest = parse_options(["--expire-after-promise-s", "86400",
                                 "--max-scans-per-shipment", "50", "--parallelism", "2"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flink_jobs.metrics import OperatorCounts
+from flink_jobs.runtime.metrics import OperatorCounts
 from tests.unit.flink_fakes import FakeGroup
 
 pytestmark = pytest.mark.unit

@@ -87,7 +87,7 @@ def test_wait_until_returns_the_value_and_names_what_timed_out() -> None:
 
 def test_pinned_jobs_get_a_cpu_each_and_unpinned_ones_any(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from fleetpulse import affinity
+    from flink_jobs.runtime import affinity
 
     monkeypatch.setattr(affinity.os, "sched_getaffinity", lambda pid: {0, 1})
     assert Supervisor(UpSettings(data_dir=tmp_path, pin_jobs=True)).job_cpus(2) == ["0", "1"]

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from flink_jobs import JobError
-from flink_jobs.common import execute
-from flink_jobs.settings import JobSettings
+from flink_jobs.runtime.environment import execute
+from flink_jobs.runtime.settings import JobSettings
 
 pytestmark = pytest.mark.unit
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flink_jobs.shard_state import WriteBackState
+from flink_jobs.tracking.shard_state import WriteBackState
 from tests.unit.flink_fakes import FakeMapState
 
 pytestmark = pytest.mark.unit

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from udfs.shards import ShardOf, java_shard, java_string_hash
-from udfs.wakeups import next_tick, stalled_event_time, tick_period_ms, wake_second
+from flink_jobs.tracking.shards import ShardOf, java_shard, java_string_hash
+from flink_jobs.tracking.wakeups import next_tick, stalled_event_time, tick_period_ms, wake_second
 
 pytestmark = pytest.mark.unit
 

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flink_jobs.shard_state import CodedMapState
-from flink_jobs.tracking_bundled import decode_box, encode_box
+from flink_jobs.tracking.shard_state import CodedMapState
+from flink_jobs.tracking.state_codec import FORMAT, UnknownStateFormat, decode_truck, encode_truck
+from flink_jobs.tracking.truck_function import decode_box, encode_box
 from tests.unit.flink_fakes import FakeMapState
 from tests.unit.test_truck_state import CFG, T0, hub_fence, near_hub_pings, region
 from udfs.models import Ping
-from udfs.state_codec import FORMAT, UnknownStateFormat, decode_truck, encode_truck
 from udfs.truck_state import Counters, TruckState, catch_up, fingerprint, on_ping
 
 pytestmark = pytest.mark.unit

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from flink_jobs import redis_writer
-from flink_jobs.redis_writer import SweepingPositionWriter
+from flink_jobs.tracking import redis_writer
+from flink_jobs.tracking.redis_writer import SweepingPositionWriter
 from udfs.truck_state import PositionWrite
 
 pytestmark = pytest.mark.unit

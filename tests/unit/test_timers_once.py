@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flink_jobs.timers import TimersOnce
+from flink_jobs.runtime.timers import TimersOnce
 from tests.unit.flink_fakes import FakeContext
 
 pytestmark = pytest.mark.unit

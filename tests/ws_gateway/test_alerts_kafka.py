@@ -8,7 +8,7 @@ import redis
 from kafka import KafkaProducer
 from wsgw_helpers import Client, eventually, put_truck, run, settings
 
-from fleetpulse.topics import TopicNames
+from udfs.contract import TopicNames
 from ws_gateway.server import running
 
 pytestmark = pytest.mark.integration

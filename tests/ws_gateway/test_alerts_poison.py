@@ -14,7 +14,7 @@ from alert_poison_reasons import EXPECTED_REASON
 from poison_corpus import poison_records
 from wsgw_helpers import Client, eventually, run, settings
 
-from fleetpulse.topics import TopicNames
+from udfs.contract import TopicNames
 from udfs.models import DEAD_LETTER_PRODUCER_MAX_BYTES
 from ws_gateway import frames
 from ws_gateway.alerts import AlertReader, Malformed, MapAlert, decode_alert

@@ -19,10 +19,14 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from fleetpulse import PlatformError
-from fleetpulse.paths import PROJECT_ROOT, flink_jars, jvm_dir
+from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.java_gateway import get_gateway
+from pyflink.util.java_utils import add_jars_to_context_class_loader
 
-SOURCE_DIR = PROJECT_ROOT / "jvm" / "src"
+from flink_jobs import JobError
+from flink_jobs.runtime.jars import flink_jars, jvm_dir
+
+SOURCE_DIR = Path(__file__).resolve().parents[2] / "jvm" / "src"
 # Bytecode for Java 11, the oldest JVM Flink 2 runs on, so a cluster on 11 or 17 loads it.
 JAVA_RELEASE = "11"
 # A jar built beforehand (docker/flink.Dockerfile builds it where a JDK is at hand).
@@ -55,7 +59,7 @@ def _jdk_tool(name: str) -> str:
         return str(candidate)
     found = shutil.which(name)
     if found is None:
-        raise PlatformError(f"`{name}` not found: fleetpulse compiles its Flink operators with a "
+        raise JobError(f"`{name}` not found: fleetpulse compiles its Flink operators with a "
                             "JDK (11 or newer); install one or set JAVA_HOME")
     return found
 
@@ -66,12 +70,12 @@ def operators_jar() -> Path:
     prebuilt = os.environ.get(PREBUILT_ENV)
     if prebuilt:
         if not Path(prebuilt).is_file():
-            raise PlatformError(f"{PREBUILT_ENV}={prebuilt}: no such file (the prebuilt jar of "
+            raise JobError(f"{PREBUILT_ENV}={prebuilt}: no such file (the prebuilt jar of "
                                 "fleetpulse's Flink operators; unset it to build one here)")
         return Path(prebuilt)
     sources = _sources()
     if not sources:
-        raise PlatformError(f"no Java sources in {SOURCE_DIR}")
+        raise JobError(f"no Java sources in {SOURCE_DIR}")
     target = jvm_dir() / "operators" / f"fleetpulse-operators-{sources_digest(sources)}.jar"
     if target.exists():
         return target
@@ -86,7 +90,18 @@ def operators_jar() -> Path:
         for cmd in (compile_cmd, [_jdk_tool("jar"), "cf", str(built), "-C", str(classes), "."]):
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode != 0:
-                raise PlatformError(f"building {target.name} failed ({cmd[0]}):\n"
+                raise JobError(f"building {target.name} failed ({cmd[0]}):\n"
                                     f"{done.stdout}{done.stderr}")
         os.replace(built, target)
     return target
+
+def use_operators_jar(env: StreamExecutionEnvironment) -> None:
+    """Put fleetpulse's operator jar on the client's class path and in ``pipeline.jars`` (which
+    ships it to the cluster); only jobs that bundle need it, and with it a JDK to build it."""
+    uri = operators_jar().resolve().as_uri()
+    add_jars_to_context_class_loader([uri])
+    config = get_gateway().jvm.org.apache.flink.python.util.PythonConfigUtil \
+        .getEnvironmentConfig(env._j_stream_execution_environment)
+    jars = config.getString("pipeline.jars", None) or ""
+    if uri not in jars.split(";"):
+        config.setString("pipeline.jars", ";".join(j for j in (jars, uri) if j))

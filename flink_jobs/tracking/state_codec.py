@@ -1,6 +1,7 @@
 """A truck's state as compact JSON, the form the bundled tracking job checkpoints it in.
 
-Every checkpoint writes back each truck changed since the one before (flink_jobs.shard_state),
+Every checkpoint writes back each truck changed since the one before
+(flink_jobs.tracking.shard_state),
 and PyFlink pickles every map-state value it is handed. Pickling ``[TruckState, wake second]``
 takes about 10 µs (a dataclass and its buffered pings, each through ``__reduce__``), and a
 py-spy profile of the running job found the write-back in about a seventh of the truck

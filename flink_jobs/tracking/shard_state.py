@@ -7,7 +7,8 @@ trucks, so :class:`WriteBackState` reads a shard's whole map state the first tim
 meets the shard (at start, or after a restore) and keeps it in a dict; changes are written back
 when the shard's checkpoint marker arrives, the empty bundle ``io.fleetpulse.flink.ShardBundler``
 sends every shard just before it forwards a checkpoint barrier. With aligned checkpoints
-(``flink_jobs.common.flink_configuration``) nothing from an input reaches the function between
+(``flink_jobs.runtime.environment.flink_configuration``) nothing from an input reaches the
+function between
 that input's marker and its barrier, so the snapshot holds every change made by the records
 ahead of the barrier, and a restore resumes from exactly that.
 

@@ -38,3 +38,11 @@ class TimersOnce:
         if self._event.get(key) != at:
             ctx.timer_service().register_event_time_timer(at)
             self._event[key] = at
+
+
+# Below this, Flink has not emitted a watermark yet.
+NO_WATERMARK = -(2**63) + 1
+# The watermark a bounded source sends when its input is done (Long.MAX_VALUE).
+END_OF_INPUT = 2**63 - 1
+# A timer at this time fires only when the input ends (udfs.truck_state.END_OF_INPUT_MS).
+END_OF_INPUT_TIMER = END_OF_INPUT - 1

@@ -1,37 +1,37 @@
-"""The tracking job's truck function on bundles: one Python call per shard and flush, not per
-ping (``--bundle-shards N``; see :mod:`flink_jobs.bundling` and docs/tracking.md, "Bundles").
+"""The tracking job's truck function: one Python call per bundle of a shard's pings.
 
-The records reach Python in ``Row(shard, bundle)``, keyed by shard in the JVM. The function
-does what :class:`flink_jobs.tracking_job.TruckFunction` does per ping, with the same pure logic
-(``udfs.truck_state``), but keeps its state per shard:
+The records reach Python in ``Row(shard, bundle)``, keyed by shard in the JVM
+(:mod:`flink_jobs.tracking.bundling`). The function validates each ping, runs it through its
+truck's state machine (``udfs.truck_state``) and keeps its state per shard:
 
 - ``trucks``: map state, truck id -> ``[TruckState, wake second]``, stored as compact JSON
-  (``udfs.state_codec``: half the cost of pickling the pair at each write-back).
+  (:mod:`flink_jobs.tracking.state_codec`: half the cost of pickling the pair).
 - ``due``: map state, second (ms) -> truck ids indexed under it, with one event-time timer per
-  shard and second. A truck is indexed again when its wake-up moves to another second; an entry
-  whose truck no longer names that second is stale and skipped when the second fires.
-- Both live in Python memory between checkpoints (:class:`flink_jobs.shard_state.WriteBackState`):
-  a shard's map state is read whole once per function instance, and its changes are written
-  back at the shard's checkpoint marker (an empty bundle, just ahead of each barrier). Beyond
-  ``--trucks-in-memory`` trucks per instance, shards are read and written through the state per
-  bundle instead.
-- A processing-time tick per shard (``udfs.wakeups``) wakes the due seconds up to the event time
-  the stall fallback assumes once the watermark has stalled (all traffic stopped). Its
-  reference is kept in memory, not in the checkpoint: after a restore the fallback waits one
-  grace period before judging, and the downtime itself is never taken for event time.
+  shard and second. A truck is indexed again when its wake-up moves to another second; an
+  entry whose truck no longer names that second is stale and skipped when the second fires.
+- ``newest``: value state, the newest accepted ping time per Kafka partition (the reference
+  of ``STALE_TIMESTAMP``).
+- Both maps live in Python memory between checkpoints
+  (:class:`flink_jobs.tracking.shard_state.WriteBackState`): a shard's map state is read whole
+  once per function instance, and its changes are written back at the shard's checkpoint
+  marker (an empty bundle, just ahead of each barrier). Beyond ``--trucks-in-memory`` trucks
+  per instance, shards are read and written through the state per bundle instead.
+- A processing-time tick per shard (:mod:`flink_jobs.tracking.wakeups`) wakes the due seconds
+  up to the event time the stall rule assumes once the watermark has stalled
+  (:mod:`udfs.stall_fallback`). Its reference is kept in memory, not in the checkpoint: after
+  a restore the fallback waits one grace period before judging, and the downtime itself is
+  never taken for event time.
 
 Positions are written to Redis by the function itself, on a background thread
-(:mod:`flink_jobs.background_writes`), drained at each checkpoint marker: the marker that
-writes the state back also guarantees that no position of a change in the checkpoint is still
-unwritten (the per-record job hands them to a writer operator with a checkpointed buffer
-instead). Outputs per call: the census deltas summed by region and status, and alerts, geofence
-transitions and dead letters as in the per-record function, but each kind's rows as one batch
-per call (``tracking_outputs.BATCHED``), spread out in the JVM.
+(:mod:`flink_jobs.runtime.background_writes`), drained at each checkpoint marker: the marker
+that writes the state back also guarantees that no position of a change in the checkpoint is
+still unwritten. Outputs per call: the census deltas summed by region and status, and alerts,
+geofence transitions and dead letters, each kind's rows as one batch per call
+(:data:`flink_jobs.tracking.outputs.BATCHED`), spread out in the JVM.
 """
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -41,15 +41,16 @@ from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
-from flink_jobs.background_writes import BackgroundWriter
-from flink_jobs.bundling import as_columns, decode_bundle
-from flink_jobs.common import NO_WATERMARK, dead_letter_row, parse_safely
-from flink_jobs.gc_tuning import relax_young_collections
-from flink_jobs.metrics import OperatorCounts
-from flink_jobs.profiling import start_profiler, stop_profiler
-from flink_jobs.settings import JobSettings
-from flink_jobs.shard_state import CodedMapState, WriteBackState
-from flink_jobs.tracking_outputs import (
+from flink_jobs.runtime.background_writes import BackgroundWriter
+from flink_jobs.runtime.clock import Clock, wall_clock_ms
+from flink_jobs.runtime.gc_tuning import relax_young_collections
+from flink_jobs.runtime.metrics import OperatorCounts
+from flink_jobs.runtime.profiling import start_profiler, stop_profiler
+from flink_jobs.runtime.records import dead_letter_row, parse_safely
+from flink_jobs.runtime.settings import JobSettings
+from flink_jobs.runtime.timers import NO_WATERMARK
+from flink_jobs.tracking.bundling import as_columns, decode_bundle
+from flink_jobs.tracking.outputs import (
     ALERT_TAG,
     BATCHED,
     CENSUS_TAG,
@@ -60,12 +61,20 @@ from flink_jobs.tracking_outputs import (
     arrival_counts,
     geofence_row,
 )
+from flink_jobs.tracking.shard_state import CodedMapState, WriteBackState
+from flink_jobs.tracking.shards import ShardOf
+from flink_jobs.tracking.state_codec import decode_truck, encode_truck
+from flink_jobs.tracking.wakeups import (
+    Reference,
+    next_tick,
+    stalled_event_time,
+    tick_period_ms,
+    wake_second,
+)
 from udfs.geo import GeofenceIndex, RegionIndex
 from udfs.models import AlertEvent, GeofenceTransition, Ping, Reason, Rejection
 from udfs.ping_validation import parse_ping
 from udfs.record_age import stale
-from udfs.shards import ShardOf
-from udfs.state_codec import decode_truck, encode_truck
 from udfs.truck_state import (
     CensusDelta,
     Counters,
@@ -79,14 +88,14 @@ from udfs.truck_state import (
     next_wakeup,
     on_ping,
 )
-from udfs.wakeups import Reference, next_tick, stalled_event_time, tick_period_ms, wake_second
 
 # A truck's entry in map state: [TruckState, the second (ms) it is indexed under, or None].
 Box = list[Any]
 
 
 def encode_box(box: Box) -> bytes:
-    """A box as Flink stores it: compact JSON (udfs.state_codec), not pickled whole."""
+    """A box as Flink stores it: compact JSON (flink_jobs.tracking.state_codec), not pickled
+    whole."""
     return encode_truck(box[0], box[1])
 
 
@@ -103,9 +112,10 @@ class BundleOutputs:
     """What one call (a bundle or a timer) emits, gathered so that each kind crosses to the JVM
     once (census deltas summed), and the positions it writes to Redis."""
 
-    def __init__(self, topic: str, counters: OperatorCounts) -> None:
+    def __init__(self, topic: str, counters: OperatorCounts, now_ms: int) -> None:
         self.topic = topic
         self.counters = counters
+        self.now_ms = now_ms
         self.counts: Counter[str] = Counter()
         self.side: dict[OutputTag, list[Row]] = {}
         self.positions: list[PositionWrite] = []
@@ -115,7 +125,8 @@ class BundleOutputs:
                     rejection: Rejection) -> None:
         self.counts[f"dlq_{rejection.reason.value.lower()}"] += 1
         self.side.setdefault(DLQ_TAG, []).append(dead_letter_row(
-            self.topic, partition, offset, rejection.reason.value, rejection.detail, raw, key))
+            self.topic, partition, offset, rejection.reason.value, rejection.detail, raw, key,
+            self.now_ms))
 
     def route(self, outputs: Iterable[object]) -> None:
         for out in outputs:
@@ -148,16 +159,17 @@ class BundleOutputs:
             yield BATCHED[tag], as_columns(rows)
 
 
-class BundledTruckFunction(KeyedProcessFunction):
+class TruckFunction(KeyedProcessFunction):
     """Keyed by bundle shard: validates a bundle's pings, runs each through its truck's state
     machine, and wakes trucks by the second (see the module docstring)."""
 
     def __init__(self, settings: JobSettings, cfg: TrackingConfig, regions: RegionIndex,
-                 geofences: GeofenceIndex) -> None:
+                 geofences: GeofenceIndex, clock: Clock = wall_clock_ms) -> None:
         self.settings = settings
         self.cfg = cfg
         self.regions = regions
         self.geofences = geofences
+        self.clock = clock
         self.tick_ms = tick_period_ms(settings.fallback_grace_ms)
 
     def open(self, runtime_context: Any) -> None:
@@ -197,7 +209,7 @@ class BundledTruckFunction(KeyedProcessFunction):
     def open_position_writer(self) -> Callable[[list[PositionWrite]], object]:
         """Where positions go, called on the background thread: Redis, through the guarded
         script (tests substitute a list)."""
-        from flink_jobs.redis_writer import SweepingPositionWriter
+        from flink_jobs.tracking.redis_writer import SweepingPositionWriter
 
         return SweepingPositionWriter(self.settings.redis_url, self.settings.stream_maxlen)
 
@@ -210,29 +222,25 @@ class BundledTruckFunction(KeyedProcessFunction):
             if close is not None:
                 close()
 
-    def now_ms(self) -> int:
-        """The wall clock (validation's future bound, the stall fallback's clock)."""
-        return int(time.time() * 1000)
-
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
         shard = ctx.get_current_key()
-        if not value:  # the checkpoint marker: a barrier follows (flink_jobs.shard_state)
+        if not value:  # the checkpoint marker: a barrier follows (flink_jobs.tracking.shard_state)
             self._settle(shard)
             return
         timers = ctx.timer_service()
         watermark = timers.current_watermark()
-        out = BundleOutputs(self.settings.gps_topic, self.counters)
+        now = self.clock()
+        out = BundleOutputs(self.settings.gps_topic, self.counters, now)
         counts = Counters()
         changed: dict[str, Box] = {}
         cfg, region_of, containing = self.cfg, self.regions.region_of, self.geofences.containing
-        now = self.now_ms()
         newest = self._newest(shard)
         records: list[tuple[int, int, bytes, bytes | None, Ping]] = []
         for partition, offset, key, value_bytes in decode_bundle(value):
             raw = value_bytes if value_bytes is not None else b""
             ping = parse_safely(parse_ping, raw, now)
             if not isinstance(ping, Rejection) and self.shard_of(ping.truck_id) != shard:
-                # The JVM read another truck_id than the parser (see tracking_job.validate).
+                # The JVM read another truck_id than the parser (a guard: no such input is known).
                 ping = Rejection(Reason.BAD_VALUE, "truck_id is ambiguous")
             if isinstance(ping, Rejection):
                 out.dead_letter(partition, offset, raw, key, ping)
@@ -281,13 +289,13 @@ class BundledTruckFunction(KeyedProcessFunction):
         shard = ctx.get_current_key()
         timers = ctx.timer_service()
         watermark = timers.current_watermark()
-        out = BundleOutputs(self.settings.gps_topic, self.counters)
+        now = self.clock()
+        out = BundleOutputs(self.settings.gps_topic, self.counters, now)
         if ctx.time_domain().name == "EVENT_TIME":
             self.event_timers.discard((shard, timestamp))
             self._wake(shard, [timestamp], max(timestamp, watermark), out, timers)
             self._submit(out)
         else:
-            now = self.now_ms()
             event_time = self._stalled_event_time(shard, watermark, now)
             if event_time is not None:
                 seconds = sorted(s for s in self.due.keys(shard) if s <= event_time)

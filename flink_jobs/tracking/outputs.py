@@ -5,7 +5,7 @@ Main output: ``Row(writer shard, positions)``, keyed by shard in the JVM for the
 and geofence transitions (``Row(key, JSON)`` for their Kafka topics), and census deltas
 ``Row(region, [(status, delta), ...])`` for the region counts. The bundled function emits each
 kind's rows of a call as one batch, column by column, on the tag :data:`BATCHED` names, spread
-out again in the JVM (:func:`flink_jobs.bundling.exploded`).
+out again in the JVM (:func:`flink_jobs.tracking.bundling.exploded`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import orjson
 from pyflink.common import Row, Types
 from pyflink.datastream import OutputTag
 
-from flink_jobs.bundling import columns_of
-from flink_jobs.common import KEYED_TEXT
+from flink_jobs.runtime.records import KEYED_TEXT
+from flink_jobs.tracking.bundling import columns_of
 from udfs.models import AlertEvent, GeofenceTransition
 from udfs.truck_state import Counters
 

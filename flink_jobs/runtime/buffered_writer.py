@@ -2,7 +2,8 @@
 
 A Python operator in thread mode has no hook that runs before a checkpoint barrier, so writes
 kept in a Python list could be lost: done in the checkpoint, never written. (The bundled
-tracking function has one: the checkpoint marker its JVM bundler sends, flink_jobs.shard_state;
+tracking function has one: the checkpoint marker its JVM bundler sends,
+flink_jobs.tracking.shard_state;
 it writes Redis itself.) The jobs therefore
 key their Redis writes by shard and keep them in Flink list state until a short
 processing-time tick writes them as one batch: a checkpoint holds every write not yet made,
@@ -19,12 +20,10 @@ from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction
 from pyflink.datastream.state import ListStateDescriptor
 
-from flink_jobs.metrics import OperatorCounts
-from flink_jobs.settings import JobSettings
-from flink_jobs.timers import TimersOnce
-
-# The timer that fires only when a bounded input ends (the watermark jumps to Long.MAX_VALUE).
-END_OF_INPUT = 2**63 - 2
+from flink_jobs.runtime.clock import Clock, wall_clock_ms
+from flink_jobs.runtime.metrics import OperatorCounts
+from flink_jobs.runtime.settings import JobSettings
+from flink_jobs.runtime.timers import END_OF_INPUT_TIMER, TimersOnce
 
 
 def writer_shards(settings: JobSettings) -> int:
@@ -51,8 +50,9 @@ class BufferedWriterFunction(KeyedProcessFunction):
     buffer_state = "pending"
     written_count = "redis_writes"
 
-    def __init__(self, settings: JobSettings) -> None:
+    def __init__(self, settings: JobSettings, clock: Clock = wall_clock_ms) -> None:
         self.settings = settings
+        self.clock = clock
 
     def open(self, runtime_context: Any) -> None:
         self.buffer = runtime_context.get_list_state(
@@ -77,7 +77,7 @@ class BufferedWriterFunction(KeyedProcessFunction):
     def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
         self.buffer.add(value)
         self.timers.processing_tick(ctx, self.settings.redis_flush_ms)
-        self.timers.event(ctx, END_OF_INPUT)
+        self.timers.event(ctx, END_OF_INPUT_TIMER)
         return iter(())
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):  # type: ignore[no-untyped-def]

@@ -1,7 +1,7 @@
 """Command-line settings shared by the jobs: one frozen object per entry point.
 
-The same flags work embedded (``python -m flink_jobs.tracking_job ...``) and submitted
-(``flink run -py flink_jobs/tracking_job.py -- ...``); every flag also reads an environment
+The same flags work embedded (``python -m flink_jobs.tracking.job ...``) and submitted
+(``flink run -py flink_jobs/tracking/job.py -- ...``); every flag also reads an environment
 variable (``FLEETPULSE_<FLAG>``) so containers can be configured without arguments.
 """
 
@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from fleetpulse.affinity import AffinityError, check_usable, parse_cpu_list
-from fleetpulse.topics import TopicNames
+from flink_jobs.runtime.affinity import AffinityError, check_usable, parse_cpu_list
+from udfs.contract import TopicNames
 from udfs.record_age import DEFAULT_MAX_PING_AGE_S
 from udfs.truck_state import DEFAULT_DETECTION_SLACK_MS, DEFAULT_STATE_TTL_S
 
@@ -45,7 +45,8 @@ class JobSettings:
     # Tracking: how long (event time) a buffered ping may wait for the truck's next ping to be
     # detected; 0 detects every ping when the watermark passes it (udfs.truck_state).
     detection_slack_ms: int = DEFAULT_DETECTION_SLACK_MS
-    # Tracking: hand pings to Python in bundles of one shard of trucks (flink_jobs.bundling),
+    # Tracking: hand pings to Python in bundles of one shard of trucks
+    # (flink_jobs.tracking.bundling),
     # one call per bundle instead of per ping (2.6x the rate, docs/tracking.md); 0 keeps one
     # call per ping. Bundles are flushed at every watermark and checkpoint barrier, at
     # bundle_max_records and after bundle_flush_ms. Needs a JDK to build the operator jar (or
@@ -55,7 +56,7 @@ class JobSettings:
     bundle_max_records: int = 2_000
     bundle_flush_ms: int = 100
     # Tracking, bundled: trucks whose state an instance keeps in Python memory between
-    # checkpoints (about 1.7 KB each; flink_jobs.shard_state). Past it, shards are read and
+    # checkpoints (about 1.7 KB each; flink_jobs.tracking.shard_state). Past it, shards are read and
     # written through Flink's state per bundle, which is slower.
     trucks_in_memory: int = 500_000
     # A record whose ts lags the newest its reader has accepted by more than this is dead-
@@ -75,7 +76,7 @@ class JobSettings:
     stream_maxlen: int = 100_000
     restart_attempts: int = -1  # -1: restart forever (service); tests use 0 to fail fast
     # CPUs (cpulist: "0", "0-1") for this process and the MiniCluster JVM it starts; "": any.
-    # One CPU keeps the interpreter lock's handoffs on one core (fleetpulse.affinity).
+    # One CPU keeps the interpreter lock's handoffs on one core (flink_jobs.runtime.affinity).
     cpus: str = ""
 
     @property
@@ -113,8 +114,8 @@ def parse_settings(argv: list[str] | None, default_group: str, **job_defaults: o
         parser.error("--buffer-timeout-ms must be 0 or more")
     if settings.detection_slack_ms < 0:
         parser.error("--detection-slack-ms must be 0 or more")
-    if settings.bundle_shards < 0:
-        parser.error("--bundle-shards must be 0 (per record) or more")
+    if settings.bundle_shards < 1:
+        parser.error("--bundle-shards must be at least 1")
     if settings.bundle_max_records < 1:
         parser.error("--bundle-max-records must be at least 1")
     if settings.bundle_flush_ms < 1:

@@ -1,6 +1,7 @@
 """Which shard a truck belongs to, computed in Python exactly as the JVM computes it.
 
-The JVM bundler (``flink_jobs.bundling``) groups records by ``floorMod(key.hashCode(), shards)``
+The JVM bundler (``flink_jobs.tracking.bundling``) groups records by
+``floorMod(key.hashCode(), shards)``
 of the ``truck_id`` it reads from the JSON. The bundled truck function keeps each truck's state
 under its shard, so a ping whose parsed ``truck_id`` belongs to another shard than the bundle it
 came in (the JVM's JSON reader and the Python parser disagreeing) must not be applied there: its

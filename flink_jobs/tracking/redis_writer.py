@@ -171,7 +171,7 @@ class SweepingPositionWriter:
     """Positions to Redis through :class:`RedisTruckWriter`, sweeping expired trucks out of
     ``trucks:geo`` at most every ``SWEEP_EVERY_S``; called with no positions when idle, to
     sweep. The writer of both modes of the tracking job (the bundled one calls it on its
-    background thread, ``flink_jobs.background_writes``, which calls it idle every 10 s)."""
+    background thread, ``flink_jobs.runtime.background_writes``, which calls it idle every 10 s)."""
 
     SWEEP_EVERY_S = 15.0
 

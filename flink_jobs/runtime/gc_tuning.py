@@ -2,7 +2,7 @@
 
 CPython runs a young collection every 700 net container allocations. The truck function
 allocates dozens per ping (pings, outputs, tuples) and holds a large live set (every truck's
-state in memory, flink_jobs.shard_state), and in the running job the collector's traversals
+state in memory, flink_jobs.tracking.shard_state), and in the running job the collector's traversals
 took about 7 % of the truck thread (perf, 2026-11-27). Nearly all of that garbage is freed by
 reference counting, not by the collector, so collecting 70x less often costs little memory.
 The setting is per interpreter, so it also applies to the other Python operators of the

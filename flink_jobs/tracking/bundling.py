@@ -4,7 +4,7 @@ record.
 In PyFlink's thread mode every record a Python operator receives is a call from the JVM into
 the embedded interpreter, under its lock, with its own conversion; at tens of thousands of
 records per second that crossing costs more than the work done per record. The JVM operator
-``io.fleetpulse.flink.ShardBundler`` (``jvm/src``, built by :mod:`fleetpulse.operators_jar`)
+``io.fleetpulse.flink.ShardBundler`` (``jvm/src``, built by :mod:`flink_jobs.runtime.operators_jar`)
 groups the records by a shard of their key and emits ``Row(shard, bundle)``; the stream is keyed
 by shard in the JVM, so a Python ``KeyedProcessFunction`` downstream is called once per bundle,
 with the shard as its current key, and decodes the records with :func:`decode_bundle`.
@@ -25,10 +25,9 @@ from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.datastream.data_stream import DataStream, KeyedStream
 from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment
-from pyflink.util.java_utils import add_jars_to_context_class_loader
 
-from fleetpulse.operators_jar import operators_jar
-from flink_jobs.jvm_keying import keyed_on_first_field
+from flink_jobs.runtime.jvm_keying import keyed_on_first_field
+from flink_jobs.runtime.operators_jar import use_operators_jar
 
 BUNDLE = Types.PRIMITIVE_ARRAY(Types.BYTE())
 _HEADER = struct.Struct(">iqi")  # partition, offset, record key length (-1: null key)
@@ -83,21 +82,10 @@ def encode_bundle(records: Sequence[BundledRecord | tuple[int, int, bytes | None
     return b"".join(parts)
 
 
-def use_operators_jar(env: StreamExecutionEnvironment) -> None:
-    """Put fleetpulse's operator jar on the client's class path and in ``pipeline.jars`` (which
-    ships it to the cluster); only jobs that bundle need it, and with it a JDK to build it."""
-    uri = operators_jar().resolve().as_uri()
-    add_jars_to_context_class_loader([uri])
-    config = get_gateway().jvm.org.apache.flink.python.util.PythonConfigUtil \
-        .getEnvironmentConfig(env._j_stream_execution_environment)
-    jars = config.getString("pipeline.jars", None) or ""
-    if uri not in jars.split(";"):
-        config.setString("pipeline.jars", ";".join(j for j in (jars, uri) if j))
-
 
 def bundled_by_shard(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, table: str,
                      key_sql: str, shards: int, max_records: int, flush_ms: int) -> KeyedStream:
-    """The records of a Kafka table (:func:`flink_jobs.common.kafka_raw_table`) in bundles of
+    """The records of a Kafka table (:func:`flink_jobs.runtime.kafka.kafka_raw_table`) in bundles of
     ``Row(shard, bundle)`` keyed by shard, the shard being ``floorMod(hashCode(key), shards)``
     of ``key_sql`` (a STRING expression over the table's columns) computed in the JVM.
 
