@@ -3,7 +3,7 @@
 #
 #   ./dev.sh up [fleetpulse up flags]   set up, then start Kafka, Redis, the Flink jobs, the
 #                                       dispatcher, the gateway and the simulator on loopback
-#   ./dev.sh test [pytest args]         set up, lint (ruff check, mypy), then run the tests
+#   ./dev.sh test [pytest args]         set up, lint (ruff check and format, mypy), then test
 #   ./dev.sh lint                       set up, then only lint
 #   ./dev.sh setup                      only set up (idempotent; a warm run needs no network)
 #
@@ -98,8 +98,8 @@ setup() {
 }
 
 lint() {
-  say "lint: ruff check, mypy"
-  "$VENV/bin/ruff" check . && "$VENV/bin/mypy"
+  say "lint: ruff check, ruff format --check, mypy"
+  "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check . && "$VENV/bin/mypy"
 }
 
 cmd="${1:-}"

@@ -57,8 +57,9 @@ def parse_retry_after(value: str | None, now_ms: int) -> int | None:
     return max(0, int(when.timestamp() * 1000) - now_ms)
 
 
-def backoff_ms(attempt: int, cfg: RetryConfig, rng: random.Random,
-               retry_after_ms: int | None = None) -> int:
+def backoff_ms(
+    attempt: int, cfg: RetryConfig, rng: random.Random, retry_after_ms: int | None = None
+) -> int:
     """Delay before retry number ``attempt`` (1 = first retry)."""
     if retry_after_ms is not None:
         return min(max(retry_after_ms, 0), cfg.max_backoff_ms)
@@ -74,20 +75,24 @@ class Decision:
     reason: str = ""
 
 
-def decide(outcome: Outcome, attempts: int, age_ms: int, cfg: RetryConfig,
-           rng: random.Random) -> Decision:
+def decide(
+    outcome: Outcome, attempts: int, age_ms: int, cfg: RetryConfig, rng: random.Random
+) -> Decision:
     """What to do after attempt number ``attempts`` of an alert queued ``age_ms`` ago."""
     if outcome.delivered:
         return Decision("delivered")
     if not outcome.retryable:
         return Decision("dead_letter", reason=f"{outcome.describe()} (not retried)")
     if attempts >= cfg.max_attempts:
-        return Decision("dead_letter",
-                        reason=f"{outcome.describe()} (gave up after {attempts} attempts)")
+        return Decision(
+            "dead_letter", reason=f"{outcome.describe()} (gave up after {attempts} attempts)"
+        )
     delay = backoff_ms(attempts, cfg, rng, outcome.retry_after_ms)
     if age_ms + delay > cfg.max_age_ms:
-        return Decision("dead_letter", reason=f"{outcome.describe()} (retry budget "
-                                              f"{cfg.max_age_ms} ms exhausted)")
+        return Decision(
+            "dead_letter",
+            reason=f"{outcome.describe()} (retry budget {cfg.max_age_ms} ms exhausted)",
+        )
     return Decision("retry", delay_ms=delay, reason=outcome.describe())
 
 

@@ -32,8 +32,15 @@ import orjson
 from alerting.local_http import QuietJsonHandler
 from bench.support import cpu_seconds
 
-CLASSES = ["shipment_late", "shipment_at_risk", "shipment_stuck_at_hub", "shipment_no_scan",
-           "delivery_attempts_failed", "truck_offline", "truck_stopped_unplanned"]
+CLASSES = [
+    "shipment_late",
+    "shipment_at_risk",
+    "shipment_stuck_at_hub",
+    "shipment_no_scan",
+    "delivery_attempts_failed",
+    "truck_offline",
+    "truck_stopped_unplanned",
+]
 REGIONS = ["NORTHEAST", "MIDWEST", "SOUTH", "WEST"]
 SEVERITIES = ["info", "warning", "error", "critical"]
 
@@ -78,26 +85,33 @@ def _serve(port: int) -> None:
                     sent_at.clear()
             self._reply(200, body)
 
-
     server = ThreadingHTTPServer(("127.0.0.1", port), H)
     server.daemon_threads = True
     server.serve_forever()
 
 
 def _config(port: int, with_dead: bool) -> str:
-    dead = f"""
+    dead = (
+        f"""
   - name: dead
     type: webhook
     url: http://127.0.0.1:{port}/dead
     secret: bench
     timeout: 2s
     max_in_flight: 4
-    circuit_breaker: {{failure_threshold: 5, reset_timeout: 5s}}""" if with_dead else ""
-    routes = """
+    circuit_breaker: {{failure_threshold: 5, reset_timeout: 5s}}"""
+        if with_dead
+        else ""
+    )
+    routes = (
+        """
   routes:
     - receiver: dead
       continue: true
-    - receiver: live""" if with_dead else ""
+    - receiver: live"""
+        if with_dead
+        else ""
+    )
     return f"""
 receivers:
   - name: live
@@ -117,12 +131,22 @@ route:
 
 def _alert(phase: str, i: int) -> bytes:
     cls = CLASSES[i % len(CLASSES)]
-    return orjson.dumps({
-        "event_action": "trigger", "dedup_key": f"{cls}:{phase}-{i}",
-        "payload": {"summary": f"bench {cls} {i}", "source": "fleetpulse/bench",
-                    "severity": SEVERITIES[i % 4], "timestamp": "2026-11-25T20:10:00.000Z",
-                    "component": f"truck:T{i % 500}", "group": REGIONS[i % 4], "class": cls,
-                    "custom_details": {"truck_id": f"T{i % 500}", "bench_sent": time.time()}}})
+    return orjson.dumps(
+        {
+            "event_action": "trigger",
+            "dedup_key": f"{cls}:{phase}-{i}",
+            "payload": {
+                "summary": f"bench {cls} {i}",
+                "source": "fleetpulse/bench",
+                "severity": SEVERITIES[i % 4],
+                "timestamp": "2026-11-25T20:10:00.000Z",
+                "component": f"truck:T{i % 500}",
+                "group": REGIONS[i % 4],
+                "class": cls,
+                "custom_details": {"truck_id": f"T{i % 500}", "bench_sent": time.time()},
+            },
+        }
+    )
 
 
 def _pct(xs: list[float], p: float) -> float:
@@ -151,8 +175,9 @@ def _metric(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-def run_phase(bootstrap: str, rport: int, with_dead: bool, rate: int, duration: float,
-              workdir: Path) -> dict[str, Any]:
+def run_phase(
+    bootstrap: str, rport: int, with_dead: bool, rate: int, duration: float, workdir: Path
+) -> dict[str, Any]:
     from kafka import KafkaProducer
 
     from fleetpulse.services.kafka import create_topics
@@ -167,10 +192,32 @@ def run_phase(bootstrap: str, rport: int, with_dead: bool, rate: int, duration: 
     mport = free_port()
     log = (workdir / f"{phase}.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "alerting", "run", "--bootstrap", bootstrap, "--config", str(cfg),
-         "--state-dir", str(workdir / phase), "--group-id", phase, "--alerts-topic", topic,
-         "--dlq-topic", dlq, "--metrics-port", str(mport), "--log-level", "WARNING"],
-        stdout=log, stderr=log, env={**os.environ, "PYTHONPATH": os.getcwd()})
+        [
+            sys.executable,
+            "-m",
+            "alerting",
+            "run",
+            "--bootstrap",
+            bootstrap,
+            "--config",
+            str(cfg),
+            "--state-dir",
+            str(workdir / phase),
+            "--group-id",
+            phase,
+            "--alerts-topic",
+            topic,
+            "--dlq-topic",
+            dlq,
+            "--metrics-port",
+            str(mport),
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=log,
+        stderr=log,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks=1)
     recv = f"http://127.0.0.1:{rport}"
     try:
@@ -185,8 +232,11 @@ def run_phase(bootstrap: str, rport: int, with_dead: bool, rate: int, duration: 
                 time.sleep(delay)
             producer.send(topic, _alert(phase + "w", i))
         producer.flush()
-        wait_until(lambda: httpx.get(f"{recv}/count").json().get("/live", 0) >= warm,
-                   60, "warm-up deliveries")
+        wait_until(
+            lambda: httpx.get(f"{recv}/count").json().get("/live", 0) >= warm,
+            60,
+            "warm-up deliveries",
+        )
         httpx.get(f"{recv}/reset")
         cpu0 = cpu_seconds(proc.pid)
         n = int(rate * duration)
@@ -199,8 +249,12 @@ def run_phase(bootstrap: str, rport: int, with_dead: bool, rate: int, duration: 
             producer.send(topic, _alert(phase, i))
         producer.flush()
         send_s = time.monotonic() - t0
-        wait_until(lambda: httpx.get(f"{recv}/count").json().get("/live", 0) >= n,
-                   120, f"{n} deliveries to the live receiver", interval_s=0.02)
+        wait_until(
+            lambda: httpx.get(f"{recv}/count").json().get("/live", 0) >= n,
+            120,
+            f"{n} deliveries to the live receiver",
+            interval_s=0.02,
+        )
         total_s = time.monotonic() - t0
         cpu_s = cpu_seconds(proc.pid) - cpu0
         lat = httpx.get(f"{recv}/stats").json()["/live"]
@@ -217,25 +271,36 @@ def run_phase(bootstrap: str, rport: int, with_dead: bool, rate: int, duration: 
     return {
         "phase": "live + never-answering receiver" if with_dead else "live receiver only",
         "loadavg_1m_end": round(os.getloadavg()[0], 1),
-        "alerts": n, "produce_rate": round(n / send_s), "delivered_rate": round(n / total_s),
-        "p50_ms": round(_pct(lat, 50) * 1000, 1), "p95_ms": round(_pct(lat, 95) * 1000, 1),
-        "p99_ms": round(_pct(lat, 99) * 1000, 1), "max_ms": round(max(lat) * 1000, 1),
+        "alerts": n,
+        "produce_rate": round(n / send_s),
+        "delivered_rate": round(n / total_s),
+        "p50_ms": round(_pct(lat, 50) * 1000, 1),
+        "p95_ms": round(_pct(lat, 95) * 1000, 1),
+        "p99_ms": round(_pct(lat, 99) * 1000, 1),
+        "max_ms": round(max(lat) * 1000, 1),
         "dispatcher_cpu_us_per_alert": round(cpu_s / n * 1e6),
         "p99_ms_per_2s": _windows(sent, lat, 2.0),
-        "dead_circuit_state": _metric(metrics, "fleetpulse_alerting_circuit_state",
-                                      receiver="dead") if with_dead else None,
-        "dead_queued": _metric(metrics, "fleetpulse_alerting_outbox",
-                               receiver="dead") if with_dead else None,
+        "dead_circuit_state": _metric(metrics, "fleetpulse_alerting_circuit_state", receiver="dead")
+        if with_dead
+        else None,
+        "dead_queued": _metric(metrics, "fleetpulse_alerting_outbox", receiver="dead")
+        if with_dead
+        else None,
     }
 
 
 @click.command()
-@click.option("--bootstrap", default=None,
-              help="Kafka HOST:PORT (default: start a private broker).")
+@click.option(
+    "--bootstrap", default=None, help="Kafka HOST:PORT (default: start a private broker)."
+)
 @click.option("--rate", default=1000, show_default=True, help="Alerts per second.")
 @click.option("--duration", default=20.0, show_default=True, help="Seconds per phase.")
-@click.option("--rounds", default=1, show_default=True,
-              help="Alternate the two phases this many times (evens out a noisy machine).")
+@click.option(
+    "--rounds",
+    default=1,
+    show_default=True,
+    help="Alternate the two phases this many times (evens out a noisy machine).",
+)
 def main(bootstrap: str | None, rate: int, duration: float, rounds: int) -> None:
     from fleetpulse.services.kafka import given_or_private_broker
 
@@ -251,8 +316,11 @@ def run_bench(bootstrap: str, rate: int, duration: float, rounds: int) -> None:
     server = ctx.Process(target=_serve, args=(rport,), daemon=True)
     server.start()
     try:
-        wait_until(lambda: httpx.get(f"http://127.0.0.1:{rport}/stats").status_code == 200,
-                   20, "bench receiver")
+        wait_until(
+            lambda: httpx.get(f"http://127.0.0.1:{rport}/stats").status_code == 200,
+            20,
+            "bench receiver",
+        )
         with tempfile.TemporaryDirectory(prefix="alerting-bench-") as d:
             results = []
             for _ in range(rounds):
@@ -263,15 +331,21 @@ def run_bench(bootstrap: str, rate: int, duration: float, rounds: int) -> None:
         server.join(5)
     for r in results:
         print(json.dumps(r))
-    base, dead = (min((r for r in results if (r["dead_queued"] is None) == first),
-                      key=lambda r: r["p99_ms"]) for first in (True, False))
+    base, dead = (
+        min((r for r in results if (r["dead_queued"] is None) == first), key=lambda r: r["p99_ms"])
+        for first in (True, False)
+    )
     if rounds > 1:
         print(f"\nbest of {rounds} rounds per phase:")
-    print(f"\nsustained {base['delivered_rate']} alerts/s delivered (offered {rate}/s for "
-          f"{duration:g}s); record->HTTP p99 {base['p99_ms']} ms (p50 {base['p50_ms']} ms)")
-    print(f"with a never-answering second receiver: {dead['delivered_rate']} alerts/s to the "
-          f"live one, p99 {dead['p99_ms']} ms; dead receiver circuit state "
-          f"{dead['dead_circuit_state']:g} (1 = open), {dead['dead_queued']:g} queued for it")
+    print(
+        f"\nsustained {base['delivered_rate']} alerts/s delivered (offered {rate}/s for "
+        f"{duration:g}s); record->HTTP p99 {base['p99_ms']} ms (p50 {base['p50_ms']} ms)"
+    )
+    print(
+        f"with a never-answering second receiver: {dead['delivered_rate']} alerts/s to the "
+        f"live one, p99 {dead['p99_ms']} ms; dead receiver circuit state "
+        f"{dead['dead_circuit_state']:g} (1 = open), {dead['dead_queued']:g} queued for it"
+    )
 
 
 if __name__ == "__main__":

@@ -44,8 +44,12 @@ def _fmt(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-state_dir_option = click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True,
-                                help="Durable state: open alerts, retry queue, dead letters.")
+state_dir_option = click.option(
+    "--state-dir",
+    default=DEFAULT_STATE_DIR,
+    show_default=True,
+    help="Durable state: open alerts, retry queue, dead letters.",
+)
 
 
 @click.group()
@@ -54,25 +58,50 @@ def alerts() -> None:
 
 
 @alerts.command()
-@click.option("--bootstrap", default="127.0.0.1:9092", show_default=True,
-              help="Kafka bootstrap HOST:PORT.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              help="YAML configuration (default: alerting/default_config.yaml).")
+@click.option(
+    "--bootstrap", default="127.0.0.1:9092", show_default=True, help="Kafka bootstrap HOST:PORT."
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="YAML configuration (default: alerting/default_config.yaml).",
+)
 @state_dir_option
-@click.option("--metrics-port", type=int, default=None,
-              help="Serve Prometheus /metrics and /healthz on this port.")
-@click.option("--metrics-host", default="127.0.0.1", show_default=True,
-              help="Address the metrics server listens on (0.0.0.0 for a scraper outside "
-                   "the host or container).")
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Serve Prometheus /metrics and /healthz on this port.",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the metrics server listens on (0.0.0.0 for a scraper outside "
+    "the host or container).",
+)
 @click.option("--group-id", default="fleetpulse-alerting", show_default=True)
-@click.option("--instance-id", default=None,
-              help="Static Kafka group membership id (fast restarts of one instance).")
+@click.option(
+    "--instance-id",
+    default=None,
+    help="Static Kafka group membership id (fast restarts of one instance).",
+)
 @click.option("--alerts-topic", default="fleet.alerts", show_default=True)
 @click.option("--dlq-topic", default="fleet.dlq", show_default=True)
 @click.option("--log-level", default="INFO", show_default=True)
-def run(bootstrap: str, config_path: str | None, state_dir: str, metrics_port: int | None,
-        metrics_host: str, group_id: str, instance_id: str | None, alerts_topic: str,
-        dlq_topic: str, log_level: str) -> None:
+def run(
+    bootstrap: str,
+    config_path: str | None,
+    state_dir: str,
+    metrics_port: int | None,
+    metrics_host: str,
+    group_id: str,
+    instance_id: str | None,
+    alerts_topic: str,
+    dlq_topic: str,
+    log_level: str,
+) -> None:
     """Run the dispatcher until SIGTERM/SIGINT."""
     import faulthandler
 
@@ -87,9 +116,16 @@ def run(bootstrap: str, config_path: str | None, state_dir: str, metrics_port: i
     for chatty in ("kafka", "httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
     cfg = _config(config_path)
-    settings = Settings(bootstrap=bootstrap, state_dir=state_dir, alerts_topic=alerts_topic,
-                        dlq_topic=dlq_topic, group_id=group_id, instance_id=instance_id,
-                        metrics_port=metrics_port, metrics_host=metrics_host)
+    settings = Settings(
+        bootstrap=bootstrap,
+        state_dir=state_dir,
+        alerts_topic=alerts_topic,
+        dlq_topic=dlq_topic,
+        group_id=group_id,
+        instance_id=instance_id,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
+    )
     try:
         dispatcher = Dispatcher(cfg, settings)
     except AlertingError as exc:
@@ -107,14 +143,23 @@ def run(bootstrap: str, config_path: str | None, state_dir: str, metrics_port: i
 
 
 @alerts.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              help="YAML configuration with the receivers (default: the bundled one).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="YAML configuration with the receivers (default: the bundled one).",
+)
 @state_dir_option
 @click.option("--receiver", default=None, help="Only dead letters of this receiver.")
 @click.option("--id", "ids", type=int, multiple=True, help="Only these dead-letter ids.")
 @click.option("--list", "list_only", is_flag=True, help="List dead letters, send nothing.")
-def replay(config_path: str | None, state_dir: str, receiver: str | None,
-           ids: tuple[int, ...], list_only: bool) -> None:
+def replay(
+    config_path: str | None,
+    state_dir: str,
+    receiver: str | None,
+    ids: tuple[int, ...],
+    list_only: bool,
+) -> None:
     """Re-send dead letters (each once); delivered ones are removed."""
     from alerting.service import replay as do_replay
 
@@ -123,9 +168,11 @@ def replay(config_path: str | None, state_dir: str, receiver: str | None,
         if list_only:
             for dl in store.dead_letters(receiver, ids):
                 # dedup keys come from fleet.alerts and errors from receivers: escaped
-                click.echo(f"{dl.id}\t{printable(dl.receiver)}\t{printable(dl.dedup_key, 300)}\t"
-                           f"{printable(dl.event_action)}\t{dl.attempts} attempts\t"
-                           f"{_fmt(dl.dead_at_ms)}\t{printable(dl.last_error, 500)}")
+                click.echo(
+                    f"{dl.id}\t{printable(dl.receiver)}\t{printable(dl.dedup_key, 300)}\t"
+                    f"{printable(dl.event_action)}\t{dl.attempts} attempts\t"
+                    f"{_fmt(dl.dead_at_ms)}\t{printable(dl.last_error, 500)}"
+                )
             return
         cfg = _config(config_path)
         delivered, failed = do_replay(cfg, store, receiver, list(ids) or None)
@@ -151,8 +198,15 @@ def silence() -> None:
 @click.option("--ends", default=None, help="ISO 8601 end (overrides --duration).")
 @click.option("--comment", default="", help="Why.")
 @click.option("--created-by", default="", help="Who.")
-def silence_add(matchers: tuple[str, ...], state_dir: str, duration: str, starts: str | None,
-                ends: str | None, comment: str, created_by: str) -> None:
+def silence_add(
+    matchers: tuple[str, ...],
+    state_dir: str,
+    duration: str,
+    starts: str | None,
+    ends: str | None,
+    comment: str,
+    created_by: str,
+) -> None:
     """Add a silence: MATCHERS like class=truck_offline group=~WEST|SOUTH truck_id!=T1."""
     from alerting.matchers import Matcher
 
@@ -191,9 +245,11 @@ def silence_list(state_dir: str, show_all: bool) -> None:
             if not show_all and s.ends_ms <= now:
                 continue
             status = "active" if s.active(now) else ("expired" if s.ends_ms <= now else "pending")
-            click.echo(f"{s.id}\t{status}\t{_fmt(s.starts_ms)}..{_fmt(s.ends_ms)}\t"
-                       f"{printable(' '.join(str(m) for m in s.matchers), 500)}\t"
-                       f"{printable(s.comment, 500)}")
+            click.echo(
+                f"{s.id}\t{status}\t{_fmt(s.starts_ms)}..{_fmt(s.ends_ms)}\t"
+                f"{printable(' '.join(str(m) for m in s.matchers), 500)}\t"
+                f"{printable(s.comment, 500)}"
+            )
     finally:
         store.close()
 
@@ -222,7 +278,9 @@ def check_config(file: str) -> None:
     def count(r: routing.Route) -> int:
         return 1 + sum(count(c) for c in r.children)
 
-    click.echo(f"{Path(file)}: OK: {len(cfg.receivers)} receiver(s) "
-               f"({', '.join(f'{r.name}:{r.type}' for r in cfg.receivers)}), "
-               f"{count(routing.build(cfg.route))} route(s), "
-               f"{len(cfg.inhibit_rules)} inhibit rule(s)")
+    click.echo(
+        f"{Path(file)}: OK: {len(cfg.receivers)} receiver(s) "
+        f"({', '.join(f'{r.name}:{r.type}' for r in cfg.receivers)}), "
+        f"{count(routing.build(cfg.route))} route(s), "
+        f"{len(cfg.inhibit_rules)} inhibit rule(s)"
+    )

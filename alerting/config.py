@@ -179,6 +179,7 @@ def interpolate_env(data: Any, env: Mapping[str, str], path: str = "") -> Any:
 
     Raises ``ValueError("<path>: ...")`` for a variable that is unset and has no default."""
     if isinstance(data, str):
+
         def sub(m: re.Match[str]) -> str:
             if m.group(0) == "$$":
                 return "$"
@@ -195,8 +196,9 @@ def interpolate_env(data: Any, env: Mapping[str, str], path: str = "") -> Any:
 
         return _ENV.sub(sub, data)
     if isinstance(data, dict):
-        return {k: interpolate_env(v, env, f"{path}.{k}" if path else str(k))
-                for k, v in data.items()}
+        return {
+            k: interpolate_env(v, env, f"{path}.{k}" if path else str(k)) for k, v in data.items()
+        }
     if isinstance(data, list):
         return [interpolate_env(v, env, f"{path}[{i}]") for i, v in enumerate(data)]
     return data
@@ -209,8 +211,9 @@ def _walk_routes(route: RouteConfig, path: str) -> list[tuple[str, RouteConfig]]
     return out
 
 
-def parse_config(text: str, source: str = "<config>",
-                 env: Mapping[str, str] | None = None) -> Config:
+def parse_config(
+    text: str, source: str = "<config>", env: Mapping[str, str] | None = None
+) -> Config:
     """Parse and validate configuration text; ``source`` names the file in errors."""
     try:
         raw = yaml.safe_load(text)
@@ -237,17 +240,21 @@ def parse_config(text: str, source: str = "<config>",
         if r.type == "webhook" and not r.url:
             problems.append(f"receivers[{i}].url: required for a webhook receiver")
         if r.type == "webhook" and not r.secret:
-            problems.append(f"receivers[{i}].secret: required for a webhook receiver "
-                            "(bodies are signed with HMAC-SHA256)")
+            problems.append(
+                f"receivers[{i}].secret: required for a webhook receiver "
+                "(bodies are signed with HMAC-SHA256)"
+            )
     if cfg.route.receiver is None:
         problems.append("route.receiver: the root route needs a default receiver")
     if cfg.route.match or cfg.route.match_re:
-        problems.append("route.match: the root route matches every alert; put matchers on "
-                        "child routes")
+        problems.append(
+            "route.match: the root route matches every alert; put matchers on child routes"
+        )
     for path, route in _walk_routes(cfg.route, "route"):
         if route.receiver is not None and route.receiver not in names:
-            problems.append(f"{path}.receiver: unknown receiver {route.receiver!r} "
-                            f"(known: {', '.join(names)})")
+            problems.append(
+                f"{path}.receiver: unknown receiver {route.receiver!r} (known: {', '.join(names)})"
+            )
     if problems:
         raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
     return cfg

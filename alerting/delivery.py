@@ -36,8 +36,7 @@ def wall_ms() -> int:
 
 
 class Transport(Protocol):
-    def post(self, url: str, body: bytes, headers: dict[str, str],
-             timeout_s: float) -> Outcome: ...
+    def post(self, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> Outcome: ...
 
     def close(self) -> None: ...
 
@@ -45,12 +44,13 @@ class Transport(Protocol):
 class HttpxTransport:
     def __init__(self, max_connections: int = 8) -> None:
         self.client = httpx.Client(
-            limits=httpx.Limits(max_connections=max_connections,
-                                max_keepalive_connections=max_connections),
-            follow_redirects=False)
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            follow_redirects=False,
+        )
 
-    def post(self, url: str, body: bytes, headers: dict[str, str],
-             timeout_s: float) -> Outcome:
+    def post(self, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> Outcome:
         try:
             r = self.client.post(url, content=body, headers=headers, timeout=timeout_s)
         except httpx.TimeoutException:
@@ -80,20 +80,25 @@ class StdlibTransport:
         self.lock = threading.Lock()
         self.all: list[http.client.HTTPConnection] = []
 
-    def _conn(self, url: str, timeout_s: float,
-              fresh: bool) -> tuple[http.client.HTTPConnection, str, bool]:
+    def _conn(
+        self, url: str, timeout_s: float, fresh: bool
+    ) -> tuple[http.client.HTTPConnection, str, bool]:
         parts = urlsplit(url)
         key = (parts.scheme, parts.netloc)
-        conns: dict[tuple[str, str], http.client.HTTPConnection] = getattr(
-            self.local, "conns", None) or {}
+        conns: dict[tuple[str, str], http.client.HTTPConnection] = (
+            getattr(self.local, "conns", None) or {}
+        )
         self.local.conns = conns
         conn = conns.get(key)
         reused = conn is not None and not fresh
         if conn is None or fresh:
             if conn is not None:
                 conn.close()
-            cls = (http.client.HTTPSConnection if parts.scheme == "https"
-                   else http.client.HTTPConnection)
+            cls = (
+                http.client.HTTPSConnection
+                if parts.scheme == "https"
+                else http.client.HTTPConnection
+            )
             conn = cls(parts.hostname or "", parts.port, timeout=timeout_s)
             conns[key] = conn
             with self.lock:
@@ -106,8 +111,7 @@ class StdlibTransport:
             path += "?" + parts.query
         return conn, path, reused
 
-    def post(self, url: str, body: bytes, headers: dict[str, str],
-             timeout_s: float) -> Outcome:
+    def post(self, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> Outcome:
         fresh = False
         while True:
             conn, path, reused = self._conn(url, timeout_s, fresh)
@@ -118,8 +122,7 @@ class StdlibTransport:
             except TimeoutError:
                 conn.close()
                 return Outcome(None, f"timeout after {timeout_s:g}s")
-            except (http.client.RemoteDisconnected, ConnectionResetError,
-                    BrokenPipeError) as exc:
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
                 conn.close()
                 if reused and not fresh:
                     fresh = True
@@ -148,8 +151,9 @@ def make_transport(cfg: ReceiverConfig) -> Transport:
     return StdlibTransport()
 
 
-def send_once(cfg: ReceiverConfig, transport: Transport, event: bytes, delivery_id: int,
-              now_ms: int) -> Outcome:
+def send_once(
+    cfg: ReceiverConfig, transport: Transport, event: bytes, delivery_id: int, now_ms: int
+) -> Outcome:
     payload = wire.body(cfg, event)
     hdrs = wire.headers(cfg, payload, delivery_id, now_ms // 1000)
     return transport.post(cfg.endpoint, payload, hdrs, cfg.timeout_ms / 1000)
@@ -183,7 +187,7 @@ class OutcomeRecorder:
                     self.cond.wait(1.0)
                 if not self.ops and self.stopping:
                     return
-                batch, self.ops = self.ops[: self.max_batch], self.ops[self.max_batch:]
+                batch, self.ops = self.ops[: self.max_batch], self.ops[self.max_batch :]
                 self.busy = True
             try:
                 self.store.apply_outcomes(batch)
@@ -216,10 +220,16 @@ class OutcomeRecorder:
 
 
 class ReceiverWorker:
-    def __init__(self, cfg: ReceiverConfig, store: Store, metrics: Metrics,
-                 transport: Transport | None = None, clock: Callable[[], int] = wall_ms,
-                 rng: random.Random | None = None,
-                 recorder: OutcomeRecorder | None = None) -> None:
+    def __init__(
+        self,
+        cfg: ReceiverConfig,
+        store: Store,
+        metrics: Metrics,
+        transport: Transport | None = None,
+        clock: Callable[[], int] = wall_ms,
+        rng: random.Random | None = None,
+        recorder: OutcomeRecorder | None = None,
+    ) -> None:
         self.cfg = cfg
         self.store = store
         self.metrics = metrics
@@ -243,8 +253,10 @@ class ReceiverWorker:
         self.by_key: dict[str, deque[int]] = {}
         self.heap: list[tuple[int, int]] = []  # (next_at_ms, id) of ready heads
         self.stopping = False
-        self.threads = [threading.Thread(target=self._run, name=f"send-{cfg.name}-{i}",
-                                         daemon=True) for i in range(cfg.max_in_flight)]
+        self.threads = [
+            threading.Thread(target=self._run, name=f"send-{cfg.name}-{i}", daemon=True)
+            for i in range(cfg.max_in_flight)
+        ]
         self._set_gauges()
 
     def start(self) -> ReceiverWorker:
@@ -335,8 +347,10 @@ class ReceiverWorker:
                 return
             item, expired = taken
             if expired:
-                reason = (f"{item.last_error or 'not attempted'} (retry budget "
-                          f"{self.cfg.retry.max_age_ms} ms exhausted, circuit open)")
+                reason = (
+                    f"{item.last_error or 'not attempted'} (retry budget "
+                    f"{self.cfg.retry.max_age_ms} ms exhausted, circuit open)"
+                )
                 log.warning("dead letter for %s %r: %s", name, item.dedup_key, reason)
                 self.recorder.record("dead", item, reason, self.clock())
                 self._m_dead.inc()
@@ -352,8 +366,9 @@ class ReceiverWorker:
             with self.cond:
                 self.breaker.record(outcome, now)
             item.attempts += 1
-            decision = backoff.decide(outcome, item.attempts, now - item.created_ms,
-                                      self.cfg.retry, self.rng)
+            decision = backoff.decide(
+                outcome, item.attempts, now - item.created_ms, self.cfg.retry, self.rng
+            )
             if decision.action == "delivered":
                 self.recorder.record("delivered", item, "", now)
                 self._m_delivered.inc()

@@ -146,8 +146,9 @@ class _Inhibitor:
 
 
 class Engine:
-    def __init__(self, cfg: Config, state: EngineState | None = None,
-                 silences: Iterable[Silence] = ()) -> None:
+    def __init__(
+        self, cfg: Config, state: EngineState | None = None, silences: Iterable[Silence] = ()
+    ) -> None:
         self.cfg = cfg
         self.root = routing.build(cfg.route)
         self.routes = routing.index(self.root)
@@ -206,16 +207,20 @@ class Engine:
 
     # -- timers ------------------------------------------------------------------------------
     def next_flush_ms(self) -> int | None:
-        times = [t for gid in self._with_pending
-                 if (t := self.state.groups[gid].flush_at_ms) is not None]
+        times = [
+            t for gid in self._with_pending if (t := self.state.groups[gid].flush_at_ms) is not None
+        ]
         return min(times) if times else None
 
     def flush_due(self, now_ms: int) -> tuple[list[Notification], list[Suppressed]]:
         st = self.state
         sent: list[Notification] = []
         dropped: list[Suppressed] = []
-        due = sorted((g.flush_at_ms or 0, gid) for gid in self._with_pending
-                     if (g := st.groups[gid]).flush_at_ms is not None and g.flush_at_ms <= now_ms)
+        due = sorted(
+            (g.flush_at_ms or 0, gid)
+            for gid in self._with_pending
+            if (g := st.groups[gid]).flush_at_ms is not None and g.flush_at_ms <= now_ms
+        )
         for _, gid in due:
             g = st.groups[gid]
             route = self._route_of(gid)
@@ -243,8 +248,11 @@ class Engine:
     def _purge(self, now_ms: int) -> None:
         self._last_purge_ms = now_ms
         st = self.state
-        for gid in [gid for gid, g in st.groups.items()
-                    if not g.pending and self._fresh(g, self._route_of(gid), now_ms)]:
+        for gid in [
+            gid
+            for gid, g in st.groups.items()
+            if not g.pending and self._fresh(g, self._route_of(gid), now_ms)
+        ]:
             del st.groups[gid]
             st.dirty_groups.add(gid)
 
@@ -257,16 +265,18 @@ class Engine:
     def inhibited(self, alert: Alert) -> bool:
         return any(inh.inhibits(alert.dedup_key, alert.labels) for inh in self.inhibitors)
 
-    def _decide(self, receiver: str, gid: str, alert: Alert, route: routing.Route,
-                now_ms: int) -> Notification | Suppressed:
+    def _decide(
+        self, receiver: str, gid: str, alert: Alert, route: routing.Route, now_ms: int
+    ) -> Notification | Suppressed:
         st = self.state
         key = alert.dedup_key
         per = st.open.get(key, {})
         cur = per.get(receiver)
 
         def note() -> Notification:
-            return Notification(receiver, key, alert.event_action, alert.event(),
-                                alert.record_ts_ms)
+            return Notification(
+                receiver, key, alert.event_action, alert.event(), alert.record_ts_ms
+            )
 
         if alert.event_action == "resolve":
             if cur is None:
@@ -282,9 +292,12 @@ class Engine:
             return Suppressed(receiver, key, "silenced")
         if self.inhibited(alert):
             return Suppressed(receiver, key, "inhibited")
-        if (cur is not None and cur.action == alert.event_action
-                and cur.severity == (alert.severity or cur.severity)
-                and now_ms - cur.last_sent_ms < route.repeat_interval_ms):
+        if (
+            cur is not None
+            and cur.action == alert.event_action
+            and cur.severity == (alert.severity or cur.severity)
+            and now_ms - cur.last_sent_ms < route.repeat_interval_ms
+        ):
             return Suppressed(receiver, key, "repeat")
         severity = alert.severity or (cur.severity if cur else None)
         st.open.setdefault(key, {})[receiver] = OpenAlert(alert.event_action, severity, now_ms, gid)

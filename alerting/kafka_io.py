@@ -43,8 +43,14 @@ class AlertSource:
     """Group consumer with manual commits: the service commits only after every record's outcome
     is durable, so a killed process re-reads what it had not finished."""
 
-    def __init__(self, bootstrap: str, topic: str, group_id: str, instance_id: str | None,
-                 session_timeout_ms: int) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        group_id: str,
+        instance_id: str | None,
+        session_timeout_ms: int,
+    ) -> None:
         from confluent_kafka import Consumer
 
         conf: dict[str, Any] = {
@@ -83,8 +89,16 @@ class AlertSource:
                     raise AlertingError(f"Kafka consumer failed: {error}")
                 log.warning("Kafka consumer: %s", error)
                 continue
-            records.append(InRecord(m.topic() or "", m.partition() or 0, m.offset() or 0,
-                                    max(m.timestamp()[1], 0), m.value(), m.key()))
+            records.append(
+                InRecord(
+                    m.topic() or "",
+                    m.partition() or 0,
+                    m.offset() or 0,
+                    max(m.timestamp()[1], 0),
+                    m.value(),
+                    m.key(),
+                )
+            )
         return records
 
     def commit(self) -> bool:
@@ -131,16 +145,26 @@ class DeadLetterProducer:
     offsets only when none are, so a restart re-reads any record whose dead letter was pending.
     """
 
-    def __init__(self, bootstrap: str, topic: str, on_failure: Callable[[WriteFailure], None],
-                 queue_full_wait_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        on_failure: Callable[[WriteFailure], None],
+        queue_full_wait_s: float = 10.0,
+    ) -> None:
         self.topic = topic
         self.on_failure = on_failure
         self.queue_full_wait_s = queue_full_wait_s
         self._conf: dict[str, Any] = {
-            "bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-            "linger.ms": 5, "client.id": "fleetpulse-alerting-dlq", "logger": log,
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "client.id": "fleetpulse-alerting-dlq",
+            "logger": log,
             # above the largest dead letter (udfs.models.DEAD_LETTER_MAX_BYTES)
-            "message.max.bytes": DEAD_LETTER_PRODUCER_MAX_BYTES}
+            "message.max.bytes": DEAD_LETTER_PRODUCER_MAX_BYTES,
+        }
         self._producer = self._new_producer()
         self._pending: dict[int, Origin] = {}
         self._ids = itertools.count()
@@ -162,8 +186,9 @@ class DeadLetterProducer:
         deadline = time.monotonic() + self.queue_full_wait_s
         while True:
             try:
-                self._producer.produce(self.topic, value, key,
-                                       on_delivery=functools.partial(self._delivered, n))
+                self._producer.produce(
+                    self.topic, value, key, on_delivery=functools.partial(self._delivered, n)
+                )
                 return
             except BufferError:  # local queue full: serve deliveries, then try again
                 if time.monotonic() >= deadline:

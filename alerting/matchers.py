@@ -25,8 +25,9 @@ class Matcher:
         return ok != self.negate
 
     def __str__(self) -> str:
-        op = {(False, False): "=", (False, True): "!=", (True, False): "=~",
-              (True, True): "!~"}[(self.regex, self.negate)]
+        op = {(False, False): "=", (False, True): "!=", (True, False): "=~", (True, True): "!~"}[
+            (self.regex, self.negate)
+        ]
         return f"{self.name}{op}{self.value}"
 
     @staticmethod

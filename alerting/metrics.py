@@ -24,36 +24,63 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.records = Counter("fleetpulse_alerting_records", "Records read from fleet.alerts",
-                               ["outcome"], registry=r)  # accepted | malformed
+        self.records = Counter(
+            "fleetpulse_alerting_records", "Records read from fleet.alerts", ["outcome"], registry=r
+        )  # accepted | malformed
         # malformed records whose dead letter could not be written either (each one is logged
         # with its partition and offset); the dispatcher goes on reading
-        self.dlq_write_failures = Counter("fleetpulse_alerting_dlq_write_failures",
-                                          "Dead letters that could not be written to fleet.dlq",
-                                          registry=r)
-        self.deliveries = Counter("fleetpulse_alerting_deliveries",
-                                  "Delivery attempts by receiver and outcome",
-                                  ["receiver", "outcome"], registry=r)
+        self.dlq_write_failures = Counter(
+            "fleetpulse_alerting_dlq_write_failures",
+            "Dead letters that could not be written to fleet.dlq",
+            registry=r,
+        )
+        self.deliveries = Counter(
+            "fleetpulse_alerting_deliveries",
+            "Delivery attempts by receiver and outcome",
+            ["receiver", "outcome"],
+            registry=r,
+        )
         # outcome: delivered | retry | dead_letter | deferred (breaker open)
-        self.retries = Counter("fleetpulse_alerting_retries", "Retries scheduled",
-                               ["receiver"], registry=r)
-        self.dead_letters = Counter("fleetpulse_alerting_dead_letters",
-                                    "Alerts moved to the dead-letter store", ["receiver"],
-                                    registry=r)
-        self.suppressed = Counter("fleetpulse_alerting_suppressed",
-                                  "Notifications not sent, by reason",
-                                  ["receiver", "reason"], registry=r)
-        self.latency = Histogram("fleetpulse_alerting_delivery_latency_seconds",
-                                 "From record timestamp on fleet.alerts to HTTP 2xx",
-                                 ["receiver"], buckets=LATENCY_BUCKETS, registry=r)
-        self.open_alerts = Gauge("fleetpulse_alerting_open_alerts",
-                                 "Alerts triggered and not resolved, per receiver",
-                                 ["receiver"], registry=r)
-        self.circuit = Gauge("fleetpulse_alerting_circuit_state",
-                             "Circuit breaker: 0 closed, 1 open, 2 half-open", ["receiver"],
-                             registry=r)
-        self.queued = Gauge("fleetpulse_alerting_outbox", "Deliveries waiting (retry queue)",
-                            ["receiver"], registry=r)
+        self.retries = Counter(
+            "fleetpulse_alerting_retries", "Retries scheduled", ["receiver"], registry=r
+        )
+        self.dead_letters = Counter(
+            "fleetpulse_alerting_dead_letters",
+            "Alerts moved to the dead-letter store",
+            ["receiver"],
+            registry=r,
+        )
+        self.suppressed = Counter(
+            "fleetpulse_alerting_suppressed",
+            "Notifications not sent, by reason",
+            ["receiver", "reason"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "fleetpulse_alerting_delivery_latency_seconds",
+            "From record timestamp on fleet.alerts to HTTP 2xx",
+            ["receiver"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.open_alerts = Gauge(
+            "fleetpulse_alerting_open_alerts",
+            "Alerts triggered and not resolved, per receiver",
+            ["receiver"],
+            registry=r,
+        )
+        self.circuit = Gauge(
+            "fleetpulse_alerting_circuit_state",
+            "Circuit breaker: 0 closed, 1 open, 2 half-open",
+            ["receiver"],
+            registry=r,
+        )
+        self.queued = Gauge(
+            "fleetpulse_alerting_outbox",
+            "Deliveries waiting (retry queue)",
+            ["receiver"],
+            registry=r,
+        )
 
     def value(self, name: str, **labels: str) -> float:
         v = self.registry.get_sample_value(name, labels)
@@ -63,8 +90,13 @@ class Metrics:
 class MetricsServer:
     """Serves ``/metrics`` (Prometheus text) and ``/healthz`` (JSON; 503 when unhealthy)."""
 
-    def __init__(self, metrics: Metrics, port: int,
-                 health: Callable[[], tuple[bool, dict[str, Any]]], host: str = "127.0.0.1"):
+    def __init__(
+        self,
+        metrics: Metrics,
+        port: int,
+        health: Callable[[], tuple[bool, dict[str, Any]]],
+        host: str = "127.0.0.1",
+    ):
         registry = metrics.registry
 
         class Handler(BaseHTTPRequestHandler):
@@ -89,8 +121,9 @@ class MetricsServer:
         self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, name="metrics",
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, name="metrics", daemon=True
+        )
 
     def start(self) -> MetricsServer:
         self.thread.start()

@@ -64,8 +64,11 @@ class Alert:
 
 
 def _labels(dedup_key: str, action: str, payload: dict[str, Any] | None) -> dict[str, str]:
-    labels: dict[str, str] = {"dedup_key": dedup_key, "event_action": action,
-                              "class": dedup_key.split(":", 1)[0]}
+    labels: dict[str, str] = {
+        "dedup_key": dedup_key,
+        "event_action": action,
+        "class": dedup_key.split(":", 1)[0],
+    }
     if payload:
         details = payload.get("custom_details")
         if isinstance(details, dict):
@@ -120,8 +123,9 @@ def decode_event(data: Any, record_ts_ms: int = 0) -> Alert | Rejection:
     if not isinstance(action, str):
         return Rejection(Reason.BAD_TYPE, f"event_action must be a string, not {_show(action)}")
     if action not in ACTIONS:
-        return Rejection(Reason.BAD_VALUE,
-                         f"event_action {_show(action)} not in {', '.join(ACTIONS)}")
+        return Rejection(
+            Reason.BAD_VALUE, f"event_action {_show(action)} not in {', '.join(ACTIONS)}"
+        )
     key = data.get("dedup_key")
     if key is None:
         return Rejection(Reason.MISSING_FIELD, "dedup_key is missing")
@@ -143,12 +147,10 @@ def decode_event(data: Any, record_ts_ms: int = 0) -> Alert | Rejection:
         isinstance(x, dict) and isinstance(x.get("href"), str) for x in links
     ):
         return Rejection(Reason.BAD_TYPE, "links must be a list of {href, text} objects")
-    clean_links = tuple({"href": x["href"], "text": str(x.get("text", x["href"]))}
-                        for x in links)
+    clean_links = tuple({"href": x["href"], "text": str(x.get("text", x["href"]))} for x in links)
     if not clean_links and payload:
         clean_links = _map_link(payload)
-    alert = Alert(action, key, payload, clean_links, record_ts_ms,
-                  _labels(key, action, payload))
+    alert = Alert(action, key, payload, clean_links, record_ts_ms, _labels(key, action, payload))
     try:
         orjson.dumps(alert.to_dict())
     except orjson.JSONEncodeError as exc:
@@ -161,8 +163,13 @@ def _map_link(payload: dict[str, Any]) -> tuple[dict[str, str], ...]:
     if isinstance(d, dict):
         lat, lng = d.get("lat"), d.get("lng")
         if isinstance(lat, int | float) and isinstance(lng, int | float):
-            return ({"href": f"https://www.openstreetmap.org/?mlat={lat}&mlon={lng}#map=12/"
-                             f"{lat}/{lng}", "text": "Position on map"},)
+            return (
+                {
+                    "href": f"https://www.openstreetmap.org/?mlat={lat}&mlon={lng}#map=12/"
+                    f"{lat}/{lng}",
+                    "text": "Position on map",
+                },
+            )
     return ()
 
 
@@ -175,10 +182,15 @@ def _check_payload(p: Any) -> dict[str, Any] | Rejection:
         if not isinstance(p[name], str) or not p[name].strip():
             return Rejection(Reason.BAD_TYPE, f"payload.{name} must be a non-empty string")
     if p["severity"] not in PAGERDUTY_SEVERITIES:
-        return Rejection(Reason.BAD_VALUE, f"payload.severity {_show(p['severity'])} not in "
-                                           f"{', '.join(PAGERDUTY_SEVERITIES)}")
-    out: dict[str, Any] = {"summary": p["summary"], "source": p["source"],
-                           "severity": p["severity"]}
+        return Rejection(
+            Reason.BAD_VALUE,
+            f"payload.severity {_show(p['severity'])} not in {', '.join(PAGERDUTY_SEVERITIES)}",
+        )
+    out: dict[str, Any] = {
+        "summary": p["summary"],
+        "source": p["source"],
+        "severity": p["severity"],
+    }
     if len(out["summary"]) > MAX_SUMMARY:
         out["summary"] = out["summary"][: MAX_SUMMARY - 1] + "…"
     ts = p.get("timestamp")

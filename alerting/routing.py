@@ -40,22 +40,32 @@ def build(cfg: RouteConfig, parent: Route | None = None, path: str = "0") -> Rou
     def pick(own: int | None, inherited: int | None, default: int) -> int:
         return own if own is not None else (inherited if inherited is not None else default)
 
-    group_by = (tuple(cfg.group_by) if cfg.group_by is not None
-                else parent.group_by if parent else DEFAULT_GROUP_BY)
+    group_by = (
+        tuple(cfg.group_by)
+        if cfg.group_by is not None
+        else parent.group_by
+        if parent
+        else DEFAULT_GROUP_BY
+    )
     node = Route(
         path=path,
         receiver=receiver,
         matchers=from_maps(cfg.match, cfg.match_re),
         continue_=cfg.continue_,
         group_by=group_by,
-        group_wait_ms=pick(cfg.group_wait_ms, parent.group_wait_ms if parent else None,
-                           DEFAULT_GROUP_WAIT_MS),
-        group_interval_ms=pick(cfg.group_interval_ms,
-                               parent.group_interval_ms if parent else None,
-                               DEFAULT_GROUP_INTERVAL_MS),
-        repeat_interval_ms=pick(cfg.repeat_interval_ms,
-                                parent.repeat_interval_ms if parent else None,
-                                DEFAULT_REPEAT_INTERVAL_MS),
+        group_wait_ms=pick(
+            cfg.group_wait_ms, parent.group_wait_ms if parent else None, DEFAULT_GROUP_WAIT_MS
+        ),
+        group_interval_ms=pick(
+            cfg.group_interval_ms,
+            parent.group_interval_ms if parent else None,
+            DEFAULT_GROUP_INTERVAL_MS,
+        ),
+        repeat_interval_ms=pick(
+            cfg.repeat_interval_ms,
+            parent.repeat_interval_ms if parent else None,
+            DEFAULT_REPEAT_INTERVAL_MS,
+        ),
         children=(),
     )
     children = tuple(build(c, node, f"{path}.{i}") for i, c in enumerate(cfg.routes))

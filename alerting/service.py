@@ -56,9 +56,15 @@ class Settings:
 
 
 class Dispatcher:
-    def __init__(self, cfg: Config, settings: Settings, store: Store | None = None,
-                 metrics: Metrics | None = None, clock: Callable[[], int] = wall_ms,
-                 transports: dict[str, Transport] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        settings: Settings,
+        store: Store | None = None,
+        metrics: Metrics | None = None,
+        clock: Callable[[], int] = wall_ms,
+        transports: dict[str, Transport] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.settings = settings
         self.store = store or Store(settings.state_dir)
@@ -70,10 +76,12 @@ class Dispatcher:
         self._data_version = self.store.data_version()
         transports = transports or {}
         self.recorder = OutcomeRecorder(self.store)
-        self.workers = {r.name: ReceiverWorker(r, self.store, self.metrics,
-                                               transports.get(r.name), clock,
-                                               recorder=self.recorder)
-                        for r in cfg.receivers}
+        self.workers = {
+            r.name: ReceiverWorker(
+                r, self.store, self.metrics, transports.get(r.name), clock, recorder=self.recorder
+            )
+            for r in cfg.receivers
+        }
         self._silences_checked_ms = 0
         self.last_loop_ms = clock()
         self.server: MetricsServer | None = None
@@ -83,9 +91,13 @@ class Dispatcher:
     # -- health ------------------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:
         age_s = (self.clock() - self.last_loop_ms) / 1000
-        detail = {"last_loop_age_s": round(age_s, 3),
-                  "receivers": {n: {"circuit": w.breaker.state, "queued": w.pending()}
-                                for n, w in self.workers.items()}}
+        detail = {
+            "last_loop_age_s": round(age_s, 3),
+            "receivers": {
+                n: {"circuit": w.breaker.state, "queued": w.pending()}
+                for n, w in self.workers.items()
+            },
+        }
         return age_s < 30 and not self.stop_event.is_set(), detail
 
     def _update_gauges(self, now: int) -> None:
@@ -110,13 +122,16 @@ class Dispatcher:
         s = self.settings
         if s.metrics_port is not None:
             try:
-                self.server = MetricsServer(self.metrics, s.metrics_port, self.health,
-                                            host=s.metrics_host).start()
+                self.server = MetricsServer(
+                    self.metrics, s.metrics_port, self.health, host=s.metrics_host
+                ).start()
             except OSError as exc:
                 self.store.close()
-                raise AlertingError(f"cannot serve metrics on {s.metrics_host}:{s.metrics_port}"
-                                    f" (--metrics-host, --metrics-port): "
-                                    f"{exc.strerror or exc}") from None
+                raise AlertingError(
+                    f"cannot serve metrics on {s.metrics_host}:{s.metrics_port}"
+                    f" (--metrics-host, --metrics-port): "
+                    f"{exc.strerror or exc}"
+                ) from None
         backlog: dict[str, list[Any]] = {}
         for item in self.store.outbox():
             backlog.setdefault(item.receiver, []).append(item)
@@ -124,15 +139,19 @@ class Dispatcher:
             if name in self.workers:
                 self.workers[name].submit(items)
             else:
-                log.warning("%d queued deliveries for receiver %r, which is no longer "
-                            "configured, stay in the outbox", len(items), name)
+                log.warning(
+                    "%d queued deliveries for receiver %r, which is no longer "
+                    "configured, stay in the outbox",
+                    len(items),
+                    name,
+                )
         for w in self.workers.values():
             w.start()
-        consumer = AlertSource(s.bootstrap, s.alerts_topic, s.group_id, s.instance_id,
-                               s.session_timeout_ms)
+        consumer = AlertSource(
+            s.bootstrap, s.alerts_topic, s.group_id, s.instance_id, s.session_timeout_ms
+        )
         producer = DeadLetterProducer(s.bootstrap, s.dlq_topic, self.dlq_write_failed)
-        log.info("alert dispatcher running: %s -> %s", s.alerts_topic,
-                 ", ".join(self.workers))
+        log.info("alert dispatcher running: %s -> %s", s.alerts_topic, ", ".join(self.workers))
         try:
             while not self.stop_event.is_set():
                 self._step(consumer, producer)
@@ -140,8 +159,11 @@ class Dispatcher:
             try:
                 left = producer.close(10)
                 if left:
-                    log.warning("%d dead letters unacknowledged at shutdown: their records "
-                                "are read again after a restart", left)
+                    log.warning(
+                        "%d dead letters unacknowledged at shutdown: their records "
+                        "are read again after a restart",
+                        left,
+                    )
                 elif self._commit_owed:
                     consumer.commit()
                 consumer.close()
@@ -201,8 +223,9 @@ class Dispatcher:
                 worker.submit(its)
         self._update_gauges(now)
 
-    def _dead_letter(self, producer: DeadLetterProducer, rec: InRecord, rejection: Rejection,
-                     now: int) -> None:
+    def _dead_letter(
+        self, producer: DeadLetterProducer, rec: InRecord, rejection: Rejection, now: int
+    ) -> None:
         try:
             key, value = dlq_record(rec, rejection, now)
         except Exception as exc:  # noqa: BLE001 - a dead letter never stops the reader
@@ -215,13 +238,24 @@ class Dispatcher:
         again from ``fleet.alerts`` while the topic retains it."""
         self.metrics.dlq_write_failures.inc()
         o = failure.origin
-        log.error("dead letter not written to %s for %s partition %d offset %d: %s",
-                  self.settings.dlq_topic, o.topic, o.partition, o.offset, failure.error)
+        log.error(
+            "dead letter not written to %s for %s partition %d offset %d: %s",
+            self.settings.dlq_topic,
+            o.topic,
+            o.partition,
+            o.offset,
+            failure.error,
+        )
 
 
-def replay(cfg: Config, store: Store, receiver: str | None = None,
-           ids: list[int] | None = None, transports: dict[str, Transport] | None = None,
-           clock: Callable[[], int] = wall_ms) -> tuple[int, list[tuple[int, str]]]:
+def replay(
+    cfg: Config,
+    store: Store,
+    receiver: str | None = None,
+    ids: list[int] | None = None,
+    transports: dict[str, Transport] | None = None,
+    clock: Callable[[], int] = wall_ms,
+) -> tuple[int, list[tuple[int, str]]]:
     """Re-send dead letters once each; delivered ones are removed, failed ones keep their row
     with the new error. Returns (delivered count, [(id, error)] of failures)."""
     from alerting.delivery import make_transport
@@ -235,8 +269,9 @@ def replay(cfg: Config, store: Store, receiver: str | None = None,
             except KeyError:
                 failed.append((dl.id, f"receiver {dl.receiver!r} is not in the configuration"))
                 continue
-            t = transports.get(dl.receiver) or transports.setdefault(dl.receiver,
-                                                                     make_transport(rcfg))
+            t = transports.get(dl.receiver) or transports.setdefault(
+                dl.receiver, make_transport(rcfg)
+            )
             outcome = send_once(rcfg, t, dl.event, dl.outbox_id, clock())
             if outcome.delivered:
                 store.delete_dead_letter(dl.id)

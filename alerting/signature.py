@@ -28,8 +28,14 @@ def signature_headers(secret: str, timestamp_s: int, body: bytes) -> dict[str, s
     return {TIMESTAMP_HEADER: str(timestamp_s), SIGNATURE_HEADER: sign(secret, timestamp_s, body)}
 
 
-def verify(secret: str, timestamp: str | None, signature: str | None, body: bytes, now_s: int,
-           tolerance_s: int = DEFAULT_TOLERANCE_S) -> tuple[bool, str]:
+def verify(
+    secret: str,
+    timestamp: str | None,
+    signature: str | None,
+    body: bytes,
+    now_s: int,
+    tolerance_s: int = DEFAULT_TOLERANCE_S,
+) -> tuple[bool, str]:
     """(ok, reason). Rejects missing headers, bad signatures and stale or future timestamps."""
     if not timestamp or not signature:
         return False, "missing signature headers"

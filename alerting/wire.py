@@ -21,10 +21,14 @@ def body(receiver: ReceiverConfig, event: bytes) -> bytes:
     return head + (b"," + rest if rest != b"}" else b"}")
 
 
-def headers(receiver: ReceiverConfig, payload: bytes, delivery_id: int,
-            now_s: int) -> dict[str, str]:
-    h = {"Content-Type": "application/json", "User-Agent": "fleetpulse-alerting/1",
-         DELIVERY_ID_HEADER: str(delivery_id)}
+def headers(
+    receiver: ReceiverConfig, payload: bytes, delivery_id: int, now_s: int
+) -> dict[str, str]:
+    h = {
+        "Content-Type": "application/json",
+        "User-Agent": "fleetpulse-alerting/1",
+        DELIVERY_ID_HEADER: str(delivery_id),
+    }
     h.update(receiver.headers)
     if receiver.type == "webhook" and receiver.secret:
         h.update(signature_headers(receiver.secret, now_s, payload))

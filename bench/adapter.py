@@ -45,6 +45,7 @@ def measure(root: Path, trucks: int, rounds: int, repeat: int) -> float:
     from tests.unit.flink_fakes import FakeContext, FakeRuntime
     from udfs.geo import GeofenceIndex, default_regions
     from udfs.truck_state import TrackingConfig
+
     if not Path(module.__file__).resolve().is_relative_to(root.resolve()):
         raise RuntimeError(f"imported {module.__file__}, not the code under {root}")
 
@@ -53,22 +54,37 @@ def measure(root: Path, trucks: int, rounds: int, repeat: int) -> float:
             return lambda batch: None
 
     rnd = random.Random(7)
-    fleet = [(f"T{i:06d}", 30 + rnd.random() * 15, -120 + rnd.random() * 40)
-             for i in range(trucks)]
+    fleet = [(f"T{i:06d}", 30 + rnd.random() * 15, -120 + rnd.random() * 40) for i in range(trucks)]
     t0 = int(time.time() * 1000) - 3600_000
     feed = []
     for r in range(rounds):
         by_shard: dict[int, list[tuple[int, int, bytes | None]]] = {}
         for tid, lat, lng in fleet:
-            value = orjson.dumps({"truck_id": tid, "ts": t0 + r * 5000, "lat": lat + r * 0.001,
-                                  "lng": lng, "speed_kph": 50.0, "heading": 90.0})
+            value = orjson.dumps(
+                {
+                    "truck_id": tid,
+                    "ts": t0 + r * 5000,
+                    "lat": lat + r * 0.001,
+                    "lng": lng,
+                    "speed_kph": 50.0,
+                    "heading": 90.0,
+                }
+            )
             by_shard.setdefault(java_shard(tid, SHARDS), []).append((0, r, value))
-        feed.append((t0 + r * 5000 - 10_000,
-                     [(shard, encode_bundle(records)) for shard, records in by_shard.items()]))
+        feed.append(
+            (
+                t0 + r * 5000 - 10_000,
+                [(shard, encode_bundle(records)) for shard, records in by_shard.items()],
+            )
+        )
     best = float("inf")
     for _ in range(repeat):
-        fn = Unwritten(JobSettings(bundle_shards=SHARDS, bounded=True), TrackingConfig(),
-                       default_regions(), GeofenceIndex.from_file())
+        fn = Unwritten(
+            JobSettings(bundle_shards=SHARDS, bounded=True),
+            TrackingConfig(),
+            default_regions(),
+            GeofenceIndex.from_file(),
+        )
         fn.open(FakeRuntime())
         fn.regions.warm([(lat + r * 0.001, lng) for _, lat, lng in fleet for r in range(rounds)])
         start = time.process_time()
@@ -85,9 +101,24 @@ def measure(root: Path, trucks: int, rounds: int, repeat: int) -> float:
 
 def run_measure(root: Path, trucks: int, rounds: int, repeat: int) -> float:
     out = subprocess.run(
-        [sys.executable, "-m", "bench.adapter", "--measure", str(root), "--trucks", str(trucks),
-         "--rounds", str(rounds), "--repeat", str(repeat)],
-        cwd=ROOT, check=True, capture_output=True, text=True).stdout
+        [
+            sys.executable,
+            "-m",
+            "bench.adapter",
+            "--measure",
+            str(root),
+            "--trucks",
+            str(trucks),
+            "--rounds",
+            str(rounds),
+            "--repeat",
+            str(repeat),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return float(out.split()[-2])
 
 
@@ -96,10 +127,12 @@ def run_measure(root: Path, trucks: int, rounds: int, repeat: int) -> float:
 @click.option("--trucks", default=20_000, show_default=True)
 @click.option("--rounds", default=6, show_default=True)
 @click.option("--repeat", default=3, show_default=True, help="Timings per run (the best counts).")
-@click.option("--measure", "measure_root", type=click.Path(path_type=Path), default=None,
-              hidden=True)
-def main(base: str | None, trucks: int, rounds: int, repeat: int,
-         measure_root: Path | None) -> None:
+@click.option(
+    "--measure", "measure_root", type=click.Path(path_type=Path), default=None, hidden=True
+)
+def main(
+    base: str | None, trucks: int, rounds: int, repeat: int, measure_root: Path | None
+) -> None:
     """Print CPU µs per ping of the bundled truck function's Python path."""
     if measure_root is not None:
         print(f"{measure_root}: {measure(measure_root, trucks, rounds, repeat):.2f} µs/ping")
@@ -109,16 +142,18 @@ def main(base: str | None, trucks: int, rounds: int, repeat: int,
         return
     with tempfile.TemporaryDirectory(prefix="fleetpulse-adapter-") as tmp:
         tree = Path(tmp) / "base"
-        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(tree), base],
-                       cwd=ROOT, check=True)
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", "-q", str(tree), base], cwd=ROOT, check=True
+        )
         try:
             times: dict[str, list[float]] = {base: [], "this": []}
             for _ in range(2):
                 times[base].append(run_measure(tree, trucks, rounds, repeat))
                 times["this"].append(run_measure(ROOT, trucks, rounds, repeat))
         finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
-                           check=False)
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False
+            )
     for name, values in times.items():
         print(f"{name}: {', '.join(f'{v:.2f}' for v in values)} µs/ping")
     ratio = statistics.median(times[base]) / statistics.median(times["this"])

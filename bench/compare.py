@@ -34,10 +34,18 @@ PACKAGES = ("fleetpulse", "flink_jobs", "udfs", "alerting", "ws_gateway", "simul
 
 def checkout(ref: str, where: Path) -> str:
     """A detached worktree of ``ref`` at ``where``; returns the commit."""
-    subprocess.run(["git", "-C", str(PROJECT_ROOT), "worktree", "add", "--detach", "-f",
-                    str(where), ref], check=True, capture_output=True, text=True)
-    return subprocess.run(["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
-                          check=True, capture_output=True, text=True).stdout.strip()
+    subprocess.run(
+        ["git", "-C", str(PROJECT_ROOT), "worktree", "add", "--detach", "-f", str(where), ref],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return subprocess.run(
+        ["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 def base_env(source: Path) -> dict[str, str]:
@@ -50,9 +58,14 @@ def imported_from(python: str, env: dict[str, str]) -> Path:
     """Where ``python`` finds the job code when started the way the benchmark starts jobs."""
     import os
 
-    out = subprocess.run([python, "-c", "import flink_jobs; print(flink_jobs.__file__)"],
-                         env={**os.environ, **env}, cwd=PROJECT_ROOT, check=True,
-                         capture_output=True, text=True).stdout.strip()
+    out = subprocess.run(
+        [python, "-c", "import flink_jobs; print(flink_jobs.__file__)"],
+        env={**os.environ, **env},
+        cwd=PROJECT_ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     return Path(out).resolve()
 
 
@@ -81,8 +94,7 @@ TRACKING_MODULES = ("flink_jobs.tracking.job", "flink_jobs.tracking_job")
 
 def job_module_of(root: Path, argv: list[str]) -> list[str]:
     """``argv`` (``python -m <tracking module> ...``) with the module ``root`` has."""
-    found = next(m for m in TRACKING_MODULES
-                 if (root / (m.replace(".", "/") + ".py")).is_file())
+    found = next(m for m in TRACKING_MODULES if (root / (m.replace(".", "/") + ".py")).is_file())
     return [found if arg in TRACKING_MODULES else arg for arg in argv]
 
 
@@ -92,11 +104,17 @@ def job_module_of(root: Path, argv: list[str]) -> list[str]:
 @click.option("--trucks", default=20_000, show_default=True)
 @click.option("--repeat", default=2, show_default=True, help="Runs of each revision.")
 @click.option("--parallelism", default=1, show_default=True)
-@click.option("--cluster", "taskmanagers", type=int, default=0,
-              help="Submit each run with `flink run -py` to a fresh standalone cluster of this "
-                   "many pinned TaskManagers (one slot each), at that parallelism.")
-def main(base: str, pings: int, trucks: int, repeat: int, parallelism: int,
-         taskmanagers: int) -> None:
+@click.option(
+    "--cluster",
+    "taskmanagers",
+    type=int,
+    default=0,
+    help="Submit each run with `flink run -py` to a fresh standalone cluster of this "
+    "many pinned TaskManagers (one slot each), at that parallelism.",
+)
+def main(
+    base: str, pings: int, trucks: int, repeat: int, parallelism: int, taskmanagers: int
+) -> None:
     """Alternate runs of the base revision and this checkout; print rates and the ratio."""
     from bench.context import Context, Sizes
     from bench.runs import run_consumer
@@ -120,37 +138,59 @@ def main(base: str, pings: int, trucks: int, repeat: int, parallelism: int,
             ds = ctx.dataset(trucks, pings)
             for i in range(repeat):
                 for label, python, extra, root in (
-                        (f"base {commit}", str(base_python), env, tmp / "base"),
-                        ("current", sys.executable, {}, PROJECT_ROOT)):
+                    (f"base {commit}", str(base_python), env, tmp / "base"),
+                    ("current", sys.executable, {}, PROJECT_ROOT),
+                ):
                     argv = job_module_of(root, tracking_argv(ctx, ds, parallelism))
                     argv[0] = python
                     log(f"run {i + 1}/{repeat}: {label}")
                     name = f"{label} #{i + 1}"
                     if taskmanagers:
-                        row = on_cluster(stack, ds, name, argv, tmp / "work", taskmanagers,
-                                         None, root=root, env=extra)
+                        row = on_cluster(
+                            stack,
+                            ds,
+                            name,
+                            argv,
+                            tmp / "work",
+                            taskmanagers,
+                            None,
+                            root=root,
+                            env=extra,
+                        )
                     else:
-                        row = run_consumer(stack, ds, name, argv, tmp / "work",
-                                           run_timeout_s(ds), env=extra)
+                        row = run_consumer(
+                            stack, ds, name, argv, tmp / "work", run_timeout_s(ds), env=extra
+                        )
                     rows.append({**row, "label": label})
     finally:
-        subprocess.run(["git", "-C", str(PROJECT_ROOT), "worktree", "remove", "--force",
-                        str(tmp / "base")], capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "worktree", "remove", "--force", str(tmp / "base")],
+            capture_output=True,
+        )
         shutil.rmtree(tmp, ignore_errors=True)
-    where = (f"flink run -py on {taskmanagers} pinned TaskManagers, p={taskmanagers}"
-             if taskmanagers else f"embedded, p={parallelism}")
+    where = (
+        f"flink run -py on {taskmanagers} pinned TaskManagers, p={taskmanagers}"
+        if taskmanagers
+        else f"embedded, p={parallelism}"
+    )
     click.echo(f"\n{pings:,} pings / {trucks:,} trucks, tracking job {where}")
     click.echo("| run | status | pings/s | CPU µs/ping |\n|---|---|---|---|")
     for r in rows:
-        click.echo(f"| {r['name']} | {r['status']} | {r.get('rate', '-'):,} | "
-                   f"{r.get('cpu_us_per_ping', '-')} |")
-    rates = {label: [r["rate"] for r in rows if r["label"] == label and r["status"] == "ok"]
-             for label in dict.fromkeys(r["label"] for r in rows)}
+        click.echo(
+            f"| {r['name']} | {r['status']} | {r.get('rate', '-'):,} | "
+            f"{r.get('cpu_us_per_ping', '-')} |"
+        )
+    rates = {
+        label: [r["rate"] for r in rows if r["label"] == label and r["status"] == "ok"]
+        for label in dict.fromkeys(r["label"] for r in rows)
+    }
     base_rates, current_rates = list(rates.values())
     if base_rates and current_rates:
         ratio = statistics.median(current_rates) / statistics.median(base_rates)
-        click.echo(f"\nmedian rate: base {statistics.median(base_rates):,.0f}/s, current "
-                   f"{statistics.median(current_rates):,.0f}/s, ratio {ratio:.2f}x")
+        click.echo(
+            f"\nmedian rate: base {statistics.median(base_rates):,.0f}/s, current "
+            f"{statistics.median(current_rates):,.0f}/s, ratio {ratio:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -38,11 +38,19 @@ class Sizes:
 
     @staticmethod
     def quick(pings: int = 100_000, trucks: int = 10_000) -> Sizes:
-        return Sizes(pings=pings, trucks=trucks, scaling_trucks=(1_000, trucks, 50_000),
-                     seed_phase_s=15.0, high_phase_s=20.0, doomed=40,
-                     fanout_clients=300, fanout_duration_s=6.0,
-                     fanout_shared_duration_s=4.0, profile_pings=50_000,
-                     profile_trucks=5_000)
+        return Sizes(
+            pings=pings,
+            trucks=trucks,
+            scaling_trucks=(1_000, trucks, 50_000),
+            seed_phase_s=15.0,
+            high_phase_s=20.0,
+            doomed=40,
+            fanout_clients=300,
+            fanout_duration_s=6.0,
+            fanout_shared_duration_s=4.0,
+            profile_pings=50_000,
+            profile_trucks=5_000,
+        )
 
 
 @dataclass
@@ -61,8 +69,14 @@ class Context:
             topic = f"bench.gps.{trucks}.{n}"
             self.stack.create_topic(topic, self.sizes.partitions)
             bar = Bar(n, f"preload {n:,} pings / {trucks:,} trucks", "ping")
-            ds = preload(self.stack.bootstrap, topic, n, trucks, self.sizes.partitions,
-                         on_progress=bar.update_to)
+            ds = preload(
+                self.stack.bootstrap,
+                topic,
+                n,
+                trucks,
+                self.sizes.partitions,
+                on_progress=bar.update_to,
+            )
             bar.close()
             log(f"preloaded {topic}: {n:,} pings, {ds.bytes_per_ping:.0f} bytes each")
             self.datasets[(trucks, n)] = ds

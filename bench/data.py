@@ -47,8 +47,9 @@ class Dataset:
         return self.bytes_total / max(1, self.pings)
 
 
-def generate(pings: int, trucks: int, partitions: int, now_ms: int | None = None,
-             seed: int = 8) -> Iterator[tuple[int, bytes, bytes, str, int]]:
+def generate(
+    pings: int, trucks: int, partitions: int, now_ms: int | None = None, seed: int = 8
+) -> Iterator[tuple[int, bytes, bytes, str, int]]:
     """(partition, key, value, truck_id, ts) in event-time order."""
     rng = random.Random(seed)
     rounds = math.ceil(pings / trucks)
@@ -79,17 +80,31 @@ def generate(pings: int, trucks: int, partitions: int, now_ms: int | None = None
                 else:
                     lat[i], lng[i] = la, ln
             ts = base + offset[i]
-            value = orjson.dumps({"truck_id": ids[i], "ts": ts, "lat": round(lat[i], 6),
-                                  "lng": round(lng[i], 6), "speed_kph": round(speed[i], 1),
-                                  "heading": round(heading[i]), "accuracy_m": 5,
-                                  "status": "IN_TRANSIT"})
+            value = orjson.dumps(
+                {
+                    "truck_id": ids[i],
+                    "ts": ts,
+                    "lat": round(lat[i], 6),
+                    "lng": round(lng[i], 6),
+                    "speed_kph": round(speed[i], 1),
+                    "heading": round(heading[i]),
+                    "accuracy_m": 5,
+                    "status": "IN_TRANSIT",
+                }
+            )
             n += 1
             yield parts[i], keys[i], value, ids[i], ts
 
 
-def preload(bootstrap: str, topic: str, pings: int, trucks: int, partitions: int,
-            on_progress: Callable[[int], None] | None = None, tail_per_partition: int = 500
-            ) -> Dataset:
+def preload(
+    bootstrap: str,
+    topic: str,
+    pings: int,
+    trucks: int,
+    partitions: int,
+    on_progress: Callable[[int], None] | None = None,
+    tail_per_partition: int = 500,
+) -> Dataset:
     """Produce the dataset into ``topic`` (must exist) and wait for every acknowledgement."""
     from confluent_kafka import Producer
 
@@ -100,10 +115,17 @@ def preload(bootstrap: str, topic: str, pings: int, trucks: int, partitions: int
         if err is not None:
             errors.append(str(err))
 
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": 1,
-                         "batch.size": 1024 * 1024, "compression.type": "none",
-                         "queue.buffering.max.messages": 1_000_000,
-                         "queue.buffering.max.kbytes": 512 * 1024})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 20,
+            "acks": 1,
+            "batch.size": 1024 * 1024,
+            "compression.type": "none",
+            "queue.buffering.max.messages": 1_000_000,
+            "queue.buffering.max.kbytes": 512 * 1024,
+        }
+    )
     last_of_partition: list[list[tuple[str, int]]] = [[] for _ in range(partitions)]
     for n, (part, key, value, tid, ts) in enumerate(generate(pings, trucks, partitions), 1):
         while True:
@@ -124,8 +146,9 @@ def preload(bootstrap: str, topic: str, pings: int, trucks: int, partitions: int
                 on_progress(n)
     left = producer.flush(120)
     if left or errors:
-        raise RuntimeError(f"preload of {topic}: {left} unacknowledged, {len(errors)} errors "
-                           f"({errors[:3]})")
+        raise RuntimeError(
+            f"preload of {topic}: {left} unacknowledged, {len(errors)} errors ({errors[:3]})"
+        )
     for tail in last_of_partition:
         for tid, _ in tail[-tail_per_partition:]:
             ds.tail[tid] = ds.last_ts[tid]

@@ -47,23 +47,64 @@ HUBS = ["ARRIVED_HUB", "DEPARTED_HUB"]
 
 
 def pickup(sid: str, ts: int, promised_by: int) -> bytes:
-    return orjson.dumps({"scan_id": f"{sid}-p", "shipment_id": sid, "type": "PICKED_UP",
-                         "ts": ts, "lat": 47.61, "lng": -122.33, "promised_by": promised_by,
-                         "dest_lat": 45.52, "dest_lng": -122.68})
+    return orjson.dumps(
+        {
+            "scan_id": f"{sid}-p",
+            "shipment_id": sid,
+            "type": "PICKED_UP",
+            "ts": ts,
+            "lat": 47.61,
+            "lng": -122.33,
+            "promised_by": promised_by,
+            "dest_lat": 45.52,
+            "dest_lng": -122.68,
+        }
+    )
 
 
 def hub_scan(sid: str, n: int, ts: int) -> bytes:
-    return orjson.dumps({"scan_id": f"{sid}-{n}", "shipment_id": sid, "type": HUBS[n % 2],
-                         "ts": ts, "hub_id": "HUB-SEA"})
+    return orjson.dumps(
+        {
+            "scan_id": f"{sid}-{n}",
+            "shipment_id": sid,
+            "type": HUBS[n % 2],
+            "ts": ts,
+            "hub_id": "HUB-SEA",
+        }
+    )
 
 
-def start_job(work: Path, kafka: str, redis_url: str, topics: TopicNames, group: str
-              ) -> ManagedProcess:
-    argv = [sys.executable, "-m", "flink_jobs.delay.job", "--bootstrap", kafka,
-            "--redis-url", redis_url, "--scans-topic", topics.scans, "--gps-topic", topics.gps,
-            "--alerts-topic", topics.alerts, "--dlq-topic", topics.dlq, "--group-id", group,
-            "--no-at-risk", "--out-of-orderness-ms", str(OOO_MS), "--idle-timeout-ms", "2000",
-            "--checkpoint-dir", str(work / "ckpt" / group), "--checkpoint-interval-ms", "5000"]
+def start_job(
+    work: Path, kafka: str, redis_url: str, topics: TopicNames, group: str
+) -> ManagedProcess:
+    argv = [
+        sys.executable,
+        "-m",
+        "flink_jobs.delay.job",
+        "--bootstrap",
+        kafka,
+        "--redis-url",
+        redis_url,
+        "--scans-topic",
+        topics.scans,
+        "--gps-topic",
+        topics.gps,
+        "--alerts-topic",
+        topics.alerts,
+        "--dlq-topic",
+        topics.dlq,
+        "--group-id",
+        group,
+        "--no-at-risk",
+        "--out-of-orderness-ms",
+        str(OOO_MS),
+        "--idle-timeout-ms",
+        "2000",
+        "--checkpoint-dir",
+        str(work / "ckpt" / group),
+        "--checkpoint-interval-ms",
+        "5000",
+    ]
     return ManagedProcess(f"delay-{group}", argv, work / f"{group}.log", env=flink_env()).start()
 
 
@@ -77,16 +118,21 @@ def lag(kafka: str, topic: str, group: str) -> int:
         consumer.close()
 
 
-def sustained(work: Path, kafka: str, redis_url: str, n_open: int, rate: int, seconds: int
-              ) -> dict[str, Any]:
+def sustained(
+    work: Path, kafka: str, redis_url: str, n_open: int, rate: int, seconds: int
+) -> dict[str, Any]:
     topics = _topics(kafka)
     now = int(time.time() * 1000)
-    producer = KafkaProducer(bootstrap_servers=kafka, linger_ms=20, batch_size=256 * 1024,
-                             compression_type="lz4")
+    producer = KafkaProducer(
+        bootstrap_servers=kafka, linger_ms=20, batch_size=256 * 1024, compression_type="lz4"
+    )
     for i in range(n_open):
         sid = f"B{i:06d}"
-        producer.send(topics.scans, key=sid.encode(), value=pickup(sid, now - 3_600_000,
-                                                                   now + 30 * 86_400_000))
+        producer.send(
+            topics.scans,
+            key=sid.encode(),
+            value=pickup(sid, now - 3_600_000, now + 30 * 86_400_000),
+        )
     total = rate * seconds
     for k in range(total):
         sid = f"B{random.randrange(n_open):06d}"
@@ -99,27 +145,36 @@ def sustained(work: Path, kafka: str, redis_url: str, n_open: int, rate: int, se
     group = f"bench-sustained-{uuid.uuid4().hex[:6]}"
     proc = start_job(work, kafka, redis_url, topics, group)
     try:
+
         def counted() -> int:
             return int(db.hget("region:WEST", "total_shipments") or 0)  # type: ignore[arg-type]
+
         wait_until(lambda: counted() > 0, 300, "the first pick-up to be counted")
         t_first = time.monotonic()
-        wait_until(lambda: counted() >= n_open, 1800, "every pick-up to be counted",
-                   interval_s=0.5)
+        wait_until(lambda: counted() >= n_open, 1800, "every pick-up to be counted", interval_s=0.5)
         t_open = time.monotonic()
-        wait_until(lambda: lag(kafka, topics.scans, group) == 0, 1800,
-                   "the job to commit the end of the backlog", interval_s=2.0)
+        wait_until(
+            lambda: lag(kafka, topics.scans, group) == 0,
+            1800,
+            "the job to commit the end of the backlog",
+            interval_s=2.0,
+        )
         t_all = time.monotonic()
     finally:
         proc.stop()
     # Committed offsets trail the job by up to one checkpoint interval (5 s): both rates
     # measured up to the end of the backlog are lower bounds.
-    return {"records": n_open + total, "pickups_per_s": round(n_open / (t_open - t_first)),
-            "hub_scans_per_s": round(total / (t_all - t_open)),
-            "records_per_s": round((n_open + total) / (t_all - t_first))}
+    return {
+        "records": n_open + total,
+        "pickups_per_s": round(n_open / (t_open - t_first)),
+        "hub_scans_per_s": round(total / (t_all - t_open)),
+        "records_per_s": round((n_open + total) / (t_all - t_first)),
+    }
 
 
-def latency(work: Path, kafka: str, redis_url: str, n_open: int, rate: int, seconds: int
-            ) -> dict[str, Any]:
+def latency(
+    work: Path, kafka: str, redis_url: str, n_open: int, rate: int, seconds: int
+) -> dict[str, Any]:
     topics = _topics(kafka)
     group = f"bench-live-{uuid.uuid4().hex[:6]}"
     redis.Redis.from_url(redis_url).flushdb()
@@ -130,8 +185,12 @@ def latency(work: Path, kafka: str, redis_url: str, n_open: int, rate: int, seco
     stop = threading.Event()
 
     def consume() -> None:
-        consumer = KafkaConsumer(topics.alerts, bootstrap_servers=kafka,
-                                 auto_offset_reset="earliest", consumer_timeout_ms=500)
+        consumer = KafkaConsumer(
+            topics.alerts,
+            bootstrap_servers=kafka,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=500,
+        )
         while not stop.is_set():
             for m in consumer:
                 a = orjson.loads(m.value)
@@ -147,8 +206,19 @@ def latency(work: Path, kafka: str, redis_url: str, n_open: int, rate: int, seco
             sid = f"L{i:06d}"
             producer.send(topics.scans, key=sid.encode(), value=pickup(sid, now, now + 86_400_000))
         producer.flush()
-        wait_until(lambda: int(redis.Redis.from_url(redis_url).hget(  # type: ignore[arg-type]
-            "region:WEST", "total_shipments") or 0) >= n_open, 1800, "the open shipments")
+        wait_until(
+            lambda: (
+                int(
+                    redis.Redis.from_url(redis_url).hget(  # type: ignore[arg-type]
+                        "region:WEST", "total_shipments"
+                    )
+                    or 0
+                )
+                >= n_open
+            ),
+            1800,
+            "the open shipments",
+        )
         start = time.time()
         sent, k = 0, 0
         while time.time() - start < seconds:
@@ -159,26 +229,38 @@ def latency(work: Path, kafka: str, redis_url: str, n_open: int, rate: int, seco
                 if k % 200 == 0:  # a probe: promised 5 s from now
                     sid = f"P{k:08d}"
                     deadlines[sid] = wall + 5_000
-                    producer.send(topics.scans, key=sid.encode(),
-                                  value=pickup(sid, wall, wall + 5_000))
+                    producer.send(
+                        topics.scans, key=sid.encode(), value=pickup(sid, wall, wall + 5_000)
+                    )
                 else:
                     sid = f"L{random.randrange(n_open):06d}"
                     producer.send(topics.scans, key=sid.encode(), value=hub_scan(sid, k, wall))
                 sent += 1
             time.sleep(max(0.0, 0.1 - (time.time() - tick)))
         end_send = time.time()
-        wait_until(lambda: all(s in received for s, d in deadlines.items()
-                               if d + OOO_MS < end_send * 1000 - 1000), 120,
-                   "the late alerts of the probes", interval_s=0.5)
+        wait_until(
+            lambda: all(
+                s in received for s, d in deadlines.items() if d + OOO_MS < end_send * 1000 - 1000
+            ),
+            120,
+            "the late alerts of the probes",
+            interval_s=0.5,
+        )
     finally:
         stop.set()
         producer.close()
         proc.stop()
-    lat = sorted(received[s] - (d + OOO_MS) for s, d in deadlines.items()
-                 if s in received and d + OOO_MS < end_send * 1000 - 1000)
-    return {"offered_per_s": round(sent / (end_send - start)), "probes": len(lat),
-            "p50_ms": round(statistics.median(lat)) if lat else None,
-            "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))]) if lat else None}
+    lat = sorted(
+        received[s] - (d + OOO_MS)
+        for s, d in deadlines.items()
+        if s in received and d + OOO_MS < end_send * 1000 - 1000
+    )
+    return {
+        "offered_per_s": round(sent / (end_send - start)),
+        "probes": len(lat),
+        "p50_ms": round(statistics.median(lat)) if lat else None,
+        "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))]) if lat else None,
+    }
 
 
 def _topics(kafka: str) -> TopicNames:

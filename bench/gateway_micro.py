@@ -27,9 +27,11 @@ import click
 
 from bench.support import truck_walk
 
-FRAME = (b'{"type":"position","sub":"v","truck":{"truck_id":"B01234","lat":41.123456789,'
-         b'"lng":-100.98765432,"speed_kph":80.0,"heading":90.0,"status":"MOVING",'
-         b'"ts_ms":1700000000123,"region":"WEST"},"seq":"1700000000000-1"}')
+FRAME = (
+    b'{"type":"position","sub":"v","truck":{"truck_id":"B01234","lat":41.123456789,'
+    b'"lng":-100.98765432,"speed_kph":80.0,"heading":90.0,"status":"MOVING",'
+    b'"ts_ms":1700000000123,"region":"WEST"},"seq":"1700000000000-1"}'
+)
 
 
 def stream_entries(n: int, trucks: int, seed: int) -> list[tuple[bytes, list[bytes]]]:
@@ -41,10 +43,29 @@ def stream_entries(n: int, trucks: int, seed: int) -> list[tuple[bytes, list[byt
     out = []
     for k in range(n):
         tid, lat, lng = next(walk)
-        out.append((f"{ms + k // 10}-{k % 10}".encode(),
-                    [b"truck_id", tid.encode(), b"lat", repr(lat).encode(), b"lng",
-                     repr(lng).encode(), b"speed_kph", b"80", b"heading", b"90", b"status",
-                     b"MOVING", b"ts_ms", str(ms + k).encode(), b"region", b"WEST"]))
+        out.append(
+            (
+                f"{ms + k // 10}-{k % 10}".encode(),
+                [
+                    b"truck_id",
+                    tid.encode(),
+                    b"lat",
+                    repr(lat).encode(),
+                    b"lng",
+                    repr(lng).encode(),
+                    b"speed_kph",
+                    b"80",
+                    b"heading",
+                    b"90",
+                    b"status",
+                    b"MOVING",
+                    b"ts_ms",
+                    str(ms + k).encode(),
+                    b"region",
+                    b"WEST",
+                ],
+            )
+        )
     return out
 
 
@@ -64,8 +85,10 @@ def bench_routing(entries: int, clients: int, repeat: int) -> dict[str, float]:
             self.queue.put(key, frame, 0.0)
 
     sinks = [Client() for _ in range(clients)]
-    subs = [Subscription(c, "v", parse_bbox(b)) for c, b in zip(sinks, boxes(clients, 1.0, 7),
-                                                                  strict=True)]
+    subs = [
+        Subscription(c, "v", parse_bbox(b))
+        for c, b in zip(sinks, boxes(clients, 1.0, 7), strict=True)
+    ]
     data: list[tuple[bytes, Any]] = stream_entries(entries, 20_000, 1)
     batched = hasattr(Router, "on_batch")
     if not batched:  # an older router: one call per entry, fields as redis-py's dict
@@ -81,7 +104,7 @@ def bench_routing(entries: int, clients: int, repeat: int) -> dict[str, float]:
         t0 = time.process_time()
         frames = 0
         for i in range(0, len(data), 500):
-            chunk = data[i:i + 500]
+            chunk = data[i : i + 500]
             if batched:
                 frames += router.on_batch(chunk)
             else:
@@ -91,9 +114,11 @@ def bench_routing(entries: int, clients: int, repeat: int) -> dict[str, float]:
                 if len(c.queue):
                     c.queue.pop_batch(512)
         best = min(best, time.process_time() - t0)
-    return {"routing_us_per_entry": round(best / len(data) * 1e6, 2),
-            "routing_us_per_message": round(best / frames * 1e6, 2),
-            "routing_messages_per_entry": round(frames / len(data), 2)}
+    return {
+        "routing_us_per_entry": round(best / len(data) * 1e6, 2),
+        "routing_us_per_message": round(best / frames * 1e6, 2),
+        "routing_messages_per_entry": round(frames / len(data), 2),
+    }
 
 
 def bench_flush(clients: int, passes: int, repeat: int) -> dict[str, float]:
@@ -133,8 +158,10 @@ def bench_flush(clients: int, passes: int, repeat: int) -> dict[str, float]:
     conns = loop.run_until_complete(connect())
     flush_pass: Any = gw._flush
     rng = random.Random(3)
-    plan = [[(rng.randrange(clients), ("v", f"B{rng.randrange(20_000)}")) for _ in range(2500)]
-            for _ in range(passes)]
+    plan = [
+        [(rng.randrange(clients), ("v", f"B{rng.randrange(20_000)}")) for _ in range(2500)]
+        for _ in range(passes)
+    ]
     best = float("inf")
     writes = messages = 0
     for _ in range(repeat):
@@ -154,14 +181,20 @@ def bench_flush(clients: int, passes: int, repeat: int) -> dict[str, float]:
         for c in conns:
             c.ws.transport.out.clear()  # type: ignore[attr-defined]
     loop.close()
-    return {"flush_us_per_message": round(best / messages * 1e6, 2),
-            "flush_us_per_write": round(best / writes * 1e6, 2),
-            "flush_messages_per_write": round(messages / writes, 2)}
+    return {
+        "flush_us_per_message": round(best / messages * 1e6, 2),
+        "flush_us_per_write": round(best / writes * 1e6, 2),
+        "flush_messages_per_write": round(messages / writes, 2),
+    }
 
 
 @click.command(help=__doc__)
-@click.option("--source", type=click.Path(exists=True, file_okay=False), default=None,
-              help="checkout to import ws_gateway from (default: this one)")
+@click.option(
+    "--source",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="checkout to import ws_gateway from (default: this one)",
+)
 @click.option("--entries", default=200_000, show_default=True)
 @click.option("--clients", default=5000, show_default=True)
 @click.option("--passes", default=400, show_default=True)
@@ -175,8 +208,7 @@ def main(source: str | None, entries: int, clients: int, passes: int, repeat: in
     thresholds = gc.get_threshold()
     gc.set_threshold(50_000, 20, 100)  # as the gateway runs (ws_gateway.cli)
     try:
-        report = {**bench_routing(entries, clients, repeat),
-                  **bench_flush(clients, passes, repeat)}
+        report = {**bench_routing(entries, clients, repeat), **bench_flush(clients, passes, repeat)}
     finally:  # leave the interpreter as found (the tests call this in-process)
         gc.unfreeze()
         gc.set_threshold(*thresholds)

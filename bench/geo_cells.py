@@ -34,8 +34,9 @@ def load_base(rev: str) -> ModuleType:
     data files are this checkout's)."""
     import udfs
 
-    source = subprocess.run(["git", "show", f"{rev}:udfs/geo.py"], check=True,
-                            capture_output=True, text=True).stdout
+    source = subprocess.run(
+        ["git", "show", f"{rev}:udfs/geo.py"], check=True, capture_output=True, text=True
+    ).stdout
     name = "_geo_base"
     module = ModuleType(name)
     module.__file__ = str(Path(udfs.__file__).with_name("geo.py"))
@@ -50,8 +51,9 @@ def points(n: int, seed: int) -> list[tuple[float, float]]:
     return [(rng.uniform(lat0, lat1), rng.uniform(lng0, lng1)) for _ in range(n)]
 
 
-def per_point(make: Callable[[], Any], run: Callable[[Any], Any], n: int,
-              repeat: int) -> tuple[float, Any, Any]:
+def per_point(
+    make: Callable[[], Any], run: Callable[[Any], Any], n: int, repeat: int
+) -> tuple[float, Any, Any]:
     """Best-of-``repeat`` process CPU of ``run(make())`` in µs per point (``make`` untimed),
     with the last index and answers."""
     best, index, answers = float("inf"), None, None
@@ -63,8 +65,9 @@ def per_point(make: Callable[[], Any], run: Callable[[Any], Any], n: int,
     return best / n * 1e6, index, answers
 
 
-def bench_module(geo: ModuleType, shapes: dict[str, Any], pts: list[tuple[float, float]],
-                 batch: int, repeat: int) -> tuple[dict[str, float], list[Any]]:
+def bench_module(
+    geo: ModuleType, shapes: dict[str, Any], pts: list[tuple[float, float]], batch: int, repeat: int
+) -> tuple[dict[str, float], list[Any]]:
     """One revision's rows, and its answers (regions, then geofence ids) for the check."""
     n, rows = len(pts), dict[str, float]()
 
@@ -74,7 +77,7 @@ def bench_module(geo: ModuleType, shapes: dict[str, Any], pts: list[tuple[float,
     def warmed_regions(idx: Any) -> list[str]:
         out = []
         for i in range(0, n, batch):
-            chunk = pts[i:i + batch]
+            chunk = pts[i : i + batch]
             idx.warm(chunk)
             out += [idx.region_of(lat, lng) for lat, lng in chunk]
         return out
@@ -93,7 +96,8 @@ def bench_module(geo: ModuleType, shapes: dict[str, Any], pts: list[tuple[float,
     answers: list[Any] = list(found)
     if hasattr(geo.RegionIndex, "warm"):
         rows[f"warm({batch})+region_of cold"], _, warmed = per_point(
-            new_regions, warmed_regions, n, repeat)
+            new_regions, warmed_regions, n, repeat
+        )
         assert warmed == found, "warm changed an answer"
     rows["containing cold"], fidx, found = per_point(new_fences, fences, n, repeat)
     rows["containing hot"] = per_point(lambda: fidx, fences, n, repeat)[0]
@@ -114,8 +118,7 @@ def main(base: str, n: int, batch: int, repeat: int, seed: int) -> None:
     pts = points(n, seed)
     before, old_answers = bench_module(old, shapes, pts, batch, repeat)
     after, new_answers = bench_module(geo, shapes, pts, batch, repeat)
-    print(f"{n} points, µs per point, best of {repeat}; same answers: "
-          f"{old_answers == new_answers}")
+    print(f"{n} points, µs per point, best of {repeat}; same answers: {old_answers == new_answers}")
     print(f"{'':28s} {base:>10s} {'this':>10s} {'ratio':>8s}")
     for row, value in after.items():
         # A base without warm has only the one-by-one cold lookups to compare with.

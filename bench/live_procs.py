@@ -53,21 +53,41 @@ class Fleet:
         h = math.radians(self.head[i])
         lat = self.lat[i] + km / 111.2 * math.cos(h)
         lng = self.lng[i] + km / (111.2 * math.cos(math.radians(lat))) * math.sin(h)
-        return orjson.dumps({"truck_id": self.ids[i], "ts": ts, "lat": round(lat, 6),
-                             "lng": round(lng, 6), "speed_kph": round(self.speed[i], 1),
-                             "heading": round(self.head[i]), "accuracy_m": 5,
-                             "status": "IN_TRANSIT"})
+        return orjson.dumps(
+            {
+                "truck_id": self.ids[i],
+                "ts": ts,
+                "lat": round(lat, 6),
+                "lng": round(lng, 6),
+                "speed_kph": round(self.speed[i], 1),
+                "heading": round(self.head[i]),
+                "accuracy_m": 5,
+                "status": "IN_TRANSIT",
+            }
+        )
 
 
 def _scan(shipment: str, ts: int, promised_by: int, seq: int) -> bytes:
-    return orjson.dumps({"scan_id": f"SC-B{seq:09d}", "shipment_id": shipment,
-                         "type": "PICKED_UP", "ts": ts, "truck_id": "BENCHTRUCK",
-                         "hub_id": "HUB-BENCH", "lat": 41.88, "lng": -87.63,
-                         "promised_by": promised_by, "dest_lat": 42.0, "dest_lng": -87.9})
+    return orjson.dumps(
+        {
+            "scan_id": f"SC-B{seq:09d}",
+            "shipment_id": shipment,
+            "type": "PICKED_UP",
+            "ts": ts,
+            "truck_id": "BENCHTRUCK",
+            "hub_id": "HUB-BENCH",
+            "lat": 41.88,
+            "lng": -87.63,
+            "promised_by": promised_by,
+            "dest_lat": 42.0,
+            "dest_lng": -87.9,
+        }
+    )
 
 
-def paced_producer(bootstrap: str, gps_topic: str, scans_topic: str,
-                   phases: list[dict[str, Any]], result: Any) -> None:
+def paced_producer(
+    bootstrap: str, gps_topic: str, scans_topic: str, phases: list[dict[str, Any]], result: Any
+) -> None:
     """Run ``phases`` in order; each: label, rate (pings/s), trucks, prefix, duration_s,
     optional ``scan_rate`` of filler pick-ups, and optional ``doomed`` trucks and
     ``deadlines`` (shipments) as [(id, offset_ms)]: at the phase's start each gets a deadline
@@ -75,8 +95,14 @@ def paced_producer(bootstrap: str, gps_topic: str, scans_topic: str,
     D). Puts a summary per phase on ``result``, with the deadlines given."""
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 2, "acks": 1,
-                         "queue.buffering.max.messages": 1_000_000})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 2,
+            "acks": 1,
+            "queue.buffering.max.messages": 1_000_000,
+        }
+    )
     seq = 0
     summaries: list[dict[str, Any]] = []
     for ph in phases:
@@ -85,9 +111,19 @@ def paced_producer(bootstrap: str, gps_topic: str, scans_topic: str,
         given: dict[str, int] = {}
         for tid, offset in ph.get("doomed", []):
             given[tid] = start + offset
-            producer.produce(gps_topic, orjson.dumps(
-                {"truck_id": tid, "ts": start + offset - ph["offline_after_ms"], "lat": 39.1,
-                 "lng": -94.6, "speed_kph": 70.0}), tid.encode())
+            producer.produce(
+                gps_topic,
+                orjson.dumps(
+                    {
+                        "truck_id": tid,
+                        "ts": start + offset - ph["offline_after_ms"],
+                        "lat": 39.1,
+                        "lng": -94.6,
+                        "speed_kph": 70.0,
+                    }
+                ),
+                tid.encode(),
+            )
         for sid, offset in ph.get("deadlines", []):
             seq += 1
             given[sid] = start + offset
@@ -122,24 +158,39 @@ def paced_producer(bootstrap: str, gps_topic: str, scans_topic: str,
                 seq += 1
                 scans += 1
                 sid = f"F{seq:09d}"
-                producer.produce(scans_topic, _scan(sid, now_ms(), now_ms() + 86_400_000,
-                                                    seq), sid.encode())
+                producer.produce(
+                    scans_topic, _scan(sid, now_ms(), now_ms() + 86_400_000, seq), sid.encode()
+                )
             producer.poll(0)
             time.sleep(max(0.0, tick - (time.monotonic() - t0 - elapsed)))
         producer.flush(30)
-        summaries.append({"label": ph["label"], "sent": sent, "scans": scans,
-                          "sent_after_2s": sent - (sent_at_2s or 0),
-                          "start_wall": start_wall, "end_wall": time.time(),
-                          "rate": round(sent / max(1e-9, time.time() - start_wall)),
-                          "deadlines": given})
+        summaries.append(
+            {
+                "label": ph["label"],
+                "sent": sent,
+                "scans": scans,
+                "sent_after_2s": sent - (sent_at_2s or 0),
+                "start_wall": start_wall,
+                "end_wall": time.time(),
+                "rate": round(sent / max(1e-9, time.time() - start_wall)),
+                "deadlines": given,
+            }
+        )
     result.put(summaries)
 
 
 # -- probe -----------------------------------------------------------------------------------
 
 
-def probe(redis_url: str, ws_url: str, clients: int, stop: Any, ready: Any, result: Any,
-          exclude_prefixes: tuple[str, ...] = ("D", "W")) -> None:
+def probe(
+    redis_url: str,
+    ws_url: str,
+    clients: int,
+    stop: Any,
+    ready: Any,
+    result: Any,
+    exclude_prefixes: tuple[str, ...] = ("D", "W"),
+) -> None:
     """Until ``stop`` is set: XREAD ``stream:positions`` and hold ``clients`` websocket
     clients, each subscribed to one vertical stripe of the US (together: everything)."""
     samples: dict[str, list[tuple[int, int]]] = {"redis": [], "websocket": []}
@@ -171,10 +222,23 @@ def probe(redis_url: str, ws_url: str, clients: int, stop: Any, ready: Any, resu
         hi = US_BOX[0] + (k + 1) * width if k < clients - 1 else lng1
         out = samples["websocket"]
         try:
-            async with connect(ws_url, max_queue=1024, compression=None, open_timeout=60,
-                               ping_interval=None, max_size=2**24) as ws:
-                await ws.send(orjson.dumps({"op": "subscribe", "id": "s", "filter": {
-                    "bbox": [round(lo, 4), lat0, round(hi, 4), lat1]}}).decode())
+            async with connect(
+                ws_url,
+                max_queue=1024,
+                compression=None,
+                open_timeout=60,
+                ping_interval=None,
+                max_size=2**24,
+            ) as ws:
+                await ws.send(
+                    orjson.dumps(
+                        {
+                            "op": "subscribe",
+                            "id": "s",
+                            "filter": {"bbox": [round(lo, 4), lat0, round(hi, 4), lat1]},
+                        }
+                    ).decode()
+                )
                 while not stop.is_set():
                     try:
                         raw = await asyncio.wait_for(ws.recv(), 0.5)
@@ -220,8 +284,14 @@ def receiver(port: int) -> None:
                 events = body if isinstance(body, list) else [body]
                 with lock:
                     for ev in events:
-                        got.append((at, str(ev.get("dedup_key")), str(ev.get("event_action")),
-                                    str(ev.get("payload", {}).get("class"))))
+                        got.append(
+                            (
+                                at,
+                                str(ev.get("dedup_key")),
+                                str(ev.get("event_action")),
+                                str(ev.get("payload", {}).get("class")),
+                            )
+                        )
             except (orjson.JSONDecodeError, AttributeError):
                 pass
             self._reply(202, b'{"status":"success"}')
@@ -230,7 +300,6 @@ def receiver(port: int) -> None:
             with lock:
                 body = orjson.dumps(got)
             self._reply(200, body)
-
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True

@@ -44,11 +44,13 @@ def latency_summary(values_ms: Sequence[float]) -> dict[str, Any]:
     """n, p50/p95/p99/max in milliseconds (rounded to 0.1 ms)."""
     if not values_ms:
         return {"n": 0, "p50_ms": None, "p95_ms": None, "p99_ms": None, "max_ms": None}
-    return {"n": len(values_ms),
-            "p50_ms": round(percentile(values_ms, 50), 1),
-            "p95_ms": round(percentile(values_ms, 95), 1),
-            "p99_ms": round(percentile(values_ms, 99), 1),
-            "max_ms": round(max(values_ms), 1)}
+    return {
+        "n": len(values_ms),
+        "p50_ms": round(percentile(values_ms, 50), 1),
+        "p95_ms": round(percentile(values_ms, 95), 1),
+        "p99_ms": round(percentile(values_ms, 99), 1),
+        "max_ms": round(max(values_ms), 1),
+    }
 
 
 def ratio(ours: float | None, theirs: float | None) -> float | None:
@@ -115,8 +117,11 @@ def fmt_p99(s: dict[str, Any]) -> str:
     cov = s.get("coverage")
     if cov is not None and cov < 0.99:
         longest = s.get("max_ms")
-        return (f"> {fmt_ms(longest)} (only {cov:.0%} arrived)" if longest is not None
-                else "none arrived")
+        return (
+            f"> {fmt_ms(longest)} (only {cov:.0%} arrived)"
+            if longest is not None
+            else "none arrived"
+        )
     return fmt_ms(s.get("p99_ms"))
 
 
@@ -142,84 +147,143 @@ def summary_rows(results: dict[str, Any]) -> list[list[str]]:
     thr = _section(results, "throughput")
     if _ok(thr):
         best = thr.get("best") or {}
-        rows.append(["1. tracking job throughput", f"{fmt_num(best.get('rate'))} pings/s "
-                     f"({best.get('name', '?')})", "20,000/s",
-                     verdict(best.get("rate"), 20_000, True)])
+        rows.append(
+            [
+                "1. tracking job throughput",
+                f"{fmt_num(best.get('rate'))} pings/s ({best.get('name', '?')})",
+                "20,000/s",
+                verdict(best.get("rate"), 20_000, True),
+            ]
+        )
         for peer, ratio_v in (thr.get("ratios") or {}).items():
-            rows.append([f"2. ratio to {peer}", f"{ratio_v if ratio_v is not None else '–'}x",
-                         "≥ 1.0x", verdict(ratio_v, 1.0, True)])
+            rows.append(
+                [
+                    f"2. ratio to {peer}",
+                    f"{ratio_v if ratio_v is not None else '–'}x",
+                    "≥ 1.0x",
+                    verdict(ratio_v, 1.0, True),
+                ]
+            )
     else:
-        rows.append(["1-2. throughput and peers", NOT_MEASURED, "20,000/s, ≥ 1.0x",
-                     thr.get("reason", "")])
+        rows.append(
+            ["1-2. throughput and peers", NOT_MEASURED, "20,000/s, ≥ 1.0x", thr.get("reason", "")]
+        )
     fr = _section(results, "freshness")
     if _ok(fr):
         for load in fr.get("loads", []):
             for where in ("redis", "websocket"):
                 s = load.get(where) or {}
                 target = 1000.0 if load.get("rate_per_s", 0) >= 10_000 else 30_000.0
-                rows.append([f"3. freshness p99, {load['label']}, to {where}",
-                             fmt_p99(s), f"< {fmt_ms(target)}", verdict_p99(s, target)])
+                rows.append(
+                    [
+                        f"3. freshness p99, {load['label']}, to {where}",
+                        fmt_p99(s),
+                        f"< {fmt_ms(target)}",
+                        verdict_p99(s, target),
+                    ]
+                )
     else:
-        rows.append(["3. freshness", NOT_MEASURED, "p99 < 1 s at 10,000/s",
-                     fr.get("reason", "")])
+        rows.append(["3. freshness", NOT_MEASURED, "p99 < 1 s at 10,000/s", fr.get("reason", "")])
     al = _section(results, "alerts")
     if _ok(al):
         for src in al.get("sources", []):
             if src.get("status") != "ok":
-                rows.append([f"4. alert latency ({src.get('alert_class')})", NOT_MEASURED,
-                             "p99 < 2 s", src.get("reason", "")])
+                rows.append(
+                    [
+                        f"4. alert latency ({src.get('alert_class')})",
+                        NOT_MEASURED,
+                        "p99 < 2 s",
+                        src.get("reason", ""),
+                    ]
+                )
                 continue
             where = f"{src['alert_class']}, {src.get('phase', '')}".rstrip(", ")
-            for label, key in (("watermark", "from_watermark"),
-                               ("wall-clock deadline", "from_deadline")):
+            for label, key in (
+                ("watermark", "from_watermark"),
+                ("wall-clock deadline", "from_deadline"),
+            ):
                 s = dict(src.get(key) or {})
                 if src.get("expected"):
                     s["coverage"] = (s.get("n") or 0) / src["expected"]
-                rows.append([f"4. alert p99 from {label} ({where})", fmt_p99(s), "< 2 s",
-                             verdict_p99(s, 2000)])
+                rows.append(
+                    [
+                        f"4. alert p99 from {label} ({where})",
+                        fmt_p99(s),
+                        "< 2 s",
+                        verdict_p99(s, 2000),
+                    ]
+                )
     else:
         rows.append(["4. alert latency", NOT_MEASURED, "p99 < 2 s", al.get("reason", "")])
     fo = _section(results, "fanout")
     if _ok(fo):
         where = ", gateway on its own CPU" if isinstance(fo.get("gateway_cpus"), list) else ""
-        rows.append([f"5. gateway fan-out, {fo.get('clients')} clients x "
-                     f"{fmt_num(fo.get('produce_rate_per_s'))} positions/s{where}",
-                     _fanout_result(fo), "p99 < 200 ms, none lost", fanout_verdict(fo)])
+        rows.append(
+            [
+                f"5. gateway fan-out, {fo.get('clients')} clients x "
+                f"{fmt_num(fo.get('produce_rate_per_s'))} positions/s{where}",
+                _fanout_result(fo),
+                "p99 < 200 ms, none lost",
+                fanout_verdict(fo),
+            ]
+        )
         shared = fo.get("shared")
         if isinstance(shared, dict):
-            rows.append(["5. same, the load generator sharing the gateway's CPUs",
-                         _fanout_result(shared) if _ok(shared) else NOT_MEASURED,
-                         "for reference", shared.get("reason", "not judged")])
+            rows.append(
+                [
+                    "5. same, the load generator sharing the gateway's CPUs",
+                    _fanout_result(shared) if _ok(shared) else NOT_MEASURED,
+                    "for reference",
+                    shared.get("reason", "not judged"),
+                ]
+            )
     else:
         rows.append(["5. gateway fan-out", NOT_MEASURED, "", fo.get("reason", "")])
     mem = _section(results, "memory")
     if _ok(mem):
         total = mem.get("system_peak_mib")
-        rows.append(["6. whole-system peak RSS", fmt_num(total, 0, "MiB"), "< 4,096 MiB",
-                     verdict(total, 4096, False)])
+        rows.append(
+            [
+                "6. whole-system peak RSS",
+                fmt_num(total, 0, "MiB"),
+                "< 4,096 MiB",
+                verdict(total, 4096, False),
+            ]
+        )
     else:
         rows.append(["6. memory", NOT_MEASURED, "< 4 GiB", mem.get("reason", "")])
     sc = _section(results, "scaling")
     if _ok(sc):
-        parts = [f"{fmt_num(r.get('trucks'))}: {fmt_num(r.get('rate'))}/s, "
-                 f"{fmt_num(r.get('tree_peak_rss_mib'))} MiB" for r in sc.get("runs", [])]
+        parts = [
+            f"{fmt_num(r.get('trucks'))}: {fmt_num(r.get('rate'))}/s, "
+            f"{fmt_num(r.get('tree_peak_rss_mib'))} MiB"
+            for r in sc.get("runs", [])
+        ]
         # the tree's peak, JVM included: in thread mode the truck state lives in the JVM's
         # process, and the launching Python process stays the same size whatever the fleet
-        rows.append(["7. cost growth (trucks: rate, job peak RSS with its JVM)",
-                     "; ".join(parts), "(no target)", "–"])
+        rows.append(
+            [
+                "7. cost growth (trucks: rate, job peak RSS with its JVM)",
+                "; ".join(parts),
+                "(no target)",
+                "–",
+            ]
+        )
     else:
         rows.append(["7. cost growth", NOT_MEASURED, "", sc.get("reason", "")])
     return rows
 
 
 def _machine_lines(m: dict[str, Any]) -> list[str]:
-    return [f"- CPU: {m.get('cpu', '?')}, {m.get('cores', '?')} cores; memory "
-            f"{fmt_num(m.get('mem_gib'), 1)} GiB; {m.get('os', '?')}",
-            f"- Python {m.get('python', '?')}, {m.get('java', '?')}, apache-flink "
-            f"{m.get('flink', '?')}, Kafka {m.get('kafka', '?')}, Redis {m.get('redis', '?')}, "
-            f"quixstreams {m.get('quixstreams') or 'not installed'}",
-            f"- load average when the run started: {m.get('loadavg', '?')} (the machine is "
-            "shared; the run is not isolated from other work)"]
+    return [
+        f"- CPU: {m.get('cpu', '?')}, {m.get('cores', '?')} cores; memory "
+        f"{fmt_num(m.get('mem_gib'), 1)} GiB; {m.get('os', '?')}",
+        f"- Python {m.get('python', '?')}, {m.get('java', '?')}, apache-flink "
+        f"{m.get('flink', '?')}, Kafka {m.get('kafka', '?')}, Redis {m.get('redis', '?')}, "
+        f"quixstreams {m.get('quixstreams') or 'not installed'}",
+        f"- load average when the run started: {m.get('loadavg', '?')} (the machine is "
+        "shared; the run is not isolated from other work)",
+    ]
 
 
 def run_status(run: dict[str, Any]) -> str:
@@ -231,27 +295,57 @@ def run_status(run: dict[str, Any]) -> str:
 
 
 def _throughput_md(sec: dict[str, Any]) -> list[str]:
-    out = [f"Input: {fmt_num(sec.get('pings'))} pings from {fmt_num(sec.get('trucks'))} trucks "
-           f"preloaded in `{sec.get('topic')}` ({sec.get('partitions')} partitions, "
-           f"{fmt_num(sec.get('bytes_per_ping'))} bytes per ping). Rate = pings / (last "
-           "position readable in Redis - first position readable in Redis); every truck's "
-           "final position is then checked in Redis.", ""]
+    out = [
+        f"Input: {fmt_num(sec.get('pings'))} pings from {fmt_num(sec.get('trucks'))} trucks "
+        f"preloaded in `{sec.get('topic')}` ({sec.get('partitions')} partitions, "
+        f"{fmt_num(sec.get('bytes_per_ping'))} bytes per ping). Rate = pings / (last "
+        "position readable in Redis - first position readable in Redis); every truck's "
+        "final position is then checked in Redis.",
+        "",
+    ]
     rows = []
     for r in sec.get("runs", []):
-        rows.append([r.get("name"), run_status(r), fmt_num(r.get("rate")),
-                     fmt_num(r.get("seconds"), 1), fmt_num(r.get("startup_s"), 1),
-                     fmt_num(r.get("cpu_us_per_ping")), fmt_num(r.get("peak_rss_mib")),
-                     fmt_num(r.get("tree_peak_rss_mib")),
-                     r.get("note", "") or r.get("reason", "")])
-    out.append(md_table(["consumer", "status", "pings/s", "processing s", "start-up s",
-                         "CPU µs/ping", "max RSS MiB (time -v)", "tree peak RSS MiB", "note"],
-                        rows))
+        rows.append(
+            [
+                r.get("name"),
+                run_status(r),
+                fmt_num(r.get("rate")),
+                fmt_num(r.get("seconds"), 1),
+                fmt_num(r.get("startup_s"), 1),
+                fmt_num(r.get("cpu_us_per_ping")),
+                fmt_num(r.get("peak_rss_mib")),
+                fmt_num(r.get("tree_peak_rss_mib")),
+                r.get("note", "") or r.get("reason", ""),
+            ]
+        )
+    out.append(
+        md_table(
+            [
+                "consumer",
+                "status",
+                "pings/s",
+                "processing s",
+                "start-up s",
+                "CPU µs/ping",
+                "max RSS MiB (time -v)",
+                "tree peak RSS MiB",
+                "note",
+            ],
+            rows,
+        )
+    )
     if sec.get("ratios"):
-        out += ["", "Ratios (best fleetpulse rate / peer rate): " + ", ".join(
-            f"{k} {v}x" for k, v in sec["ratios"].items())]
+        out += [
+            "",
+            "Ratios (best fleetpulse rate / peer rate): "
+            + ", ".join(f"{k} {v}x" for k, v in sec["ratios"].items()),
+        ]
     if sec.get("pin_ratios"):
-        out += ["", "Pinned / unpinned (the run before it): " + ", ".join(
-            f"{k} {v}x" for k, v in sec["pin_ratios"].items())]
+        out += [
+            "",
+            "Pinned / unpinned (the run before it): "
+            + ", ".join(f"{k} {v}x" for k, v in sec["pin_ratios"].items()),
+        ]
     return out
 
 
@@ -261,13 +355,27 @@ def _freshness_md(sec: dict[str, Any]) -> list[str]:
         for where in ("redis", "websocket"):
             s = load.get(where) or {}
             cov = s.get("coverage")
-            rows.append([load.get("label"), fmt_num(load.get("achieved_rate_per_s")), where,
-                         fmt_num(s.get("n")), "–" if cov is None else f"{cov:.1%}",
-                         fmt_ms(s.get("p50_ms")), fmt_ms(s.get("p95_ms")), fmt_p99(s),
-                         fmt_ms(s.get("max_ms"))])
-    return [sec.get("method", ""), "",
-            md_table(["load", "sent/s", "readable in", "samples", "coverage", "p50", "p95",
-                      "p99", "max"], rows)]
+            rows.append(
+                [
+                    load.get("label"),
+                    fmt_num(load.get("achieved_rate_per_s")),
+                    where,
+                    fmt_num(s.get("n")),
+                    "–" if cov is None else f"{cov:.1%}",
+                    fmt_ms(s.get("p50_ms")),
+                    fmt_ms(s.get("p95_ms")),
+                    fmt_p99(s),
+                    fmt_ms(s.get("max_ms")),
+                ]
+            )
+    return [
+        sec.get("method", ""),
+        "",
+        md_table(
+            ["load", "sent/s", "readable in", "samples", "coverage", "p50", "p95", "p99", "max"],
+            rows,
+        ),
+    ]
 
 
 def _alerts_md(sec: dict[str, Any]) -> list[str]:
@@ -275,45 +383,86 @@ def _alerts_md(sec: dict[str, Any]) -> list[str]:
     rows = []
     for src in sec.get("sources", []):
         if src.get("status") != "ok":
-            rows.append([src.get("alert_class"), "", NOT_MEASURED, "", "", "", "",
-                         src.get("reason", "")])
+            rows.append(
+                [src.get("alert_class"), "", NOT_MEASURED, "", "", "", "", src.get("reason", "")]
+            )
             continue
-        for label, key in (("watermark passes D", "from_watermark"),
-                           ("wall clock passes D", "from_deadline")):
+        for label, key in (
+            ("watermark passes D", "from_watermark"),
+            ("wall clock passes D", "from_deadline"),
+        ):
             s = dict(src.get(key) or {})
             if src.get("expected"):
                 s["coverage"] = (s.get("n") or 0) / src["expected"]
-            rows.append([src.get("alert_class"), src.get("phase", ""), label,
-                         f"{s.get('n', 0)}/{src.get('expected', '?')}", fmt_ms(s.get("p50_ms")),
-                         fmt_p99(s), fmt_ms(s.get("max_ms")), src.get("note", "")])
-    out.append(md_table(["alert", "load", "from", "received/expected", "p50", "p99", "max",
-                         "note"], rows))
+            rows.append(
+                [
+                    src.get("alert_class"),
+                    src.get("phase", ""),
+                    label,
+                    f"{s.get('n', 0)}/{src.get('expected', '?')}",
+                    fmt_ms(s.get("p50_ms")),
+                    fmt_p99(s),
+                    fmt_ms(s.get("max_ms")),
+                    src.get("note", ""),
+                ]
+            )
+    out.append(
+        md_table(["alert", "load", "from", "received/expected", "p50", "p99", "max", "note"], rows)
+    )
     return out
 
 
 def _memory_md(sec: dict[str, Any]) -> list[str]:
-    rows = [[p.get("name"), fmt_num(p.get("peak_rss_mib")), p.get("where", "")]
-            for p in sec.get("processes", [])]
-    return [sec.get("method", ""), "", md_table(["process", "peak RSS MiB", "measured in"], rows),
-            "", f"Whole system (sum of the peaks of the live run): "
-                f"**{fmt_num(sec.get('system_peak_mib'))} MiB**; Redis `used_memory_peak` "
-                f"{fmt_num(sec.get('redis_used_memory_peak_mib'))} MiB."]
+    rows = [
+        [p.get("name"), fmt_num(p.get("peak_rss_mib")), p.get("where", "")]
+        for p in sec.get("processes", [])
+    ]
+    return [
+        sec.get("method", ""),
+        "",
+        md_table(["process", "peak RSS MiB", "measured in"], rows),
+        "",
+        f"Whole system (sum of the peaks of the live run): "
+        f"**{fmt_num(sec.get('system_peak_mib'))} MiB**; Redis `used_memory_peak` "
+        f"{fmt_num(sec.get('redis_used_memory_peak_mib'))} MiB.",
+    ]
 
 
 def _scaling_md(sec: dict[str, Any]) -> list[str]:
-    rows = [[fmt_num(r.get("trucks")), fmt_num(r.get("pings_processed", r.get("pings"))),
-             r.get("name", ""),
-             r.get("status", "ok"), fmt_num(r.get("rate")), fmt_num(r.get("peak_rss_mib")),
-             fmt_num(r.get("tree_peak_rss_mib")), fmt_num(r.get("redis_used_mib"))]
-            for r in sec.get("runs", [])]
-    return [sec.get("method", ""), "",
-            md_table(["trucks", "pings processed", "consumer", "status", "pings/s",
-                      "job max RSS MiB", "job tree peak MiB", "Redis used MiB"], rows)]
+    rows = [
+        [
+            fmt_num(r.get("trucks")),
+            fmt_num(r.get("pings_processed", r.get("pings"))),
+            r.get("name", ""),
+            r.get("status", "ok"),
+            fmt_num(r.get("rate")),
+            fmt_num(r.get("peak_rss_mib")),
+            fmt_num(r.get("tree_peak_rss_mib")),
+            fmt_num(r.get("redis_used_mib")),
+        ]
+        for r in sec.get("runs", [])
+    ]
+    return [
+        sec.get("method", ""),
+        "",
+        md_table(
+            [
+                "trucks",
+                "pings processed",
+                "consumer",
+                "status",
+                "pings/s",
+                "job max RSS MiB",
+                "job tree peak MiB",
+                "Redis used MiB",
+            ],
+            rows,
+        ),
+    ]
 
 
 def _fanout_result(sec: dict[str, Any]) -> str:
-    return (f"{fmt_num(sec.get('delivered_per_s'))} msgs/s, p99 "
-            f"{fmt_ms(sec.get('latency_ms_p99'))}")
+    return f"{fmt_num(sec.get('delivered_per_s'))} msgs/s, p99 {fmt_ms(sec.get('latency_ms_p99'))}"
 
 
 def fanout_verdict(sec: dict[str, Any]) -> str:
@@ -324,13 +473,29 @@ def fanout_verdict(sec: dict[str, Any]) -> str:
     return verdict(sec.get("latency_ms_p99"), 200, False)
 
 
-_FANOUT_KEYS = ["gateway_cpus", "clients", "produce_rate_per_s", "positions_produced",
-                "deliveries_expected", "deliveries_received", "coalesced_total",
-                "deliveries_missing_at_least", "clients_closed", "delivered_per_s",
-                "latency_ms_p50", "latency_ms_p99", "latency_ms_max", "gateway_cpu_pct",
-                "gateway_runqueue_wait_pct", "gateway_cpu_us_per_message", "clients_cpu_pct",
-                "producer_cpu_pct", "machine_busy_pct", "gateway_rss_mib_peak",
-                "memory_kib_per_connection"]
+_FANOUT_KEYS = [
+    "gateway_cpus",
+    "clients",
+    "produce_rate_per_s",
+    "positions_produced",
+    "deliveries_expected",
+    "deliveries_received",
+    "coalesced_total",
+    "deliveries_missing_at_least",
+    "clients_closed",
+    "delivered_per_s",
+    "latency_ms_p50",
+    "latency_ms_p99",
+    "latency_ms_max",
+    "gateway_cpu_pct",
+    "gateway_runqueue_wait_pct",
+    "gateway_cpu_us_per_message",
+    "clients_cpu_pct",
+    "producer_cpu_pct",
+    "machine_busy_pct",
+    "gateway_rss_mib_peak",
+    "memory_kib_per_connection",
+]
 
 
 def _fanout_md(sec: dict[str, Any]) -> list[str]:
@@ -338,37 +503,69 @@ def _fanout_md(sec: dict[str, Any]) -> list[str]:
     if shared is None:
         rows = [[k, sec.get(k, "–")] for k in _FANOUT_KEYS if k in sec]
         return [sec.get("method", ""), "", md_table(["measure", "value"], rows)]
-    rows = [[k, sec.get(k, "–"), shared.get(k, "–")] for k in _FANOUT_KEYS
-            if k in sec or k in shared]
-    lines = [sec.get("method", ""), "", f"Beside it, for reference: {shared.get('method', '')}",
-             ""]
+    rows = [
+        [k, sec.get(k, "–"), shared.get(k, "–")] for k in _FANOUT_KEYS if k in sec or k in shared
+    ]
+    lines = [sec.get("method", ""), "", f"Beside it, for reference: {shared.get('method', '')}", ""]
     if not _ok(shared):
         lines += [f"The shared run was not measured: {shared.get('reason', '')}", ""]
-    return lines + [md_table(["measure", "gateway on its own CPU (judged)",
-                              "all sharing the CPUs"], rows)]
+    return lines + [
+        md_table(["measure", "gateway on its own CPU (judged)", "all sharing the CPUs"], rows)
+    ]
 
 
 def _profile_md(sec: dict[str, Any]) -> list[str]:
-    rows = [[s.get("step"), fmt_num(s.get("us_per_ping"), 1), fmt_num(s.get("rate_per_s"))]
-            for s in sec.get("steps", [])]
-    lines = [sec.get("method", ""), "",
-             md_table(["step (one Python thread, no Flink)", "µs per ping", "pings/s alone"],
-                      rows), ""]
+    rows = [
+        [s.get("step"), fmt_num(s.get("us_per_ping"), 1), fmt_num(s.get("rate_per_s"))]
+        for s in sec.get("steps", [])
+    ]
+    lines = [
+        sec.get("method", ""),
+        "",
+        md_table(["step (one Python thread, no Flink)", "µs per ping", "pings/s alone"], rows),
+        "",
+    ]
     if "stages" in sec:  # results of before 2026-11-28: the per-record job cut by stage
-        stages = [[r.get("name"), r.get("status", "ok"), fmt_num(r.get("rate")),
-                   fmt_num(r.get("us_per_ping"), 1), fmt_num(r.get("cpu_us_per_ping")),
-                   r.get("reason", "")[:200]] for r in sec["stages"]]
-        lines += [md_table(["Flink job cut (p=1)", "status", "pings/s", "wall µs/ping",
-                            "CPU µs/ping", "note"], stages), ""]
+        stages = [
+            [
+                r.get("name"),
+                r.get("status", "ok"),
+                fmt_num(r.get("rate")),
+                fmt_num(r.get("us_per_ping"), 1),
+                fmt_num(r.get("cpu_us_per_ping")),
+                r.get("reason", "")[:200],
+            ]
+            for r in sec["stages"]
+        ]
+        lines += [
+            md_table(
+                ["Flink job cut (p=1)", "status", "pings/s", "wall µs/ping", "CPU µs/ping", "note"],
+                stages,
+            ),
+            "",
+        ]
     if sec.get("threads"):
         job, window = sec.get("job", {}), sec.get("window", {})
-        lines += [f"The job: {fmt_num(job.get('rate'))} pings/s, "
-                  f"{fmt_num(job.get('cpu_us_per_ping'))} CPU µs per ping (its process tree); "
-                  f"threads read over {fmt_num(window.get('seconds'), 1)} s, "
-                  f"{fmt_num(100 * (window.get('share') or 0))} % of the input.", "",
-                  md_table(["process", "threads", "cores", "CPU µs per ping"],
-                           [[t.get("process"), t.get("threads"), fmt_num(t.get("cores"), 2),
-                             fmt_num(t.get("us_per_ping"), 1)] for t in sec["threads"]]), ""]
+        lines += [
+            f"The job: {fmt_num(job.get('rate'))} pings/s, "
+            f"{fmt_num(job.get('cpu_us_per_ping'))} CPU µs per ping (its process tree); "
+            f"threads read over {fmt_num(window.get('seconds'), 1)} s, "
+            f"{fmt_num(100 * (window.get('share') or 0))} % of the input.",
+            "",
+            md_table(
+                ["process", "threads", "cores", "CPU µs per ping"],
+                [
+                    [
+                        t.get("process"),
+                        t.get("threads"),
+                        fmt_num(t.get("cores"), 2),
+                        fmt_num(t.get("us_per_ping"), 1),
+                    ]
+                    for t in sec["threads"]
+                ],
+            ),
+            "",
+        ]
     return lines + [sec.get("conclusion", "")]
 
 
@@ -385,24 +582,33 @@ SECTION_TITLES = {
 
 def markdown(results: dict[str, Any], chart_name: str | None = "bench-chart.png") -> str:
     run = results.get("run", {})
-    lines = ["# fleetpulse benchmarks", "",
-             f"Measured by `{run.get('command', 'fleetpulse bench')}` on "
-             f"{run.get('started_utc', '?')} (UTC), {fmt_num(run.get('duration_s'))} s in "
-             "all. Numbers in one run, on one machine:", "",
-             *_machine_lines(results.get("machine", {})), "",
-             "Raw numbers: [`bench-results.json`](bench-results.json). Reproduce with "
-             "`fleetpulse bench` (the issue's sizes: 1,000,000 pings from 100,000 trucks), "
-             "`fleetpulse bench --quick` (a smoke run of the same code), or pick sections and "
-             "sizes: `--only throughput,profile,live,fanout,scaling`, `--pings`, `--trucks`, "
-             "`--parallelism 1,2`, `--scaling-time-box-s`, `--out-dir`, and `--update` to "
-             "re-run the sections of `--only` into the existing results. The Quix Streams peer "
-             "needs `quixstreams` importable by this interpreter or by `--quix-python` / "
-             "`$FLEETPULSE_QUIX_PYTHON`. Code: `bench/`.",
-             ""]
+    lines = [
+        "# fleetpulse benchmarks",
+        "",
+        f"Measured by `{run.get('command', 'fleetpulse bench')}` on "
+        f"{run.get('started_utc', '?')} (UTC), {fmt_num(run.get('duration_s'))} s in "
+        "all. Numbers in one run, on one machine:",
+        "",
+        *_machine_lines(results.get("machine", {})),
+        "",
+        "Raw numbers: [`bench-results.json`](bench-results.json). Reproduce with "
+        "`fleetpulse bench` (the issue's sizes: 1,000,000 pings from 100,000 trucks), "
+        "`fleetpulse bench --quick` (a smoke run of the same code), or pick sections and "
+        "sizes: `--only throughput,profile,live,fanout,scaling`, `--pings`, `--trucks`, "
+        "`--parallelism 1,2`, `--scaling-time-box-s`, `--out-dir`, and `--update` to "
+        "re-run the sections of `--only` into the existing results. The Quix Streams peer "
+        "needs `quixstreams` importable by this interpreter or by `--quix-python` / "
+        "`$FLEETPULSE_QUIX_PYTHON`. Code: `bench/`.",
+        "",
+    ]
     if run.get("notes"):
         lines += [*(f"- {n}" for n in run["notes"]), ""]
-    lines += ["## Summary", "", md_table(["measure", "result", "target", "verdict"],
-                                         summary_rows(results)), ""]
+    lines += [
+        "## Summary",
+        "",
+        md_table(["measure", "result", "target", "verdict"], summary_rows(results)),
+        "",
+    ]
     if chart_name:
         lines += [f"![throughput and latency]({chart_name})", ""]
     for name, (title, render) in SECTION_TITLES.items():
@@ -419,8 +625,9 @@ def markdown(results: dict[str, Any], chart_name: str | None = "bench-chart.png"
     return "\n".join(lines).rstrip() + "\n"
 
 
-def merge_update(previous: dict[str, Any], current: dict[str, Any],
-                 notes: Sequence[str] = ()) -> dict[str, Any]:
+def merge_update(
+    previous: dict[str, Any], current: dict[str, Any], notes: Sequence[str] = ()
+) -> dict[str, Any]:
     """``previous`` with the sections ``current`` measured replaced, and a note saying when
     and by what command: re-running one section keeps the other sections' numbers (and says
     that they come from two runs)."""
@@ -429,11 +636,15 @@ def merge_update(previous: dict[str, Any], current: dict[str, Any],
     run = merged.setdefault("run", {})
     cur = current.get("run", {})
     load = current.get("machine", {}).get("loadavg")
-    run["notes"] = [*run.get("notes", []),
-                    f"Re-measured on {cur.get('started_utc', '?')} (UTC) by "
-                    f"`{cur.get('command', '?')}`: {', '.join(current.get('sections', {}))}"
-                    + (f" (load average then: {load})" if load else "") + "; the other "
-                    "sections are from the run above.", *notes]
+    run["notes"] = [
+        *run.get("notes", []),
+        f"Re-measured on {cur.get('started_utc', '?')} (UTC) by "
+        f"`{cur.get('command', '?')}`: {', '.join(current.get('sections', {}))}"
+        + (f" (load average then: {load})" if load else "")
+        + "; the other "
+        "sections are from the run above.",
+        *notes,
+    ]
     return merged
 
 
@@ -454,8 +665,9 @@ def short_load(label: str) -> str:
     return label.replace(",000 pings/min", "k/min").replace(",000 pings/s", "k/s")
 
 
-def chart_series(results: dict[str, Any]) -> tuple[list[tuple[str, float]],
-                                                   list[tuple[str, float, float, float, bool]]]:
+def chart_series(
+    results: dict[str, Any],
+) -> tuple[list[tuple[str, float]], list[tuple[str, float, float, float, bool]]]:
     """(throughput bars: (label, pings/s)), (latency groups: (label, p50, p95, p99 in ms,
     complete)); a group is incomplete when not everything arrived (its bars are lower
     bounds)."""
@@ -471,17 +683,31 @@ def chart_series(results: dict[str, Any]) -> tuple[list[tuple[str, float]],
             s = load.get(where) or {}
             if s.get("n"):
                 complete = (s.get("coverage") or 1.0) >= 0.99
-                lat.append((f"ping->{'ws' if where == 'websocket' else where}\n"
-                            f"{short_load(load['label'])}", s["p50_ms"], s["p95_ms"],
-                            s["p99_ms"], complete))
+                lat.append(
+                    (
+                        f"ping->{'ws' if where == 'websocket' else where}\n"
+                        f"{short_load(load['label'])}",
+                        s["p50_ms"],
+                        s["p95_ms"],
+                        s["p99_ms"],
+                        complete,
+                    )
+                )
     al = _section(results, "alerts")
     for src in al.get("sources", []) if _ok(al) else []:
         s = src.get("from_watermark") or {}
         if src.get("status") == "ok" and s.get("n"):
             complete = s["n"] >= 0.99 * (src.get("expected") or s["n"])
             cls = src["alert_class"].replace("shipment_", "").replace("truck_", "")
-            lat.append((f"alert {cls}\n{short_load(src.get('phase', ''))}", s["p50_ms"],
-                        s["p95_ms"], s["p99_ms"], complete))
+            lat.append(
+                (
+                    f"alert {cls}\n{short_load(src.get('phase', ''))}",
+                    s["p50_ms"],
+                    s["p95_ms"],
+                    s["p99_ms"],
+                    complete,
+                )
+            )
     return bars, lat
 
 
@@ -513,24 +739,39 @@ def write_chart(results: dict[str, Any], path: Path) -> str | None:
     if lat:
         xs = range(len(lat))
         w = 0.27
-        for k, (label, color) in enumerate((("p50", "#9ecae1"), ("p95", "#4292c6"),
-                                            ("p99", "#08519c"))):
-            ax2.bar([x + (k - 1) * w for x in xs], [row[k + 1] for row in lat], w,
-                    label=label, color=color,
-                    hatch=[None if row[4] else "//" for row in lat])
+        for k, (label, color) in enumerate(
+            (("p50", "#9ecae1"), ("p95", "#4292c6"), ("p99", "#08519c"))
+        ):
+            ax2.bar(
+                [x + (k - 1) * w for x in xs],
+                [row[k + 1] for row in lat],
+                w,
+                label=label,
+                color=color,
+                hatch=[None if row[4] else "//" for row in lat],
+            )
         ax2.set_xticks(list(xs))
         ax2.set_xticklabels([row[0] for row in lat], fontsize=7)
         ax2.axhline(1000, color="#d62728", linestyle="--", linewidth=1, label="1 s")
         if not all(row[4] for row in lat):
-            ax2.bar([0], [0], color="white", edgecolor="black", hatch="//",
-                    label="incomplete (lower bound)")
+            ax2.bar(
+                [0],
+                [0],
+                color="white",
+                edgecolor="black",
+                hatch="//",
+                label="incomplete (lower bound)",
+            )
         ax2.set_yscale("log")
         ax2.legend(fontsize=8)
     else:
         ax2.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax2.transAxes)
     ax2.set_title("Latency: freshness, and alerts from the watermark (ms, log)")
-    fig.suptitle(f"fleetpulse bench - {results.get('run', {}).get('started_utc', '')} UTC, "
-                 f"{results.get('machine', {}).get('cores', '?')} cores", fontsize=10)
+    fig.suptitle(
+        f"fleetpulse bench - {results.get('run', {}).get('started_utc', '')} UTC, "
+        f"{results.get('machine', {}).get('cores', '?')} cores",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -34,7 +34,7 @@ def _missing(r: Any, expected: dict[str, int], chunk: int = 5000) -> dict[str, i
     items = list(expected.items())
     missing: dict[str, int] = {}
     for start in range(0, len(items), chunk):
-        part = items[start:start + chunk]
+        part = items[start : start + chunk]
         pipe = r.pipeline(transaction=False)
         for tid, _ in part:
             pipe.hget(f"truck:{tid}", "ts_ms")
@@ -44,11 +44,19 @@ def _missing(r: Any, expected: dict[str, int], chunk: int = 5000) -> dict[str, i
     return missing
 
 
-def run_consumer(stack: Stack, ds: Dataset, name: str, argv: list[str], workdir: Path,
-                 timeout_s: float, env: dict[str, str] | None = None,
-                 done_key: str | None = None, cap_s: float | None = None,
-                 also_measured: dict[str, int] | None = None,
-                 on_progress: Callable[[float, int], None] | None = None) -> dict[str, Any]:
+def run_consumer(
+    stack: Stack,
+    ds: Dataset,
+    name: str,
+    argv: list[str],
+    workdir: Path,
+    timeout_s: float,
+    env: dict[str, str] | None = None,
+    done_key: str | None = None,
+    cap_s: float | None = None,
+    also_measured: dict[str, int] | None = None,
+    on_progress: Callable[[float, int], None] | None = None,
+) -> dict[str, Any]:
     """Start ``argv`` on an empty Redis and time it through ``ds``; a result row.
 
     With ``done_key`` the consumer counts its records in that Redis key instead of writing
@@ -63,10 +71,8 @@ def run_consumer(stack: Stack, ds: Dataset, name: str, argv: list[str], workdir:
     stack.flush_redis()
     r = stack.redis()
     redis_pid = stack.procs["redis"].pid
-    row: dict[str, Any] = {"name": name, "pings": ds.pings, "trucks": ds.trucks,
-                           "status": "ok"}
-    child = start_child(name.replace(" ", "_").replace("=", ""), argv, workdir, timed=True,
-                        env=env)
+    row: dict[str, Any] = {"name": name, "pings": ds.pings, "trucks": ds.trucks, "status": "ok"}
+    child = start_child(name.replace(" ", "_").replace("=", ""), argv, workdir, timed=True, env=env)
     t_start = time.monotonic()
     bar = Bar(ds.pings, name, "ping")
     sampler = MemorySampler(0.5)
@@ -90,8 +96,7 @@ def run_consumer(stack: Stack, ds: Dataset, name: str, argv: list[str], workdir:
                     t_first = time.monotonic()
                     break
                 if not child.alive():
-                    raise BenchError(f"{name} exited before writing anything:\n"
-                                     f"{child.log_tail()}")
+                    raise BenchError(f"{name} exited before writing anything:\n{child.log_tail()}")
                 if time.monotonic() > deadline:
                     raise BenchError(f"{name}: nothing written to Redis in {timeout_s:.0f}s")
                 time.sleep(0.02)
@@ -101,8 +106,10 @@ def run_consumer(stack: Stack, ds: Dataset, name: str, argv: list[str], workdir:
             while True:
                 now = time.monotonic()
                 if now > deadline:
-                    raise BenchError(f"{name}: not done after {timeout_s:.0f}s "
-                                     f"({progress():,} records processed)")
+                    raise BenchError(
+                        f"{name}: not done after {timeout_s:.0f}s "
+                        f"({progress():,} records processed)"
+                    )
                 added = progress()
                 if on_progress is not None:
                     on_progress(added / ds.pings, child.popen.pid)
@@ -110,16 +117,19 @@ def run_consumer(stack: Stack, ds: Dataset, name: str, argv: list[str], workdir:
                 if cap_s is not None and now - t_first >= cap_s:
                     t_end, processed = now, min(added, ds.pings)
                     row["status"] = "partial"
-                    row["note"] = (f"time box: stopped {cap_s:.0f} s after its first write, "
-                                   f"{processed:,} of {ds.pings:,} pings processed")
+                    row["note"] = (
+                        f"time box: stopped {cap_s:.0f} s after its first write, "
+                        f"{processed:,} of {ds.pings:,} pings processed"
+                    )
                     break
                 if done_key:
                     if added >= ds.pings:
                         t_end = now
                         break
                     if not child.alive():
-                        raise BenchError(f"{name} exited at {added} of {ds.pings}:\n"
-                                         f"{child.log_tail()}")
+                        raise BenchError(
+                            f"{name} exited at {added} of {ds.pings}:\n{child.log_tail()}"
+                        )
                 elif added >= 0.95 * ds.pings or not child.alive():
                     tail = _missing(r, tail)
                     if not tail:
@@ -130,8 +140,9 @@ def run_consumer(stack: Stack, ds: Dataset, name: str, argv: list[str], workdir:
                             break
                         tail = missing  # rare: keep polling the stragglers
                     elif not child.alive():
-                        raise BenchError(f"{name} exited with {len(tail)} trucks missing:\n"
-                                         f"{child.log_tail()}")
+                        raise BenchError(
+                            f"{name} exited with {len(tail)} trucks missing:\n{child.log_tail()}"
+                        )
                 time.sleep(POLL_S)
             sampler.sample()
             cpu_window = cpu_now() - cpu_first
@@ -151,21 +162,23 @@ def run_consumer(stack: Stack, ds: Dataset, name: str, argv: list[str], workdir:
         bar.close()
     tv = child.time_v()
     seconds = t_end - t_first
-    row.update({
-        "pings_processed": processed,
-        "rate": round(processed / seconds),
-        "seconds": round(seconds, 2),
-        "startup_s": round(t_first - t_start, 2),
-        "peak_rss_mib": round(tv["max_rss_kib"] / 1024, 1) if "max_rss_kib" in tv else None,
-        "tree_peak_rss_mib": round(sum(sampler.peak_mib(n) for n in measured), 1),
-        "cpu_s": round(cpu_window, 1),
-        "cpu_us_per_ping": round(cpu_window * 1e6 / max(1, processed), 1),
-        "cpu_s_whole_run": round(cpu_now(), 1),
-        "redis_cpu_s": round(redis_cpu, 1),
-        "redis_used_mib": round(int(r.info("memory")["used_memory"]) / 2**20, 1),
-        "positions_written": _positions_added(r),
-        "exit_code": child.popen.returncode,
-    })
+    row.update(
+        {
+            "pings_processed": processed,
+            "rate": round(processed / seconds),
+            "seconds": round(seconds, 2),
+            "startup_s": round(t_first - t_start, 2),
+            "peak_rss_mib": round(tv["max_rss_kib"] / 1024, 1) if "max_rss_kib" in tv else None,
+            "tree_peak_rss_mib": round(sum(sampler.peak_mib(n) for n in measured), 1),
+            "cpu_s": round(cpu_window, 1),
+            "cpu_us_per_ping": round(cpu_window * 1e6 / max(1, processed), 1),
+            "cpu_s_whole_run": round(cpu_now(), 1),
+            "redis_cpu_s": round(redis_cpu, 1),
+            "redis_used_mib": round(int(r.info("memory")["used_memory"]) / 2**20, 1),
+            "positions_written": _positions_added(r),
+            "exit_code": child.popen.returncode,
+        }
+    )
     r.close()
     return row
 

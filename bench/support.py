@@ -83,8 +83,7 @@ def exit_on_sigterm() -> None:
 @contextmanager
 def running_stack(keep: bool = False) -> Iterator[Stack]:
     tmp = Path(tempfile.mkdtemp(prefix="fleetpulse-bench-"))
-    kafka = KafkaBroker(tmp / "kafka", port=free_port(), controller_port=free_port(),
-                        heap_mb=1024)
+    kafka = KafkaBroker(tmp / "kafka", port=free_port(), controller_port=free_port(), heap_mb=1024)
     redis_server = RedisServer(tmp / "redis", port=free_port(), persist=False)
     stack = Stack(tmp, kafka, redis_server)
     try:
@@ -125,14 +124,17 @@ def process_tree(pid: int) -> list[int]:
     return out
 
 
-def truck_walk(rng: random.Random, trucks: int, box: tuple[float, float, float, float],
-               step_deg: float = 0.05) -> Iterator[tuple[str, float, float]]:
+def truck_walk(
+    rng: random.Random, trucks: int, box: tuple[float, float, float, float], step_deg: float = 0.05
+) -> Iterator[tuple[str, float, float]]:
     """Endless moves ``(truck_id, lat, lng)`` of ``trucks`` trucks (``B00000``, ...) that
     random-walk inside ``box`` (min_lng, min_lat, max_lng, max_lat): each move picks a truck
     and steps it up to ``step_deg`` on each axis. The gateway benchmark's producer and
     ``bench.gateway_micro`` both use it, so they route the same kind of traffic."""
-    pos = {f"B{i:05d}": [rng.uniform(box[1], box[3]), rng.uniform(box[0], box[2])]
-           for i in range(trucks)}
+    pos = {
+        f"B{i:05d}": [rng.uniform(box[1], box[3]), rng.uniform(box[0], box[2])]
+        for i in range(trucks)
+    }
     ids = list(pos)
     while True:
         tid = ids[rng.randrange(trucks)]
@@ -263,8 +265,13 @@ class Child:
         self.popen.wait()
 
 
-def start_child(name: str, argv: list[str], workdir: Path, timed: bool = False,
-                env: dict[str, str] | None = None) -> Child:
+def start_child(
+    name: str,
+    argv: list[str],
+    workdir: Path,
+    timed: bool = False,
+    env: dict[str, str] | None = None,
+) -> Child:
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"{name}.log"
     time_path = workdir / f"{name}.time" if timed and Path("/usr/bin/time").exists() else None
@@ -274,9 +281,15 @@ def start_child(name: str, argv: list[str], workdir: Path, timed: bool = False,
     if env:
         child_env.update(env)
     with open(log_path, "ab") as log:
-        popen = subprocess.Popen(full, stdout=log, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, env=child_env, cwd=PROJECT_ROOT,
-                                 start_new_session=True)
+        popen = subprocess.Popen(
+            full,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=child_env,
+            cwd=PROJECT_ROOT,
+            start_new_session=True,
+        )
     return Child(name, popen, log_path, time_path)
 
 
@@ -322,15 +335,20 @@ def machine_info(quix_python: str | None = None) -> dict[str, Any]:
         kafka = jars[0].name.removeprefix("kafka_2.13-").removesuffix(".jar")
     quix = None
     if quix_python:
-        q = _cmd_version([quix_python, "-c", "import quixstreams; print(quixstreams.__version__)"],
-                         r"(\d+\.\d+\.\d+)")
+        q = _cmd_version(
+            [quix_python, "-c", "import quixstreams; print(quixstreams.__version__)"],
+            r"(\d+\.\d+\.\d+)",
+        )
         quix = None if q == "?" else q
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "mem_gib": mem_gib,
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "mem_gib": mem_gib,
         "os": f"{platform.system()} {platform.release()} ({platform.machine()})",
         "python": platform.python_version(),
         "java": "Java " + _cmd_version(["java", "-version"], r'version "([^"]+)"'),
-        "flink": flink, "kafka": kafka,
+        "flink": flink,
+        "kafka": kafka,
         "redis": _cmd_version(["redis-server", "--version"], r"v=(\S+)"),
         "quixstreams": quix,
         "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
@@ -351,9 +369,16 @@ class Bar:
         try:
             from tqdm import tqdm
 
-            self._tqdm = tqdm(total=total, desc=desc, unit=unit, unit_scale=True,
-                              dynamic_ncols=True, leave=False, file=sys.stderr,
-                              mininterval=0.5 if sys.stderr.isatty() else 15.0)
+            self._tqdm = tqdm(
+                total=total,
+                desc=desc,
+                unit=unit,
+                unit_scale=True,
+                dynamic_ncols=True,
+                leave=False,
+                file=sys.stderr,
+                mininterval=0.5 if sys.stderr.isatty() else 15.0,
+            )
         except ImportError:
             pass
 
@@ -366,8 +391,9 @@ class Bar:
         elif time.monotonic() - self._last_draw > 0.5:
             self._last_draw = time.monotonic()
             pct = 100 * n / self.total if self.total else 0
-            sys.stderr.write(f"\r{self.desc}: {n:,.0f}/{self.total:,.0f} {self.unit} "
-                             f"({pct:4.1f}%) {postfix}   ")
+            sys.stderr.write(
+                f"\r{self.desc}: {n:,.0f}/{self.total:,.0f} {self.unit} ({pct:4.1f}%) {postfix}   "
+            )
             sys.stderr.flush()
         self.n = n
 
@@ -389,8 +415,7 @@ def log(msg: str) -> None:
     sys.stderr.flush()
 
 
-def wait_for(pred: Callable[[], Any], timeout_s: float, what: str,
-              interval_s: float = 0.1) -> Any:
+def wait_for(pred: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.1) -> Any:
     deadline = time.monotonic() + timeout_s
     last: BaseException | None = None
     while time.monotonic() < deadline:
@@ -401,5 +426,7 @@ def wait_for(pred: Callable[[], Any], timeout_s: float, what: str,
         except Exception as exc:  # noqa: BLE001 - polling
             last = exc
         time.sleep(interval_s)
-    raise BenchError(f"timed out after {timeout_s:.0f}s waiting for {what}"
-                     + (f" (last error: {last!r})" if last else ""))
+    raise BenchError(
+        f"timed out after {timeout_s:.0f}s waiting for {what}"
+        + (f" (last error: {last!r})" if last else "")
+    )

@@ -34,7 +34,7 @@ def thread_ticks(pid: int) -> dict[tuple[int, str], int]:
             name = (task / "comm").read_text().strip()
         except OSError:  # the thread ended meanwhile
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         out[(int(task.name), name)] = int(fields[11]) + int(fields[12])
     return out
 
@@ -44,8 +44,9 @@ def group_name(name: str) -> str:
     return _TRAILING_NUMBER.sub("", name) or name
 
 
-def cores_by_group(before: dict[tuple[int, str], int], after: dict[tuple[int, str], int],
-                   seconds: float) -> dict[str, float]:
+def cores_by_group(
+    before: dict[tuple[int, str], int], after: dict[tuple[int, str], int], seconds: float
+) -> dict[str, float]:
     """Cores each group of threads used between two readings (threads born in between count
     from zero)."""
     used: dict[str, float] = {}
@@ -70,8 +71,9 @@ class ThreadWindow:
     ``rows`` ends up as [{process, threads, cores}], most cores first; ``seconds`` and
     ``fraction`` are the window's length in time and in share of the input."""
 
-    def __init__(self, others: tuple[int, ...] = (), start: float = 0.25,
-                 end: float = 0.75) -> None:
+    def __init__(
+        self, others: tuple[int, ...] = (), start: float = 0.25, end: float = 0.75
+    ) -> None:
         self.others = others
         self.start, self.end = start, end
         self._first: tuple[float, float, dict[int, dict[tuple[int, str], int]]] | None = None
@@ -104,14 +106,19 @@ class ThreadWindow:
             name = process_name(pid)
             for group, cores in cores_by_group(before.get(pid, {}), ticks, self.seconds).items():
                 if cores >= 0.005:
-                    self.rows.append({"process": name, "threads": group,
-                                      "cores": round(cores, 2)})
+                    self.rows.append({"process": name, "threads": group, "cores": round(cores, 2)})
         self.rows.sort(key=lambda r: -r["cores"])
 
 
 @click.command()
-@click.option("--pid", "pids", type=int, multiple=True, required=True,
-              help="A process to watch (repeatable: the JVM, redis-server, ...).")
+@click.option(
+    "--pid",
+    "pids",
+    type=int,
+    multiple=True,
+    required=True,
+    help="A process to watch (repeatable: the JVM, redis-server, ...).",
+)
 @click.option("--seconds", default=20.0, show_default=True)
 @click.option("--top", default=25, show_default=True, help="Rows to print per process.")
 def main(pids: tuple[int, ...], seconds: float, top: int) -> None:

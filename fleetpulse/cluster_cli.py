@@ -19,11 +19,22 @@ from fleetpulse.commands import data_dir_option
 from fleetpulse.services.flink_cluster import StandaloneCluster
 
 
-def _cluster(data_dir: Path, taskmanagers: int = 1, slots: int = 2, rest_port: int = 8091,
-             rpc_port: int = 6133, pin: bool = False) -> StandaloneCluster:
-    return StandaloneCluster(data_dir / "flink-cluster", rest_port=rest_port,
-                             rpc_port=rpc_port, taskmanagers=taskmanagers,
-                             slots_per_taskmanager=slots, pin_taskmanagers=pin)
+def _cluster(
+    data_dir: Path,
+    taskmanagers: int = 1,
+    slots: int = 2,
+    rest_port: int = 8091,
+    rpc_port: int = 6133,
+    pin: bool = False,
+) -> StandaloneCluster:
+    return StandaloneCluster(
+        data_dir / "flink-cluster",
+        rest_port=rest_port,
+        rpc_port=rpc_port,
+        taskmanagers=taskmanagers,
+        slots_per_taskmanager=slots,
+        pin_taskmanagers=pin,
+    )
 
 
 @click.group()
@@ -33,22 +44,40 @@ def cluster() -> None:
 
 @cluster.command()
 @data_dir_option
-@click.option("--taskmanagers", default=2, show_default=True, type=click.IntRange(1, 16),
-              help="TaskManager processes (each runs its own Python interpreter).")
-@click.option("--slots", default=2, show_default=True, type=click.IntRange(1, 16),
-              help="Task slots per TaskManager (both jobs need slots).")
-@click.option("--rest-port", default=8091, envvar="FLEETPULSE_CLUSTER_REST_PORT",
-              show_default=True)
-@click.option("--rpc-port", default=6133, envvar="FLEETPULSE_CLUSTER_RPC_PORT",
-              show_default=True)
-@click.option("--pin-taskmanagers/--no-pin-taskmanagers", default=False, show_default=True,
-              envvar="FLEETPULSE_CLUSTER_PIN_TASKMANAGERS",
-              help="Run each TaskManager on a CPU of its own (round robin over the usable "
-                   "CPUs): its Python operators share one interpreter lock, and handing it "
-                   "over between cores is costly (1.17-1.33x the tracking job's rate with two "
-                   "TaskManagers on two cores, docs/tracking.md).")
-def start(data_dir: Path, taskmanagers: int, slots: int, rest_port: int, rpc_port: int,
-          pin_taskmanagers: bool) -> None:
+@click.option(
+    "--taskmanagers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 16),
+    help="TaskManager processes (each runs its own Python interpreter).",
+)
+@click.option(
+    "--slots",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 16),
+    help="Task slots per TaskManager (both jobs need slots).",
+)
+@click.option("--rest-port", default=8091, envvar="FLEETPULSE_CLUSTER_REST_PORT", show_default=True)
+@click.option("--rpc-port", default=6133, envvar="FLEETPULSE_CLUSTER_RPC_PORT", show_default=True)
+@click.option(
+    "--pin-taskmanagers/--no-pin-taskmanagers",
+    default=False,
+    show_default=True,
+    envvar="FLEETPULSE_CLUSTER_PIN_TASKMANAGERS",
+    help="Run each TaskManager on a CPU of its own (round robin over the usable "
+    "CPUs): its Python operators share one interpreter lock, and handing it "
+    "over between cores is costly (1.17-1.33x the tracking job's rate with two "
+    "TaskManagers on two cores, docs/tracking.md).",
+)
+def start(
+    data_dir: Path,
+    taskmanagers: int,
+    slots: int,
+    rest_port: int,
+    rpc_port: int,
+    pin_taskmanagers: bool,
+) -> None:
     """Start the cluster in the background; prints the URL for `up --flink-url`."""
     from fleetpulse.services.process import pid_alive
     from fleetpulse.waiting import check_port_free
@@ -56,8 +85,10 @@ def start(data_dir: Path, taskmanagers: int, slots: int, rest_port: int, rpc_por
     c = _cluster(data_dir, taskmanagers, slots, rest_port, rpc_port, pin_taskmanagers)
     alive = sorted(pid for pid in c.pids().values() if pid_alive(pid))
     if alive:
-        raise click.ClickException(f"a Flink cluster from {data_dir} is already running "
-                                   f"(pids {alive}); `fleetpulse cluster stop` first")
+        raise click.ClickException(
+            f"a Flink cluster from {data_dir} is already running "
+            f"(pids {alive}); `fleetpulse cluster stop` first"
+        )
     try:
         check_port_free(rest_port, "the Flink REST API")
         check_port_free(rpc_port, "the Flink JobManager RPC")
@@ -68,8 +99,10 @@ def start(data_dir: Path, taskmanagers: int, slots: int, rest_port: int, rpc_por
     except PlatformError as exc:
         c.stop()
         raise click.ClickException(str(exc)) from None
-    click.echo(f"Flink session cluster with {taskmanagers} TaskManagers x {slots} slots at "
-               f"{c.rest_url} (logs in {c.work_dir / 'log'})")
+    click.echo(
+        f"Flink session cluster with {taskmanagers} TaskManagers x {slots} slots at "
+        f"{c.rest_url} (logs in {c.work_dir / 'log'})"
+    )
     click.echo(f"  fleetpulse up --flink-url {c.rest_url} --parallelism {taskmanagers}")
 
 
@@ -83,8 +116,7 @@ def stop(data_dir: Path) -> None:
 
 @cluster.command()
 @data_dir_option
-@click.option("--rest-port", default=8091, envvar="FLEETPULSE_CLUSTER_REST_PORT",
-              show_default=True)
+@click.option("--rest-port", default=8091, envvar="FLEETPULSE_CLUSTER_REST_PORT", show_default=True)
 def status(data_dir: Path, rest_port: int) -> None:
     """TaskManagers, free slots and running jobs; exit 1 when the cluster does not answer."""
     from fleetpulse.services.flink import rest_get
@@ -95,6 +127,8 @@ def status(data_dir: Path, rest_port: int) -> None:
     except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
         click.echo(f"no Flink cluster at {c.rest_url}: {exc}", err=True)
         sys.exit(1)
-    click.echo(f"{c.rest_url}: {overview.get('taskmanagers')} TaskManagers, "
-               f"{overview.get('slots-available')}/{overview.get('slots-total')} slots free, "
-               f"{overview.get('jobs-running')} jobs running")
+    click.echo(
+        f"{c.rest_url}: {overview.get('taskmanagers')} TaskManagers, "
+        f"{overview.get('slots-available')}/{overview.get('slots-total')} slots free, "
+        f"{overview.get('jobs-running')} jobs running"
+    )

@@ -12,64 +12,127 @@ from fleetpulse.config import UpSettings
 from fleetpulse.paths import default_data_dir
 
 data_dir_option = click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=default_data_dir,
-    envvar="FLEETPULSE_DATA_DIR", show_default=True,
-    help="Where all state lives: Kafka logs, Flink checkpoints, Redis dump, logs.")
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=default_data_dir,
+    envvar="FLEETPULSE_DATA_DIR",
+    show_default=True,
+    help="Where all state lives: Kafka logs, Flink checkpoints, Redis dump, logs.",
+)
 
 
 @click.command()
 @data_dir_option
-@click.option("--flink-url", default="", envvar="FLEETPULSE_FLINK_URL",
-              help="Submit the jobs to this Flink cluster (host:port of its REST API) with "
-                   "`flink run -py` instead of running them on an embedded MiniCluster.")
+@click.option(
+    "--flink-url",
+    default="",
+    envvar="FLEETPULSE_FLINK_URL",
+    help="Submit the jobs to this Flink cluster (host:port of its REST API) with "
+    "`flink run -py` instead of running them on an embedded MiniCluster.",
+)
 @click.option("--kafka-port", default=9092, envvar="FLEETPULSE_KAFKA_PORT", show_default=True)
-@click.option("--kafka-controller-port", default=0, envvar="FLEETPULSE_KAFKA_CONTROLLER_PORT",
-              help="KRaft controller listener (default: the Kafka port + 1).")
+@click.option(
+    "--kafka-controller-port",
+    default=0,
+    envvar="FLEETPULSE_KAFKA_CONTROLLER_PORT",
+    help="KRaft controller listener (default: the Kafka port + 1).",
+)
 @click.option("--redis-port", default=6379, envvar="FLEETPULSE_REDIS_PORT", show_default=True)
-@click.option("--gateway-port", default=8765, envvar="FLEETPULSE_GATEWAY_PORT",
-              show_default=True)
-@click.option("--dispatcher-metrics-port", default=9252,
-              envvar="FLEETPULSE_DISPATCHER_METRICS_PORT", show_default=True)
-@click.option("--tracking-metrics-port", default=9250,
-              envvar="FLEETPULSE_TRACKING_METRICS_PORT", show_default=True)
-@click.option("--delay-metrics-port", default=9251, envvar="FLEETPULSE_DELAY_METRICS_PORT",
-              show_default=True)
-@click.option("--tracking-rest-port", default=8081, envvar="FLEETPULSE_TRACKING_REST_PORT",
-              show_default=True, help="REST API / web UI of the tracking job's MiniCluster.")
-@click.option("--delay-rest-port", default=8082, envvar="FLEETPULSE_DELAY_REST_PORT",
-              show_default=True)
+@click.option("--gateway-port", default=8765, envvar="FLEETPULSE_GATEWAY_PORT", show_default=True)
+@click.option(
+    "--dispatcher-metrics-port",
+    default=9252,
+    envvar="FLEETPULSE_DISPATCHER_METRICS_PORT",
+    show_default=True,
+)
+@click.option(
+    "--tracking-metrics-port",
+    default=9250,
+    envvar="FLEETPULSE_TRACKING_METRICS_PORT",
+    show_default=True,
+)
+@click.option(
+    "--delay-metrics-port", default=9251, envvar="FLEETPULSE_DELAY_METRICS_PORT", show_default=True
+)
+@click.option(
+    "--tracking-rest-port",
+    default=8081,
+    envvar="FLEETPULSE_TRACKING_REST_PORT",
+    show_default=True,
+    help="REST API / web UI of the tracking job's MiniCluster.",
+)
+@click.option(
+    "--delay-rest-port", default=8082, envvar="FLEETPULSE_DELAY_REST_PORT", show_default=True
+)
 @click.option("--parallelism", default=1, show_default=True, help="Flink job parallelism.")
-@click.option("--pin-jobs/--no-pin-jobs", default=False, show_default=True,
-              envvar="FLEETPULSE_PIN_JOBS",
-              help="Run each embedded job (its MiniCluster JVM) on a CPU of its own: a job's "
-                   "Python operators share one interpreter lock, and handing it between "
-                   "cores is costly (the tracking job ran 1.24-1.79x faster pinned on 2 cores, "
-                   "docs/tracking.md). Not used with --flink-url.")
+@click.option(
+    "--pin-jobs/--no-pin-jobs",
+    default=False,
+    show_default=True,
+    envvar="FLEETPULSE_PIN_JOBS",
+    help="Run each embedded job (its MiniCluster JVM) on a CPU of its own: a job's "
+    "Python operators share one interpreter lock, and handing it between "
+    "cores is costly (the tracking job ran 1.24-1.79x faster pinned on 2 cores, "
+    "docs/tracking.md). Not used with --flink-url.",
+)
 @click.option("--trucks", default=200, show_default=True, help="Simulated trucks.")
-@click.option("--speedup", default=300.0, show_default=True,
-              help="Simulated event time runs this many times faster than the wall clock.")
+@click.option(
+    "--speedup",
+    default=300.0,
+    show_default=True,
+    help="Simulated event time runs this many times faster than the wall clock.",
+)
 @click.option("--seed", default=42, show_default=True)
 @click.option("--no-simulator", is_flag=True, help="Start everything but the simulator.")
-@click.option("--alerting-config", default="", envvar="FLEETPULSE_ALERTING_CONFIG",
-              help="Alert dispatcher YAML (default: the packaged demo configuration).")
-def up(data_dir: Path, flink_url: str, kafka_port: int, kafka_controller_port: int,
-       redis_port: int, gateway_port: int,
-       dispatcher_metrics_port: int, tracking_metrics_port: int, delay_metrics_port: int,
-       tracking_rest_port: int, delay_rest_port: int, parallelism: int, pin_jobs: bool,
-       trucks: int,
-       speedup: float, seed: int, no_simulator: bool, alerting_config: str) -> None:
+@click.option(
+    "--alerting-config",
+    default="",
+    envvar="FLEETPULSE_ALERTING_CONFIG",
+    help="Alert dispatcher YAML (default: the packaged demo configuration).",
+)
+def up(
+    data_dir: Path,
+    flink_url: str,
+    kafka_port: int,
+    kafka_controller_port: int,
+    redis_port: int,
+    gateway_port: int,
+    dispatcher_metrics_port: int,
+    tracking_metrics_port: int,
+    delay_metrics_port: int,
+    tracking_rest_port: int,
+    delay_rest_port: int,
+    parallelism: int,
+    pin_jobs: bool,
+    trucks: int,
+    speedup: float,
+    seed: int,
+    no_simulator: bool,
+    alerting_config: str,
+) -> None:
     """Start Kafka, Redis, the Flink jobs, the dispatcher, the gateway and the simulator."""
     from fleetpulse.supervisor import Supervisor
 
     settings = UpSettings(
-        data_dir=data_dir.resolve(), kafka_port=kafka_port,
-        kafka_controller_port=kafka_controller_port or kafka_port + 1, redis_port=redis_port,
-        gateway_port=gateway_port, dispatcher_metrics_port=dispatcher_metrics_port,
-        tracking_metrics_port=tracking_metrics_port, delay_metrics_port=delay_metrics_port,
-        tracking_rest_port=tracking_rest_port, delay_rest_port=delay_rest_port,
-        flink_url=flink_url, parallelism=parallelism, pin_jobs=pin_jobs,
-        simulate=not no_simulator, trucks=trucks, speedup=speedup, seed=seed,
-        alerting_config=alerting_config)
+        data_dir=data_dir.resolve(),
+        kafka_port=kafka_port,
+        kafka_controller_port=kafka_controller_port or kafka_port + 1,
+        redis_port=redis_port,
+        gateway_port=gateway_port,
+        dispatcher_metrics_port=dispatcher_metrics_port,
+        tracking_metrics_port=tracking_metrics_port,
+        delay_metrics_port=delay_metrics_port,
+        tracking_rest_port=tracking_rest_port,
+        delay_rest_port=delay_rest_port,
+        flink_url=flink_url,
+        parallelism=parallelism,
+        pin_jobs=pin_jobs,
+        simulate=not no_simulator,
+        trucks=trucks,
+        speedup=speedup,
+        seed=seed,
+        alerting_config=alerting_config,
+    )
     sup = Supervisor(settings, say=lambda m: click.echo(f"[fleetpulse] {m}", err=True))
     try:
         sup.start_all()
@@ -82,8 +145,9 @@ def up(data_dir: Path, flink_url: str, kafka_port: int, kafka_controller_port: i
     click.echo("")
     click.echo("fleetpulse is up. Where to look:")
     click.echo(f"  Kafka        {settings.kafka_bootstrap}")
-    click.echo(f"  Redis        {settings.redis_url}   (redis-cli -p {redis_port} hgetall "
-               "region:WEST)")
+    click.echo(
+        f"  Redis        {settings.redis_url}   (redis-cli -p {redis_port} hgetall region:WEST)"
+    )
     for c in sup.components:
         for label, url in c.urls.items():
             click.echo(f"  {c.name:<17} {label:<8} {url}")
@@ -128,8 +192,9 @@ def status(data_dir: Path) -> None:
 
 
 @click.command()
-@click.option("--bootstrap", default="127.0.0.1:9092", envvar="FLEETPULSE_BOOTSTRAP",
-              show_default=True)
+@click.option(
+    "--bootstrap", default="127.0.0.1:9092", envvar="FLEETPULSE_BOOTSTRAP", show_default=True
+)
 @click.option("--topic", default="fleet.dlq", show_default=True)
 @click.option("--follow/--no-follow", default=False, help="Keep waiting for new dead letters.")
 def dlq(bootstrap: str, topic: str, follow: bool) -> None:
@@ -138,9 +203,13 @@ def dlq(bootstrap: str, topic: str, follow: bool) -> None:
 
     from fleetpulse.dlq_view import describe_dead_letter
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False,
-                             consumer_timeout_ms=None if follow else 3000)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=None if follow else 3000,
+    )
     try:
         for record in consumer:
             # one bounded, escaped line whatever the record holds (fleetpulse.dlq_view)

@@ -30,8 +30,10 @@ def describe_dead_letter(value: bytes | None, partition: int, offset: int) -> st
         return f"(unreadable dead letter at {where}: {_digest(value)})"
     if not isinstance(d, dict):
         return f"(unreadable dead letter at {where}: JSON {type(d).__name__}, {_digest(value)})"
-    line = (f"{_field(d, 'source_topic')}[{_field(d, 'partition')}]@{_field(d, 'offset')} "
-            f"{_field(d, 'reason')}: {printable(d.get('detail'), DETAIL_CHARS)}")
+    line = (
+        f"{_field(d, 'source_topic')}[{_field(d, 'partition')}]@{_field(d, 'offset')} "
+        f"{_field(d, 'reason')}: {printable(d.get('detail'), DETAIL_CHARS)}"
+    )
     extras = []
     if d.get("key") is not None:
         extras.append(f"key {_field(d, 'key')}")

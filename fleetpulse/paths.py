@@ -11,8 +11,6 @@ from flink_jobs.runtime.jars import jvm_dir
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-
-
 def kafka_classpath() -> str:
     """Classpath of the Kafka broker; a clear error if the set-up has not run."""
     d = jvm_dir() / "kafka"
@@ -22,8 +20,6 @@ def kafka_classpath() -> str:
             "(it resolves them from Maven Central through jvm/pom.xml)"
         )
     return str(d / "*")
-
-
 
 
 def default_data_dir() -> Path:

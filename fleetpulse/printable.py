@@ -44,7 +44,7 @@ def _as_text(value: Any, limit: int) -> str:
         return value
     if isinstance(value, bytes | bytearray | memoryview):
         data = bytes(value)
-        head = data[:limit * 4]  # enough bytes for ``limit`` characters of any UTF-8
+        head = data[: limit * 4]  # enough bytes for ``limit`` characters of any UTF-8
         text = head.decode("utf-8", errors="backslashreplace")
         return text + ("…" * (len(data) > len(head)))
     if isinstance(value, int) and not isinstance(value, bool):

@@ -41,10 +41,12 @@ def module_exists(name: str) -> bool:
 def check_java() -> None:
     java = shutil.which("java")
     if java is None:
-        raise PlatformError("Java 17 or newer is needed: no `java` on PATH "
-                            "(install openjdk-17-jdk-headless)")
-    out = subprocess.run([java, "-XshowSettings:properties", "-version"], capture_output=True,
-                         text=True).stderr
+        raise PlatformError(
+            "Java 17 or newer is needed: no `java` on PATH (install openjdk-17-jdk-headless)"
+        )
+    out = subprocess.run(
+        [java, "-XshowSettings:properties", "-version"], capture_output=True, text=True
+    ).stderr
     for line in out.splitlines():
         if "java.specification.version" in line:
             version = line.split("=")[1].strip()
@@ -77,7 +79,8 @@ class Supervisor:
         if state and pid_alive(int(state["supervisor_pid"])):
             raise PlatformError(
                 f"fleetpulse is already running from {self.settings.data_dir} "
-                f"(supervisor pid {state['supervisor_pid']}); run `fleetpulse down` first")
+                f"(supervisor pid {state['supervisor_pid']}); run `fleetpulse down` first"
+            )
 
     def start_all(self) -> None:
         s = self.settings
@@ -86,30 +89,35 @@ class Supervisor:
         s.run_dir.mkdir(parents=True, exist_ok=True)
         s.log_dir.mkdir(parents=True, exist_ok=True)
         self._write_state()
-        planned = [("Kafka", s.kafka_port), ("Kafka controller", s.kafka_controller_port),
-                   ("Redis", s.redis_port)]
+        planned = [
+            ("Kafka", s.kafka_port),
+            ("Kafka controller", s.kafka_controller_port),
+            ("Redis", s.redis_port),
+        ]
         if module_exists("ws_gateway.cli"):
             planned.append(("websocket gateway", s.gateway_port))
         if module_exists("alerting.cli"):
             planned.append(("alert dispatcher metrics", s.dispatcher_metrics_port))
         if not s.flink_url:
-            planned += [("tracking job metrics", s.tracking_metrics_port),
-                        ("tracking job REST", s.tracking_rest_port)]
+            planned += [
+                ("tracking job metrics", s.tracking_metrics_port),
+                ("tracking job REST", s.tracking_rest_port),
+            ]
             if module_exists("flink_jobs.delay.job"):
-                planned += [("delay job metrics", s.delay_metrics_port),
-                            ("delay job REST", s.delay_rest_port)]
+                planned += [
+                    ("delay job metrics", s.delay_metrics_port),
+                    ("delay job REST", s.delay_rest_port),
+                ]
         for component, port in planned:
             check_port_free(port, component)
 
         self.say(f"starting Kafka on {s.kafka_bootstrap}")
         broker = KafkaBroker(s.data_dir / "kafka", s.kafka_port, s.kafka_controller_port)
-        self._add(Component("kafka", broker.start(s.log_dir / "kafka.log"),
-                            ports=[s.kafka_port]))
+        self._add(Component("kafka", broker.start(s.log_dir / "kafka.log"), ports=[s.kafka_port]))
         create_topics(broker.bootstrap, contract_topics())
         self.say(f"starting Redis on port {s.redis_port}")
         redis = RedisServer(s.data_dir / "redis", s.redis_port)
-        self._add(Component("redis", redis.start(s.log_dir / "redis.log"),
-                            ports=[s.redis_port]))
+        self._add(Component("redis", redis.start(s.log_dir / "redis.log"), ports=[s.redis_port]))
         self._start_jobs()
         if module_exists("alerting.cli"):
             self._start_dispatcher()
@@ -125,16 +133,26 @@ class Supervisor:
         self._write_state()
 
     def _spawn(self, name: str, argv: list[str], **kw: object) -> ManagedProcess:
-        return ManagedProcess(name, argv, self.settings.log_dir / f"{name}.log",
-                              **kw).start()  # type: ignore[arg-type]
+        return ManagedProcess(name, argv, self.settings.log_dir / f"{name}.log", **kw).start()  # type: ignore[arg-type]
 
     def _job_args(self, group: str, metrics_port: int, rest_port: int) -> list[str]:
         s = self.settings
-        args = ["--bootstrap", s.kafka_bootstrap, "--redis-url", s.redis_url,
-                "--group-id", group, "--parallelism", str(s.parallelism),
-                "--checkpoint-dir", str(s.data_dir / "flink" / "checkpoints" / group),
-                "--checkpoint-interval-ms", str(s.checkpoint_interval_ms),
-                "--restore", "latest"]
+        args = [
+            "--bootstrap",
+            s.kafka_bootstrap,
+            "--redis-url",
+            s.redis_url,
+            "--group-id",
+            group,
+            "--parallelism",
+            str(s.parallelism),
+            "--checkpoint-dir",
+            str(s.data_dir / "flink" / "checkpoints" / group),
+            "--checkpoint-interval-ms",
+            str(s.checkpoint_interval_ms),
+            "--restore",
+            "latest",
+        ]
         if not s.flink_url:
             args += ["--metrics-port", str(metrics_port), "--rest-port", str(rest_port)]
         return args
@@ -148,14 +166,29 @@ class Supervisor:
 
     def _start_jobs(self) -> None:
         s = self.settings
-        jobs = [("tracking-job", "flink_jobs.tracking.job", "fleetpulse-tracking",
-                 s.tracking_metrics_port, s.tracking_rest_port)]
+        jobs = [
+            (
+                "tracking-job",
+                "flink_jobs.tracking.job",
+                "fleetpulse-tracking",
+                s.tracking_metrics_port,
+                s.tracking_rest_port,
+            )
+        ]
         if module_exists("flink_jobs.delay.job"):
-            jobs.append(("delay-job", "flink_jobs.delay.job", "fleetpulse-delay",
-                         s.delay_metrics_port, s.delay_rest_port))
+            jobs.append(
+                (
+                    "delay-job",
+                    "flink_jobs.delay.job",
+                    "fleetpulse-delay",
+                    s.delay_metrics_port,
+                    s.delay_rest_port,
+                )
+            )
         placement = self.job_cpus(len(jobs))
-        for (name, module, group, metrics_port, rest_port), cpus in zip(jobs, placement,
-                                                                       strict=True):
+        for (name, module, group, metrics_port, rest_port), cpus in zip(
+            jobs, placement, strict=True
+        ):
             args = self._job_args(group, metrics_port, rest_port)
             if cpus:
                 args += ["--cpus", cpus]
@@ -167,44 +200,100 @@ class Supervisor:
             env = flink.flink_env()
             env["FLINK_LOG_DIR"] = str(s.log_dir / f"flink-{name}")  # the MiniCluster's own log
             proc = self._spawn(name, flink.embedded_job_argv(module, args), env=env)
-            self._add(Component(name, proc, urls={
-                "metrics": f"http://127.0.0.1:{metrics_port}/metrics",
-                "flink": f"http://127.0.0.1:{rest_port}/jobs/overview"}))
+            self._add(
+                Component(
+                    name,
+                    proc,
+                    urls={
+                        "metrics": f"http://127.0.0.1:{metrics_port}/metrics",
+                        "flink": f"http://127.0.0.1:{rest_port}/jobs/overview",
+                    },
+                )
+            )
 
     def _start_dispatcher(self) -> None:
         s = self.settings
-        argv = [sys.executable, "-m", "alerting", "run", "--bootstrap", s.kafka_bootstrap,
-                "--state-dir", str(s.data_dir / "alerting"),
-                "--metrics-port", str(s.dispatcher_metrics_port)]
+        argv = [
+            sys.executable,
+            "-m",
+            "alerting",
+            "run",
+            "--bootstrap",
+            s.kafka_bootstrap,
+            "--state-dir",
+            str(s.data_dir / "alerting"),
+            "--metrics-port",
+            str(s.dispatcher_metrics_port),
+        ]
         if s.alerting_config:
             argv += ["--config", s.alerting_config]
         self.say("starting the alert dispatcher")
-        self._add(Component("alert-dispatcher", self._spawn("alert-dispatcher", argv), urls={
-            "metrics": f"http://127.0.0.1:{s.dispatcher_metrics_port}/metrics"}))
+        self._add(
+            Component(
+                "alert-dispatcher",
+                self._spawn("alert-dispatcher", argv),
+                urls={"metrics": f"http://127.0.0.1:{s.dispatcher_metrics_port}/metrics"},
+            )
+        )
 
     def _start_gateway(self) -> None:
         s = self.settings
-        argv = [sys.executable, "-m", "ws_gateway", "run", "--redis-url", s.redis_url,
-                "--bootstrap", s.kafka_bootstrap, "--port", str(s.gateway_port)]
+        argv = [
+            sys.executable,
+            "-m",
+            "ws_gateway",
+            "run",
+            "--redis-url",
+            s.redis_url,
+            "--bootstrap",
+            s.kafka_bootstrap,
+            "--port",
+            str(s.gateway_port),
+        ]
         self.say(f"starting the websocket gateway on port {s.gateway_port}")
         secret = gateway_secret(s.run_dir)
         proc = self._spawn("ws-gateway", argv, env={"FLEETPULSE_GATEWAY_SECRET": secret})
         from ws_gateway.tokens import ALL_REGIONS, sign_token
 
         token = sign_token(secret, "fleetpulse-up", [ALL_REGIONS], int(time.time()) + 7 * 86400)
-        wait_until(lambda: port_open(s.gateway_port) or not proc.alive(), 60,
-                   "the websocket gateway")
-        self._add(Component("ws-gateway", proc, ports=[s.gateway_port], urls={
-            "map": f"http://127.0.0.1:{s.gateway_port}/?token={token}",
-            "metrics": f"http://127.0.0.1:{s.gateway_port}/metrics"}))
+        wait_until(
+            lambda: port_open(s.gateway_port) or not proc.alive(), 60, "the websocket gateway"
+        )
+        self._add(
+            Component(
+                "ws-gateway",
+                proc,
+                ports=[s.gateway_port],
+                urls={
+                    "map": f"http://127.0.0.1:{s.gateway_port}/?token={token}",
+                    "metrics": f"http://127.0.0.1:{s.gateway_port}/metrics",
+                },
+            )
+        )
 
     def _start_simulator(self) -> None:
         s = self.settings
         # A day of back-filled history first (so delays and stuck shipments exist at once),
         # then live; every alert class fires within a few minutes at this speed-up.
-        argv = [sys.executable, "-m", "simulator", "simulate", "--bootstrap", s.kafka_bootstrap,
-                "--trucks", str(s.trucks), "--speedup", f"{s.speedup:g}", "--seed", str(s.seed),
-                "--hours", "720", "--backfill-hours", "26", "--no-progress"]
+        argv = [
+            sys.executable,
+            "-m",
+            "simulator",
+            "simulate",
+            "--bootstrap",
+            s.kafka_bootstrap,
+            "--trucks",
+            str(s.trucks),
+            "--speedup",
+            f"{s.speedup:g}",
+            "--seed",
+            str(s.seed),
+            "--hours",
+            "720",
+            "--backfill-hours",
+            "26",
+            "--no-progress",
+        ]
         self.say(f"starting the simulator ({s.trucks} trucks, speed-up x{s.speedup:g})")
         self._add(Component("simulator", self._spawn("simulator", argv)))
 
@@ -228,9 +317,11 @@ class Supervisor:
         while not stop_requested:
             dead = self.first_dead()
             if dead is not None:
-                self.say(f"component {dead.name} exited with status "
-                         f"{dead.process.exit_code()}; last lines of "
-                         f"{dead.process.log_path}:\n{dead.process.log_tail()}")
+                self.say(
+                    f"component {dead.name} exited with status "
+                    f"{dead.process.exit_code()}; last lines of "
+                    f"{dead.process.log_path}:\n{dead.process.log_tail()}"
+                )
                 self.stop_all()
                 return 1
             time.sleep(poll_s)
@@ -243,8 +334,11 @@ class Supervisor:
             return
         self._stopping = True
         if self.submitted_jobs and self.settings.flink_url:
-            base = self.settings.flink_url if "://" in self.settings.flink_url \
+            base = (
+                self.settings.flink_url
+                if "://" in self.settings.flink_url
                 else f"http://{self.settings.flink_url}"
+            )
             for job_id in self.submitted_jobs:
                 try:
                     flink.cancel(base, job_id)
@@ -257,16 +351,22 @@ class Supervisor:
             remove_state(self.settings.state_file)  # only our own: never a running instance's
 
     def _write_state(self) -> None:
-        write_state(self.settings.state_file, {
-            "supervisor_pid": os.getpid(),
-            "ready": self.ready,
-            "started": time.time(),
-            "data_dir": str(self.settings.data_dir),
-            "flink_url": self.settings.flink_url,
-            "submitted_jobs": self.submitted_jobs,
-            "components": {c.name: {"pid": c.process.pid, "ports": c.ports, "urls": c.urls}
-                           for c in self.components if c.process.popen is not None},
-        })
+        write_state(
+            self.settings.state_file,
+            {
+                "supervisor_pid": os.getpid(),
+                "ready": self.ready,
+                "started": time.time(),
+                "data_dir": str(self.settings.data_dir),
+                "flink_url": self.settings.flink_url,
+                "submitted_jobs": self.submitted_jobs,
+                "components": {
+                    c.name: {"pid": c.process.pid, "ports": c.ports, "urls": c.urls}
+                    for c in self.components
+                    if c.process.popen is not None
+                },
+            },
+        )
 
 
 def gateway_secret(run_dir: Path) -> str:

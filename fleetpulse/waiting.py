@@ -17,10 +17,7 @@ class Timeout(Exception):
 
 
 def wait_until(
-    predicate: Callable[[], T | None | bool],
-    timeout_s: float,
-    what: str,
-    interval_s: float = 0.05,
+    predicate: Callable[[], T | None | bool], timeout_s: float, what: str, interval_s: float = 0.05
 ) -> T:
     """Call ``predicate`` until it returns something truthy; return that value.
 

@@ -42,11 +42,24 @@ def generate(n: int, trucks: int = 500, seed: int = 7) -> tuple[list[Record], fl
     return out, len(out) / (time.perf_counter() - t0)
 
 
-def produce(bootstrap: str, records: list[Record], topics: TopicNames, linger_ms: int,
-            batch_kb: int, compression: str | None, client: str = "auto") -> float:
+def produce(
+    bootstrap: str,
+    records: list[Record],
+    topics: TopicNames,
+    linger_ms: int,
+    batch_kb: int,
+    compression: str | None,
+    client: str = "auto",
+) -> float:
     """Send all records and wait for the acknowledgements; records/s."""
-    sink = KafkaSink(bootstrap, topics, linger_ms=linger_ms, batch_bytes=batch_kb * 1024,
-                     compression=compression, client=client)
+    sink = KafkaSink(
+        bootstrap,
+        topics,
+        linger_ms=linger_ms,
+        batch_bytes=batch_kb * 1024,
+        compression=compression,
+        client=client,
+    )
     sink.send(records[0])
     sink.flush()  # metadata and connections are not part of the rate
     t0 = time.perf_counter()
@@ -59,30 +72,50 @@ def produce(bootstrap: str, records: list[Record], topics: TopicNames, linger_ms
 
 
 @click.command()
-@click.option("--bootstrap", default=None,
-              help="HOST:PORT of the broker (default: start a private one)")
+@click.option(
+    "--bootstrap", default=None, help="HOST:PORT of the broker (default: start a private one)"
+)
 @click.option("--records", default=300_000, show_default=True)
 @click.option("--linger-ms", default=20, show_default=True)
 @click.option("--batch-kb", default=1024, show_default=True)
 @click.option("--compression", default="lz4", show_default=True, help="none, gzip, lz4, zstd")
-@click.option("--client", type=click.Choice(["auto", "confluent", "kafka-python"]),
-              default="auto", show_default=True)
-@click.option("--topic-suffix", default=None,
-              help="write to fleet.gps.<suffix>/fleet.scans.<suffix> (must exist); "
-                   "default: the contract topics")
-def main(bootstrap: str | None, records: int, linger_ms: int, batch_kb: int,
-         compression: str | None, client: str, topic_suffix: str | None) -> None:
+@click.option(
+    "--client",
+    type=click.Choice(["auto", "confluent", "kafka-python"]),
+    default="auto",
+    show_default=True,
+)
+@click.option(
+    "--topic-suffix",
+    default=None,
+    help="write to fleet.gps.<suffix>/fleet.scans.<suffix> (must exist); "
+    "default: the contract topics",
+)
+def main(
+    bootstrap: str | None,
+    records: int,
+    linger_ms: int,
+    batch_kb: int,
+    compression: str | None,
+    client: str,
+    topic_suffix: str | None,
+) -> None:
     """Print the producer's records/s (target: 50,000 from one process)."""
     recs, gen_rate = generate(records)
     size = sum(len(r.value) for r in recs) / len(recs)
-    topics = (TopicNames(gps=f"fleet.gps.{topic_suffix}", scans=f"fleet.scans.{topic_suffix}")
-              if topic_suffix else TopicNames())
+    topics = (
+        TopicNames(gps=f"fleet.gps.{topic_suffix}", scans=f"fleet.scans.{topic_suffix}")
+        if topic_suffix
+        else TopicNames()
+    )
     with given_or_private_broker(bootstrap, contract_topics(topics)) as address:
         rate = produce(address, recs, topics, linger_ms, batch_kb, compression, client)
     click.echo(f"generated {len(recs)} records at {gen_rate:,.0f}/s (avg {size:.0f} bytes)")
-    click.echo(f"produced {len(recs)} records at {rate:,.0f} records/s "
-               f"(client {client}, linger {linger_ms} ms, batch {batch_kb} KiB, "
-               f"compression {compression}, run {uuid.uuid4().hex[:6]})")
+    click.echo(
+        f"produced {len(recs)} records at {rate:,.0f} records/s "
+        f"(client {client}, linger {linger_ms} ms, batch {batch_kb} KiB, "
+        f"compression {compression}, run {uuid.uuid4().hex[:6]})"
+    )
 
 
 if __name__ == "__main__":

@@ -38,24 +38,45 @@ def _topics(gps_topic: str, scans_topic: str) -> TopicNames:
 
 @click.command()
 @click.option("--trucks", default=200, show_default=True, help="fleet size")
-@click.option("--rate", default=0.0, show_default=True,
-              help="cap on records sent per wall second (0: no cap; event time slows to fit)")
-@click.option("--speedup", default=60.0, show_default=True,
-              help="simulated seconds per wall second while catching up to the wall clock")
+@click.option(
+    "--rate",
+    default=0.0,
+    show_default=True,
+    help="cap on records sent per wall second (0: no cap; event time slows to fit)",
+)
+@click.option(
+    "--speedup",
+    default=60.0,
+    show_default=True,
+    help="simulated seconds per wall second while catching up to the wall clock",
+)
 @click.option("--seed", default=1, show_default=True)
-@click.option("--hours", "hours", default=48.0, show_default=True,
-              help="simulated hours to generate")
-@click.option("--backfill-hours", default=None, type=float,
-              help="start this many simulated hours before now (default: --hours plus the late "
-                   "delay, so the run ends before now); event time never passes the wall "
-                   "clock: once caught up it runs in real time")
-@click.option("--start-ms", default=None, type=int,
-              help="fixed start of event time (epoch ms) for reproducible files")
+@click.option(
+    "--hours", "hours", default=48.0, show_default=True, help="simulated hours to generate"
+)
+@click.option(
+    "--backfill-hours",
+    default=None,
+    type=float,
+    help="start this many simulated hours before now (default: --hours plus the late "
+    "delay, so the run ends before now); event time never passes the wall "
+    "clock: once caught up it runs in real time",
+)
+@click.option(
+    "--start-ms",
+    default=None,
+    type=int,
+    help="fixed start of event time (epoch ms) for reproducible files",
+)
 @click.option("--ping-interval", default=30.0, show_default=True, help="seconds between pings")
 @click.option("--max-speed", default=110.0, show_default=True, help="km/h")
-@click.option("--trouble", default=1.0, show_default=True,
-              help="multiplier on every trouble share (late, stuck, failed, lost, silent, "
-                   "breakdown); 0 disables all but the guaranteed first-trip cases")
+@click.option(
+    "--trouble",
+    default=1.0,
+    show_default=True,
+    help="multiplier on every trouble share (late, stuck, failed, lost, silent, "
+    "breakdown); 0 disables all but the guaranteed first-trip cases",
+)
 @click.option("--no-guaranteed", is_flag=True, help="no forced trouble on trucks 0-5")
 @click.option("--faults/--no-faults", default=True, show_default=True)
 @click.option("--out-of-order", default=0.02, show_default=True, help="share reordered")
@@ -69,19 +90,51 @@ def _topics(gps_topic: str, scans_topic: str) -> TopicNames:
 @click.option("--bootstrap", default="127.0.0.1:9092", show_default=True)
 @click.option("--gps-topic", default="fleet.gps", show_default=True)
 @click.option("--scans-topic", default="fleet.scans", show_default=True)
-@click.option("--out", "out_path", type=click.Path(path_type=Path), default=None,
-              help="write JSONL here instead of sending to Kafka (no pacing)")
-@click.option("--truth", "truth_path", type=click.Path(path_type=Path), default=None,
-              help="write the ground truth JSON here when the run ends")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="write JSONL here instead of sending to Kafka (no pacing)",
+)
+@click.option(
+    "--truth",
+    "truth_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="write the ground truth JSON here when the run ends",
+)
 @click.option("--fast", is_flag=True, help="send to Kafka as fast as possible (no pacing)")
 @click.option("--progress/--no-progress", default=None, help="default: on a terminal")
-def simulate(trucks: int, rate: float, speedup: float, seed: int, hours: float,
-             backfill_hours: float | None, start_ms: int | None, ping_interval: float,
-             max_speed: float, trouble: float, no_guaranteed: bool, faults: bool,
-             out_of_order: float, out_of_order_max_s: float, late: float, late_max_s: float,
-             duplicates: float, malformed: float, skew: float, skew_max_s: float,
-             bootstrap: str, gps_topic: str, scans_topic: str, out_path: Path | None,
-             truth_path: Path | None, fast: bool, progress: bool | None) -> None:
+def simulate(
+    trucks: int,
+    rate: float,
+    speedup: float,
+    seed: int,
+    hours: float,
+    backfill_hours: float | None,
+    start_ms: int | None,
+    ping_interval: float,
+    max_speed: float,
+    trouble: float,
+    no_guaranteed: bool,
+    faults: bool,
+    out_of_order: float,
+    out_of_order_max_s: float,
+    late: float,
+    late_max_s: float,
+    duplicates: float,
+    malformed: float,
+    skew: float,
+    skew_max_s: float,
+    bootstrap: str,
+    gps_topic: str,
+    scans_topic: str,
+    out_path: Path | None,
+    truth_path: Path | None,
+    fast: bool,
+    progress: bool | None,
+) -> None:
     """Simulate a truck fleet and its shipments into fleet.gps / fleet.scans (or a file)."""
     try:
         if start_ms is None:
@@ -89,15 +142,46 @@ def simulate(trucks: int, rate: float, speedup: float, seed: int, hours: float,
             back = hours + (late_max_s + 60) / 3600 if backfill_hours is None else backfill_hours
             start_ms = int(time.time() * 1000) - int(back * HOUR_MS)
         t = Trouble()
-        tr = replace(t, guaranteed=not no_guaranteed, **{
-            k: min(1.0, getattr(t, k) * trouble)
-            for k in ("silent_share", "breakdown_share", "late_share", "stuck_share",
-                      "failed_share", "lost_share")})
-        fl = (Faults(out_of_order, out_of_order_max_s, late, 30.0, late_max_s, duplicates,
-                     malformed, skew, skew_max_s) if faults else Faults.none())
-        cfg = SimConfig(trucks=trucks, seed=seed, start_ms=start_ms,
-                        ping_interval_s=ping_interval, max_speed_kph=max_speed,
-                        min_cruise_kph=min(80.0, max_speed), trouble=tr, faults=fl)
+        tr = replace(
+            t,
+            guaranteed=not no_guaranteed,
+            **{
+                k: min(1.0, getattr(t, k) * trouble)
+                for k in (
+                    "silent_share",
+                    "breakdown_share",
+                    "late_share",
+                    "stuck_share",
+                    "failed_share",
+                    "lost_share",
+                )
+            },
+        )
+        fl = (
+            Faults(
+                out_of_order,
+                out_of_order_max_s,
+                late,
+                30.0,
+                late_max_s,
+                duplicates,
+                malformed,
+                skew,
+                skew_max_s,
+            )
+            if faults
+            else Faults.none()
+        )
+        cfg = SimConfig(
+            trucks=trucks,
+            seed=seed,
+            start_ms=start_ms,
+            ping_interval_s=ping_interval,
+            max_speed_kph=max_speed,
+            min_cruise_kph=min(80.0, max_speed),
+            trouble=tr,
+            faults=fl,
+        )
         sim = FleetSimulator(cfg)
         records: Iterator[Record] = sim.run(hours * 3600)
         sink: Sink
@@ -112,8 +196,11 @@ def simulate(trucks: int, rate: float, speedup: float, seed: int, hours: float,
         if truth_path is not None:
             truth_path.write_bytes(sim.truth.to_json())
             n = len(sim.truth.required())
-            click.echo(f"ground truth: {n} required alerts, {len(sim.truth.malformed)} "
-                       f"malformed records -> {truth_path}", err=True)
+            click.echo(
+                f"ground truth: {n} required alerts, {len(sim.truth.malformed)} "
+                f"malformed records -> {truth_path}",
+                err=True,
+            )
     except SimulatorError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -121,14 +208,25 @@ def simulate(trucks: int, rate: float, speedup: float, seed: int, hours: float,
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--bootstrap", default="127.0.0.1:9092", show_default=True)
-@click.option("--scale", default=1.0, show_default=True,
-              help="pace: 1 = the original pace, 10 = ten times faster")
+@click.option(
+    "--scale",
+    default=1.0,
+    show_default=True,
+    help="pace: 1 = the original pace, 10 = ten times faster",
+)
 @click.option("--fast", is_flag=True, help="as fast as possible")
 @click.option("--gps-topic", default="fleet.gps", show_default=True)
 @click.option("--scans-topic", default="fleet.scans", show_default=True)
 @click.option("--progress/--no-progress", default=None)
-def replay(file: Path, bootstrap: str, scale: float, fast: bool, gps_topic: str,
-           scans_topic: str, progress: bool | None) -> None:
+def replay(
+    file: Path,
+    bootstrap: str,
+    scale: float,
+    fast: bool,
+    gps_topic: str,
+    scans_topic: str,
+    progress: bool | None,
+) -> None:
     """Send a JSONL file written by `simulate --out` to Kafka, paced like the original."""
     try:
         records: Iterator[Record] = read_jsonl(file)
@@ -141,8 +239,11 @@ def replay(file: Path, bootstrap: str, scale: float, fast: bool, gps_topic: str,
 
 
 def replay_paced(
-    records: Iterator[Record], scale: float, on_wait: Callable[[], None] | None = None,
-    sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
+    records: Iterator[Record],
+    scale: float,
+    on_wait: Callable[[], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> Iterator[Record]:
     """Keep the gaps between emission times, divided by ``scale``."""
     if scale <= 0:

@@ -17,13 +17,13 @@ class Trouble:
     class within its first simulated day whatever the shares.
     """
 
-    silent_share: float = 0.02          # truck stops pinging 15-60 min mid-leg -> truck_offline
-    breakdown_share: float = 0.02       # 35-90 min stop off the hubs -> truck_stopped_unplanned
-    pass_through_share: float = 0.10    # two-hop trip driving through the middle hub's geofence
-    late_share: float = 0.03            # promised_by too tight -> shipment_late (+ at_risk)
-    stuck_share: float = 0.02           # 7-11 h at the hub -> shipment_stuck_at_hub
-    failed_share: float = 0.02          # 2-3 failed attempts -> delivery_attempts_failed
-    lost_share: float = 0.01            # no scan after departure -> shipment_no_scan (+ late)
+    silent_share: float = 0.02  # truck stops pinging 15-60 min mid-leg -> truck_offline
+    breakdown_share: float = 0.02  # 35-90 min stop off the hubs -> truck_stopped_unplanned
+    pass_through_share: float = 0.10  # two-hop trip driving through the middle hub's geofence
+    late_share: float = 0.03  # promised_by too tight -> shipment_late (+ at_risk)
+    stuck_share: float = 0.02  # 7-11 h at the hub -> shipment_stuck_at_hub
+    failed_share: float = 0.02  # 2-3 failed attempts -> delivery_attempts_failed
+    lost_share: float = 0.01  # no scan after departure -> shipment_no_scan (+ late)
     guaranteed: bool = True
 
 
@@ -32,14 +32,14 @@ class Faults:
     """Transport and device faults layered on the clean stream (shares are per record)."""
 
     out_of_order_share: float = 0.02
-    out_of_order_max_s: float = 8.0     # below the jobs' 10 s watermark bound: reordered, not late
-    late_share: float = 0.001           # pings only, delivered behind the watermark
+    out_of_order_max_s: float = 8.0  # below the jobs' 10 s watermark bound: reordered, not late
+    late_share: float = 0.001  # pings only, delivered behind the watermark
     late_min_s: float = 30.0
     late_max_s: float = 300.0
     duplicate_share: float = 0.01
-    malformed_share: float = 0.002      # extra broken records, each with a known DLQ reason
-    skew_share: float = 0.05            # share of trucks whose clock is off
-    skew_max_s: float = 4.0             # keep below the watermark bound, or pings turn late
+    malformed_share: float = 0.002  # extra broken records, each with a known DLQ reason
+    skew_share: float = 0.05  # share of trucks whose clock is off
+    skew_max_s: float = 4.0  # keep below the watermark bound, or pings turn late
 
     @staticmethod
     def none() -> Faults:
@@ -57,7 +57,7 @@ class SimConfig:
     max_speed_kph: float = 110.0
     min_cruise_kph: float = 80.0
     city_speed_kph: float = 45.0
-    rest_after_h: float = 4.5           # a rest break on legs longer than this
+    rest_after_h: float = 4.5  # a rest break on legs longer than this
     trouble: Trouble = field(default_factory=Trouble)
     faults: Faults = field(default_factory=Faults)
 

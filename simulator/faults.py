@@ -23,10 +23,21 @@ from simulator.truth import HubIndex, MalformedRecord, TruthBuilder
 
 DAY_MS = 86_400_000
 
-GPS_FAULTS = ("MALFORMED_JSON", "MISSING_FIELD", "BAD_COORDINATES", "IMPOSSIBLE_SPEED",
-              "FUTURE_TIMESTAMP", "BAD_TYPE")
-SCAN_FAULTS = ("MALFORMED_JSON", "MISSING_FIELD", "UNKNOWN_SCAN_TYPE", "UNKNOWN_SCAN_TYPE",
-               "BAD_TYPE")
+GPS_FAULTS = (
+    "MALFORMED_JSON",
+    "MISSING_FIELD",
+    "BAD_COORDINATES",
+    "IMPOSSIBLE_SPEED",
+    "FUTURE_TIMESTAMP",
+    "BAD_TYPE",
+)
+SCAN_FAULTS = (
+    "MALFORMED_JSON",
+    "MISSING_FIELD",
+    "UNKNOWN_SCAN_TYPE",
+    "UNKNOWN_SCAN_TYPE",
+    "BAD_TYPE",
+)
 
 
 class FaultInjector:
@@ -52,8 +63,7 @@ class FaultInjector:
             r = rng.random()
             if r < p_late and rec.topic == GPS and self._may_be_late(rec.value):
                 delay = int(rng.uniform(f.late_min_s, f.late_max_s) * 1000)
-                b.on_late(rec.topic, rec.key.decode(), orjson.loads(rec.value)["ts"],
-                          now + delay)
+                b.on_late(rec.topic, rec.key.decode(), orjson.loads(rec.value)["ts"], now + delay)
             elif p_late <= r < p_ooo:
                 delay = int(rng.uniform(0.5, max(0.5, f.out_of_order_max_s)) * 1000)
                 b.on_reordered()
@@ -89,8 +99,11 @@ class FaultInjector:
             full = orjson.dumps(d)
             raw, detail = full[: max(1, len(full) // 2)], "truncated JSON"
         elif reason == "MISSING_FIELD":
-            required = (("truck_id", "ts", "lat", "lng") if rec.topic == GPS
-                        else ("scan_id", "shipment_id", "type", "ts"))
+            required = (
+                ("truck_id", "ts", "lat", "lng")
+                if rec.topic == GPS
+                else ("scan_id", "shipment_id", "type", "ts")
+            )
             gone = rng.choice(required)
             d.pop(gone)
             raw, detail = orjson.dumps(d), f"missing {gone}"
@@ -122,6 +135,7 @@ class FaultInjector:
             d[field] = f"{d[field]}!"
             raw, detail = orjson.dumps(d), f"{field} is a string"
         emit = rec.emit_ms + 1
-        self.builder.on_malformed(MalformedRecord(rec.topic, rec.key.decode(), reason, detail,
-                                                  raw.decode(), emit))
+        self.builder.on_malformed(
+            MalformedRecord(rec.topic, rec.key.decode(), reason, detail, raw.decode(), emit)
+        )
         return Record(rec.topic, rec.key, raw, emit)

@@ -65,11 +65,11 @@ class Segment(NamedTuple):
 class Shipment:
     id: str
     truck_id: str
-    route: list[str]          # hubs where the truck stops with it; the last is the final hub
+    route: list[str]  # hubs where the truck stops with it; the last is the final hub
     dest_lat: float
     dest_lng: float
     promised_by: int
-    scenario: str             # normal | late | stuck | failed | lost
+    scenario: str  # normal | late | stuck | failed | lost
 
 
 @dataclass
@@ -191,15 +191,29 @@ class FleetSimulator:
             status = "AT_HUB" if s.kind == "dwell" else "STOPPED"
         lat, lng = round(lat, 6), round(lng, 6)
         ts = t + tr.skew_ms
-        value = orjson.dumps({
-            "truck_id": tr.id, "ts": ts, "lat": lat, "lng": lng, "speed_kph": speed,
-            "heading": round(tr.heading), "accuracy_m": tr.rng.randint(3, 15), "status": status,
-        })
+        value = orjson.dumps(
+            {
+                "truck_id": tr.id,
+                "ts": ts,
+                "lat": lat,
+                "lng": lng,
+                "speed_kph": speed,
+                "heading": round(tr.heading),
+                "accuracy_m": tr.rng.randint(3, 15),
+                "status": status,
+            }
+        )
         self.builder.on_ping(tr.id, ts, lat, lng, speed)
         return Record(GPS, tr.id.encode(), value, t)
 
     def _drive(
-        self, tr: Truck, a: Hub, b: Hub, t: int, slow_out: bool, slow_in: bool,
+        self,
+        tr: Truck,
+        a: Hub,
+        b: Hub,
+        t: int,
+        slow_out: bool,
+        slow_in: bool,
         stops: list[tuple[float, int, str]],
     ) -> int:
         """Append the segments of one leg; return the arrival time. ``stops`` are (fraction of
@@ -305,8 +319,9 @@ class FleetSimulator:
             if sh.scenario == "lost":
                 continue  # never scanned again: shipment_no_scan, then shipment_late
             if dest.id in sh.route:
-                self._scan(sh, "ARRIVED_HUB", arrive + int(rng.uniform(2, 10) * MIN), hub=dest,
-                           truck=tr.id)
+                self._scan(
+                    sh, "ARRIVED_HUB", arrive + int(rng.uniform(2, 10) * MIN), hub=dest, truck=tr.id
+                )
             if sh.route[-1] == dest.id:
                 self._last_mile(tr, sh, dest, arrive + 10 * MIN)
             else:
@@ -330,8 +345,12 @@ class FleetSimulator:
         if scenario is None:
             r = rng.random()
             scenario = "normal"
-            for name, share in (("late", trouble.late_share), ("stuck", trouble.stuck_share),
-                                ("failed", trouble.failed_share), ("lost", trouble.lost_share)):
+            for name, share in (
+                ("late", trouble.late_share),
+                ("stuck", trouble.stuck_share),
+                ("failed", trouble.failed_share),
+                ("lost", trouble.lost_share),
+            ):
                 if r < share:
                     scenario = name
                     break
@@ -339,13 +358,19 @@ class FleetSimulator:
         final = self.hub_by_id[route[-1]]
         bearing = rng.uniform(0, 2 * math.pi)
         km = rng.uniform(2, 8)
-        dlat, dlng = offset_m(final.lat, final.lng, km * 1000 * math.cos(bearing),
-                              km * 1000 * math.sin(bearing))
+        dlat, dlng = offset_m(
+            final.lat, final.lng, km * 1000 * math.cos(bearing), km * 1000 * math.sin(bearing)
+        )
         pickup = t + int(rng.uniform(2 * MIN, max(3 * MIN, depart - t - 5 * MIN)))
         path = [hub.id, *route] if not passthrough else [hub.id, *tr.queue]
         km_total = sum(
-            haversine_m(self.hub_by_id[x].lat, self.hub_by_id[x].lng,
-                        self.hub_by_id[y].lat, self.hub_by_id[y].lng) / 1000
+            haversine_m(
+                self.hub_by_id[x].lat,
+                self.hub_by_id[x].lng,
+                self.hub_by_id[y].lat,
+                self.hub_by_id[y].lng,
+            )
+            / 1000
             for x, y in zip(path, path[1:], strict=False)
         )
         linehaul = int((km_total / cfg.min_cruise_kph + 1.5 * (len(route) - 1)) * HOUR)
@@ -355,13 +380,25 @@ class FleetSimulator:
         else:
             promised = pickup + linehaul + int(rng.uniform(12, 36) * HOUR)
         self._ship_no += 1
-        sh = Shipment(f"S{cfg.seed % 100:02d}{self._ship_no:07d}", tr.id, route,
-                      round(dlat, 6), round(dlng, 6), promised, scenario)
+        sh = Shipment(
+            f"S{cfg.seed % 100:02d}{self._ship_no:07d}",
+            tr.id,
+            route,
+            round(dlat, 6),
+            round(dlng, 6),
+            promised,
+            scenario,
+        )
         tr.cargo.append(sh)
         self.builder.on_shipment(sh.id, sh.truck_id, sh.scenario, sh.promised_by)
-        self._scan(sh, "PICKED_UP", pickup, hub=hub, truck=tr.id,
-                   extra={"promised_by": promised, "dest_lat": sh.dest_lat,
-                          "dest_lng": sh.dest_lng})
+        self._scan(
+            sh,
+            "PICKED_UP",
+            pickup,
+            hub=hub,
+            truck=tr.id,
+            extra={"promised_by": promised, "dest_lat": sh.dest_lat, "dest_lng": sh.dest_lng},
+        )
 
     def _last_mile(self, tr: Truck, sh: Shipment, hub: Hub, a: int) -> None:
         """Out for delivery from the final hub and delivered (vans are not tracked)."""
@@ -382,16 +419,27 @@ class FleetSimulator:
             self._scan(sh, "DELIVERY_ATTEMPT_FAILED", fail, at=(sh.dest_lat, sh.dest_lng))
             ofd = fail + int(rng.uniform(3, 8) * HOUR)
         self._scan(sh, "OUT_FOR_DELIVERY", ofd, hub=hub)
-        self._scan(sh, "DELIVERED", ofd + int(rng.uniform(40, 240) * MIN),
-                   at=(sh.dest_lat, sh.dest_lng))
+        self._scan(
+            sh, "DELIVERED", ofd + int(rng.uniform(40, 240) * MIN), at=(sh.dest_lat, sh.dest_lng)
+        )
 
     def _scan(
-        self, sh: Shipment, kind: str, ts: int, hub: Hub | None = None, truck: str | None = None,
-        at: tuple[float, float] | None = None, extra: dict[str, object] | None = None,
+        self,
+        sh: Shipment,
+        kind: str,
+        ts: int,
+        hub: Hub | None = None,
+        truck: str | None = None,
+        at: tuple[float, float] | None = None,
+        extra: dict[str, object] | None = None,
     ) -> None:
         self._scan_no += 1
-        d: dict[str, object] = {"scan_id": f"SC-{self._scan_no:09d}", "shipment_id": sh.id,
-                                "type": kind, "ts": ts}
+        d: dict[str, object] = {
+            "scan_id": f"SC-{self._scan_no:09d}",
+            "shipment_id": sh.id,
+            "type": kind,
+            "ts": ts,
+        }
         if truck is not None:
             d["truck_id"] = truck
         if hub is not None:

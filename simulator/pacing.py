@@ -16,8 +16,12 @@ R = TypeVar("R")
 class EventClock:
     """``now_ms()`` = min(start + speedup × wall time elapsed, wall clock)."""
 
-    def __init__(self, start_ms: int, speedup: float,
-                 wall_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
+    def __init__(
+        self,
+        start_ms: int,
+        speedup: float,
+        wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
         self.start_ms = start_ms
         self.speedup = speedup
         self.wall_ms = wall_ms
@@ -40,9 +44,13 @@ class EventClock:
 
 
 def paced(
-    records: Iterable[R], emit_ms: Callable[[R], int], clock: EventClock,
-    max_rate: float = 0.0, sleep: Callable[[float], None] = time.sleep,
-    on_wait: Callable[[], None] | None = None, monotonic: Callable[[], float] = time.monotonic,
+    records: Iterable[R],
+    emit_ms: Callable[[R], int],
+    clock: EventClock,
+    max_rate: float = 0.0,
+    sleep: Callable[[float], None] = time.sleep,
+    on_wait: Callable[[], None] | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> Iterator[R]:
     """Yield each record once the event clock has reached its emission time, and no faster
     than ``max_rate`` records per wall second (0: no cap). ``on_wait`` runs before a sleep

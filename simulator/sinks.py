@@ -30,10 +30,16 @@ class KafkaSink:
     compression. Uses confluent-kafka (librdkafka: ~3x kafka-python's rate, measured by
     :mod:`simulator.bench`) and falls back to kafka-python when it is not installed."""
 
-    def __init__(self, bootstrap: str, topics: TopicNames = DEFAULT_TOPICS,
-                 linger_ms: int = 20, batch_bytes: int = 1024 * 1024,
-                 compression: str | None = None, acks: int = 1,
-                 client: str = "auto") -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: TopicNames = DEFAULT_TOPICS,
+        linger_ms: int = 20,
+        batch_bytes: int = 1024 * 1024,
+        compression: str | None = None,
+        acks: int = 1,
+        client: str = "auto",
+    ) -> None:
         self.topic_of = {GPS: topics.gps, "scans": topics.scans}
         self.errors = 0
         self._ck: Any = None
@@ -45,22 +51,31 @@ class KafkaSink:
                 if client == "confluent":
                     raise SimulatorError("confluent-kafka is not installed") from None
             else:
-                self._ck = confluent_kafka.Producer({
-                    "bootstrap.servers": bootstrap, "acks": acks, "linger.ms": linger_ms,
-                    "batch.size": batch_bytes, "compression.type": compression or "none",
-                    "queue.buffering.max.messages": 1_000_000,
-                    "queue.buffering.max.kbytes": 512 * 1024,
-                    "error_cb": self._on_error,
-                })
+                self._ck = confluent_kafka.Producer(
+                    {
+                        "bootstrap.servers": bootstrap,
+                        "acks": acks,
+                        "linger.ms": linger_ms,
+                        "batch.size": batch_bytes,
+                        "compression.type": compression or "none",
+                        "queue.buffering.max.messages": 1_000_000,
+                        "queue.buffering.max.kbytes": 512 * 1024,
+                        "error_cb": self._on_error,
+                    }
+                )
                 return
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
         try:
             self._kp = KafkaProducer(
-                bootstrap_servers=bootstrap, acks=acks, linger_ms=linger_ms,
-                batch_size=batch_bytes, compression_type=compression,
-                max_request_size=4 * 1024 * 1024, retries=5,
+                bootstrap_servers=bootstrap,
+                acks=acks,
+                linger_ms=linger_ms,
+                batch_size=batch_bytes,
+                compression_type=compression,
+                max_request_size=4 * 1024 * 1024,
+                retries=5,
             )
         except KafkaError as exc:
             raise SimulatorError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
@@ -138,8 +153,7 @@ def encode_line(rec: Record) -> bytes:
 def decode_line(line: bytes, where: str) -> Record:
     try:
         d = orjson.loads(line)
-        value = (d["value"].encode() if "value" in d
-                 else base64.b64decode(d["value_b64"]))
+        value = d["value"].encode() if "value" in d else base64.b64decode(d["value_b64"])
         return Record(str(d["topic"]), str(d["key"]).encode(), value, int(d["emit_ms"]))
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise SimulatorError(f"{where}: not a simulator JSONL record ({exc})") from exc
@@ -160,8 +174,9 @@ def read_jsonl(path: Path) -> Iterator[Record]:
 class Progress:
     """A single self-rewriting status line (only on a terminal unless forced)."""
 
-    def __init__(self, stream: IO[str] = sys.stderr, every_s: float = 0.5,
-                 enabled: bool | None = None) -> None:
+    def __init__(
+        self, stream: IO[str] = sys.stderr, every_s: float = 0.5, enabled: bool | None = None
+    ) -> None:
         self.stream = stream
         self.every_s = every_s
         self.enabled = stream.isatty() if enabled is None else enabled
@@ -184,8 +199,10 @@ class Progress:
         self.last, self.last_n = now, self.total
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(event_ms / 1000))
         parts = " ".join(f"{k}={v}" for k, v in sorted(self.counts.items()))
-        self.stream.write(f"\r{now - self.t0:7.1f}s  {rate:9.0f} rec/s  total={self.total} "
-                          f"{parts}  event time {when}Z ")
+        self.stream.write(
+            f"\r{now - self.t0:7.1f}s  {rate:9.0f} rec/s  total={self.total} "
+            f"{parts}  event time {when}Z "
+        )
         self.stream.flush()
 
     def summary(self) -> str:

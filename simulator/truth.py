@@ -34,8 +34,15 @@ NO_SCAN_MS = 24 * HOUR
 FAILED_WINDOW_MS = 48 * HOUR
 END_GRACE_MS = 5 * MIN  # alerts due this close to the end of the run are not required
 
-CLASSES = ("shipment_late", "shipment_at_risk", "shipment_stuck_at_hub", "shipment_no_scan",
-           "delivery_attempts_failed", "truck_offline", "truck_stopped_unplanned")
+CLASSES = (
+    "shipment_late",
+    "shipment_at_risk",
+    "shipment_stuck_at_hub",
+    "shipment_no_scan",
+    "delivery_attempts_failed",
+    "truck_offline",
+    "truck_stopped_unplanned",
+)
 
 
 def delay_severity(late_by_ms: int) -> int:
@@ -93,8 +100,11 @@ class GroundTruth:
     late_shipments: dict[str, dict[str, Any]]
 
     def required(self, alert_class: str | None = None) -> list[ExpectedAlert]:
-        return [a for a in self.alerts
-                if a.required and (alert_class is None or a.alert_class == alert_class)]
+        return [
+            a
+            for a in self.alerts
+            if a.required and (alert_class is None or a.alert_class == alert_class)
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -108,13 +118,20 @@ class GroundTruth:
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> GroundTruth:
-        alerts = [ExpectedAlert(**{k: v for k, v in a.items() if k != "dedup_key"})
-                  for a in d["alerts"]]
+        alerts = [
+            ExpectedAlert(**{k: v for k, v in a.items() if k != "dedup_key"}) for a in d["alerts"]
+        ]
         return GroundTruth(
-            seed=d["seed"], start_ms=d["start_ms"], end_ms=d["end_ms"], config=d["config"],
-            counts=d["counts"], alerts=alerts, tolerated_classes=list(d["tolerated_classes"]),
+            seed=d["seed"],
+            start_ms=d["start_ms"],
+            end_ms=d["end_ms"],
+            config=d["config"],
+            counts=d["counts"],
+            alerts=alerts,
+            tolerated_classes=list(d["tolerated_classes"]),
             malformed=[MalformedRecord(**m) for m in d["malformed"]],
-            late_records=d["late_records"], geofence=d["geofence"],
+            late_records=d["late_records"],
+            geofence=d["geofence"],
             late_shipments=d["late_shipments"],
         )
 
@@ -146,8 +163,8 @@ class _TruckTrack:
     last_ts: int | None = None
     stop_start: int | None = None
     stop_pos: tuple[float, float] = (0.0, 0.0)
-    fence: str | None = None     # debounced: the hub the truck is in
-    cand: str | None = None      # hub of the last fix while outside
+    fence: str | None = None  # debounced: the hub the truck is in
+    cand: str | None = None  # hub of the last fix while outside
     outside_run: int = 0
 
 
@@ -165,9 +182,15 @@ class TruthBuilder:
         self.shipments: dict[str, dict[str, Any]] = {}
         self.malformed: list[MalformedRecord] = []
         self.late_records: list[dict[str, Any]] = []
-        self.counts: dict[str, int] = {"gps": 0, "scans": 0, "gps_duplicates": 0,
-                                       "scans_duplicates": 0, "out_of_order": 0,
-                                       "malformed": 0, "late": 0}
+        self.counts: dict[str, int] = {
+            "gps": 0,
+            "scans": 0,
+            "gps_duplicates": 0,
+            "scans_duplicates": 0,
+            "out_of_order": 0,
+            "malformed": 0,
+            "late": 0,
+        }
 
     # -- fed by the fleet -------------------------------------------------------------------
 
@@ -180,10 +203,18 @@ class TruthBuilder:
         if tr.last_ts is not None and ts - tr.last_ts > OFFLINE_MS:
             gap = ts - tr.last_ts
             due = tr.last_ts + OFFLINE_MS
-            self.alerts.append(ExpectedAlert(
-                "truck_offline", truck_id, due, due - 2 * iv, due + 2 * iv, ts,
-                required=gap > OFFLINE_MS + 2 * iv, details={"last_ping_ts": tr.last_ts,
-                                                           "silent_s": gap // 1000}))
+            self.alerts.append(
+                ExpectedAlert(
+                    "truck_offline",
+                    truck_id,
+                    due,
+                    due - 2 * iv,
+                    due + 2 * iv,
+                    ts,
+                    required=gap > OFFLINE_MS + 2 * iv,
+                    details={"last_ping_ts": tr.last_ts, "silent_s": gap // 1000},
+                )
+            )
         tr.last_ts = ts
         if speed < STOPPED_KPH:
             if tr.stop_start is None:
@@ -201,11 +232,23 @@ class TruthBuilder:
             return
         iv = self.interval_ms
         due = start + UNPLANNED_MS
-        self.alerts.append(ExpectedAlert(
-            "truck_stopped_unplanned", truck_id, due, due - 2 * MIN - iv, due + 3 * MIN + iv,
-            ts if resolved else None, required=lasted >= UNPLANNED_MS + 3 * MIN + iv,
-            details={"lat": tr.stop_pos[0], "lng": tr.stop_pos[1], "stopped_at": start,
-                     "stopped_s": lasted // 1000}))
+        self.alerts.append(
+            ExpectedAlert(
+                "truck_stopped_unplanned",
+                truck_id,
+                due,
+                due - 2 * MIN - iv,
+                due + 3 * MIN + iv,
+                ts if resolved else None,
+                required=lasted >= UNPLANNED_MS + 3 * MIN + iv,
+                details={
+                    "lat": tr.stop_pos[0],
+                    "lng": tr.stop_pos[1],
+                    "stopped_at": start,
+                    "stopped_s": lasted // 1000,
+                },
+            )
+        )
 
     def _fence(self, truck_id: str, tr: _TruckTrack, ts: int, lat: float, lng: float) -> None:
         hub = self.index.at(lat, lng)
@@ -213,14 +256,16 @@ class TruthBuilder:
         if tr.fence is None:
             if hid is not None and hid == tr.cand:
                 tr.fence = hid
-                self.geofence.append({"truck_id": truck_id, "geofence_id": hid,
-                                      "transition": "enter", "ts": ts})
+                self.geofence.append(
+                    {"truck_id": truck_id, "geofence_id": hid, "transition": "enter", "ts": ts}
+                )
             tr.cand = hid
         elif hid != tr.fence:
             tr.outside_run += 1
             if tr.outside_run >= 2:
-                self.geofence.append({"truck_id": truck_id, "geofence_id": tr.fence,
-                                      "transition": "exit", "ts": ts})
+                self.geofence.append(
+                    {"truck_id": truck_id, "geofence_id": tr.fence, "transition": "exit", "ts": ts}
+                )
                 tr.fence, tr.outside_run, tr.cand = None, 0, hid
         else:
             tr.outside_run = 0
@@ -231,8 +276,11 @@ class TruthBuilder:
         self.scans.setdefault(d["shipment_id"], []).append((d["ts"], d["type"], d))
 
     def on_shipment(self, shipment_id: str, truck_id: str, scenario: str, promised: int) -> None:
-        self.shipments[shipment_id] = {"truck_id": truck_id, "scenario": scenario,
-                                       "promised_by": promised}
+        self.shipments[shipment_id] = {
+            "truck_id": truck_id,
+            "scenario": scenario,
+            "promised_by": promised,
+        }
 
     # -- fed by the fault injector ----------------------------------------------------------
 
@@ -257,9 +305,17 @@ class TruthBuilder:
         for truck_id, tr in self.tracks.items():
             if tr.last_ts is not None and end_ms - tr.last_ts > OFFLINE_MS:
                 due = tr.last_ts + OFFLINE_MS
-                self.alerts.append(ExpectedAlert(
-                    "truck_offline", truck_id, due, due - 2 * iv, due + 2 * iv, None,
-                    details={"last_ping_ts": tr.last_ts}))
+                self.alerts.append(
+                    ExpectedAlert(
+                        "truck_offline",
+                        truck_id,
+                        due,
+                        due - 2 * iv,
+                        due + 2 * iv,
+                        None,
+                        details={"last_ping_ts": tr.last_ts},
+                    )
+                )
             if tr.stop_start is not None:
                 self._close_stop(truck_id, tr, end_ms, resolved=False)
         late_shipments: dict[str, dict[str, Any]] = {}
@@ -270,15 +326,26 @@ class TruthBuilder:
                 a.required = False
         self.alerts.sort(key=lambda a: (a.trigger_ms, a.alert_class, a.subject))
         return GroundTruth(
-            seed=self.cfg.seed, start_ms=self.cfg.start_ms, end_ms=end_ms,
-            config=self.cfg.to_dict(), counts=dict(self.counts), alerts=self.alerts,
-            tolerated_classes=["shipment_at_risk"], malformed=self.malformed,
-            late_records=self.late_records, geofence=self.geofence,
+            seed=self.cfg.seed,
+            start_ms=self.cfg.start_ms,
+            end_ms=end_ms,
+            config=self.cfg.to_dict(),
+            counts=dict(self.counts),
+            alerts=self.alerts,
+            tolerated_classes=["shipment_at_risk"],
+            malformed=self.malformed,
+            late_records=self.late_records,
+            geofence=self.geofence,
             late_shipments=late_shipments,
         )
 
-    def _shipment_truth(self, sid: str, scans: list[tuple[int, str, dict[str, Any]]],
-                        end_ms: int, late_out: dict[str, dict[str, Any]]) -> None:
+    def _shipment_truth(
+        self,
+        sid: str,
+        scans: list[tuple[int, str, dict[str, Any]]],
+        end_ms: int,
+        late_out: dict[str, dict[str, Any]],
+    ) -> None:
         pickup = next((d for _, t, d in scans if t == "PICKED_UP"), None)
         delivered = next((ts for ts, t, _ in scans if t == "DELIVERED"), None)
         truck = pickup.get("truck_id") if pickup else None
@@ -289,33 +356,76 @@ class TruthBuilder:
             if promised <= end_ms and (delivered is None or delivered > promised):
                 late_by = (delivered if delivered is not None else end_ms) - promised
                 sev = delay_severity(late_by)
-                late_out[sid] = {"promised_by": promised, "delivered_ms": delivered,
-                                 "late_by_s": late_by // 1000, "max_severity": sev,
-                                 "truck_id": truck}
-                self.alerts.append(ExpectedAlert(
-                    "shipment_late", sid, promised, promised, promised + MIN, delivered,
-                    required=delivered is None or delivered - promised > MIN,
-                    details={"truck_id": truck, "late_by_s": late_by // 1000,
-                             "max_severity": sev, "promised_by": promised}))
+                late_out[sid] = {
+                    "promised_by": promised,
+                    "delivered_ms": delivered,
+                    "late_by_s": late_by // 1000,
+                    "max_severity": sev,
+                    "truck_id": truck,
+                }
+                self.alerts.append(
+                    ExpectedAlert(
+                        "shipment_late",
+                        sid,
+                        promised,
+                        promised,
+                        promised + MIN,
+                        delivered,
+                        required=delivered is None or delivered - promised > MIN,
+                        details={
+                            "truck_id": truck,
+                            "late_by_s": late_by // 1000,
+                            "max_severity": sev,
+                            "promised_by": promised,
+                        },
+                    )
+                )
                 arrived_final = next(
-                    (ts for ts, t, d in scans if t == "ARRIVED_HUB" and ts <= promised
-                     and info.get("scenario") == "late"), None)
+                    (
+                        ts
+                        for ts, t, d in scans
+                        if t == "ARRIVED_HUB" and ts <= promised and info.get("scenario") == "late"
+                    ),
+                    None,
+                )
                 if info.get("scenario") == "late" and arrived_final is None:
-                    self.alerts.append(ExpectedAlert(
-                        "shipment_at_risk", sid, promised, int(pickup["ts"]), promised, None,
-                        details={"truck_id": truck, "promised_by": promised}))
+                    self.alerts.append(
+                        ExpectedAlert(
+                            "shipment_at_risk",
+                            sid,
+                            promised,
+                            int(pickup["ts"]),
+                            promised,
+                            None,
+                            details={"truck_id": truck, "promised_by": promised},
+                        )
+                    )
         # shipment_stuck_at_hub
         for i, (ts, t, d) in enumerate(scans):
             if t != "ARRIVED_HUB":
                 continue
-            nxt = next((ts2 for ts2, t2, _ in scans[i + 1:]
-                        if t2 in ("DEPARTED_HUB", "OUT_FOR_DELIVERY")), None)
+            nxt = next(
+                (
+                    ts2
+                    for ts2, t2, _ in scans[i + 1 :]
+                    if t2 in ("DEPARTED_HUB", "OUT_FOR_DELIVERY")
+                ),
+                None,
+            )
             due = ts + STUCK_MS
             if due <= end_ms and (nxt is None or nxt > due):
-                self.alerts.append(ExpectedAlert(
-                    "shipment_stuck_at_hub", sid, due, due, due + MIN, nxt,
-                    required=nxt is None or nxt - due > MIN,
-                    details={"hub_id": d.get("hub_id"), "arrived_ts": ts}))
+                self.alerts.append(
+                    ExpectedAlert(
+                        "shipment_stuck_at_hub",
+                        sid,
+                        due,
+                        due,
+                        due + MIN,
+                        nxt,
+                        required=nxt is None or nxt - due > MIN,
+                        details={"hub_id": d.get("hub_id"), "arrived_ts": ts},
+                    )
+                )
         # shipment_no_scan
         times = [ts for ts, _, _ in scans]
         for i, ts in enumerate(times):
@@ -324,17 +434,33 @@ class TruthBuilder:
             nxt_ts = times[i + 1] if i + 1 < len(times) else None
             due = ts + NO_SCAN_MS
             if due <= end_ms and (nxt_ts is None or nxt_ts > due):
-                self.alerts.append(ExpectedAlert(
-                    "shipment_no_scan", sid, due, due, due + MIN, nxt_ts,
-                    required=nxt_ts is None or nxt_ts - due > MIN,
-                    details={"last_scan_ts": ts, "truck_id": truck}))
+                self.alerts.append(
+                    ExpectedAlert(
+                        "shipment_no_scan",
+                        sid,
+                        due,
+                        due,
+                        due + MIN,
+                        nxt_ts,
+                        required=nxt_ts is None or nxt_ts - due > MIN,
+                        details={"last_scan_ts": ts, "truck_id": truck},
+                    )
+                )
         # delivery_attempts_failed
         fails = [ts for ts, t, _ in scans if t == "DELIVERY_ATTEMPT_FAILED"]
         for i in range(1, len(fails)):
             if fails[i] - fails[i - 1] <= FAILED_WINDOW_MS:
-                self.alerts.append(ExpectedAlert(
-                    "delivery_attempts_failed", sid, fails[i], fails[i], fails[i] + MIN,
-                    delivered, details={"attempts": len(fails), "first_failed_ts": fails[0]}))
+                self.alerts.append(
+                    ExpectedAlert(
+                        "delivery_attempts_failed",
+                        sid,
+                        fails[i],
+                        fails[i],
+                        fails[i] + MIN,
+                        delivered,
+                        details={"attempts": len(fails), "first_failed_ts": fails[0]},
+                    )
+                )
                 break
 
 
@@ -395,11 +521,16 @@ class Score:
         return not self.missed and not self.unexpected
 
     def report(self) -> str:
-        lines = [f"{k:26} tp={v.tp:5} fp={v.fp:4} fn={v.fn:4} precision={v.precision:.3f} "
-                 f"recall={v.recall:.3f}" for k, v in sorted(self.per_class.items())]
+        lines = [
+            f"{k:26} tp={v.tp:5} fp={v.fp:4} fn={v.fn:4} precision={v.precision:.3f} "
+            f"recall={v.recall:.3f}"
+            for k, v in sorted(self.per_class.items())
+        ]
         lines += [f"missed: {m.dedup_key} due {m.trigger_ms}" for m in self.missed[:20]]
-        lines += [f"unexpected: {u.alert_class}:{u.subject} at {u.trigger_ms}"
-                  for u in self.unexpected[:20]]
+        lines += [
+            f"unexpected: {u.alert_class}:{u.subject} at {u.trigger_ms}"
+            for u in self.unexpected[:20]
+        ]
         return "\n".join(lines)
 
 
@@ -435,8 +566,9 @@ def observed_incidents(alerts: Iterable[dict[str, Any]]) -> list[ObservedInciden
     return out
 
 
-def score_alerts(truth: GroundTruth, alerts: Iterable[dict[str, Any]],
-                 tolerance_ms: int = 2 * MIN) -> Score:
+def score_alerts(
+    truth: GroundTruth, alerts: Iterable[dict[str, Any]], tolerance_ms: int = 2 * MIN
+) -> Score:
     """Match observed incidents to expected ones by dedup key and trigger time (within the
     expected window widened by ``tolerance_ms``). Unmatched required expectations are misses;
     unmatched observations are unexpected, except classes the truth tolerates and incidents
@@ -448,9 +580,12 @@ def score_alerts(truth: GroundTruth, alerts: Iterable[dict[str, Any]],
     matched: set[int] = set()
     unexpected: list[ObservedIncident] = []
     for inc in observed_incidents(alerts):
-        cands = [e for e in by_key.get(f"{inc.alert_class}:{inc.subject}", [])
-                 if id(e) not in matched
-                 and e.earliest_ms - tolerance_ms <= inc.trigger_ms <= e.latest_ms + tolerance_ms]
+        cands = [
+            e
+            for e in by_key.get(f"{inc.alert_class}:{inc.subject}", [])
+            if id(e) not in matched
+            and e.earliest_ms - tolerance_ms <= inc.trigger_ms <= e.latest_ms + tolerance_ms
+        ]
         score = per_class.setdefault(inc.alert_class, ClassScore())
         if cands:
             best = min(cands, key=lambda e: abs(e.trigger_ms - inc.trigger_ms))
@@ -468,8 +603,11 @@ def score_alerts(truth: GroundTruth, alerts: Iterable[dict[str, Any]],
     return Score(per_class, missed, unexpected)
 
 
-def score_dead_letters(truth: GroundTruth, dead_letters: Iterable[dict[str, Any]],
-                       topic_names: dict[str, str] | None = None) -> Score:
+def score_dead_letters(
+    truth: GroundTruth,
+    dead_letters: Iterable[dict[str, Any]],
+    topic_names: dict[str, str] | None = None,
+) -> Score:
     """Score ``fleet.dlq`` records against the injected malformed ones, matched by raw text and
     source topic; the class is the reason code. ``topic_names`` maps kind to topic name
     (default ``fleet.gps`` / ``fleet.scans``)."""
@@ -489,11 +627,14 @@ def score_dead_letters(truth: GroundTruth, dead_letters: Iterable[dict[str, Any]
             score.tp += 1
         else:
             score.fp += 1
-            unexpected.append(ObservedIncident(reason, str(dl.get("raw"))[:80],
-                                               int(dl.get("ts", 0))))
+            unexpected.append(
+                ObservedIncident(reason, str(dl.get("raw"))[:80], int(dl.get("ts", 0)))
+            )
     missed_m = [m for bucket in want.values() for m in bucket]
-    missed = [ExpectedAlert(m.reason, m.key, m.emit_ms, m.emit_ms, m.emit_ms,
-                            details={"raw": m.raw}) for m in missed_m]
+    missed = [
+        ExpectedAlert(m.reason, m.key, m.emit_ms, m.emit_ms, m.emit_ms, details={"raw": m.raw})
+        for m in missed_m
+    ]
     for e in missed:
         per_class.setdefault(e.alert_class, ClassScore()).fn += 1
     return Score(per_class, missed, unexpected)

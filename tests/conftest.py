@@ -23,8 +23,7 @@ from fleetpulse.waiting import free_port
 from udfs.contract import TopicNames, contract_topics
 
 # Shared 2-core machines: time limits per example would make property tests flaky.
-settings.register_profile("fleetpulse", deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fleetpulse", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("fleetpulse")
 
 

@@ -20,12 +20,22 @@ DEEP = 100_000  # far past every JSON parser's nesting limit (orjson: 1024, Jack
 DEEP_PARSEABLE = 1000  # parses with orjson, but repr()/str() of it recurses past Python's limit
 
 
-def _ping_shaped(truck_id_json: bytes, ts: bytes = b"1764099641123", lat: bytes = b"47.6",
-                 lng: bytes = b"-122.3") -> bytes:
+def _ping_shaped(
+    truck_id_json: bytes, ts: bytes = b"1764099641123", lat: bytes = b"47.6", lng: bytes = b"-122.3"
+) -> bytes:
     """A GPS ping with the given JSON texts: invalid as a scan (no scan_id) and as an alert (no
     event_action) whatever they are, invalid as a ping by what is passed in."""
-    return (b'{"truck_id":' + truck_id_json + b',"ts":' + ts + b',"lat":' + lat
-            + b',"lng":' + lng + b',"speed_kph":50}')
+    return (
+        b'{"truck_id":'
+        + truck_id_json
+        + b',"ts":'
+        + ts
+        + b',"lat":'
+        + lat
+        + b',"lng":'
+        + lng
+        + b',"speed_kph":50}'
+    )
 
 
 def _huge_json(rng: random.Random) -> bytes:
@@ -39,8 +49,19 @@ def _deep_values() -> bytes:
     """Every id, time and number field of the three record kinds a 1000-deep array: parses, but
     a reader that puts a field's repr() into a message recurses past Python's limit."""
     deep = b"[" * DEEP_PARSEABLE + b"]" * DEEP_PARSEABLE
-    fields = ("truck_id", "shipment_id", "scan_id", "type", "ts", "lat", "lng", "event_action",
-              "dedup_key", "payload", "severity")
+    fields = (
+        "truck_id",
+        "shipment_id",
+        "scan_id",
+        "type",
+        "ts",
+        "lat",
+        "lng",
+        "event_action",
+        "dedup_key",
+        "payload",
+        "severity",
+    )
     return b"{" + b",".join(b'"' + f.encode() + b'":' + deep for f in fields) + b"}"
 
 
@@ -104,8 +125,9 @@ def poison_records() -> list[tuple[str, bytes | None, bytes]]:
     for i, (name, value) in enumerate(_values(rng)):
         key = None if i % 3 == 0 else f"poison-{name}".encode()
         records.append((name, key, value))
-    records.append(("key_100000_bytes", b"K" * 50_000 + rng.randbytes(50_000),
-                    b'{"truck_id":"T1"}'))
+    records.append(
+        ("key_100000_bytes", b"K" * 50_000 + rng.randbytes(50_000), b'{"truck_id":"T1"}')
+    )
     records.append(("key_binary", bytes(range(256)), b"{}"))
     records.append(("key_hostile_unicode", "\u202e\u200bT1\u0000".encode(), b"[]"))
     return records

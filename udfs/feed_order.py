@@ -68,8 +68,7 @@ def applies_now(ts: int, watermark: int, released_until: int) -> bool:
     return release_time(ts) <= max(watermark, released_until)
 
 
-def apply_in_order(feed: TruckFeed, inputs: Iterable[FeedInput], cfg: FeedConfig
-                   ) -> list[TruckFix]:
+def apply_in_order(feed: TruckFeed, inputs: Iterable[FeedInput], cfg: FeedConfig) -> list[TruckFix]:
     """Apply ``inputs`` to ``feed`` in :func:`order_key` order; the fixes they produce."""
     fixes: list[TruckFix] = []
     for x in sorted(inputs, key=order_key):

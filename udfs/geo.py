@@ -31,16 +31,65 @@ EARTH_RADIUS_KM = 6371.0088
 OTHER = "OTHER"
 
 CENSUS_REGIONS: dict[str, tuple[str, ...]] = {
-    "NORTHEAST": ("Connecticut", "Maine", "Massachusetts", "New Hampshire", "Rhode Island",
-                  "Vermont", "New Jersey", "New York", "Pennsylvania"),
-    "MIDWEST": ("Illinois", "Indiana", "Michigan", "Ohio", "Wisconsin", "Iowa", "Kansas",
-                "Minnesota", "Missouri", "Nebraska", "North Dakota", "South Dakota"),
-    "SOUTH": ("Delaware", "District of Columbia", "Florida", "Georgia", "Maryland",
-              "North Carolina", "South Carolina", "Virginia", "West Virginia", "Alabama",
-              "Kentucky", "Mississippi", "Tennessee", "Arkansas", "Louisiana", "Oklahoma",
-              "Texas"),
-    "WEST": ("Arizona", "Colorado", "Idaho", "Montana", "Nevada", "New Mexico", "Utah",
-             "Wyoming", "Alaska", "California", "Hawaii", "Oregon", "Washington"),
+    "NORTHEAST": (
+        "Connecticut",
+        "Maine",
+        "Massachusetts",
+        "New Hampshire",
+        "Rhode Island",
+        "Vermont",
+        "New Jersey",
+        "New York",
+        "Pennsylvania",
+    ),
+    "MIDWEST": (
+        "Illinois",
+        "Indiana",
+        "Michigan",
+        "Ohio",
+        "Wisconsin",
+        "Iowa",
+        "Kansas",
+        "Minnesota",
+        "Missouri",
+        "Nebraska",
+        "North Dakota",
+        "South Dakota",
+    ),
+    "SOUTH": (
+        "Delaware",
+        "District of Columbia",
+        "Florida",
+        "Georgia",
+        "Maryland",
+        "North Carolina",
+        "South Carolina",
+        "Virginia",
+        "West Virginia",
+        "Alabama",
+        "Kentucky",
+        "Mississippi",
+        "Tennessee",
+        "Arkansas",
+        "Louisiana",
+        "Oklahoma",
+        "Texas",
+    ),
+    "WEST": (
+        "Arizona",
+        "Colorado",
+        "Idaho",
+        "Montana",
+        "Nevada",
+        "New Mexico",
+        "Utah",
+        "Wyoming",
+        "Alaska",
+        "California",
+        "Hawaii",
+        "Oregon",
+        "Washington",
+    ),
 }
 REGIONS: tuple[str, ...] = (*CENSUS_REGIONS, OTHER)
 
@@ -98,14 +147,16 @@ class RegionIndex:
         # A cell's region (or OTHER), or for a boundary cell its candidate regions' indexes.
         self._cells: dict[tuple[int, int], str | tuple[int, ...]] = {}
 
-    def _cell_boxes(self, cells: list[tuple[int, int]], margin: float = 0.0
-                    ) -> NDArray[np.object_]:
+    def _cell_boxes(self, cells: list[tuple[int, int]], margin: float = 0.0) -> NDArray[np.object_]:
         """The cells' boxes in one shapely call, corners as the per-cell box always had them:
         (cx + 1) * d, not cx * d + d, which can differ in the last bit."""
         d, m = self.CELL_DEG, margin
-        return shapely.box([cx * d - m for cx, _ in cells], [cy * d - m for _, cy in cells],
-                           [(cx + 1) * d + m for cx, _ in cells],
-                           [(cy + 1) * d + m for _, cy in cells])
+        return shapely.box(
+            [cx * d - m for cx, _ in cells],
+            [cy * d - m for _, cy in cells],
+            [(cx + 1) * d + m for cx, _ in cells],
+            [(cy + 1) * d + m for _, cy in cells],
+        )
 
     def _classify(self, cells: list[tuple[int, int]]) -> list[str | tuple[int, ...]]:
         """Per cell: the region that wholly contains it, OTHER if none touches it, else the
@@ -229,9 +280,16 @@ def parse_geofences(geojson: dict) -> list[Geofence]:  # type: ignore[type-arg]
             radius = props.get("radius_m")
             if not isinstance(radius, int | float) or radius <= 0:
                 raise UdfError(f"geofence {gid}: a Point needs a positive properties.radius_m")
-            fences.append(Geofence(gid, props.get("name", gid),
-                                   _circle_envelope(geom.y, geom.x, float(radius)),
-                                   geom.y, geom.x, float(radius)))
+            fences.append(
+                Geofence(
+                    gid,
+                    props.get("name", gid),
+                    _circle_envelope(geom.y, geom.x, float(radius)),
+                    geom.y,
+                    geom.x,
+                    float(radius),
+                )
+            )
         elif geom.geom_type in ("Polygon", "MultiPolygon"):
             shapely.prepare(geom)
             c = geom.centroid
@@ -260,8 +318,9 @@ def _fence_cells(fence: Geofence, cell_deg: float) -> tuple[range, range] | None
     return _cell_span(minx, maxx, cell_deg), _cell_span(miny, maxy, cell_deg)
 
 
-def _fence_grid(fences: list[Geofence], cell_deg: float,
-                max_cells: int) -> dict[tuple[int, int], tuple[Geofence, ...]] | None:
+def _fence_grid(
+    fences: list[Geofence], cell_deg: float, max_cells: int
+) -> dict[tuple[int, int], tuple[Geofence, ...]] | None:
     """Cell -> the fences whose envelope may touch it, in fence order; None past max_cells
     (or for non-finite bounds): the caller then fills cells lazily.
 

@@ -62,8 +62,12 @@ class Ping:
     status: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"truck_id": self.truck_id, "ts": self.ts, "lat": self.lat,
-                             "lng": self.lng}
+        d: dict[str, Any] = {
+            "truck_id": self.truck_id,
+            "ts": self.ts,
+            "lat": self.lat,
+            "lng": self.lng,
+        }
         for name in ("speed_kph", "heading", "accuracy_m", "status"):
             v = getattr(self, name)
             if v is not None:
@@ -92,8 +96,12 @@ class Scan:
     dest_lng: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"scan_id": self.scan_id, "shipment_id": self.shipment_id,
-                             "type": str(self.type), "ts": self.ts}
+        d: dict[str, Any] = {
+            "scan_id": self.scan_id,
+            "shipment_id": self.shipment_id,
+            "type": str(self.type),
+            "ts": self.ts,
+        }
         for name in ("truck_id", "hub_id", "lat", "lng", "promised_by", "dest_lat", "dest_lng"):
             v = getattr(self, name)
             if v is not None:
@@ -119,8 +127,9 @@ DEAD_LETTER_KEY_BYTES = 64 * 1024
 DEAD_LETTER_DETAIL_CHARS = 1000
 # The largest encoded dead letter: every byte of raw and key JSON-escaped at worst (\u00XX, six
 # bytes each) plus the detail and the fixed fields. DLQ producers accept this much per record.
-DEAD_LETTER_MAX_BYTES = 6 * (DEAD_LETTER_RAW_BYTES + DEAD_LETTER_KEY_BYTES
-                             + DEAD_LETTER_DETAIL_CHARS) + 4096
+DEAD_LETTER_MAX_BYTES = (
+    6 * (DEAD_LETTER_RAW_BYTES + DEAD_LETTER_KEY_BYTES + DEAD_LETTER_DETAIL_CHARS) + 4096
+)
 # What DLQ producers are configured to send at most (Kafka's max.request.size / librdkafka's
 # message.max.bytes): above the largest dead letter, and the brokers' default record limit.
 DEAD_LETTER_PRODUCER_MAX_BYTES = 1024 * 1024
@@ -135,11 +144,12 @@ def bounded_text(data: bytes, limit: int) -> tuple[str, str, bool]:
     try:
         return head.decode("utf-8"), "utf-8", truncated
     except UnicodeDecodeError as exc:
-        cut_in_char = (truncated and exc.reason == "unexpected end of data"
-                       and exc.start >= len(head) - 3)
+        cut_in_char = (
+            truncated and exc.reason == "unexpected end of data" and exc.start >= len(head) - 3
+        )
         if cut_in_char:
             try:
-                return head[:exc.start].decode("utf-8"), "utf-8", truncated
+                return head[: exc.start].decode("utf-8"), "utf-8", truncated
             except UnicodeDecodeError:
                 pass
     return base64.b64encode(head).decode("ascii"), "base64", truncated
@@ -166,12 +176,19 @@ class DeadLetter:
     def to_dict(self) -> dict[str, Any]:
         raw_text, encoding, truncated = bounded_text(self.raw, DEAD_LETTER_RAW_BYTES)
         d: dict[str, Any] = {
-            "source_topic": self.source_topic, "partition": self.partition,
-            "offset": self.offset, "reason": self.reason,
+            "source_topic": self.source_topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "reason": self.reason,
             "detail": self.detail[:DEAD_LETTER_DETAIL_CHARS],
-            "raw": raw_text, "raw_encoding": encoding, "raw_size": len(self.raw),
-            "raw_sha256": hashlib.sha256(self.raw).hexdigest(), "raw_truncated": truncated,
-            "key": None, "ts": self.ts}
+            "raw": raw_text,
+            "raw_encoding": encoding,
+            "raw_size": len(self.raw),
+            "raw_sha256": hashlib.sha256(self.raw).hexdigest(),
+            "raw_truncated": truncated,
+            "key": None,
+            "ts": self.ts,
+        }
         if self.key is not None:
             key_text, key_encoding, key_truncated = bounded_text(self.key, DEAD_LETTER_KEY_BYTES)
             d["key"] = key_text
@@ -197,8 +214,14 @@ class GeofenceTransition:
     lng: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"truck_id": self.truck_id, "geofence_id": self.geofence_id,
-                "transition": self.transition, "ts": self.ts, "lat": self.lat, "lng": self.lng}
+        return {
+            "truck_id": self.truck_id,
+            "geofence_id": self.geofence_id,
+            "transition": self.transition,
+            "ts": self.ts,
+            "lat": self.lat,
+            "lng": self.lng,
+        }
 
 
 def iso8601(ts_ms: int) -> str:

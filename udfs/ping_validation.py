@@ -41,8 +41,13 @@ def _number(d: dict[str, Any], name: str, required: bool) -> float | None | Reje
     return float(v)
 
 
-NUMERIC_FIELDS = (("lat", True), ("lng", True), ("speed_kph", False), ("heading", False),
-                  ("accuracy_m", False))
+NUMERIC_FIELDS = (
+    ("lat", True),
+    ("lng", True),
+    ("speed_kph", False),
+    ("heading", False),
+    ("accuracy_m", False),
+)
 
 
 def _numbers(d: dict[str, Any]) -> list[float | None] | Rejection:
@@ -90,15 +95,21 @@ def parse_ping(raw: bytes, now_ms: int) -> Ping | Rejection:
             w = _decode_wire(raw)
         except Exception:  # noqa: BLE001 - any failure leaves the verdict to validate_ping
             w = None
-        if (w is not None and TRUCK_ID_RE.fullmatch(w.truck_id)
-                and MIN_TS_MS <= w.ts <= now_ms + MAX_FUTURE_MS and w.ts <= MAX_TS_MS
-                and -90.0 <= w.lat <= 90.0 and -180.0 <= w.lng <= 180.0
-                and (w.lat != 0.0 or w.lng != 0.0)
-                and (w.speed_kph is None or 0.0 <= w.speed_kph <= 300.0)
-                and (w.heading is None or 0.0 <= w.heading <= 360.0)
-                and (w.accuracy_m is None or w.accuracy_m - w.accuracy_m == 0.0)):
-            return Ping(w.truck_id, w.ts, w.lat, w.lng, w.speed_kph, w.heading, w.accuracy_m,
-                        w.status)
+        if (
+            w is not None
+            and TRUCK_ID_RE.fullmatch(w.truck_id)
+            and MIN_TS_MS <= w.ts <= now_ms + MAX_FUTURE_MS
+            and w.ts <= MAX_TS_MS
+            and -90.0 <= w.lat <= 90.0
+            and -180.0 <= w.lng <= 180.0
+            and (w.lat != 0.0 or w.lng != 0.0)
+            and (w.speed_kph is None or 0.0 <= w.speed_kph <= 300.0)
+            and (w.heading is None or 0.0 <= w.heading <= 360.0)
+            and (w.accuracy_m is None or w.accuracy_m - w.accuracy_m == 0.0)
+        ):
+            return Ping(
+                w.truck_id, w.ts, w.lat, w.lng, w.speed_kph, w.heading, w.accuracy_m, w.status
+            )
     return validate_ping(raw, now_ms)
 
 
@@ -127,8 +138,10 @@ def validate_ping(raw: bytes, now_ms: int) -> Ping | Rejection:
     if ts < MIN_TS_MS:
         return Rejection(Reason.BAD_VALUE, f"ts {ts} is before 2000 (seconds instead of ms?)")
     if ts > now_ms + MAX_FUTURE_MS:
-        return Rejection(Reason.FUTURE_TIMESTAMP,
-                         f"ts is {(ts - now_ms) / 1000:.0f}s ahead of the clock (max 300s)")
+        return Rejection(
+            Reason.FUTURE_TIMESTAMP,
+            f"ts is {(ts - now_ms) / 1000:.0f}s ahead of the clock (max 300s)",
+        )
     if ts > MAX_TS_MS:
         return Rejection(Reason.FUTURE_TIMESTAMP, f"ts {ts} is after 9000-01-01")
 

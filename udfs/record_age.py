@@ -22,6 +22,8 @@ def stale(ts: int, newest_ms: int | None, max_age_ms: int) -> Rejection | None:
     pass."""
     if newest_ms is None or ts >= newest_ms - max_age_ms:
         return None
-    return Rejection(Reason.STALE_TIMESTAMP,
-                     f"ts is {(newest_ms - ts) / 3_600_000:.1f} h older than the newest accepted "
-                     f"(max {max_age_ms / 3_600_000:.0f} h)")
+    return Rejection(
+        Reason.STALE_TIMESTAMP,
+        f"ts is {(newest_ms - ts) / 3_600_000:.1f} h older than the newest accepted "
+        f"(max {max_age_ms / 3_600_000:.0f} h)",
+    )

@@ -47,8 +47,9 @@ def _epoch_ms(d: dict[str, Any], name: str, required: bool) -> int | None | Reje
     return v
 
 
-def _point(d: dict[str, Any], lat_name: str, lng_name: str
-           ) -> tuple[float, float] | None | Rejection:
+def _point(
+    d: dict[str, Any], lat_name: str, lng_name: str
+) -> tuple[float, float] | None | Rejection:
     """Both coordinates or neither; numbers in range."""
     lat, lng = d.get(lat_name), d.get(lng_name)
     if lat is None and lng is None:
@@ -77,8 +78,12 @@ def parse_scan(raw: bytes, now_ms: int) -> Scan | Rejection:
         return d
 
     ids: dict[str, str | None] = {}
-    for name, required in (("scan_id", True), ("shipment_id", True), ("truck_id", False),
-                           ("hub_id", False)):
+    for name, required in (
+        ("scan_id", True),
+        ("shipment_id", True),
+        ("truck_id", False),
+        ("hub_id", False),
+    ):
         v = _ident(d, name, required)
         if isinstance(v, Rejection):
             return v
@@ -98,17 +103,20 @@ def parse_scan(raw: bytes, now_ms: int) -> Scan | Rejection:
         return ts
     assert ts is not None
     if ts > now_ms + MAX_FUTURE_MS:
-        return Rejection(Reason.FUTURE_TIMESTAMP,
-                         f"ts is {(ts - now_ms) / 1000:.0f}s ahead of the clock (max 300s)")
+        return Rejection(
+            Reason.FUTURE_TIMESTAMP,
+            f"ts is {(ts - now_ms) / 1000:.0f}s ahead of the clock (max 300s)",
+        )
     if ts > MAX_TS_MS:
         return Rejection(Reason.FUTURE_TIMESTAMP, f"ts {ts} is after 9000-01-01")
     promised_by = _epoch_ms(d, "promised_by", scan_type is ScanType.PICKED_UP)
     if isinstance(promised_by, Rejection):
         return promised_by
     if promised_by is not None and abs(promised_by - ts) > MAX_PROMISE_DISTANCE_MS:
-        return Rejection(Reason.BAD_VALUE,
-                         f"promised_by is {(promised_by - ts) / 86_400_000:.0f} days from ts "
-                         "(max 365)")
+        return Rejection(
+            Reason.BAD_VALUE,
+            f"promised_by is {(promised_by - ts) / 86_400_000:.0f} days from ts (max 365)",
+        )
 
     here = _point(d, "lat", "lng")
     if isinstance(here, Rejection):
@@ -119,9 +127,15 @@ def parse_scan(raw: bytes, now_ms: int) -> Scan | Rejection:
     scan_id, shipment_id = ids["scan_id"], ids["shipment_id"]
     assert scan_id is not None and shipment_id is not None
     return Scan(
-        scan_id=scan_id, shipment_id=shipment_id, type=scan_type, ts=ts,
-        truck_id=ids["truck_id"], hub_id=ids["hub_id"],
-        lat=here[0] if here else None, lng=here[1] if here else None,
+        scan_id=scan_id,
+        shipment_id=shipment_id,
+        type=scan_type,
+        ts=ts,
+        truck_id=ids["truck_id"],
+        hub_id=ids["hub_id"],
+        lat=here[0] if here else None,
+        lng=here[1] if here else None,
         promised_by=promised_by,
-        dest_lat=dest[0] if dest else None, dest_lng=dest[1] if dest else None,
+        dest_lat=dest[0] if dest else None,
+        dest_lng=dest[1] if dest else None,
     )

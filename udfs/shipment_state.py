@@ -116,25 +116,34 @@ class DelayConfig:
         """Refuse values that would put a deadline out of range (a Java long timer, an ISO
         8601 timestamp) or make the state unbounded: a typo in a flag fails at start-up
         instead of in a timer."""
-        durations = {"stuck_after_s": self.stuck_after_s,
-                     "no_scan_after_s": self.no_scan_after_s,
-                     "failed_attempts_within_s": self.failed_attempts_within_s,
-                     "retain_after_delivery_s": self.retain_after_delivery_s,
-                     "expire_after_promise_s": self.expire_after_promise_s}
+        durations = {
+            "stuck_after_s": self.stuck_after_s,
+            "no_scan_after_s": self.no_scan_after_s,
+            "failed_attempts_within_s": self.failed_attempts_within_s,
+            "retain_after_delivery_s": self.retain_after_delivery_s,
+            "expire_after_promise_s": self.expire_after_promise_s,
+        }
         for name, v in durations.items():
             if not 0 <= v <= MAX_DURATION_S:
                 raise DelayConfigError(f"{name} {v} outside 0..{MAX_DURATION_S}")
         if not -MAX_DURATION_S <= self.at_risk_margin_s <= MAX_DURATION_S:
-            raise DelayConfigError(f"at_risk_margin_s {self.at_risk_margin_s} outside "
-                                   f"+-{MAX_DURATION_S}")
+            raise DelayConfigError(
+                f"at_risk_margin_s {self.at_risk_margin_s} outside +-{MAX_DURATION_S}"
+            )
         bands = self.severity_bands_s
-        if not bands or any(not a < b for a, b in zip((0, *bands), bands, strict=False)) \
-                or bands[-1] > MAX_DURATION_S:
-            raise DelayConfigError(f"severity_bands_s {bands} must increase within "
-                                   f"1..{MAX_DURATION_S}")
+        if (
+            not bands
+            or any(not a < b for a, b in zip((0, *bands), bands, strict=False))
+            or bands[-1] > MAX_DURATION_S
+        ):
+            raise DelayConfigError(
+                f"severity_bands_s {bands} must increase within 1..{MAX_DURATION_S}"
+            )
         if not MIN_AT_RISK_SPEED_KPH <= self.at_risk_min_speed_kph <= 1e6:
-            raise DelayConfigError(f"at_risk_min_speed_kph {self.at_risk_min_speed_kph} outside "
-                                   f"{MIN_AT_RISK_SPEED_KPH}..1e6")
+            raise DelayConfigError(
+                f"at_risk_min_speed_kph {self.at_risk_min_speed_kph} outside "
+                f"{MIN_AT_RISK_SPEED_KPH}..1e6"
+            )
         if not 0.0 <= self.at_risk_arrived_km <= 1e6:
             raise DelayConfigError(f"at_risk_arrived_km {self.at_risk_arrived_km} outside 0..1e6")
         if self.max_scans_per_shipment < 1:
@@ -258,9 +267,10 @@ class ShipmentState:
 _PICKLED_FIELDS = tuple(f.name for f in fields(ShipmentState) if f.name != "scan_ids")
 # (name, a function giving its default) of each pickled field, for fields a pickle lacks.
 _PICKLED_DEFAULTS: tuple[tuple[str, Callable[[], Any]], ...] = tuple(
-    (f.name, f.default_factory if callable(f.default_factory)
-     else (lambda v=f.default: v))  # type: ignore[misc]
-    for f in fields(ShipmentState) if f.name != "scan_ids")
+    (f.name, f.default_factory if callable(f.default_factory) else (lambda v=f.default: v))  # type: ignore[misc]
+    for f in fields(ShipmentState)
+    if f.name != "scan_ids"
+)
 
 
 @dataclass(slots=True)
@@ -309,7 +319,7 @@ def _scan_key(s: Scan) -> tuple[int, str]:
 
 def _known(state: ShipmentState, t: int) -> list[Scan]:
     """The scans with ``ts <= t`` (scan_ids never hold U+10FFFF, so it sorts after them)."""
-    return state.scans[:bisect.bisect_right(state.scans, (t, "\U0010ffff"), key=_scan_key)]
+    return state.scans[: bisect.bisect_right(state.scans, (t, "\U0010ffff"), key=_scan_key)]
 
 
 def facts(state: ShipmentState, t: int, cfg: DelayConfig) -> Facts:
@@ -320,12 +330,21 @@ def facts(state: ShipmentState, t: int, cfg: DelayConfig) -> Facts:
     known = _known(state, t)
     picked = next((s for s in known if s.type is ScanType.PICKED_UP), None)
     promised = _promised_by(known)
-    dest_scan = next((s for s in ([picked] if picked else []) + known
-                      if s.dest_lat is not None and s.dest_lng is not None), None)
+    dest_scan = next(
+        (
+            s
+            for s in ([picked] if picked else []) + known
+            if s.dest_lat is not None and s.dest_lng is not None
+        ),
+        None,
+    )
     delivered = next((s.ts for s in known if s.type is ScanType.DELIVERED), None)
     located = [s for s in known if s.lat is not None and s.lng is not None]
-    origin = picked if picked is not None and picked.lat is not None else (
-        located[0] if located else None)
+    origin = (
+        picked
+        if picked is not None and picked.lat is not None
+        else (located[0] if located else None)
+    )
     region = OTHER_REGION
     if origin is not None and origin.lat is not None and origin.lng is not None:
         region = cfg.region_of(origin.lat, origin.lng)
@@ -333,20 +352,21 @@ def facts(state: ShipmentState, t: int, cfg: DelayConfig) -> Facts:
     last = located[-1] if located else None
     hub_events = [s for s in known if s.type is ScanType.ARRIVED_HUB or s.type in _DEPARTURES]
     # A departure at the same ts as an arrival counts as after it.
-    latest_hub = max(hub_events, key=lambda s: (s.ts, s.type is not ScanType.ARRIVED_HUB),
-                     default=None)
+    latest_hub = max(
+        hub_events, key=lambda s: (s.ts, s.type is not ScanType.ARRIVED_HUB), default=None
+    )
     return Facts(
         picked_up=picked is not None,
         promised_by=promised,
         dest=(dest_scan.dest_lat, dest_scan.dest_lng)  # type: ignore[arg-type]
-        if dest_scan else None,
+        if dest_scan
+        else None,
         delivered_ts=delivered,
         region=region,
         truck_id=truck,
         last_scan_ts=known[-1].ts if known else None,
         position=(last.lat, last.lng) if last else None,  # type: ignore[arg-type]
-        hub_arrival=latest_hub if latest_hub and latest_hub.type is ScanType.ARRIVED_HUB
-        else None,
+        hub_arrival=latest_hub if latest_hub and latest_hub.type is ScanType.ARRIVED_HUB else None,
         attempts_ts=_attempts_ts(state, known, t, cfg),
     )
 
@@ -412,8 +432,9 @@ def _expired(f: Facts, t: int, cfg: DelayConfig) -> bool:
     return due is not None and t >= due
 
 
-def desired(state: ShipmentState, f: Facts, t: int, cfg: DelayConfig, *, expire: bool = True
-            ) -> dict[str, Incident]:
+def desired(
+    state: ShipmentState, f: Facts, t: int, cfg: DelayConfig, *, expire: bool = True
+) -> dict[str, Incident]:
     """The incidents that should be open at event time ``t`` (none once expired, if
     ``expire``)."""
     out: dict[str, Incident] = {}
@@ -427,55 +448,97 @@ def desired(state: ShipmentState, f: Facts, t: int, cfg: DelayConfig, *, expire:
         band_start = p + 1 if sev == 1 else p + cfg.severity_bands_s[sev - 2] * 1000 + 1
         how = "late" if sev == 1 else f"more than {format_duration(band_start - 1 - p)} late"
         out[LATE] = Incident(
-            LATE, band_start, sev, f"Shipment {sid} is {how} (promised {iso8601(p)})",
-            {"delay_severity": sev, "late_by_s": (band_start - p) // 1000, "promised_by": p})
+            LATE,
+            band_start,
+            sev,
+            f"Shipment {sid} is {how} (promised {iso8601(p)})",
+            {"delay_severity": sev, "late_by_s": (band_start - p) // 1000, "promised_by": p},
+        )
     fix = _fix_for(state, f, t)
     if fix is not None and f.dest is not None and f.picked_up and p is not None:
         eta = eta_ms(fix, f.dest, cfg)
         if eta > p + cfg.at_risk_margin_s * 1000:
             eta_txt = "never at its current speed" if math.isinf(eta) else iso8601(int(eta))
             out[AT_RISK] = Incident(
-                AT_RISK, fix.ts, 0,
+                AT_RISK,
+                fix.ts,
+                0,
                 f"Shipment {sid} at risk: truck {fix.truck_id} arrives {eta_txt}, "
                 f"promised {iso8601(p)}",
-                {"promised_by": p, "eta_ts": None if math.isinf(eta) else int(eta),
-                 "avg_speed_kph": fix.avg_speed_kph,
-                 "remaining_km": round(haversine_km(fix.lat, fix.lng, *f.dest), 1)})
+                {
+                    "promised_by": p,
+                    "eta_ts": None if math.isinf(eta) else int(eta),
+                    "avg_speed_kph": fix.avg_speed_kph,
+                    "remaining_km": round(haversine_km(fix.lat, fix.lng, *f.dest), 1),
+                },
+            )
     if f.hub_arrival is not None:
         due = f.hub_arrival.ts + cfg.stuck_after_s * 1000
         if t >= due:
             out[STUCK] = Incident(
-                STUCK, due, 0,
+                STUCK,
+                due,
+                0,
                 f"Shipment {sid} has been at hub {f.hub_arrival.hub_id or '?'} for "
                 f"{format_duration(cfg.stuck_after_s * 1000)} without leaving",
-                {"hub_id": f.hub_arrival.hub_id, "arrived_ts": f.hub_arrival.ts})
+                {"hub_id": f.hub_arrival.hub_id, "arrived_ts": f.hub_arrival.ts},
+            )
     due = f.last_scan_ts + cfg.no_scan_after_s * 1000
     if t >= due:
         out[NO_SCAN] = Incident(
-            NO_SCAN, due, 0,
+            NO_SCAN,
+            due,
+            0,
             f"Shipment {sid} has had no scan for {format_duration(cfg.no_scan_after_s * 1000)}",
-            {"last_scan_ts": f.last_scan_ts})
+            {"last_scan_ts": f.last_scan_ts},
+        )
     if f.attempts_ts is not None:
         out[ATTEMPTS] = _attempts_incident(sid, f.attempts_ts, cfg)
     return out
 
 
 def _attempts_incident(sid: str, ts: int, cfg: DelayConfig) -> Incident:
-    return Incident(ATTEMPTS, ts, 0,
-                    f"Shipment {sid}: {cfg.failed_attempts} or more failed delivery attempts "
-                    f"within {cfg.failed_attempts_within_s // 3600} h", {})
+    return Incident(
+        ATTEMPTS,
+        ts,
+        0,
+        f"Shipment {sid}: {cfg.failed_attempts} or more failed delivery attempts "
+        f"within {cfg.failed_attempts_within_s // 3600} h",
+        {},
+    )
 
 
-def _alert(state: ShipmentState, f: Facts, action: str, cls: str, ts: int, severity: str,
-           summary: str, details: dict[str, object]) -> AlertEvent:
+def _alert(
+    state: ShipmentState,
+    f: Facts,
+    action: str,
+    cls: str,
+    ts: int,
+    severity: str,
+    summary: str,
+    details: dict[str, object],
+) -> AlertEvent:
     sid = state.shipment_id
-    custom: dict[str, object] = {"shipment_id": sid, "truck_id": f.truck_id, **details,
-                                 "event_ts": ts}
+    custom: dict[str, object] = {
+        "shipment_id": sid,
+        "truck_id": f.truck_id,
+        **details,
+        "event_ts": ts,
+    }
     if f.position is not None:
         custom["lat"], custom["lng"] = f.position
-    return AlertEvent(event_action=action, alert_class=cls, subject_id=sid, summary=summary,
-                      source=SOURCE, severity=severity, event_ts=ts,
-                      component=f"shipment:{sid}", group=f.region, custom_details=custom)
+    return AlertEvent(
+        event_action=action,
+        alert_class=cls,
+        subject_id=sid,
+        summary=summary,
+        source=SOURCE,
+        severity=severity,
+        event_ts=ts,
+        component=f"shipment:{sid}",
+        group=f.region,
+        custom_details=custom,
+    )
 
 
 def _severity_text(cls: str, sev: int) -> str:
@@ -488,12 +551,23 @@ def _resolve_reason(cls: str, f: Facts, expired: bool, cfg: DelayConfig) -> str:
     if expired:
         after = format_duration(cfg.expire_after_promise_s * 1000)
         return f"no longer tracked: no delivery scan {after} after its promise or last scan"
-    return {LATE: "no longer late", AT_RISK: "back on schedule", STUCK: "left the hub",
-            NO_SCAN: "scanned again", ATTEMPTS: "attempts cleared"}[cls]
+    return {
+        LATE: "no longer late",
+        AT_RISK: "back on schedule",
+        STUCK: "left the hub",
+        NO_SCAN: "scanned again",
+        ATTEMPTS: "attempts cleared",
+    }[cls]
 
 
-def _reconcile(state: ShipmentState, t: int, cfg: DelayConfig, cause_ts: int,
-               out: list[Output], expire: bool = True) -> bool:
+def _reconcile(
+    state: ShipmentState,
+    t: int,
+    cfg: DelayConfig,
+    cause_ts: int,
+    out: list[Output],
+    expire: bool = True,
+) -> bool:
     """Emit the differences between what should be true at ``t`` and what was reported.
     True if the state has expired at ``t`` (everything resolved; the caller restarts it)."""
     f = facts(state, t, cfg)
@@ -505,8 +579,18 @@ def _reconcile(state: ShipmentState, t: int, cfg: DelayConfig, cause_ts: int,
         if inc is not None and (have is None or (cls == LATE and have != inc.severity)):
             # Stamped when the condition began, but never before the input that revealed it
             # (a pickup scanned after its own deadline is late from that scan on).
-            out.append(_alert(state, f, "trigger", cls, max(inc.start_ts, cause_ts),
-                              _severity_text(cls, inc.severity), inc.summary, inc.details))
+            out.append(
+                _alert(
+                    state,
+                    f,
+                    "trigger",
+                    cls,
+                    max(inc.start_ts, cause_ts),
+                    _severity_text(cls, inc.severity),
+                    inc.summary,
+                    inc.details,
+                )
+            )
             state.open[cls] = inc.severity
             if cls == ATTEMPTS:
                 state.attempts_alerted = True
@@ -514,9 +598,18 @@ def _reconcile(state: ShipmentState, t: int, cfg: DelayConfig, cause_ts: int,
             details: dict[str, object] = {"reason": "expired"} if expired else {}
             if cls == LATE:
                 details["delay_severity"] = have
-            out.append(_alert(state, f, "resolve", cls, cause_ts, _severity_text(cls, have),
-                              f"Shipment {sid} {cls}: resolved, "
-                              f"{_resolve_reason(cls, f, expired, cfg)}", details))
+            out.append(
+                _alert(
+                    state,
+                    f,
+                    "resolve",
+                    cls,
+                    cause_ts,
+                    _severity_text(cls, have),
+                    f"Shipment {sid} {cls}: resolved, {_resolve_reason(cls, f, expired, cfg)}",
+                    details,
+                )
+            )
             del state.open[cls]
     score = want[LATE].severity if LATE in want else 0
     if score != state.score:
@@ -526,8 +619,7 @@ def _reconcile(state: ShipmentState, t: int, cfg: DelayConfig, cause_ts: int,
         out.append(RegionShipmentCounted(f.region, sid))
         state.counted_region = f.region
     hours: tuple[str, float] | None = None
-    if f.delivered_ts is not None and f.promised_by is not None \
-            and f.delivered_ts > f.promised_by:
+    if f.delivered_ts is not None and f.promised_by is not None and f.delivered_ts > f.promised_by:
         hours = (f.region, round((f.delivered_ts - f.promised_by) / 3_600_000, 6))
     if hours != state.delay_hours:
         if hours is None:
@@ -568,37 +660,41 @@ def _pinned(known: list[Scan], cfg: DelayConfig) -> set[str]:
     nor after a late scan arrives (the first and latest of a kind then compare with it alone);
     except that a late failed attempt could have formed a window with a removed one."""
     pins: set[str] = set()
-    firsts = (lambda s: s.type is ScanType.PICKED_UP, lambda s: s.promised_by is not None,
-              lambda s: s.dest_lat is not None and s.dest_lng is not None,
-              lambda s: s.lat is not None and s.lng is not None,
-              lambda s: s.type is ScanType.DELIVERED)
+    firsts = (
+        lambda s: s.type is ScanType.PICKED_UP,
+        lambda s: s.promised_by is not None,
+        lambda s: s.dest_lat is not None and s.dest_lng is not None,
+        lambda s: s.lat is not None and s.lng is not None,
+        lambda s: s.type is ScanType.DELIVERED,
+    )
     for pick in firsts:
         first = next((s for s in known if pick(s)), None)
         if first is not None:
             pins.add(first.scan_id)
-    lasts = (lambda s: True, lambda s: bool(s.truck_id),
-             lambda s: s.lat is not None and s.lng is not None)
+    lasts = (
+        lambda s: True,
+        lambda s: bool(s.truck_id),
+        lambda s: s.lat is not None and s.lng is not None,
+    )
     for pick in lasts:
         last = next((s for s in reversed(known) if pick(s)), None)
         if last is not None:
             pins.add(last.scan_id)
     hub_events = [s for s in known if s.type is ScanType.ARRIVED_HUB or s.type in _DEPARTURES]
     if hub_events:
-        pins.add(max(hub_events, key=lambda s: (s.ts, s.type is not ScanType.ARRIVED_HUB)
-                     ).scan_id)
+        pins.add(max(hub_events, key=lambda s: (s.ts, s.type is not ScanType.ARRIVED_HUB)).scan_id)
     failed = [s for s in known if s.type is ScanType.DELIVERY_ATTEMPT_FAILED]
     n = max(cfg.failed_attempts, 1)
-    window = failed[len(failed) - n + 1:] if n > 1 else []
+    window = failed[len(failed) - n + 1 :] if n > 1 else []
     for i in range(n - 1, len(failed)):
         if failed[i].ts - failed[i - n + 1].ts <= cfg.failed_attempts_within_s * 1000:
-            window = failed[i - n + 1:i + 1]
+            window = failed[i - n + 1 : i + 1]
             break
     pins.update(s.scan_id for s in window)
     return pins
 
 
-def _insert_scan(state: ShipmentState, scan: Scan, cfg: DelayConfig, counts: StepCounts
-                 ) -> bool:
+def _insert_scan(state: ShipmentState, scan: Scan, cfg: DelayConfig, counts: StepCounts) -> bool:
     """Add a scan; False if it changes nothing (a duplicate, or dropped over the cap).
 
     Duplicates: a set of the scan_ids held, so the check costs the same however many scans a
@@ -661,8 +757,9 @@ def _match_key(m: AttemptsMatch) -> tuple[int, int]:
     return (m.last_ts, m.first_ts)
 
 
-def step(state: ShipmentState | None, event: Event, cfg: DelayConfig,
-         counts: StepCounts | None = None) -> tuple[ShipmentState, list[Output]]:
+def step(
+    state: ShipmentState | None, event: Event, cfg: DelayConfig, counts: StepCounts | None = None
+) -> tuple[ShipmentState, list[Output]]:
     """Arrival of one input. Ahead of the processed time it waits for :func:`advance`; behind
     it (late), it is reconciled at once, which may correct alerts already sent."""
     counts = counts if counts is not None else StepCounts()
@@ -679,11 +776,22 @@ def step(state: ShipmentState | None, event: Event, cfg: DelayConfig,
             # The match reached us after the delivery was processed: report the incident and
             # its end, in that order, rather than lose it.
             a = _attempts_incident(state.shipment_id, event.last_ts, cfg)
-            out.append(_alert(state, f, "trigger", ATTEMPTS, a.start_ts, "error", a.summary,
-                              a.details))
-            out.append(_alert(state, f, "resolve", ATTEMPTS, f.delivered_ts, "error",
-                              f"Shipment {state.shipment_id} {ATTEMPTS}: resolved, "
-                              f"{_resolve_reason(ATTEMPTS, f, False, cfg)}", {}))
+            out.append(
+                _alert(state, f, "trigger", ATTEMPTS, a.start_ts, "error", a.summary, a.details)
+            )
+            out.append(
+                _alert(
+                    state,
+                    f,
+                    "resolve",
+                    ATTEMPTS,
+                    f.delivered_ts,
+                    "error",
+                    f"Shipment {state.shipment_id} {ATTEMPTS}: resolved, "
+                    f"{_resolve_reason(ATTEMPTS, f, False, cfg)}",
+                    {},
+                )
+            )
             state.attempts_alerted = True
             return state, out
     if _reconcile(state, t, cfg, event.ts, out):  # only a state pickled past its expiry
@@ -691,8 +799,7 @@ def step(state: ShipmentState | None, event: Event, cfg: DelayConfig,
     return state, out
 
 
-def next_deadline(state: ShipmentState, cfg: DelayConfig, *, expire: bool = True
-                  ) -> int | None:
+def next_deadline(state: ShipmentState, cfg: DelayConfig, *, expire: bool = True) -> int | None:
     """The next event time after ``processed_until`` at which :func:`advance` has work: the
     adapter's one event-time timer. Never above :data:`MAX_DEADLINE_MS` (a Java long).
     ``expire=False`` leaves the expiry out (see :func:`advance`)."""
@@ -739,8 +846,9 @@ def _compact(state: ShipmentState) -> None:
     state.fixes = [x for x in state.fixes if x.ts > state.processed_until or id(x) in keep]
 
 
-def advance(state: ShipmentState, t: int, cfg: DelayConfig, *, expire: bool = True
-            ) -> tuple[ShipmentState, list[Output]]:
+def advance(
+    state: ShipmentState, t: int, cfg: DelayConfig, *, expire: bool = True
+) -> tuple[ShipmentState, list[Output]]:
     """Event time has reached ``t``: take every buffered input and deadline up to ``t`` in
     event-time order, emitting what changes at each instant.
 
@@ -771,14 +879,20 @@ def finished(state: ShipmentState, cfg: DelayConfig) -> bool:
     open, or the state holds no scan (it expired, or it only ever got truck fixes or matches,
     which report nothing without a scan)."""
     now = state.processed_until
-    if (state.scans and state.scans[-1].ts > now) or any(x.ts > now for x in state.fixes) \
-            or any(m.last_ts > now for m in state.matches):
+    if (
+        (state.scans and state.scans[-1].ts > now)
+        or any(x.ts > now for x in state.fixes)
+        or any(m.last_ts > now for m in state.matches)
+    ):
         return False
     if not state.scans:
         return not state.open
     f = facts(state, now, cfg)
-    return (f.delivered_ts is not None and not state.open
-            and now >= f.delivered_ts + cfg.retain_after_delivery_s * 1000)
+    return (
+        f.delivered_ts is not None
+        and not state.open
+        and now >= f.delivered_ts + cfg.retain_after_delivery_s * 1000
+    )
 
 
 def is_open(state: ShipmentState) -> bool:

@@ -9,8 +9,9 @@ takes event time to have followed the wall clock since, less a grace period.
 from __future__ import annotations
 
 
-def fallback_event_time(watermark: int, base_then: int, wall_then_ms: int, now_ms: int,
-                        grace_ms: int, no_watermark: int) -> int | None:
+def fallback_event_time(
+    watermark: int, base_then: int, wall_then_ms: int, now_ms: int, grace_ms: int, no_watermark: int
+) -> int | None:
     """Event time to assume on a processing-time timer when the watermark has stalled: None
     if the watermark advanced at least the wall-clock time elapsed since ``base_then`` was
     seen, less the grace; otherwise that base plus the elapsed time less the grace."""

@@ -53,8 +53,9 @@ def _fixes(feed: TruckFeed, shipments: list[str]) -> list[TruckFix]:
     return [TruckFix(s, feed.truck_id, ts, lat, lng, speed) for s in shipments]
 
 
-def on_ping(feed: TruckFeed, ts: int, lat: float, lng: float, speed_kph: float | None,
-            cfg: FeedConfig) -> list[TruckFix]:
+def on_ping(
+    feed: TruckFeed, ts: int, lat: float, lng: float, speed_kph: float | None, cfg: FeedConfig
+) -> list[TruckFix]:
     """Record a fix; every ``fix_interval_s`` send one to each assigned shipment."""
     if feed.recent:
         last_ts, last_lat, last_lng, _ = feed.recent[-1]
@@ -75,8 +76,9 @@ def on_ping(feed: TruckFeed, ts: int, lat: float, lng: float, speed_kph: float |
     return _fixes(feed, sorted(feed.shipments))
 
 
-def on_assignment(feed: TruckFeed, shipment_id: str, ts: int, active: bool, cfg: FeedConfig
-                  ) -> list[TruckFix]:
+def on_assignment(
+    feed: TruckFeed, shipment_id: str, ts: int, active: bool, cfg: FeedConfig
+) -> list[TruckFix]:
     """A scan put the shipment on this truck (active) or delivered it (not active)."""
     if not active:
         feed.shipments.pop(shipment_id, None)

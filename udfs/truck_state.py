@@ -162,8 +162,11 @@ def fingerprint(ts: int, lat: float, lng: float) -> int:
     numeric hashes, which the language defines for every version (a tuple's hash is not),
     mixed by odd 64-bit constants: two different pings of one truck share one with odds of
     about 2**-63."""
-    return (ts * 0x9E3779B97F4A7C15 ^ hash(lat) * 0xC2B2AE3D27D4EB4F ^ hash(lng)) \
-        & _FINGERPRINT_BITS
+    return (
+        ts * 0x9E3779B97F4A7C15 ^ hash(lat) * 0xC2B2AE3D27D4EB4F ^ hash(lng)
+    ) & _FINGERPRINT_BITS
+
+
 GeofenceFn = Callable[[float, float], list[str]]
 
 
@@ -187,8 +190,17 @@ def _position(state: TruckState, arriving: Ping | None = None) -> PositionWrite:
     # the ping's own write is 0 (its ts is new); each status change after it counts up. State
     # restored from before the counters reads 0, so its first status change is 1 and applies.
     state.written_rev = 0 if arriving is not None else state.written_rev + 1
-    return PositionWrite(state.truck_id, state.pos_ts, state.lat, state.lng, state.speed_kph,
-                         state.heading, status, state.region, state.written_rev)
+    return PositionWrite(
+        state.truck_id,
+        state.pos_ts,
+        state.lat,
+        state.lng,
+        state.speed_kph,
+        state.heading,
+        status,
+        state.region,
+        state.written_rev,
+    )
 
 
 def on_ping(
@@ -208,8 +220,13 @@ def on_ping(
         if implied > cfg.max_speed_kph:
             state.rejections_in_row += 1
             if state.rejections_in_row < cfg.reanchor_after_rejections:
-                return [SpeedRejection(ping, f"{implied:.0f} km/h implied from the last fix "
-                                             f"({dist_km:.1f} km in {dt_h * 3600:.0f} s)")]
+                return [
+                    SpeedRejection(
+                        ping,
+                        f"{implied:.0f} km/h implied from the last fix "
+                        f"({dist_km:.1f} km in {dt_h * 3600:.0f} s)",
+                    )
+                ]
             # Several fixes in a row disagree with the anchor: the anchor was the bad one.
             state.pos_ts = -1
     state.rejections_in_row = 0
@@ -233,14 +250,34 @@ def on_ping(
     return out
 
 
-def _alert(state: TruckState, action: str, cls: str, ts: int, severity: str, summary: str,
-           lat: float, lng: float, **details: object) -> AlertEvent:
+def _alert(
+    state: TruckState,
+    action: str,
+    cls: str,
+    ts: int,
+    severity: str,
+    summary: str,
+    lat: float,
+    lng: float,
+    **details: object,
+) -> AlertEvent:
     return AlertEvent(
-        event_action=action, alert_class=cls, subject_id=state.truck_id, summary=summary,
-        source=SOURCE, severity=severity, event_ts=ts, component=f"truck:{state.truck_id}",
+        event_action=action,
+        alert_class=cls,
+        subject_id=state.truck_id,
+        summary=summary,
+        source=SOURCE,
+        severity=severity,
+        event_ts=ts,
+        component=f"truck:{state.truck_id}",
         group=state.region or "OTHER",
-        custom_details={"truck_id": state.truck_id, "lat": lat, "lng": lng, "event_ts": ts,
-                        **details},
+        custom_details={
+            "truck_id": state.truck_id,
+            "lat": lat,
+            "lng": lng,
+            "event_ts": ts,
+            **details,
+        },
     )
 
 
@@ -252,27 +289,42 @@ def _set_status(state: TruckState, status: str, out: list[Output]) -> None:
             _census(state, out)
 
 
-def _detect(state: TruckState, ping: Ping, cfg: TrackingConfig, geofences: GeofenceFn,
-            out: list[Output]) -> None:
+def _detect(
+    state: TruckState, ping: Ping, cfg: TrackingConfig, geofences: GeofenceFn, out: list[Output]
+) -> None:
     """One ping of the event-time-ordered history through motion, offline and geofences."""
     speed = ping.speed_kph
     if speed is None:  # derived from the fix before only when the device sent no speed
         if state.det_ts >= 0 and ping.ts > state.det_ts:
             speed = haversine_km(state.det_lat, state.det_lng, ping.lat, ping.lng) / (
-                (ping.ts - state.det_ts) / 3_600_000)
+                (ping.ts - state.det_ts) / 3_600_000
+            )
         else:
             speed = 0.0
     if state.offline_open:
         state.offline_open = False
-        out.append(_alert(state, "resolve", "truck_offline", ping.ts, "error",
-                          f"Truck {state.truck_id} is reporting again", ping.lat, ping.lng))
+        out.append(
+            _alert(
+                state,
+                "resolve",
+                "truck_offline",
+                ping.ts,
+                "error",
+                f"Truck {state.truck_id} is reporting again",
+                ping.lat,
+                ping.lng,
+            )
+        )
     state.det_ts, state.det_lat, state.det_lng = ping.ts, ping.lat, ping.lng
     if speed < cfg.stopped_below_kph:
         if state.slow_since is None:
             state.slow_since = ping.ts
         stopped = ping.ts - state.slow_since >= cfg.stopped_after_s * 1000
-        status = TruckStatus.STOPPED if stopped or state.status == TruckStatus.STOPPED \
+        status = (
+            TruckStatus.STOPPED
+            if stopped or state.status == TruckStatus.STOPPED
             else TruckStatus.MOVING
+        )
         _set_status(state, status.value, out)
     else:
         state.slow_since = None
@@ -280,8 +332,18 @@ def _detect(state: TruckState, ping: Ping, cfg: TrackingConfig, geofences: Geofe
         _set_status(state, TruckStatus.MOVING.value, out)
         if state.stop_alert_open:
             state.stop_alert_open = False
-            out.append(_alert(state, "resolve", "truck_stopped_unplanned", ping.ts, "warning",
-                              f"Truck {state.truck_id} is moving again", ping.lat, ping.lng))
+            out.append(
+                _alert(
+                    state,
+                    "resolve",
+                    "truck_stopped_unplanned",
+                    ping.ts,
+                    "warning",
+                    f"Truck {state.truck_id} is moving again",
+                    ping.lat,
+                    ping.lng,
+                )
+            )
     _geofences(state, ping, geofences, out)
 
 
@@ -300,15 +362,23 @@ def _geofences(state: TruckState, ping: Ping, geofences: GeofenceFn, out: list[O
             entry[1] += 1
             if entry[1] >= 2:
                 entry[0], entry[1] = inside_now, 0
-                out.append(GeofenceTransition(state.truck_id, gid,
-                                              "enter" if inside_now else "exit",
-                                              ping.ts, ping.lat, ping.lng))
+                out.append(
+                    GeofenceTransition(
+                        state.truck_id,
+                        gid,
+                        "enter" if inside_now else "exit",
+                        ping.ts,
+                        ping.lat,
+                        ping.lng,
+                    )
+                )
         if entry == [0, 0]:
             del state.inside[gid]
 
 
-def advance(state: TruckState, now_ms: int, cfg: TrackingConfig, geofences: GeofenceFn
-            ) -> list[Output]:
+def advance(
+    state: TruckState, now_ms: int, cfg: TrackingConfig, geofences: GeofenceFn
+) -> list[Output]:
     """Event time has reached ``now_ms``: detect on buffered pings, then fire due timeouts.
 
     Timeouts are interleaved with the buffered pings in event-time order, so a gap or a long
@@ -318,8 +388,9 @@ def advance(state: TruckState, now_ms: int, cfg: TrackingConfig, geofences: Geof
     if state.pending:
         due = [p for p in state.pending if p.ts <= now_ms]
         if due:
-            state.pending = ([p for p in state.pending if p.ts > now_ms]
-                             if len(due) < len(state.pending) else [])
+            state.pending = (
+                [p for p in state.pending if p.ts > now_ms] if len(due) < len(state.pending) else []
+            )
             if len(due) > 1:
                 due.sort(key=_ping_ts)
             for ping in due:
@@ -334,8 +405,9 @@ def _ping_ts(ping: Ping) -> int:
     return ping.ts
 
 
-def catch_up(state: TruckState, watermark: int, cfg: TrackingConfig, geofences: GeofenceFn
-             ) -> list[Output]:
+def catch_up(
+    state: TruckState, watermark: int, cfg: TrackingConfig, geofences: GeofenceFn
+) -> list[Output]:
     """On a ping's arrival: :func:`advance` to ``watermark`` if it has passed a buffered ping
     (else nothing to do: every timeout due by then has had its own wake-up)."""
     for p in state.pending:  # a loop, not any() over a generator: this runs per ping
@@ -350,18 +422,26 @@ def _timeouts_due(state: TruckState, cfg: TrackingConfig) -> list[tuple[int, str
         return due
     if not state.offline_open:
         due.append((state.det_ts + cfg.offline_after_s * 1000, "offline"))
-    if (state.status == TruckStatus.STOPPED and state.slow_since is not None
-            and not state.stop_judged):
+    if (
+        state.status == TruckStatus.STOPPED
+        and state.slow_since is not None
+        and not state.stop_judged
+    ):
         due.append((state.slow_since + cfg.unplanned_stop_after_s * 1000, "stop"))
     return due
 
 
-def _fire_timeouts(state: TruckState, until_ms: int, cfg: TrackingConfig, geofences: GeofenceFn,
-                   out: list[Output]) -> None:
+def _fire_timeouts(
+    state: TruckState, until_ms: int, cfg: TrackingConfig, geofences: GeofenceFn, out: list[Output]
+) -> None:
     """Fire, earliest first, every timeout due at or before ``until_ms``."""
-    if state.det_ts < 0 or (until_ms < state.det_ts + cfg.offline_after_s * 1000 and (
+    if state.det_ts < 0 or (
+        until_ms < state.det_ts + cfg.offline_after_s * 1000
+        and (
             state.slow_since is None
-            or until_ms < state.slow_since + cfg.unplanned_stop_after_s * 1000)):
+            or until_ms < state.slow_since + cfg.unplanned_stop_after_s * 1000
+        )
+    ):
         return  # nothing can be due yet: the usual case, answered without building lists
     while True:
         due = [d for d in _timeouts_due(state, cfg) if d[0] <= until_ms]
@@ -371,19 +451,38 @@ def _fire_timeouts(state: TruckState, until_ms: int, cfg: TrackingConfig, geofen
         if kind == "offline":
             state.offline_open = True
             _set_status(state, TruckStatus.OFFLINE.value, out)
-            out.append(_alert(state, "trigger", "truck_offline", at, "error",
-                              f"Truck {state.truck_id} has sent no position for "
-                              f"{cfg.offline_after_s // 60} min", state.det_lat, state.det_lng,
-                              last_ping_ts=state.det_ts))
+            out.append(
+                _alert(
+                    state,
+                    "trigger",
+                    "truck_offline",
+                    at,
+                    "error",
+                    f"Truck {state.truck_id} has sent no position for "
+                    f"{cfg.offline_after_s // 60} min",
+                    state.det_lat,
+                    state.det_lng,
+                    last_ping_ts=state.det_ts,
+                )
+            )
         else:
             state.stop_judged = True
             if not geofences(state.det_lat, state.det_lng):
                 state.stop_alert_open = True
-                out.append(_alert(state, "trigger", "truck_stopped_unplanned", at, "warning",
-                                  f"Truck {state.truck_id} stopped outside any hub for "
-                                  f"{cfg.unplanned_stop_after_s // 60} min",
-                                  state.det_lat, state.det_lng,
-                                  stopped_since_ts=state.slow_since))
+                out.append(
+                    _alert(
+                        state,
+                        "trigger",
+                        "truck_stopped_unplanned",
+                        at,
+                        "warning",
+                        f"Truck {state.truck_id} stopped outside any hub for "
+                        f"{cfg.unplanned_stop_after_s // 60} min",
+                        state.det_lat,
+                        state.det_lng,
+                        stopped_since_ts=state.slow_since,
+                    )
+                )
 
 
 def expiry_ts(state: TruckState, cfg: TrackingConfig) -> int:
@@ -412,14 +511,36 @@ def expire(state: TruckState, now_ms: int, cfg: TrackingConfig) -> list[Output] 
     out: list[Output] = []
     if state.offline_open:
         state.offline_open = False
-        out.append(_alert(state, "resolve", "truck_offline", at, "error",
-                          f"Truck {state.truck_id} forgotten after {cfg.state_ttl_s // 3600} h "
-                          "without a position", state.det_lat, state.det_lng, reason="expired"))
+        out.append(
+            _alert(
+                state,
+                "resolve",
+                "truck_offline",
+                at,
+                "error",
+                f"Truck {state.truck_id} forgotten after {cfg.state_ttl_s // 3600} h "
+                "without a position",
+                state.det_lat,
+                state.det_lng,
+                reason="expired",
+            )
+        )
     if state.stop_alert_open:
         state.stop_alert_open = False
-        out.append(_alert(state, "resolve", "truck_stopped_unplanned", at, "warning",
-                          f"Truck {state.truck_id} forgotten after {cfg.state_ttl_s // 3600} h "
-                          "without a position", state.det_lat, state.det_lng, reason="expired"))
+        out.append(
+            _alert(
+                state,
+                "resolve",
+                "truck_stopped_unplanned",
+                at,
+                "warning",
+                f"Truck {state.truck_id} forgotten after {cfg.state_ttl_s // 3600} h "
+                "without a position",
+                state.det_lat,
+                state.det_lng,
+                reason="expired",
+            )
+        )
     if state.census is not None:
         out.append(CensusDelta(state.census[0], state.census[1], -1))
         state.census = None
@@ -435,8 +556,11 @@ def next_wakeup(state: TruckState, cfg: TrackingConfig) -> int | None:
         due = None
     else:
         due = None if state.offline_open else state.det_ts + cfg.offline_after_s * 1000
-        if (state.status == TruckStatus.STOPPED and state.slow_since is not None
-                and not state.stop_judged):
+        if (
+            state.status == TruckStatus.STOPPED
+            and state.slow_since is not None
+            and not state.stop_judged
+        ):
             stop = state.slow_since + cfg.unplanned_stop_after_s * 1000
             due = stop if due is None or stop < due else due
     if state.pending:

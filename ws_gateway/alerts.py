@@ -74,9 +74,13 @@ def decode_alert(raw: bytes | None, min_severity: str = "critical") -> MapAlert 
     details = payload.get("custom_details") if isinstance(payload, dict) else None
     details = details if isinstance(details, dict) else {}
     truck = details.get("truck_id")
-    return MapAlert(event, _coord(details.get("lat"), -90, 90),
-                    _coord(details.get("lng"), -180, 180),
-                    truck if isinstance(truck, str) else None, frame)
+    return MapAlert(
+        event,
+        _coord(details.get("lat"), -90, 90),
+        _coord(details.get("lng"), -180, 180),
+        truck if isinstance(truck, str) else None,
+        frame,
+    )
 
 
 class _Throttle:
@@ -107,10 +111,15 @@ class AlertReader:
     producer writing garbage must be visible, and no record may stop the reader.
     """
 
-    def __init__(self, bootstrap: str, topic: str, deliver: Callable[[MapAlert], None],
-                 min_severity: str = "critical",
-                 on_malformed: Callable[[str], None] | None = None,
-                 log_every_s: float = MALFORMED_LOG_EVERY_S) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        deliver: Callable[[MapAlert], None],
+        min_severity: str = "critical",
+        on_malformed: Callable[[str], None] | None = None,
+        log_every_s: float = MALFORMED_LOG_EVERY_S,
+    ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.deliver = deliver
@@ -136,9 +145,12 @@ class AlertReader:
         while not self._stop.is_set():
             consumer = None
             try:
-                consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
-                                         enable_auto_commit=False,
-                                         auto_offset_reset="latest")
+                consumer = KafkaConsumer(
+                    bootstrap_servers=self.bootstrap,
+                    group_id=None,
+                    enable_auto_commit=False,
+                    auto_offset_reset="latest",
+                )
                 parts = None
                 while not self._stop.is_set():
                     parts = consumer.partitions_for_topic(self.topic)
@@ -188,6 +200,12 @@ class AlertReader:
         if self._log_throttle.allow():
             more = self._log_throttle.suppressed
             self._log_throttle.suppressed = 0
-            log.warning("malformed record on %s partition %d offset %d: %s: %s%s", self.topic,
-                        partition, offset, m.reason, m.detail,
-                        f" ({more} more since the last report)" if more else "")
+            log.warning(
+                "malformed record on %s partition %d offset %d: %s: %s%s",
+                self.topic,
+                partition,
+                offset,
+                m.reason,
+                m.detail,
+                f" ({more} more since the last report)" if more else "",
+            )

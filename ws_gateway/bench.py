@@ -72,8 +72,15 @@ def boxes(n: int, box_deg: float, seed: int) -> list[list[float]]:
     return out
 
 
-def produce(redis_url: str, rate: int, duration_s: float, trucks: int, bxs: list[list[float]],
-            result: Any, start: Any) -> None:
+def produce(
+    redis_url: str,
+    rate: int,
+    duration_s: float,
+    trucks: int,
+    bxs: list[list[float]],
+    result: Any,
+    start: Any,
+) -> None:
     """XADD ``rate`` positions/s (stamped with the wall clock) and count exact expectations.
 
     The load generator shares the cores with the gateway, so it does as little as it can while
@@ -137,11 +144,37 @@ def produce(redis_url: str, rate: int, duration_s: float, trucks: int, bxs: list
     next_t = t0
     for moves in plan:
         now_ms = str(int(time.time() * 1000))
-        sock.sendall(b"".join(
-            pack(("XADD", "stream:positions", "MAXLEN", "~", "200000", "*",  # type: ignore[arg-type]
-                  "truck_id", tid, "lat", lat, "lng", lng, "speed_kph", "80", "heading", "90",
-                  "status", "MOVING", "ts_ms", now_ms, "region", "WEST"))
-            for tid, lat, lng in moves))
+        sock.sendall(
+            b"".join(
+                pack(
+                    (
+                        "XADD",
+                        "stream:positions",
+                        "MAXLEN",
+                        "~",
+                        "200000",
+                        "*",  # type: ignore[arg-type]
+                        "truck_id",
+                        tid,
+                        "lat",
+                        lat,
+                        "lng",
+                        lng,
+                        "speed_kph",
+                        "80",
+                        "heading",
+                        "90",
+                        "status",
+                        "MOVING",
+                        "ts_ms",
+                        now_ms,
+                        "region",
+                        "WEST",
+                    )
+                )
+                for tid, lat, lng in moves
+            )
+        )
         replies = 0
         while replies < len(moves):
             reader.feed(sock.recv(65536))
@@ -155,8 +188,14 @@ def produce(redis_url: str, rate: int, duration_s: float, trucks: int, bxs: list
         if delay > 0:
             time.sleep(delay)
     sock.close()
-    result.put({"sent": sent, "expected": expected, "seconds": time.monotonic() - t0,
-                "cpu_s": time.process_time() - cpu0})
+    result.put(
+        {
+            "sent": sent,
+            "expected": expected,
+            "seconds": time.monotonic() - t0,
+            "cpu_s": time.process_time() - cpu0,
+        }
+    )
 
 
 # -- raw websocket clients (one asyncio protocol each) ------------------------------------
@@ -175,8 +214,11 @@ def _masked_text_frame(payload: bytes) -> bytes:
         head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
     mask = os.urandom(4)
     key = (mask * (n // 4 + 1))[:n]
-    body = (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big") \
-        if n else b""
+    body = (
+        (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
+        if n
+        else b""
+    )
     return head + mask + body
 
 
@@ -194,8 +236,9 @@ class Stats:
 class RawClient(asyncio.Protocol):
     """The least a websocket client can do: upgrade, subscribe, parse frames, answer pings."""
 
-    def __init__(self, stats: Stats, port: int, subscribe: bytes,
-                 ready: asyncio.Future[None]) -> None:
+    def __init__(
+        self, stats: Stats, port: int, subscribe: bytes, ready: asyncio.Future[None]
+    ) -> None:
         self.stats = stats
         self.port = port
         self.subscribe = subscribe
@@ -209,10 +252,11 @@ class RawClient(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         key = base64.b64encode(os.urandom(16)).decode()
-        transport.write(f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
-                        f"Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-                        .encode())
+        transport.write(
+            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+            f"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.stats.closed += 1
@@ -228,7 +272,7 @@ class RawClient(asyncio.Protocol):
                 return
             if not buf.startswith(b"HTTP/1.1 101"):
                 raise ConnectionError(bytes(buf[:200]).decode(errors="replace"))
-            del buf[:end + 4]
+            del buf[: end + 4]
             self.upgraded = True
             assert self.transport is not None
             self.transport.write(_masked_text_frame(self.subscribe))
@@ -241,12 +285,12 @@ class RawClient(asyncio.Protocol):
             if n == 126:
                 if size - off < 4:
                     break
-                n = int.from_bytes(buf[h:h + 2], "big")
+                n = int.from_bytes(buf[h : h + 2], "big")
                 h += 2
             elif n == 127:
                 if size - off < 10:
                     break
-                n = int.from_bytes(buf[h:h + 8], "big")
+                n = int.from_bytes(buf[h : h + 8], "big")
                 h += 8
             if size - h < n:
                 break
@@ -293,12 +337,14 @@ async def _client_main(port: int, bxs: list[list[float]], results: Any, produced
     transports = []
     for i in range(0, len(bxs), 200):  # open in waves so the accept queue keeps up
         readies = []
-        for b in bxs[i:i + 200]:
+        for b in bxs[i : i + 200]:
             ready: asyncio.Future[None] = loop.create_future()
             sub = orjson.dumps({"op": "subscribe", "id": "v", "filter": {"bbox": b}})
             tr, _ = await loop.create_connection(
                 lambda sub=sub, ready=ready: RawClient(stats, port, sub, ready),  # type: ignore[misc]
-                "127.0.0.1", port)
+                "127.0.0.1",
+                port,
+            )
             transports.append(tr)
             readies.append(ready)
         await asyncio.wait_for(asyncio.gather(*readies), 120)
@@ -318,16 +364,35 @@ async def _client_main(port: int, bxs: list[list[float]], results: Any, produced
     cpu = time.process_time() - cpu0
     for tr in transports:
         tr.abort()
-    results.put(("done", {"position": stats.position, "left": stats.left,
-                          "other": stats.other, "closed": stats.closed,
-                          "last_ms": stats.last_ms, "cpu_s": cpu,
-                          "latencies": stats.latencies.tobytes(),
-                          "sent_ms": stats.sent_ms.tobytes()}))
+    results.put(
+        (
+            "done",
+            {
+                "position": stats.position,
+                "left": stats.left,
+                "other": stats.other,
+                "closed": stats.closed,
+                "last_ms": stats.last_ms,
+                "cpu_s": cpu,
+                "latencies": stats.latencies.tobytes(),
+                "sent_ms": stats.sent_ms.tobytes(),
+            },
+        )
+    )
 
 
-def run_bench(port: int, bxs: list[list[float]], duration_s: float, gw_pid: int, rate: int,
-              redis_url: str, trucks: int, client_procs: int,
-              redis_pid: int | None, warmup_s: float = 0.0) -> dict[str, Any]:
+def run_bench(
+    port: int,
+    bxs: list[list[float]],
+    duration_s: float,
+    gw_pid: int,
+    rate: int,
+    redis_url: str,
+    trucks: int,
+    client_procs: int,
+    redis_pid: int | None,
+    warmup_s: float = 0.0,
+) -> dict[str, Any]:
     """Produce for ``warmup_s + duration_s``; latency percentiles and CPU cover the positions
     stamped after the warm-up (a gateway just started, with no truck seen yet, takes a few
     seconds at full rate to settle), and are reported for the warm-up apart. Deliveries are
@@ -339,8 +404,9 @@ def run_bench(port: int, bxs: list[list[float]], duration_s: float, gw_pid: int,
     procs = []
     for k in range(client_procs):
         # daemonic: an interrupted benchmark takes its load generator with it
-        p = ctx.Process(target=client_proc, args=(port, bxs[k::client_procs], results, produced),
-                        daemon=True)
+        p = ctx.Process(
+            target=client_proc, args=(port, bxs[k::client_procs], results, produced), daemon=True
+        )
         p.start()
         procs.append(p)
     connected = 0
@@ -354,9 +420,11 @@ def run_bench(port: int, bxs: list[list[float]], duration_s: float, gw_pid: int,
     rss1 = rss_kib(gw_pid)
     prod_q: Any = ctx.Queue()
     start_q: Any = ctx.Queue()
-    prod = ctx.Process(target=produce, daemon=True,
-                       args=(redis_url, rate, warmup_s + duration_s, trucks, bxs, prod_q,
-                             start_q))
+    prod = ctx.Process(
+        target=produce,
+        daemon=True,
+        args=(redis_url, rate, warmup_s + duration_s, trucks, bxs, prod_q, start_q),
+    )
     prod.start()
     assert prod_q.get(timeout=900) == "planned"
     start_at = time.time() + 0.5
@@ -404,44 +472,51 @@ def run_bench(port: int, bxs: list[list[float]], duration_s: float, gw_pid: int,
 
     received = sum(d["position"] for d in done)
     client_cpu = sum(d["cpu_s"] for d in done)
-    return {"clients": len(bxs), "clients_connected": connected,
-            "client_processes": client_procs,
-            "connect_and_subscribe_s": round(connect_s, 1),
-            "positions_produced": produced_r["sent"],
-            "produce_rate_per_s": round(produced_r["sent"] / produced_r["seconds"]),
-            "deliveries_expected": produced_r["expected"], "deliveries_received": received,
-            "left_messages": sum(d["left"] for d in done),
-            "other_messages": sum(d["other"] for d in done),
-            "clients_closed": sum(d["closed"] for d in done),
-            "delivered_per_s": round(received / window_s),
-            "latency_ms_p50": percentile(lat, 0.50), "latency_ms_p99": percentile(lat, 0.99),
-            "latency_ms_max": percentile(lat, 1.0),
-            "warmup_s": warmup_s,
-            "warmup_latency_ms_p50": percentile(warm, 0.50),
-            "warmup_latency_ms_p99": percentile(warm, 0.99),
-            "latency_ms_p99_by_second": p99_by_second(latencies, sent_ms, start_at),
-            "window_s": round(window_s, 1),
-            "gateway_cpu_s": round(gw_cpu, 1),
-            "gateway_cpu_pct": round(100 * gw_cpu / cpu_window),
-            "gateway_runqueue_wait_pct": round(100 * gw_wait / cpu_window),
-            # CPU cost of the work itself, whatever else competes for the cores
-            "gateway_cpu_s_per_stream_s": round(
-                gw_cpu / max(1e-9, produced_r["seconds"] - warmup_s), 2),
-            # per position message stamped after the warm-up (the CPU's window)
-            "gateway_cpu_us_per_message": round(1e6 * gw_cpu / max(1, len(lat)), 1),
-            "clients_cpu_pct": round(100 * client_cpu / (cpu_window + warmup_s)),
-            "producer_cpu_pct": round(100 * produced_r["cpu_s"] / produced_r["seconds"]),
-            "redis_cpu_pct": None if redis_cpu is None else round(100 * redis_cpu / cpu_window),
-            "machine_busy_pct": round(100 * busy / cpu_window),
-            "machine_cores": os.cpu_count(),
-            "gateway_rss_mib_idle": round(rss0 / 1024, 1),
-            "gateway_rss_mib_connected": round(rss1 / 1024, 1),
-            "gateway_rss_mib_peak": round(rss_peak / 1024, 1),
-            "memory_kib_per_connection": round((rss1 - rss0) / max(1, len(bxs)), 1)}
+    return {
+        "clients": len(bxs),
+        "clients_connected": connected,
+        "client_processes": client_procs,
+        "connect_and_subscribe_s": round(connect_s, 1),
+        "positions_produced": produced_r["sent"],
+        "produce_rate_per_s": round(produced_r["sent"] / produced_r["seconds"]),
+        "deliveries_expected": produced_r["expected"],
+        "deliveries_received": received,
+        "left_messages": sum(d["left"] for d in done),
+        "other_messages": sum(d["other"] for d in done),
+        "clients_closed": sum(d["closed"] for d in done),
+        "delivered_per_s": round(received / window_s),
+        "latency_ms_p50": percentile(lat, 0.50),
+        "latency_ms_p99": percentile(lat, 0.99),
+        "latency_ms_max": percentile(lat, 1.0),
+        "warmup_s": warmup_s,
+        "warmup_latency_ms_p50": percentile(warm, 0.50),
+        "warmup_latency_ms_p99": percentile(warm, 0.99),
+        "latency_ms_p99_by_second": p99_by_second(latencies, sent_ms, start_at),
+        "window_s": round(window_s, 1),
+        "gateway_cpu_s": round(gw_cpu, 1),
+        "gateway_cpu_pct": round(100 * gw_cpu / cpu_window),
+        "gateway_runqueue_wait_pct": round(100 * gw_wait / cpu_window),
+        # CPU cost of the work itself, whatever else competes for the cores
+        "gateway_cpu_s_per_stream_s": round(
+            gw_cpu / max(1e-9, produced_r["seconds"] - warmup_s), 2
+        ),
+        # per position message stamped after the warm-up (the CPU's window)
+        "gateway_cpu_us_per_message": round(1e6 * gw_cpu / max(1, len(lat)), 1),
+        "clients_cpu_pct": round(100 * client_cpu / (cpu_window + warmup_s)),
+        "producer_cpu_pct": round(100 * produced_r["cpu_s"] / produced_r["seconds"]),
+        "redis_cpu_pct": None if redis_cpu is None else round(100 * redis_cpu / cpu_window),
+        "machine_busy_pct": round(100 * busy / cpu_window),
+        "machine_cores": os.cpu_count(),
+        "gateway_rss_mib_idle": round(rss0 / 1024, 1),
+        "gateway_rss_mib_connected": round(rss1 / 1024, 1),
+        "gateway_rss_mib_peak": round(rss_peak / 1024, 1),
+        "memory_kib_per_connection": round((rss1 - rss0) / max(1, len(bxs)), 1),
+    }
 
 
-def p99_by_second(latencies: array.array[int], sent_ms: array.array[int],
-                  start_at: float) -> list[int]:
+def p99_by_second(
+    latencies: array.array[int], sent_ms: array.array[int], start_at: float
+) -> list[int]:
     """p99 latency of the positions stamped in each second of the run: shows whether slow
     deliveries cluster (a start-up transient, one stall) or spread over the run."""
     by_second: dict[int, list[int]] = {}
@@ -484,8 +559,9 @@ def gateway_metrics(metrics_text: str) -> dict[str, Any]:
                 buckets.append((float(sample.labels["le"]), sample.value))
     for q in (0.5, 0.99):
         b = bucket_quantile(buckets, q)
-        out[f"gateway_stream_to_write_ms_p{round(q * 100)}_at_most"] = \
+        out[f"gateway_stream_to_write_ms_p{round(q * 100)}_at_most"] = (
             None if b is None else (round(b * 1000) if b != float("inf") else "inf")
+        )
     return out
 
 
@@ -499,42 +575,60 @@ def missing_at_least(report: dict[str, Any]) -> int | None:
     return max(0, int(report["deliveries_expected"] - report["deliveries_received"] - coalesced))
 
 
-def split_cpus(gateway_cpu: int | None, available: set[int],
-               error: Callable[[str], Any]) -> set[int] | None:
+def split_cpus(
+    gateway_cpu: int | None, available: set[int], error: Callable[[str], Any]
+) -> set[int] | None:
     """The gateway's CPU set for ``--gateway-cpu`` (None: share), or ``error`` naming why
     not: the CPU must be one this process may use, and one other must be left for the load."""
     if gateway_cpu is None:
         return None
     if gateway_cpu not in available:
-        return error(f"--gateway-cpu {gateway_cpu}: not one of this process's CPUs "
-                     f"{sorted(available)}")
+        return error(
+            f"--gateway-cpu {gateway_cpu}: not one of this process's CPUs {sorted(available)}"
+        )
     if len(available) < 2:
         return error("--gateway-cpu needs a second CPU for the load generator")
     return {gateway_cpu}
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ws_gateway.bench", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m ws_gateway.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--redis-url", default=None)
     ap.add_argument("--clients", type=int, default=5000)
     ap.add_argument("--rate", type=int, default=10_000, help="positions per second")
-    ap.add_argument("--duration", type=float, default=10.0,
-                    help="seconds of producing that are measured")
-    ap.add_argument("--warmup", type=float, default=5.0,
-                    help="seconds of producing at the full rate before the measured part "
-                         "(its latency is reported apart)")
+    ap.add_argument(
+        "--duration", type=float, default=10.0, help="seconds of producing that are measured"
+    )
+    ap.add_argument(
+        "--warmup",
+        type=float,
+        default=5.0,
+        help="seconds of producing at the full rate before the measured part "
+        "(its latency is reported apart)",
+    )
     ap.add_argument("--box-deg", type=float, default=1.0, help="side of each client's bbox")
     ap.add_argument("--trucks", type=int, default=20_000)
     ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--client-procs", type=int, default=2,
-                    help="processes the clients are spread over")
-    ap.add_argument("--gateway-args", default="",
-                    help="extra arguments for `python -m ws_gateway run` (A/B runs)")
-    ap.add_argument("--gateway-cpu", type=int, default=None,
-                    help="run the gateway alone on this CPU and the load generator (clients, "
-                         "producer, Redis) on the others, as if the clients were remote; by "
-                         "default all share every CPU")
+    ap.add_argument(
+        "--client-procs", type=int, default=2, help="processes the clients are spread over"
+    )
+    ap.add_argument(
+        "--gateway-args",
+        default="",
+        help="extra arguments for `python -m ws_gateway run` (A/B runs)",
+    )
+    ap.add_argument(
+        "--gateway-cpu",
+        type=int,
+        default=None,
+        help="run the gateway alone on this CPU and the load generator (clients, "
+        "producer, Redis) on the others, as if the clients were remote; by "
+        "default all share every CPU",
+    )
     args = ap.parse_args(argv)
     cpus = frozenset(usable_cpus())
     gateway_cpus = split_cpus(args.gateway_cpu, set(cpus), ap.error)
@@ -542,8 +636,9 @@ def main(argv: list[str] | None = None) -> int:
         pin_current_process(cpus - gateway_cpus)
     exit_on_sigterm()  # a killed run stops the gateway, Redis, the clients and the producer
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.clients + 1024)),
-                                                hard))
+    resource.setrlimit(
+        resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.clients + 1024)), hard)
+    )
     from fleetpulse.waiting import free_port, wait_until
 
     redis_proc = None
@@ -559,19 +654,51 @@ def main(argv: list[str] | None = None) -> int:
         redis_pid = redis_proc.popen.pid if redis_proc.popen is not None else None
     port = args.port or free_port()
     log = open(Path(tmp.name) / "gateway.log", "w")  # noqa: SIM115 - closed below
-    gw = subprocess.Popen([sys.executable, "-m", "ws_gateway", "run", "--redis-url", redis_url,
-                           "--port", str(port), "--no-auth", "--log-level", "WARNING",
-                           "--max-lag-s", "10", *args.gateway_args.split()],
-                          stdout=log, stderr=subprocess.STDOUT,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                          preexec_fn=None if gateway_cpus is None
-                          else functools.partial(os.sched_setaffinity, 0, gateway_cpus))
+    gw = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ws_gateway",
+            "run",
+            "--redis-url",
+            redis_url,
+            "--port",
+            str(port),
+            "--no-auth",
+            "--log-level",
+            "WARNING",
+            "--max-lag-s",
+            "10",
+            *args.gateway_args.split(),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=None
+        if gateway_cpus is None
+        else functools.partial(os.sched_setaffinity, 0, gateway_cpus),
+    )
     try:
-        wait_until(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz",
-                                                  timeout=1).status == 200, 60, "the gateway")
+        wait_until(
+            lambda: (
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).status == 200
+            ),
+            60,
+            "the gateway",
+        )
         bxs = boxes(args.clients, args.box_deg, seed=7)
-        report = run_bench(port, bxs, args.duration, gw.pid, args.rate, redis_url, args.trucks,
-                           args.client_procs, redis_pid, args.warmup)
+        report = run_bench(
+            port,
+            bxs,
+            args.duration,
+            gw.pid,
+            args.rate,
+            redis_url,
+            args.trucks,
+            args.client_procs,
+            redis_pid,
+            args.warmup,
+        )
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
         report.update(gateway_metrics(metrics))
         report["deliveries_missing_at_least"] = missing_at_least(report)

@@ -32,11 +32,18 @@ def ensure_assets(force: bool = False) -> Path:
     if force or not (LEAFLET_DIST / "leaflet.js").is_file():
         npm = shutil.which("npm")
         if npm is None:
-            raise GatewayError("npm is needed once to fetch the map library (Leaflet) into "
-                               f"{VENDOR_DIR}: install nodejs/npm, or run "
-                               "`python -m ws_gateway.build_assets` on a machine with npm")
-        proc = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--silent"], cwd=WEB_DIR,
-                              capture_output=True, text=True, timeout=600)
+            raise GatewayError(
+                "npm is needed once to fetch the map library (Leaflet) into "
+                f"{VENDOR_DIR}: install nodejs/npm, or run "
+                "`python -m ws_gateway.build_assets` on a machine with npm"
+            )
+        proc = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--silent"],
+            cwd=WEB_DIR,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if proc.returncode != 0:
             raise GatewayError(f"npm ci in {WEB_DIR} failed:\n{proc.stdout}\n{proc.stderr}")
     tmp = VENDOR_DIR.with_name("vendor.tmp")

@@ -24,59 +24,136 @@ def gateway() -> None:
 
 @gateway.command()
 @click.option("--redis-url", default="redis://127.0.0.1:6379/0", show_default=True)
-@click.option("--bootstrap", default=None, metavar="HOST:PORT",
-              help="Kafka bootstrap for fleet.alerts (no alerts without it).")
+@click.option(
+    "--bootstrap",
+    default=None,
+    metavar="HOST:PORT",
+    help="Kafka bootstrap for fleet.alerts (no alerts without it).",
+)
 @click.option("--alerts-topic", default="fleet.alerts", show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True, type=int)
-@click.option("--metrics-port", default=None, type=int,
-              help="Also serve /metrics here (it is always on --port too).")
-@click.option("--secret", envvar=SECRET_ENV, default=None,
-              help=f"Token signing secret (env {SECRET_ENV}).")
+@click.option(
+    "--metrics-port",
+    default=None,
+    type=int,
+    help="Also serve /metrics here (it is always on --port too).",
+)
+@click.option(
+    "--secret", envvar=SECRET_ENV, default=None, help=f"Token signing secret (env {SECRET_ENV})."
+)
 @click.option("--no-auth", is_flag=True, help="Accept clients without a token (local dev only).")
-@click.option("--allowed-origin", "allowed_origins", multiple=True,
-              help="Browser origin allowed besides the gateway's own; '*' allows any.")
+@click.option(
+    "--allowed-origin",
+    "allowed_origins",
+    multiple=True,
+    help="Browser origin allowed besides the gateway's own; '*' allows any.",
+)
 @click.option("--max-subscriptions", default=16, show_default=True, type=int)
-@click.option("--rate", "rate_per_s", default=20.0, show_default=True, type=float,
-              help="Client messages per second allowed (burst 3x).")
-@click.option("--max-lag-s", default=5.0, show_default=True, type=float,
-              help="A client whose queue waits longer is told it is lagging and closed.")
+@click.option(
+    "--rate",
+    "rate_per_s",
+    default=20.0,
+    show_default=True,
+    type=float,
+    help="Client messages per second allowed (burst 3x).",
+)
+@click.option(
+    "--max-lag-s",
+    default=5.0,
+    show_default=True,
+    type=float,
+    help="A client whose queue waits longer is told it is lagging and closed.",
+)
 @click.option("--log-level", default="INFO", show_default=True)
-@click.option("--event-loop", type=click.Choice(["asyncio", "uvloop", "auto"]), default="asyncio",
-              show_default=True,
-              help="uvloop (not a dependency: install it) measured no better; auto: uvloop "
-                   "when installed.")
-@click.option("--flush-interval-ms", default=0.0, show_default=True, type=float,
-              help="Hold client frames this long so more share one socket write (0: none).")
-@click.option("--xread-count", default=5000, show_default=True, type=int,
-              help="Stream entries read (and routed) per batch at most.")
-@click.option("--gc-tune/--no-gc-tune", default=True, show_default=True,
-              help="Freeze start-up objects and collect the young generation less often.")
-@click.option("--ping-interval-s", default=20.0, show_default=True,
-              type=click.FloatRange(min=0.1),
-              help="Keepalive ping period; a client that does not answer within it is closed.")
-@click.option("--spread-keepalive/--no-spread-keepalive", default=True, show_default=True,
-              help="Start each connection's pings at a random point of the period, so clients "
-                   "that connected together are not all pinged together.")
-def run(redis_url: str, bootstrap: str | None, alerts_topic: str, host: str, port: int,
-        metrics_port: int | None, secret: str | None, no_auth: bool,
-        allowed_origins: tuple[str, ...], max_subscriptions: int, rate_per_s: float,
-        max_lag_s: float, log_level: str, event_loop: str, flush_interval_ms: float,
-        xread_count: int, gc_tune: bool, ping_interval_s: float,
-        spread_keepalive: bool) -> None:
+@click.option(
+    "--event-loop",
+    type=click.Choice(["asyncio", "uvloop", "auto"]),
+    default="asyncio",
+    show_default=True,
+    help="uvloop (not a dependency: install it) measured no better; auto: uvloop when installed.",
+)
+@click.option(
+    "--flush-interval-ms",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="Hold client frames this long so more share one socket write (0: none).",
+)
+@click.option(
+    "--xread-count",
+    default=5000,
+    show_default=True,
+    type=int,
+    help="Stream entries read (and routed) per batch at most.",
+)
+@click.option(
+    "--gc-tune/--no-gc-tune",
+    default=True,
+    show_default=True,
+    help="Freeze start-up objects and collect the young generation less often.",
+)
+@click.option(
+    "--ping-interval-s",
+    default=20.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Keepalive ping period; a client that does not answer within it is closed.",
+)
+@click.option(
+    "--spread-keepalive/--no-spread-keepalive",
+    default=True,
+    show_default=True,
+    help="Start each connection's pings at a random point of the period, so clients "
+    "that connected together are not all pinged together.",
+)
+def run(
+    redis_url: str,
+    bootstrap: str | None,
+    alerts_topic: str,
+    host: str,
+    port: int,
+    metrics_port: int | None,
+    secret: str | None,
+    no_auth: bool,
+    allowed_origins: tuple[str, ...],
+    max_subscriptions: int,
+    rate_per_s: float,
+    max_lag_s: float,
+    log_level: str,
+    event_loop: str,
+    flush_interval_ms: float,
+    xread_count: int,
+    gc_tune: bool,
+    ping_interval_s: float,
+    spread_keepalive: bool,
+) -> None:
     """Serve the map page, /healthz, /metrics and the websocket on one port."""
     from ws_gateway.server import Gateway
     from ws_gateway.settings import GatewaySettings
 
-    logging.basicConfig(level=log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     settings = GatewaySettings(
-        redis_url=redis_url, host=host, port=port, bootstrap=bootstrap,
-        alerts_topic=alerts_topic, metrics_port=metrics_port, secret=secret, auth=not no_auth,
-        allowed_origins=allowed_origins, max_subscriptions=max_subscriptions,
-        rate_per_s=rate_per_s, rate_burst=3 * rate_per_s, max_lag_s=max_lag_s,
-        flush_interval_s=flush_interval_ms / 1000.0, stream_read_count=xread_count,
-        ping_interval_s=ping_interval_s, spread_keepalive=spread_keepalive)
+        redis_url=redis_url,
+        host=host,
+        port=port,
+        bootstrap=bootstrap,
+        alerts_topic=alerts_topic,
+        metrics_port=metrics_port,
+        secret=secret,
+        auth=not no_auth,
+        allowed_origins=allowed_origins,
+        max_subscriptions=max_subscriptions,
+        rate_per_s=rate_per_s,
+        rate_burst=3 * rate_per_s,
+        max_lag_s=max_lag_s,
+        flush_interval_s=flush_interval_ms / 1000.0,
+        stream_read_count=xread_count,
+        ping_interval_s=ping_interval_s,
+        spread_keepalive=spread_keepalive,
+    )
     try:
         gw = Gateway(settings)
         with asyncio.Runner(loop_factory=_loop_factory(event_loop)) as runner:
@@ -110,18 +187,29 @@ def _tune_gc() -> None:
 
 
 @gateway.command()
-@click.option("--secret", envvar=SECRET_ENV, required=True,
-              help=f"Token signing secret (env {SECRET_ENV}).")
-@click.option("--region", "regions", multiple=True,
-              type=click.Choice([*REGION_NAMES, ALL_REGIONS], case_sensitive=False),
-              help="Region the holder may see (repeat); default all ('*').")
-@click.option("--subject", default="map-user", show_default=True,
-              help="Who the token is for (shown in logs).")
+@click.option(
+    "--secret", envvar=SECRET_ENV, required=True, help=f"Token signing secret (env {SECRET_ENV})."
+)
+@click.option(
+    "--region",
+    "regions",
+    multiple=True,
+    type=click.Choice([*REGION_NAMES, ALL_REGIONS], case_sensitive=False),
+    help="Region the holder may see (repeat); default all ('*').",
+)
+@click.option(
+    "--subject", default="map-user", show_default=True, help="Who the token is for (shown in logs)."
+)
 @click.option("--ttl-s", default=12 * 3600, show_default=True, type=int)
-@click.option("--url", "base_url", default=None,
-              help="Print a map URL with the token (e.g. http://127.0.0.1:8765/).")
-def token(secret: str, regions: tuple[str, ...], subject: str, ttl_s: int,
-          base_url: str | None) -> None:
+@click.option(
+    "--url",
+    "base_url",
+    default=None,
+    help="Print a map URL with the token (e.g. http://127.0.0.1:8765/).",
+)
+def token(
+    secret: str, regions: tuple[str, ...], subject: str, ttl_s: int, base_url: str | None
+) -> None:
     """Issue an HMAC-signed token for the given regions; prints it (or a map URL)."""
     chosen = [r.upper() for r in regions] or [ALL_REGIONS]
     tok = sign_token(secret, subject, chosen, int(time.time()) + ttl_s)

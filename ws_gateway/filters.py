@@ -93,11 +93,16 @@ def parse_bbox(raw: Any) -> Filter:
     if not (-90 <= min_lat <= 90 and -90 <= max_lat <= 90):
         raise ClientError(BAD_FILTER, "bbox latitudes must be within -90..90")
     if min_lat >= max_lat:
-        raise ClientError(BAD_FILTER, "bbox is [min_lng, min_lat, max_lng, max_lat]: "
-                                      "min_lat must be below max_lat")
+        raise ClientError(
+            BAD_FILTER,
+            "bbox is [min_lng, min_lat, max_lng, max_lat]: min_lat must be below max_lat",
+        )
     if min_lng >= max_lng:
-        raise ClientError(BAD_FILTER, "bbox min_lng must be below max_lng (a box crossing "
-                                      "the antimeridian must be sent as two subscriptions)")
+        raise ClientError(
+            BAD_FILTER,
+            "bbox min_lng must be below max_lng (a box crossing "
+            "the antimeridian must be sent as two subscriptions)",
+        )
     return Filter("bbox", envelope=(min_lng, min_lat, max_lng, max_lat))
 
 
@@ -137,11 +142,14 @@ def parse_filter(raw: Any, areas: AreaLookup) -> Filter:
     keys = [k for k in FILTER_KEYS if k in raw]
     unknown = sorted(set(raw) - set(FILTER_KEYS))
     if unknown:
-        raise ClientError(BAD_FILTER, f"unknown filter keys {unknown}; use one of "
-                                      "bbox, polygon, region, geofence, truck_ids")
+        raise ClientError(
+            BAD_FILTER,
+            f"unknown filter keys {unknown}; use one of bbox, polygon, region, geofence, truck_ids",
+        )
     if len(keys) != 1:
-        raise ClientError(BAD_FILTER, "filter needs exactly one of bbox, polygon, region, "
-                                      "geofence, truck_ids")
+        raise ClientError(
+            BAD_FILTER, "filter needs exactly one of bbox, polygon, region, geofence, truck_ids"
+        )
     key = keys[0]
     value = raw[key]
     if key == "bbox":
@@ -151,8 +159,9 @@ def parse_filter(raw: Any, areas: AreaLookup) -> Filter:
     if key == "region":
         geom = areas.region(value) if isinstance(value, str) else None
         if geom is None:
-            raise ClientError(BAD_FILTER, f"unknown region {value!r}; regions are NORTHEAST, "
-                                          "MIDWEST, SOUTH, WEST")
+            raise ClientError(
+                BAD_FILTER, f"unknown region {value!r}; regions are NORTHEAST, MIDWEST, SOUTH, WEST"
+            )
         return _geometry_filter("region", value, geom)
     if key in ("geofence", "hub"):
         fence = areas.geofence(value) if isinstance(value, str) else None
@@ -160,9 +169,12 @@ def parse_filter(raw: Any, areas: AreaLookup) -> Filter:
             raise ClientError(BAD_FILTER, f"unknown geofence {value!r}")
         if fence.radius_m is not None:
             env = tuple(fence.geometry.bounds)
-            return Filter("geofence", envelope=env,  # type: ignore[arg-type]
-                          circle=(fence.center_lat, fence.center_lng, fence.radius_m),
-                          name=value)
+            return Filter(
+                "geofence",
+                envelope=env,  # type: ignore[arg-type]
+                circle=(fence.center_lat, fence.center_lng, fence.radius_m),
+                name=value,
+            )
         return _geometry_filter("geofence", value, fence.geometry)
     # truck_ids
     if not isinstance(value, list) or not value:

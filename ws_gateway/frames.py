@@ -20,8 +20,15 @@ def position(sub_json: bytes, truck_json: bytes, seq: bytes, left: bool = False)
     """``{"type":"position","sub":..,"truck":..,"seq":..}``; ``left`` marks the last message
     about a truck that has left the subscription's area (the client removes it)."""
     tail = b'","left":true}' if left else b'"}'
-    return b'{"type":"position","sub":' + sub_json + b',"truck":' + truck_json + \
-        b',"seq":"' + seq + tail
+    return (
+        b'{"type":"position","sub":'
+        + sub_json
+        + b',"truck":'
+        + truck_json
+        + b',"seq":"'
+        + seq
+        + tail
+    )
 
 
 def snapshot(sub_id: str, trucks: list[dict[str, Any]], seq: str) -> bytes:
@@ -34,8 +41,9 @@ def alert(alert_event: dict[str, Any]) -> bytes:
 
 # Server-to-client websocket text frame headers (RFC 6455 5.2: FIN + opcode 1, unmasked), for
 # the payload lengths positions have; longer payloads build theirs.
-_HEADERS = [bytes((0x81, n)) for n in range(126)] + \
-    [b"\x81\x7e" + n.to_bytes(2, "big") for n in range(126, 4096)]
+_HEADERS = [bytes((0x81, n)) for n in range(126)] + [
+    b"\x81\x7e" + n.to_bytes(2, "big") for n in range(126, 4096)
+]
 
 
 def wire_text(payloads: list[bytes]) -> bytes:

@@ -67,6 +67,7 @@ def default_areas() -> Areas:
     regions = ugeo.load_region_shapes()
     fences: dict[str, Area] = {}
     for f in ugeo.GeofenceIndex.from_file().fences:
-        fences[f.geofence_id] = Area(f.geofence_id, f.geometry, f.center_lat, f.center_lng,
-                                     f.radius_m)
+        fences[f.geofence_id] = Area(
+            f.geofence_id, f.geometry, f.center_lat, f.center_lng, f.radius_m
+        )
     return Areas({k: v for k, v in regions.items() if k in REGION_NAMES}, fences)

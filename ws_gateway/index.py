@@ -76,8 +76,12 @@ class SubscriptionIndex(Generic[S]):
 
     def _cell_range(self, env: Envelope) -> tuple[int, int, int, int]:
         d = self.cell_deg
-        return (math.floor(env[0] / d), math.floor(env[1] / d),
-                math.floor(env[2] / d), math.floor(env[3] / d))
+        return (
+            math.floor(env[0] / d),
+            math.floor(env[1] / d),
+            math.floor(env[2] / d),
+            math.floor(env[3] / d),
+        )
 
     def add(self, sub: S) -> None:
         if id(sub) in self._where:
@@ -96,8 +100,14 @@ class SubscriptionIndex(Generic[S]):
             self._where[id(sub)] = []
             return
         cells = [(x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
-        entry: _Entry[S] = (env[0], env[1], env[2], env[3], sub,
-                            bool(getattr(sub, "envelope_exact", False)))
+        entry: _Entry[S] = (
+            env[0],
+            env[1],
+            env[2],
+            env[3],
+            sub,
+            bool(getattr(sub, "envelope_exact", False)),
+        )
         for c in cells:
             cell = self._cells.get(c)
             if cell is None:
@@ -138,8 +148,9 @@ class SubscriptionIndex(Generic[S]):
             out.extend(by_truck)
         return out
 
-    def match_move(self, truck_id: str, lat: float, lng: float, prev_lat: float,
-                   prev_lng: float) -> tuple[list[S], list[S]]:
+    def match_move(
+        self, truck_id: str, lat: float, lng: float, prev_lat: float, prev_lng: float
+    ) -> tuple[list[S], list[S]]:
         """``(inside, left)``: the subscriptions that want the truck at its new position, and
         those that wanted it at ``prev`` and do not want it now (``match(new)`` and
         ``match(prev) - match(new)``, in one pass when both positions share a cell)."""
@@ -151,20 +162,29 @@ class SubscriptionIndex(Generic[S]):
         left: list[S] = []
         if cell is not None:
             for x0, y0, x1, y1, sub, exact in cell.get():
-                if x0 <= lng <= x1 and y0 <= lat <= y1 and (
-                        exact or sub.matches(truck_id, lat, lng)):
+                if (
+                    x0 <= lng <= x1
+                    and y0 <= lat <= y1
+                    and (exact or sub.matches(truck_id, lat, lng))
+                ):
                     inside.append(sub)
-                elif x0 <= prev_lng <= x1 and y0 <= prev_lat <= y1 and (
-                        exact or sub.matches(truck_id, prev_lat, prev_lng)):
+                elif (
+                    x0 <= prev_lng <= x1
+                    and y0 <= prev_lat <= y1
+                    and (exact or sub.matches(truck_id, prev_lat, prev_lng))
+                ):
                     left.append(sub)
         if prev_cell is not None and prev_cell is not cell:
             # a subscription of this cell only cannot contain the new position (it would be
             # in the new position's cell), so containing the old one means it was left
             in_new_cell = cell.members if cell is not None else {}
             for x0, y0, x1, y1, sub, exact in prev_cell.get():
-                if id(sub) not in in_new_cell and x0 <= prev_lng <= x1 \
-                        and y0 <= prev_lat <= y1 and (
-                            exact or sub.matches(truck_id, prev_lat, prev_lng)):
+                if (
+                    id(sub) not in in_new_cell
+                    and x0 <= prev_lng <= x1
+                    and y0 <= prev_lat <= y1
+                    and (exact or sub.matches(truck_id, prev_lat, prev_lng))
+                ):
                     left.append(sub)
         others: list[S] = list(self._wide) if self._wide else []
         if self._by_truck:
@@ -185,8 +205,11 @@ class SubscriptionIndex(Generic[S]):
         out: list[S] = []
         if cell is not None:
             for x0, y0, x1, y1, sub, exact in cell.get():
-                if x0 <= lng <= x1 and y0 <= lat <= y1 and (
-                        exact or sub.matches(truck_id, lat, lng)):
+                if (
+                    x0 <= lng <= x1
+                    and y0 <= lat <= y1
+                    and (exact or sub.matches(truck_id, lat, lng))
+                ):
                     out.append(sub)
         if self._wide:
             out.extend(s for s in self._wide if s.matches(truck_id, lat, lng))

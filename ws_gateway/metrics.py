@@ -9,41 +9,57 @@ class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         p = "fleetpulse_gateway_"
-        self.connections = Gauge(p + "connections", "Open websocket connections",
-                                 registry=registry)
-        self.subscriptions = Gauge(p + "subscriptions", "Active subscriptions",
-                                   registry=registry)
-        self.messages_sent = Counter(p + "messages_sent_total", "Frames sent to clients",
-                                     registry=registry)
-        self.coalesced = Counter(p + "coalesced_total",
-                                 "Queued positions replaced by a newer one of the same truck",
-                                 registry=registry)
-        self.dropped = Counter(p + "dropped_total",
-                               "Queued frames discarded because their client was closed",
-                               registry=registry)
-        self.lagging = Counter(p + "lagging_closed_total",
-                               "Clients told they are lagging and closed", registry=registry)
-        self.refused = Counter(p + "refused_total", "Connections or requests refused",
-                               ["reason"], registry=registry)
-        self.client_errors = Counter(p + "client_errors_total", "Error frames sent",
-                                     ["code"], registry=registry)
-        self.stream_entries = Counter(p + "stream_entries_total",
-                                      "Entries read from stream:positions", registry=registry)
-        self.stream_lag = Gauge(p + "stream_lag_seconds",
-                                "Wall clock minus the time of the last stream entry routed",
-                                registry=registry)
-        self.queue_wait = Histogram(p + "queue_wait_seconds",
-                                    "Time frames waited in client queues (oldest, per flush pass)",
-                                    buckets=(.001, .005, .01, .025, .05, .1, .2, .5, 1, 2, 5),
-                                    registry=registry)
+        self.connections = Gauge(p + "connections", "Open websocket connections", registry=registry)
+        self.subscriptions = Gauge(p + "subscriptions", "Active subscriptions", registry=registry)
+        self.messages_sent = Counter(
+            p + "messages_sent_total", "Frames sent to clients", registry=registry
+        )
+        self.coalesced = Counter(
+            p + "coalesced_total",
+            "Queued positions replaced by a newer one of the same truck",
+            registry=registry,
+        )
+        self.dropped = Counter(
+            p + "dropped_total",
+            "Queued frames discarded because their client was closed",
+            registry=registry,
+        )
+        self.lagging = Counter(
+            p + "lagging_closed_total",
+            "Clients told they are lagging and closed",
+            registry=registry,
+        )
+        self.refused = Counter(
+            p + "refused_total", "Connections or requests refused", ["reason"], registry=registry
+        )
+        self.client_errors = Counter(
+            p + "client_errors_total", "Error frames sent", ["code"], registry=registry
+        )
+        self.stream_entries = Counter(
+            p + "stream_entries_total", "Entries read from stream:positions", registry=registry
+        )
+        self.stream_lag = Gauge(
+            p + "stream_lag_seconds",
+            "Wall clock minus the time of the last stream entry routed",
+            registry=registry,
+        )
+        self.queue_wait = Histogram(
+            p + "queue_wait_seconds",
+            "Time frames waited in client queues (oldest, per flush pass)",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
+            registry=registry,
+        )
         self.stream_to_write = Histogram(
             p + "stream_to_write_seconds",
             "From the oldest stream entry of a batch (its id's time) to the end of the flush pass "
             "that wrote its frames to the sockets: the gateway's part of the latency",
-            buckets=(.005, .01, .025, .05, .075, .1, .15, .2, .3, .5, 1, 2, 5), registry=registry)
-        self.alerts = Counter(p + "alerts_total", "Alerts delivered to clients",
-                              registry=registry)
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 5),
+            registry=registry,
+        )
+        self.alerts = Counter(p + "alerts_total", "Alerts delivered to clients", registry=registry)
         self.alerts_malformed = Counter(
             p + "alerts_malformed_total",
             "Records read from fleet.alerts that are not alert events, by reason code",
-            ["reason"], registry=registry)
+            ["reason"],
+            registry=registry,
+        )

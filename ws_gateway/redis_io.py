@@ -31,8 +31,12 @@ def geosearch_box(flt: Filter) -> tuple[float, float, float, float] | None:
     widest = 0.0 if min_lat <= 0 <= max_lat else min(abs(min_lat), abs(max_lat))
     width = (max_lng - min_lng) * KM_PER_DEG * math.cos(math.radians(widest))
     height = (max_lat - min_lat) * KM_PER_DEG
-    return ((min_lng + max_lng) / 2, (min_lat + max_lat) / 2,
-            width * 1.01 + 1.0, height * 1.01 + 1.0)
+    return (
+        (min_lng + max_lng) / 2,
+        (min_lat + max_lat) / 2,
+        width * 1.01 + 1.0,
+        height * 1.01 + 1.0,
+    )
 
 
 async def candidate_ids(r: aioredis.Redis, sub: Subscription, geo_key: str) -> list[str]:
@@ -44,19 +48,21 @@ async def candidate_ids(r: aioredis.Redis, sub: Subscription, geo_key: str) -> l
         members = await r.zrange(geo_key, 0, -1)
     else:
         lng, lat, w, h = box
-        members = await r.geosearch(geo_key, longitude=lng, latitude=lat, width=w, height=h,
-                                    unit="km")
+        members = await r.geosearch(
+            geo_key, longitude=lng, latitude=lat, width=w, height=h, unit="km"
+        )
     return [m.decode() if isinstance(m, bytes) else m for m in members]
 
 
-async def snapshot(r: aioredis.Redis, sub: Subscription, geo_key: str,
-                   limit: int) -> tuple[list[dict[str, Any]], bool]:
+async def snapshot(
+    r: aioredis.Redis, sub: Subscription, geo_key: str, limit: int
+) -> tuple[list[dict[str, Any]], bool]:
     """Trucks inside the subscription now: GEOSEARCH candidates, positions from the `truck:`
     hashes, exact test with the filter. Returns (trucks, truncated)."""
     ids = await candidate_ids(r, sub, geo_key)
     trucks: list[dict[str, Any]] = []
     for start in range(0, len(ids), 1000):
-        chunk = ids[start:start + 1000]
+        chunk = ids[start : start + 1000]
         async with r.pipeline(transaction=False) as pipe:
             for tid in chunk:
                 pipe.hmget(f"truck:{tid}", list(TRUCK_FIELDS[1:]))
@@ -85,9 +91,14 @@ def _raw_reply(response: Any, **_options: Any) -> Any:
     return response
 
 
-async def read_stream(r: aioredis.Redis, stream_key: str, start_id: str,
-                      on_batch: Callable[[list[tuple[bytes, list[bytes]]]], None],
-                      block_ms: int = 1000, count: int = 2000) -> None:
+async def read_stream(
+    r: aioredis.Redis,
+    stream_key: str,
+    start_id: str,
+    on_batch: Callable[[list[tuple[bytes, list[bytes]]]], None],
+    block_ms: int = 1000,
+    count: int = 2000,
+) -> None:
     """Forever: XREAD after ``start_id`` and hand each batch of entries to ``on_batch``.
 
     Entries come as Redis sends them, ``(id, [name, value, ...])``: redis-py's reply parsing
@@ -97,8 +108,9 @@ async def read_stream(r: aioredis.Redis, stream_key: str, start_id: str,
     r.set_response_callback("XREAD", _raw_reply)
     last: bytes | str = start_id
     while True:
-        resp = await r.execute_command("XREAD", "COUNT", count, "BLOCK", block_ms,
-                                       "STREAMS", stream_key, last)
+        resp = await r.execute_command(
+            "XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", stream_key, last
+        )
         streams = resp.items() if isinstance(resp, dict) else resp or ()  # RESP3: a map
         for _key, entries in streams:
             if entries:

@@ -47,8 +47,9 @@ class Subscription:
 
     __slots__ = ("client", "sub_id", "filter", "allowed", "sub_json", "envelope_exact")
 
-    def __init__(self, client: Client, sub_id: str, flt: Filter,
-                 allowed: BaseGeometry | None = None) -> None:
+    def __init__(
+        self, client: Client, sub_id: str, flt: Filter, allowed: BaseGeometry | None = None
+    ) -> None:
         self.client = client
         self.sub_id = sub_id
         self.filter = flt
@@ -152,8 +153,9 @@ def _decode_values(raw: list[Any]) -> dict[str, Any] | None:
     return truck
 
 
-def _enqueue_all(subs: list[Subscription], truck_id: str, truck_json: bytes, seq: bytes,
-                 left: bool) -> None:
+def _enqueue_all(
+    subs: list[Subscription], truck_id: str, truck_json: bytes, seq: bytes, left: bool
+) -> None:
     """One position frame per subscription, built once per distinct subscription id (frames
     differ only by ``sub``, so clients with the same id share the bytes)."""
     position = frames.position
@@ -168,8 +170,9 @@ def _enqueue_all(subs: list[Subscription], truck_id: str, truck_json: bytes, seq
 class Router:
     """Subscriptions, truck positions and recent history; turns entries into client frames."""
 
-    def __init__(self, replay_entries: int = 100_000, cell_deg: float = 1.0,
-                 start_seq: str = "0-0") -> None:
+    def __init__(
+        self, replay_entries: int = 100_000, cell_deg: float = 1.0, start_seq: str = "0-0"
+    ) -> None:
         self.index: SubscriptionIndex[Subscription] = SubscriptionIndex(cell_deg=cell_deg)
         self.last_pos: dict[str, tuple[float, float]] = {}
         self._history: deque[PositionEntry] = deque(maxlen=replay_entries)
@@ -257,8 +260,15 @@ class Router:
         history.append((seq, truck_id, lat, lng, prev, truck_json))
         return self._fan_out(seq, truck_id, lat, lng, prev, truck_json)
 
-    def _fan_out(self, seq: bytes, truck_id: str, lat: float, lng: float,
-                 prev: tuple[float, float] | None, truck_json: bytes) -> int:
+    def _fan_out(
+        self,
+        seq: bytes,
+        truck_id: str,
+        lat: float,
+        lng: float,
+        prev: tuple[float, float] | None,
+        truck_json: bytes,
+    ) -> int:
         """Queue the entry for every interested subscription, and a ``left`` message for each
         one the truck's previous position was in and the new one is not."""
         if prev is None:
@@ -291,8 +301,9 @@ class Router:
                 left = True
             else:
                 continue
-            sub.client.enqueue((sub.sub_id, truck_id),
-                               frames.position(sub.sub_json, truck_json, seq, left))
+            sub.client.enqueue(
+                (sub.sub_id, truck_id), frames.position(sub.sub_json, truck_json, seq, left)
+            )
             n += 1
         return n
 
@@ -306,8 +317,9 @@ class Router:
         return out
 
     # -- alerts --------------------------------------------------------------------------
-    def alert_targets(self, lat: float | None, lng: float | None,
-                      truck_id: str | None) -> list[Client]:
+    def alert_targets(
+        self, lat: float | None, lng: float | None, truck_id: str | None
+    ) -> list[Client]:
         """Clients with a subscription containing the alert's place or watching its truck."""
         if (lat is None or lng is None) and truck_id is not None:
             pos = self.last_pos.get(truck_id)

@@ -47,8 +47,10 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 DATA_DIR = Path(__file__).resolve().parent.parent / "udfs" / "data"
-DATA_FILES = {"/data/us-states.geojson": DATA_DIR / "us-states.geojson",
-              "/data/hubs.geojson": DATA_DIR / "hubs.geojson"}
+DATA_FILES = {
+    "/data/us-states.geojson": DATA_DIR / "us-states.geojson",
+    "/data/hubs.geojson": DATA_DIR / "hubs.geojson",
+}
 
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -131,8 +133,11 @@ class Connection:
                 self._waiter = asyncio.get_running_loop().create_task(self._drained())
             return 0
         protocol = ws.protocol
-        if protocol.state is not OPEN or protocol.expect_continuation_frame \
-                or ws.transport.is_closing():
+        if (
+            protocol.state is not OPEN
+            or protocol.expect_continuation_frame
+            or ws.transport.is_closing()
+        ):
             return 0  # closing: the handler drops the queue when the connection ends
         batch, since = queue.take(WRITE_BATCH)
         ws.transport.write(frames.wire_text(batch))
@@ -174,20 +179,27 @@ class Connection:
 
 # Frames are written to the transport directly (server frames are unmasked and no extension is
 # negotiated: compression=None), which needs these websockets internals; else ``send``.
-_RAW_WRITE = all(hasattr(ServerConnection, name) for name in ("drain", "pause_writing")) \
-    and hasattr(Protocol(Side.SERVER), "expect_continuation_frame")
+_RAW_WRITE = all(
+    hasattr(ServerConnection, name) for name in ("drain", "pause_writing")
+) and hasattr(Protocol(Side.SERVER), "expect_continuation_frame")
 
 
 class Gateway:
     """The service: owns the router, Redis clients, alert reader and websocket server."""
 
-    def __init__(self, settings: GatewaySettings, registry: CollectorRegistry | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] = time.time,
-                 areas: Areas | None = None) -> None:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        areas: Areas | None = None,
+    ) -> None:
         if settings.auth and not settings.secret:
-            raise GatewayError("token authentication is on but no secret is set: pass --secret "
-                               "or FLEETPULSE_GATEWAY_SECRET (or --no-auth for local dev)")
+            raise GatewayError(
+                "token authentication is on but no secret is set: pass --secret "
+                "or FLEETPULSE_GATEWAY_SECRET (or --no-auth for local dev)"
+            )
         self.settings = settings
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = GatewayMetrics(self.registry)
@@ -235,13 +247,25 @@ class Gateway:
         _ = self.areas  # load shapes before clients arrive, not during the first subscribe
         origins: list[Any] | None = None
         if s.allowed_origins != ("*",):
-            origins = [None, f"http://{s.host}:{s.port}", f"http://localhost:{s.port}",
-                       f"http://127.0.0.1:{s.port}", *s.allowed_origins]
+            origins = [
+                None,
+                f"http://{s.host}:{s.port}",
+                f"http://localhost:{s.port}",
+                f"http://127.0.0.1:{s.port}",
+                *s.allowed_origins,
+            ]
         self._server = await serve(
-            self._handle, s.host, s.port, process_request=self._http,
-            origins=origins, max_size=s.max_frame_bytes, max_queue=16,
-            write_limit=s.write_limit_bytes, compression=None,
-            close_timeout=s.close_timeout_s, ping_interval=s.ping_interval_s,
+            self._handle,
+            s.host,
+            s.port,
+            process_request=self._http,
+            origins=origins,
+            max_size=s.max_frame_bytes,
+            max_queue=16,
+            write_limit=s.write_limit_bytes,
+            compression=None,
+            close_timeout=s.close_timeout_s,
+            ping_interval=s.ping_interval_s,
             ping_timeout=s.ping_interval_s,
             create_connection=SpreadKeepaliveConnection if s.spread_keepalive else None,
         )
@@ -259,15 +283,15 @@ class Gateway:
             def malformed(reason: str) -> None:
                 self.metrics.alerts_malformed.labels(reason).inc()
 
-            self._alerts = AlertReader(s.bootstrap, s.alerts_topic, deliver,
-                                       s.min_alert_severity, on_malformed=malformed)
+            self._alerts = AlertReader(
+                s.bootstrap, s.alerts_topic, deliver, s.min_alert_severity, on_malformed=malformed
+            )
             self._alerts.start()
         if s.metrics_port:
             from prometheus_client import start_http_server
 
             start_http_server(s.metrics_port, addr=s.host, registry=self.registry)
-        log.info("gateway on http://%s:%d (auth %s)", s.host, self.port,
-                 "on" if s.auth else "OFF")
+        log.info("gateway on http://%s:%d (auth %s)", s.host, self.port, "on" if s.auth else "OFF")
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -303,9 +327,13 @@ class Gateway:
         while True:
             try:
                 self.stream_ok = True
-                await redis_io.read_stream(self._stream_redis, self.settings.stream_key,
-                                           last, self.on_entries,
-                                           count=self.settings.stream_read_count)
+                await redis_io.read_stream(
+                    self._stream_redis,
+                    self.settings.stream_key,
+                    last,
+                    self.on_entries,
+                    count=self.settings.stream_read_count,
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - Redis hiccup: report, retry
@@ -323,8 +351,11 @@ class Gateway:
         if self._flush_handle is None:
             loop = self._loop or asyncio.get_running_loop()
             interval = self.settings.flush_interval_s
-            self._flush_handle = loop.call_later(interval, self._flush) if interval > 0 \
+            self._flush_handle = (
+                loop.call_later(interval, self._flush)
+                if interval > 0
                 else loop.call_soon(self._flush)
+            )
 
     def _flush(self) -> None:
         """One pass over the connections with queued frames (see :class:`Connection`)."""
@@ -346,7 +377,8 @@ class Gateway:
             m.queue_wait.observe(self.pass_oldest)
             if self._unwritten_since_ms is not None:
                 m.stream_to_write.observe(
-                    max(0.0, self.wall_clock() - self._unwritten_since_ms / 1000.0))
+                    max(0.0, self.wall_clock() - self._unwritten_since_ms / 1000.0)
+                )
         self._unwritten_since_ms = None
         if coalesced:
             m.coalesced.inc(coalesced)
@@ -375,8 +407,9 @@ class Gateway:
         while True:
             try:
                 if any(c.watch_delays for c in self.connections):
-                    rows = await self.redis.zrevrange(s.delays_key, 0, s.delays_limit - 1,
-                                                      withscores=True)
+                    rows = await self.redis.zrevrange(
+                        s.delays_key, 0, s.delays_limit - 1, withscores=True
+                    )
                     frame = delays_frame(rows)
                     if frame != self._delays_frame:
                         self._delays_frame = frame
@@ -405,11 +438,13 @@ class Gateway:
 
     async def _close_lagging(self, conn: Connection) -> None:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(conn.ws.send(LAGGING_FRAME, text=True),
-                                   self.settings.close_timeout_s)
+            await asyncio.wait_for(
+                conn.ws.send(LAGGING_FRAME, text=True), self.settings.close_timeout_s
+            )
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(conn.ws.close(CLOSE_LAGGING, "lagging"),
-                                   self.settings.close_timeout_s)
+            await asyncio.wait_for(
+                conn.ws.close(CLOSE_LAGGING, "lagging"), self.settings.close_timeout_s
+            )
         conn.ws.transport.abort()
 
     # -- HTTP ----------------------------------------------------------------------------
@@ -434,9 +469,13 @@ class Gateway:
     def health(self) -> dict[str, Any]:
         alerts = None if self._alerts is None else self._alerts.ready.is_set()
         ok = self.stream_ok and alerts is not False
-        return {"status": "ok" if ok else "degraded", "stream": self.stream_ok,
-                "alerts": alerts, "last_seq": self.router.last_seq,
-                "connections": len(self.connections)}
+        return {
+            "status": "ok" if ok else "degraded",
+            "stream": self.stream_ok,
+            "alerts": alerts,
+            "last_seq": self.router.last_seq,
+            "connections": len(self.connections),
+        }
 
     # -- websocket -----------------------------------------------------------------------
     def _authenticate(self, ws: ServerConnection) -> Grant:
@@ -513,11 +552,16 @@ class Gateway:
             elif op == "ping":
                 conn.enqueue(None, frames.encode({"type": "pong", "seq": self.router.last_seq}))
             else:
-                raise ClientError("BAD_REQUEST", f"unknown op {op!r}; ops are subscribe, "
-                                                 "unsubscribe, resume, delays, ping")
+                raise ClientError(
+                    "BAD_REQUEST",
+                    f"unknown op {op!r}; ops are subscribe, unsubscribe, resume, delays, ping",
+                )
         except ClientError as exc:
-            extra = {"sub": msg["id"]} if isinstance(msg, dict) and isinstance(
-                msg.get("id"), str) else {}
+            extra = (
+                {"sub": msg["id"]}
+                if isinstance(msg, dict) and isinstance(msg.get("id"), str)
+                else {}
+            )
             conn.error(exc.code, exc.message, **extra)
         except _Forbidden as exc:
             self.metrics.refused.labels("forbidden").inc()
@@ -537,8 +581,9 @@ class Gateway:
         if grant.everything:
             return None
         if flt.kind == "region" and flt.name not in grant.regions:
-            raise _Forbidden(f"region {flt.name} is not in your token "
-                             f"(allowed: {sorted(grant.regions)})")
+            raise _Forbidden(
+                f"region {flt.name} is not in your token (allowed: {sorted(grant.regions)})"
+            )
         allowed = self.areas.union_of(grant.regions)
         if flt.envelope is not None:
             shape = flt.geometry if flt.geometry is not None else shapely_box(*flt.envelope)
@@ -551,9 +596,10 @@ class Gateway:
         flt = parse_filter(msg.get("filter"), self.areas)
         replacing = sub_id in conn.subs
         if not replacing and len(conn.subs) >= self.settings.max_subscriptions:
-            raise ClientError("TOO_MANY_SUBSCRIPTIONS",
-                              f"at most {self.settings.max_subscriptions} subscriptions "
-                              "per connection")
+            raise ClientError(
+                "TOO_MANY_SUBSCRIPTIONS",
+                f"at most {self.settings.max_subscriptions} subscriptions per connection",
+            )
         since = msg.get("since")
         if since is not None and not isinstance(since, str):
             raise ClientError("BAD_REQUEST", "since must be a seq string")
@@ -583,8 +629,9 @@ class Gateway:
         replay what the stream brought while Redis answered, so nothing falls in the gap."""
         assert self.redis is not None
         seq0 = self.router.last_seq
-        trucks, truncated = await redis_io.snapshot(self.redis, sub, self.settings.geo_key,
-                                                    self.settings.snapshot_limit)
+        trucks, truncated = await redis_io.snapshot(
+            self.redis, sub, self.settings.geo_key, self.settings.snapshot_limit
+        )
         if conn.closing:
             return
         if install:
@@ -624,8 +671,10 @@ class Gateway:
 
     def _watch_delays(self, conn: Connection, msg: dict[str, Any]) -> None:
         if not conn.grant.everything:
-            raise ClientError("FORBIDDEN", "the delays list is not split by region yet; it needs "
-                                           "a token for all regions")
+            raise ClientError(
+                "FORBIDDEN",
+                "the delays list is not split by region yet; it needs a token for all regions",
+            )
         conn.watch_delays = msg.get("watch", True) is not False
         if conn.watch_delays and self._delays_frame is not None:
             conn.enqueue(("\x00delays",), self._delays_frame)
@@ -645,10 +694,10 @@ class _Forbidden(GatewayError):
 
 def _sub_id(msg: dict[str, Any]) -> str:
     sub_id = msg.get("id")
-    if not isinstance(sub_id, str) or not 0 < len(sub_id) <= MAX_SUB_ID \
-            or not sub_id.isprintable():
-        raise ClientError("BAD_REQUEST", f"id must be a string of 1-{MAX_SUB_ID} printable "
-                                         "characters")
+    if not isinstance(sub_id, str) or not 0 < len(sub_id) <= MAX_SUB_ID or not sub_id.isprintable():
+        raise ClientError(
+            "BAD_REQUEST", f"id must be a string of 1-{MAX_SUB_ID} printable characters"
+        )
     return sub_id
 
 
@@ -657,8 +706,7 @@ def delays_frame(rows: list[tuple[bytes, float]]) -> bytes:
     shipments = []
     for member, score in rows:
         name = member.decode() if isinstance(member, bytes) else str(member)
-        shipments.append({"shipment_id": name.removeprefix("shipment:"),
-                          "severity": int(score)})
+        shipments.append({"shipment_id": name.removeprefix("shipment:"), "severity": int(score)})
     return frames.encode({"type": "delays", "shipments": shipments})
 
 
@@ -676,8 +724,14 @@ def static_file(path: str) -> Path | None:
 
 
 def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
-    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
-                       ("Cache-Control", "no-cache"), ("X-Content-Type-Options", "nosniff")])
+    headers = Headers(
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-cache"),
+            ("X-Content-Type-Options", "nosniff"),
+        ]
+    )
     return Response(status.value, status.phrase, headers, body)
 
 

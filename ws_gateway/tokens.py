@@ -45,8 +45,9 @@ def sign_token(secret: str, subject: str, regions: list[str], expires_s: int) ->
     """Issue a token for ``regions`` valid until ``expires_s`` (epoch seconds)."""
     if not secret:
         raise AuthError("a token secret is needed to sign tokens")
-    payload = _b64(orjson.dumps({"sub": subject, "regions": sorted(set(regions)),
-                                 "exp": int(expires_s)}))
+    payload = _b64(
+        orjson.dumps({"sub": subject, "regions": sorted(set(regions)), "exp": int(expires_s)})
+    )
     mac = hmac.new(secret.encode(), payload.encode("ascii"), hashlib.sha256).digest()
     return f"{payload}.{_b64(mac)}"
 

@@ -63,7 +63,6 @@ class CountToRedis(ProcessFunction):
         self.r.close()
 
 
-
 def valid_pings(bundle: bytes) -> tuple[int, list[Any]]:
     """How many records a bundle holds, and its valid pings in order (rejects dropped)."""
     import time
@@ -82,7 +81,8 @@ class ValidateAndStateBatched(KeyedProcessFunction):
 
     def open(self, runtime_context: Any) -> None:
         self.state = runtime_context.get_map_state(
-            MapStateDescriptor("boxes", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
+            MapStateDescriptor("boxes", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+        )
 
     def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
         n, pings = valid_pings(value)
@@ -108,7 +108,8 @@ class TruckArrivalsBatched(KeyedProcessFunction):
 
     def open(self, runtime_context: Any) -> None:
         self.state = runtime_context.get_map_state(
-            MapStateDescriptor("trucks", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
+            MapStateDescriptor("trucks", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+        )
 
     def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
         import pickle
@@ -123,8 +124,9 @@ class TruckArrivalsBatched(KeyedProcessFunction):
         outputs: list[Any] = []
         for ping in pings:
             tid = ping.truck_id
-            box = changed.get(tid) or self.state.get(tid) or [TruckState(tid), None, None,
-                                                                None, None]
+            box = (
+                changed.get(tid) or self.state.get(tid) or [TruckState(tid), None, None, None, None]
+            )
             if box[0].pending:
                 outputs.extend(catch_up(box[0], wm, cfg, containing))
             outputs.extend(on_ping(box[0], ping, cfg, region_of, counts))
@@ -144,21 +146,23 @@ class CountBatchesToRedis(CountToRedis):
         return iter(())
 
 
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--stage", choices=["batch", "batch-truck"],
-                   required=True)
+    p.add_argument("--stage", choices=["batch", "batch-truck"], required=True)
     p.add_argument("--shards", type=int, default=8)
     p.add_argument("--batch-ms", type=int, default=100)
     ns, rest = p.parse_known_args(argv)
     settings: JobSettings = parse_settings(rest, "bench-stages")
     env, t_env = create_environment(settings, f"bench-{ns.stage}")
     kafka_raw_table(t_env, settings, settings.gps_topic, "gps_source")
-    batches = bundled_by_shard(env, t_env, "gps_source", TRUCK_KEY_SQL, ns.shards, 2000,
-                               ns.batch_ms)
-    fn = (ValidateAndStateBatched() if ns.stage == "batch" else
-          TruckArrivalsBatched(TrackingConfig(), default_regions(), load_geofences(settings)))
+    batches = bundled_by_shard(
+        env, t_env, "gps_source", TRUCK_KEY_SQL, ns.shards, 2000, ns.batch_ms
+    )
+    fn = (
+        ValidateAndStateBatched()
+        if ns.stage == "batch"
+        else TruckArrivalsBatched(TrackingConfig(), default_regions(), load_geofences(settings))
+    )
     last = batches.process(fn, output_type=Types.INT()).name(ns.stage)
     counter = CountBatchesToRedis(settings.redis_url)
     terminate(last.process(counter).name("count"))

@@ -67,16 +67,18 @@ class Outputs:
             elif isinstance(out, AlertEvent):
                 self._produce(self.args.alerts_topic, out.to_json(), out.dedup_key.encode())
             elif isinstance(out, GeofenceTransition):
-                self._produce(self.args.geofence_topic, orjson.dumps(out.to_dict()),
-                              out.truck_id.encode())
+                self._produce(
+                    self.args.geofence_topic, orjson.dumps(out.to_dict()), out.truck_id.encode()
+                )
             elif isinstance(out, SpeedRejection):
-                self.dead_letter(Reason.IMPOSSIBLE_SPEED.value, out.detail, raw, partition,
-                                 offset)
+                self.dead_letter(Reason.IMPOSSIBLE_SPEED.value, out.detail, raw, partition, offset)
 
-    def dead_letter(self, reason: str, detail: str, raw: bytes, partition: int,
-                    offset: int) -> None:
-        letter = DeadLetter(self.args.topic, partition, offset, reason, detail, raw,
-                            int(time.time() * 1000))
+    def dead_letter(
+        self, reason: str, detail: str, raw: bytes, partition: int, offset: int
+    ) -> None:
+        letter = DeadLetter(
+            self.args.topic, partition, offset, reason, detail, raw, int(time.time() * 1000)
+        )
         self._produce(self.args.dlq_topic, letter.to_json(), self.args.topic.encode())
 
     def _produce(self, topic: str, value: bytes, key: bytes) -> None:
@@ -174,17 +176,24 @@ def main(argv: list[str] | None = None) -> int:
     from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
     args = parse_args(argv)
-    consumer = Consumer({"bootstrap.servers": args.bootstrap, "group.id": args.group_id,
-                         "auto.offset.reset": "earliest", "enable.auto.commit": True,
-                         "enable.partition.eof": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": args.bootstrap,
+            "group.id": args.group_id,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": True,
+            "enable.partition.eof": False,
+        }
+    )
     producer = Producer({"bootstrap.servers": args.bootstrap, "linger.ms": 5, "acks": 1})
     meta = consumer.list_topics(args.topic, timeout=30).topics[args.topic]
     mine = sorted(p for p in meta.partitions if p % args.instances == args.index)
     ends: dict[int, int] = {}
     if args.bounded:
         for part in mine:
-            ends[part] = consumer.get_watermark_offsets(TopicPartition(args.topic, part),
-                                                        timeout=30)[1]
+            ends[part] = consumer.get_watermark_offsets(
+                TopicPartition(args.topic, part), timeout=30
+            )[1]
     consumer.assign([TopicPartition(args.topic, part, OFFSET_BEGINNING) for part in mine])
     out = Outputs(producer, args)
     tracker = Tracker(TrackingConfig(), out)

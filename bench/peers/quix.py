@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                 for (region, status), n in self.census.items():
                     by_region.setdefault(region, {})[status] = n
                 self.writer.write_region_counts(
-                    {r: region_count_fields(c) for r, c in by_region.items()})
+                    {r: region_count_fields(c) for r, c in by_region.items()}
+                )
 
     def parse(raw: bytes) -> Ping | None:
         import time
@@ -120,9 +121,12 @@ def main(argv: list[str] | None = None) -> int:
 
     state_dir = args.state_dir or tempfile.mkdtemp(prefix="bench-quix-state-")
     app = Application(
-        broker_address=args.bootstrap, consumer_group=args.group_id,
-        auto_offset_reset="earliest", commit_interval=args.commit_interval_s,
-        state_dir=state_dir, loglevel="WARNING",
+        broker_address=args.bootstrap,
+        consumer_group=args.group_id,
+        auto_offset_reset="earliest",
+        commit_interval=args.commit_interval_s,
+        state_dir=state_dir,
+        loglevel="WARNING",
         rocksdb_options=RocksDBOptions(dumps=pickle.dumps, loads=pickle.loads),
     )
     source = app.topic(args.topic, value_deserializer="bytes", key_deserializer="str")
@@ -132,10 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     sdf = sdf.apply(parse).filter(lambda p: p is not None)
     outs = sdf.apply(track, stateful=True, expand=True)
     outs.filter(lambda o: isinstance(o, PositionWrite | CensusDelta)).sink(RedisPositionsSink())
-    outs.filter(lambda o: isinstance(o, AlertEvent)).apply(lambda o: o.to_json()) \
-        .to_topic(alerts)
-    outs.filter(lambda o: isinstance(o, GeofenceTransition)) \
-        .apply(lambda o: orjson.dumps(o.to_dict())).to_topic(fences)
+    outs.filter(lambda o: isinstance(o, AlertEvent)).apply(lambda o: o.to_json()).to_topic(alerts)
+    outs.filter(lambda o: isinstance(o, GeofenceTransition)).apply(
+        lambda o: orjson.dumps(o.to_dict())
+    ).to_topic(fences)
     app.run(timeout=args.idle_stop_s, collect=False)
     return 0
 

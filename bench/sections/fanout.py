@@ -25,11 +25,13 @@ from bench.report import NOT_MEASURED
 from bench.support import Bar, flink_env, python_argv
 from flink_jobs.runtime.affinity import usable_cpus
 
-METHOD = ("`{command}` against the benchmark's Redis: positions XADDed to `stream:positions` "
-          "(not through the tracking job) so the gateway alone is measured; each client "
-          "subscribes to a 1°x1° bbox; latency = arrival at the client - the wall clock stamped "
-          "at XADD; delivered/s counts position frames at all clients; missing at least = expected "
-          "deliveries - received - coalesced, or 0 (totals over all clients: a lower bound).")
+METHOD = (
+    "`{command}` against the benchmark's Redis: positions XADDed to `stream:positions` "
+    "(not through the tracking job) so the gateway alone is measured; each client "
+    "subscribes to a 1°x1° bbox; latency = arrival at the client - the wall clock stamped "
+    "at XADD; delivered/s counts position frames at all clients; missing at least = expected "
+    "deliveries - received - coalesced, or 0 (totals over all clients: a lower bound)."
+)
 
 
 def gateway_cpu_for(cpus: set[int]) -> int | None:
@@ -47,12 +49,17 @@ def run(ctx: Context) -> dict[str, Any]:
     return data
 
 
-def _bench(ctx: Context, duration_s: float, gateway_cpu: int | None, name: str
-           ) -> dict[str, Any]:
+def _bench(ctx: Context, duration_s: float, gateway_cpu: int | None, name: str) -> dict[str, Any]:
     s = ctx.sizes
     ctx.stack.flush_redis()
-    args = ["--clients", str(s.fanout_clients), "--rate", str(s.fanout_rate),
-            "--duration", f"{duration_s:g}"]
+    args = [
+        "--clients",
+        str(s.fanout_clients),
+        "--rate",
+        str(s.fanout_rate),
+        "--duration",
+        f"{duration_s:g}",
+    ]
     if gateway_cpu is not None:
         args += ["--gateway-cpu", str(gateway_cpu)]
     argv = python_argv("ws_gateway.bench", "--redis-url", ctx.stack.redis_url, *args)
@@ -76,8 +83,14 @@ def _bench(ctx: Context, duration_s: float, gateway_cpu: int | None, name: str
         data: dict[str, Any] = json.loads(out)
     except json.JSONDecodeError:
         tail = log_path.read_text(errors="replace")[-1500:]
-        return {"status": NOT_MEASURED,
-                "reason": f"ws_gateway.bench exited {proc.returncode} without results: {tail}"}
-    data.update({"status": "ok",
-                 "method": METHOD.format(command="python -m ws_gateway.bench " + " ".join(args))})
+        return {
+            "status": NOT_MEASURED,
+            "reason": f"ws_gateway.bench exited {proc.returncode} without results: {tail}",
+        }
+    data.update(
+        {
+            "status": "ok",
+            "method": METHOD.format(command="python -m ws_gateway.bench " + " ".join(args)),
+        }
+    )
     return data

@@ -51,8 +51,10 @@ def micro(ctx: Context, n: int, trucks: int) -> list[dict[str, Any]]:
     )
 
     raws = [v for _, _, v, _, _ in generate(n, trucks, 4)]
-    bundles = [encode_bundle([(0, i, r) for i, r in enumerate(raws[k:k + BUNDLE])])
-               for k in range(0, len(raws), BUNDLE)]
+    bundles = [
+        encode_bundle([(0, i, r) for i, r in enumerate(raws[k : k + BUNDLE])])
+        for k in range(0, len(raws), BUNDLE)
+    ]
     now = int(time.time() * 1000)
     cfg, regions, fences = TrackingConfig(), default_regions(), GeofenceIndex.from_file()
     perf = time.perf_counter
@@ -90,27 +92,38 @@ def micro(ctx: Context, n: int, trucks: int) -> list[dict[str, Any]]:
     writer = RedisTruckWriter(ctx.stack.redis_url)
     t0 = perf()
     for start in range(0, len(positions), REDIS_BATCH):
-        writer.write_positions(positions[start:start + REDIS_BATCH])
+        writer.write_positions(positions[start : start + REDIS_BATCH])
     t_redis = perf() - t0
     writer.close()
     ctx.stack.flush_redis()
     k = len(pings)
-    rows = [(f"decode_bundle (a ping out of the JVM's bundle of {BUNDLE})", t_bundle),
-            ("parse_ping (orjson + validation)", t_parse),
-            ("on_ping (arrival: dedup, speed check, upsert)", t_arrive),
-            ("advance (detection of the ping before, on arrival)", t_advance),
-            ("encode_truck (checkpoint write-back, counted once per ping)", t_encode),
-            (f"Redis guarded script, batches of {REDIS_BATCH} (client side + server)", t_redis)]
+    rows = [
+        (f"decode_bundle (a ping out of the JVM's bundle of {BUNDLE})", t_bundle),
+        ("parse_ping (orjson + validation)", t_parse),
+        ("on_ping (arrival: dedup, speed check, upsert)", t_arrive),
+        ("advance (detection of the ping before, on arrival)", t_advance),
+        ("encode_truck (checkpoint write-back, counted once per ping)", t_encode),
+        (f"Redis guarded script, batches of {REDIS_BATCH} (client side + server)", t_redis),
+    ]
     steps: list[dict[str, Any]] = []
     total = 0.0
     for name, secs in rows:
         us = secs * 1e6 / max(1, k)
         total += us
-        steps.append({"step": name, "us_per_ping": round(us, 1),
-                      "rate_per_s": round(1e6 / us) if us else None})
-    steps.append({"step": "sum: the job's own work per ping in one thread",
-                  "us_per_ping": round(total, 1),
-                  "rate_per_s": round(1e6 / total) if total else None})
+        steps.append(
+            {
+                "step": name,
+                "us_per_ping": round(us, 1),
+                "rate_per_s": round(1e6 / us) if us else None,
+            }
+        )
+    steps.append(
+        {
+            "step": "sum: the job's own work per ping in one thread",
+            "us_per_ping": round(total, 1),
+            "rate_per_s": round(1e6 / total) if total else None,
+        }
+    )
     return steps
 
 
@@ -121,45 +134,71 @@ def run(ctx: Context) -> dict[str, Any]:
     ds = ctx.dataset(s.trucks, s.pings)
     log("profile: the whole tracking job, CPU by thread")
     window = ThreadWindow(others=(ctx.stack.procs["redis"].pid,))
-    job = run_consumer(ctx.stack, ds, "fleetpulse p=1", tracking_argv(ctx, ds, 1),
-                       ctx.workdir / "profile", run_timeout_s(ds), on_progress=window)
+    job = run_consumer(
+        ctx.stack,
+        ds,
+        "fleetpulse p=1",
+        tracking_argv(ctx, ds, 1),
+        ctx.workdir / "profile",
+        run_timeout_s(ds),
+        on_progress=window,
+    )
     pings_in_window = window.fraction * ds.pings
-    threads = [{**r, "us_per_ping": round(r["cores"] * window.seconds * 1e6 / pings_in_window, 1)}
-               for r in window.rows] if pings_in_window else []
-    return {"status": "ok" if job.get("status") == "ok" and threads else "failed",
-            "reason": job.get("reason", "" if threads else "no steady-state window measured"),
-            "steps": steps, "job": job, "threads": threads,
-            "window": {"seconds": round(window.seconds, 1), "share": round(window.fraction, 2)},
-            "conclusion": conclude(steps, job, threads),
-            "pings": ds.pings, "trucks": ds.trucks,
-            "method": f"Python steps: {min(s.profile_pings, 100_000):,} pings "
-                      f"({s.profile_trucks:,} trucks) of the benchmark's generator in one thread "
-                      "of the bench process. Threads: the default job (bundled, embedded, p=1) "
-                      f"on {ds.pings:,} pings from {ds.trucks:,} trucks, the CPU of each thread "
-                      "of its processes and of redis-server read from /proc between 25 % and "
-                      "75 % of its progress (`bench/threads.py`)."}
+    threads = (
+        [
+            {**r, "us_per_ping": round(r["cores"] * window.seconds * 1e6 / pings_in_window, 1)}
+            for r in window.rows
+        ]
+        if pings_in_window
+        else []
+    )
+    return {
+        "status": "ok" if job.get("status") == "ok" and threads else "failed",
+        "reason": job.get("reason", "" if threads else "no steady-state window measured"),
+        "steps": steps,
+        "job": job,
+        "threads": threads,
+        "window": {"seconds": round(window.seconds, 1), "share": round(window.fraction, 2)},
+        "conclusion": conclude(steps, job, threads),
+        "pings": ds.pings,
+        "trucks": ds.trucks,
+        "method": f"Python steps: {min(s.profile_pings, 100_000):,} pings "
+        f"({s.profile_trucks:,} trucks) of the benchmark's generator in one thread "
+        "of the bench process. Threads: the default job (bundled, embedded, p=1) "
+        f"on {ds.pings:,} pings from {ds.trucks:,} trucks, the CPU of each thread "
+        "of its processes and of redis-server read from /proc between 25 % and "
+        "75 % of its progress (`bench/threads.py`).",
+    }
 
 
-def conclude(steps: list[dict[str, Any]], job: dict[str, Any],
-             threads: list[dict[str, Any]]) -> str:
+def conclude(
+    steps: list[dict[str, Any]], job: dict[str, Any], threads: list[dict[str, Any]]
+) -> str:
     """The section's reading of its numbers, in words."""
     total = steps[-1]["us_per_ping"]
-    own = (f"Our own work, measured alone in one thread, is {total:.0f} µs per ping (at most "
-           f"{1e6 / total:,.0f} pings/s)")
+    own = (
+        f"Our own work, measured alone in one thread, is {total:.0f} µs per ping (at most "
+        f"{1e6 / total:,.0f} pings/s)"
+    )
     if job.get("status") != "ok" or not threads:
         return own + f"; the job run was not measured: {str(job.get('reason', ''))[:300]}"
 
     def cores(prefix: str, process: str = "java") -> float:
-        return sum(r["cores"] for r in threads
-                   if r["process"] == process and str(r["threads"]).startswith(prefix))
+        return sum(
+            r["cores"]
+            for r in threads
+            if r["process"] == process and str(r["threads"]).startswith(prefix)
+        )
 
     truck, writer = cores("truck-state"), cores("redis-positions")
     redis = sum(r["cores"] for r in threads if r["process"] == "redis-server")
     total_cores = sum(r["cores"] for r in threads)
-    return (own + f". The job ran at {job['rate']:,} pings/s. In its steady state its "
-            f"processes and Redis used {total_cores:.2f} of the machine's cores: the truck "
-            f"function's task thread {truck:.2f} and the Redis writer thread {writer:.2f}, "
-            f"both Python under one interpreter lock ({truck + writer:.2f} of the one core an "
-            f"interpreter can use), and redis-server {redis:.2f}. The truck thread's time "
-            "includes its JVM side (records in and out of pemja, timers, state) besides the "
-            "Python steps above.")
+    return (
+        own + f". The job ran at {job['rate']:,} pings/s. In its steady state its "
+        f"processes and Redis used {total_cores:.2f} of the machine's cores: the truck "
+        f"function's task thread {truck:.2f} and the Redis writer thread {writer:.2f}, "
+        f"both Python under one interpreter lock ({truck + writer:.2f} of the one core an "
+        f"interpreter can use), and redis-server {redis:.2f}. The truck thread's time "
+        "includes its JVM side (records in and out of pemja, timers, state) besides the "
+        "Python steps above."
+    )

@@ -23,16 +23,21 @@ def run(ctx: Context) -> dict[str, Any]:
             runs.append({**reuse, "note": "same run as the throughput section"})
             continue
         pings = max(s.pings, trucks)
-        runs.append(fleetpulse_run(ctx, ctx.dataset(trucks, pings), p,
-                                   cap_s=s.scaling_time_box_s))
-    return {"status": "ok", "runs": runs,
-            "method": f"The tracking job at parallelism {p} (bounded) on {s.pings:,} pings "
-                      "(at least one per truck) from each fleet size, same generator. Job "
-                      "max RSS is the Python process (/usr/bin/time -v); tree peak adds its "
-                      "JVM (sampled from /proc); Redis used memory after the run. Truck state "
-                      "grows with the fleet: the job holds it as Python objects (in the JVM's "
-                      "process: thread mode) and as compact JSON in Flink's heap state."
-                      + (f" Runs are stopped {s.scaling_time_box_s:.0f} s after their first "
-                         "write (time box): such a row is `partial`, its rate taken over what "
-                         "it processed and its memory holding only the trucks seen by then."
-                         if s.scaling_time_box_s else "")}
+        runs.append(fleetpulse_run(ctx, ctx.dataset(trucks, pings), p, cap_s=s.scaling_time_box_s))
+    return {
+        "status": "ok",
+        "runs": runs,
+        "method": f"The tracking job at parallelism {p} (bounded) on {s.pings:,} pings "
+        "(at least one per truck) from each fleet size, same generator. Job "
+        "max RSS is the Python process (/usr/bin/time -v); tree peak adds its "
+        "JVM (sampled from /proc); Redis used memory after the run. Truck state "
+        "grows with the fleet: the job holds it as Python objects (in the JVM's "
+        "process: thread mode) and as compact JSON in Flink's heap state."
+        + (
+            f" Runs are stopped {s.scaling_time_box_s:.0f} s after their first "
+            "write (time box): such a row is `partial`, its rate taken over what "
+            "it processed and its memory holding only the trucks seen by then."
+            if s.scaling_time_box_s
+            else ""
+        ),
+    }

@@ -24,12 +24,28 @@ def tracking_args(ctx: Context, ds: Dataset, parallelism: int, cpus: str = "") -
     10,000 trucks' state already exceeds, and the job then restarts over and over)."""
     t = ctx.stack.topics
     group = unique_group("bench-tracking")
-    return ["--bootstrap", ctx.stack.bootstrap, "--redis-url", ctx.stack.redis_url,
-            "--gps-topic", ds.topic, "--alerts-topic", t.alerts,
-            "--geofence-topic", t.geofence_events, "--dlq-topic", t.dlq, "--group-id", group,
-            "--checkpoint-dir", str(ctx.workdir / "checkpoints" / group),
-            "--bounded", "--parallelism", str(parallelism),
-            *(["--cpus", cpus] if cpus else [])]
+    return [
+        "--bootstrap",
+        ctx.stack.bootstrap,
+        "--redis-url",
+        ctx.stack.redis_url,
+        "--gps-topic",
+        ds.topic,
+        "--alerts-topic",
+        t.alerts,
+        "--geofence-topic",
+        t.geofence_events,
+        "--dlq-topic",
+        t.dlq,
+        "--group-id",
+        group,
+        "--checkpoint-dir",
+        str(ctx.workdir / "checkpoints" / group),
+        "--bounded",
+        "--parallelism",
+        str(parallelism),
+        *(["--cpus", cpus] if cpus else []),
+    ]
 
 
 def tracking_argv(ctx: Context, ds: Dataset, parallelism: int, cpus: str = "") -> list[str]:
@@ -39,41 +55,73 @@ def tracking_argv(ctx: Context, ds: Dataset, parallelism: int, cpus: str = "") -
 
 def plain_argv(ctx: Context, ds: Dataset) -> list[str]:
     t = ctx.stack.topics
-    return python_argv("bench.peers.plain", "--bootstrap", ctx.stack.bootstrap,
-                       "--redis-url", ctx.stack.redis_url, "--topic", ds.topic,
-                       "--alerts-topic", t.alerts, "--geofence-topic", t.geofence_events,
-                       "--dlq-topic", t.dlq, "--group-id", unique_group("bench-plain"),
-                       "--bounded")
+    return python_argv(
+        "bench.peers.plain",
+        "--bootstrap",
+        ctx.stack.bootstrap,
+        "--redis-url",
+        ctx.stack.redis_url,
+        "--topic",
+        ds.topic,
+        "--alerts-topic",
+        t.alerts,
+        "--geofence-topic",
+        t.geofence_events,
+        "--dlq-topic",
+        t.dlq,
+        "--group-id",
+        unique_group("bench-plain"),
+        "--bounded",
+    )
 
 
 def quix_argv(ctx: Context, ds: Dataset) -> list[str]:
     t = ctx.stack.topics
-    return python_argv("bench.peers.quix", "--bootstrap", ctx.stack.bootstrap,
-                       "--redis-url", ctx.stack.redis_url, "--topic", ds.topic,
-                       "--alerts-topic", t.alerts, "--geofence-topic", t.geofence_events,
-                       "--group-id", unique_group("bench-quix"),
-                       "--state-dir", str(ctx.workdir / unique_group("quix-state")),
-                       python=ctx.quix_python)
+    return python_argv(
+        "bench.peers.quix",
+        "--bootstrap",
+        ctx.stack.bootstrap,
+        "--redis-url",
+        ctx.stack.redis_url,
+        "--topic",
+        ds.topic,
+        "--alerts-topic",
+        t.alerts,
+        "--geofence-topic",
+        t.geofence_events,
+        "--group-id",
+        unique_group("bench-quix"),
+        "--state-dir",
+        str(ctx.workdir / unique_group("quix-state")),
+        python=ctx.quix_python,
+    )
 
 
 def run_timeout_s(ds: Dataset) -> float:
     return max(600.0, ds.pings / 500)
 
 
-def fleetpulse_run(ctx: Context, ds: Dataset, parallelism: int,
-                   cap_s: float | None = None, cpus: str = "") -> dict[str, Any]:
+def fleetpulse_run(
+    ctx: Context, ds: Dataset, parallelism: int, cap_s: float | None = None, cpus: str = ""
+) -> dict[str, Any]:
     """The job embedded; with ``cpus`` (``--cpus``) its process and JVM pinned to them."""
     name = f"fleetpulse p={parallelism}" + (f", pinned to CPU {cpus}" if cpus else "")
     log(f"throughput: {name} on {ds.topic}")
-    row = run_consumer(ctx.stack, ds, name, tracking_argv(ctx, ds, parallelism, cpus),
-                       ctx.workdir / "throughput", run_timeout_s(ds), cap_s=cap_s)
+    row = run_consumer(
+        ctx.stack,
+        ds,
+        name,
+        tracking_argv(ctx, ds, parallelism, cpus),
+        ctx.workdir / "throughput",
+        run_timeout_s(ds),
+        cap_s=cap_s,
+    )
     row.setdefault("note", "tracking job, embedded MiniCluster, thread mode, bounded")
     row.update(parallelism=parallelism, taskmanagers=0, pinned=bool(cpus))
     return row
 
 
-def cluster_run(ctx: Context, ds: Dataset, taskmanagers: int, pin: bool = False
-                ) -> dict[str, Any]:
+def cluster_run(ctx: Context, ds: Dataset, taskmanagers: int, pin: bool = False) -> dict[str, Any]:
     """The job submitted with `flink run -py` to a standalone cluster of ``taskmanagers``
     TaskManager processes with one slot each, at that parallelism: one Python interpreter
     (one interpreter lock) per parallel instance, where a MiniCluster shares one. ``pin``:
@@ -82,44 +130,78 @@ def cluster_run(ctx: Context, ds: Dataset, taskmanagers: int, pin: bool = False
     from fleetpulse.services.flink_cluster import StandaloneCluster
     from fleetpulse.waiting import free_port
 
-    name = f"fleetpulse p={taskmanagers}, {taskmanagers} TaskManagers" + \
-        (", one CPU each" if pin else "")
+    name = f"fleetpulse p={taskmanagers}, {taskmanagers} TaskManagers" + (
+        ", one CPU each" if pin else ""
+    )
     log(f"throughput: {name} on {ds.topic}")
-    cluster = StandaloneCluster(ctx.workdir / unique_group("flink-cluster"),
-                                rest_port=free_port(), rpc_port=free_port(),
-                                taskmanagers=taskmanagers, slots_per_taskmanager=1,
-                                pin_taskmanagers=pin)
+    cluster = StandaloneCluster(
+        ctx.workdir / unique_group("flink-cluster"),
+        rest_port=free_port(),
+        rpc_port=free_port(),
+        taskmanagers=taskmanagers,
+        slots_per_taskmanager=1,
+        pin_taskmanagers=pin,
+    )
     try:
         cluster.start()
-        argv = submit_argv(cluster.rest_url, "flink_jobs.tracking.job",
-                           tracking_args(ctx, ds, taskmanagers), detached=False)
-        row = run_consumer(ctx.stack, ds, name, argv, ctx.workdir / "throughput",
-                           run_timeout_s(ds), env=flink_env(), also_measured=cluster.pids())
+        argv = submit_argv(
+            cluster.rest_url,
+            "flink_jobs.tracking.job",
+            tracking_args(ctx, ds, taskmanagers),
+            detached=False,
+        )
+        row = run_consumer(
+            ctx.stack,
+            ds,
+            name,
+            argv,
+            ctx.workdir / "throughput",
+            run_timeout_s(ds),
+            env=flink_env(),
+            also_measured=cluster.pids(),
+        )
     except Exception as exc:  # noqa: BLE001 - a failed run is a row, the report goes on
         row = {"name": name, "status": "failed", "reason": str(exc)[-1500:]}
     finally:
         cluster.stop()
-    row.setdefault("note", "tracking job, `flink run -py` on a standalone cluster from the "
-                           "wheel, one slot per TaskManager, thread mode, bounded; CPU and "
-                           "memory include the JobManager and TaskManagers")
+    row.setdefault(
+        "note",
+        "tracking job, `flink run -py` on a standalone cluster from the "
+        "wheel, one slot per TaskManager, thread mode, bounded; CPU and "
+        "memory include the JobManager and TaskManagers",
+    )
     row.update(parallelism=taskmanagers, taskmanagers=taskmanagers, pinned=pin)
     return row
 
 
 def run_peers(ctx: Context, ds: Dataset) -> tuple[dict[str, Any], dict[str, Any]]:
     log("throughput: plain Python consumer")
-    plain = run_consumer(ctx.stack, ds, "plain Python", plain_argv(ctx, ds),
-                         ctx.workdir / "throughput", run_timeout_s(ds))
+    plain = run_consumer(
+        ctx.stack,
+        ds,
+        "plain Python",
+        plain_argv(ctx, ds),
+        ctx.workdir / "throughput",
+        run_timeout_s(ds),
+    )
     plain["note"] = "confluent-kafka consumer, same udfs + Redis script, 1 process"
     if ctx.quix_python:
         log("throughput: Quix Streams")
-        quix = run_consumer(ctx.stack, ds, "Quix Streams", quix_argv(ctx, ds),
-                            ctx.workdir / "throughput", run_timeout_s(ds))
+        quix = run_consumer(
+            ctx.stack,
+            ds,
+            "Quix Streams",
+            quix_argv(ctx, ds),
+            ctx.workdir / "throughput",
+            run_timeout_s(ds),
+        )
         quix["note"] = "quixstreams Application, RocksDB state + changelog, 1 process"
     else:
-        quix = {"name": "Quix Streams", "status": NOT_MEASURED,
-                "reason": "quixstreams is not importable by any interpreter given "
-                          "(--quix-python)"}
+        quix = {
+            "name": "Quix Streams",
+            "status": NOT_MEASURED,
+            "reason": "quixstreams is not importable by any interpreter given (--quix-python)",
+        }
     return plain, quix
 
 
@@ -156,28 +238,43 @@ def run(ctx: Context) -> dict[str, Any]:
     for peer in (plain, quix):
         if best and peer.get("status") == "ok":
             ratios[peer["name"]] = ratio(best["rate"], peer["rate"])
-    pin_ratios = {b["name"]: ratio(b["rate"], a["rate"]) for a, b in pinned
-                  if a["status"] == "ok" and b["status"] == "ok"}
-    return {"status": "ok" if ours else NOT_MEASURED,
-            "reason": "" if ours else "no fleetpulse run completed: "
-                      + "; ".join(str(r.get("reason", ""))[:300] for r in runs[:2]),
-            "pings": ds.pings, "trucks": ds.trucks, "topic": ds.topic,
-            "partitions": ds.partitions, "bytes_per_ping": round(ds.bytes_per_ping),
-            "runs": runs, "best": best, "ratios": ratios, "pin_ratios": pin_ratios,
-            "notes": ["Start-up (JVM, MiniCluster, Python workers, Kafka group join) is not "
-                      "in the rate; it is the start-up column.",
-                      "CPU µs/ping: user+system CPU of the consumer's whole process tree "
-                      "(JVM included, sampled from /proc every 0.5 s) between its first and "
-                      "last position, divided by the pings (`cpu_s_whole_run` in the JSON "
-                      "includes start-up).",
-                      "Kafka and Redis share the same 2 cores with the consumer under test.",
-                      "Pinned rows: the same job with its JVM pinned (the embedded one with "
-                      "`--cpus`, the cluster's TaskManagers to a CPU each with `fleetpulse "
-                      "cluster start --pin-taskmanagers`), run right after the unpinned one; "
-                      "`pin_ratios` is pinned rate / unpinned rate. A TaskManager's Python "
-                      "operators share one interpreter lock, and handing it between threads "
-                      "on different cores costs context switches across cores "
-                      "(flink_jobs/runtime/affinity.py).",
-                      "Durability differs: the job checkpoints its state (filesystem, every "
-                      "10 s), Quix Streams keeps it in RocksDB with a changelog topic, the "
-                      "plain consumer keeps it in a dict and loses it on a crash."]}
+    pin_ratios = {
+        b["name"]: ratio(b["rate"], a["rate"])
+        for a, b in pinned
+        if a["status"] == "ok" and b["status"] == "ok"
+    }
+    return {
+        "status": "ok" if ours else NOT_MEASURED,
+        "reason": ""
+        if ours
+        else "no fleetpulse run completed: "
+        + "; ".join(str(r.get("reason", ""))[:300] for r in runs[:2]),
+        "pings": ds.pings,
+        "trucks": ds.trucks,
+        "topic": ds.topic,
+        "partitions": ds.partitions,
+        "bytes_per_ping": round(ds.bytes_per_ping),
+        "runs": runs,
+        "best": best,
+        "ratios": ratios,
+        "pin_ratios": pin_ratios,
+        "notes": [
+            "Start-up (JVM, MiniCluster, Python workers, Kafka group join) is not "
+            "in the rate; it is the start-up column.",
+            "CPU µs/ping: user+system CPU of the consumer's whole process tree "
+            "(JVM included, sampled from /proc every 0.5 s) between its first and "
+            "last position, divided by the pings (`cpu_s_whole_run` in the JSON "
+            "includes start-up).",
+            "Kafka and Redis share the same 2 cores with the consumer under test.",
+            "Pinned rows: the same job with its JVM pinned (the embedded one with "
+            "`--cpus`, the cluster's TaskManagers to a CPU each with `fleetpulse "
+            "cluster start --pin-taskmanagers`), run right after the unpinned one; "
+            "`pin_ratios` is pinned rate / unpinned rate. A TaskManager's Python "
+            "operators share one interpreter lock, and handing it between threads "
+            "on different cores costs context switches across cores "
+            "(flink_jobs/runtime/affinity.py).",
+            "Durability differs: the job checkpoints its state (filesystem, every "
+            "10 s), Quix Streams keeps it in RocksDB with a changelog topic, the "
+            "plain consumer keeps it in a dict and loses it on a crash.",
+        ],
+    }

@@ -33,8 +33,14 @@ def embedded_job_argv(module: str, args: list[str]) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
-def submit_argv(flink_url: str, module: str, args: list[str], detached: bool = True,
-                python: str = sys.executable, root: Path = PROJECT_ROOT) -> list[str]:
+def submit_argv(
+    flink_url: str,
+    module: str,
+    args: list[str],
+    detached: bool = True,
+    python: str = sys.executable,
+    root: Path = PROJECT_ROOT,
+) -> list[str]:
     """`flink run -py` of a job module against the cluster at ``flink_url`` (host:port); the
     module's file and the interpreter are this checkout's unless ``root`` and ``python`` say
     otherwise (a benchmark of another revision)."""
@@ -42,8 +48,15 @@ def submit_argv(flink_url: str, module: str, args: list[str], detached: bool = T
     argv = [str(flink_cli()), "run", "-m", target]
     if detached:
         argv.append("-d")
-    argv += ["-py", str(job_module_path(module, root)), "-pyexec", python,
-             "-pyclientexec", python, *args]
+    argv += [
+        "-py",
+        str(job_module_path(module, root)),
+        "-pyexec",
+        python,
+        "-pyclientexec",
+        python,
+        *args,
+    ]
     return argv
 
 
@@ -51,14 +64,20 @@ def flink_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("FLINK_HOME", str(pyflink_home()))
     env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
+        p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
+    )
     return env
 
 
 def submit(flink_url: str, module: str, args: list[str], timeout_s: float = 300) -> str:
     """Submit detached; returns the job id `flink run` printed."""
-    proc = subprocess.run(submit_argv(flink_url, module, args), env=flink_env(),
-                          capture_output=True, text=True, timeout=timeout_s)
+    proc = subprocess.run(
+        submit_argv(flink_url, module, args),
+        env=flink_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
     out = proc.stdout + proc.stderr
     for line in out.splitlines():
         if "JobID" in line or "Job has been submitted with JobID" in line:
@@ -76,6 +95,7 @@ def jobs_overview(base_url: str) -> list[dict[str, Any]]:
 
 
 def cancel(base_url: str, job_id: str) -> None:
-    req = urllib.request.Request(f"{base_url.rstrip('/')}/jobs/{job_id}?mode=cancel",
-                                 method="PATCH")
+    req = urllib.request.Request(
+        f"{base_url.rstrip('/')}/jobs/{job_id}?mode=cancel", method="PATCH"
+    )
     urllib.request.urlopen(req, timeout=10).read()

@@ -94,8 +94,10 @@ class StandaloneCluster:
         from flink_jobs.runtime.jars import prometheus_reporter_jar
 
         lib = self.work_dir / "lib"
-        jars = [*(pyflink_home() / "lib").glob("*.jar"),
-                *(pyflink_home() / "opt").glob("flink-python-*.jar")]
+        jars = [
+            *(pyflink_home() / "lib").glob("*.jar"),
+            *(pyflink_home() / "opt").glob("flink-python-*.jar"),
+        ]
         reporter = prometheus_reporter_jar()
         if reporter is not None:
             jars.append(reporter)
@@ -108,8 +110,14 @@ class StandaloneCluster:
         """Run one of Flink's scripts; with ``cpus`` the daemon it starts inherits them."""
         script = pyflink_home() / "bin" / name
         pin = functools.partial(os.sched_setaffinity, 0, cpus) if cpus else None
-        proc = subprocess.run(["bash", str(script), *args], env=self.env(), capture_output=True,
-                              text=True, timeout=120, preexec_fn=pin)
+        proc = subprocess.run(
+            ["bash", str(script), *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            preexec_fn=pin,
+        )
         if proc.returncode != 0:
             raise PlatformError(f"{name} {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
 
@@ -122,8 +130,9 @@ class StandaloneCluster:
                 shutil.copy(f, self.conf_dir / f.name)
         (self.conf_dir / "config.yaml").write_text(yaml.safe_dump(self._config()))
         self._script("jobmanager.sh", "start")
-        placement = one_cpu_each(self.taskmanagers) if self.pin_taskmanagers \
-            else [None] * self.taskmanagers
+        placement = (
+            one_cpu_each(self.taskmanagers) if self.pin_taskmanagers else [None] * self.taskmanagers
+        )
         for cpus in placement:
             self._script("taskmanager.sh", "start", cpus=cpus)
 
@@ -133,8 +142,7 @@ class StandaloneCluster:
             overview = rest_get(self.rest_url, "/overview")
             return int(overview.get("taskmanagers", 0)) >= self.taskmanagers
 
-        wait_until(ready, timeout_s, f"Flink standalone cluster on {self.rest_url}",
-                   interval_s=0.5)
+        wait_until(ready, timeout_s, f"Flink standalone cluster on {self.rest_url}", interval_s=0.5)
 
     def pids(self) -> dict[str, int]:
         """The cluster's processes by role (``jobmanager``, ``taskmanager-1``, ...), from the

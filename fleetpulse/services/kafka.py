@@ -190,15 +190,19 @@ def create_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> None:
         wanted = sorted({s.name for s in specs})
         # Listed is not usable: until each partition has a leader, a producer gets
         # NotLeaderForPartition and a consumer group may be assigned nothing for the topic.
-        wait_until(lambda: topics_ready(admin.describe_topics(wanted), wanted), 30,
-                   f"topics {wanted} with a leader for every partition")
+        wait_until(
+            lambda: topics_ready(admin.describe_topics(wanted), wanted),
+            30,
+            f"topics {wanted} with a leader for every partition",
+        )
     finally:
         admin.close()
 
 
 @contextlib.contextmanager
-def given_or_private_broker(bootstrap: str | None, specs: Iterable[TopicSpec] = ()
-                            ) -> Iterator[str]:
+def given_or_private_broker(
+    bootstrap: str | None, specs: Iterable[TopicSpec] = ()
+) -> Iterator[str]:
     """The benchmarks' broker: ``bootstrap`` when given (``--bootstrap``), else one of their
     own on free loopback ports with ``specs`` created, stopped and deleted afterwards."""
     if bootstrap:

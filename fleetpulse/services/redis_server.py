@@ -25,15 +25,22 @@ class RedisServer:
         exe = shutil.which("redis-server")
         if exe is None:
             raise PlatformError(
-                "redis-server not found: run ./dev.sh setup (installs Debian's package)")
+                "redis-server not found: run ./dev.sh setup (installs Debian's package)"
+            )
         argv = [
             exe,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.data_dir),
-            "--daemonize", "no",
-            "--protected-mode", "yes",
-            "--appendonly", "no",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--appendonly",
+            "no",
         ]
         # Snapshots keep the live picture across a restart of `up`; tests run without them.
         argv += ["--save", "60 1000"] if self.persist else ["--save", ""]

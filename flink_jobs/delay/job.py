@@ -128,11 +128,19 @@ def parse_options(argv: list[str]) -> tuple[DelayOptions, list[str]]:
     p.add_argument("--at-risk-min-speed-kph", type=float, default=d.at_risk_min_speed_kph)
     p.add_argument("--at-risk-margin-s", type=int, default=d.at_risk_margin_s)
     p.add_argument("--retain-after-delivery-s", type=int, default=d.retain_after_delivery_s)
-    p.add_argument("--expire-after-promise-s", type=int, default=d.expire_after_promise_s,
-                   help="forget a never-delivered shipment this long after its promise or "
-                        "last scan, whichever is later, resolving its incidents")
-    p.add_argument("--max-scans-per-shipment", type=int, default=d.max_scans_per_shipment,
-                   help="scans (and scan ids, for duplicates) a shipment's state holds")
+    p.add_argument(
+        "--expire-after-promise-s",
+        type=int,
+        default=d.expire_after_promise_s,
+        help="forget a never-delivered shipment this long after its promise or "
+        "last scan, whichever is later, resolving its incidents",
+    )
+    p.add_argument(
+        "--max-scans-per-shipment",
+        type=int,
+        default=d.max_scans_per_shipment,
+        help="scans (and scan ids, for duplicates) a shipment's state holds",
+    )
     p.add_argument("--fix-interval-s", type=int, default=FeedConfig().fix_interval_s)
     p.add_argument("--no-at-risk", action="store_true")
     ns, rest = p.parse_known_args(argv)
@@ -144,17 +152,25 @@ def parse_options(argv: list[str]) -> tuple[DelayOptions, list[str]]:
 
 
 def _delay_config(ns: argparse.Namespace) -> DelayConfig:
-    return DelayConfig(stuck_after_s=ns.stuck_after_s, no_scan_after_s=ns.no_scan_after_s,
-                      failed_attempts_within_s=ns.attempts_within_s,
-                      at_risk_min_speed_kph=ns.at_risk_min_speed_kph,
-                      at_risk_margin_s=ns.at_risk_margin_s,
-                      retain_after_delivery_s=ns.retain_after_delivery_s,
-                      expire_after_promise_s=ns.expire_after_promise_s,
-                      max_scans_per_shipment=ns.max_scans_per_shipment)
+    return DelayConfig(
+        stuck_after_s=ns.stuck_after_s,
+        no_scan_after_s=ns.no_scan_after_s,
+        failed_attempts_within_s=ns.attempts_within_s,
+        at_risk_min_speed_kph=ns.at_risk_min_speed_kph,
+        at_risk_margin_s=ns.at_risk_margin_s,
+        retain_after_delivery_s=ns.retain_after_delivery_s,
+        expire_after_promise_s=ns.expire_after_promise_s,
+        max_scans_per_shipment=ns.max_scans_per_shipment,
+    )
 
 
-def build(t_env: StreamTableEnvironment, scans: KeyedStream, pings: DataStream | None,
-          settings: JobSettings, opts: DelayOptions) -> dict[str, DataStream]:
+def build(
+    t_env: StreamTableEnvironment,
+    scans: KeyedStream,
+    pings: DataStream | None,
+    settings: JobSettings,
+    opts: DelayOptions,
+) -> dict[str, DataStream]:
     """The job as a function of its sources: ``scans`` (RAW_RECORD rows keyed by Kafka
     partition, with the source's watermarks: :func:`read_scans`) and optionally ``pings``
     (RAW_RECORD rows of `fleet.gps`). Returns the streams of each sink: ``alerts`` and ``dlq``
@@ -162,34 +178,57 @@ def build(t_env: StreamTableEnvironment, scans: KeyedStream, pings: DataStream |
     # The region index is built here, in the client, and shipped with the function: importing
     # geopandas inside thread-mode operators while others open or close hangs the embedded
     # interpreter (the tracking job found the same).
-    cfg = opts.cfg if opts.cfg.region_of is not default_region_of else \
-        replace(opts.cfg, region_of=default_regions().region_of)
+    cfg = (
+        opts.cfg
+        if opts.cfg.region_of is not default_region_of
+        else replace(opts.cfg, region_of=default_regions().region_of)
+    )
     feed = pings is not None and opts.at_risk
-    parsed = scans.process(ParseScans(settings.scans_topic, feed,
-                                      settings.max_record_age_s * 1000), output_type=PICKLED) \
-        .name("parse-scans").uid("parse-scans")
+    parsed = (
+        scans.process(
+            ParseScans(settings.scans_topic, feed, settings.max_record_age_s * 1000),
+            output_type=PICKLED,
+        )
+        .name("parse-scans")
+        .uid("parse-scans")
+    )
     inputs = parsed.union(attempts_matches(t_env, parsed.get_side_output(CEP_TAG), cfg))
     if feed:
         assert pings is not None
-        valid_pings = pings.process(ParsePings(), output_type=Types.PICKLED_BYTE_ARRAY()) \
-            .name("parse-pings").uid("parse-pings")
-        fixes = (valid_pings.connect(parsed.get_side_output(ASSIGN_TAG))
-                 .key_by(lambda p: p[0], lambda a: a[0], key_type=Types.STRING())
-                 .process(TruckFeedFunction(opts.feed, settings), output_type=PICKLED)
-                 .name("truck-feed").uid("truck-feed"))
+        valid_pings = (
+            pings.process(ParsePings(), output_type=Types.PICKLED_BYTE_ARRAY())
+            .name("parse-pings")
+            .uid("parse-pings")
+        )
+        fixes = (
+            valid_pings.connect(parsed.get_side_output(ASSIGN_TAG))
+            .key_by(lambda p: p[0], lambda a: a[0], key_type=Types.STRING())
+            .process(TruckFeedFunction(opts.feed, settings), output_type=PICKLED)
+            .name("truck-feed")
+            .uid("truck-feed")
+        )
         inputs = inputs.union(fixes)
-    shipments = (inputs.key_by(lambda e: e.shipment_id, key_type=Types.STRING())
-                 .process(ShipmentFunction(settings, cfg), output_type=PICKLED)
-                 .name("shipment-state").uid("shipment-state"))
-    return {"alerts": shipments.get_side_output(ALERT_TAG),
-            "dlq": parsed.get_side_output(DLQ_TAG),
-            "effects": shipments}
+    shipments = (
+        inputs.key_by(lambda e: e.shipment_id, key_type=Types.STRING())
+        .process(ShipmentFunction(settings, cfg), output_type=PICKLED)
+        .name("shipment-state")
+        .uid("shipment-state")
+    )
+    return {
+        "alerts": shipments.get_side_output(ALERT_TAG),
+        "dlq": parsed.get_side_output(DLQ_TAG),
+        "effects": shipments,
+    }
 
 
 def attach_redis(effects: DataStream, settings: JobSettings) -> None:
     shards = writer_shards(settings)
-    (effects.key_by(lambda e: shard_of(e.shipment_id, shards), key_type=Types.INT())
-     .process(DelayRedisFunction(settings)).name("redis-delays").uid("redis-delays"))
+    (
+        effects.key_by(lambda e: shard_of(e.shipment_id, shards), key_type=Types.INT())
+        .process(DelayRedisFunction(settings))
+        .name("redis-delays")
+        .uid("redis-delays")
+    )
 
 
 def read_scans(t_env: StreamTableEnvironment, settings: JobSettings) -> KeyedStream:
@@ -204,8 +243,7 @@ def read_scans(t_env: StreamTableEnvironment, settings: JobSettings) -> KeyedStr
     records. Watermarks are emitted per record so a checkpoint never holds records without
     their watermark.
     """
-    kafka_raw_table(t_env, settings, settings.scans_topic, "scans_kafka",
-                    watermark_per_record=True)
+    kafka_raw_table(t_env, settings, settings.scans_topic, "scans_kafka", watermark_per_record=True)
     return keyed_by_sql(t_env, "scans_kafka", PARTITION_KEY_SQL, RAW_RECORD)
 
 
@@ -213,8 +251,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     opts, rest = parse_options(list(sys.argv[1:] if argv is None else argv))
     # Alerts are the product here: short network-buffer flushes (see docs/delay.md).
-    settings = parse_settings(rest, JOB_NAME, buffer_timeout_ms=10,
-                              max_record_age_s=DEFAULT_MAX_SCAN_AGE_S)
+    settings = parse_settings(
+        rest, JOB_NAME, buffer_timeout_ms=10, max_record_age_s=DEFAULT_MAX_SCAN_AGE_S
+    )
     execute(job(settings, opts), JOB_NAME, settings)
 
 
@@ -222,13 +261,17 @@ def job(settings: JobSettings, opts: DelayOptions) -> StreamExecutionEnvironment
     """The whole job, sources to sinks, in a new environment, ready to execute."""
     env, t_env = create_environment(settings, JOB_NAME)
     scans = read_scans(t_env, settings)
-    pings = kafka_raw_source(t_env, settings, settings.gps_topic, "gps_source") \
-        if opts.at_risk else None
+    pings = (
+        kafka_raw_source(t_env, settings, settings.gps_topic, "gps_source")
+        if opts.at_risk
+        else None
+    )
     outputs = build(t_env, scans, pings, settings, opts)
     attach_redis(outputs["effects"], settings)
-    attach_sinks(t_env, {
-        kafka_text_sink(t_env, settings, settings.alerts_topic, "alerts_sink"): outputs["alerts"],
-    })
+    attach_sinks(
+        t_env,
+        {kafka_text_sink(t_env, settings, settings.alerts_topic, "alerts_sink"): outputs["alerts"]},
+    )
     dead_letter_sink(env, outputs["dlq"], settings)
     return env
 

@@ -21,8 +21,10 @@ DLQ_TAG = OutputTag("dlq", KEYED_TEXT)
 ASSIGN_TAG = OutputTag("assignments", Types.PICKLED_BYTE_ARRAY())
 
 # Validated scans as the MATCH_RECOGNIZE view reads them (CEP sees no rejected record).
-CEP_ROW = Types.ROW_NAMED(["shipment_id", "scan_type", "scan_id", "ts"],
-                          [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG()])
+CEP_ROW = Types.ROW_NAMED(
+    ["shipment_id", "scan_type", "scan_id", "ts"],
+    [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG()],
+)
 CEP_TAG = OutputTag("cep-scans", CEP_ROW)
 # Scans are parsed keyed by their Kafka partition, read in the JVM (flink_jobs.runtime.jvm_keying).
 PARTITION_KEY_SQL = "CAST(`partition` AS STRING)"
@@ -39,8 +41,9 @@ class ParseScans(KeyedProcessFunction):
     state, checkpointed, and a partition's records arrive in order, so a restored job judges
     every record it reads again as the stopped one did."""
 
-    def __init__(self, topic: str, assignments: bool, max_age_ms: int,
-                 clock: Clock = wall_clock_ms) -> None:
+    def __init__(
+        self, topic: str, assignments: bool, max_age_ms: int, clock: Clock = wall_clock_ms
+    ) -> None:
         self.topic = topic
         self.assignments = assignments
         self.max_age_ms = max_age_ms
@@ -68,8 +71,15 @@ class ParseScans(KeyedProcessFunction):
         yield result
         yield CEP_TAG, Row(result.shipment_id, result.type.value, result.scan_id, result.ts)
         if self.assignments and result.truck_id:
-            yield ASSIGN_TAG, (result.truck_id, result.shipment_id, result.ts,
-                               result.type is not ScanType.DELIVERED)
+            yield (
+                ASSIGN_TAG,
+                (
+                    result.truck_id,
+                    result.shipment_id,
+                    result.ts,
+                    result.type is not ScanType.DELIVERED,
+                ),
+            )
 
 
 class ParsePings(ProcessFunction):

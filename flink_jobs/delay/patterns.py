@@ -11,22 +11,28 @@ from udfs.shipment_state import AttemptsMatch, DelayConfig
 PICKLED = Types.PICKLED_BYTE_ARRAY()
 
 
-def attempts_matches(t_env: StreamTableEnvironment, scans: DataStream, cfg: DelayConfig
-                     ) -> DataStream:
+def attempts_matches(
+    t_env: StreamTableEnvironment, scans: DataStream, cfg: DelayConfig
+) -> DataStream:
     """``delivery_attempts_failed`` by Flink CEP: two failed attempts (distinct scans) of one
     shipment within the window, whatever happens in between, as AttemptsMatch objects.
 
     ``scans`` are the validated scans (CEP_ROW), with the source's watermarks: the pattern never
     sees a record that validation rejected."""
-    t_env.create_temporary_view("valid_scans", t_env.from_data_stream(
-        scans, Schema.new_builder()
-        .column("shipment_id", DataTypes.STRING())
-        .column("scan_type", DataTypes.STRING())
-        .column("scan_id", DataTypes.STRING())
-        .column("ts", DataTypes.BIGINT())
-        .column_by_expression("rowtime", "TO_TIMESTAMP_LTZ(`ts`, 3)")
-        .watermark("rowtime", "SOURCE_WATERMARK()")
-        .build()))
+    t_env.create_temporary_view(
+        "valid_scans",
+        t_env.from_data_stream(
+            scans,
+            Schema.new_builder()
+            .column("shipment_id", DataTypes.STRING())
+            .column("scan_type", DataTypes.STRING())
+            .column("scan_id", DataTypes.STRING())
+            .column("ts", DataTypes.BIGINT())
+            .column_by_expression("rowtime", "TO_TIMESTAMP_LTZ(`ts`, 3)")
+            .watermark("rowtime", "SOURCE_WATERMARK()")
+            .build(),
+        ),
+    )
     within_min = max(1, cfg.failed_attempts_within_s // 60)
     matches = t_env.sql_query(f"""
         SELECT shipment_id, first_ts, last_ts FROM valid_scans
@@ -42,6 +48,9 @@ def attempts_matches(t_env: StreamTableEnvironment, scans: DataStream, cfg: Dela
             X AS X.scan_type <> 'DELIVERY_ATTEMPT_FAILED',
             F2 AS F2.scan_type = 'DELIVERY_ATTEMPT_FAILED' AND F2.scan_id <> F1.scan_id
         )""")
-    return t_env.to_data_stream(matches).map(
-        lambda r: AttemptsMatch(r[0], int(r[1]), int(r[2]), 2), output_type=PICKLED
-    ).name("attempts-matches").uid("attempts-matches")
+    return (
+        t_env.to_data_stream(matches)
+        .map(lambda r: AttemptsMatch(r[0], int(r[1]), int(r[2]), 2), output_type=PICKLED)
+        .name("attempts-matches")
+        .uid("attempts-matches")
+    )

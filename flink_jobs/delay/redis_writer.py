@@ -89,8 +89,9 @@ class RedisDelayWriter:
     """One connection per operator instance; one round trip per call (``BATCH`` per script)."""
 
     def __init__(self, url: str, account_ttl_s: int = ACCOUNT_TTL_S) -> None:
-        self._redis = redis.Redis.from_url(url, socket_timeout=30, retry_on_timeout=True,
-                                           health_check_interval=30)
+        self._redis = redis.Redis.from_url(
+            url, socket_timeout=30, retry_on_timeout=True, health_check_interval=30
+        )
         self._script = self._redis.register_script(EFFECTS_LUA)
         self._ttl = account_ttl_s
 
@@ -102,7 +103,7 @@ class RedisDelayWriter:
         pipe = self._redis.pipeline(transaction=False)
         for start in range(0, len(items), BATCH):
             args: list[str | int] = [self._ttl]
-            for e in items[start:start + BATCH]:
+            for e in items[start : start + BATCH]:
                 args += encode(e)
             self._script(keys=[], args=args, client=pipe)
         pipe.execute()

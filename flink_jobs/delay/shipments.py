@@ -35,8 +35,9 @@ ALERT_TAG = OutputTag("alerts", KEYED_TEXT)
 class ShipmentFunction(KeyedProcessFunction):
     """Thin adapter: read state, call udfs.shipment_state, write state, route, set timers."""
 
-    def __init__(self, settings: JobSettings, cfg: DelayConfig,
-                 clock: Clock = wall_clock_ms) -> None:
+    def __init__(
+        self, settings: JobSettings, cfg: DelayConfig, clock: Clock = wall_clock_ms
+    ) -> None:
         self.settings = settings
         self.cfg = cfg
         self.clock = clock
@@ -106,8 +107,9 @@ class ShipmentFunction(KeyedProcessFunction):
 
     def _fallback_event_time(self, box: list[Any], wm: int) -> int | None:
         """Event time to assume when the watermark has stalled; None if it keeps pace."""
-        return fallback_event_time(wm, box[3], box[4], self.clock(),
-                                   self.settings.fallback_grace_ms, NO_WATERMARK)
+        return fallback_event_time(
+            wm, box[3], box[4], self.clock(), self.settings.fallback_grace_ms, NO_WATERMARK
+        )
 
     def _event_time_estimate(self, box: list[Any], wm: int) -> int:
         """The watermark, or before the first one, the newest input less the bound."""
@@ -118,8 +120,7 @@ class ShipmentFunction(KeyedProcessFunction):
 
     def _schedule(self, box: list[Any], ctx: Any) -> None:
         timers = ctx.timer_service()
-        due = next_deadline(box[0], self.cfg,
-                            expire=timers.current_watermark() < END_OF_INPUT)
+        due = next_deadline(box[0], self.cfg, expire=timers.current_watermark() < END_OF_INPUT)
         if due is None:
             return
         if box[1] != due:
@@ -136,8 +137,10 @@ class ShipmentFunction(KeyedProcessFunction):
         for out in outputs:
             if isinstance(out, AlertEvent):
                 self.counters.inc(f"alerts_{out.alert_class}_{out.event_action}")
-                if isinstance(out.custom_details.get("delay_severity"), int) and \
-                        out.event_action == "trigger":
+                if (
+                    isinstance(out.custom_details.get("delay_severity"), int)
+                    and out.event_action == "trigger"
+                ):
                     self.counters.inc(f"late_severity_{out.custom_details['delay_severity']}")
                 yield ALERT_TAG, Row(out.dedup_key, out.to_json().decode())
             else:

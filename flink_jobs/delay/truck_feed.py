@@ -43,16 +43,16 @@ class TruckFeedFunction(KeyedCoProcessFunction):
     timers, so a restored job releases what the stopped one held.
     """
 
-    def __init__(self, feed_cfg: FeedConfig, settings: JobSettings,
-                 clock: Clock = wall_clock_ms) -> None:
+    def __init__(
+        self, feed_cfg: FeedConfig, settings: JobSettings, clock: Clock = wall_clock_ms
+    ) -> None:
         self.feed_cfg = feed_cfg
         self.settings = settings
         self.clock = clock
 
     def open(self, runtime_context: Any) -> None:
         self.state = runtime_context.get_state(ValueStateDescriptor("feed", PICKLED))
-        self.held = runtime_context.get_map_state(
-            MapStateDescriptor("held", Types.LONG(), PICKLED))
+        self.held = runtime_context.get_map_state(MapStateDescriptor("held", Types.LONG(), PICKLED))
         self.counters = OperatorCounts(runtime_context.get_metrics_group())
 
     def _load(self, truck_id: str) -> list[Any]:
@@ -64,8 +64,7 @@ class TruckFeedFunction(KeyedCoProcessFunction):
         return stored  # type: ignore[no-any-return]
 
     def process_element1(self, value: tuple, ctx: Any):  # type: ignore[no-untyped-def, type-arg]
-        yield from self._arrive(value[0], ping_input(value[1], value[2], value[3], value[4]),
-                                ctx)
+        yield from self._arrive(value[0], ping_input(value[1], value[2], value[3], value[4]), ctx)
 
     def process_element2(self, value: tuple, ctx: Any):  # type: ignore[no-untyped-def, type-arg]
         yield from self._arrive(value[0], assignment_input(value[1], value[2], value[3]), ctx)
@@ -112,8 +111,9 @@ class TruckFeedFunction(KeyedCoProcessFunction):
             self.state.update(box)
             return
         now = self.clock()
-        upto = fallback_event_time(wm, box[2], box[3], now, self.settings.fallback_grace_ms,
-                                   NO_WATERMARK)
+        upto = fallback_event_time(
+            wm, box[2], box[3], now, self.settings.fallback_grace_ms, NO_WATERMARK
+        )
         fixes: list[Any] = []
         if upto is not None:
             keys = list(self.held.keys())
@@ -133,8 +133,11 @@ class TruckFeedFunction(KeyedCoProcessFunction):
         """A processing-time timer for when event time, following the wall clock from the
         watermark or the last fallback point (before any watermark: the held input less the
         out-of-orderness), would reach ``next_release``."""
-        base = max(wm, box[4]) if NO_WATERMARK < wm < END_OF_INPUT else \
-            max(box[4], next_release - 999 - self.settings.out_of_orderness_ms)
+        base = (
+            max(wm, box[4])
+            if NO_WATERMARK < wm < END_OF_INPUT
+            else max(box[4], next_release - 999 - self.settings.out_of_orderness_ms)
+        )
         now = self.clock()
         fire = fallback_fire_at(next_release, base, now, self.settings.fallback_grace_ms)
         ctx.timer_service().register_processing_time_timer(fire)

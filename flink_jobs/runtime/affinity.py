@@ -34,8 +34,9 @@ def parse_cpu_list(text: str) -> frozenset[int]:
         try:
             first, last = int(lo), int(hi) if sep else int(lo)
         except ValueError:
-            raise AffinityError(f"{part!r} is not a CPU number or range (like 0, 0-1 or 0,2)"
-                                ) from None
+            raise AffinityError(
+                f"{part!r} is not a CPU number or range (like 0, 0-1 or 0,2)"
+            ) from None
         if first < 0 or last < first:
             raise AffinityError(f"{part!r} is not a CPU range (like 0-1)")
         cpus.update(range(first, last + 1))
@@ -54,8 +55,10 @@ def check_usable(cpus: frozenset[int]) -> None:
     usable = usable_cpus()
     missing = sorted(cpus.difference(usable))
     if missing:
-        raise AffinityError(f"CPU {', '.join(map(str, missing))} is not available here "
-                            f"(this process may use {format_cpu_list(usable)})")
+        raise AffinityError(
+            f"CPU {', '.join(map(str, missing))} is not available here "
+            f"(this process may use {format_cpu_list(usable)})"
+        )
 
 
 def pin_current_process(cpus: frozenset[int]) -> None:

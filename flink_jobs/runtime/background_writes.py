@@ -31,8 +31,9 @@ class BackgroundWriter(Generic[T]):
     with the load and a quiet stream is written at once. With ``idle_s``, ``write([])`` runs
     after that long without items (periodic upkeep that must not wait for traffic)."""
 
-    def __init__(self, write: Callable[[list[T]], object], name: str,
-                 idle_s: float | None = None) -> None:
+    def __init__(
+        self, write: Callable[[list[T]], object], name: str, idle_s: float | None = None
+    ) -> None:
         self._write = write
         self._idle_s = idle_s
         self._pending: list[T] = []

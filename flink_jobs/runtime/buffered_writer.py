@@ -56,7 +56,8 @@ class BufferedWriterFunction(KeyedProcessFunction):
 
     def open(self, runtime_context: Any) -> None:
         self.buffer = runtime_context.get_list_state(
-            ListStateDescriptor(self.buffer_state, Types.PICKLED_BYTE_ARRAY()))
+            ListStateDescriptor(self.buffer_state, Types.PICKLED_BYTE_ARRAY())
+        )
         self.timers = TimersOnce()
         self.counters = OperatorCounts(runtime_context.get_metrics_group())
         self.open_writer(runtime_context)

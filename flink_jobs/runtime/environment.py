@@ -67,8 +67,9 @@ def flink_configuration(settings: JobSettings, job_name: str) -> Configuration:
     else:
         settings.checkpoint_path.mkdir(parents=True, exist_ok=True)
         cfg.set_string("execution.checkpointing.dir", settings.checkpoint_path.resolve().as_uri())
-        cfg.set_string("execution.checkpointing.externalized-checkpoint-retention",
-                       "RETAIN_ON_CANCELLATION")
+        cfg.set_string(
+            "execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION"
+        )
         cfg.set_string("execution.checkpointing.num-retained", "3")
     restore = resolve_restore(settings)
     if restore is not None:
@@ -80,8 +81,10 @@ def flink_configuration(settings: JobSettings, job_name: str) -> Configuration:
         cfg.set_string("rest.address", "127.0.0.1")
         cfg.set_string("rest.bind-address", "127.0.0.1")
     if settings.metrics_port:
-        cfg.set_string("metrics.reporter.prom.factory.class",
-                       "org.apache.flink.metrics.prometheus.PrometheusReporterFactory")
+        cfg.set_string(
+            "metrics.reporter.prom.factory.class",
+            "org.apache.flink.metrics.prometheus.PrometheusReporterFactory",
+        )
         cfg.set_string("metrics.reporter.prom.port", str(settings.metrics_port))
     return cfg
 
@@ -102,8 +105,11 @@ def execute(env: StreamExecutionEnvironment, job_name: str, settings: JobSetting
     except Exception as exc:
         if RESTORE_MISMATCH not in str(exc):
             raise
-        remedy = (f"move {settings.checkpoint_dir} aside" if settings.restore == "latest"
-                  else "start without --restore")
+        remedy = (
+            f"move {settings.checkpoint_dir} aside"
+            if settings.restore == "latest"
+            else "start without --restore"
+        )
         raise JobError(
             f"--restore {settings.restore}: checkpoint {resolve_restore(settings)} was written "
             f"by a version of {job_name} with other operators and cannot be restored into "
@@ -111,7 +117,8 @@ def execute(env: StreamExecutionEnvironment, job_name: str, settings: JobSetting
             f"--allow-non-restored-state. To start without it, {remedy}: the job then reads "
             "from its consumer group's committed Kafka offsets with empty state, which new "
             "records rebuild "
-            "(incidents open in the old state are not resolved).") from None
+            "(incidents open in the old state are not resolved)."
+        ) from None
 
 
 def resolve_restore(settings: JobSettings) -> Path | None:
@@ -140,8 +147,9 @@ def export_python_path() -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join([*paths, *([current] if current else [])])
 
 
-def create_environment(settings: JobSettings, job_name: str
-                       ) -> tuple[StreamExecutionEnvironment, StreamTableEnvironment]:
+def create_environment(
+    settings: JobSettings, job_name: str
+) -> tuple[StreamExecutionEnvironment, StreamTableEnvironment]:
     export_python_path()
     cpus = parse_cpu_list(settings.cpus)
     if cpus:
@@ -155,7 +163,8 @@ def create_environment(settings: JobSettings, job_name: str
             extra = os.environ.get("HADOOP_CLASSPATH", "")
             os.environ["HADOOP_CLASSPATH"] = os.pathsep.join(p for p in (extra, str(jar)) if p)
     env = StreamExecutionEnvironment.get_execution_environment(
-        flink_configuration(settings, job_name))
+        flink_configuration(settings, job_name)
+    )
     env.set_runtime_mode(RuntimeExecutionMode.STREAMING)
     env.set_buffer_timeout(settings.buffer_timeout_ms)
     t_env = StreamTableEnvironment.create(env)

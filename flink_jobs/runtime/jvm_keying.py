@@ -23,8 +23,9 @@ from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment
 
 
-def keyed_by_sql(t_env: StreamTableEnvironment, table: str, key_sql: str,
-                 value_type: RowTypeInfo) -> KeyedStream:
+def keyed_by_sql(
+    t_env: StreamTableEnvironment, table: str, key_sql: str, value_type: RowTypeInfo
+) -> KeyedStream:
     """The rows of ``table`` (its columns, in the order of ``value_type``'s fields) keyed by
     ``key_sql``, a STRING expression over those columns that must never be NULL."""
     key_type = Types.STRING()
@@ -36,10 +37,12 @@ def keyed_by_sql(t_env: StreamTableEnvironment, table: str, key_sql: str,
     return keyed_on_first_field(with_key, key_type, value_type)
 
 
-def keyed_on_first_field(stream: DataStream, key_type: TypeInformation,
-                         value_type: TypeInformation) -> KeyedStream:
+def keyed_on_first_field(
+    stream: DataStream, key_type: TypeInformation, value_type: TypeInformation
+) -> KeyedStream:
     """A stream of ``Row(key, value)`` (typed ``Types.ROW([key_type, value_type])``) keyed by
     ``key``; the keyed function downstream receives ``value``."""
     j_keyed = stream._j_data_stream.keyBy(
-        get_gateway().jvm.KeyByKeySelector(), Types.ROW([key_type]).get_java_type_info())
+        get_gateway().jvm.KeyByKeySelector(), Types.ROW([key_type]).get_java_type_info()
+    )
     return KeyedStream(j_keyed, value_type, stream)

@@ -19,8 +19,9 @@ from flink_jobs.runtime.settings import JobSettings
 from udfs.models import DEAD_LETTER_PRODUCER_MAX_BYTES
 
 
-def kafka_raw_source(t_env: StreamTableEnvironment, settings: JobSettings, topic: str,
-                     table: str) -> DataStream:
+def kafka_raw_source(
+    t_env: StreamTableEnvironment, settings: JobSettings, topic: str, table: str
+) -> DataStream:
     """Records of ``topic`` as RAW_RECORD rows, event-time stamped from their ``ts`` field
     (the table of :func:`kafka_raw_table`, read once)."""
     kafka_raw_table(t_env, settings, topic, table)
@@ -28,8 +29,13 @@ def kafka_raw_source(t_env: StreamTableEnvironment, settings: JobSettings, topic
     return t_env.to_data_stream(tbl)
 
 
-def kafka_raw_table(t_env: StreamTableEnvironment, settings: JobSettings, topic: str,
-                    table: str, watermark_per_record: bool = False) -> None:
+def kafka_raw_table(
+    t_env: StreamTableEnvironment,
+    settings: JobSettings,
+    topic: str,
+    table: str,
+    watermark_per_record: bool = False,
+) -> None:
     """Register ``topic`` as the table ``table``: ``value`` (bytes), ``record_key`` (the Kafka
     key's bytes, NULL for none), ``partition``, ``offset``, ``ts_raw`` and the event-time
     attribute ``rowtime`` with its watermark.
@@ -86,8 +92,9 @@ def kafka_raw_table(t_env: StreamTableEnvironment, settings: JobSettings, topic:
         )""")
 
 
-def kafka_text_sink(t_env: StreamTableEnvironment, settings: JobSettings, topic: str,
-                    table: str) -> str:
+def kafka_text_sink(
+    t_env: StreamTableEnvironment, settings: JobSettings, topic: str, table: str
+) -> str:
     """A Kafka sink table taking KEYED_TEXT rows; at-least-once, flushed on checkpoints."""
     t_env.execute_sql(f"""
         CREATE TEMPORARY TABLE {table} (
@@ -115,8 +122,9 @@ def attach_sinks(t_env: StreamTableEnvironment, sinks: dict[str, DataStream]) ->
     stmt.attach_as_datastream()
 
 
-def dead_letter_sink(env: StreamExecutionEnvironment, letters: DataStream,
-                     settings: JobSettings) -> None:
+def dead_letter_sink(
+    env: StreamExecutionEnvironment, letters: DataStream, settings: JobSettings
+) -> None:
     """Send the KEYED_TEXT dead letters to ``settings.dlq_topic`` through
     ``io.fleetpulse.flink.DeadLetterSink``: at least once, flushed at every checkpoint, and a
     dead letter Kafka refuses is counted and logged instead of failing the task (contract)."""

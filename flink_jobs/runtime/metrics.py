@@ -36,7 +36,8 @@ class OperatorCounts:
         counter = self._counters.get(name)
         if counter is None:
             counter = self._counters[name] = (
-                self._group.counter(name) if self._group is not None else _Unpublished())
+                self._group.counter(name) if self._group is not None else _Unpublished()
+            )
             self.totals[name] += 0
         if n:
             self.totals[name] += n

@@ -59,8 +59,10 @@ def _jdk_tool(name: str) -> str:
         return str(candidate)
     found = shutil.which(name)
     if found is None:
-        raise JobError(f"`{name}` not found: fleetpulse compiles its Flink operators with a "
-                            "JDK (11 or newer); install one or set JAVA_HOME")
+        raise JobError(
+            f"`{name}` not found: fleetpulse compiles its Flink operators with a "
+            "JDK (11 or newer); install one or set JAVA_HOME"
+        )
     return found
 
 
@@ -70,8 +72,10 @@ def operators_jar() -> Path:
     prebuilt = os.environ.get(PREBUILT_ENV)
     if prebuilt:
         if not Path(prebuilt).is_file():
-            raise JobError(f"{PREBUILT_ENV}={prebuilt}: no such file (the prebuilt jar of "
-                                "fleetpulse's Flink operators; unset it to build one here)")
+            raise JobError(
+                f"{PREBUILT_ENV}={prebuilt}: no such file (the prebuilt jar of "
+                "fleetpulse's Flink operators; unset it to build one here)"
+            )
         return Path(prebuilt)
     sources = _sources()
     if not sources:
@@ -82,26 +86,36 @@ def operators_jar() -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         classes = Path(tmp) / "classes"
-        compile_cmd = [_jdk_tool("javac"), "--release", JAVA_RELEASE, "-nowarn",
-                       "-cp", os.pathsep.join([str(_flink_lib() / "*"), *map(str, flink_jars())]),
-                       "-d", str(classes),
-                       *map(str, sources)]
+        compile_cmd = [
+            _jdk_tool("javac"),
+            "--release",
+            JAVA_RELEASE,
+            "-nowarn",
+            "-cp",
+            os.pathsep.join([str(_flink_lib() / "*"), *map(str, flink_jars())]),
+            "-d",
+            str(classes),
+            *map(str, sources),
+        ]
         built = Path(tmp) / target.name
         for cmd in (compile_cmd, [_jdk_tool("jar"), "cf", str(built), "-C", str(classes), "."]):
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode != 0:
-                raise JobError(f"building {target.name} failed ({cmd[0]}):\n"
-                                    f"{done.stdout}{done.stderr}")
+                raise JobError(
+                    f"building {target.name} failed ({cmd[0]}):\n{done.stdout}{done.stderr}"
+                )
         os.replace(built, target)
     return target
+
 
 def use_operators_jar(env: StreamExecutionEnvironment) -> None:
     """Put fleetpulse's operator jar on the client's class path and in ``pipeline.jars`` (which
     ships it to the cluster); only jobs that bundle need it, and with it a JDK to build it."""
     uri = operators_jar().resolve().as_uri()
     add_jars_to_context_class_loader([uri])
-    config = get_gateway().jvm.org.apache.flink.python.util.PythonConfigUtil \
-        .getEnvironmentConfig(env._j_stream_execution_environment)
+    config = get_gateway().jvm.org.apache.flink.python.util.PythonConfigUtil.getEnvironmentConfig(
+        env._j_stream_execution_environment
+    )
     jars = config.getString("pipeline.jars", None) or ""
     if uri not in jars.split(";"):
         config.setString("pipeline.jars", ";".join(j for j in (jars, uri) if j))

@@ -84,8 +84,9 @@ class JobSettings:
         return Path(self.checkpoint_dir) if self.checkpoint_dir else None
 
 
-def parse_settings(argv: list[str] | None, default_group: str, **job_defaults: object
-                   ) -> JobSettings:
+def parse_settings(
+    argv: list[str] | None, default_group: str, **job_defaults: object
+) -> JobSettings:
     """Flags override ``FLEETPULSE_*`` environment variables, which override the job's own
     defaults (``job_defaults``), which override :class:`JobSettings`'."""
     parser = argparse.ArgumentParser(description=f"fleetpulse {default_group}")
@@ -95,16 +96,21 @@ def parse_settings(argv: list[str] | None, default_group: str, **job_defaults: o
         env = os.environ.get("FLEETPULSE_" + f.name.upper())
         default = getattr(defaults, f.name)
         if f.type in ("bool", bool):
-            parser.add_argument(flag, action="store_true",
-                                default=env is not None and env.lower() in ("1", "true", "yes"))
+            parser.add_argument(
+                flag,
+                action="store_true",
+                default=env is not None and env.lower() in ("1", "true", "yes"),
+            )
             continue
         typ = int if isinstance(default, int) else str
         if env is not None:
             try:
                 default = typ(env)
             except ValueError:
-                parser.error(f"environment variable FLEETPULSE_{f.name.upper()} ({flag}): "
-                             f"{env!r} is not a valid {typ.__name__}")
+                parser.error(
+                    f"environment variable FLEETPULSE_{f.name.upper()} ({flag}): "
+                    f"{env!r} is not a valid {typ.__name__}"
+                )
         parser.add_argument(flag, type=typ, default=default)
     ns = parser.parse_args(argv)
     settings = JobSettings(**vars(ns))

@@ -61,7 +61,7 @@ def _field(view: memoryview, pos: int, end: int, length: int) -> tuple[bytes | N
         return None, pos
     if end - pos < length:
         raise ValueError(f"bundle truncated in a record body at byte {pos}")
-    return bytes(view[pos:pos + length]), pos + length
+    return bytes(view[pos : pos + length]), pos + length
 
 
 def encode_bundle(records: Sequence[BundledRecord | tuple[int, int, bytes | None]]) -> bytes:
@@ -82,9 +82,15 @@ def encode_bundle(records: Sequence[BundledRecord | tuple[int, int, bytes | None
     return b"".join(parts)
 
 
-
-def bundled_by_shard(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, table: str,
-                     key_sql: str, shards: int, max_records: int, flush_ms: int) -> KeyedStream:
+def bundled_by_shard(
+    env: StreamExecutionEnvironment,
+    t_env: StreamTableEnvironment,
+    table: str,
+    key_sql: str,
+    shards: int,
+    max_records: int,
+    flush_ms: int,
+) -> KeyedStream:
     """The records of a Kafka table (:func:`flink_jobs.runtime.kafka.kafka_raw_table`) in bundles of
     ``Row(shard, bundle)`` keyed by shard, the shard being ``floorMod(hashCode(key), shards)``
     of ``key_sql`` (a STRING expression over the table's columns) computed in the JVM.
@@ -93,13 +99,15 @@ def bundled_by_shard(env: StreamExecutionEnvironment, t_env: StreamTableEnvironm
     time (less at a watermark, a checkpoint barrier or the end of the input)."""
     use_operators_jar(env)
     query = t_env.sql_query(
-        f"SELECT {key_sql} AS `k`, `value`, `partition`, `offset`, `record_key` FROM {table}")
+        f"SELECT {key_sql} AS `k`, `value`, `partition`, `offset`, `record_key` FROM {table}"
+    )
     record_type = Types.ROW([Types.STRING(), BUNDLE, Types.INT(), Types.LONG(), BUNDLE])
     records = t_env.to_append_stream(query, record_type)
     out_type = Types.ROW([Types.INT(), BUNDLE])
     operator = get_gateway().jvm.io.fleetpulse.flink.ShardBundler(shards, max_records, flush_ms)
     j_stream = records._j_data_stream.transform(
-        "bundle-by-shard", out_type.get_java_type_info(), operator).uid("bundle-by-shard")
+        "bundle-by-shard", out_type.get_java_type_info(), operator
+    ).uid("bundle-by-shard")
     return keyed_on_first_field(DataStream(j_stream), Types.INT(), BUNDLE)
 
 
@@ -121,8 +129,9 @@ def exploded(batches: DataStream, row_type: TypeInformation, name: str) -> DataS
     emit many rows in one crossing. Needs :func:`use_operators_jar` (which
     :func:`bundled_by_shard` calls) on the job's environment."""
     operator = get_gateway().jvm.io.fleetpulse.flink.ExplodeRows()
-    j_rows = batches._j_data_stream.transform(name, row_type.get_java_type_info(), operator) \
-        .uid(name)
+    j_rows = batches._j_data_stream.transform(name, row_type.get_java_type_info(), operator).uid(
+        name
+    )
     # A task of its own: the rows' conversion and sinks then run on a JVM thread beside the
     # Python operator's, not inside its call (a bounded input's end brings a batch of alerts
     # per shard, one for every truck).

@@ -27,7 +27,8 @@ class RegionCensusFunction(KeyedProcessFunction):
         from flink_jobs.tracking.redis_writer import RedisTruckWriter
 
         self.counts = runtime_context.get_state(
-            ValueStateDescriptor("census", Types.PICKLED_BYTE_ARRAY()))
+            ValueStateDescriptor("census", Types.PICKLED_BYTE_ARRAY())
+        )
         self.writer = RedisTruckWriter(self.settings.redis_url)
         self.timers = TimersOnce()
 
@@ -40,7 +41,8 @@ class RegionCensusFunction(KeyedProcessFunction):
             counts = {}
             now = ctx.timer_service().current_processing_time()
             ctx.timer_service().register_processing_time_timer(
-                now + self.settings.region_refresh_ms)
+                now + self.settings.region_refresh_ms
+            )
         for status, delta in value:
             counts[status] = counts.get(status, 0) + delta
         self.counts.update(counts)
@@ -55,5 +57,6 @@ class RegionCensusFunction(KeyedProcessFunction):
         ended = ctx.timer_service().current_watermark() >= END_OF_INPUT
         if ctx.time_domain().name != "EVENT_TIME" and not ended:
             ctx.timer_service().register_processing_time_timer(
-                timestamp + self.settings.region_refresh_ms)
+                timestamp + self.settings.region_refresh_ms
+            )
         return iter(())

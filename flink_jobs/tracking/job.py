@@ -86,8 +86,13 @@ def load_geofences(settings: JobSettings) -> GeofenceIndex:
     return GeofenceIndex.from_file()
 
 
-def build(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, table: str,
-          settings: JobSettings, cfg: TrackingConfig) -> dict[str, DataStream]:
+def build(
+    env: StreamExecutionEnvironment,
+    t_env: StreamTableEnvironment,
+    table: str,
+    settings: JobSettings,
+    cfg: TrackingConfig,
+) -> dict[str, DataStream]:
     """The job over ``table`` (the columns of RAW_RECORD and a watermark, like
     :func:`flink_jobs.runtime.kafka.kafka_raw_table`'s): returns the streams each Kafka sink
     consumes (``alerts``, ``geofence``, ``dlq``); positions and region counts go to Redis.
@@ -95,20 +100,28 @@ def build(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, table:
     Regions and geofences are built here, by the client, and shipped with the function:
     importing geopandas inside several thread-mode operators at once hangs the embedded
     interpreter, and the client is the one place that reads the files."""
-    bundles = bundled_by_shard(env, t_env, table, TRUCK_KEY_SQL, settings.bundle_shards,
-                               settings.bundle_max_records, settings.bundle_flush_ms)
+    bundles = bundled_by_shard(
+        env,
+        t_env,
+        table,
+        TRUCK_KEY_SQL,
+        settings.bundle_shards,
+        settings.bundle_max_records,
+        settings.bundle_flush_ms,
+    )
     truck_fn = TruckFunction(settings, cfg, default_regions(), load_geofences(settings))
-    trucks = bundles.process(truck_fn, output_type=SHARDED_WRITE).name("truck-state") \
-        .uid("truck-state")
+    trucks = (
+        bundles.process(truck_fn, output_type=SHARDED_WRITE).name("truck-state").uid("truck-state")
+    )
 
     def side(tag: OutputTag) -> DataStream:
         """A side output's rows, emitted in batches per call, spread out again in the JVM."""
-        return exploded(trucks.get_side_output(BATCHED[tag]), tag.type_info,
-                        f"{tag.tag_id}-rows")
+        return exploded(trucks.get_side_output(BATCHED[tag]), tag.type_info, f"{tag.tag_id}-rows")
 
     census = keyed_on_first_field(side(CENSUS_TAG), Types.STRING(), Types.PICKLED_BYTE_ARRAY())
-    terminate(census.process(RegionCensusFunction(settings)).name("region-census")
-              .uid("region-census"))
+    terminate(
+        census.process(RegionCensusFunction(settings)).name("region-census").uid("region-census")
+    )
     return {"alerts": side(ALERT_TAG), "geofence": side(GEOFENCE_TAG), "dlq": side(DLQ_TAG)}
 
 
@@ -123,19 +136,26 @@ def job(settings: JobSettings) -> StreamExecutionEnvironment:
     env, t_env = create_environment(settings, JOB_NAME)
     kafka_raw_table(t_env, settings, settings.gps_topic, "gps_source")
     outputs = build(env, t_env, "gps_source", settings, tracking_config(settings))
-    attach_sinks(t_env, {
-        kafka_text_sink(t_env, settings, settings.alerts_topic, "alerts_sink"): outputs["alerts"],
-        kafka_text_sink(t_env, settings, settings.geofence_topic, "geofence_sink"):
-            outputs["geofence"],
-    })
+    attach_sinks(
+        t_env,
+        {
+            kafka_text_sink(t_env, settings, settings.alerts_topic, "alerts_sink"): outputs[
+                "alerts"
+            ],
+            kafka_text_sink(t_env, settings, settings.geofence_topic, "geofence_sink"): outputs[
+                "geofence"
+            ],
+        },
+    )
     dead_letter_sink(env, outputs["dlq"], settings)
     return env
 
 
 def tracking_config(settings: JobSettings) -> TrackingConfig:
     """The truck state machine's thresholds that the job's flags set."""
-    return TrackingConfig(detection_slack_ms=settings.detection_slack_ms,
-                          state_ttl_s=settings.truck_state_ttl_s)
+    return TrackingConfig(
+        detection_slack_ms=settings.detection_slack_ms, state_ttl_s=settings.truck_state_ttl_s
+    )
 
 
 if __name__ == "__main__":

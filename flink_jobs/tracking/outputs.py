@@ -33,8 +33,12 @@ SHARDED_WRITE = Types.ROW([Types.INT(), Types.PICKLED_BYTE_ARRAY()])
 # emitting thousands of alerts from one timer at times, pays once per batch instead.
 BATCHED: dict[OutputTag, OutputTag] = {
     tag: OutputTag(f"{tag.tag_id}-batch", columns_of(row_type))
-    for tag, row_type in ((DLQ_TAG, KEYED_TEXT), (ALERT_TAG, KEYED_TEXT),
-                          (GEOFENCE_TAG, KEYED_TEXT), (CENSUS_TAG, CENSUS_ROW))
+    for tag, row_type in (
+        (DLQ_TAG, KEYED_TEXT),
+        (ALERT_TAG, KEYED_TEXT),
+        (GEOFENCE_TAG, KEYED_TEXT),
+        (CENSUS_TAG, CENSUS_ROW),
+    )
 }
 
 
@@ -54,5 +58,9 @@ def geofence_row(transition: GeofenceTransition) -> Row:
 
 def arrival_counts(counts: Counters) -> dict[str, int]:
     """The metrics of what arriving pings did (by the names the dashboards use)."""
-    return {"accepted": counts.accepted, "duplicates": counts.duplicates,
-            "out_of_order": counts.out_of_order, "late": counts.late}
+    return {
+        "accepted": counts.accepted,
+        "duplicates": counts.duplicates,
+        "out_of_order": counts.out_of_order,
+        "late": counts.late,
+    }

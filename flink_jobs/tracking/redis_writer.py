@@ -114,16 +114,18 @@ return {#due, dropped}
 BATCH = 400
 
 # A write's script arguments, in ARGV order (the fields of PositionWrite, in order).
-_script_args = attrgetter("truck_id", "ts", "lat", "lng", "speed_kph", "heading", "status",
-                          "region", "rev")
+_script_args = attrgetter(
+    "truck_id", "ts", "lat", "lng", "speed_kph", "heading", "status", "region", "rev"
+)
 
 
 class RedisTruckWriter:
     """One connection per operator instance; every call is one round trip per ``BATCH``."""
 
     def __init__(self, url: str, stream_maxlen: int = 100_000) -> None:
-        self._redis = redis.Redis.from_url(url, socket_timeout=30,
-                                           retry_on_timeout=True, health_check_interval=30)
+        self._redis = redis.Redis.from_url(
+            url, socket_timeout=30, retry_on_timeout=True, health_check_interval=30
+        )
         self._positions = self._redis.register_script(POSITIONS_LUA)
         self._sweep = self._redis.register_script(SWEEP_LUA)
         self._maxlen = stream_maxlen
@@ -134,7 +136,7 @@ class RedisTruckWriter:
         written = 0
         pipe = self._redis.pipeline(transaction=False)
         for start in range(0, len(items), BATCH):
-            chunk = items[start:start + BATCH]
+            chunk = items[start : start + BATCH]
             keys: list[str] = [GEO_KEY, STREAM_KEY, SEEN_KEY, REV_KEY]
             args: list[str | int | float] = [TRUCK_TTL_S, self._maxlen]
             for w in chunk:
@@ -157,8 +159,9 @@ class RedisTruckWriter:
         per script call (each blocks Redis briefly); returns how many were dropped."""
         dropped = 0
         while True:  # the due trucks not dropped are scored later, so each call finds others
-            looked_at, gone = self._sweep(keys=[GEO_KEY, SEEN_KEY, REV_KEY],
-                                         args=[TRUCK_TTL_S, limit])
+            looked_at, gone = self._sweep(
+                keys=[GEO_KEY, SEEN_KEY, REV_KEY], args=[TRUCK_TTL_S, limit]
+            )
             dropped += int(gone)
             if int(looked_at) < limit:
                 return dropped

@@ -33,8 +33,7 @@ class CodedMapState(Generic[K, V]):
     PyFlink still pickles what it is handed, but a ``bytes`` pickles in well under a
     microsecond."""
 
-    def __init__(self, state: Any, encode: Callable[[V], Any], decode: Callable[[Any], V]
-                 ) -> None:
+    def __init__(self, state: Any, encode: Callable[[V], Any], decode: Callable[[Any], V]) -> None:
         self.state = state
         self.encode = encode
         self.decode = decode

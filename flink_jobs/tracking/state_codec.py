@@ -72,10 +72,16 @@ def decode_truck(data: bytes) -> tuple[TruckState, int | None]:
 def _parse(data: bytes) -> tuple[int, int | None, list[Any]]:
     """The format, wake second and field values of a stored array, or UnknownStateFormat."""
     decoded = orjson.loads(data)
-    if not (isinstance(decoded, list) and len(decoded) == 3 and isinstance(decoded[0], int)
-            and isinstance(decoded[2], list)
-            and _FIELD_COUNTS.get(decoded[0]) == len(decoded[2])):
+    if not (
+        isinstance(decoded, list)
+        and len(decoded) == 3
+        and isinstance(decoded[0], int)
+        and isinstance(decoded[2], list)
+        and _FIELD_COUNTS.get(decoded[0]) == len(decoded[2])
+    ):
         head = decoded[0] if isinstance(decoded, list) and decoded else decoded
-        raise UnknownStateFormat(f"truck state in format {head!r}; this version reads "
-                                 f"formats 1 to {FORMAT} ({len(_FIELDS)} fields)")
+        raise UnknownStateFormat(
+            f"truck state in format {head!r}; this version reads "
+            f"formats 1 to {FORMAT} ({len(_FIELDS)} fields)"
+        )
     return decoded[0], decoded[1], decoded[2]

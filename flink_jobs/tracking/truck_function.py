@@ -121,12 +121,22 @@ class BundleOutputs:
         self.positions: list[PositionWrite] = []
         self.census: Counter[tuple[str, str]] = Counter()
 
-    def dead_letter(self, partition: int, offset: int, raw: bytes, key: bytes | None,
-                    rejection: Rejection) -> None:
+    def dead_letter(
+        self, partition: int, offset: int, raw: bytes, key: bytes | None, rejection: Rejection
+    ) -> None:
         self.counts[f"dlq_{rejection.reason.value.lower()}"] += 1
-        self.side.setdefault(DLQ_TAG, []).append(dead_letter_row(
-            self.topic, partition, offset, rejection.reason.value, rejection.detail, raw, key,
-            self.now_ms))
+        self.side.setdefault(DLQ_TAG, []).append(
+            dead_letter_row(
+                self.topic,
+                partition,
+                offset,
+                rejection.reason.value,
+                rejection.detail,
+                raw,
+                key,
+                self.now_ms,
+            )
+        )
 
     def route(self, outputs: Iterable[object]) -> None:
         for out in outputs:
@@ -163,8 +173,14 @@ class TruckFunction(KeyedProcessFunction):
     """Keyed by bundle shard: validates a bundle's pings, runs each through its truck's state
     machine, and wakes trucks by the second (see the module docstring)."""
 
-    def __init__(self, settings: JobSettings, cfg: TrackingConfig, regions: RegionIndex,
-                 geofences: GeofenceIndex, clock: Clock = wall_clock_ms) -> None:
+    def __init__(
+        self,
+        settings: JobSettings,
+        cfg: TrackingConfig,
+        regions: RegionIndex,
+        geofences: GeofenceIndex,
+        clock: Clock = wall_clock_ms,
+    ) -> None:
         self.settings = settings
         self.cfg = cfg
         self.regions = regions
@@ -175,13 +191,20 @@ class TruckFunction(KeyedProcessFunction):
     def open(self, runtime_context: Any) -> None:
         relax_young_collections()
         self.trucks: WriteBackState[str, Box] = WriteBackState(
-            CodedMapState(runtime_context.get_map_state(
-                MapStateDescriptor("trucks", Types.STRING(), Types.PICKLED_BYTE_ARRAY())),
-                encode_box, decode_box),
-            limit=self.settings.trucks_in_memory)
+            CodedMapState(
+                runtime_context.get_map_state(
+                    MapStateDescriptor("trucks", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+                ),
+                encode_box,
+                decode_box,
+            ),
+            limit=self.settings.trucks_in_memory,
+        )
         self.due: WriteBackState[int, list[str]] = WriteBackState(
             runtime_context.get_map_state(
-                MapStateDescriptor("due", Types.LONG(), Types.PICKLED_BYTE_ARRAY())))
+                MapStateDescriptor("due", Types.LONG(), Types.PICKLED_BYTE_ARRAY())
+            )
+        )
         # The newest ping time accepted per shard and Kafka partition: the reader's own event
         # time, which a ping must not lag by more than --max-record-age-s (udfs.record_age).
         # Per partition, because a partition's records reach a shard in the partition's order
@@ -189,7 +212,8 @@ class TruckFunction(KeyedProcessFunction):
         # and checkpointed: a restored job judges the records it reads again as the stopped one
         # did. A partition the shard has accepted nothing from yet is judged by the watermark.
         self.newest_state = runtime_context.get_state(
-            ValueStateDescriptor("newest", Types.PICKLED_BYTE_ARRAY()))
+            ValueStateDescriptor("newest", Types.PICKLED_BYTE_ARRAY())
+        )
         self.counters = OperatorCounts(runtime_context.get_metrics_group())
         self.shard_of = ShardOf(self.settings.bundle_shards)
         self.max_age_ms = self.settings.max_record_age_s * 1000
@@ -203,7 +227,8 @@ class TruckFunction(KeyedProcessFunction):
         self.newest_dirty: set[int] = set()
         self.position_writer = self.open_position_writer()
         self.writes: BackgroundWriter[PositionWrite] = BackgroundWriter(
-            self.position_writer, name="redis-positions", idle_s=10.0)
+            self.position_writer, name="redis-positions", idle_s=10.0
+        )
         self.profiler = start_profiler()
 
     def open_position_writer(self) -> Callable[[list[PositionWrite]], object]:
@@ -264,8 +289,13 @@ class TruckFunction(KeyedProcessFunction):
                 out.route(catch_up(box[0], watermark, cfg, containing))
             results = on_ping(box[0], ping, cfg, region_of, counts)
             if results and isinstance(results[0], SpeedRejection):  # returned alone
-                out.dead_letter(partition, offset, raw, key,
-                                Rejection(Reason.IMPOSSIBLE_SPEED, results[0].detail))
+                out.dead_letter(
+                    partition,
+                    offset,
+                    raw,
+                    key,
+                    Rejection(Reason.IMPOSSIBLE_SPEED, results[0].detail),
+                )
             else:
                 out.route(results)
                 if current is None or ping.ts > current:
@@ -340,11 +370,13 @@ class TruckFunction(KeyedProcessFunction):
         else:
             known = None
         event_time, self.references[shard] = stalled_event_time(
-            self.references.get(shard), known, now, self.settings.fallback_grace_ms)
+            self.references.get(shard), known, now, self.settings.fallback_grace_ms
+        )
         return event_time
 
-    def _wake(self, shard: int, seconds: list[int], event_time: int, out: BundleOutputs,
-              timers: Any) -> None:
+    def _wake(
+        self, shard: int, seconds: list[int], event_time: int, out: BundleOutputs, timers: Any
+    ) -> None:
         """Advance to ``event_time`` the trucks indexed under ``seconds`` that still are."""
         changed: dict[str, Box] = {}
         for second in seconds:
@@ -368,8 +400,9 @@ class TruckFunction(KeyedProcessFunction):
                 changed[tid] = box
         self._store(shard, changed, timers, event_time)
 
-    def _store(self, shard: int, changed: dict[str, Box], timers: Any,
-               reached: int | None = None) -> None:
+    def _store(
+        self, shard: int, changed: dict[str, Box], timers: Any, reached: int | None = None
+    ) -> None:
         """Write the changed trucks back and index those whose wake-up moved to a new second.
         ``reached``: the event time a wake-up just advanced them to; a wake-up not after it
         (only the expiry an end of input declined, :func:`expire`) would fire at once, for
@@ -389,8 +422,10 @@ class TruckFunction(KeyedProcessFunction):
         self.trucks.put_all(shard, changed)
         if not moved:
             return
-        self.due.put_all(shard, {second: (self.due.get(shard, second) or []) + ids
-                                 for second, ids in moved.items()})
+        self.due.put_all(
+            shard,
+            {second: (self.due.get(shard, second) or []) + ids for second, ids in moved.items()},
+        )
         for second in moved:
             if (shard, second) not in self.event_timers:
                 timers.register_event_time_timer(second)

@@ -36,8 +36,9 @@ def next_tick(now_ms: int, period_ms: int) -> int:
     return now_ms - now_ms % period_ms + period_ms
 
 
-def stalled_event_time(reference: Reference | None, watermark: int | None, now_ms: int,
-                       grace_ms: int) -> tuple[int | None, Reference | None]:
+def stalled_event_time(
+    reference: Reference | None, watermark: int | None, now_ms: int, grace_ms: int
+) -> tuple[int | None, Reference | None]:
     """The event time to assume at wall-clock ``now_ms`` if the watermark has stalled, else
     None; and the reference to keep for the next check.
 

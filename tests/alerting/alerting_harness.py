@@ -26,9 +26,9 @@ receivers:
 route:
   receiver: hook
   group_by: [group, class]
-  group_wait: {timers['group_wait']}
-  group_interval: {timers['group_interval']}
-  repeat_interval: {timers['repeat_interval']}
+  group_wait: {timers["group_wait"]}
+  group_interval: {timers["group_interval"]}
+  repeat_interval: {timers["repeat_interval"]}
 inhibit_rules:
   - source_match: {{class: truck_offline}}
     target_match: {{class: truck_stopped_unplanned}}
@@ -61,18 +61,22 @@ class Running:
         assert not self.thread.is_alive()
 
 
-def dlq_messages(bootstrap: str, topic: str, n: int,
-                 timeout_s: float = 20) -> list[tuple[bytes | None, bytes]]:
+def dlq_messages(
+    bootstrap: str, topic: str, n: int, timeout_s: float = 20
+) -> list[tuple[bytes | None, bytes]]:
     """At least ``n`` ``(kafka_key, value)`` records of ``topic``, from its start."""
     from kafka import KafkaConsumer
 
-    c = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                      consumer_timeout_ms=200)
+    c = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=200
+    )
     got: list[tuple[bytes | None, bytes]] = []
     try:
+
         def enough() -> bool:
             got.extend((m.key, m.value) for m in c)
             return len(got) >= n
+
         wait_until(enough, timeout_s, f"{n} dead letters on {topic}")
     finally:
         c.close()

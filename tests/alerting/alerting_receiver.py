@@ -19,10 +19,26 @@ import orjson
 
 ACTIONS = {"trigger", "acknowledge", "resolve"}
 SEVERITIES = {"critical", "error", "warning", "info"}
-TOP_KEYS = {"routing_key", "event_action", "dedup_key", "payload", "images", "links",
-            "client", "client_url"}
-PAYLOAD_KEYS = {"summary", "source", "severity", "timestamp", "component", "group", "class",
-                "custom_details"}
+TOP_KEYS = {
+    "routing_key",
+    "event_action",
+    "dedup_key",
+    "payload",
+    "images",
+    "links",
+    "client",
+    "client_url",
+}
+PAYLOAD_KEYS = {
+    "summary",
+    "source",
+    "severity",
+    "timestamp",
+    "component",
+    "group",
+    "class",
+    "custom_details",
+}
 
 
 def events_v2_problems(doc: Any) -> list[str]:
@@ -72,8 +88,10 @@ def events_v2_problems(doc: Any) -> list[str]:
         if "custom_details" in payload and not isinstance(payload["custom_details"], dict):
             p.append("payload.custom_details must be an object")
     links = doc.get("links")
-    if links is not None and (not isinstance(links, list) or not all(
-            isinstance(x, dict) and isinstance(x.get("href"), str) for x in links)):
+    if links is not None and (
+        not isinstance(links, list)
+        or not all(isinstance(x, dict) and isinstance(x.get("href"), str) for x in links)
+    ):
         p.append("links must be a list of {href, text}")
     return p
 
@@ -121,8 +139,17 @@ class Receiver:
                     body = orjson.loads(raw)
                 except orjson.JSONDecodeError:
                     body = None
-                outer._record(Request(self.path, dict(self.headers.items()), raw, body, status,
-                                      time.time(), events_v2_problems(body)))
+                outer._record(
+                    Request(
+                        self.path,
+                        dict(self.headers.items()),
+                        raw,
+                        body,
+                        status,
+                        time.time(),
+                        events_v2_problems(body),
+                    )
+                )
                 resp = orjson.dumps({"status": "success" if status == 202 else "error"})
                 self.send_response(status)
                 if status == 429:
@@ -138,8 +165,7 @@ class Receiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -159,13 +185,19 @@ class Receiver:
 
     def got(self, path: str | None = None, status: int | None = 202) -> list[Request]:
         with self.lock:
-            return [r for r in self.requests if (path is None or r.path == path)
-                    and (status is None or r.status == status)]
+            return [
+                r
+                for r in self.requests
+                if (path is None or r.path == path) and (status is None or r.status == status)
+            ]
 
     def keys(self, path: str | None = None) -> set[tuple[str, str]]:
         # A request cut off by a killed sender has no parsable body: it delivered nothing.
-        return {(r.body["dedup_key"], r.body["event_action"]) for r in self.got(path)
-                if isinstance(r.body, dict)}
+        return {
+            (r.body["dedup_key"], r.body["event_action"])
+            for r in self.got(path)
+            if isinstance(r.body, dict)
+        }
 
     def all_problems(self) -> list[str]:
         with self.lock:
@@ -181,11 +213,25 @@ class Receiver:
         self.server.server_close()
 
 
-def alert_doc(cls: str = "truck_offline", subject: str = "T1", action: str = "trigger",
-              severity: str = "error", group: str = "WEST", **details: Any) -> dict[str, Any]:
-    return {"event_action": action, "dedup_key": f"{cls}:{subject}",
-            "payload": {"summary": f"{cls} {subject}", "source": "fleetpulse/test",
-                        "severity": severity, "timestamp": "2026-11-25T20:10:00.000Z",
-                        "component": f"truck:{subject}", "group": group, "class": cls,
-                        "custom_details": {"truck_id": subject, "lat": 45.1, "lng": -122.9,
-                                           **details}}}
+def alert_doc(
+    cls: str = "truck_offline",
+    subject: str = "T1",
+    action: str = "trigger",
+    severity: str = "error",
+    group: str = "WEST",
+    **details: Any,
+) -> dict[str, Any]:
+    return {
+        "event_action": action,
+        "dedup_key": f"{cls}:{subject}",
+        "payload": {
+            "summary": f"{cls} {subject}",
+            "source": "fleetpulse/test",
+            "severity": severity,
+            "timestamp": "2026-11-25T20:10:00.000Z",
+            "component": f"truck:{subject}",
+            "group": group,
+            "class": cls,
+            "custom_details": {"truck_id": subject, "lat": 45.1, "lng": -122.9, **details},
+        },
+    }

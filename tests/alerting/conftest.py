@@ -50,21 +50,31 @@ def producer(kafka_bootstrap: str) -> Iterator[Any]:
 
 
 @pytest.fixture()
-def start(kafka_bootstrap: str, unique_topics: TopicNames,
-          tmp_path: Path) -> Iterator[Callable[..., Running]]:
+def start(
+    kafka_bootstrap: str, unique_topics: TopicNames, tmp_path: Path
+) -> Iterator[Callable[..., Running]]:
     """``start(config_text, metrics_port=None, metrics=None, **settings)``: a running
     dispatcher on ``unique_topics`` (``settings`` override :class:`Settings` fields)."""
     running: list[Running] = []
 
-    def make(text: str, metrics_port: int | None = None, metrics: Metrics | None = None,
-             **overrides: Any) -> Running:
+    def make(
+        text: str, metrics_port: int | None = None, metrics: Metrics | None = None, **overrides: Any
+    ) -> Running:
         fields: dict[str, Any] = {
-            "bootstrap": kafka_bootstrap, "state_dir": str(tmp_path / "state"),
-            "alerts_topic": unique_topics.alerts, "dlq_topic": unique_topics.dlq,
-            "group_id": f"alerting-{unique_topics.alerts}", "metrics_port": metrics_port,
-            "poll_ms": 50, **overrides}
-        r = Running(Dispatcher(parse_config(text, "test.yaml"), Settings(**fields),
-                               metrics=metrics or Metrics()))
+            "bootstrap": kafka_bootstrap,
+            "state_dir": str(tmp_path / "state"),
+            "alerts_topic": unique_topics.alerts,
+            "dlq_topic": unique_topics.dlq,
+            "group_id": f"alerting-{unique_topics.alerts}",
+            "metrics_port": metrics_port,
+            "poll_ms": 50,
+            **overrides,
+        }
+        r = Running(
+            Dispatcher(
+                parse_config(text, "test.yaml"), Settings(**fields), metrics=metrics or Metrics()
+            )
+        )
         running.append(r)
         return r
 

@@ -19,14 +19,25 @@ from alerting.signature import sign, signature_headers, verify
 
 pytestmark = pytest.mark.unit
 
-RETRY = RetryConfig.model_validate({"max_attempts": 4, "initial_backoff": "100ms",
-                                    "max_backoff": "1s", "max_age": "10s"})
+RETRY = RetryConfig.model_validate(
+    {"max_attempts": 4, "initial_backoff": "100ms", "max_backoff": "1s", "max_age": "10s"}
+)
 
 
-@pytest.mark.parametrize(("status", "action"), [
-    (202, "delivered"), (200, "delivered"), (429, "retry"), (500, "retry"), (503, "retry"),
-    (None, "retry"), (400, "dead_letter"), (401, "dead_letter"), (404, "dead_letter"),
-])
+@pytest.mark.parametrize(
+    ("status", "action"),
+    [
+        (202, "delivered"),
+        (200, "delivered"),
+        (429, "retry"),
+        (500, "retry"),
+        (503, "retry"),
+        (None, "retry"),
+        (400, "dead_letter"),
+        (401, "dead_letter"),
+        (404, "dead_letter"),
+    ],
+)
 def test_what_is_retried(status: int | None, action: str) -> None:
     d = decide(Outcome(status, "x"), 1, 0, RETRY, random.Random(1))
     assert d.action == action
@@ -59,8 +70,9 @@ def test_retry_after_parsing() -> None:
 
 
 def test_circuit_breaker_opens_probes_and_closes() -> None:
-    b = CircuitBreaker(BreakerConfig.model_validate({"failure_threshold": 2,
-                                                     "reset_timeout": "1s"}))
+    b = CircuitBreaker(
+        BreakerConfig.model_validate({"failure_threshold": 2, "reset_timeout": "1s"})
+    )
     assert b.allow(0)
     b.record(Outcome(None, "timeout"), 0)
     assert b.state == CLOSED

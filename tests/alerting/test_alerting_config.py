@@ -37,9 +37,15 @@ inhibit_rules:
 def test_default_config_is_valid_and_routes_every_contract_class() -> None:
     cfg = load_config(default_config_path(), env={})
     classes = {r.match.get("class") for r in cfg.route.routes}
-    assert classes >= {"shipment_late", "shipment_at_risk", "shipment_stuck_at_hub",
-                       "shipment_no_scan", "delivery_attempts_failed", "truck_offline",
-                       "truck_stopped_unplanned"}
+    assert classes >= {
+        "shipment_late",
+        "shipment_at_risk",
+        "shipment_stuck_at_hub",
+        "shipment_no_scan",
+        "delivery_attempts_failed",
+        "truck_offline",
+        "truck_stopped_unplanned",
+    }
     assert cfg.receivers[0].type == "webhook"
     assert cfg.receivers[0].url == "http://127.0.0.1:9099/alerts"
 
@@ -62,14 +68,17 @@ def test_missing_env_var_names_file_field_and_variable() -> None:
     assert "PD_KEY" in str(e.value)
 
 
-@pytest.mark.parametrize(("old", "new", "field", "what"), [
-    ("timeout: 2s", "timeout: soon", "receivers[1].timeout", "not a duration"),
-    ("type: webhook", "type: slack", "receivers[1].type", "pagerduty"),
-    ("receiver: pd", "receiver: nobody", "route.routes[0].receiver", "unknown receiver"),
-    ("secret: s3cret", "secrett: x", "receivers[1].secrett", "Extra inputs"),
-    ("url: ${HOOK_URL:-http://127.0.0.1:9/x}", "url: ftp://x", "receivers[1].url", "http"),
-    ("equal: [truck_id]", "equal: truck_id", "inhibit_rules[0].equal", "list"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "field", "what"),
+    [
+        ("timeout: 2s", "timeout: soon", "receivers[1].timeout", "not a duration"),
+        ("type: webhook", "type: slack", "receivers[1].type", "pagerduty"),
+        ("receiver: pd", "receiver: nobody", "route.routes[0].receiver", "unknown receiver"),
+        ("secret: s3cret", "secrett: x", "receivers[1].secrett", "Extra inputs"),
+        ("url: ${HOOK_URL:-http://127.0.0.1:9/x}", "url: ftp://x", "receivers[1].url", "http"),
+        ("equal: [truck_id]", "equal: truck_id", "inhibit_rules[0].equal", "list"),
+    ],
+)
 def test_errors_name_file_field_and_problem(old: str, new: str, field: str, what: str) -> None:
     with pytest.raises(ConfigError) as e:
         parse_config(GOOD.replace(old, new), "conf/alerts.yaml", env={"PD_KEY": "k"})
@@ -89,8 +98,11 @@ def test_pagerduty_needs_routing_key_and_webhook_needs_secret() -> None:
 
 def test_bad_regex_and_bad_yaml(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"route.routes\[0\].match_re.*bad regular"):
-        parse_config(GOOD.replace("match: {class: truck_offline}", "match_re: {class: '('}"),
-                     "x.yaml", env={"PD_KEY": "k"})
+        parse_config(
+            GOOD.replace("match: {class: truck_offline}", "match_re: {class: '('}"),
+            "x.yaml",
+            env={"PD_KEY": "k"},
+        )
     p = tmp_path / "broken.yaml"
     p.write_text("receivers: [\n")
     with pytest.raises(ConfigError, match="broken.yaml: not valid YAML"):

@@ -100,8 +100,10 @@ def test_escalation_is_sent_and_routes_to_new_receiver(engine: Engine) -> None:
     assert sent(engine, 100) == [("hook", "truck_offline:T1", "trigger", "warning")]
     engine.ingest(mk(severity="critical"), 2000)
     out = sent(engine, 2100)  # the pager group is new: it waits group_wait
-    assert sorted(out) == [("hook", "truck_offline:T1", "trigger", "critical"),
-                           ("pager", "truck_offline:T1", "trigger", "critical")]
+    assert sorted(out) == [
+        ("hook", "truck_offline:T1", "trigger", "critical"),
+        ("pager", "truck_offline:T1", "trigger", "critical"),
+    ]
 
 
 def test_resolve_sent_once_only_for_triggered_and_to_every_open_receiver(engine: Engine) -> None:
@@ -142,22 +144,27 @@ def test_offline_inhibits_stopped_for_same_truck_only(engine: Engine) -> None:
     engine.ingest(mk(cls="truck_offline", subject="T1"), 20)
     engine.ingest(mk(cls="truck_stopped_unplanned", subject="T2", severity="warning"), 30)
     notes, dropped = engine.flush_due(200)
-    assert sorted(n.dedup_key for n in notes) == ["truck_offline:T1",
-                                                  "truck_stopped_unplanned:T2"]
-    assert [(d.dedup_key, d.reason) for d in dropped] == [("truck_stopped_unplanned:T1",
-                                                           "inhibited")]
+    assert sorted(n.dedup_key for n in notes) == ["truck_offline:T1", "truck_stopped_unplanned:T2"]
+    assert [(d.dedup_key, d.reason) for d in dropped] == [
+        ("truck_stopped_unplanned:T1", "inhibited")
+    ]
     # the offline alert resolves: the stopped alert is no longer muted
     engine.ingest(mk(cls="truck_offline", subject="T1", action="resolve"), 2000)
     engine.ingest(mk(cls="truck_stopped_unplanned", subject="T1", severity="warning"), 2000)
     assert sorted((k, a) for _, k, a, _ in sent(engine, 3000)) == [
-        ("truck_offline:T1", "resolve"), ("truck_stopped_unplanned:T1", "trigger")]
+        ("truck_offline:T1", "resolve"),
+        ("truck_stopped_unplanned:T1", "trigger"),
+    ]
 
 
 def test_silence_mutes_in_window_but_not_resolves(engine: Engine) -> None:
     engine.ingest(mk(subject="T1"), 0)
     sent(engine, 100)
-    engine.silences = (Silence("s1", (Matcher.parse("class=truck_offline"),
-                                      Matcher.parse("group=~WE.*")), 1000, 5000),)
+    engine.silences = (
+        Silence(
+            "s1", (Matcher.parse("class=truck_offline"), Matcher.parse("group=~WE.*")), 1000, 5000
+        ),
+    )
     engine.ingest(mk(subject="T2"), 1000)
     notes, dropped = engine.flush_due(1100)
     assert notes == [] and dropped[0].reason == "silenced"

@@ -38,36 +38,64 @@ def send(producer: Any, topic: str, *docs: dict[str, Any] | bytes) -> None:
 
 
 def test_end_to_end_with_dlq_inhibition_metrics_and_health(
-        start: Callable[..., Running], producer: Any, receiver: Receiver,
-        unique_topics: TopicNames, kafka_bootstrap: str) -> None:
+    start: Callable[..., Running],
+    producer: Any,
+    receiver: Receiver,
+    unique_topics: TopicNames,
+    kafka_bootstrap: str,
+) -> None:
     port = free_port()
     m = Metrics()
     r = start(config_text(receiver), metrics_port=port, metrics=m)
-    send(producer, unique_topics.alerts,
-         alert_doc(subject="T1", severity="warning"),
-         b"{definitely not json",
-         alert_doc(cls="truck_offline", subject="T5"),
-         alert_doc(cls="truck_stopped_unplanned", subject="T5"),
-         {"event_action": "trigger", "dedup_key": "x:1"})
-    wait_until(lambda: receiver.keys("/hook") >= {("truck_offline:T1", "trigger"),
-                                                  ("truck_offline:T5", "trigger")},
-               20, "first deliveries")
+    send(
+        producer,
+        unique_topics.alerts,
+        alert_doc(subject="T1", severity="warning"),
+        b"{definitely not json",
+        alert_doc(cls="truck_offline", subject="T5"),
+        alert_doc(cls="truck_stopped_unplanned", subject="T5"),
+        {"event_action": "trigger", "dedup_key": "x:1"},
+    )
+    wait_until(
+        lambda: (
+            receiver.keys("/hook")
+            >= {("truck_offline:T1", "trigger"), ("truck_offline:T5", "trigger")}
+        ),
+        20,
+        "first deliveries",
+    )
     send(producer, unique_topics.alerts, alert_doc(subject="T1", severity="critical"))
-    wait_until(lambda: any(q.body["payload"]["severity"] == "critical"
-                           for q in receiver.got("/hook")), 10, "escalation")
-    send(producer, unique_topics.alerts, alert_doc(subject="T1", action="resolve"),
-         alert_doc(subject="T1", action="resolve"))
+    wait_until(
+        lambda: any(q.body["payload"]["severity"] == "critical" for q in receiver.got("/hook")),
+        10,
+        "escalation",
+    )
+    send(
+        producer,
+        unique_topics.alerts,
+        alert_doc(subject="T1", action="resolve"),
+        alert_doc(subject="T1", action="resolve"),
+    )
     wait_until(lambda: ("truck_offline:T1", "resolve") in receiver.keys("/hook"), 10, "resolve")
 
     dead = dlq_records(kafka_bootstrap, unique_topics.dlq, 2)
     assert sorted(d["reason"] for d in dead) == ["MALFORMED_JSON", "MISSING_FIELD"]
     assert all(d["source_topic"] == unique_topics.alerts for d in dead)
-    wait_until(lambda: m.value("fleetpulse_alerting_suppressed_total", receiver="hook",
-                               reason="inhibited") == 1, 5, "inhibition counted")
+    wait_until(
+        lambda: (
+            m.value("fleetpulse_alerting_suppressed_total", receiver="hook", reason="inhibited")
+            == 1
+        ),
+        5,
+        "inhibition counted",
+    )
     assert "truck_stopped_unplanned:T5" not in {k for k, _ in receiver.keys("/hook")}
     assert receiver.all_problems() == []
-    actions = [q.body["event_action"] for q in receiver.got("/hook")
-               if q.body["dedup_key"] == "truck_offline:T1"]
+    actions = [
+        q.body["event_action"]
+        for q in receiver.got("/hook")
+        if q.body["dedup_key"] == "truck_offline:T1"
+    ]
     assert actions == ["trigger", "trigger", "resolve"]  # second resolve not sent
 
     text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
@@ -80,8 +108,12 @@ def test_end_to_end_with_dlq_inhibition_metrics_and_health(
 
 
 def test_open_alerts_survive_restart_and_cli_silences_apply(
-        start: Callable[..., Running], producer: Any, receiver: Receiver,
-        unique_topics: TopicNames, tmp_path: Path) -> None:
+    start: Callable[..., Running],
+    producer: Any,
+    receiver: Receiver,
+    unique_topics: TopicNames,
+    tmp_path: Path,
+) -> None:
     text = config_text(receiver)
     r = start(text)
     send(producer, unique_topics.alerts, alert_doc(subject="T1"))
@@ -91,26 +123,56 @@ def test_open_alerts_survive_restart_and_cli_silences_apply(
     m = Metrics()
     r = start(text, metrics=m)
     # same trigger again: suppressed (state survived); T2 was never triggered: no resolve
-    send(producer, unique_topics.alerts, alert_doc(subject="T1"),
-         alert_doc(subject="T2", action="resolve"))
-    wait_until(lambda: m.value("fleetpulse_alerting_suppressed_total", receiver="hook",
-                               reason="repeat") == 1
-               and m.value("fleetpulse_alerting_suppressed_total", receiver="hook",
-                           reason="not_open") == 1, 20, "repeat + not_open suppressions")
+    send(
+        producer,
+        unique_topics.alerts,
+        alert_doc(subject="T1"),
+        alert_doc(subject="T2", action="resolve"),
+    )
+    wait_until(
+        lambda: (
+            m.value("fleetpulse_alerting_suppressed_total", receiver="hook", reason="repeat") == 1
+            and m.value("fleetpulse_alerting_suppressed_total", receiver="hook", reason="not_open")
+            == 1
+        ),
+        20,
+        "repeat + not_open suppressions",
+    )
     runner = CliRunner()
-    res = runner.invoke(alerts, ["silence", "add", "class=truck_offline", "group=SOUTH",
-                                 "--duration", "10m", "--state-dir", str(tmp_path / "state"),
-                                 "--comment", "maintenance"])
+    res = runner.invoke(
+        alerts,
+        [
+            "silence",
+            "add",
+            "class=truck_offline",
+            "group=SOUTH",
+            "--duration",
+            "10m",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--comment",
+            "maintenance",
+        ],
+    )
     assert res.exit_code == 0, res.output
     sid = res.output.strip()
     res = runner.invoke(alerts, ["silence", "list", "--state-dir", str(tmp_path / "state")])
     assert sid in res.output and "active" in res.output
     wait_until(lambda: r.d.engine.silences, 5, "silence loaded by the running dispatcher")
-    send(producer, unique_topics.alerts, alert_doc(subject="T3", group="SOUTH"),
-         alert_doc(subject="T1", action="resolve"))
+    send(
+        producer,
+        unique_topics.alerts,
+        alert_doc(subject="T3", group="SOUTH"),
+        alert_doc(subject="T1", action="resolve"),
+    )
     wait_until(lambda: ("truck_offline:T1", "resolve") in receiver.keys("/hook"), 20, "resolve")
-    wait_until(lambda: m.value("fleetpulse_alerting_suppressed_total", receiver="hook",
-                               reason="silenced") == 1, 5, "silenced")
+    wait_until(
+        lambda: (
+            m.value("fleetpulse_alerting_suppressed_total", receiver="hook", reason="silenced") == 1
+        ),
+        5,
+        "silenced",
+    )
     assert [q.body["event_action"] for q in receiver.got("/hook")] == ["trigger", "resolve"]
     res = runner.invoke(alerts, ["silence", "remove", sid, "--state-dir", str(tmp_path / "state")])
     assert res.exit_code == 0, res.output
@@ -118,13 +180,18 @@ def test_open_alerts_survive_restart_and_cli_silences_apply(
 
 
 def test_sigkill_during_delivery_loses_nothing(
-        producer: Any, receiver: Receiver, unique_topics: TopicNames, kafka_bootstrap: str,
-        tmp_path: Path) -> None:
+    producer: Any,
+    receiver: Receiver,
+    unique_topics: TopicNames,
+    kafka_bootstrap: str,
+    tmp_path: Path,
+) -> None:
     receiver.slow_s = 0.01
     receiver.script("/hook", "slow")  # every answer takes 10 ms
     cfg = tmp_path / "alerts.yaml"
-    cfg.write_text(config_text(receiver).replace("timeout: 1s", "timeout: 1s\n"
-                                                 "    max_in_flight: 2"))
+    cfg.write_text(
+        config_text(receiver).replace("timeout: 1s", "timeout: 1s\n    max_in_flight: 2")
+    )
     n = 150
     send(producer, unique_topics.alerts, *[alert_doc(subject=f"K{i}") for i in range(n)])
     group = f"kill-{uuid.uuid4().hex[:6]}"
@@ -133,13 +200,33 @@ def test_sigkill_during_delivery_loses_nothing(
 
     def spawn() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, "-m", "alerting", "run", "--bootstrap", kafka_bootstrap,
-             "--config", str(cfg), "--state-dir", str(tmp_path / "state"), "--group-id", group,
-             "--instance-id", "kill-test",
-             "--alerts-topic", unique_topics.alerts, "--dlq-topic", unique_topics.dlq,
-             "--log-level", "WARNING"],
-            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=log, stderr=log)
+            [
+                sys.executable,
+                "-m",
+                "alerting",
+                "run",
+                "--bootstrap",
+                kafka_bootstrap,
+                "--config",
+                str(cfg),
+                "--state-dir",
+                str(tmp_path / "state"),
+                "--group-id",
+                group,
+                "--instance-id",
+                "kill-test",
+                "--alerts-topic",
+                unique_topics.alerts,
+                "--dlq-topic",
+                unique_topics.dlq,
+                "--log-level",
+                "WARNING",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=log,
+            stderr=log,
+        )
 
     def delivered() -> set[str]:
         return {k for k, _ in receiver.keys("/hook")}
@@ -150,9 +237,11 @@ def test_sigkill_during_delivery_loses_nothing(
         except Timeout:
             missing = sorted({f"truck_offline:K{i}" for i in range(n)} - delivered())
             log.flush()
-            pytest.fail(f"timed out waiting for {what}: {len(missing)} alerts not delivered, "
-                        f"e.g. {missing[:5]}; process alive: {proc.poll() is None}; "
-                        "dispatcher log:\n" + (tmp_path / "dispatcher.log").read_text()[-3000:])
+            pytest.fail(
+                f"timed out waiting for {what}: {len(missing)} alerts not delivered, "
+                f"e.g. {missing[:5]}; process alive: {proc.poll() is None}; "
+                "dispatcher log:\n" + (tmp_path / "dispatcher.log").read_text()[-3000:]
+            )
 
     proc = spawn()
     try:
@@ -161,8 +250,9 @@ def test_sigkill_during_delivery_loses_nothing(
         proc.wait(10)
         assert len(delivered()) < n, "killed too late to test anything"
         proc = spawn()
-        wait_or_show_log(lambda: len(delivered()) == n, 60,
-                         "every alert delivered after the restart")
+        wait_or_show_log(
+            lambda: len(delivered()) == n, 60, "every alert delivered after the restart"
+        )
     finally:
         proc.terminate()
         try:
@@ -178,9 +268,22 @@ def test_sigkill_during_delivery_loses_nothing(
 def test_bad_config_makes_run_exit_non_zero(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("receivers: []\nroute: {receiver: x}\n")
-    res = subprocess.run([sys.executable, "-m", "alerting", "run", "--config", str(bad),
-                          "--state-dir", str(tmp_path / "s")], cwd=ROOT, capture_output=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "alerting",
+            "run",
+            "--config",
+            str(bad),
+            "--state-dir",
+            str(tmp_path / "s"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
     assert res.returncode != 0
     assert f"{bad}: receivers: List should have at least 1 item" in res.stderr.decode()
     res2 = CliRunner().invoke(alerts, ["check-config", str(bad)])

@@ -15,8 +15,9 @@ from udfs.contract import TopicNames
 from udfs.models import DEAD_LETTER_PRODUCER_MAX_BYTES
 
 
-def take(source: AlertSource, n: int, max_records: int = 500,
-         timeout_s: float = 20) -> list[InRecord]:
+def take(
+    source: AlertSource, n: int, max_records: int = 500, timeout_s: float = 20
+) -> list[InRecord]:
     got: list[InRecord] = []
     deadline = time.monotonic() + timeout_s
     while len(got) < n and time.monotonic() < deadline:
@@ -30,14 +31,16 @@ def values(records: list[InRecord]) -> list[bytes | None]:
 
 @pytest.mark.integration
 def test_records_carry_their_origin_and_the_group_resumes_after_the_commit(
-        kafka_bootstrap: str, unique_topics: TopicNames) -> None:
+    kafka_bootstrap: str, unique_topics: TopicNames
+) -> None:
     from kafka import KafkaProducer
 
     topic = unique_topics.alerts
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     for i in range(6):
-        producer.send(topic, key=b"one-key", value=f"r{i}".encode(),
-                      timestamp_ms=1_700_000_000_000 + i)
+        producer.send(
+            topic, key=b"one-key", value=f"r{i}".encode(), timestamp_ms=1_700_000_000_000 + i
+        )
     producer.flush()
     producer.close()
 
@@ -74,15 +77,24 @@ ORIGIN = Origin("fleet.alerts", 1, 42)
 
 @pytest.mark.integration
 def test_a_dead_letter_the_broker_refuses_is_reported_once_with_its_origin(
-        kafka_bootstrap: str) -> None:
+    kafka_bootstrap: str,
+) -> None:
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
 
     topic = f"fleet.dlq.small-{uuid.uuid4().hex[:6]}"
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     try:
-        admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1,
-                                      topic_configs={"max.message.bytes": "200"})])
+        admin.create_topics(
+            [
+                NewTopic(
+                    topic,
+                    num_partitions=1,
+                    replication_factor=1,
+                    topic_configs={"max.message.bytes": "200"},
+                )
+            ]
+        )
     finally:
         admin.close()
     failures = Failures()

@@ -39,8 +39,9 @@ def test_every_corpus_record_has_an_expected_reason() -> None:
 
 
 @pytest.mark.parametrize(("name", "key", "value"), CORPUS, ids=[n for n, _, _ in CORPUS])
-def test_poison_record_becomes_one_bounded_dead_letter(name: str, key: bytes | None,
-                                                       value: bytes) -> None:
+def test_poison_record_becomes_one_bounded_dead_letter(
+    name: str, key: bytes | None, value: bytes
+) -> None:
     result = decode(value, record_ts_ms=1)
     assert isinstance(result, Rejection), name
     assert result.reason == EXPECTED_REASON[name]
@@ -51,8 +52,13 @@ def test_poison_record_becomes_one_bounded_dead_letter(name: str, key: bytes | N
     assert dlq_key == TOPIC.encode()
     assert len(dlq_value) < DEAD_LETTER_MAX_BYTES
     d = orjson.loads(dlq_value)
-    assert (d["source_topic"], d["partition"], d["offset"], d["reason"], d["ts"]) == \
-        (TOPIC, 1, 1234, EXPECTED_REASON[name], 99)
+    assert (d["source_topic"], d["partition"], d["offset"], d["reason"], d["ts"]) == (
+        TOPIC,
+        1,
+        1234,
+        EXPECTED_REASON[name],
+        99,
+    )
     assert d["raw_size"] == len(value)
     assert d["raw_sha256"] == hashlib.sha256(value).hexdigest()
     assert d["raw_truncated"] is (len(value) > DEAD_LETTER_RAW_BYTES)
@@ -123,13 +129,13 @@ def test_replay_list_prints_hostile_dead_letters_escaped(tmp_path: Path) -> None
     try:
         a = decode(orjson.dumps(alert_doc(subject="\x1b]0;pwned\x07\u202eT1")))
         assert isinstance(a, Alert)
-        [item] = store.commit_batch(EngineState(), [Notification(
-            "hook", a.dedup_key, a.event_action, a.event(), 1)], 1)
+        [item] = store.commit_batch(
+            EngineState(), [Notification("hook", a.dedup_key, a.event_action, a.event(), 1)], 1
+        )
         store.apply_outcomes([("dead", item, "HTTP 400: \x1b[2J\r\nfake line", 2)])
     finally:
         store.close()
-    res = CliRunner().invoke(alerts, ["replay", "--list", "--state-dir",
-                                      str(tmp_path / "state")])
+    res = CliRunner().invoke(alerts, ["replay", "--list", "--state-dir", str(tmp_path / "state")])
     assert res.exit_code == 0, res.output
     [line] = res.output.splitlines()
     assert line.replace("\t", " ").isprintable()

@@ -28,13 +28,19 @@ pytestmark = pytest.mark.integration
 Position = tuple[int, int]  # (partition, offset) on the alerts topic
 
 
-def produce(bootstrap: str, topic: str,
-            records: list[tuple[str, bytes | None, bytes | None]]) -> dict[str, Position]:
+def produce(
+    bootstrap: str, topic: str, records: list[tuple[str, bytes | None, bytes | None]]
+) -> dict[str, Position]:
     """Send ``(name, key, value)`` records in order; where each one landed, by name."""
     from confluent_kafka import Producer
 
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all",
-                  "message.max.bytes": DEAD_LETTER_PRODUCER_MAX_BYTES})
+    p = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "message.max.bytes": DEAD_LETTER_PRODUCER_MAX_BYTES,
+        }
+    )
     landed: dict[str, Position] = {}
     errors: list[str] = []
 
@@ -44,6 +50,7 @@ def produce(bootstrap: str, topic: str,
                 errors.append(f"{name}: {err}")
             else:
                 landed[name] = (msg.partition(), msg.offset())
+
         return delivered
 
     for name, key, value in records:
@@ -59,20 +66,32 @@ def counted(m: Metrics, outcome: str) -> float:
 
 
 def test_every_poison_record_is_one_bounded_dead_letter_and_the_alert_after_them_arrives(
-        start: Callable[..., Running], receiver: Receiver, unique_topics: TopicNames,
-        kafka_bootstrap: str) -> None:
+    start: Callable[..., Running],
+    receiver: Receiver,
+    unique_topics: TopicNames,
+    kafka_bootstrap: str,
+) -> None:
     m = Metrics()
     r = start(config_text(receiver), metrics=m)
     poison = [*poison_records(), ("tombstone", b"tombstone-key", None)]
     expected = {**EXPECTED_REASON, "tombstone": "MISSING_FIELD"}
     sentinel = alert_doc(subject="SENTINEL")
-    landed = produce(kafka_bootstrap, unique_topics.alerts,
-                     [*poison, ("sentinel", b"truck_offline:SENTINEL", orjson.dumps(sentinel))])
+    landed = produce(
+        kafka_bootstrap,
+        unique_topics.alerts,
+        [*poison, ("sentinel", b"truck_offline:SENTINEL", orjson.dumps(sentinel))],
+    )
 
-    wait_until(lambda: ("truck_offline:SENTINEL", "trigger") in receiver.keys("/hook"), 60,
-               "the alert sent after the poison delivered")
-    wait_until(lambda: counted(m, "malformed") == len(poison) and counted(m, "accepted") == 1,
-               30, "every record read")
+    wait_until(
+        lambda: ("truck_offline:SENTINEL", "trigger") in receiver.keys("/hook"),
+        60,
+        "the alert sent after the poison delivered",
+    )
+    wait_until(
+        lambda: counted(m, "malformed") == len(poison) and counted(m, "accepted") == 1,
+        30,
+        "every record read",
+    )
     messages = dlq_messages(kafka_bootstrap, unique_topics.dlq, len(poison), timeout_s=30)
     assert len(messages) == len(poison)  # exactly one each
 
@@ -108,35 +127,70 @@ def small_topic(bootstrap: str, max_message_bytes: int) -> str:
     topic = f"fleet.dlq.small-{uuid.uuid4().hex[:6]}"
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1,
-                                      topic_configs={"max.message.bytes":
-                                                     str(max_message_bytes)})])
+        admin.create_topics(
+            [
+                NewTopic(
+                    topic,
+                    num_partitions=1,
+                    replication_factor=1,
+                    topic_configs={"max.message.bytes": str(max_message_bytes)},
+                )
+            ]
+        )
     finally:
         admin.close()
     return topic
 
 
 def test_dead_letters_the_broker_refuses_are_counted_and_logged_and_reading_goes_on(
-        start: Callable[..., Running], receiver: Receiver, unique_topics: TopicNames,
-        kafka_bootstrap: str, caplog: pytest.LogCaptureFixture) -> None:
+    start: Callable[..., Running],
+    receiver: Receiver,
+    unique_topics: TopicNames,
+    kafka_bootstrap: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.ERROR, logger="alerting.service")
     m = Metrics()
-    r = start(config_text(receiver), metrics=m,
-              dlq_topic=small_topic(kafka_bootstrap, 200))  # every dead letter is bigger
-    first = produce(kafka_bootstrap, unique_topics.alerts, [
-        ("bad1", b"bad", b"{not json"), ("bad2", None, b"[]"),
-        ("alert1", b"truck_offline:A1", orjson.dumps(alert_doc(subject="A1")))])
-    wait_until(lambda: m.value("fleetpulse_alerting_dlq_write_failures_total") == 2, 30,
-               "two dead-letter write failures counted")
-    wait_until(lambda: ("truck_offline:A1", "trigger") in receiver.keys("/hook"), 30,
-               "the alert after the failures delivered")
-    second = produce(kafka_bootstrap, unique_topics.alerts, [
-        ("bad3", b"bad", b"\xff"),
-        ("alert2", b"truck_offline:A2", orjson.dumps(alert_doc(subject="A2")))])
-    wait_until(lambda: ("truck_offline:A2", "trigger") in receiver.keys("/hook"), 30,
-               "an alert after a later failure delivered")
-    wait_until(lambda: m.value("fleetpulse_alerting_dlq_write_failures_total") == 3, 30,
-               "the third failure counted")
+    r = start(
+        config_text(receiver), metrics=m, dlq_topic=small_topic(kafka_bootstrap, 200)
+    )  # every dead letter is bigger
+    first = produce(
+        kafka_bootstrap,
+        unique_topics.alerts,
+        [
+            ("bad1", b"bad", b"{not json"),
+            ("bad2", None, b"[]"),
+            ("alert1", b"truck_offline:A1", orjson.dumps(alert_doc(subject="A1"))),
+        ],
+    )
+    wait_until(
+        lambda: m.value("fleetpulse_alerting_dlq_write_failures_total") == 2,
+        30,
+        "two dead-letter write failures counted",
+    )
+    wait_until(
+        lambda: ("truck_offline:A1", "trigger") in receiver.keys("/hook"),
+        30,
+        "the alert after the failures delivered",
+    )
+    second = produce(
+        kafka_bootstrap,
+        unique_topics.alerts,
+        [
+            ("bad3", b"bad", b"\xff"),
+            ("alert2", b"truck_offline:A2", orjson.dumps(alert_doc(subject="A2"))),
+        ],
+    )
+    wait_until(
+        lambda: ("truck_offline:A2", "trigger") in receiver.keys("/hook"),
+        30,
+        "an alert after a later failure delivered",
+    )
+    wait_until(
+        lambda: m.value("fleetpulse_alerting_dlq_write_failures_total") == 3,
+        30,
+        "the third failure counted",
+    )
 
     logged = "\n".join(rec.getMessage() for rec in caplog.records)
     for partition, offset in (first["bad1"], first["bad2"], second["bad3"]):

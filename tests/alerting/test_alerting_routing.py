@@ -41,11 +41,15 @@ def routes_for(**labels: str) -> list[tuple[str, str]]:
 
 def test_first_match_wins_and_continue_goes_on() -> None:
     assert routes_for(**{"class": "truck_offline", "severity": "warning", "group": "SOUTH"}) == [
-        ("0.1", "trucks")]
+        ("0.1", "trucks")
+    ]
     assert routes_for(**{"class": "truck_offline", "severity": "error", "group": "WEST"}) == [
-        ("0.0", "pager"), ("0.1.0", "west")]
+        ("0.0", "pager"),
+        ("0.1.0", "west"),
+    ]
     assert routes_for(**{"class": "truck_stopped_unplanned", "severity": "info"}) == [
-        ("0.2", "trucks")]
+        ("0.2", "trucks")
+    ]
     assert routes_for(**{"class": "shipment_late", "severity": "info"}) == [("0", "default")]
 
 

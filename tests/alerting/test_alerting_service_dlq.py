@@ -74,8 +74,11 @@ class FakeProducer:
 
 @pytest.fixture()
 def loop(tmp_path: Path) -> Iterator[tuple[Dispatcher, FakeSource, FakeProducer]]:
-    d = Dispatcher(parse_config(CFG, "t.yaml"),
-                   Settings(bootstrap="unused", state_dir=str(tmp_path / "s")), metrics=Metrics())
+    d = Dispatcher(
+        parse_config(CFG, "t.yaml"),
+        Settings(bootstrap="unused", state_dir=str(tmp_path / "s")),
+        metrics=Metrics(),
+    )
     source = FakeSource()
     producer = FakeProducer(d.dlq_write_failed)
     yield d, source, producer
@@ -95,7 +98,8 @@ def failures(d: Dispatcher) -> float:
 
 
 def test_offsets_wait_for_dead_letters_in_flight(
-        loop: tuple[Dispatcher, FakeSource, FakeProducer]) -> None:
+    loop: tuple[Dispatcher, FakeSource, FakeProducer],
+) -> None:
     d, source, producer = loop
     source.batches = [[rec(0, b"{bad"), rec(1, orjson.dumps(alert_doc()))]]
     step(d, source, producer)
@@ -114,8 +118,8 @@ def test_offsets_wait_for_dead_letters_in_flight(
 
 
 def test_a_lost_dead_letter_is_counted_logged_and_committed_past(
-        loop: tuple[Dispatcher, FakeSource, FakeProducer],
-        caplog: pytest.LogCaptureFixture) -> None:
+    loop: tuple[Dispatcher, FakeSource, FakeProducer], caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.ERROR, logger="alerting.service")
     d, source, producer = loop
     producer.refuse = True
@@ -130,13 +134,14 @@ def test_a_lost_dead_letter_is_counted_logged_and_committed_past(
     assert failures(d) == 3 and source.commits == 2
     assert [r.getMessage() for r in caplog.records] == [
         f"dead letter not written to fleet.dlq for fleet.alerts partition 3 offset {o}: {e}"
-        for o, e in ((7, "refused"), (8, "refused"), (9, "timed out"))]
+        for o, e in ((7, "refused"), (8, "refused"), (9, "timed out"))
+    ]
     assert d.metrics.value("fleetpulse_alerting_records_total", outcome="malformed") == 3
 
 
 def test_a_dead_letter_that_cannot_be_built_is_a_counted_failure(
-        loop: tuple[Dispatcher, FakeSource, FakeProducer],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    loop: tuple[Dispatcher, FakeSource, FakeProducer], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Building a dead letter cannot fail today (details are escaped); if it ever does, that is
     one more counted write failure, not an exception out of the loop."""
     import alerting.service

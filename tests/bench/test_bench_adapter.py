@@ -20,7 +20,22 @@ def test_a_measurement_runs_the_given_trees_code_and_prints_a_rate() -> None:
 
 def test_a_tree_whose_code_is_not_imported_is_refused(tmp_path: Path) -> None:
     """An empty directory holds no flink_jobs: the checkout's would be imported instead."""
-    run = subprocess.run([sys.executable, "-m", "bench.adapter", "--measure", str(tmp_path),
-                          "--trucks", "10", "--rounds", "1", "--repeat", "1"],
-                         cwd=ROOT, capture_output=True, text=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.adapter",
+            "--measure",
+            str(tmp_path),
+            "--trucks",
+            "10",
+            "--rounds",
+            "1",
+            "--repeat",
+            "1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode != 0 and "not the code under" in run.stderr

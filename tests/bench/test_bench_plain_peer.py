@@ -25,13 +25,16 @@ class FakeProducer:
 
 
 def args() -> argparse.Namespace:
-    return argparse.Namespace(topic="fleet.gps", alerts_topic="fleet.alerts",
-                              geofence_topic="fleet.geofence-events", dlq_topic="fleet.dlq")
+    return argparse.Namespace(
+        topic="fleet.gps",
+        alerts_topic="fleet.alerts",
+        geofence_topic="fleet.geofence-events",
+        dlq_topic="fleet.dlq",
+    )
 
 
 def ping(ts: int, lat: float) -> bytes:
-    return orjson.dumps({"truck_id": "T1", "ts": ts, "lat": lat, "lng": -90.0,
-                         "speed_kph": 60.0})
+    return orjson.dumps({"truck_id": "T1", "ts": ts, "lat": lat, "lng": -90.0, "speed_kph": 60.0})
 
 
 def test_positions_timers_alerts_and_dead_letters() -> None:
@@ -40,11 +43,15 @@ def test_positions_timers_alerts_and_dead_letters() -> None:
     tracker = Tracker(TrackingConfig(), out)
     now = T0 + 3_600_000
     for i in range(3):
-        assert tracker.on_record(ping(T0 + i * 30_000, 40.0 + i * 0.005), 0, i, now) == \
-            T0 + i * 30_000
+        assert (
+            tracker.on_record(ping(T0 + i * 30_000, 40.0 + i * 0.005), 0, i, now) == T0 + i * 30_000
+        )
     assert tracker.on_record(b"{not json", 0, 3, now) is None
-    assert [w.ts for w in out.positions if isinstance(w, PositionWrite)] == \
-        [T0, T0 + 30_000, T0 + 60_000]
+    assert [w.ts for w in out.positions if isinstance(w, PositionWrite)] == [
+        T0,
+        T0 + 30_000,
+        T0 + 60_000,
+    ]
     assert producer.sent[0][0] == "fleet.dlq"
     assert orjson.loads(producer.sent[0][1])["reason"] == "MALFORMED_JSON"
     # the watermark passes the pings: detection, but no alert yet
@@ -55,8 +62,9 @@ def test_positions_timers_alerts_and_dead_letters() -> None:
     alerts = [orjson.loads(v) for t, v, _ in producer.sent if t == "fleet.alerts"]
     assert [a["dedup_key"] for a in alerts] == ["truck_offline:T1"]
     assert alerts[0]["payload"]["custom_details"]["event_ts"] == T0 + 60_000 + 600_000
-    assert out.region_counts() == {"MIDWEST": {"active_trucks": 0, "moving_trucks": 0,
-                                               "stopped_trucks": 0}}
+    assert out.region_counts() == {
+        "MIDWEST": {"active_trucks": 0, "moving_trucks": 0, "stopped_trucks": 0}
+    }
 
 
 class FullQueueProducer(FakeProducer):
@@ -86,6 +94,7 @@ def test_a_full_producer_queue_waits_for_deliveries_instead_of_losing_the_alert(
     tracker = Tracker(TrackingConfig(), out)
     tracker.on_record(ping(T0, 40.0), 0, 0, T0 + 3_600_000)
     tracker.fire(END_OF_INPUT)
-    assert [orjson.loads(v)["dedup_key"] for t, v, _ in producer.sent
-            if t == "fleet.alerts"] == ["truck_offline:T1"]
+    assert [orjson.loads(v)["dedup_key"] for t, v, _ in producer.sent if t == "fleet.alerts"] == [
+        "truck_offline:T1"
+    ]
     assert producer.polls == 3

@@ -32,8 +32,13 @@ def test_percentile_interpolates_between_closest_ranks() -> None:
 def test_latency_summary_and_empty_summary() -> None:
     s = report.latency_summary([10.0, 20.0, 30.0, 40.0])
     assert s["n"] == 4 and s["max_ms"] == 40.0 and s["p50_ms"] == 25.0
-    assert report.latency_summary([]) == {"n": 0, "p50_ms": None, "p95_ms": None,
-                                          "p99_ms": None, "max_ms": None}
+    assert report.latency_summary([]) == {
+        "n": 0,
+        "p50_ms": None,
+        "p95_ms": None,
+        "p99_ms": None,
+        "max_ms": None,
+    }
 
 
 def test_ratio_handles_missing_and_zero() -> None:
@@ -55,8 +60,9 @@ def test_parse_time_v_reads_rss_cpu_and_wall_clock() -> None:
 """
     got = report.parse_time_v(text)
     assert got == {"user_s": 12.5, "system_s": 1.25, "wall_s": 3723.5, "max_rss_kib": 229120}
-    assert report.parse_time_v("Elapsed (wall clock) time (h:mm:ss or m:ss): 0:07.25") == \
-        {"wall_s": 7.25}
+    assert report.parse_time_v("Elapsed (wall clock) time (h:mm:ss or m:ss): 0:07.25") == {
+        "wall_s": 7.25
+    }
 
 
 def test_p99_is_a_lower_bound_when_not_everything_arrived() -> None:
@@ -71,40 +77,104 @@ def test_p99_is_a_lower_bound_when_not_everything_arrived() -> None:
 
 def sample_results() -> dict:  # type: ignore[type-arg]
     return {
-        "machine": {"cpu": "Test CPU", "cores": 2, "mem_gib": 23.5, "os": "Linux",
-                    "python": "3.11.7", "java": "Java 17", "flink": "2.2.1", "kafka": "4.1.1",
-                    "redis": "7.0.15", "quixstreams": None, "loadavg": "0.10 0.20 0.30"},
-        "run": {"command": "fleetpulse bench --quick", "started_utc": "2026-11-25 23:20",
-                "duration_s": 600, "notes": ["sizes reduced"]},
+        "machine": {
+            "cpu": "Test CPU",
+            "cores": 2,
+            "mem_gib": 23.5,
+            "os": "Linux",
+            "python": "3.11.7",
+            "java": "Java 17",
+            "flink": "2.2.1",
+            "kafka": "4.1.1",
+            "redis": "7.0.15",
+            "quixstreams": None,
+            "loadavg": "0.10 0.20 0.30",
+        },
+        "run": {
+            "command": "fleetpulse bench --quick",
+            "started_utc": "2026-11-25 23:20",
+            "duration_s": 600,
+            "notes": ["sizes reduced"],
+        },
         "sections": {
             "throughput": {
-                "status": "ok", "pings": 1000, "trucks": 100, "topic": "t", "partitions": 4,
+                "status": "ok",
+                "pings": 1000,
+                "trucks": 100,
+                "topic": "t",
+                "partitions": 4,
                 "bytes_per_ping": 143,
-                "runs": [{"name": "fleetpulse p=1", "status": "ok", "rate": 2000,
-                          "seconds": 0.5},
-                         {"name": "fleetpulse p=1, pinned to CPU 0", "status": "ok",
-                          "rate": 3000, "seconds": 0.4},
-                         {"name": "plain Python", "status": "ok", "rate": 8000},
-                         {"name": "Quix Streams", "status": "not measured",
-                          "reason": "not installed"}],
+                "runs": [
+                    {"name": "fleetpulse p=1", "status": "ok", "rate": 2000, "seconds": 0.5},
+                    {
+                        "name": "fleetpulse p=1, pinned to CPU 0",
+                        "status": "ok",
+                        "rate": 3000,
+                        "seconds": 0.4,
+                    },
+                    {"name": "plain Python", "status": "ok", "rate": 8000},
+                    {"name": "Quix Streams", "status": "not measured", "reason": "not installed"},
+                ],
                 "best": {"name": "fleetpulse p=1", "rate": 2000},
                 "ratios": {"plain Python": 0.25},
-                "pin_ratios": {"fleetpulse p=1, pinned to CPU 0": 1.5}},
-            "freshness": {"status": "ok", "loads": [
-                {"label": "10,000 pings/s", "rate_per_s": 10_000, "achieved_rate_per_s": 9990,
-                 "redis": {"n": 10, "p50_ms": 100.0, "p95_ms": 200.0, "p99_ms": 300.0,
-                           "max_ms": 310.0, "coverage": 1.0},
-                 "websocket": {"n": 2, "p50_ms": 100.0, "p95_ms": 200.0, "p99_ms": 300.0,
-                               "max_ms": 40_000.0, "coverage": 0.2}}]},
-            "alerts": {"status": "ok", "sources": [
-                {"alert_class": "truck_offline", "phase": "10,000 pings/min", "status": "ok",
-                 "expected": 2,
-                 "from_watermark": {"n": 2, "p50_ms": 500.0, "p95_ms": 600.0, "p99_ms": 650.0,
-                                    "max_ms": 650.0},
-                 "from_deadline": {"n": 2, "p50_ms": 10_500.0, "p95_ms": 10_600.0,
-                                   "p99_ms": 10_650.0, "max_ms": 10_650.0}},
-                {"alert_class": "shipment_late", "status": "not measured",
-                 "reason": "the delay job did not start"}]},
+                "pin_ratios": {"fleetpulse p=1, pinned to CPU 0": 1.5},
+            },
+            "freshness": {
+                "status": "ok",
+                "loads": [
+                    {
+                        "label": "10,000 pings/s",
+                        "rate_per_s": 10_000,
+                        "achieved_rate_per_s": 9990,
+                        "redis": {
+                            "n": 10,
+                            "p50_ms": 100.0,
+                            "p95_ms": 200.0,
+                            "p99_ms": 300.0,
+                            "max_ms": 310.0,
+                            "coverage": 1.0,
+                        },
+                        "websocket": {
+                            "n": 2,
+                            "p50_ms": 100.0,
+                            "p95_ms": 200.0,
+                            "p99_ms": 300.0,
+                            "max_ms": 40_000.0,
+                            "coverage": 0.2,
+                        },
+                    }
+                ],
+            },
+            "alerts": {
+                "status": "ok",
+                "sources": [
+                    {
+                        "alert_class": "truck_offline",
+                        "phase": "10,000 pings/min",
+                        "status": "ok",
+                        "expected": 2,
+                        "from_watermark": {
+                            "n": 2,
+                            "p50_ms": 500.0,
+                            "p95_ms": 600.0,
+                            "p99_ms": 650.0,
+                            "max_ms": 650.0,
+                        },
+                        "from_deadline": {
+                            "n": 2,
+                            "p50_ms": 10_500.0,
+                            "p95_ms": 10_600.0,
+                            "p99_ms": 10_650.0,
+                            "max_ms": 10_650.0,
+                        },
+                    },
+                    {
+                        "alert_class": "shipment_late",
+                        "status": "not measured",
+                        "reason": "the delay job did not start",
+                    },
+                ],
+            },
             "memory": {"status": "not measured", "reason": "live run failed"},
         },
     }
@@ -117,8 +187,11 @@ def test_summary_rows_give_verdicts_and_reasons() -> None:
     assert rows["2. ratio to plain Python"][1:] == ["0.25x", "≥ 1.0x", "**missed**"]
     assert rows["3. freshness p99, 10,000 pings/s, to redis"][3] == "met"
     assert rows["3. freshness p99, 10,000 pings/s, to websocket"][3] == "**missed**"
-    assert rows["4. alert p99 from watermark (truck_offline, 10,000 pings/min)"][1:] == \
-        ["650 ms", "< 2 s", "met"]
+    assert rows["4. alert p99 from watermark (truck_offline, 10,000 pings/min)"][1:] == [
+        "650 ms",
+        "< 2 s",
+        "met",
+    ]
     assert rows["4. alert latency (shipment_late)"][3] == "the delay job did not start"
     assert rows["6. memory"][1:] == ["not measured", "< 4 GiB", "live run failed"]
     assert rows["5. gateway fan-out"][3] == "not run"
@@ -139,10 +212,16 @@ def test_markdown_has_machine_summary_and_not_measured_sections() -> None:
 
 def test_chart_series_marks_incomplete_latencies(tmp_path: Path) -> None:
     bars, lat = report.chart_series(sample_results())
-    assert bars == [("fleetpulse p=1", 2000.0), ("fleetpulse p=1, pinned to CPU 0", 3000.0),
-                    ("plain Python", 8000.0)]
+    assert bars == [
+        ("fleetpulse p=1", 2000.0),
+        ("fleetpulse p=1, pinned to CPU 0", 3000.0),
+        ("plain Python", 8000.0),
+    ]
     assert [(row[0].split("\n")[0], row[4]) for row in lat] == [
-        ("ping->redis", True), ("ping->ws", False), ("alert offline", True)]
+        ("ping->redis", True),
+        ("ping->ws", False),
+        ("alert offline", True),
+    ]
     reason = report.write_chart(sample_results(), tmp_path / "c.png")
     if reason is None:
         assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -179,18 +258,33 @@ def test_quick_sizes_are_small() -> None:
 
 
 def _fanout(p99: int, **extra: object) -> dict[str, object]:
-    return {"status": "ok", "method": "m", "clients": 5000, "produce_rate_per_s": 10_000,
-            "delivered_per_s": 36_000, "latency_ms_p99": p99, "clients_closed": 0,
-            "deliveries_missing_at_least": 0, **extra}
+    return {
+        "status": "ok",
+        "method": "m",
+        "clients": 5000,
+        "produce_rate_per_s": 10_000,
+        "delivered_per_s": 36_000,
+        "latency_ms_p99": p99,
+        "clients_closed": 0,
+        "deliveries_missing_at_least": 0,
+        **extra,
+    }
 
 
 def test_fanout_is_judged_on_its_own_cpu_run_with_the_shared_one_beside_it() -> None:
-    sec = _fanout(150, gateway_cpus=[0], shared={**_fanout(380), "method": "shared m",
-                                                 "gateway_cpus": "shared"})
+    sec = _fanout(
+        150,
+        gateway_cpus=[0],
+        shared={**_fanout(380), "method": "shared m", "gateway_cpus": "shared"},
+    )
     rows = report.summary_rows({"sections": {"fanout": sec}})
     fan = [r for r in rows if r[0].startswith("5.")]
-    assert fan[0] == ["5. gateway fan-out, 5000 clients x 10,000 positions/s, gateway on its own "
-                      "CPU", "36,000 msgs/s, p99 150 ms", "p99 < 200 ms, none lost", "met"]
+    assert fan[0] == [
+        "5. gateway fan-out, 5000 clients x 10,000 positions/s, gateway on its own CPU",
+        "36,000 msgs/s, p99 150 ms",
+        "p99 < 200 ms, none lost",
+        "met",
+    ]
     assert fan[1][1:3] == ["36,000 msgs/s, p99 380 ms", "for reference"]
     md = "\n".join(report._fanout_md(sec))
     assert "| measure | gateway on its own CPU (judged) | all sharing the CPUs |" in md
@@ -216,10 +310,15 @@ def test_fanout_gives_the_gateway_the_lowest_cpu_only_when_one_is_left() -> None
 def test_update_replaces_only_the_sections_run_now_and_says_when() -> None:
     previous = sample_results()
     previous["run"]["started_utc"] = "2026-11-26 19:07"
-    current = {"run": {"started_utc": "2026-11-27 03:50", "command": "fleetpulse bench "
-                       "--only fanout --update", "notes": ["Input size: not the issue's"]},
-               "machine": {"loadavg": "0.50 0.40 0.30"},
-               "sections": {"fanout": {**_fanout(150), "measured_utc": "2026-11-27 03:50"}}}
+    current = {
+        "run": {
+            "started_utc": "2026-11-27 03:50",
+            "command": "fleetpulse bench --only fanout --update",
+            "notes": ["Input size: not the issue's"],
+        },
+        "machine": {"loadavg": "0.50 0.40 0.30"},
+        "sections": {"fanout": {**_fanout(150), "measured_utc": "2026-11-27 03:50"}},
+    }
     merged = report.merge_update(previous, current, ["why"])
     assert merged["sections"]["fanout"]["latency_ms_p99"] == 150
     assert merged["sections"]["throughput"] == previous["sections"]["throughput"]
@@ -227,7 +326,9 @@ def test_update_replaces_only_the_sections_run_now_and_says_when() -> None:
     assert merged["run"]["notes"][-2:] == [
         "Re-measured on 2026-11-27 03:50 (UTC) by `fleetpulse bench --only fanout --update`: "
         "fanout (load average then: 0.50 0.40 0.30); the other sections are from the run "
-        "above.", "why"]
+        "above.",
+        "why",
+    ]
     assert "fanout" not in previous["sections"]  # the earlier results are not modified
     md = report.markdown(merged)
     assert "## 5. Gateway fan-out\n\nMeasured on 2026-11-27 03:50 (UTC).\n" in md
@@ -239,8 +340,7 @@ def test_update_refuses_to_start_without_earlier_results(tmp_path: Path) -> None
 
     from bench.cli import bench
 
-    result = CliRunner().invoke(bench, ["--only", "fanout", "--update", "--out-dir",
-                                        str(tmp_path)])
+    result = CliRunner().invoke(bench, ["--only", "fanout", "--update", "--out-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "--update" in result.output and "bench-results.json" in result.output
     assert not (tmp_path / "BENCHMARKS.md").exists()
@@ -249,20 +349,29 @@ def test_update_refuses_to_start_without_earlier_results(tmp_path: Path) -> None
 def profile_section() -> dict:  # type: ignore[type-arg]
     from bench.sections.profile import conclude
 
-    steps = [{"step": "parse_ping (orjson + validation)", "us_per_ping": 5.0,
-              "rate_per_s": 200_000},
-             {"step": "sum: the job's own work per ping in one thread", "us_per_ping": 50.0,
-              "rate_per_s": 20_000}]
+    steps = [
+        {"step": "parse_ping (orjson + validation)", "us_per_ping": 5.0, "rate_per_s": 200_000},
+        {
+            "step": "sum: the job's own work per ping in one thread",
+            "us_per_ping": 50.0,
+            "rate_per_s": 20_000,
+        },
+    ]
     job = {"name": "fleetpulse p=1", "status": "ok", "rate": 14_000, "cpu_us_per_ping": 82.0}
-    threads = [{"process": "java", "threads": "truck-state (1/", "cores": 0.7,
-                "us_per_ping": 50.0},
-               {"process": "redis-server", "threads": "redis-server", "cores": 0.4,
-                "us_per_ping": 28.6},
-               {"process": "java", "threads": "redis-positions", "cores": 0.15,
-                "us_per_ping": 10.7}]
-    return {"status": "ok", "steps": steps, "job": job, "threads": threads,
-            "window": {"seconds": 35.0, "share": 0.5}, "method": "M.",
-            "conclusion": conclude(steps, job, threads)}
+    threads = [
+        {"process": "java", "threads": "truck-state (1/", "cores": 0.7, "us_per_ping": 50.0},
+        {"process": "redis-server", "threads": "redis-server", "cores": 0.4, "us_per_ping": 28.6},
+        {"process": "java", "threads": "redis-positions", "cores": 0.15, "us_per_ping": 10.7},
+    ]
+    return {
+        "status": "ok",
+        "steps": steps,
+        "job": job,
+        "threads": threads,
+        "window": {"seconds": 35.0, "share": 0.5},
+        "method": "M.",
+        "conclusion": conclude(steps, job, threads),
+    }
 
 
 def test_profile_shows_the_threads_of_the_job_and_reads_them() -> None:
@@ -270,8 +379,10 @@ def test_profile_shows_the_threads_of_the_job_and_reads_them() -> None:
     results["sections"]["profile"] = profile_section()
     md = report.markdown(results, chart_name=None)
     assert "| java | truck-state (1/ | 0.70 | 50.0 |" in md
-    assert "The job: 14,000 pings/s, 82 CPU µs per ping (its process tree); threads read " \
-           "over 35.0 s, 50 % of the input." in md
+    assert (
+        "The job: 14,000 pings/s, 82 CPU µs per ping (its process tree); threads read "
+        "over 35.0 s, 50 % of the input." in md
+    )
     conclusion = results["sections"]["profile"]["conclusion"]
     assert "at most 20,000 pings/s" in conclusion
     assert "the truck function's task thread 0.70 and the Redis writer thread 0.15" in conclusion
@@ -283,9 +394,20 @@ def test_profile_shows_the_threads_of_the_job_and_reads_them() -> None:
 def test_profile_of_before_keeps_its_job_cuts() -> None:
     results = sample_results()
     results["sections"]["profile"] = {
-        "status": "ok", "steps": [], "conclusion": "C.", "method": "M.",
-        "stages": [{"name": "Flink: whole job", "status": "ok", "rate": 5701,
-                    "us_per_ping": 175.4, "cpu_us_per_ping": 240}]}
+        "status": "ok",
+        "steps": [],
+        "conclusion": "C.",
+        "method": "M.",
+        "stages": [
+            {
+                "name": "Flink: whole job",
+                "status": "ok",
+                "rate": 5701,
+                "us_per_ping": 175.4,
+                "cpu_us_per_ping": 240,
+            }
+        ],
+    }
     md = report.markdown(results, chart_name=None)
     assert "| Flink: whole job | ok | 5,701 | 175.4 | 240 |  |" in md
 
@@ -301,12 +423,18 @@ def test_profile_says_why_the_job_was_not_read() -> None:
 
 def test_cost_growth_summary_counts_the_jvm_where_the_state_lives() -> None:
     results = sample_results()
-    results["sections"]["scaling"] = {"status": "ok", "runs": [
-        {"trucks": 10_000, "rate": 14_436, "peak_rss_mib": 224, "tree_peak_rss_mib": 1557},
-        {"trucks": 1_000_000, "rate": 12_009, "peak_rss_mib": 224, "tree_peak_rss_mib": 3381}]}
+    results["sections"]["scaling"] = {
+        "status": "ok",
+        "runs": [
+            {"trucks": 10_000, "rate": 14_436, "peak_rss_mib": 224, "tree_peak_rss_mib": 1557},
+            {"trucks": 1_000_000, "rate": 12_009, "peak_rss_mib": 224, "tree_peak_rss_mib": 3381},
+        ],
+    }
     rows = {r[0]: r for r in report.summary_rows(results)}
-    assert rows["7. cost growth (trucks: rate, job peak RSS with its JVM)"][1] == \
-        "10,000: 14,436/s, 1,557 MiB; 1,000,000: 12,009/s, 3,381 MiB"
+    assert (
+        rows["7. cost growth (trucks: rate, job peak RSS with its JVM)"][1]
+        == "10,000: 14,436/s, 1,557 MiB; 1,000,000: 12,009/s, 3,381 MiB"
+    )
 
 
 def test_a_consumer_that_exits_badly_after_its_input_says_so() -> None:

@@ -24,8 +24,11 @@ def test_trailing_numbers_fold_so_pools_show_as_one_row() -> None:
 
 def test_cores_count_each_threads_ticks_over_the_window() -> None:
     before = {(1, "truck-state (1/"): 100, (2, "GC Thread#0"): 10}
-    after = {(1, "truck-state (1/"): 100 + 2 * CLOCK_TICKS, (2, "GC Thread#0"): 10,
-             (3, "GC Thread#1"): CLOCK_TICKS}  # born during the window
+    after = {
+        (1, "truck-state (1/"): 100 + 2 * CLOCK_TICKS,
+        (2, "GC Thread#0"): 10,
+        (3, "GC Thread#1"): CLOCK_TICKS,
+    }  # born during the window
     used = cores_by_group(before, after, seconds=4.0)
     assert used["truck-state (1/"] == pytest.approx(0.5)
     assert used["GC Thread"] == pytest.approx(0.25)

@@ -35,8 +35,10 @@ def test_the_gateway_cpu_is_checked_before_anything_starts() -> None:
     assert split_cpus(1, {0, 1}, errors.append) == {1}
     assert split_cpus(3, {0, 1}, errors.append) is None
     assert split_cpus(0, {0}, errors.append) is None
-    assert errors == ["--gateway-cpu 3: not one of this process's CPUs [0, 1]",
-                      "--gateway-cpu needs a second CPU for the load generator"]
+    assert errors == [
+        "--gateway-cpu 3: not one of this process's CPUs [0, 1]",
+        "--gateway-cpu needs a second CPU for the load generator",
+    ]
 
 
 def test_deliveries_neither_received_nor_coalesced_are_missing() -> None:
@@ -54,12 +56,18 @@ def test_the_gateway_micro_benchmark_measures_both_paths() -> None:
 
     from bench.gateway_micro import main
 
-    result = CliRunner().invoke(main, ["--entries", "3000", "--clients", "200", "--passes", "5",
-                                       "--repeat", "1"])
+    result = CliRunner().invoke(
+        main, ["--entries", "3000", "--clients", "200", "--passes", "5", "--repeat", "1"]
+    )
     assert result.exit_code == 0, result.output
     report = dict(line.split() for line in result.output.splitlines()[1:])
-    assert set(report) == {"routing_us_per_entry", "routing_us_per_message",
-                           "routing_messages_per_entry", "flush_us_per_message",
-                           "flush_us_per_write", "flush_messages_per_write"}
+    assert set(report) == {
+        "routing_us_per_entry",
+        "routing_us_per_message",
+        "routing_messages_per_entry",
+        "flush_us_per_message",
+        "flush_us_per_write",
+        "flush_messages_per_write",
+    }
     assert float(report["routing_messages_per_entry"]) > 0  # positions reached the clients
     assert float(report["flush_messages_per_write"]) >= 1

@@ -32,16 +32,25 @@ CFG = DelayConfig(region_of=region_west)
 def scan(sid: str, n: int, typ: ScanType, ts: int, **kw: Any) -> Scan:
     defaults: dict[str, Any] = {}
     if typ is ScanType.PICKED_UP:
-        defaults = {"promised_by": T0 + 12 * HOUR, "lat": SEA[0], "lng": SEA[1],
-                    "dest_lat": PDX[0], "dest_lng": PDX[1], "truck_id": "T1"}
+        defaults = {
+            "promised_by": T0 + 12 * HOUR,
+            "lat": SEA[0],
+            "lng": SEA[1],
+            "dest_lat": PDX[0],
+            "dest_lng": PDX[1],
+            "truck_id": "T1",
+        }
     defaults.update(kw)
     return Scan(scan_id=f"{sid}-{n}", shipment_id=sid, type=typ, ts=ts, **defaults)
 
 
 def alerts(outputs: Iterable[Output]) -> list[tuple[str, str, int, str]]:
     """(action, class, event_ts, severity) of the alerts, in emission order."""
-    return [(o.event_action, o.alert_class, o.event_ts, o.severity)
-            for o in outputs if isinstance(o, AlertEvent)]
+    return [
+        (o.event_action, o.alert_class, o.event_ts, o.severity)
+        for o in outputs
+        if isinstance(o, AlertEvent)
+    ]
 
 
 class RedisModel:

@@ -11,12 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from udfs.shipment_state import (
-    DelayCleared,
-    DelayScore,
-    RegionDelayHours,
-    RegionShipmentCounted,
-)
+from udfs.shipment_state import DelayCleared, DelayScore, RegionDelayHours, RegionShipmentCounted
 
 from .helpers import HOUR, MIN, PDX, SEA, T0
 
@@ -28,8 +23,15 @@ OUT_OF_ORDER_MS = 4 * HOUR  # input below is shuffled within this bound
 def s(sid: str, n: int, typ: str, ts: int, **kw: Any) -> dict[str, Any]:
     d = {"scan_id": f"{sid}-{n}", "shipment_id": sid, "type": typ, "ts": ts}
     if typ == "PICKED_UP":
-        d.update({"lat": SEA[0], "lng": SEA[1], "dest_lat": PDX[0], "dest_lng": PDX[1],
-                  "promised_by": T0 + 100 * HOUR})
+        d.update(
+            {
+                "lat": SEA[0],
+                "lng": SEA[1],
+                "dest_lat": PDX[0],
+                "dest_lng": PDX[1],
+                "promised_by": T0 + 100 * HOUR,
+            }
+        )
     d.update(kw)
     return d
 
@@ -78,10 +80,22 @@ def scenario() -> tuple[list[bytes], list[bytes]]:
     ]
     dup = dict(scans[0])
     raws = [orjson.dumps(x) for x in scans] + [orjson.dumps(dup)]
-    raws += [b'{"scan_id": "X-1", "shipment_id": "X", "type": "TELEPORTED", "ts": %d}' % T0,
-             b"not json"]
-    pings = [orjson.dumps({"truck_id": "T9", "ts": T0 + k * MIN, "lat": SEA[0] + k * 0.0015,
-                           "lng": SEA[1], "speed_kph": 10.0}) for k in range(0, 60, 2)]
+    raws += [
+        b'{"scan_id": "X-1", "shipment_id": "X", "type": "TELEPORTED", "ts": %d}' % T0,
+        b"not json",
+    ]
+    pings = [
+        orjson.dumps(
+            {
+                "truck_id": "T9",
+                "ts": T0 + k * MIN,
+                "lat": SEA[0] + k * 0.0015,
+                "lng": SEA[1],
+                "speed_kph": 10.0,
+            }
+        )
+        for k in range(0, 60, 2)
+    ]
     return raws, pings
 
 
@@ -94,6 +108,7 @@ def shuffle_within(raws: list[bytes], bound_ms: int, seed: int) -> list[bytes]:
             return int(orjson.loads(r)["ts"])
         except Exception:  # noqa: BLE001
             return T0
+
     return sorted(raws, key=lambda r: ts(r) + rng.uniform(0, bound_ms * 0.9))
 
 
@@ -118,14 +133,16 @@ def run_job(scans: list[bytes], pings: list[bytes], pings_first: bool = False) -
 
     # the delay job's own bound on a scan's age (its flags' default): from_collection splits
     # the rows over two source subtasks, so they arrive up to two days out of order here
-    settings = JobSettings(parallelism=2, bootstrap="127.0.0.1:1",
-                           max_record_age_s=DEFAULT_MAX_SCAN_AGE_S)
+    settings = JobSettings(
+        parallelism=2, bootstrap="127.0.0.1:1", max_record_age_s=DEFAULT_MAX_SCAN_AGE_S
+    )
     opts, _ = parse_options(["--fix-interval-s", "600"])
     # Failed attempts from MATCH_RECOGNIZE only, so this test proves the CEP operator fires.
     opts = replace(opts, cfg=replace(opts.cfg, attempts_from_scans=False))
     env, t_env = create_environment(settings, "delay-test")
-    wms = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(OUT_OF_ORDER_MS)) \
-        .with_timestamp_assigner(JsonTs())
+    wms = WatermarkStrategy.for_bounded_out_of_orderness(
+        Duration.of_millis(OUT_OF_ORDER_MS)
+    ).with_timestamp_assigner(JsonTs())
 
     token, n_pings = uuid.uuid4().hex, len(pings)
 
@@ -139,12 +156,14 @@ def run_job(scans: list[bytes], pings: list[bytes], pings_first: bool = False) -
         rows = [Row(r, 0, i, None) for i, r in enumerate(raws)]
         stream = env.from_collection(rows, type_info=RAW_RECORD)
         if pings_first and role == "scans":  # held back before its watermarks are made
-            stream = stream.map(lambda r: gate(r, "scans"), output_type=RAW_RECORD) \
-                .set_parallelism(1)
+            stream = stream.map(lambda r: gate(r, "scans"), output_type=RAW_RECORD).set_parallelism(
+                1
+            )
         stream = stream.assign_timestamps_and_watermarks(wms).set_parallelism(1)
         if pings_first and role == "pings":
-            stream = stream.map(lambda r: gate(r, "pings"), output_type=RAW_RECORD) \
-                .set_parallelism(1)
+            stream = stream.map(lambda r: gate(r, "pings"), output_type=RAW_RECORD).set_parallelism(
+                1
+            )
         return stream
 
     from pyflink.common import Types
@@ -152,9 +171,14 @@ def run_job(scans: list[bytes], pings: list[bytes], pings_first: bool = False) -
     # keyed by Kafka partition, as flink_jobs.delay.job.read_scans keys them
     scan_stream = source(scans, "scans").key_by(lambda r: str(r[1]), key_type=Types.STRING())
     out = build(t_env, scan_stream, source(pings, "pings") if pings else None, settings, opts)
-    merged = out["alerts"].map(lambda r: "A " + r[1], output_type=Types.STRING()).union(
-        out["dlq"].map(lambda r: "D " + r[1], output_type=Types.STRING()),
-        out["effects"].map(lambda e: "E " + repr(e), output_type=Types.STRING()))
+    merged = (
+        out["alerts"]
+        .map(lambda r: "A " + r[1], output_type=Types.STRING())
+        .union(
+            out["dlq"].map(lambda r: "D " + r[1], output_type=Types.STRING()),
+            out["effects"].map(lambda e: "E " + repr(e), output_type=Types.STRING()),
+        )
+    )
     with merged.execute_and_collect() as results:
         return list(results)
 
@@ -163,31 +187,44 @@ def run_job(scans: list[bytes], pings: list[bytes], pings_first: bool = False) -
 def test_delay_job_end_to_end_on_minicluster() -> None:
     scans, pings = scenario()
     lines = run_job(shuffle_within(scans, OUT_OF_ORDER_MS, seed=7), pings)
-    alerts = sorted((a["dedup_key"], a["event_action"], a["payload"]["severity"],
-                     a["payload"]["custom_details"]["event_ts"] - T0)
-                    for a in (orjson.loads(x[2:]) for x in lines if x.startswith("A ")))
+    alerts = sorted(
+        (
+            a["dedup_key"],
+            a["event_action"],
+            a["payload"]["severity"],
+            a["payload"]["custom_details"]["event_ts"] - T0,
+        )
+        for a in (orjson.loads(x[2:]) for x in lines if x.startswith("A "))
+    )
     at_risk = [a for a in alerts if a[0].startswith("shipment_at_risk:")]
     others = [a for a in alerts if not a[0].startswith("shipment_at_risk:")]
-    assert others == sorted([
-        ("shipment_late:LATE", "trigger", "info", 2 * HOUR + 1),
-        ("shipment_late:LATE", "trigger", "warning", 2 * HOUR + 30 * MIN + 1),
-        ("shipment_late:LATE", "trigger", "error", 4 * HOUR + 1),
-        ("shipment_late:LATE", "resolve", "error", 5 * HOUR),
-        ("shipment_stuck_at_hub:STUCK", "trigger", "warning", 7 * HOUR),
-        ("shipment_stuck_at_hub:STUCK", "resolve", "warning", 8 * HOUR),
-        ("shipment_no_scan:QUIET", "trigger", "error", 24 * HOUR),
-        ("shipment_no_scan:QUIET", "resolve", "error", 30 * HOUR),
-        ("delivery_attempts_failed:FAIL", "trigger", "error", 23 * HOUR),
-        ("delivery_attempts_failed:FAIL", "resolve", "error", 24 * HOUR),
-    ])
-    assert [(a[0], a[1]) for a in at_risk] == [("shipment_at_risk:RISK", "resolve"),
-                                               ("shipment_at_risk:RISK", "trigger")]
+    assert others == sorted(
+        [
+            ("shipment_late:LATE", "trigger", "info", 2 * HOUR + 1),
+            ("shipment_late:LATE", "trigger", "warning", 2 * HOUR + 30 * MIN + 1),
+            ("shipment_late:LATE", "trigger", "error", 4 * HOUR + 1),
+            ("shipment_late:LATE", "resolve", "error", 5 * HOUR),
+            ("shipment_stuck_at_hub:STUCK", "trigger", "warning", 7 * HOUR),
+            ("shipment_stuck_at_hub:STUCK", "resolve", "warning", 8 * HOUR),
+            ("shipment_no_scan:QUIET", "trigger", "error", 24 * HOUR),
+            ("shipment_no_scan:QUIET", "resolve", "error", 30 * HOUR),
+            ("delivery_attempts_failed:FAIL", "trigger", "error", 23 * HOUR),
+            ("delivery_attempts_failed:FAIL", "resolve", "error", 24 * HOUR),
+        ]
+    )
+    assert [(a[0], a[1]) for a in at_risk] == [
+        ("shipment_at_risk:RISK", "resolve"),
+        ("shipment_at_risk:RISK", "trigger"),
+    ]
     effects = sorted(x[2:] for x in lines if x.startswith("E "))
     assert effects == sorted(
-        [repr(RegionShipmentCounted("WEST", sid))
-         for sid in ("LATE", "EARLY", "STUCK", "QUIET", "FAIL", "SLOW", "RISK", "BADFAIL")]
+        [
+            repr(RegionShipmentCounted("WEST", sid))
+            for sid in ("LATE", "EARLY", "STUCK", "QUIET", "FAIL", "SLOW", "RISK", "BADFAIL")
+        ]
         + [repr(DelayScore("LATE", n)) for n in (1, 2, 3)]
-        + [repr(DelayCleared("LATE")), repr(RegionDelayHours("WEST", "LATE", 3.0))])
+        + [repr(DelayCleared("LATE")), repr(RegionDelayHours("WEST", "LATE", 3.0))]
+    )
     dlq = sorted(orjson.loads(x[2:])["reason"] for x in lines if x.startswith("D "))
     assert dlq == ["BAD_COORDINATES", "BAD_COORDINATES", "MALFORMED_JSON", "UNKNOWN_SCAN_TYPE"]
 
@@ -199,17 +236,31 @@ def test_at_risk_is_raised_when_every_ping_is_read_before_the_scans() -> None:
     before its deadline. Applied in arrival order, it got only the truck's last ping, after the
     deadline, and no warning (the CI failure with recall 0.667 for shipment_at_risk)."""
     promised = T0 + 3 * HOUR
-    scans = [orjson.dumps(s("RISK", 1, "PICKED_UP", T0, promised_by=promised, truck_id="T9")),
-             orjson.dumps(s("RISK", 2, "DELIVERED", T0 + 7 * HOUR))]
+    scans = [
+        orjson.dumps(s("RISK", 1, "PICKED_UP", T0, promised_by=promised, truck_id="T9")),
+        orjson.dumps(s("RISK", 2, "DELIVERED", T0 + 7 * HOUR)),
+    ]
     # crawling north at ~10 km/h, 235 km from the destination; pings from before the pick-up
     # to well after the deadline
-    pings = [orjson.dumps({"truck_id": "T9", "ts": T0 + k * 5 * MIN,
-                           "lat": SEA[0] + k * 0.0075, "lng": SEA[1], "speed_kph": 10.0})
-             for k in range(-6, 73)]
+    pings = [
+        orjson.dumps(
+            {
+                "truck_id": "T9",
+                "ts": T0 + k * 5 * MIN,
+                "lat": SEA[0] + k * 0.0075,
+                "lng": SEA[1],
+                "speed_kph": 10.0,
+            }
+        )
+        for k in range(-6, 73)
+    ]
     lines = run_job(scans, pings, pings_first=True)
     alerts = [orjson.loads(x[2:]) for x in lines if x.startswith("A ")]
-    at_risk = sorted((a["event_action"], a["payload"]["custom_details"]["event_ts"])
-                     for a in alerts if a["payload"]["class"] == "shipment_at_risk")
+    at_risk = sorted(
+        (a["event_action"], a["payload"]["custom_details"]["event_ts"])
+        for a in alerts
+        if a["payload"]["class"] == "shipment_at_risk"
+    )
     assert [a for a, _ in at_risk] == ["resolve", "trigger"]
     trigger_ts = dict(at_risk)["trigger"]
     assert trigger_ts <= promised

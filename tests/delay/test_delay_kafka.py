@@ -27,12 +27,27 @@ SEA = (47.61, -122.33)
 PDX = (45.52, -122.68)
 
 
-def job(log: Path, kafka: str, redis_url: str, topics: TopicNames, *extra: str
-        ) -> ManagedProcess:
-    argv = [sys.executable, "-m", "flink_jobs.delay.job", "--bootstrap", kafka,
-            "--redis-url", redis_url, "--scans-topic", topics.scans, "--gps-topic", topics.gps,
-            "--alerts-topic", topics.alerts, "--dlq-topic", topics.dlq,
-            "--redis-flush-ms", "50", *extra]
+def job(log: Path, kafka: str, redis_url: str, topics: TopicNames, *extra: str) -> ManagedProcess:
+    argv = [
+        sys.executable,
+        "-m",
+        "flink_jobs.delay.job",
+        "--bootstrap",
+        kafka,
+        "--redis-url",
+        redis_url,
+        "--scans-topic",
+        topics.scans,
+        "--gps-topic",
+        topics.gps,
+        "--alerts-topic",
+        topics.alerts,
+        "--dlq-topic",
+        topics.dlq,
+        "--redis-flush-ms",
+        "50",
+        *extra,
+    ]
     # Each job's JVM log in its own directory (next to the job's output), not the shared one
     # inside the pyflink package.
     env = {**flink_env(), "FLINK_LOG_DIR": str(log.with_suffix(".flink-log"))}
@@ -52,14 +67,16 @@ def produce(kafka: str, topic: str, records: list[dict[str, Any] | bytes]) -> No
     producer.close()
 
 
-def produce_to_partitions(kafka: str, topic: str, records: list[tuple[int, dict[str, Any]]]
-                          ) -> None:
+def produce_to_partitions(
+    kafka: str, topic: str, records: list[tuple[int, dict[str, Any]]]
+) -> None:
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=kafka, linger_ms=5)
     for partition, r in records:
-        producer.send(topic, key=str(r["shipment_id"]).encode(), value=orjson.dumps(r),
-                      partition=partition)
+        producer.send(
+            topic, key=str(r["shipment_id"]).encode(), value=orjson.dumps(r), partition=partition
+        )
     producer.flush()
     producer.close()
 
@@ -67,8 +84,13 @@ def produce_to_partitions(kafka: str, topic: str, records: list[tuple[int, dict[
 def read_topic(kafka: str, topic: str, timeout_ms: int = 1500) -> list[dict[str, Any]]:
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=kafka, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=timeout_ms)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=kafka,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=timeout_ms,
+    )
     try:
         return [orjson.loads(m.value) for m in consumer]
     finally:
@@ -84,13 +106,19 @@ def scan(sid: str, n: int, typ: str, ts: int, **kw: Any) -> dict[str, Any]:
 
 
 def actions(kafka: str, topic: str) -> list[tuple[str, str, str]]:
-    return [(a["dedup_key"], a["event_action"], a["payload"]["severity"])
-            for a in read_topic(kafka, topic)]
+    return [
+        (a["dedup_key"], a["event_action"], a["payload"]["severity"])
+        for a in read_topic(kafka, topic)
+    ]
 
 
 def test_live_alerts_late_correction_fallback_and_redis(
-        kafka_bootstrap: str, redis_url: str, redis_client: redis.Redis,
-        unique_topics: TopicNames, tmp_path: Path) -> None:
+    kafka_bootstrap: str,
+    redis_url: str,
+    redis_client: redis.Redis,
+    unique_topics: TopicNames,
+    tmp_path: Path,
+) -> None:
     now = int(time.time() * 1000)
     t0 = now - 3 * HOUR
     first = [
@@ -111,36 +139,79 @@ def test_live_alerts_late_correction_fallback_and_redis(
     ]
     produce(kafka_bootstrap, unique_topics.scans, first)
     metrics_port = free_port()
-    proc = job(tmp_path / "job.log", kafka_bootstrap, redis_url, unique_topics,
-               "--group-id", "it-delay-live", "--fallback-grace-ms", "3000",
-               "--idle-timeout-ms", "1000", "--no-at-risk",
-               "--metrics-port", str(metrics_port)).start()
+    proc = job(
+        tmp_path / "job.log",
+        kafka_bootstrap,
+        redis_url,
+        unique_topics,
+        "--group-id",
+        "it-delay-live",
+        "--fallback-grace-ms",
+        "3000",
+        "--idle-timeout-ms",
+        "1000",
+        "--no-at-risk",
+        "--metrics-port",
+        str(metrics_port),
+    ).start()
     try:
-        wait_until(lambda: redis_client.zscore("delays", "shipment:WRONG") == 2.0, 150,
-                   "WRONG late at severity 2 in `delays`")
+        wait_until(
+            lambda: redis_client.zscore("delays", "shipment:WRONG") == 2.0,
+            150,
+            "WRONG late at severity 2 in `delays`",
+        )
         assert ("shipment_late:WRONG", "trigger", "warning") in actions(
-            kafka_bootstrap, unique_topics.alerts)
+            kafka_bootstrap, unique_topics.alerts
+        )
         # The DELIVERED that shows the alert was wrong arrives late (ts before promised_by).
-        produce(kafka_bootstrap, unique_topics.scans,
-                [scan("WRONG", 2, "DELIVERED", now - 2 * HOUR - 10 * MIN)])
-        wait_until(lambda: ("shipment_late:WRONG", "resolve", "warning") in actions(
-            kafka_bootstrap, unique_topics.alerts), 60, "the corrective resolve")
-        wait_until(lambda: redis_client.zscore("delays", "shipment:WRONG") is None, 30,
-                   "WRONG removed from `delays`")
+        produce(
+            kafka_bootstrap,
+            unique_topics.scans,
+            [scan("WRONG", 2, "DELIVERED", now - 2 * HOUR - 10 * MIN)],
+        )
+        wait_until(
+            lambda: (
+                ("shipment_late:WRONG", "resolve", "warning")
+                in actions(kafka_bootstrap, unique_topics.alerts)
+            ),
+            60,
+            "the corrective resolve",
+        )
+        wait_until(
+            lambda: redis_client.zscore("delays", "shipment:WRONG") is None,
+            30,
+            "WRONG removed from `delays`",
+        )
         # Traffic has stopped: the fallback raises QUIET's late alert.
-        wait_until(lambda: ("shipment_late:QUIET", "trigger", "info") in actions(
-            kafka_bootstrap, unique_topics.alerts), 120, "the fallback late alert")
-        wait_until(lambda: redis_client.zscore("delays", "shipment:QUIET") == 1.0, 30,
-                   "QUIET in `delays`")
+        wait_until(
+            lambda: (
+                ("shipment_late:QUIET", "trigger", "info")
+                in actions(kafka_bootstrap, unique_topics.alerts)
+            ),
+            120,
+            "the fallback late alert",
+        )
+        wait_until(
+            lambda: redis_client.zscore("delays", "shipment:QUIET") == 1.0, 30, "QUIET in `delays`"
+        )
 
         # The Prometheus endpoint: shipments opened, late by severity, alerts by class, DLQ
         # by reason (the severity gauges are refreshed every few seconds).
         def counted() -> dict[str, float]:
             m = job_metrics(metrics_port)
-            got = {name: metric(m, name) for name in (
-                "shipments_opened", "late_severity_1", "late_severity_2",
-                "alerts_shipment_late_trigger", "alerts_shipment_late_resolve",
-                "dlq_unknown_scan_type", "dlq_malformed_json", "delays_severity_1")}
+            got = {
+                name: metric(m, name)
+                for name in (
+                    "shipments_opened",
+                    "late_severity_1",
+                    "late_severity_2",
+                    "alerts_shipment_late_trigger",
+                    "alerts_shipment_late_resolve",
+                    "dlq_unknown_scan_type",
+                    "dlq_malformed_json",
+                    "delays_severity_1",
+                )
+            }
             if not (all(got.values())):
                 names = sorted({k for k in m if "fleetpulse" in k})
                 raise AssertionError(f"{got}; fleetpulse metrics: {names[:40]}")
@@ -157,7 +228,8 @@ def test_live_alerts_late_correction_fallback_and_redis(
     assert [a for a in got if a[0] == "shipment_late:LATE1H"] == [
         ("shipment_late:LATE1H", "trigger", "info"),
         ("shipment_late:LATE1H", "trigger", "warning"),  # escalation past 30 min
-        ("shipment_late:LATE1H", "resolve", "warning")]
+        ("shipment_late:LATE1H", "resolve", "warning"),
+    ]
     dlq = read_topic(kafka_bootstrap, unique_topics.dlq)
     assert sorted(d["reason"] for d in dlq) == ["MALFORMED_JSON", "UNKNOWN_SCAN_TYPE"]
     assert all(d["source_topic"] == unique_topics.scans for d in dlq)
@@ -176,8 +248,9 @@ def history(t0: int, shipments: int, seed: int) -> list[dict[str, Any]]:
         ts = start
         for n in range(2, rng.randint(3, 7)):
             ts += rng.randint(1, 10) * HOUR
-            typ = rng.choice(["ARRIVED_HUB", "DEPARTED_HUB", "OUT_FOR_DELIVERY",
-                              "DELIVERY_ATTEMPT_FAILED"])
+            typ = rng.choice(
+                ["ARRIVED_HUB", "DEPARTED_HUB", "OUT_FOR_DELIVERY", "DELIVERY_ATTEMPT_FAILED"]
+            )
             out.append(scan(sid, n, typ, ts))
         if rng.random() < 0.8:
             out.append(scan(sid, 9, "DELIVERED", ts + rng.randint(1, 8) * HOUR))
@@ -185,14 +258,23 @@ def history(t0: int, shipments: int, seed: int) -> list[dict[str, Any]]:
 
 
 def redis_picture(db: redis.Redis) -> dict[str, Any]:
-    regions = {k.decode(): {f.decode(): round(float(v), 4) for f, v in db.hgetall(k).items()}
-               for k in db.scan_iter("region:*")}
+    regions = {
+        k.decode(): {f.decode(): round(float(v), 4) for f, v in db.hgetall(k).items()}
+        for k in db.scan_iter("region:*")
+    }
     return {"delays": sorted(db.zrange("delays", 0, -1, withscores=True)), "regions": regions}
 
 
 def alert_set(kafka: str, topic: str) -> set[tuple[str, str, str, int]]:
-    return {(a["dedup_key"], a["event_action"], a["payload"]["severity"],
-             a["payload"]["custom_details"]["event_ts"]) for a in read_topic(kafka, topic)}
+    return {
+        (
+            a["dedup_key"],
+            a["event_action"],
+            a["payload"]["severity"],
+            a["payload"]["custom_details"]["event_ts"],
+        )
+        for a in read_topic(kafka, topic)
+    }
 
 
 def all_committed(kafka: str, topic: str, group: str) -> bool:
@@ -214,11 +296,12 @@ def all_committed(kafka: str, topic: str, group: str) -> bool:
 # nothing new to read and no watermark of its own: it must not depend on one.
 @pytest.mark.parametrize("kill_at", ["mid-stream", "after-all-read"])
 def test_killed_job_restarted_from_checkpoint_ends_like_one_that_never_stopped(
-        kafka_bootstrap: str, redis_url: str, unique_topics: TopicNames,
-        tmp_path: Path, kill_at: str) -> None:
+    kafka_bootstrap: str, redis_url: str, unique_topics: TopicNames, tmp_path: Path, kill_at: str
+) -> None:
     now = int(time.time() * 1000)
-    records = [r for r in history(now - 4 * 24 * HOUR, shipments=400, seed=3)
-               if r["ts"] < now - HOUR]
+    records = [
+        r for r in history(now - 4 * 24 * HOUR, shipments=400, seed=3) if r["ts"] < now - HOUR
+    ]
     half = len(records) // 2
     produce(kafka_bootstrap, unique_topics.scans, records[:half])
 
@@ -227,32 +310,49 @@ def test_killed_job_restarted_from_checkpoint_ends_like_one_that_never_stopped(
     killed_db, clean_db = redis.Redis.from_url(killed_url), redis.Redis.from_url(clean_url)
     killed_db.flushdb()
     clean_db.flushdb()
-    clean_topics = TopicNames(unique_topics.gps, unique_topics.scans,
-                              unique_topics.alerts + ".clean", unique_topics.geofence_events,
-                              unique_topics.dlq + ".clean")
+    clean_topics = TopicNames(
+        unique_topics.gps,
+        unique_topics.scans,
+        unique_topics.alerts + ".clean",
+        unique_topics.geofence_events,
+        unique_topics.dlq + ".clean",
+    )
     from fleetpulse.services.kafka import create_topics
     from udfs.contract import contract_topics
 
     create_topics(kafka_bootstrap, contract_topics(clean_topics))
     ckpt = tmp_path / "checkpoints"
     common = ("--no-at-risk", "--fallback-grace-ms", "600000")  # watermark-driven only
-    args = (*common, "--group-id", "it-delay-restart", "--checkpoint-dir", str(ckpt),
-            "--checkpoint-interval-ms", "500", "--restore", "latest")
+    args = (
+        *common,
+        "--group-id",
+        "it-delay-restart",
+        "--checkpoint-dir",
+        str(ckpt),
+        "--checkpoint-interval-ms",
+        "500",
+        "--restore",
+        "latest",
+    )
     # The final watermark is the minimum over partitions: end every partition at the same ts so
     # it does not depend on the order in which partitions go idle.
     end_ts = now - 30 * MIN
     tail = [(p, scan(f"CLOCK{p}", 1, "ARRIVED_HUB", end_ts)) for p in range(4)]
-    first = job(tmp_path / "first.log", kafka_bootstrap, killed_url, unique_topics,
-                *args).start()
+    first = job(tmp_path / "first.log", kafka_bootstrap, killed_url, unique_topics, *args).start()
     try:
-        wait_until(lambda: list(ckpt.glob("*/chk-*/_metadata")) and killed_db.exists("delays"),
-                   180, "a completed checkpoint and the first delays")
+        wait_until(
+            lambda: list(ckpt.glob("*/chk-*/_metadata")) and killed_db.exists("delays"),
+            180,
+            "a completed checkpoint and the first delays",
+        )
         produce(kafka_bootstrap, unique_topics.scans, records[half:])
         produce_to_partitions(kafka_bootstrap, unique_topics.scans, tail)
         if kill_at == "after-all-read":
-            wait_until(lambda: all_committed(kafka_bootstrap, unique_topics.scans,
-                                             "it-delay-restart"), 180,
-                       "a completed checkpoint holding every record")
+            wait_until(
+                lambda: all_committed(kafka_bootstrap, unique_topics.scans, "it-delay-restart"),
+                180,
+                "a completed checkpoint holding every record",
+            )
         else:
             time.sleep(0.3)  # not synchronisation: lets the job read some of the second half
         first.kill()  # SIGKILL the whole process group
@@ -260,17 +360,28 @@ def test_killed_job_restarted_from_checkpoint_ends_like_one_that_never_stopped(
     finally:
         first.stop()
 
-    second = job(tmp_path / "second.log", kafka_bootstrap, killed_url, unique_topics,
-                 *args).start()
-    clean = job(tmp_path / "clean.log", kafka_bootstrap, clean_url, clean_topics, *common,
-                "--group-id", "it-delay-clean").start()
+    second = job(tmp_path / "second.log", kafka_bootstrap, killed_url, unique_topics, *args).start()
+    clean = job(
+        tmp_path / "clean.log",
+        kafka_bootstrap,
+        clean_url,
+        clean_topics,
+        *common,
+        "--group-id",
+        "it-delay-clean",
+    ).start()
     try:
         try:
-            wait_until(lambda: redis_picture(clean_db)["regions"] and
-                       redis_picture(killed_db) == redis_picture(clean_db) and
-                       alert_set(kafka_bootstrap, clean_topics.alerts) ==
-                       alert_set(kafka_bootstrap, unique_topics.alerts), 400,
-                       "the restarted run's Redis state and alerts to equal the clean run's")
+            wait_until(
+                lambda: (
+                    redis_picture(clean_db)["regions"]
+                    and redis_picture(killed_db) == redis_picture(clean_db)
+                    and alert_set(kafka_bootstrap, clean_topics.alerts)
+                    == alert_set(kafka_bootstrap, unique_topics.alerts)
+                ),
+                400,
+                "the restarted run's Redis state and alerts to equal the clean run's",
+            )
         except Exception:
             a, b = redis_picture(killed_db), redis_picture(clean_db)
             ka = alert_set(kafka_bootstrap, unique_topics.alerts)
@@ -279,7 +390,8 @@ def test_killed_job_restarted_from_checkpoint_ends_like_one_that_never_stopped(
                 f"delays only killed {sorted(set(a['delays']) - set(b['delays']))[:5]} "
                 f"only clean {sorted(set(b['delays']) - set(a['delays']))[:5]}; "
                 f"regions {a['regions']} vs {b['regions']}; alerts only killed "
-                f"{sorted(ka - kb)[:5]} only clean {sorted(kb - ka)[:5]}") from None
+                f"{sorted(ka - kb)[:5]} only clean {sorted(kb - ka)[:5]}"
+            ) from None
         # Stable, not a passing moment: the same a little later.
         time.sleep(0.4)
         assert redis_picture(killed_db) == redis_picture(clean_db)

@@ -62,16 +62,18 @@ def history() -> tuple[list[FeedInput], list[FeedInput]]:
     """Truck T1 pings every 5 min for 6 h; S1 is picked up at T0 + 1 h, S2 at T0 + 2 h (at the
     same instant as a ping), S1 delivered at T0 + 4 h."""
     pings = [ping_input(T0 + k * 5 * MIN, 45.0 + k * 0.005, -100.0, 10.0) for k in range(73)]
-    scans = [assignment_input("S1", T0 + HOUR + 30_000, True),
-             assignment_input("S2", T0 + 2 * HOUR, True),
-             assignment_input("S1", T0 + 4 * HOUR, False)]
+    scans = [
+        assignment_input("S1", T0 + HOUR + 30_000, True),
+        assignment_input("S2", T0 + 2 * HOUR, True),
+        assignment_input("S1", T0 + 4 * HOUR, False),
+    ]
     return pings, scans
 
 
-def by_event_time(pings: list[FeedInput], scans: list[FeedInput]
-                  ) -> list[tuple[str, FeedInput]]:
-    return sorted([("gps", p) for p in pings] + [("scans", s) for s in scans],
-                  key=lambda e: e[1][0])
+def by_event_time(pings: list[FeedInput], scans: list[FeedInput]) -> list[tuple[str, FeedInput]]:
+    return sorted(
+        [("gps", p) for p in pings] + [("scans", s) for s in scans], key=lambda e: e[1][0]
+    )
 
 
 def run(arrivals: list[tuple[str, FeedInput]]) -> list[tuple[str, int, float]]:
@@ -128,7 +130,11 @@ def test_equal_times_assignment_first_and_content_order() -> None:
     fixes = apply_in_order(feed, items, CFG)
     # both seeded from the minute-earlier ping, then the ping at T0 reaches both
     assert [(f.shipment_id, f.ts) for f in fixes] == [
-        ("S1", T0 - MIN), ("S2", T0 - MIN), ("S1", T0), ("S2", T0)]
+        ("S1", T0 - MIN),
+        ("S2", T0 - MIN),
+        ("S1", T0),
+        ("S2", T0),
+    ]
 
 
 def test_release_time_and_what_applies_at_once() -> None:

@@ -10,12 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.hostile_records import (
-    NOW,
-    legal_ping_records,
-    legal_scan_records,
-    scan_records,
-)
+from tests.unit.hostile_records import NOW, legal_ping_records, legal_scan_records, scan_records
 from udfs.models import AlertEvent, Ping, Scan, ScanType
 from udfs.ping_validation import parse_ping
 from udfs.scan_validation import parse_scan
@@ -56,15 +51,26 @@ def scenario(draw: st.DrawFn) -> list[Scan | TruckFix]:
         ts = T0 + draw(st.integers(0, 60)) * 30 * MIN
         kw: dict[str, object] = {}
         if typ is ScanType.PICKED_UP:
-            kw = {"promised_by": T0 + draw(st.integers(1, 40)) * HOUR, "lat": SEA[0],
-                  "lng": draw(st.sampled_from([SEA[1], -90.0])), "dest_lat": PDX[0],
-                  "dest_lng": PDX[1]}
+            kw = {
+                "promised_by": T0 + draw(st.integers(1, 40)) * HOUR,
+                "lat": SEA[0],
+                "lng": draw(st.sampled_from([SEA[1], -90.0])),
+                "dest_lat": PDX[0],
+                "dest_lng": PDX[1],
+            }
         kw["truck_id"] = draw(st.sampled_from([None, "T1", "T2"]))
         events.append(Scan(f"S1-{i}", "S1", typ, ts, **kw))  # type: ignore[arg-type]
     for _ in range(draw(st.integers(0, 2))):
-        events.append(TruckFix("S1", draw(st.sampled_from(["T1", "T2"])),
-                               T0 + draw(st.integers(0, 40)) * HOUR, SEA[0], SEA[1],
-                               draw(st.sampled_from([2.0, 30.0, 90.0]))))
+        events.append(
+            TruckFix(
+                "S1",
+                draw(st.sampled_from(["T1", "T2"])),
+                T0 + draw(st.integers(0, 40)) * HOUR,
+                SEA[0],
+                SEA[1],
+                draw(st.sampled_from([2.0, 30.0, 90.0])),
+            )
+        )
     return events
 
 
@@ -86,17 +92,25 @@ def outcome(state: ShipmentState, outputs: list[Output]) -> tuple[object, ...]:
             last_action[o.alert_class] = o.event_action
     still_open = {cls for cls, a in last_action.items() if a == "trigger"}
     assert still_open == set(state.open), (last_action, state.open)
-    regions = {r: {k: v for k, v in fields.items() if abs(v) > 1e-9}
-               for r, fields in model.region.items()}
-    return (dict(state.open), state.score, state.counted_region, state.delay_hours,
-            model.delays, {r: f for r, f in regions.items() if f},
-            sorted(s.scan_id for s in state.scans))
+    regions = {
+        r: {k: v for k, v in fields.items() if abs(v) > 1e-9} for r, fields in model.region.items()
+    }
+    return (
+        dict(state.open),
+        state.score,
+        state.counted_region,
+        state.delay_hours,
+        model.delays,
+        {r: f for r, f in regions.items() if f},
+        sorted(s.scan_id for s in state.scans),
+    )
 
 
 @settings(max_examples=300, deadline=None)
 @given(events=scenario(), data=st.data())
 def test_any_arrival_order_with_duplicates_gives_identical_outputs(
-        events: list[Scan | TruckFix], data: st.DataObject) -> None:
+    events: list[Scan | TruckFix], data: st.DataObject
+) -> None:
     """Buffered until the watermark passes them, inputs give the very same alert sequence."""
     dups = data.draw(st.lists(st.sampled_from(events), max_size=3))
     arrival = data.draw(st.permutations(events + dups))
@@ -114,10 +128,12 @@ def test_any_arrival_order_with_duplicates_gives_identical_outputs(
 @settings(max_examples=300, deadline=None)
 @given(events=scenario(), data=st.data())
 def test_final_state_depends_only_on_the_set_even_with_late_inputs(
-        events: list[Scan | TruckFix], data: st.DataObject) -> None:
+    events: list[Scan | TruckFix], data: st.DataObject
+) -> None:
     """The watermark may pass inputs before they arrive (late): corrections converge."""
-    arrival = data.draw(st.permutations(events + data.draw(
-        st.lists(st.sampled_from(events), max_size=2))))
+    arrival = data.draw(
+        st.permutations(events + data.draw(st.lists(st.sampled_from(events), max_size=2)))
+    )
     ref_state, ref_out = reference(events)
     state: ShipmentState | None = None
     outputs: list[Output] = []
@@ -148,8 +164,18 @@ def test_alerts_come_out_in_event_time_order(events: list[Scan | TruckFix]) -> N
 def test_equal_time_fixes_give_the_same_alerts_in_any_arrival_order(other_truck: str) -> None:
     """Found by the property above: two fixes at the same time (one truck, other speeds; or
     two trucks) once kept whichever arrived first, and the ETA followed arrival order."""
-    pickup = Scan("S1-0", "S1", ScanType.PICKED_UP, T0, truck_id="T1", lat=SEA[0], lng=SEA[1],
-                  promised_by=T0 + HOUR, dest_lat=PDX[0], dest_lng=PDX[1])
+    pickup = Scan(
+        "S1-0",
+        "S1",
+        ScanType.PICKED_UP,
+        T0,
+        truck_id="T1",
+        lat=SEA[0],
+        lng=SEA[1],
+        promised_by=T0 + HOUR,
+        dest_lat=PDX[0],
+        dest_lng=PDX[1],
+    )
     fast = TruckFix("S1", "T1", T0, SEA[0], SEA[1], 30.0)
     slow = TruckFix("S1", other_truck, T0, SEA[0], SEA[1], 2.0)
     outcomes = []
@@ -180,8 +206,13 @@ def many_scans(draw: st.DrawFn) -> list[Scan]:
         typ = draw(st.sampled_from(TYPES if i < head else flood))
         kw: dict[str, object] = {}
         if typ is ScanType.PICKED_UP:
-            kw = {"promised_by": T0 + draw(st.integers(1, 40)) * HOUR, "lat": SEA[0],
-                  "lng": SEA[1], "dest_lat": PDX[0], "dest_lng": PDX[1]}
+            kw = {
+                "promised_by": T0 + draw(st.integers(1, 40)) * HOUR,
+                "lat": SEA[0],
+                "lng": SEA[1],
+                "dest_lat": PDX[0],
+                "dest_lng": PDX[1],
+            }
         elif draw(st.floats(0, 1)) < (0.5 if i < head else located):
             kw = {"lat": draw(st.sampled_from([SEA[0], PDX[0]])), "lng": -122.0}
         kw["truck_id"] = draw(st.sampled_from([None, "T1", "T2"]) if i < head else st.none())
@@ -193,7 +224,8 @@ def many_scans(draw: st.DrawFn) -> list[Scan]:
 @settings(max_examples=150, deadline=None)
 @given(scans=many_scans(), cap=st.integers(12, 20), data=st.data())
 def test_the_scan_cap_changes_nothing_the_shipment_reports(
-        scans: list[Scan], cap: int, data: st.DataObject) -> None:
+    scans: list[Scan], cap: int, data: st.DataObject
+) -> None:
     """Input in event-time order (the watermark following it), with scans sent again: a state
     capped at ``cap`` scans (12 is one more than the most scans facts can rest on) emits
     exactly what an uncapped one does, though it forgets old scan_ids and takes them again."""
@@ -226,13 +258,19 @@ def test_the_scan_cap_changes_nothing_the_shipment_reports(
 
 JAVA_LONG_MAX = 2**63 - 1
 # The widest configuration DelayConfig accepts: deadlines as far out as they can be.
-WIDEST = DelayConfig(region_of=CFG.region_of, stuck_after_s=MAX_DURATION_S,
-                     no_scan_after_s=MAX_DURATION_S, failed_attempts_within_s=MAX_DURATION_S,
-                     at_risk_margin_s=-MAX_DURATION_S,
-                     at_risk_min_speed_kph=MIN_AT_RISK_SPEED_KPH, at_risk_arrived_km=0.0,
-                     severity_bands_s=(1, 2, 3, MAX_DURATION_S),
-                     retain_after_delivery_s=MAX_DURATION_S,
-                     expire_after_promise_s=MAX_DURATION_S, max_scans_per_shipment=12)
+WIDEST = DelayConfig(
+    region_of=CFG.region_of,
+    stuck_after_s=MAX_DURATION_S,
+    no_scan_after_s=MAX_DURATION_S,
+    failed_attempts_within_s=MAX_DURATION_S,
+    at_risk_margin_s=-MAX_DURATION_S,
+    at_risk_min_speed_kph=MIN_AT_RISK_SPEED_KPH,
+    at_risk_arrived_km=0.0,
+    severity_bands_s=(1, 2, 3, MAX_DURATION_S),
+    retain_after_delivery_s=MAX_DURATION_S,
+    expire_after_promise_s=MAX_DURATION_S,
+    max_scans_per_shipment=12,
+)
 CLOCKS = st.sampled_from([NOW, JAVA_LONG_MAX])
 
 
@@ -267,21 +305,24 @@ def _check_outputs(outputs: list[Output]) -> None:
 
 def _check_state(state: ShipmentState, cfg: DelayConfig) -> None:
     due = next_deadline(state, cfg)
-    assert due is None or (type(due) is int and state.processed_until < due <= MAX_DEADLINE_MS
-                           <= JAVA_LONG_MAX)
+    assert due is None or (
+        type(due) is int and state.processed_until < due <= MAX_DEADLINE_MS <= JAVA_LONG_MAX
+    )
     assert len(state.scans) <= cfg.max_scans_per_shipment and len(state.matches) <= 1
 
 
 @settings(max_examples=300, deadline=None)
 @given(clock=CLOCKS, cfg=st.sampled_from([CFG, WIDEST]), data=st.data())
 def test_accepted_hostile_scans_give_timers_and_scores_in_range(
-        clock: int, cfg: DelayConfig, data: st.DataObject) -> None:
+    clock: int, cfg: DelayConfig, data: st.DataObject
+) -> None:
     """Whatever the parsers accept (edges of every range, any clock) and whatever the
     configuration allows: every timer the adapter is given fits a Java long (and an ISO 8601
     timestamp), every `delays` score is a severity, every number in an alert is finite, and
     walking the timers always ends with the state dropped (no input keeps it for ever)."""
-    records = data.draw(st.lists(st.one_of(legal_scan_records(clock), scan_records()),
-                                 min_size=1, max_size=12))
+    records = data.draw(
+        st.lists(st.one_of(legal_scan_records(clock), scan_records()), min_size=1, max_size=12)
+    )
     pings = data.draw(st.lists(legal_ping_records(clock), max_size=3))
     inputs: list[Scan | TruckFix | AttemptsMatch] = []
     for raw in records:
@@ -292,8 +333,9 @@ def test_accepted_hostile_scans_give_timers_and_scores_in_range(
         p = parse_ping(raw, clock)
         if isinstance(p, Ping):
             inputs.append(TruckFix("S1", "T1", p.ts, p.lat, p.lng, p.speed_kph or 0.0))
-    failed = sorted(x.ts for x in inputs if isinstance(x, Scan)
-                    and x.type is ScanType.DELIVERY_ATTEMPT_FAILED)
+    failed = sorted(
+        x.ts for x in inputs if isinstance(x, Scan) and x.type is ScanType.DELIVERY_ATTEMPT_FAILED
+    )
     if len(failed) >= 2:
         inputs.append(AttemptsMatch("S1", failed[0], failed[1], 2))
     if not inputs:

@@ -40,8 +40,9 @@ pytestmark = pytest.mark.unit
 P = T0 + 12 * HOUR  # promised_by of the default pickup
 
 
-def feed(state: ShipmentState | None, events: list, cfg: DelayConfig = CFG
-         ) -> tuple[ShipmentState, list[Output]]:
+def feed(
+    state: ShipmentState | None, events: list, cfg: DelayConfig = CFG
+) -> tuple[ShipmentState, list[Output]]:
     out: list[Output] = []
     for e in events:
         state, o = step(state, e, cfg)
@@ -61,10 +62,14 @@ def test_late_triggers_after_promised_by_escalates_and_resolves_on_delivery() ->
     assert alerts(out) == [("trigger", LATE, P + 1, "info")]
     assert DelayScore("S1", 1) in out and RegionShipmentCounted("WEST", "S1") in out
     st, out = advance(st, P + 3 * HOUR, CFG)
-    assert alerts(out) == [("trigger", LATE, P + 30 * MIN + 1, "warning"),
-                           ("trigger", LATE, P + 2 * HOUR + 1, "error")]
-    assert [o for o in out if isinstance(o, DelayScore)] == [DelayScore("S1", 2),
-                                                              DelayScore("S1", 3)]
+    assert alerts(out) == [
+        ("trigger", LATE, P + 30 * MIN + 1, "warning"),
+        ("trigger", LATE, P + 2 * HOUR + 1, "error"),
+    ]
+    assert [o for o in out if isinstance(o, DelayScore)] == [
+        DelayScore("S1", 2),
+        DelayScore("S1", 3),
+    ]
     late = [o for o in out if isinstance(o, AlertEvent)][-1]
     assert late.dedup_key == "shipment_late:S1" and late.group == "WEST"
     assert late.custom_details["delay_severity"] == 3
@@ -76,15 +81,18 @@ def test_late_triggers_after_promised_by_escalates_and_resolves_on_delivery() ->
 
 
 def test_delivered_a_minute_early_raises_nothing() -> None:
-    st, out = run([scan("S1", 1, ScanType.PICKED_UP, T0),
-                   scan("S1", 2, ScanType.DELIVERED, P - MIN)], P + 30 * HOUR)
+    st, out = run(
+        [scan("S1", 1, ScanType.PICKED_UP, T0), scan("S1", 2, ScanType.DELIVERED, P - MIN)],
+        P + 30 * HOUR,
+    )
     assert alerts(out) == []
     assert out == [RegionShipmentCounted("WEST", "S1")]
 
 
 def test_delivered_exactly_at_promised_by_is_on_time() -> None:
-    _, out = run([scan("S1", 1, ScanType.PICKED_UP, T0),
-                  scan("S1", 2, ScanType.DELIVERED, P)], P + HOUR)
+    _, out = run(
+        [scan("S1", 1, ScanType.PICKED_UP, T0), scan("S1", 2, ScanType.DELIVERED, P)], P + HOUR
+    )
     assert alerts(out) == []
 
 
@@ -101,8 +109,10 @@ def test_late_delivered_scan_corrects_a_wrong_late_alert() -> None:
 
 
 def test_an_earlier_delivered_scan_replaces_the_hours_added() -> None:
-    st, out = run([scan("S1", 1, ScanType.PICKED_UP, T0),
-                   scan("S1", 2, ScanType.DELIVERED, P + 2 * HOUR)], P + 3 * HOUR)
+    st, out = run(
+        [scan("S1", 1, ScanType.PICKED_UP, T0), scan("S1", 2, ScanType.DELIVERED, P + 2 * HOUR)],
+        P + 3 * HOUR,
+    )
     assert RegionDelayHours("WEST", "S1", 2.0) in out
     st, out = step(st, scan("S1", 3, ScanType.DELIVERED, P + HOUR), CFG)
     assert out == [RegionDelayHours("WEST", "S1", 1.0)]
@@ -112,8 +122,13 @@ def test_an_earlier_delivered_scan_replaces_the_hours_added() -> None:
 
 def test_stuck_at_hub_and_resolve_on_departure() -> None:
     a = T0 + HOUR
-    st, out = run([scan("S1", 1, ScanType.PICKED_UP, T0),
-                   scan("S1", 2, ScanType.ARRIVED_HUB, a, hub_id="HUB-PDX")], a + 7 * HOUR)
+    st, out = run(
+        [
+            scan("S1", 1, ScanType.PICKED_UP, T0),
+            scan("S1", 2, ScanType.ARRIVED_HUB, a, hub_id="HUB-PDX"),
+        ],
+        a + 7 * HOUR,
+    )
     assert alerts(out) == [("trigger", STUCK, a + 6 * HOUR, "warning")]
     st, _ = step(st, scan("S1", 3, ScanType.DEPARTED_HUB, a + 8 * HOUR), CFG)
     st, out = advance(st, a + 8 * HOUR, CFG)
@@ -122,16 +137,22 @@ def test_stuck_at_hub_and_resolve_on_departure() -> None:
 
 def test_departure_within_six_hours_is_not_stuck_and_out_for_delivery_counts() -> None:
     a = T0 + HOUR
-    _, out = run([scan("S1", 1, ScanType.PICKED_UP, T0),
-                  scan("S1", 2, ScanType.ARRIVED_HUB, a),
-                  scan("S1", 3, ScanType.OUT_FOR_DELIVERY, a + 6 * HOUR - 1)], a + 10 * HOUR)
+    _, out = run(
+        [
+            scan("S1", 1, ScanType.PICKED_UP, T0),
+            scan("S1", 2, ScanType.ARRIVED_HUB, a),
+            scan("S1", 3, ScanType.OUT_FOR_DELIVERY, a + 6 * HOUR - 1),
+        ],
+        a + 10 * HOUR,
+    )
     assert STUCK not in {a[1] for a in alerts(out)}
 
 
 def test_no_scan_for_a_day_and_resolve_on_next_scan() -> None:
     cfg = DelayConfig(region_of=region_west, stuck_after_s=10**9)
-    st, out = run([scan("S1", 1, ScanType.PICKED_UP, T0, promised_by=T0 + 100 * HOUR)],
-                  T0 + 25 * HOUR, cfg)
+    st, out = run(
+        [scan("S1", 1, ScanType.PICKED_UP, T0, promised_by=T0 + 100 * HOUR)], T0 + 25 * HOUR, cfg
+    )
     assert alerts(out) == [("trigger", NO_SCAN, T0 + 24 * HOUR, "error")]
     st, _ = step(st, scan("S1", 2, ScanType.ARRIVED_HUB, T0 + 26 * HOUR), cfg)
     st, out = advance(st, T0 + 26 * HOUR, cfg)
@@ -141,9 +162,15 @@ def test_no_scan_for_a_day_and_resolve_on_next_scan() -> None:
 def test_two_failed_attempts_within_48h_from_scans() -> None:
     f1, f2 = T0 + 2 * HOUR, T0 + 40 * HOUR
     cfg = DelayConfig(region_of=region_west, no_scan_after_s=10**9)
-    st, out = run([scan("S1", 1, ScanType.PICKED_UP, T0, promised_by=T0 + 100 * HOUR),
-                   scan("S1", 2, ScanType.DELIVERY_ATTEMPT_FAILED, f1),
-                   scan("S1", 3, ScanType.DELIVERY_ATTEMPT_FAILED, f2)], f2 + HOUR, cfg)
+    st, out = run(
+        [
+            scan("S1", 1, ScanType.PICKED_UP, T0, promised_by=T0 + 100 * HOUR),
+            scan("S1", 2, ScanType.DELIVERY_ATTEMPT_FAILED, f1),
+            scan("S1", 3, ScanType.DELIVERY_ATTEMPT_FAILED, f2),
+        ],
+        f2 + HOUR,
+        cfg,
+    )
     assert alerts(out) == [("trigger", ATTEMPTS, f2, "error")]
     st, _ = step(st, scan("S1", 4, ScanType.DELIVERED, f2 + 2 * HOUR), cfg)
     _, out = advance(st, f2 + 3 * HOUR, cfg)
@@ -152,19 +179,26 @@ def test_two_failed_attempts_within_48h_from_scans() -> None:
 
 def test_failed_attempts_49h_apart_are_not_a_pattern() -> None:
     cfg = DelayConfig(region_of=region_west, no_scan_after_s=10**9)
-    _, out = run([scan("S1", 1, ScanType.PICKED_UP, T0, promised_by=T0 + 100 * HOUR),
-                  scan("S1", 2, ScanType.DELIVERY_ATTEMPT_FAILED, T0 + HOUR),
-                  scan("S1", 3, ScanType.DELIVERY_ATTEMPT_FAILED, T0 + 50 * HOUR)],
-                 T0 + 60 * HOUR, cfg)
+    _, out = run(
+        [
+            scan("S1", 1, ScanType.PICKED_UP, T0, promised_by=T0 + 100 * HOUR),
+            scan("S1", 2, ScanType.DELIVERY_ATTEMPT_FAILED, T0 + HOUR),
+            scan("S1", 3, ScanType.DELIVERY_ATTEMPT_FAILED, T0 + 50 * HOUR),
+        ],
+        T0 + 60 * HOUR,
+        cfg,
+    )
     assert alerts(out) == []
 
 
 def test_cep_matches_drive_the_attempts_trigger() -> None:
     cfg = DelayConfig(region_of=region_west, no_scan_after_s=10**9, attempts_from_scans=False)
     f1, f2 = T0 + 2 * HOUR, T0 + 3 * HOUR
-    base = [scan("S1", 1, ScanType.PICKED_UP, T0, promised_by=T0 + 100 * HOUR),
-            scan("S1", 2, ScanType.DELIVERY_ATTEMPT_FAILED, f1),
-            scan("S1", 3, ScanType.DELIVERY_ATTEMPT_FAILED, f2)]
+    base = [
+        scan("S1", 1, ScanType.PICKED_UP, T0, promised_by=T0 + 100 * HOUR),
+        scan("S1", 2, ScanType.DELIVERY_ATTEMPT_FAILED, f1),
+        scan("S1", 3, ScanType.DELIVERY_ATTEMPT_FAILED, f2),
+    ]
     st, out = run(base, f2 + HOUR, cfg)
     assert alerts(out) == []  # scans alone do not trigger in CEP mode
     st, out = step(st, AttemptsMatch("S1", f1, f2, 2), cfg)  # arrives behind: reconciled now
@@ -176,10 +210,16 @@ def test_cep_matches_drive_the_attempts_trigger() -> None:
 def test_cep_match_arriving_after_delivery_reports_incident_and_end_in_order() -> None:
     cfg = DelayConfig(region_of=region_west, no_scan_after_s=10**9, attempts_from_scans=False)
     f1, f2, d = T0 + 2 * HOUR, T0 + 3 * HOUR, T0 + 4 * HOUR
-    st, _ = run([scan("S1", 1, ScanType.PICKED_UP, T0, promised_by=T0 + 100 * HOUR),
-                 scan("S1", 2, ScanType.DELIVERY_ATTEMPT_FAILED, f1),
-                 scan("S1", 3, ScanType.DELIVERY_ATTEMPT_FAILED, f2),
-                 scan("S1", 4, ScanType.DELIVERED, d)], d + HOUR, cfg)
+    st, _ = run(
+        [
+            scan("S1", 1, ScanType.PICKED_UP, T0, promised_by=T0 + 100 * HOUR),
+            scan("S1", 2, ScanType.DELIVERY_ATTEMPT_FAILED, f1),
+            scan("S1", 3, ScanType.DELIVERY_ATTEMPT_FAILED, f2),
+            scan("S1", 4, ScanType.DELIVERED, d),
+        ],
+        d + HOUR,
+        cfg,
+    )
     st, out = step(st, AttemptsMatch("S1", f1, f2, 2), cfg)
     assert alerts(out) == [("trigger", ATTEMPTS, f2, "error"), ("resolve", ATTEMPTS, d, "error")]
     _, out = step(st, AttemptsMatch("S1", f1, f2 + 1, 2), cfg)
@@ -209,16 +249,18 @@ def test_at_risk_ignores_other_trucks_and_resolves_on_delivery() -> None:
     assert alerts(out) == []
     st, out = run([pick, _fix(T0 + 10 * MIN, *SEA, 1.0)], T0 + 20 * MIN)
     assert alerts(out)[0][:2] == ("trigger", AT_RISK)
-    st, _ = step(st, scan("S1", 2, ScanType.DELIVERED, T0 + 2 * HOUR, lat=PDX[0], lng=PDX[1]),
-                 CFG)
+    st, _ = step(st, scan("S1", 2, ScanType.DELIVERED, T0 + 2 * HOUR, lat=PDX[0], lng=PDX[1]), CFG)
     _, out = advance(st, T0 + 2 * HOUR, CFG)
     assert alerts(out) == [("resolve", AT_RISK, T0 + 2 * HOUR, "warning")]
 
 
 def test_delivered_before_out_for_delivery_arrival_order() -> None:
     d = T0 + 5 * HOUR
-    events = [scan("S1", 1, ScanType.PICKED_UP, T0), scan("S1", 3, ScanType.DELIVERED, d),
-              scan("S1", 2, ScanType.OUT_FOR_DELIVERY, d - HOUR)]
+    events = [
+        scan("S1", 1, ScanType.PICKED_UP, T0),
+        scan("S1", 3, ScanType.DELIVERED, d),
+        scan("S1", 2, ScanType.OUT_FOR_DELIVERY, d - HOUR),
+    ]
     st, out = run(events, P + 10 * HOUR)
     assert alerts(out) == [] and st.open == {}
 
@@ -247,8 +289,10 @@ def test_next_deadline_walks_the_schedule() -> None:
 
 
 def test_state_is_finished_a_while_after_delivery() -> None:
-    st, _ = run([scan("S1", 1, ScanType.PICKED_UP, T0),
-                 scan("S1", 2, ScanType.DELIVERED, T0 + HOUR)], T0 + 2 * HOUR)
+    st, _ = run(
+        [scan("S1", 1, ScanType.PICKED_UP, T0), scan("S1", 2, ScanType.DELIVERED, T0 + HOUR)],
+        T0 + 2 * HOUR,
+    )
     assert not finished(st, CFG)
     due = next_deadline(st, CFG)
     assert due == T0 + HOUR + CFG.retain_after_delivery_s * 1000
@@ -283,8 +327,10 @@ def test_an_undelivered_shipment_expires_after_its_promise_resolving_what_is_ope
     assert next_deadline(st, CFG) == P + D  # the timer the adapter sets
     st, out = advance(st, P + D, CFG)
     model.apply(out)
-    assert sorted(alerts(out)) == [("resolve", LATE, P + D, "critical"),
-                                   ("resolve", NO_SCAN, P + D, "error")]
+    assert sorted(alerts(out)) == [
+        ("resolve", LATE, P + D, "critical"),
+        ("resolve", NO_SCAN, P + D, "error"),
+    ]
     resolve = next(o for o in out if isinstance(o, AlertEvent))
     assert "no longer tracked" in resolve.summary
     assert resolve.custom_details["reason"] == "expired"  # as a truck's state's expiry says
@@ -310,8 +356,9 @@ def test_the_end_of_a_bounded_input_expires_nothing() -> None:
 
 def test_a_shipment_still_scanned_after_its_promise_expires_after_its_last_scan() -> None:
     last = P + 10 * 24 * HOUR
-    st, _ = run([scan("S1", 1, ScanType.PICKED_UP, T0), scan("S1", 2, ScanType.EXCEPTION, last)],
-                P + D)
+    st, _ = run(
+        [scan("S1", 1, ScanType.PICKED_UP, T0), scan("S1", 2, ScanType.EXCEPTION, last)], P + D
+    )
     assert LATE in st.open and not finished(st, CFG)
     st, out = advance(st, last + D, CFG)
     assert ("resolve", LATE, last + D, "critical") in alerts(out)
@@ -364,8 +411,10 @@ def test_state_pickled_past_its_expiry_expires_at_the_next_timer() -> None:
 
 
 def test_delivered_state_is_not_dropped_while_a_later_input_waits() -> None:
-    st, _ = run([scan("S1", 1, ScanType.PICKED_UP, T0),
-                 scan("S1", 2, ScanType.DELIVERED, T0 + HOUR)], T0 + 2 * HOUR)
+    st, _ = run(
+        [scan("S1", 1, ScanType.PICKED_UP, T0), scan("S1", 2, ScanType.DELIVERED, T0 + HOUR)],
+        T0 + 2 * HOUR,
+    )
     retained = T0 + HOUR + CFG.retain_after_delivery_s * 1000
     st, _ = step(st, scan("S1", 3, ScanType.EXCEPTION, retained + HOUR), CFG)
     st, _ = advance(st, retained, CFG)
@@ -389,16 +438,22 @@ def test_a_flood_of_scans_keeps_the_cap_and_what_the_shipment_reports() -> None:
     out += more
     for i in range(1, 200):
         ts = T0 + i * 5 * MIN
-        st, more = step(st, scan("S1", i, ScanType.EXCEPTION, ts, lat=45.0, lng=-122.0), cap,
-                        counts)
+        st, more = step(
+            st, scan("S1", i, ScanType.EXCEPTION, ts, lat=45.0, lng=-122.0), cap, counts
+        )
         out += more
         st, more = advance(st, ts, cap)
         out += more
         assert len(st.scans) <= 20 and st.scan_ids == {s.scan_id for s in st.scans}
     assert counts.over_cap == 180 and counts.over_cap_dropped == 0
-    ref, ref_out = run([scan("S1", i, ScanType.EXCEPTION, T0 + i * 5 * MIN, lat=45.0, lng=-122.0)
-                        for i in range(1, 200)] + [scan("S1", 0, ScanType.PICKED_UP, T0)],
-                       T0 + 199 * 5 * MIN)
+    ref, ref_out = run(
+        [
+            scan("S1", i, ScanType.EXCEPTION, T0 + i * 5 * MIN, lat=45.0, lng=-122.0)
+            for i in range(1, 200)
+        ]
+        + [scan("S1", 0, ScanType.PICKED_UP, T0)],
+        T0 + 199 * 5 * MIN,
+    )
     assert (st.open, st.score, st.counted_region) == (ref.open, ref.score, ref.counted_region)
     assert alerts(out) == alerts(ref_out)
     assert "S1-0" in st.scan_ids  # the pickup
@@ -453,14 +508,17 @@ OLD_BOX = base64.b64decode(
     "Tk5OTk5OdJRSlGWMBWZpeGVzlF2UaAGMCFRydWNrRml4lJOUKYGUXZQoaAdoE4oGwE3qtpoBR0BHgAAAAAAAR8Be"
     "oAAAAAAAR0BOAAAAAAAAZWJhjAdtYXRjaGVzlF2UjA9wcm9jZXNzZWRfdW50aWyUigYA85i5mgGMBG9wZW6UfZQo"
     "jBVzaGlwbWVudF9zdHVja19hdF9odWKUSwCMDXNoaXBtZW50X2xhdGWUSwJ1jAVzY29yZZRLAowOY291bnRlZF9y"
-    "ZWdpb26UjARXRVNUlIwLZGVsYXlfaG91cnOUTowQYXR0ZW1wdHNfYWxlcnRlZJSJdYaUYooGAfOYuZoBTk5OZS4=")
+    "ZWdpb26UjARXRVNUlIwLZGVsYXlfaG91cnOUTowQYXR0ZW1wdHNfYWxlcnRlZJSJdYaUYooGAfOYuZoBTk5OZS4="
+)
 
 
 def _old_box_inputs() -> list[Scan | TruckFix]:
-    return [scan("S1", 1, ScanType.PICKED_UP, T0),
-            scan("S1", 2, ScanType.ARRIVED_HUB, T0 + HOUR, hub_id="HUB-PDX"),
-            scan("S1", 3, ScanType.DELIVERY_ATTEMPT_FAILED, T0 + 2 * HOUR),
-            TruckFix("S1", "T1", T0 + 90 * MIN, 47.0, -122.5, 60.0)]
+    return [
+        scan("S1", 1, ScanType.PICKED_UP, T0),
+        scan("S1", 2, ScanType.ARRIVED_HUB, T0 + HOUR, hub_id="HUB-PDX"),
+        scan("S1", 3, ScanType.DELIVERY_ATTEMPT_FAILED, T0 + 2 * HOUR),
+        TruckFix("S1", "T1", T0 + 90 * MIN, 47.0, -122.5, 60.0),
+    ]
 
 
 def test_state_pickled_by_the_previous_version_restores() -> None:
@@ -480,7 +538,8 @@ def test_state_pickled_by_the_previous_version_restores() -> None:
 
 
 def test_state_pickles_round_trip_and_the_previous_version_reads_them(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """scan_ids is not pickled: the previous version (no __setstate__, no scan_ids slot) reads
     this one's state, so a job can be rolled back onto its checkpoints."""
     st, _ = run(_old_box_inputs(), T0 + 14 * HOUR)
@@ -489,19 +548,40 @@ def test_state_pickles_round_trip_and_the_previous_version_reads_them(
     assert again == st and again.scan_ids == {"S1-1", "S1-2", "S1-3"}
     monkeypatch.delattr(ShipmentState, "__setstate__")
     previous = pickle.loads(data)[0]
-    assert all(getattr(previous, name) == getattr(st, name) for name in (
-        "shipment_id", "scans", "fixes", "matches", "processed_until", "open", "score",
-        "counted_region", "delay_hours", "attempts_alerted"))
+    assert all(
+        getattr(previous, name) == getattr(st, name)
+        for name in (
+            "shipment_id",
+            "scans",
+            "fixes",
+            "matches",
+            "processed_until",
+            "open",
+            "score",
+            "counted_region",
+            "delay_hours",
+            "attempts_alerted",
+        )
+    )
     assert not hasattr(previous, "scan_ids")
 
 
-@pytest.mark.parametrize("bad", [
-    {"expire_after_promise_s": -1}, {"expire_after_promise_s": MAX_DURATION_S + 1},
-    {"stuck_after_s": 10**30}, {"severity_bands_s": ()}, {"severity_bands_s": (60, 60)},
-    {"severity_bands_s": (0, 60)}, {"max_scans_per_shipment": 0},
-    {"at_risk_min_speed_kph": 0.0}, {"at_risk_min_speed_kph": math.nan},
-    {"at_risk_arrived_km": math.inf}, {"at_risk_margin_s": -MAX_DURATION_S - 1},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"expire_after_promise_s": -1},
+        {"expire_after_promise_s": MAX_DURATION_S + 1},
+        {"stuck_after_s": 10**30},
+        {"severity_bands_s": ()},
+        {"severity_bands_s": (60, 60)},
+        {"severity_bands_s": (0, 60)},
+        {"max_scans_per_shipment": 0},
+        {"at_risk_min_speed_kph": 0.0},
+        {"at_risk_min_speed_kph": math.nan},
+        {"at_risk_arrived_km": math.inf},
+        {"at_risk_margin_s": -MAX_DURATION_S - 1},
+    ],
+)
 def test_a_config_that_would_put_a_deadline_out_of_range_is_refused(bad: dict) -> None:
     with pytest.raises(DelayConfigError):
         DelayConfig(region_of=region_west, **bad)

@@ -26,13 +26,14 @@ def test_fixes_go_to_assigned_shipments_at_most_every_interval() -> None:
     first = on_assignment(feed, "S1", T0, True, CFG)
     assert [(f.shipment_id, f.ts) for f in first] == [("S1", T0)]  # a fix straight away
     on_assignment(feed, "S2", T0, True, CFG)
-    assert [f.shipment_id for f in on_ping(feed, T0 + MIN, 45.01, -100.0, 60.0, CFG)] == \
-        ["S1", "S2"]
+    assert [f.shipment_id for f in on_ping(feed, T0 + MIN, 45.01, -100.0, 60.0, CFG)] == [
+        "S1",
+        "S2",
+    ]
     assert on_ping(feed, T0 + 2 * MIN, 45.02, -100.0, 60.0, CFG) == []  # throttled
     assert on_ping(feed, T0 + MIN, 45.0, -100.0, 60.0, CFG) == []  # out of order: ignored
     on_assignment(feed, "S1", T0 + 3 * MIN, False, CFG)  # delivered
-    assert [f.shipment_id for f in on_ping(feed, T0 + 7 * MIN, 45.05, -100.0, 60.0, CFG)] == \
-        ["S2"]
+    assert [f.shipment_id for f in on_ping(feed, T0 + 7 * MIN, 45.05, -100.0, 60.0, CFG)] == ["S2"]
     assert feed.recent[0][0] >= T0 + 7 * MIN - 1800 * 1000
 
 

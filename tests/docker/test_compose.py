@@ -40,8 +40,10 @@ HOST_FLAGS = ("--bootstrap", "--bootstrap-server", "--redis-url")
 
 # -- compose loading --------------------------------------------------------------------------
 
-_VAR = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}"
-                  r"|([A-Za-z_][A-Za-z0-9_]*))")
+_VAR = re.compile(
+    r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}"
+    r"|([A-Za-z_][A-Za-z0-9_]*))"
+)
 
 
 def interpolate(value: Any) -> Any:
@@ -49,6 +51,7 @@ def interpolate(value: Any) -> Any:
     variables get a placeholder, a variable with neither is an error (compose would silently
     substitute an empty string)."""
     if isinstance(value, str):
+
         def sub(m: re.Match[str]) -> str:
             if m.group(1):
                 return "$"
@@ -57,8 +60,11 @@ def interpolate(value: Any) -> Any:
                 return arg
             if op in (":?", "?"):
                 return f"placeholder-{name.lower()}"
-            raise AssertionError(f"${{{name}}} in the compose file has no default and is not "
-                                 "marked required (${VAR:-default} or ${VAR:?message})")
+            raise AssertionError(
+                f"${{{name}}} in the compose file has no default and is not "
+                "marked required (${VAR:-default} or ${VAR:?message})"
+            )
+
         return _VAR.sub(sub, value)
     if isinstance(value, dict):
         return {k: interpolate(v) for k, v in value.items()}
@@ -86,8 +92,11 @@ def environment(svc: dict[str, Any]) -> dict[str, str]:
 
 
 def logical_lines(script: str) -> list[str]:
-    return [ln.strip() for ln in script.replace("\\\n", " ").splitlines()
-            if ln.strip() and not ln.strip().startswith("#")]
+    return [
+        ln.strip()
+        for ln in script.replace("\\\n", " ").splitlines()
+        if ln.strip() and not ln.strip().startswith("#")
+    ]
 
 
 def argvs(svc: dict[str, Any]) -> list[list[str]]:
@@ -97,13 +106,13 @@ def argvs(svc: dict[str, Any]) -> list[list[str]]:
         return []
     argv = shlex.split(cmd) if isinstance(cmd, str) else [str(c) for c in cmd]
     shells = {"bash", "/bin/bash", "sh", "/bin/sh"}
-    if argv and argv[0] in shells and len(argv) >= 3 and argv[1].startswith("-") \
-            and "c" in argv[1]:
+    if argv and argv[0] in shells and len(argv) >= 3 and argv[1].startswith("-") and "c" in argv[1]:
         return [shlex.split(line) for line in logical_lines(argv[2])]
     return [argv]
 
 
 # -- Dockerfiles ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Copy:
@@ -133,14 +142,14 @@ def dockerfile_copies(path: Path) -> list[Copy]:
         elif keyword == "WORKDIR":
             workdir = str(PurePosixPath(workdir) / rest)
         elif keyword in ("COPY", "ADD"):
-            tokens = [t for t in (yaml.safe_load(rest) if rest.startswith("[")
-                                  else shlex.split(rest))]
+            tokens = [
+                t for t in (yaml.safe_load(rest) if rest.startswith("[") else shlex.split(rest))
+            ]
             flags = {t.split("=", 1)[0]: t.partition("=")[2] for t in tokens if t.startswith("--")}
             paths = [t for t in tokens if not t.startswith("--")]
             dest = paths[-1]
             absolute = str(PurePosixPath(workdir) / dest) + ("/" if dest.endswith("/") else "")
-            copies.append(Copy(tuple(paths[:-1]), absolute, flags.get("--from"),
-                               i > last_from))
+            copies.append(Copy(tuple(paths[:-1]), absolute, flags.get("--from"), i > last_from))
     return copies
 
 
@@ -148,8 +157,11 @@ def dockerignore_patterns(context: Path) -> list[str]:
     f = context / ".dockerignore"
     if not f.exists():
         return []
-    return [ln.strip() for ln in f.read_text().splitlines()
-            if ln.strip() and not ln.strip().startswith("#")]
+    return [
+        ln.strip()
+        for ln in f.read_text().splitlines()
+        if ln.strip() and not ln.strip().startswith("#")
+    ]
 
 
 def ignored(rel: str, patterns: list[str]) -> bool:
@@ -164,8 +176,9 @@ def ignored(rel: str, patterns: list[str]) -> bool:
         def match(candidate: str, pat: str = pat) -> bool:
             if pat.startswith("**/"):
                 cparts = candidate.split("/")
-                return any(fnmatch.fnmatchcase("/".join(cparts[i:]), pat[3:])
-                           for i in range(len(cparts)))
+                return any(
+                    fnmatch.fnmatchcase("/".join(cparts[i:]), pat[3:]) for i in range(len(cparts))
+                )
             return fnmatch.fnmatchcase(candidate, pat)
 
         if any(match(c) for c in candidates):
@@ -193,7 +206,7 @@ def container_to_repo(svc: dict[str, Any], container_path: str) -> Path | None:
             if container_path == dst:
                 return host
             if container_path.startswith(dst.rstrip("/") + "/"):
-                return host / container_path[len(dst.rstrip("/")) + 1:]
+                return host / container_path[len(dst.rstrip("/")) + 1 :]
     built = build_of(svc)
     if built is None:
         return None
@@ -209,18 +222,19 @@ def container_to_repo(svc: dict[str, Any], container_path: str) -> Path | None:
             if container_path == target:
                 return repo
             if repo.is_dir() and container_path.startswith(target + "/"):
-                return repo / container_path[len(target) + 1:]
+                return repo / container_path[len(target) + 1 :]
     return None
 
 
 # -- what runs where -----------------------------------------------------------------------------
+
 
 def python_module_runs(svc: dict[str, Any]) -> list[tuple[str, list[str]]]:
     runs = []
     for argv in argvs(svc):
         for i, tok in enumerate(argv[:-2]):
             if re.fullmatch(r"(.*/)?python(3(\.\d+)?)?", tok) and argv[i + 1] == "-m":
-                runs.append((argv[i + 2], argv[i + 3:]))
+                runs.append((argv[i + 2], argv[i + 3 :]))
                 break
     return runs
 
@@ -238,11 +252,11 @@ def flink_runs(svc: dict[str, Any]) -> list[FlinkRun]:
     for argv in argvs(svc):
         for i, tok in enumerate(argv[:-1]):
             if PurePosixPath(tok).name == "flink" and argv[i + 1] == "run":
-                run = argv[i + 2:]
+                run = argv[i + 2 :]
                 flag = next(f for f in ("-py", "--python") if f in run)
                 py = run[run.index(flag) + 1]
-                after = run[run.index(flag) + 2:]
-                job_args = after[after.index("--") + 1:] if "--" in after else after
+                after = run[run.index(flag) + 2 :]
+                job_args = after[after.index("--") + 1 :] if "--" in after else after
                 wrapper = argv[1] if i >= 2 and argv[0].endswith("submit-job.sh") else None
                 runs.append(FlinkRun(argv, py, job_args, wrapper))
                 break
@@ -305,6 +319,7 @@ def served_ports(name: str, services: dict[str, dict[str, Any]]) -> set[int]:
 
 # -- the checks ----------------------------------------------------------------------------------
 
+
 def test_every_service_has_an_image_or_an_existing_dockerfile(services: dict[str, Any]) -> None:
     assert services
     for name, svc in services.items():
@@ -328,22 +343,30 @@ def test_copy_sources_exist_and_are_not_dockerignored(services: dict[str, Any]) 
             if copy.from_stage:
                 continue
             for src in copy.sources:
-                matches = list(context.glob(src)) if any(c in src for c in "*?[") \
-                    else [context / src]
-                assert matches and all(m.exists() for m in matches), \
+                matches = (
+                    list(context.glob(src)) if any(c in src for c in "*?[") else [context / src]
+                )
+                assert matches and all(m.exists() for m in matches), (
                     f"{name}: {dockerfile.name}: COPY source {src} not in {context}"
+                )
                 for m in matches:
                     rel = m.relative_to(context).as_posix()
-                    assert not ignored(rel, patterns), \
+                    assert not ignored(rel, patterns), (
                         f"{name}: {dockerfile.name}: COPY source {rel} is excluded by .dockerignore"
+                    )
                 checked += 1
     assert checked >= 10
 
 
 def test_dockerignore_keeps_local_state_out(services: dict[str, Any]) -> None:
     patterns = dockerignore_patterns(ROOT)
-    for rel in (".venv/bin/python", ".fleetpulse/run/up.json", "ws_gateway/web/node_modules/x",
-                "alerting/__pycache__/cli.cpython-311.pyc", ".git/HEAD"):
+    for rel in (
+        ".venv/bin/python",
+        ".fleetpulse/run/up.json",
+        "ws_gateway/web/node_modules/x",
+        "alerting/__pycache__/cli.cpython-311.pyc",
+        ".git/HEAD",
+    ):
         assert ignored(rel, patterns), f".dockerignore does not exclude {rel}"
 
 
@@ -351,28 +374,37 @@ def test_python_modules_exist_and_accept_their_flags(services: dict[str, Any]) -
     """Runs each service's `python -m X ARGS` through X's real click parser (the command bodies
     replaced by a no-op), with the service's environment: unknown flags, bad values, a missing
     subcommand all fail here as they would in the container."""
-    probe = ("import runpy, sys, click\n"
-             "click.Command.invoke = lambda self, ctx: None\n"
-             "sys.argv = sys.argv[1:]\n"
-             "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n")
+    probe = (
+        "import runpy, sys, click\n"
+        "click.Command.invoke = lambda self, ctx: None\n"
+        "sys.argv = sys.argv[1:]\n"
+        "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
+    )
     seen = set()
     for name, svc in services.items():
         for module, args in python_module_runs(svc):
             seen.add(module)
             assert importlib.util.find_spec(module) is not None, f"{name}: no module {module}"
-            assert importlib.util.find_spec(f"{module}.__main__") is not None, \
+            assert importlib.util.find_spec(f"{module}.__main__") is not None, (
                 f"{name}: {module} has no __main__ (python -m {module} cannot run)"
+            )
             env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETPULSE_")}
             env |= environment(svc)
-            proc = subprocess.run([sys.executable, "-c", probe, module, *args], cwd=ROOT,
-                                  env=env, capture_output=True, text=True, timeout=120)
-            assert proc.returncode == 0, \
+            proc = subprocess.run(
+                [sys.executable, "-c", probe, module, *args],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert proc.returncode == 0, (
                 f"{name}: python -m {module} {shlex.join(args)} is rejected:\n{proc.stderr}"
+            )
     assert {"alerting", "ws_gateway", "simulator"} <= seen
 
 
-def test_absolute_file_paths_in_commands_exist_in_the_container(
-        services: dict[str, Any]) -> None:
+def test_absolute_file_paths_in_commands_exist_in_the_container(services: dict[str, Any]) -> None:
     checked = 0
     for name, svc in services.items():
         for argv in argvs(svc):
@@ -383,21 +415,23 @@ def test_absolute_file_paths_in_commands_exist_in_the_container(
                 repo = container_to_repo(svc, path)
                 if repo is None and not build_of(svc):
                     continue  # a file of a stock image
-                assert repo is not None and repo.is_file(), \
+                assert repo is not None and repo.is_file(), (
                     f"{name}: {path} is not put into the container by its image or a mount"
+                )
                 checked += 1
     assert checked >= 4
 
 
-def test_flink_run_files_and_job_flags(services: dict[str, Any],
-                                       monkeypatch: pytest.MonkeyPatch,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_flink_run_files_and_job_flags(
+    services: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     jobs = set()
     for name, svc in services.items():
         for run in flink_runs(svc):
             repo = container_to_repo(svc, run.py)
-            assert repo is not None and repo.is_file(), \
+            assert repo is not None and repo.is_file(), (
                 f"{name}: flink run -py {run.py}: the image has no such file"
+            )
             module_name = ".".join(repo.relative_to(ROOT).with_suffix("").parts)
             module = importlib.import_module(module_name)
             jobs.add(module_name)
@@ -411,12 +445,15 @@ def test_flink_run_files_and_job_flags(services: dict[str, Any],
             try:
                 parse_settings(args, "docker-compose-check")
             except SystemExit:
-                pytest.fail(f"{name}: {module_name} rejects {shlex.join(run.job_args)}:\n"
-                            f"{capsys.readouterr().err}")
+                pytest.fail(
+                    f"{name}: {module_name} rejects {shlex.join(run.job_args)}:\n"
+                    f"{capsys.readouterr().err}"
+                )
             if run.wrapper_name is not None:
-                assert f'"{run.wrapper_name}"' in repo.read_text(), \
-                    f"{name}: {run.wrapper_name} is not {module_name}'s job name, so " \
+                assert f'"{run.wrapper_name}"' in repo.read_text(), (
+                    f"{name}: {run.wrapper_name} is not {module_name}'s job name, so "
                     "submit-job.sh would not see that the job already runs"
+                )
     assert jobs == {"flink_jobs.tracking.job", "flink_jobs.delay.job"}
 
 
@@ -428,8 +465,9 @@ def test_job_environment_variables_are_job_settings(services: dict[str, Any]) ->
         if flink_runs(svc):
             for key in environment(svc):
                 if key.startswith("FLEETPULSE_"):
-                    assert key.removeprefix("FLEETPULSE_").lower() in names, \
+                    assert key.removeprefix("FLEETPULSE_").lower() in names, (
                         f"{name}: {key} is not a flink_jobs.runtime.settings.JobSettings field"
+                    )
                     checked += 1
         built = build_of(svc)
         if built and flink_runs(svc):
@@ -437,8 +475,9 @@ def test_job_environment_variables_are_job_settings(services: dict[str, Any]) ->
                 if keyword != "ENV":
                     continue
                 for key in re.findall(r"(FLEETPULSE_[A-Z0-9_]+)=", rest):
-                    assert key.removeprefix("FLEETPULSE_").lower() in names \
-                        or f'"{key}"' in sources, f"{built[1].name}: nothing reads ENV {key}"
+                    assert (
+                        key.removeprefix("FLEETPULSE_").lower() in names or f'"{key}"' in sources
+                    ), f"{built[1].name}: nothing reads ENV {key}"
                     checked += 1
     assert checked >= 2
 
@@ -449,8 +488,11 @@ def test_service_environment_variables_are_read(services: dict[str, Any]) -> Non
     for name, svc in services.items():
         for module, _ in python_module_runs(svc):
             package = ROOT / module.split(".")[0]
-            text = "\n".join(p.read_text() for p in package.rglob("*")
-                             if p.is_file() and p.suffix in (".py", ".yaml", ".yml"))
+            text = "\n".join(
+                p.read_text()
+                for p in package.rglob("*")
+                if p.is_file() and p.suffix in (".py", ".yaml", ".yml")
+            )
             for key in environment(svc):
                 if key.startswith("FLEETPULSE_"):
                     assert key in text, f"{name}: {module} never reads {key}"
@@ -459,9 +501,10 @@ def test_service_environment_variables_are_read(services: dict[str, Any]) -> Non
 def test_hosts_in_commands_are_services(services: dict[str, Any]) -> None:
     checked = 0
     for name, svc in services.items():
-        command_lines: list[tuple[list[str], tuple[str, ...]]] = \
-            [(argv, HOST_FLAGS) for argv in argvs(svc)]
-        command_lines += [(run.argv[run.argv.index("run"):], ("-m",)) for run in flink_runs(svc)]
+        command_lines: list[tuple[list[str], tuple[str, ...]]] = [
+            (argv, HOST_FLAGS) for argv in argvs(svc)
+        ]
+        command_lines += [(run.argv[run.argv.index("run") :], ("-m",)) for run in flink_runs(svc)]
         for argv, flags in command_lines:
             for flag in flags:
                 for value in flag_values(argv, flag):
@@ -473,8 +516,9 @@ def test_hosts_in_commands_are_services(services: dict[str, Any]) -> None:
     assert "//kafka:9092" in advertised
 
 
-def test_depends_on_conditions_can_be_met(compose: dict[str, Any],
-                                          services: dict[str, Any]) -> None:
+def test_depends_on_conditions_can_be_met(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
     for name, svc in services.items():
         deps = svc.get("depends_on") or {}
         if isinstance(deps, list):
@@ -483,16 +527,19 @@ def test_depends_on_conditions_can_be_met(compose: dict[str, Any],
             assert dep in services, f"{name} depends on unknown service {dep}"
             condition = spec.get("condition", "service_started")
             if condition == "service_healthy":
-                assert services[dep].get("healthcheck"), f"{name} waits for {dep} to be " \
-                    "healthy, but it has no healthcheck"
+                assert services[dep].get("healthcheck"), (
+                    f"{name} waits for {dep} to be healthy, but it has no healthcheck"
+                )
             if condition == "service_completed_successfully":
-                assert services[dep].get("restart", "no") == "no", \
+                assert services[dep].get("restart", "no") == "no", (
                     f"{name} waits for {dep} to finish, but {dep} is restarted"
+                )
         for vol in svc.get("volumes") or []:
             source = vol.split(":")[0] if isinstance(vol, str) else vol.get("source", "")
             if source and not source.startswith((".", "/")):
-                assert source in (compose.get("volumes") or {}), \
+                assert source in (compose.get("volumes") or {}), (
                     f"{name}: named volume {source} is not declared"
+                )
 
 
 def test_prometheus_targets_are_services_listening_there(services: dict[str, Any]) -> None:
@@ -514,10 +561,12 @@ def test_prometheus_targets_are_services_listening_there(services: dict[str, Any
     for job, host, port in targets:
         host = prom_name if host == "localhost" else host
         assert host in services, f"prometheus job {job}: no service {host!r}"
-        assert port in declared_ports(services[host]), \
+        assert port in declared_ports(services[host]), (
             f"prometheus job {job}: {host} does not expose port {port}"
-        assert port in served_ports(host, services), \
+        )
+        assert port in served_ports(host, services), (
             f"prometheus job {job}: nothing in {host} listens on {port}"
+        )
         scraped.add(host)
     assert {"jobmanager", "taskmanager", "alert-dispatcher", "ws-gateway"} <= scraped
 
@@ -526,8 +575,11 @@ def test_kafka_init_creates_the_contract_topics(services: dict[str, Any]) -> Non
     created: dict[str, tuple[int, int]] = {}
     for svc in services.values():
         for argv in argvs(svc):
-            if not argv or PurePosixPath(argv[0]).name != "kafka-topics.sh" \
-                    or "--create" not in argv:
+            if (
+                not argv
+                or PurePosixPath(argv[0]).name != "kafka-topics.sh"
+                or "--create" not in argv
+            ):
                 continue
             configs = dict(c.split("=", 1) for c in flag_values(argv, "--config"))
             (topic,) = flag_values(argv, "--topic")

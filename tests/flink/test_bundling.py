@@ -31,13 +31,15 @@ def run_bundled(n: int, checkpoint_ms: int = 600_000) -> list[Any]:
     class Unbundle(KeyedProcessFunction):
         def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
             watermark = ctx.timer_service().current_watermark()
-            records = [[p, o, None if k is None else k.decode(), None if v is None else v.decode()]
-                       for p, o, k, v in decode_bundle(value)]
-            yield orjson.dumps([ctx.get_current_key(), watermark, threading.get_ident(),
-                                records]).decode()
+            records = [
+                [p, o, None if k is None else k.decode(), None if v is None else v.decode()]
+                for p, o, k, v in decode_bundle(value)
+            ]
+            yield orjson.dumps(
+                [ctx.get_current_key(), watermark, threading.get_ident(), records]
+            ).decode()
 
-    settings = JobSettings(parallelism=2, checkpoint_interval_ms=checkpoint_ms,
-                           restart_attempts=0)
+    settings = JobSettings(parallelism=2, checkpoint_interval_ms=checkpoint_ms, restart_attempts=0)
     env, t_env = create_environment(settings, "bundling-test")
     t_env.get_config().set("pipeline.auto-watermark-interval", "10 ms")
     # Like the Kafka tables: bytes, partition, offset and a watermark declared in SQL; paced
@@ -63,9 +65,14 @@ def run_bundled(n: int, checkpoint_ms: int = 600_000) -> list[Any]:
                 'fields.seq.end' = '{n - 1}')""")
     # flushes by size or timer would take a minute: only watermarks and the end flush here
     bundles = bundled_by_shard(
-        env, t_env, "bundle_input",
+        env,
+        t_env,
+        "bundle_input",
         "COALESCE(JSON_VALUE(CAST(`value` AS STRING), '$.truck_id'), '')",
-        SHARDS, max_records=100_000, flush_ms=60_000)
+        SHARDS,
+        max_records=100_000,
+        flush_ms=60_000,
+    )
     with bundles.process(Unbundle(), output_type=Types.STRING()).execute_and_collect() as out:
         return [orjson.loads(line) for line in out]
 
@@ -96,7 +103,6 @@ def test_bundles_keep_every_record_in_key_order_and_ahead_of_the_watermark() -> 
     # watermarks cut the stream into many bundles, and did so mid-stream
     assert len(results) > 4 * SHARDS
     assert max(w for _, w, _, _ in results) > 0
-
 
 
 def test_before_each_checkpoint_barrier_every_shard_gets_an_empty_bundle() -> None:

@@ -35,8 +35,7 @@ def run_batches(batches: list[list[tuple[str, int]]]) -> tuple[list[Any], list[A
             rows = batches[int(value)]
             if rows:
                 yield BATCHED[DLQ_TAG], as_columns([Row(k, f"v{n}") for k, n in rows])
-                yield BATCHED[CENSUS_TAG], as_columns([Row(k, [("MOVING", n)])
-                                                       for k, n in rows])
+                yield BATCHED[CENSUS_TAG], as_columns([Row(k, [("MOVING", n)]) for k, n in rows])
             yield value
 
     settings = JobSettings(parallelism=1, checkpoint_interval_ms=600_000, restart_attempts=0)
@@ -45,8 +44,9 @@ def run_batches(batches: list[list[tuple[str, int]]]) -> tuple[list[Any], list[A
     calls = env.from_collection([str(i) for i in range(len(batches))], Types.STRING())
     emitted = calls.process(EmitBatches(), output_type=Types.STRING())
     text = exploded(emitted.get_side_output(BATCHED[DLQ_TAG]), KEYED_TEXT, "text-rows")
-    census = exploded(emitted.get_side_output(BATCHED[CENSUS_TAG]), CENSUS_TAG.type_info,
-                      "census-rows")
+    census = exploded(
+        emitted.get_side_output(BATCHED[CENSUS_TAG]), CENSUS_TAG.type_info, "census-rows"
+    )
     with text.execute_and_collect() as out:
         text_rows = [tuple(r) for r in out]
     with census.execute_and_collect() as out:
@@ -56,8 +56,12 @@ def run_batches(batches: list[list[tuple[str, int]]]) -> tuple[list[Any], list[A
 
 
 def test_every_row_of_every_batch_comes_out_once_in_order() -> None:
-    batches = [[("a", 1), ("b", 2), ("a", 3)], [], [("c", 4)],
-               [(f"k{i}", 10 + i) for i in range(500)]]
+    batches = [
+        [("a", 1), ("b", 2), ("a", 3)],
+        [],
+        [("c", 4)],
+        [(f"k{i}", 10 + i) for i in range(500)],
+    ]
     text_rows, census_rows = run_batches(batches)
 
     flat = [row for batch in batches for row in batch]

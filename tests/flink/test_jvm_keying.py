@@ -33,8 +33,16 @@ def test_records_keyed_by_sql_share_their_keys_state_across_two_subtasks() -> No
         def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
             n = (self.seen.value() or 0) + 1
             self.seen.update(n)
-            yield orjson.dumps([ctx.get_current_key(), n, self.subtask,
-                                bytes(value[0]).decode("latin-1"), value[1], value[2]]).decode()
+            yield orjson.dumps(
+                [
+                    ctx.get_current_key(),
+                    n,
+                    self.subtask,
+                    bytes(value[0]).decode("latin-1"),
+                    value[1],
+                    value[2],
+                ]
+            ).decode()
 
     trucks = [f"T{i}" for i in range(8)]
     records = [orjson.dumps({"truck_id": trucks[i % 8], "i": i}) for i in range(64)]
@@ -43,9 +51,12 @@ def test_records_keyed_by_sql_share_their_keys_state_across_two_subtasks() -> No
     env, t_env = create_environment(settings, "jvm-keying-test")
     rows = [Row(r, i % 3, i, None) for i, r in enumerate(records)]
     t_env.create_temporary_view("keyed_input", env.from_collection(rows, type_info=RAW_RECORD))
-    keyed = keyed_by_sql(t_env, "keyed_input",
-                         "COALESCE(JSON_VALUE(CAST(`value` AS STRING), '$.truck_id'), '')",
-                         RAW_RECORD)
+    keyed = keyed_by_sql(
+        t_env,
+        "keyed_input",
+        "COALESCE(JSON_VALUE(CAST(`value` AS STRING), '$.truck_id'), '')",
+        RAW_RECORD,
+    )
     with keyed.process(CountPerKey(), output_type=Types.STRING()).execute_and_collect() as out:
         results = [orjson.loads(line) for line in out]
 
@@ -88,13 +99,15 @@ def test_a_python_operators_row_key_value_output_is_keyed_without_a_key_by() -> 
         def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
             n = (self.seen.value() or 0) + 1
             self.seen.update(n)
-            yield orjson.dumps([ctx.get_current_key(), n, value["n"],
-                                threading.get_ident()]).decode()
+            yield orjson.dumps(
+                [ctx.get_current_key(), n, value["n"], threading.get_ident()]
+            ).decode()
 
     settings = JobSettings(parallelism=2, checkpoint_interval_ms=600_000, restart_attempts=0)
     env, _ = create_environment(settings, "jvm-keying-test")
     sharded = env.from_collection(list(range(100)), type_info=Types.INT()).process(
-        Shard(), output_type=Types.ROW([Types.INT(), Types.PICKLED_BYTE_ARRAY()]))
+        Shard(), output_type=Types.ROW([Types.INT(), Types.PICKLED_BYTE_ARRAY()])
+    )
     keyed = keyed_on_first_field(sharded, Types.INT(), Types.PICKLED_BYTE_ARRAY())
     with keyed.process(CountPerKey(), output_type=Types.STRING()).execute_and_collect() as out:
         results = [orjson.loads(line) for line in out]

@@ -27,13 +27,34 @@ pytestmark = pytest.mark.flink
 STATELESS_KINDS = {"Map", "_stream_key_by_map_operator", "SinkConversion"}
 
 TRACKING_IDS = {
-    "1_source", "2_calc", "bundle-by-shard", "truck-state", "census-rows", "alerts-rows",
-    "geofence-rows", "dlq-rows", "dlq-sink", "region-census", "region-census-end",
-    "4_source", "5_sink", "Sink Committer: 5_sink", "6_source", "7_sink",
+    "1_source",
+    "2_calc",
+    "bundle-by-shard",
+    "truck-state",
+    "census-rows",
+    "alerts-rows",
+    "geofence-rows",
+    "dlq-rows",
+    "dlq-sink",
+    "region-census",
+    "region-census-end",
+    "4_source",
+    "5_sink",
+    "Sink Committer: 5_sink",
+    "6_source",
+    "7_sink",
     "Sink Committer: 7_sink",
 }
-DELAY_STATEFUL = {"1_source", "parse-scans", "parse-pings", "truck-feed", "shipment-state",
-                  "redis-delays", "attempts-matches", "dlq-sink"}
+DELAY_STATEFUL = {
+    "1_source",
+    "parse-scans",
+    "parse-pings",
+    "truck-feed",
+    "shipment-state",
+    "redis-delays",
+    "attempts-matches",
+    "dlq-sink",
+}
 
 # Each job is built in a JVM of its own, as `python -m flink_jobs...` and `flink run` build it:
 # the planner numbers its nodes with a counter of the JVM, so "1_source" is the first source
@@ -70,8 +91,9 @@ print("NODES " + json.dumps([[str(n.getOperatorName()), n.getTransformationUID()
 def graph(which: str, *flags: str) -> tuple[tuple[str, str | None, str], ...]:
     """(operator name, uid, operator id) of each node of the stream graph the job would
     submit."""
-    done = subprocess.run([sys.executable, "-c", BUILD, which, *flags], capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", BUILD, which, *flags], capture_output=True, text=True, timeout=300
+    )
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("NODES ")]
     assert done.returncode == 0 and lines, done.stderr[-3000:]
     return tuple((name, uid, op_id) for name, uid, op_id in json.loads(lines[-1][6:]))
@@ -82,15 +104,18 @@ def graph_nodes(which: str, *flags: str) -> list[tuple[str, str | None]]:
 
 
 def kind(operator_name: str) -> str:
-    """"Calc[2]" -> "Calc"; "Source: gps_source[1]" -> "Source: gps_source"."""
+    """ "Calc[2]" -> "Calc"; "Source: gps_source[1]" -> "Source: gps_source"."""
     return operator_name.split("[", 1)[0]
 
 
 def without_uid(nodes: list[tuple[str, str | None]]) -> list[str]:
     """The operators without a fixed id that may hold state (PyFlink names Python operators
     chained into one "first, second")."""
-    return [name for name, uid in nodes if uid is None
-            and not all(kind(part) in STATELESS_KINDS for part in name.split(", "))]
+    return [
+        name
+        for name, uid in nodes
+        if uid is None and not all(kind(part) in STATELESS_KINDS for part in name.split(", "))
+    ]
 
 
 def test_the_tracking_job_keeps_every_operator_id() -> None:
@@ -106,7 +131,8 @@ def test_the_delay_job_keeps_its_stateful_operator_ids() -> None:
     assert uids >= DELAY_STATEFUL
     # MATCH_RECOGNIZE keeps its pattern state under a planner id too
     assert any(uid is not None and uid.endswith("_match") for uid in uids), sorted(
-        str(u) for u in uids)
+        str(u) for u in uids
+    )
 
 
 def test_an_added_operator_leaves_the_ids_of_the_others_alone() -> None:

@@ -21,8 +21,9 @@ def test_allow_non_restored_state_drops_only_what_the_new_graph_lacks(tmp_path: 
     assert plain.get_string("execution.state-recovery.path", "") == checkpoint.as_uri()
     assert plain.get_string(IGNORE, "false") == "false"  # Flink's default: refuse to drop
 
-    lenient = flink_configuration(parse_settings(
-        ["--restore", str(checkpoint), "--allow-non-restored-state"], "g"), "job")
+    lenient = flink_configuration(
+        parse_settings(["--restore", str(checkpoint), "--allow-non-restored-state"], "g"), "job"
+    )
     assert lenient.get_string(IGNORE, "false") == "true"
     # without a restore there is nothing to drop, and the flag changes nothing
     fresh = flink_configuration(parse_settings(["--allow-non-restored-state"], "g"), "job")

@@ -21,8 +21,9 @@ T0 = (int(time.time() * 1000) - 3 * 3600_000) // MIN * MIN
 
 
 def ping(truck: str, ts: int, lat: float, lng: float, speed: float = 60.0) -> bytes:
-    return orjson.dumps({"truck_id": truck, "ts": ts, "lat": lat, "lng": lng,
-                         "speed_kph": speed, "heading": 90})
+    return orjson.dumps(
+        {"truck_id": truck, "ts": ts, "lat": lat, "lng": lng, "speed_kph": speed, "heading": 90}
+    )
 
 
 def scenario() -> tuple[list[bytes], dict[str, Any]]:
@@ -41,19 +42,31 @@ def scenario() -> tuple[list[bytes], dict[str, Any]]:
         r = ping("T1", T0 + i * 30_000, 40.0, -100.0 + i * 0.005)
         arriving += [(T0 + i * 30_000, r), (T0 + i * 30_000, r)]
     # T2: arrives shuffled within 8 s windows; final position = newest ping.
-    arriving += [(T0 + i * 4_000 + rnd.randint(0, 8_000),
-                  ping("T2", T0 + i * 4_000, 35.0 + i * 0.0005, -90.0)) for i in range(40)]
+    arriving += [
+        (
+            T0 + i * 4_000 + rnd.randint(0, 8_000),
+            ping("T2", T0 + i * 4_000, 35.0 + i * 0.0005, -90.0),
+        )
+        for i in range(40)
+    ]
     # T3: silent for 15 minutes in the middle -> offline at +10 min, resolved at +16 min.
-    arriving += [(T0 + i * 60_000, ping("T3", T0 + i * 60_000, 33.0, -97.0 + i * 0.01))
-                 for i in [*range(0, 7), *range(22, 26)]]
+    arriving += [
+        (T0 + i * 60_000, ping("T3", T0 + i * 60_000, 33.0, -97.0 + i * 0.01))
+        for i in [*range(0, 7), *range(22, 26)]
+    ]
     # T4: stopped (speed 0) for 40 minutes in open country -> unplanned stop at +30 min.
-    arriving += [(T0 + i * 60_000, ping("T4", T0 + i * 60_000, 38.0, -105.0, speed=0.0))
-                 for i in range(41)]
+    arriving += [
+        (T0 + i * 60_000, ping("T4", T0 + i * 60_000, 38.0, -105.0, speed=0.0)) for i in range(41)
+    ]
     recs += [r for _, r in sorted(arriving, key=lambda a: a[0])]
     # T5: a fix 500 km away one minute later -> IMPOSSIBLE_SPEED.
     recs += [ping("T5", T0 + MIN, 45.5, -80.0), ping("T5", T0 + 2 * MIN, 41.001, -80.0)]
-    recs += [b"{broken json", b"\xff\xfe", ping("T6", T0, 0.0, 0.0),
-             orjson.dumps({"truck_id": "T7", "lat": 40, "lng": -100})]
+    recs += [
+        b"{broken json",
+        b"\xff\xfe",
+        ping("T6", T0, 0.0, 0.0),
+        orjson.dumps({"truck_id": "T7", "lat": 40, "lng": -100}),
+    ]
     expected = {
         "alerts": {
             ("truck_offline:T3", "trigger", T0 + 16 * MIN),
@@ -65,8 +78,9 @@ def scenario() -> tuple[list[bytes], dict[str, Any]]:
     return recs, expected
 
 
-def run_job(records: list[bytes], redis_url: str, parallelism: int, bundle_shards: int = 3
-            ) -> list[tuple[str, str]]:
+def run_job(
+    records: list[bytes], redis_url: str, parallelism: int, bundle_shards: int = 3
+) -> list[tuple[str, str]]:
     """Run to completion; the job's Kafka-bound outputs are captured in a Redis list."""
     from pyflink.common import Duration, Row
     from pyflink.common.watermark_strategy import TimestampAssigner, WatermarkStrategy
@@ -97,19 +111,26 @@ def run_job(records: list[bytes], redis_url: str, parallelism: int, bundle_shard
             self.r.rpush("test:outputs", orjson.dumps([self.kind, value[1]]))
             return value
 
-    settings = JobSettings(redis_url=redis_url, parallelism=parallelism, redis_flush_ms=50,
-                           checkpoint_interval_ms=600_000, restart_attempts=0,
-                           bundle_shards=bundle_shards, bundle_flush_ms=20)
+    settings = JobSettings(
+        redis_url=redis_url,
+        parallelism=parallelism,
+        redis_flush_ms=50,
+        checkpoint_interval_ms=600_000,
+        restart_attempts=0,
+        bundle_shards=bundle_shards,
+        bundle_flush_ms=20,
+    )
     env, t_env = create_environment(settings, "tracking-test")
     rows = [Row(r, 0, i, f"k{i}".encode()) for i, r in enumerate(records)]
     source = env.from_collection(rows, type_info=RAW_RECORD).assign_timestamps_and_watermarks(
-        WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_seconds(10))
-        .with_timestamp_assigner(TsFromJson()))
+        WatermarkStrategy.for_bounded_out_of_orderness(
+            Duration.of_seconds(10)
+        ).with_timestamp_assigner(TsFromJson())
+    )
     # Through a view, so the records are keyed (or bundled) by the JVM as the Kafka table's are.
     t_env.create_temporary_view("test_pings", source)
     out = build(env, t_env, "test_pings", settings, TrackingConfig())
-    for kind, stream in (("alert", out["alerts"]), ("dlq", out["dlq"]),
-                         ("geo", out["geofence"])):
+    for kind, stream in (("alert", out["alerts"]), ("dlq", out["dlq"]), ("geo", out["geofence"])):
         terminate(stream.map(Capture(kind)))
     env.execute("tracking-test")
     client = redis.Redis.from_url(redis_url)
@@ -118,19 +139,22 @@ def run_job(records: list[bytes], redis_url: str, parallelism: int, bundle_shard
     return captured  # type: ignore[return-value]
 
 
-def test_tracking_job_end_to_end_on_minicluster(redis_client: redis.Redis, redis_url: str
-                                                ) -> None:
+def test_tracking_job_end_to_end_on_minicluster(redis_client: redis.Redis, redis_url: str) -> None:
     records, expected = scenario()
     results = run_job(records, redis_url, parallelism=2)
 
     alerts = [orjson.loads(v) for kind, v in results if kind == "alert"]
-    got = {(a["dedup_key"], a["event_action"], a["payload"]["custom_details"]["event_ts"])
-           for a in alerts}
-    assert expected["alerts"] <= got, sorted((k, a, (t - T0) / MIN)
-                                              for k, a, t in got)
+    got = {
+        (a["dedup_key"], a["event_action"], a["payload"]["custom_details"]["event_ts"])
+        for a in alerts
+    }
+    assert expected["alerts"] <= got, sorted((k, a, (t - T0) / MIN) for k, a, t in got)
     # End of input moves event time to the end of time: every truck is offline by then.
-    offline = {a["dedup_key"] for a in alerts
-               if a["payload"]["class"] == "truck_offline" and a["event_action"] == "trigger"}
+    offline = {
+        a["dedup_key"]
+        for a in alerts
+        if a["payload"]["class"] == "truck_offline" and a["event_action"] == "trigger"
+    }
     assert offline == {f"truck_offline:T{i}" for i in range(1, 6)}
     for a in alerts:
         assert a["payload"]["source"] == "fleetpulse/tracking-job"
@@ -147,8 +171,7 @@ def test_tracking_job_end_to_end_on_minicluster(redis_client: redis.Redis, redis
     t5 = redis_client.hgetall("truck:T5")
     assert float(t5[b"lat"]) == pytest.approx(41.001)  # the impossible fix never landed
     assert redis_client.hget("truck:T1", "status") == b"OFFLINE"
-    assert set(redis_client.zrange("trucks:geo", 0, -1)) == {f"T{i}".encode()
-                                                              for i in range(1, 6)}
+    assert set(redis_client.zrange("trucks:geo", 0, -1)) == {f"T{i}".encode() for i in range(1, 6)}
     positions = redis_client.xrange("stream:positions")
     t1_ts = [int(f[b"ts_ms"]) for _, f in positions if f[b"truck_id"] == b"T1"]
     assert t1_ts == sorted(t1_ts)  # never backwards

@@ -14,12 +14,31 @@ from fleetpulse.services.process import ManagedProcess
 from udfs.contract import TopicNames
 
 
-def job_process(module: str, log: Path, kafka: str, redis_url: str, topics: TopicNames,
-                *extra: str) -> ManagedProcess:
-    argv = [sys.executable, "-m", module, "--bootstrap", kafka, "--redis-url", redis_url,
-            "--gps-topic", topics.gps, "--scans-topic", topics.scans,
-            "--alerts-topic", topics.alerts, "--geofence-topic", topics.geofence_events,
-            "--dlq-topic", topics.dlq, "--redis-flush-ms", "50", *extra]
+def job_process(
+    module: str, log: Path, kafka: str, redis_url: str, topics: TopicNames, *extra: str
+) -> ManagedProcess:
+    argv = [
+        sys.executable,
+        "-m",
+        module,
+        "--bootstrap",
+        kafka,
+        "--redis-url",
+        redis_url,
+        "--gps-topic",
+        topics.gps,
+        "--scans-topic",
+        topics.scans,
+        "--alerts-topic",
+        topics.alerts,
+        "--geofence-topic",
+        topics.geofence_events,
+        "--dlq-topic",
+        topics.dlq,
+        "--redis-flush-ms",
+        "50",
+        *extra,
+    ]
     return ManagedProcess(module, argv, log, env=flink_env())
 
 
@@ -32,8 +51,13 @@ def produce(kafka: str, topic: str, records: list[tuple[bytes | None, bytes]]) -
 
 
 def read_topic(kafka: str, topic: str, timeout_ms: int = 2000) -> list[dict]:  # type: ignore[type-arg]
-    consumer = KafkaConsumer(topic, bootstrap_servers=kafka, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=timeout_ms)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=kafka,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=timeout_ms,
+    )
     try:
         return [orjson.loads(m.value) for m in consumer]
     finally:
@@ -56,8 +80,9 @@ def job_metrics(port: int) -> dict[str, float]:
 
 def metric(sums: dict[str, float], name: str) -> float:
     """A fleetpulse metric by its short name (Flink prefixes scope and operator)."""
-    return sum(v for k, v in sums.items()
-               if k.removesuffix("_total").endswith(f"fleetpulse_{name}"))
+    return sum(
+        v for k, v in sums.items() if k.removesuffix("_total").endswith(f"fleetpulse_{name}")
+    )
 
 
 class ScrapeLoop:

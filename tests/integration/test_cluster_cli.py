@@ -18,17 +18,26 @@ pytestmark = pytest.mark.integration
 
 
 def fleetpulse(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "fleetpulse.cli", "cluster", *args], env=env,
-                          capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "fleetpulse.cli", "cluster", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def test_cluster_start_status_stop(tmp_path: Path) -> None:
     rest = free_port()
-    env = dict(os.environ, FLEETPULSE_DATA_DIR=str(tmp_path),
-               FLEETPULSE_CLUSTER_REST_PORT=str(rest),
-               FLEETPULSE_CLUSTER_RPC_PORT=str(free_port()))
-    started = fleetpulse("start", "--taskmanagers", "2", "--slots", "1", "--pin-taskmanagers",
-                         env=env)
+    env = dict(
+        os.environ,
+        FLEETPULSE_DATA_DIR=str(tmp_path),
+        FLEETPULSE_CLUSTER_REST_PORT=str(rest),
+        FLEETPULSE_CLUSTER_RPC_PORT=str(free_port()),
+    )
+    started = fleetpulse(
+        "start", "--taskmanagers", "2", "--slots", "1", "--pin-taskmanagers", env=env
+    )
     try:
         assert started.returncode == 0, started.stderr
         assert f"--flink-url http://127.0.0.1:{rest} --parallelism 2" in started.stdout
@@ -40,8 +49,9 @@ def test_cluster_start_status_stop(tmp_path: Path) -> None:
         assert len(pids) == 3  # JobManager and two TaskManagers
         # --pin-taskmanagers: each TaskManager on a CPU of its own, the JobManager anywhere
         usable = sorted(os.sched_getaffinity(0))
-        tm_pids = [int(x) for f in pid_files if "taskexecutor" in f.name
-                   for x in f.read_text().split()]
+        tm_pids = [
+            int(x) for f in pid_files if "taskexecutor" in f.name for x in f.read_text().split()
+        ]
         placed = [os.sched_getaffinity(pid) for pid in tm_pids]
         assert sorted(min(c) for c in placed) == sorted(usable[i % len(usable)] for i in (0, 1))
         assert all(len(c) == 1 for c in placed)

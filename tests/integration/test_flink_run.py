@@ -19,37 +19,78 @@ from udfs.contract import TopicNames
 pytestmark = pytest.mark.integration
 
 
-def test_tracking_job_submitted_with_flink_run(kafka_bootstrap: str, redis_url: str,
-                                               redis_client: redis.Redis,
-                                               unique_topics: TopicNames,
-                                               tmp_path: Path) -> None:
+def test_tracking_job_submitted_with_flink_run(
+    kafka_bootstrap: str,
+    redis_url: str,
+    redis_client: redis.Redis,
+    unique_topics: TopicNames,
+    tmp_path: Path,
+) -> None:
     cluster = StandaloneCluster(tmp_path / "flink", rest_port=free_port(), rpc_port=free_port())
     cluster.start()
     try:
-        args = ["--bootstrap", kafka_bootstrap, "--redis-url", redis_url,
-                "--gps-topic", unique_topics.gps, "--alerts-topic", unique_topics.alerts,
-                "--geofence-topic", unique_topics.geofence_events,
-                "--dlq-topic", unique_topics.dlq, "--group-id", "it-flink-run",
-                "--bundle-shards", "4"]
+        args = [
+            "--bootstrap",
+            kafka_bootstrap,
+            "--redis-url",
+            redis_url,
+            "--gps-topic",
+            unique_topics.gps,
+            "--alerts-topic",
+            unique_topics.alerts,
+            "--geofence-topic",
+            unique_topics.geofence_events,
+            "--dlq-topic",
+            unique_topics.dlq,
+            "--group-id",
+            "it-flink-run",
+            "--bundle-shards",
+            "4",
+        ]
         job_id = submit(cluster.rest_url, "flink_jobs.tracking.job", args)
-        wait_until(lambda: rest_get(cluster.rest_url, f"/jobs/{job_id}")["state"] == "RUNNING",
-                   120, "the submitted job to be RUNNING")
+        wait_until(
+            lambda: rest_get(cluster.rest_url, f"/jobs/{job_id}")["state"] == "RUNNING",
+            120,
+            "the submitted job to be RUNNING",
+        )
         vertices = rest_get(cluster.rest_url, f"/jobs/{job_id}")["vertices"]
-        wait_until(lambda: all(v["status"] == "RUNNING" for v in rest_get(
-            cluster.rest_url, f"/jobs/{job_id}")["vertices"]), 120, "every task RUNNING")
+        wait_until(
+            lambda: all(
+                v["status"] == "RUNNING"
+                for v in rest_get(cluster.rest_url, f"/jobs/{job_id}")["vertices"]
+            ),
+            120,
+            "every task RUNNING",
+        )
         assert any("truck-state" in v["name"] for v in vertices)
         # The operator jar reached the cluster through pipeline.jars.
         assert any("bundle-by-shard" in v["name"] for v in vertices)
 
         ts = int(time.time() * 1000) - 60_000
-        produce(kafka_bootstrap, unique_topics.gps, [(b"TR1", orjson.dumps(
-            {"truck_id": "TR1", "ts": ts, "lat": 39.74, "lng": -104.99, "speed_kph": 80}))])
-        wait_until(lambda: redis_client.hget("truck:TR1", "ts_ms") == str(ts).encode(), 120,
-                   "the submitted job's position in Redis")
+        produce(
+            kafka_bootstrap,
+            unique_topics.gps,
+            [
+                (
+                    b"TR1",
+                    orjson.dumps(
+                        {"truck_id": "TR1", "ts": ts, "lat": 39.74, "lng": -104.99, "speed_kph": 80}
+                    ),
+                )
+            ],
+        )
+        wait_until(
+            lambda: redis_client.hget("truck:TR1", "ts_ms") == str(ts).encode(),
+            120,
+            "the submitted job's position in Redis",
+        )
         assert redis_client.hget("truck:TR1", "region") == b"WEST"
 
         cancel(cluster.rest_url, job_id)
-        wait_until(lambda: rest_get(cluster.rest_url, f"/jobs/{job_id}")["state"] == "CANCELED",
-                   60, "the job to be cancelled")
+        wait_until(
+            lambda: rest_get(cluster.rest_url, f"/jobs/{job_id}")["state"] == "CANCELED",
+            60,
+            "the job to be cancelled",
+        )
     finally:
         cluster.stop()

@@ -40,8 +40,9 @@ PROBE = textwrap.dedent("""
 
 
 def probe(*flags: str) -> dict[str, list[str]]:
-    done = subprocess.run([sys.executable, "-c", PROBE, *flags], capture_output=True,
-                          text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *flags], capture_output=True, text=True, timeout=180
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     seen: dict[str, list[str]] = {}
     for line in done.stdout.splitlines():

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.integration
 T0 = 1_764_000_000_000
 
 
-def write(truck: str, ts: int, lat: float = 40.0, status: str = "MOVING",
-          rev: int = 0) -> PositionWrite:
+def write(
+    truck: str, ts: int, lat: float = 40.0, status: str = "MOVING", rev: int = 0
+) -> PositionWrite:
     return PositionWrite(truck, ts, lat, -100.123456789, 61.25, 270.0, status, "WEST", rev)
 
 
@@ -39,34 +40,55 @@ def redis_now(client: redis.Redis) -> int:
     return int(client.time()[0])
 
 
-def test_an_older_position_never_overwrites_a_newer_one(redis_url: str,
-                                                        redis_client: redis.Redis) -> None:
+def test_an_older_position_never_overwrites_a_newer_one(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
     writer = RedisTruckWriter(redis_url)
     try:
         assert writer.write_positions([write("T1", T0 + 2000, lat=40.2)]) == 1
-        assert writer.write_positions([write("T1", T0 + 1000, lat=40.1),  # older: ignored
-                                       write("T2", T0, lat=41.0)]) == 1
+        assert (
+            writer.write_positions(
+                [
+                    write("T1", T0 + 1000, lat=40.1),  # older: ignored
+                    write("T2", T0, lat=41.0),
+                ]
+            )
+            == 1
+        )
         assert writer.write_positions([write("T1", T0 + 2000, lat=40.2)]) == 0  # replay
-        assert writer.write_positions([write("T1", T0 + 2000, lat=40.2, status="STOPPED",
-                                             rev=1)]) == 1  # a status change at the same ts
+        assert (
+            writer.write_positions([write("T1", T0 + 2000, lat=40.2, status="STOPPED", rev=1)]) == 1
+        )  # a status change at the same ts
     finally:
         writer.close()
     assert hash_of(redis_client, "T1") == {
-        "lat": "40.2", "lng": "-100.123456789", "speed_kph": "61.25", "heading": "270.0",
-        "status": "STOPPED", "updated": str((T0 + 2000) // 1000), "ts_ms": str(T0 + 2000),
-        "region": "WEST"}
+        "lat": "40.2",
+        "lng": "-100.123456789",
+        "speed_kph": "61.25",
+        "heading": "270.0",
+        "status": "STOPPED",
+        "updated": str((T0 + 2000) // 1000),
+        "ts_ms": str(T0 + 2000),
+        "region": "WEST",
+    }
     assert 3500 < redis_client.ttl("truck:T1") <= 3600
     lng, lat = redis_client.geopos("trucks:geo", "T2")[0]
     assert (lat, lng) == (pytest.approx(41.0, abs=1e-5), pytest.approx(-100.123456789, abs=1e-5))
-    stream = [(f[b"truck_id"].decode(), int(f[b"ts_ms"]), f[b"status"].decode())
-              for _, f in redis_client.xrange(STREAM_KEY)]
-    assert stream == [("T1", T0 + 2000, "MOVING"), ("T2", T0, "MOVING"),
-                      ("T1", T0 + 2000, "STOPPED")]
+    stream = [
+        (f[b"truck_id"].decode(), int(f[b"ts_ms"]), f[b"status"].decode())
+        for _, f in redis_client.xrange(STREAM_KEY)
+    ]
+    assert stream == [
+        ("T1", T0 + 2000, "MOVING"),
+        ("T2", T0, "MOVING"),
+        ("T1", T0 + 2000, "STOPPED"),
+    ]
     assert set(seen_scores(redis_client)) == {"T1", "T2"}
 
 
 def test_a_replay_of_status_changes_at_one_ts_writes_nothing_again(
-        redis_url: str, redis_client: redis.Redis) -> None:
+    redis_url: str, redis_client: redis.Redis
+) -> None:
     """The writes of one ts in the truck's order (its ping's, then each status change before
     the next ping), applied, then sent again from the start as after a restart: none is
     applied twice, the hash never goes back to an older status, and a later one still is."""
@@ -86,29 +108,37 @@ def test_a_replay_of_status_changes_at_one_ts_writes_nothing_again(
         assert writer.write_positions([write("T1", T0 + 1000, status="STOPPED", rev=1)]) == 1
     finally:
         writer.close()
-    stream = [(int(f[b"ts_ms"]), f[b"status"].decode())
-              for _, f in redis_client.xrange(STREAM_KEY)]
-    assert stream == [(T0, "MOVING"), (T0, "STOPPED"), (T0, "OFFLINE"), (T0 + 1000, "MOVING"),
-                      (T0 + 1000, "STOPPED")]
+    stream = [(int(f[b"ts_ms"]), f[b"status"].decode()) for _, f in redis_client.xrange(STREAM_KEY)]
+    assert stream == [
+        (T0, "MOVING"),
+        (T0, "STOPPED"),
+        (T0, "OFFLINE"),
+        (T0 + 1000, "MOVING"),
+        (T0 + 1000, "STOPPED"),
+    ]
     assert hash_of(redis_client, "T1")["status"] == "STOPPED"
 
 
 def test_two_writers_racing_leave_every_truck_at_its_newest_position(
-        redis_url: str, redis_client: redis.Redis) -> None:
+    redis_url: str, redis_client: redis.Redis
+) -> None:
     """Two instances write the same trucks' histories in opposite orders at once."""
-    history = [write(f"T{t}", T0 + i * 1000, lat=40.0 + i * 0.001)
-               for i in range(200) for t in range(20)]
+    history = [
+        write(f"T{t}", T0 + i * 1000, lat=40.0 + i * 0.001) for i in range(200) for t in range(20)
+    ]
 
     def run(writes: list[PositionWrite]) -> None:
         writer = RedisTruckWriter(redis_url)
         try:
             for start in range(0, len(writes), 50):
-                writer.write_positions(writes[start:start + 50])
+                writer.write_positions(writes[start : start + 50])
         finally:
             writer.close()
 
-    racers = [threading.Thread(target=run, args=(history,)),
-              threading.Thread(target=run, args=(history[::-1],))]
+    racers = [
+        threading.Thread(target=run, args=(history,)),
+        threading.Thread(target=run, args=(history[::-1],)),
+    ]
     for r in racers:
         r.start()
     for r in racers:
@@ -125,14 +155,17 @@ def test_two_writers_racing_leave_every_truck_at_its_newest_position(
 
 
 def test_a_latitude_redis_geo_cannot_hold_is_written_without_a_geo_member(
-        redis_url: str, redis_client: redis.Redis) -> None:
+    redis_url: str, redis_client: redis.Redis
+) -> None:
     """GEOADD would refuse 89°N with an error, failing the whole batch (and the job, again at
     every replay): the truck keeps its hash and stream entry, leaves trucks:geo."""
     writer = RedisTruckWriter(redis_url)
     try:
         assert writer.write_positions([write("T1", T0, lat=40.0), write("T2", T0, lat=40.0)]) == 2
-        assert writer.write_positions([write("T1", T0 + 1000, lat=89.0),
-                                       write("T3", T0, lat=41.0)]) == 2
+        assert (
+            writer.write_positions([write("T1", T0 + 1000, lat=89.0), write("T3", T0, lat=41.0)])
+            == 2
+        )
     finally:
         writer.close()
     assert hash_of(redis_client, "T1")["lat"] == "89.0"
@@ -141,7 +174,8 @@ def test_a_latitude_redis_geo_cannot_hold_is_written_without_a_geo_member(
 
 
 def test_trucks_seen_scores_a_truck_with_the_redis_second_of_its_latest_write(
-        redis_url: str, redis_client: redis.Redis) -> None:
+    redis_url: str, redis_client: redis.Redis
+) -> None:
     writer = RedisTruckWriter(redis_url)
     try:
         writer.write_positions([write("T1", T0)])
@@ -154,7 +188,8 @@ def test_trucks_seen_scores_a_truck_with_the_redis_second_of_its_latest_write(
 
 
 def test_the_sweep_drops_the_trucks_whose_hash_expired_and_rescores_the_others(
-        redis_url: str, redis_client: redis.Redis) -> None:
+    redis_url: str, redis_client: redis.Redis
+) -> None:
     writer = RedisTruckWriter(redis_url)
     try:
         writer.write_positions([write(t, T0) for t in ("GONE", "LIVE", "FRESH", "KEPT")])
@@ -179,8 +214,7 @@ def test_the_sweep_drops_the_trucks_whose_hash_expired_and_rescores_the_others(
         writer.close()
 
 
-def test_a_sweep_goes_on_past_its_per_call_limit(redis_url: str,
-                                                  redis_client: redis.Redis) -> None:
+def test_a_sweep_goes_on_past_its_per_call_limit(redis_url: str, redis_client: redis.Redis) -> None:
     writer = RedisTruckWriter(redis_url)
     try:
         trucks = [f"T{i}" for i in range(7)]

@@ -24,27 +24,44 @@ def mode() -> tuple[str, ...]:
     return ("--bundle-shards", "8")
 
 
-def ping(truck: str, ts: int, lat: float, lng: float, speed: float = 60.0) -> tuple[bytes,
-                                                                                    bytes]:
-    return truck.encode(), orjson.dumps({"truck_id": truck, "ts": ts, "lat": lat, "lng": lng,
-                                         "speed_kph": speed})
+def ping(truck: str, ts: int, lat: float, lng: float, speed: float = 60.0) -> tuple[bytes, bytes]:
+    return truck.encode(), orjson.dumps(
+        {"truck_id": truck, "ts": ts, "lat": lat, "lng": lng, "speed_kph": speed}
+    )
 
 
 def test_bad_records_reach_the_dlq_with_origin_and_redis_holds_the_contract_model(
-        kafka_bootstrap: str, redis_url: str, redis_client: redis.Redis,
-        unique_topics: TopicNames, tmp_path: Path, mode: tuple[str, ...]) -> None:
+    kafka_bootstrap: str,
+    redis_url: str,
+    redis_client: redis.Redis,
+    unique_topics: TopicNames,
+    tmp_path: Path,
+    mode: tuple[str, ...],
+) -> None:
     now = int(time.time() * 1000)
     t0 = now - 30 * MIN
     good = [ping("T1", t0 + i * 30_000, 47.60 + i * 0.001, -122.33) for i in range(10)]
-    bad = [(b"x", b"{not json"), (b"x", b"\xff\xfe\xfd"),
-           ping("T2", t0, 0.0, 0.0), ping("T3", t0, 91.5, 10.0),
-           ping("T4", now + 10 * MIN, 40.0, -100.0),
-           (b"T5", orjson.dumps({"truck_id": "T5", "lat": 40.0, "lng": -100.0})),
-           ping("T1", t0 + 301_000, 30.0, -122.33)]  # 1900 km in 1 s after the last fix
+    bad = [
+        (b"x", b"{not json"),
+        (b"x", b"\xff\xfe\xfd"),
+        ping("T2", t0, 0.0, 0.0),
+        ping("T3", t0, 91.5, 10.0),
+        ping("T4", now + 10 * MIN, 40.0, -100.0),
+        (b"T5", orjson.dumps({"truck_id": "T5", "lat": 40.0, "lng": -100.0})),
+        ping("T1", t0 + 301_000, 30.0, -122.33),
+    ]  # 1900 km in 1 s after the last fix
     produce(kafka_bootstrap, unique_topics.gps, good[:5] + bad + good[5:])
-    proc = job_process("flink_jobs.tracking.job", tmp_path / "job.log", kafka_bootstrap,
-                       redis_url, unique_topics, "--bounded", "--group-id", "it-dlq",
-                       *mode).start()
+    proc = job_process(
+        "flink_jobs.tracking.job",
+        tmp_path / "job.log",
+        kafka_bootstrap,
+        redis_url,
+        unique_topics,
+        "--bounded",
+        "--group-id",
+        "it-dlq",
+        *mode,
+    ).start()
     try:
         assert proc.popen is not None
         assert proc.popen.wait(timeout=240) == 0, proc.log_tail(40)
@@ -53,9 +70,17 @@ def test_bad_records_reach_the_dlq_with_origin_and_redis_holds_the_contract_mode
 
     dlq = read_topic(kafka_bootstrap, unique_topics.dlq)
     reasons = sorted(d["reason"] for d in dlq)
-    assert reasons == sorted(["MALFORMED_JSON", "MALFORMED_JSON", "BAD_COORDINATES",
-                              "BAD_COORDINATES", "FUTURE_TIMESTAMP", "MISSING_FIELD",
-                              "IMPOSSIBLE_SPEED"])
+    assert reasons == sorted(
+        [
+            "MALFORMED_JSON",
+            "MALFORMED_JSON",
+            "BAD_COORDINATES",
+            "BAD_COORDINATES",
+            "FUTURE_TIMESTAMP",
+            "MISSING_FIELD",
+            "IMPOSSIBLE_SPEED",
+        ]
+    )
     for d in dlq:
         assert d["source_topic"] == unique_topics.gps
         assert isinstance(d["partition"], int) and isinstance(d["offset"], int)
@@ -68,13 +93,22 @@ def test_bad_records_reach_the_dlq_with_origin_and_redis_holds_the_contract_mode
     assert float(truck["lat"]) == pytest.approx(47.609)
     assert truck["region"] == "WEST"
     assert int(truck["updated"]) == (t0 + 9 * 30_000) // 1000
-    assert set(truck) >= {"lat", "lng", "speed_kph", "heading", "status", "updated", "ts_ms",
-                          "region"}
+    assert set(truck) >= {
+        "lat",
+        "lng",
+        "speed_kph",
+        "heading",
+        "status",
+        "updated",
+        "ts_ms",
+        "region",
+    }
     assert 3500 < redis_client.ttl("truck:T1") <= 3600
     assert redis_client.geopos("trucks:geo", "T1")[0] is not None
     entries = redis_client.xrange("stream:positions")
-    assert [int(f[b"ts_ms"]) for _, f in entries if f[b"status"] == b"MOVING"] == \
-        [t0 + i * 30_000 for i in range(10)]
+    assert [int(f[b"ts_ms"]) for _, f in entries if f[b"status"] == b"MOVING"] == [
+        t0 + i * 30_000 for i in range(10)
+    ]
     west = redis_client.hgetall("region:WEST")
     assert set(west) >= {b"active_trucks", b"moving_trucks", b"stopped_trucks"}
 
@@ -96,8 +130,10 @@ def redis_picture(client: redis.Redis) -> dict[str, object]:
     trucks = {}
     for key in client.scan_iter("truck:*"):
         trucks[key.decode()] = client.hgetall(key)
-    geo = {m.decode(): tuple(round(x, 4) for x in client.geopos("trucks:geo", m)[0])
-           for m in client.zrange("trucks:geo", 0, -1)}
+    geo = {
+        m.decode(): tuple(round(x, 4) for x in client.geopos("trucks:geo", m)[0])
+        for m in client.zrange("trucks:geo", 0, -1)
+    }
     regions = {k.decode(): client.hgetall(k) for k in client.scan_iter("region:*")}
     # Entries carry the live status at write time, which depends on arrival speed; the
     # positions themselves (and every final truck hash, status included) must match.
@@ -106,13 +142,19 @@ def redis_picture(client: redis.Redis) -> dict[str, object]:
 
 
 def alert_set(kafka: str, topic: str) -> set[tuple[str, str, int]]:
-    return {(a["dedup_key"], a["event_action"], a["payload"]["custom_details"]["event_ts"])
-            for a in read_topic(kafka, topic)}
+    return {
+        (a["dedup_key"], a["event_action"], a["payload"]["custom_details"]["event_ts"])
+        for a in read_topic(kafka, topic)
+    }
 
 
 def test_killed_job_restarted_from_checkpoint_ends_like_one_that_never_stopped(
-        kafka_bootstrap: str, redis_url: str, unique_topics: TopicNames,
-        tmp_path: Path, mode: tuple[str, ...]) -> None:
+    kafka_bootstrap: str,
+    redis_url: str,
+    unique_topics: TopicNames,
+    tmp_path: Path,
+    mode: tuple[str, ...],
+) -> None:
     t0 = int(time.time() * 1000) - 3 * 3600_000
     records = fleet_stream(t0, trucks=40, pings=120)
     last_ts = {r[0]: orjson.loads(r[1])["ts"] for r in records}
@@ -124,70 +166,141 @@ def test_killed_job_restarted_from_checkpoint_ends_like_one_that_never_stopped(
     killed_db, clean_db = redis.Redis.from_url(killed_url), redis.Redis.from_url(clean_url)
     killed_db.flushdb()
     clean_db.flushdb()
-    killed_topics = TopicNames(unique_topics.gps, unique_topics.scans, unique_topics.alerts,
-                               unique_topics.geofence_events, unique_topics.dlq)
-    clean_topics = TopicNames(unique_topics.gps, unique_topics.scans,
-                              unique_topics.alerts + ".clean",
-                              unique_topics.geofence_events + ".clean", unique_topics.dlq)
+    killed_topics = TopicNames(
+        unique_topics.gps,
+        unique_topics.scans,
+        unique_topics.alerts,
+        unique_topics.geofence_events,
+        unique_topics.dlq,
+    )
+    clean_topics = TopicNames(
+        unique_topics.gps,
+        unique_topics.scans,
+        unique_topics.alerts + ".clean",
+        unique_topics.geofence_events + ".clean",
+        unique_topics.dlq,
+    )
     from fleetpulse.services.kafka import create_topics
     from udfs.contract import contract_topics
 
     create_topics(kafka_bootstrap, contract_topics(clean_topics))
     ckpt = tmp_path / "checkpoints"
-    args = ("--group-id", "it-restart", "--checkpoint-dir", str(ckpt),
-            "--checkpoint-interval-ms", "500", "--restore", "latest", *mode)
+    args = (
+        "--group-id",
+        "it-restart",
+        "--checkpoint-dir",
+        str(ckpt),
+        "--checkpoint-interval-ms",
+        "500",
+        "--restore",
+        "latest",
+        *mode,
+    )
 
-    first = job_process("flink_jobs.tracking.job", tmp_path / "first.log", kafka_bootstrap,
-                        killed_url, killed_topics, *args).start()
+    first = job_process(
+        "flink_jobs.tracking.job",
+        tmp_path / "first.log",
+        kafka_bootstrap,
+        killed_url,
+        killed_topics,
+        *args,
+    ).start()
     try:
-        wait_until(lambda: list(ckpt.glob("*/chk-*/_metadata")) and killed_db.dbsize() > 10,
-                   180, "a completed checkpoint and the first positions")
+        wait_until(
+            lambda: list(ckpt.glob("*/chk-*/_metadata")) and killed_db.dbsize() > 10,
+            180,
+            "a completed checkpoint and the first positions",
+        )
         produce(kafka_bootstrap, unique_topics.gps, records[half:])
         first.kill()  # SIGKILL the whole process group mid-stream
         assert first.exit_code() == -signal.SIGKILL
     finally:
         first.stop()
 
-    second = job_process("flink_jobs.tracking.job", tmp_path / "second.log", kafka_bootstrap,
-                         killed_url, killed_topics, *args).start()
+    second = job_process(
+        "flink_jobs.tracking.job",
+        tmp_path / "second.log",
+        kafka_bootstrap,
+        killed_url,
+        killed_topics,
+        *args,
+    ).start()
     metrics_port = free_port()
-    clean = job_process("flink_jobs.tracking.job", tmp_path / "clean.log", kafka_bootstrap,
-                        clean_url, clean_topics, "--group-id", "it-clean",
-                        "--metrics-port", str(metrics_port), *mode).start()
+    clean = job_process(
+        "flink_jobs.tracking.job",
+        tmp_path / "clean.log",
+        kafka_bootstrap,
+        clean_url,
+        clean_topics,
+        "--group-id",
+        "it-clean",
+        "--metrics-port",
+        str(metrics_port),
+        *mode,
+    ).start()
     try:
-        def caught_up(db: redis.Redis) -> bool:
-            return all(db.hget(f"truck:{k.decode()}", "ts_ms") == str(v).encode()
-                       for k, v in last_ts.items())
 
-        wait_until(lambda: caught_up(killed_db) and caught_up(clean_db), 240,
-                   "both runs to reach the last ping of every truck")
+        def caught_up(db: redis.Redis) -> bool:
+            return all(
+                db.hget(f"truck:{k.decode()}", "ts_ms") == str(v).encode()
+                for k, v in last_ts.items()
+            )
+
+        wait_until(
+            lambda: caught_up(killed_db) and caught_up(clean_db),
+            240,
+            "both runs to reach the last ping of every truck",
+        )
         # Region counts are refreshed every 2 s; detection trails by the watermark bound.
         try:
-            wait_until(lambda: redis_picture(killed_db) == redis_picture(clean_db), 60,
-                       "the restarted run's Redis state to equal the clean run's")
+            wait_until(
+                lambda: redis_picture(killed_db) == redis_picture(clean_db),
+                60,
+                "the restarted run's Redis state to equal the clean run's",
+            )
         except Exception:
             a, b = redis_picture(killed_db), redis_picture(clean_db)
-            diff = {part: ([(k, a[part].get(k), b[part].get(k))  # type: ignore[union-attr]
-                            for k in set(a[part]) | set(b[part])  # type: ignore[arg-type]
-                            if a[part].get(k) != b[part].get(k)][:5]  # type: ignore[union-attr]
-                           if isinstance(a[part], dict) else
-                           (sorted(a[part] - b[part])[:5], sorted(b[part] - a[part])[:5]))  # type: ignore[operator]
-                    for part in a if a[part] != b[part]}
+            diff = {
+                part: (
+                    [
+                        (k, a[part].get(k), b[part].get(k))  # type: ignore[union-attr]
+                        for k in set(a[part]) | set(b[part])  # type: ignore[arg-type]
+                        if a[part].get(k) != b[part].get(k)
+                    ][:5]  # type: ignore[union-attr]
+                    if isinstance(a[part], dict)
+                    else (sorted(a[part] - b[part])[:5], sorted(b[part] - a[part])[:5])
+                )  # type: ignore[operator]
+                for part in a
+                if a[part] != b[part]
+            }
             raise AssertionError(f"Redis states differ: {diff}") from None
-        wait_until(lambda: alert_set(kafka_bootstrap, clean_topics.alerts)
-                   and alert_set(kafka_bootstrap, clean_topics.alerts)
-                   <= alert_set(kafka_bootstrap, killed_topics.alerts), 60,
-                   "every alert of the clean run in the restarted run's output")
+        wait_until(
+            lambda: (
+                alert_set(kafka_bootstrap, clean_topics.alerts)
+                and alert_set(kafka_bootstrap, clean_topics.alerts)
+                <= alert_set(kafka_bootstrap, killed_topics.alerts)
+            ),
+            60,
+            "every alert of the clean run in the restarted run's output",
+        )
 
         # The clean run's Prometheus endpoint counts what it did.
         def counted() -> dict[str, float]:
             m = job_metrics(metrics_port)
-            got = {name: metric(m, name) for name in (
-                "parsed", "accepted", "alerts_truck_offline_trigger",
-                "alerts_truck_stopped_unplanned_trigger", "redis_position_writes")}
+            got = {
+                name: metric(m, name)
+                for name in (
+                    "parsed",
+                    "accepted",
+                    "alerts_truck_offline_trigger",
+                    "alerts_truck_stopped_unplanned_trigger",
+                    "redis_position_writes",
+                )
+            }
             rejected = metric(m, "dlq_impossible_speed")  # the stops jump back to base
-            if not (got["parsed"] == len(records) == got["accepted"] + rejected
-                    and all(got.values())):
+            if not (
+                got["parsed"] == len(records) == got["accepted"] + rejected and all(got.values())
+            ):
                 names = sorted({k for k in m if "fleetpulse" in k})
                 raise AssertionError(f"{got}; fleetpulse metrics: {names[:40]}")
             return got
@@ -204,8 +317,13 @@ def test_killed_job_restarted_from_checkpoint_ends_like_one_that_never_stopped(
 
 
 def test_a_timeout_fires_on_the_wall_clock_when_all_traffic_stops(
-        kafka_bootstrap: str, redis_url: str, redis_client: redis.Redis,
-        unique_topics: TopicNames, tmp_path: Path, mode: tuple[str, ...]) -> None:
+    kafka_bootstrap: str,
+    redis_url: str,
+    redis_client: redis.Redis,
+    unique_topics: TopicNames,
+    tmp_path: Path,
+    mode: tuple[str, ...],
+) -> None:
     """The processing-time fallback: once the last record has arrived the watermark stops, yet
     truck A's offline timeout, 6 s of event time past that watermark, fires about that long
     later on the wall clock, with the event time it is due at; truck B's, 10 min away, not."""
@@ -215,21 +333,40 @@ def test_a_timeout_fires_on_the_wall_clock_when_all_traffic_stops(
     clock = ping("B", last_a + 595_000, 35.0, -90.0)  # watermark: last_a + 594 s, then nothing
     # One Kafka key, so one partition: the others are empty and idle after a second.
     produce(kafka_bootstrap, unique_topics.gps, [(b"fleet", v) for _, v in [*a_pings, clock]])
-    proc = job_process("flink_jobs.tracking.job", tmp_path / "job.log", kafka_bootstrap,
-                       redis_url, unique_topics, "--group-id", "it-fallback",
-                       "--out-of-orderness-ms", "1000", "--idle-timeout-ms", "1000",
-                       "--fallback-grace-ms", "2000", *mode).start()
+    proc = job_process(
+        "flink_jobs.tracking.job",
+        tmp_path / "job.log",
+        kafka_bootstrap,
+        redis_url,
+        unique_topics,
+        "--group-id",
+        "it-fallback",
+        "--out-of-orderness-ms",
+        "1000",
+        "--idle-timeout-ms",
+        "1000",
+        "--fallback-grace-ms",
+        "2000",
+        *mode,
+    ).start()
     try:
+
         def offline_alerts() -> list[dict]:  # type: ignore[type-arg]
-            return [a for a in read_topic(kafka_bootstrap, unique_topics.alerts, 500)
-                    if a["payload"]["class"] == "truck_offline"]
+            return [
+                a
+                for a in read_topic(kafka_bootstrap, unique_topics.alerts, 500)
+                if a["payload"]["class"] == "truck_offline"
+            ]
 
         wait_until(offline_alerts, 180, "truck A's offline alert with no traffic at all")
         [alert] = offline_alerts()
         assert (alert["dedup_key"], alert["event_action"]) == ("truck_offline:A", "trigger")
         assert alert["payload"]["custom_details"]["event_ts"] == last_a + 600_000
-        wait_until(lambda: redis_client.hget("truck:A", "status") == b"OFFLINE", 30,
-                   "truck A shown offline in Redis")
+        wait_until(
+            lambda: redis_client.hget("truck:A", "status") == b"OFFLINE",
+            30,
+            "truck A shown offline in Redis",
+        )
         assert redis_client.hget("truck:B", "status") == b"MOVING"
         assert proc.popen is not None and proc.popen.poll() is None, proc.log_tail(40)
     finally:
@@ -237,8 +374,12 @@ def test_a_timeout_fires_on_the_wall_clock_when_all_traffic_stops(
 
 
 def test_a_redis_outage_fails_the_writes_and_the_job_recovers_every_position(
-        kafka_bootstrap: str, redis_url: str, unique_topics: TopicNames, tmp_path: Path,
-        mode: tuple[str, ...]) -> None:
+    kafka_bootstrap: str,
+    redis_url: str,
+    unique_topics: TopicNames,
+    tmp_path: Path,
+    mode: tuple[str, ...],
+) -> None:
     """Redis refuses every write for a few seconds mid-stream (``maxmemory`` 1 byte: writes
     fail with OOM, reads still work). The failed write fails the task, Flink restarts the job
     from its latest checkpoint until Redis takes writes again, and the job ends with every
@@ -255,11 +396,24 @@ def test_a_redis_outage_fails_the_writes_and_the_job_recovers_every_position(
     db.flushdb()
     ckpt = tmp_path / "checkpoints"
     rest_port, metrics_port = free_port(), free_port()
-    proc = job_process("flink_jobs.tracking.job", tmp_path / "job.log", kafka_bootstrap,
-                       db_url, unique_topics, "--group-id", "it-redis-outage",
-                       "--checkpoint-dir", str(ckpt), "--checkpoint-interval-ms", "500",
-                       "--rest-port", str(rest_port), "--metrics-port", str(metrics_port),
-                       *mode).start()
+    proc = job_process(
+        "flink_jobs.tracking.job",
+        tmp_path / "job.log",
+        kafka_bootstrap,
+        db_url,
+        unique_topics,
+        "--group-id",
+        "it-redis-outage",
+        "--checkpoint-dir",
+        str(ckpt),
+        "--checkpoint-interval-ms",
+        "500",
+        "--rest-port",
+        str(rest_port),
+        "--metrics-port",
+        str(metrics_port),
+        *mode,
+    ).start()
 
     def failures() -> int:
         """Task failures so far, from the JobManager's REST API."""
@@ -274,8 +428,11 @@ def test_a_redis_outage_fails_the_writes_and_the_job_recovers_every_position(
 
     try:
         with ScrapeLoop(metrics_port) as scrapes:
-            wait_until(lambda: list(ckpt.glob("*/chk-*/_metadata")) and db.dbsize() > 10,
-                       180, "a completed checkpoint and the first positions")
+            wait_until(
+                lambda: list(ckpt.glob("*/chk-*/_metadata")) and db.dbsize() > 10,
+                180,
+                "a completed checkpoint and the first positions",
+            )
             db.config_set("maxmemory", "1")
             try:
                 produce(kafka_bootstrap, unique_topics.gps, records[half:])
@@ -284,16 +441,22 @@ def test_a_redis_outage_fails_the_writes_and_the_job_recovers_every_position(
                 db.config_set("maxmemory", "0")
 
             def caught_up() -> bool:
-                return all(db.hget(f"truck:{k.decode()}", "ts_ms") == str(v).encode()
-                           for k, v in last_ts.items())
+                return all(
+                    db.hget(f"truck:{k.decode()}", "ts_ms") == str(v).encode()
+                    for k, v in last_ts.items()
+                )
 
             wait_until(caught_up, 180, "every truck at its last ping once Redis takes writes")
-            wait_until(lambda: metric(scrapes.last, "redis_position_writes") > 0, 30,
-                       "the restarted job's counts on the Prometheus endpoint")
+            wait_until(
+                lambda: metric(scrapes.last, "redis_position_writes") > 0,
+                30,
+                "the restarted job's counts on the Prometheus endpoint",
+            )
         assert proc.popen is not None and proc.popen.poll() is None, proc.log_tail(40)
         assert scrapes.scrapes > 20
     finally:
         proc.stop()
-    entries = [(f[b"truck_id"], f[b"ts_ms"], f[b"status"])
-               for _, f in db.xrange("stream:positions")]
+    entries = [
+        (f[b"truck_id"], f[b"ts_ms"], f[b"status"]) for _, f in db.xrange("stream:positions")
+    ]
     assert len(entries) == len(set(entries))  # replays after the outage added no repeats

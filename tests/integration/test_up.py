@@ -20,22 +20,46 @@ pytestmark = pytest.mark.integration
 
 
 def fleetpulse(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "fleetpulse.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "fleetpulse.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_up_status_and_a_dying_component(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in (
-        "KAFKA", "KAFKA_CONTROLLER", "REDIS", "GATEWAY", "DISPATCHER_METRICS", "TRACKING_METRICS",
-        "DELAY_METRICS", "TRACKING_REST", "DELAY_REST")}
-    env = dict(os.environ, FLEETPULSE_DATA_DIR=str(tmp_path / "data"),
-               **{f"FLEETPULSE_{k}_PORT": str(v) for k, v in ports.items()})
+    ports = {
+        name: free_port()
+        for name in (
+            "KAFKA",
+            "KAFKA_CONTROLLER",
+            "REDIS",
+            "GATEWAY",
+            "DISPATCHER_METRICS",
+            "TRACKING_METRICS",
+            "DELAY_METRICS",
+            "TRACKING_REST",
+            "DELAY_REST",
+        )
+    }
+    env = dict(
+        os.environ,
+        FLEETPULSE_DATA_DIR=str(tmp_path / "data"),
+        **{f"FLEETPULSE_{k}_PORT": str(v) for k, v in ports.items()},
+    )
     log = open(tmp_path / "up.log", "w")  # noqa: SIM115 - closed in finally
-    up = subprocess.Popen([sys.executable, "-m", "fleetpulse.cli", "up", "--trucks", "12",
-                           "--speedup", "60"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                          start_new_session=True)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "fleetpulse.cli", "up", "--trucks", "12", "--speedup", "60"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     state_file = tmp_path / "data" / "run" / "up.json"
     try:
+
         def all_healthy() -> bool:
             if up.poll() is not None:
                 raise AssertionError((tmp_path / "up.log").read_text())
@@ -46,8 +70,12 @@ def test_up_status_and_a_dying_component(tmp_path: Path) -> None:
         for name in ("kafka", "redis", "tracking-job"):
             assert f"{name}" in status and "DOWN" not in status
         client = redis.Redis(port=ports["REDIS"])
-        wait_until(lambda: any(client.scan_iter("truck:*")), 180,
-                   "simulated positions in Redis", interval_s=0.5)
+        wait_until(
+            lambda: any(client.scan_iter("truck:*")),
+            180,
+            "simulated positions in Redis",
+            interval_s=0.5,
+        )
         out = (tmp_path / "up.log").read_text()
         assert f"http://127.0.0.1:{ports['GATEWAY']}/?token=" in out
 
@@ -61,8 +89,9 @@ def test_up_status_and_a_dying_component(tmp_path: Path) -> None:
         assert "component redis exited" in (tmp_path / "up.log").read_text()
         assert fleetpulse("status", env=env).returncode != 0
         for info in components.values():
-            wait_until(lambda info=info: not pid_alive(info["pid"]), 30,
-                       f"pid {info['pid']} to be gone")
+            wait_until(
+                lambda info=info: not pid_alive(info["pid"]), 30, f"pid {info['pid']} to be gone"
+            )
     finally:
         if up.poll() is None:
             os.killpg(up.pid, signal.SIGINT)

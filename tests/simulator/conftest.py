@@ -31,7 +31,19 @@ def clean_run() -> Run:
 
 @pytest.fixture(scope="session")
 def faulty_run() -> Run:
-    return make_run(hours=12, trucks=20, seed=5, faults=Faults(
-        out_of_order_share=0.05, out_of_order_max_s=8.0, late_share=0.01, late_min_s=30.0,
-        late_max_s=120.0, duplicate_share=0.05, malformed_share=0.04, skew_share=0.5,
-        skew_max_s=4.0))
+    return make_run(
+        hours=12,
+        trucks=20,
+        seed=5,
+        faults=Faults(
+            out_of_order_share=0.05,
+            out_of_order_max_s=8.0,
+            late_share=0.01,
+            late_min_s=30.0,
+            late_max_s=120.0,
+            duplicate_share=0.05,
+            malformed_share=0.04,
+            skew_share=0.5,
+            skew_max_s=4.0,
+        ),
+    )

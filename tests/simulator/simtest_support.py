@@ -19,10 +19,15 @@ class Run:
     sim: FleetSimulator
 
 
-def make_run(hours: float = 40.0, trucks: int = 24, seed: int = 11,
-             faults: Faults | None = None) -> Run:
-    cfg = SimConfig(trucks=trucks, seed=seed, start_ms=START_MS,
-                    faults=faults if faults is not None else Faults.none())
+def make_run(
+    hours: float = 40.0, trucks: int = 24, seed: int = 11, faults: Faults | None = None
+) -> Run:
+    cfg = SimConfig(
+        trucks=trucks,
+        seed=seed,
+        start_ms=START_MS,
+        faults=faults if faults is not None else Faults.none(),
+    )
     sim = FleetSimulator(cfg)
     records = list(sim.run(hours * 3600))
     return Run(cfg, records, sim.truth, sim)

@@ -69,13 +69,17 @@ def test_every_malformed_record_is_sent_and_broken_as_labelled(faulty_run: Run) 
                 orjson.loads(m.raw)
             continue
         d = orjson.loads(m.raw)
-        required = ("truck_id", "ts", "lat", "lng") if m.topic == "gps" else (
-            "scan_id", "shipment_id", "type", "ts")
+        required = (
+            ("truck_id", "ts", "lat", "lng")
+            if m.topic == "gps"
+            else ("scan_id", "shipment_id", "type", "ts")
+        )
         if m.reason == "MISSING_FIELD":
             assert any(k not in d for k in required)
         elif m.reason == "BAD_COORDINATES":
             assert not (-90 <= d["lat"] <= 90 and -180 <= d["lng"] <= 180) or (
-                d["lat"] == 0 and d["lng"] == 0)
+                d["lat"] == 0 and d["lng"] == 0
+            )
         elif m.reason == "IMPOSSIBLE_SPEED":
             assert abs(d["lat"]) <= 90  # valid on its own: only the jump is wrong
         elif m.reason == "FUTURE_TIMESTAMP":
@@ -86,8 +90,14 @@ def test_every_malformed_record_is_sent_and_broken_as_labelled(faulty_run: Run) 
             assert any(isinstance(d.get(k), str) for k in ("lat", "ts"))
         else:
             raise AssertionError(m.reason)
-    assert {"MALFORMED_JSON", "MISSING_FIELD", "BAD_COORDINATES", "IMPOSSIBLE_SPEED",
-            "FUTURE_TIMESTAMP", "UNKNOWN_SCAN_TYPE"} <= reasons
+    assert {
+        "MALFORMED_JSON",
+        "MISSING_FIELD",
+        "BAD_COORDINATES",
+        "IMPOSSIBLE_SPEED",
+        "FUTURE_TIMESTAMP",
+        "UNKNOWN_SCAN_TYPE",
+    } <= reasons
 
 
 def test_impossible_jump_implies_more_than_250_kmh(faulty_run: Run) -> None:
@@ -95,19 +105,26 @@ def test_impossible_jump_implies_more_than_250_kmh(faulty_run: Run) -> None:
 
     jumps = {m.raw for m in faulty_run.truth.malformed if m.reason == "IMPOSSIBLE_SPEED"}
     bad = {m.raw for m in faulty_run.truth.malformed}
-    clean = sorted((orjson.loads(r.value) for r in faulty_run.records
-                    if r.topic == "gps" and r.value.decode() not in bad),
-                   key=lambda d: d["ts"])
+    clean = sorted(
+        (
+            orjson.loads(r.value)
+            for r in faulty_run.records
+            if r.topic == "gps" and r.value.decode() not in bad
+        ),
+        key=lambda d: d["ts"],
+    )
     assert clean
     by_truck: dict[str, list[dict]] = {}
     for d in clean:
         by_truck.setdefault(d["truck_id"], []).append(d)
     for raw in jumps:
         j = orjson.loads(raw)
-        prev = max((p for p in by_truck[j["truck_id"]] if p["ts"] < j["ts"]),
-                   key=lambda p: p["ts"])
-        kmh = haversine_m(prev["lat"], prev["lng"], j["lat"], j["lng"]) / 1000 / (
-            (j["ts"] - prev["ts"]) / 3_600_000)
+        prev = max((p for p in by_truck[j["truck_id"]] if p["ts"] < j["ts"]), key=lambda p: p["ts"])
+        kmh = (
+            haversine_m(prev["lat"], prev["lng"], j["lat"], j["lng"])
+            / 1000
+            / ((j["ts"] - prev["ts"]) / 3_600_000)
+        )
         assert kmh > 250
 
 

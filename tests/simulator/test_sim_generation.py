@@ -125,8 +125,9 @@ def test_scans_follow_the_truck(clean_run: Run) -> None:
             if "truck_id" in s and "hub_id" in s:
                 ts = times[s["truck_id"]]
                 i = bisect.bisect_left(ts, s["ts"])
-                near = min((j for j in (i - 1, i) if 0 <= j < len(ts)),
-                           key=lambda j: abs(ts[j] - s["ts"]))
+                near = min(
+                    (j for j in (i - 1, i) if 0 <= j < len(ts)), key=lambda j: abs(ts[j] - s["ts"])
+                )
                 p = pings[s["truck_id"]][near]
                 assert abs(p["ts"] - s["ts"]) <= 60_000
                 assert hubs[s["hub_id"]].contains(p["lat"], p["lng"]), (s, p)

@@ -55,8 +55,7 @@ def test_rate_cap() -> None:
     ft = FakeTime(1_000_000_000)
     clock = EventClock(ft.wall - 10**9, speedup=1e9, wall_ms=ft.wall_ms)
     recs = [Record("gps", b"k", b"{}", 0) for _ in range(101)]
-    list(paced(recs, lambda r: r.emit_ms, clock, max_rate=50, sleep=ft.sleep,
-               monotonic=ft.mono))
+    list(paced(recs, lambda r: r.emit_ms, clock, max_rate=50, sleep=ft.sleep, monotonic=ft.mono))
     assert 1.9 <= ft.slept <= 2.2
 
 

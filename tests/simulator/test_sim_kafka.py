@@ -32,8 +32,9 @@ def count(bootstrap: str, topic: str, want: int) -> int:
         c.close()
 
 
-def test_simulate_then_replay(kafka_bootstrap: str, unique_topics: TopicNames,
-                              tmp_path: Path) -> None:
+def test_simulate_then_replay(
+    kafka_bootstrap: str, unique_topics: TopicNames, tmp_path: Path
+) -> None:
     runner = CliRunner()
     out, truth = tmp_path / "run.jsonl", tmp_path / "truth.json"
     args = ["--trucks", "10", "--hours", "3", "--seed", "9", "--start-ms", "1764000000000"]
@@ -42,8 +43,14 @@ def test_simulate_then_replay(kafka_bootstrap: str, unique_topics: TopicNames,
     lines = out.read_bytes().splitlines()
     n_gps = sum(1 for x in lines if orjson.loads(x)["topic"] == "gps")
     assert orjson.loads(truth.read_bytes())["version"] == 1
-    topics = ["--bootstrap", kafka_bootstrap, "--gps-topic", unique_topics.gps,
-              "--scans-topic", unique_topics.scans]
+    topics = [
+        "--bootstrap",
+        kafka_bootstrap,
+        "--gps-topic",
+        unique_topics.gps,
+        "--scans-topic",
+        unique_topics.scans,
+    ]
     res = runner.invoke(simulate, [*args, *topics, "--fast"])
     assert res.exit_code == 0, res.output
     assert count(kafka_bootstrap, unique_topics.gps, n_gps) == n_gps

@@ -22,8 +22,11 @@ pytestmark = pytest.mark.unit
 
 
 def alert(action: str, cls: str, subject: str, ts: int) -> dict[str, Any]:
-    return {"event_action": action, "dedup_key": f"{cls}:{subject}",
-            "payload": {"class": cls, "timestamp": iso8601(ts), "custom_details": {}}}
+    return {
+        "event_action": action,
+        "dedup_key": f"{cls}:{subject}",
+        "payload": {"class": cls, "timestamp": iso8601(ts), "custom_details": {}},
+    }
 
 
 def perfect_alerts(truth: GroundTruth) -> list[dict[str, Any]]:
@@ -64,8 +67,10 @@ def test_truth_json_roundtrip(clean_run: Run) -> None:
 
 def test_delay_severity_bands() -> None:
     m = 60_000
-    assert [delay_severity(x) for x in (1, 30 * m, 31 * m, 120 * m, 6 * 60 * m, 24 * 60 * m,
-                                        25 * 60 * m)] == [1, 1, 2, 2, 3, 4, 5]
+    assert [
+        delay_severity(x)
+        for x in (1, 30 * m, 31 * m, 120 * m, 6 * 60 * m, 24 * 60 * m, 25 * 60 * m)
+    ] == [1, 1, 2, 2, 3, 4, 5]
 
 
 def test_perfect_alerts_score_one(clean_run: Run) -> None:
@@ -97,19 +102,27 @@ def test_wrong_time_is_not_a_match() -> None:
 
 
 def test_escalations_fold_into_one_incident() -> None:
-    evs = [alert("trigger", "shipment_late", "S1", 1000), alert("trigger", "shipment_late",
-           "S1", 5000), alert("resolve", "shipment_late", "S1", 9000),
-           alert("trigger", "shipment_late", "S1", 20000)]
+    evs = [
+        alert("trigger", "shipment_late", "S1", 1000),
+        alert("trigger", "shipment_late", "S1", 5000),
+        alert("resolve", "shipment_late", "S1", 9000),
+        alert("trigger", "shipment_late", "S1", 20000),
+    ]
     incs = observed_incidents(evs)
     assert [(i.trigger_ms, i.resolve_ms, i.events) for i in incs] == [
-        (1000, 9000, 2), (20000, None, 1)]
+        (1000, 9000, 2),
+        (20000, None, 1),
+    ]
 
 
 def test_dead_letter_scoring(faulty_run: Run) -> None:
     t = faulty_run.truth
-    dlq = [{"source_topic": f"fleet.{m.topic}", "reason": m.reason, "raw": m.raw, "ts": 0}
-           for m in t.malformed]
+    dlq = [
+        {"source_topic": f"fleet.{m.topic}", "reason": m.reason, "raw": m.raw, "ts": 0}
+        for m in t.malformed
+    ]
     assert score_dead_letters(t, dlq).perfect
-    s = score_dead_letters(t, dlq[1:] + [{"source_topic": "fleet.gps", "reason": "TOO_LARGE",
-                                          "raw": "x", "ts": 0}])
+    s = score_dead_letters(
+        t, dlq[1:] + [{"source_topic": "fleet.gps", "reason": "TOO_LARGE", "raw": "x", "ts": 0}]
+    )
     assert len(s.missed) == 1 and len(s.unexpected) == 1

@@ -116,8 +116,9 @@ class FakeContext:
     """A KeyedProcessFunction context and its timer service in one, recording registrations
     as ``(kind, key, time)`` and deletions in ``deleted``."""
 
-    def __init__(self, key: Any = None, now: int = 0, watermark: int = -(2**63),
-                 domain: str = "EVENT_TIME") -> None:
+    def __init__(
+        self, key: Any = None, now: int = 0, watermark: int = -(2**63), domain: str = "EVENT_TIME"
+    ) -> None:
         self.key = key
         self.now = now
         self.watermark = watermark

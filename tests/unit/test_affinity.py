@@ -11,10 +11,17 @@ from flink_jobs.runtime.affinity import AffinityError, format_cpu_list, parse_cp
 pytestmark = pytest.mark.unit
 
 
-@pytest.mark.parametrize(("text", "cpus"), [
-    ("", set()), ("0", {0}), ("0,2", {0, 2}), ("0-3", {0, 1, 2, 3}), (" 1 , 4-5 ", {1, 4, 5}),
-    ("3,3", {3}),
-])
+@pytest.mark.parametrize(
+    ("text", "cpus"),
+    [
+        ("", set()),
+        ("0", {0}),
+        ("0,2", {0, 2}),
+        ("0-3", {0, 1, 2, 3}),
+        (" 1 , 4-5 ", {1, 4, 5}),
+        ("3,3", {3}),
+    ],
+)
 def test_cpu_lists_parse_like_the_kernels(text: str, cpus: set[int]) -> None:
     assert parse_cpu_list(text) == cpus
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from flink_jobs.runtime.buffered_writer import BufferedWriterFunction, shard_of
-from flink_jobs.runtime.timers import END_OF_INPUT_TIMER as END_OF_INPUT
 from flink_jobs.runtime.settings import JobSettings
+from flink_jobs.runtime.timers import END_OF_INPUT_TIMER as END_OF_INPUT
 from tests.unit.flink_fakes import FakeContext, FakeRuntime
 
 pytestmark = pytest.mark.unit

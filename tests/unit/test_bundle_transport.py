@@ -16,8 +16,12 @@ pytestmark = pytest.mark.unit
 
 
 def test_a_bundle_decodes_to_its_records_in_order_with_nulls_and_any_bytes() -> None:
-    records = [(0, 0, b"T1", b'{"truck_id":"T1"}'), (3, 2**40, None, None), (1, 7, b"", b""),
-               (2, 9, bytes(range(256)), bytes(range(256)))]
+    records = [
+        (0, 0, b"T1", b'{"truck_id":"T1"}'),
+        (3, 2**40, None, None),
+        (1, 7, b"", b""),
+        (2, 9, bytes(range(256)), bytes(range(256))),
+    ]
     assert list(decode_bundle(encode_bundle(records))) == records
     assert list(decode_bundle(b"")) == []
 
@@ -26,8 +30,14 @@ def test_the_encoding_is_the_jvm_bundlers_big_endian_layout() -> None:
     # [partition int32][offset int64][key length int32][key][value length int32][value], as
     # ShardBundler.java writes it
     assert encode_bundle([(1, 2, b"k", b"ab")]) == (
-        b"\x00\x00\x00\x01" + b"\x00" * 7 + b"\x02" + b"\x00\x00\x00\x01" + b"k"
-        + b"\x00\x00\x00\x02" + b"ab")
+        b"\x00\x00\x00\x01"
+        + b"\x00" * 7
+        + b"\x02"
+        + b"\x00\x00\x00\x01"
+        + b"k"
+        + b"\x00\x00\x00\x02"
+        + b"ab"
+    )
     assert encode_bundle([(1, 2, None, None)])[-8:] == b"\xff\xff\xff\xff" * 2
     assert encode_bundle([(1, 2, b"ab")]) == encode_bundle([(1, 2, None, b"ab")])
 
@@ -40,9 +50,10 @@ def test_a_truncated_bundle_is_an_error_not_a_short_read(cut: int) -> None:
 
 
 def test_the_operators_jar_is_built_once_per_version_of_the_sources(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from flink_jobs.runtime import operators_jar as build
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from fleetpulse.paths import jvm_dir
+    from flink_jobs.runtime import operators_jar as build
 
     (tmp_path / "flink").symlink_to(jvm_dir() / "flink")  # the connector it compiles against
     monkeypatch.setenv("FLEETPULSE_JVM_DIR", str(tmp_path))
@@ -65,9 +76,10 @@ def test_the_operators_jar_is_built_once_per_version_of_the_sources(
 
 
 def test_a_compile_error_and_a_missing_jdk_say_what_failed(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from flink_jobs.runtime import operators_jar as build
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from fleetpulse.paths import jvm_dir
+    from flink_jobs.runtime import operators_jar as build
 
     (tmp_path / "flink").symlink_to(jvm_dir() / "flink")
     monkeypatch.setenv("FLEETPULSE_JVM_DIR", str(tmp_path))
@@ -86,7 +98,8 @@ def test_a_compile_error_and_a_missing_jdk_say_what_failed(
 
 
 def test_a_prebuilt_jar_named_by_the_environment_is_used_as_it_is(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from flink_jobs.runtime import operators_jar as build
 
     jar = tmp_path / "ops.jar"

@@ -30,9 +30,12 @@ def safe_line(line: str) -> bool:
 
 def dead_letters() -> list[bytes]:
     """Real dead letters of the corpus records, as a reader writes them."""
-    return [DeadLetter("fleet.alerts", 1, i, "MALFORMED_JSON", f"bad {name}\x1b[2J\u202e",
-                       value, 1, key=key).to_json()
-            for i, (name, key, value) in enumerate(CORPUS)]
+    return [
+        DeadLetter(
+            "fleet.alerts", 1, i, "MALFORMED_JSON", f"bad {name}\x1b[2J\u202e", value, 1, key=key
+        ).to_json()
+        for i, (name, key, value) in enumerate(CORPUS)
+    ]
 
 
 def hostile_dead_letters() -> list[bytes]:
@@ -40,40 +43,68 @@ def hostile_dead_letters() -> list[bytes]:
     deep = b"[" * 1000 + b"]" * 1000
     return [
         b'{"source_topic":' + deep + b',"detail":' + deep + b',"reason":{"a":1}}',
-        orjson.dumps({"source_topic": "\x1b]0;pwned\x07", "partition": -1, "offset": 2**64 - 1,
-                      "reason": "X" * 100_000, "detail": "\u202e\u0000" * 50_000,
-                      "key": "\r\n", "raw_size": "many", "raw_truncated": "yes"}),
+        orjson.dumps(
+            {
+                "source_topic": "\x1b]0;pwned\x07",
+                "partition": -1,
+                "offset": 2**64 - 1,
+                "reason": "X" * 100_000,
+                "detail": "\u202e\u0000" * 50_000,
+                "key": "\r\n",
+                "raw_size": "many",
+                "raw_truncated": "yes",
+            }
+        ),
         b'{"detail":"\\ud800"}',  # refused by orjson: shown as unreadable
     ]
 
 
-@pytest.mark.parametrize("value", [v for _, _, v in CORPUS] + dead_letters()
-                         + hostile_dead_letters() + [None],
-                         ids=[n for n, _, _ in CORPUS] + [f"dl_{n}" for n, _, _ in CORPUS]
-                         + ["hostile_deep", "hostile_text", "hostile_surrogate", "tombstone"])
+@pytest.mark.parametrize(
+    "value",
+    [v for _, _, v in CORPUS] + dead_letters() + hostile_dead_letters() + [None],
+    ids=[n for n, _, _ in CORPUS]
+    + [f"dl_{n}" for n, _, _ in CORPUS]
+    + ["hostile_deep", "hostile_text", "hostile_surrogate", "tombstone"],
+)
 def test_every_record_is_one_safe_line(value: bytes | None) -> None:
     assert safe_line(describe_dead_letter(value, 0, 7))
 
 
 def test_a_dead_letter_line_names_its_origin_reason_and_key() -> None:
     line = describe_dead_letter(dead_letters()[1], 0, 1)
-    assert line.startswith("fleet.alerts[1]@1 MALFORMED_JSON: bad huge_random_bytes\\x1b[2J"
-                           "\\u202e (key poison-huge_random_bytes, 999000 bytes, raw truncated)")
+    assert line.startswith(
+        "fleet.alerts[1]@1 MALFORMED_JSON: bad huge_random_bytes\\x1b[2J"
+        "\\u202e (key poison-huge_random_bytes, 999000 bytes, raw truncated)"
+    )
 
 
-@pytest.mark.parametrize(("value", "shown"), [
-    ("plain", "plain"),
-    ("\x1b[31mred\r\n", "\\x1b[31mred\\x0d\\x0a"),
-    ("\u202eT1\u200b", "\\u202eT1\\u200b"),
-    ("\ud800", "\\ud800"),
-    ("\U000e0001", "\\U000e0001"),
-    (b"\xff\x00ok", "\\xff\\x00ok"),
-    (None, "null"),
-    (10**5000, "<int of 16610 bits>"),
-    ({"a": [1]}, '{"a":[1]}'),
-    ({1: 2}, "<dict>"),
-], ids=["plain", "ansi", "bidi", "surrogate", "tag_char", "bytes", "none", "huge_int", "json",
-        "unencodable"])
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("plain", "plain"),
+        ("\x1b[31mred\r\n", "\\x1b[31mred\\x0d\\x0a"),
+        ("\u202eT1\u200b", "\\u202eT1\\u200b"),
+        ("\ud800", "\\ud800"),
+        ("\U000e0001", "\\U000e0001"),
+        (b"\xff\x00ok", "\\xff\\x00ok"),
+        (None, "null"),
+        (10**5000, "<int of 16610 bits>"),
+        ({"a": [1]}, '{"a":[1]}'),
+        ({1: 2}, "<dict>"),
+    ],
+    ids=[
+        "plain",
+        "ansi",
+        "bidi",
+        "surrogate",
+        "tag_char",
+        "bytes",
+        "none",
+        "huge_int",
+        "json",
+        "unencodable",
+    ],
+)
 def test_printable_escapes_what_a_terminal_would_act_on(value: Any, shown: str) -> None:
     assert printable(value) == shown
 

@@ -24,19 +24,22 @@ from udfs.geo import (
 pytestmark = pytest.mark.unit
 
 
-@pytest.mark.parametrize(("lat", "lng", "region"), [
-    (47.6062, -122.3321, "WEST"),       # Seattle
-    (34.0522, -118.2437, "WEST"),       # Los Angeles
-    (40.7128, -74.0060, "NORTHEAST"),   # New York
-    (42.3601, -71.0589, "NORTHEAST"),   # Boston
-    (41.85, -87.75, "MIDWEST"),         # Chicago (west side)
-    (39.0997, -94.5786, "MIDWEST"),     # Kansas City, MO
-    (29.7604, -95.3698, "SOUTH"),       # Houston
-    (33.7490, -84.3880, "SOUTH"),       # Atlanta
-    (0.0, 0.0, "OTHER"),
-    (51.5, -0.12, "OTHER"),             # London
-    (45.0, -100.0, "MIDWEST"),          # South Dakota
-])
+@pytest.mark.parametrize(
+    ("lat", "lng", "region"),
+    [
+        (47.6062, -122.3321, "WEST"),  # Seattle
+        (34.0522, -118.2437, "WEST"),  # Los Angeles
+        (40.7128, -74.0060, "NORTHEAST"),  # New York
+        (42.3601, -71.0589, "NORTHEAST"),  # Boston
+        (41.85, -87.75, "MIDWEST"),  # Chicago (west side)
+        (39.0997, -94.5786, "MIDWEST"),  # Kansas City, MO
+        (29.7604, -95.3698, "SOUTH"),  # Houston
+        (33.7490, -84.3880, "SOUTH"),  # Atlanta
+        (0.0, 0.0, "OTHER"),
+        (51.5, -0.12, "OTHER"),  # London
+        (45.0, -100.0, "MIDWEST"),  # South Dakota
+    ],
+)
 def test_region_of_known_places(lat: float, lng: float, region: str) -> None:
     assert region_of(lat, lng) == region
 
@@ -54,11 +57,19 @@ def test_haversine_seattle_portland() -> None:
 FENCES = {
     "type": "FeatureCollection",
     "features": [
-        {"type": "Feature", "properties": {"id": "HUB-SEA", "radius_m": 2000},
-         "geometry": {"type": "Point", "coordinates": [-122.3321, 47.6062]}},
-        {"type": "Feature", "properties": {"id": "HUB-BOX"},
-         "geometry": {"type": "Polygon", "coordinates": [[[-100, 40], [-99, 40], [-99, 41],
-                                                          [-100, 41], [-100, 40]]]}},
+        {
+            "type": "Feature",
+            "properties": {"id": "HUB-SEA", "radius_m": 2000},
+            "geometry": {"type": "Point", "coordinates": [-122.3321, 47.6062]},
+        },
+        {
+            "type": "Feature",
+            "properties": {"id": "HUB-BOX"},
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [[[-100, 40], [-99, 40], [-99, 41], [-100, 41], [-100, 40]]],
+            },
+        },
     ],
 }
 
@@ -66,8 +77,8 @@ FENCES = {
 def test_circle_and_polygon_geofences() -> None:
     idx = GeofenceIndex(parse_geofences(FENCES))
     assert idx.containing(47.6062, -122.3321) == ["HUB-SEA"]
-    assert idx.containing(47.6062 + 0.015, -122.3321) == ["HUB-SEA"]   # ~1.7 km north
-    assert idx.containing(47.6062 + 0.025, -122.3321) == []            # ~2.8 km north
+    assert idx.containing(47.6062 + 0.015, -122.3321) == ["HUB-SEA"]  # ~1.7 km north
+    assert idx.containing(47.6062 + 0.025, -122.3321) == []  # ~2.8 km north
     assert idx.containing(40.5, -99.5) == ["HUB-BOX"]
     assert idx.containing(41.5, -99.5) == []
     clone = pickle.loads(pickle.dumps(idx))
@@ -75,14 +86,16 @@ def test_circle_and_polygon_geofences() -> None:
 
 
 def test_point_without_radius_is_rejected() -> None:
-    bad = {"features": [{"properties": {"id": "X"},
-                         "geometry": {"type": "Point", "coordinates": [0, 1]}}]}
+    bad = {
+        "features": [
+            {"properties": {"id": "X"}, "geometry": {"type": "Point", "coordinates": [0, 1]}}
+        ]
+    }
     with pytest.raises(Exception, match="radius_m"):
         parse_geofences(bad)
 
 
-@given(st.lists(st.tuples(st.floats(-0.05, 0.05), st.floats(-0.05, 0.05)), min_size=1,
-                max_size=50))
+@given(st.lists(st.tuples(st.floats(-0.05, 0.05), st.floats(-0.05, 0.05)), min_size=1, max_size=50))
 @settings(max_examples=30, deadline=None)
 def test_hub_lookup_agrees_with_testing_every_fence(offsets: list[tuple[float, float]]) -> None:
     """The cell cache only skips fences that cannot contain the point: points scattered
@@ -98,21 +111,28 @@ def test_hub_lookup_agrees_with_testing_every_fence(offsets: list[tuple[float, f
 def test_hub_lookup_far_from_every_hub_is_empty() -> None:
     index = GeofenceIndex.from_file()
     assert index.containing(45.0, -110.0) == []
-    assert index.fences and index.containing(index.fences[0].center_lat,
-                                             index.fences[0].center_lng) == [
-        index.fences[0].geofence_id]
+    assert index.fences and index.containing(
+        index.fences[0].center_lat, index.fences[0].center_lng
+    ) == [index.fences[0].geofence_id]
 
 
 # Region boundary vertices: points near them land in boundary cells, and on both sides of them.
-_BOUNDARY = [tuple(c) for g in default_regions().shapes().values()
-             for c in shapely.get_coordinates(shapely.boundary(g))[::7].tolist()]
+_BOUNDARY = [
+    tuple(c)
+    for g in default_regions().shapes().values()
+    for c in shapely.get_coordinates(shapely.boundary(g))[::7].tolist()
+]
 _AROUND_US = st.tuples(st.floats(15, 72), st.floats(-180, -60))
-_NEAR_BOUNDARY = st.builds(lambda v, dx, dy: (v[1] + dy, v[0] + dx), st.sampled_from(_BOUNDARY),
-                           st.floats(-0.15, 0.15), st.floats(-0.15, 0.15))
-_ON_CELL_EDGES = st.tuples(st.integers(150, 720).map(lambda k: k / 10),
-                           st.integers(-1800, -600).map(lambda k: k / 10))
-_POINTS = st.lists(st.one_of(_AROUND_US, _NEAR_BOUNDARY, _ON_CELL_EDGES), min_size=1,
-                   max_size=60)
+_NEAR_BOUNDARY = st.builds(
+    lambda v, dx, dy: (v[1] + dy, v[0] + dx),
+    st.sampled_from(_BOUNDARY),
+    st.floats(-0.15, 0.15),
+    st.floats(-0.15, 0.15),
+)
+_ON_CELL_EDGES = st.tuples(
+    st.integers(150, 720).map(lambda k: k / 10), st.integers(-1800, -600).map(lambda k: k / 10)
+)
+_POINTS = st.lists(st.one_of(_AROUND_US, _NEAR_BOUNDARY, _ON_CELL_EDGES), min_size=1, max_size=60)
 
 
 def exact_region(lat: float, lng: float) -> str:
@@ -137,8 +157,9 @@ def cell_rule(cx: int, cy: int) -> str | None:
 
 @given(_POINTS)
 @settings(max_examples=60, deadline=None)
-def test_warmed_regions_match_cold_lookups_and_the_polygons(points: list[tuple[float, float]],
-                                                            ) -> None:
+def test_warmed_regions_match_cold_lookups_and_the_polygons(
+    points: list[tuple[float, float]],
+) -> None:
     """`warm` classifies a batch of cells the way a lone cold cell is classified, by the cell
     rule: the answers after it equal a fresh index's one-by-one lookups and the exact polygon
     test, across the US, its region boundaries (boundary cells), cell edges and the ocean."""
@@ -152,10 +173,13 @@ def test_warmed_regions_match_cold_lookups_and_the_polygons(points: list[tuple[f
     # cold lookups classify whole blocks, warm the points' cells: where both know a cell, they
     # agree, and every cell of a point is classified by the cell rule
     assert all(warmed._cells[k] == v for k, v in cold._cells.items() if k in warmed._cells)
-    own = {(math.floor(lng / RegionIndex.CELL_DEG), math.floor(lat / RegionIndex.CELL_DEG))
-           for lat, lng in points}
+    own = {
+        (math.floor(lng / RegionIndex.CELL_DEG), math.floor(lat / RegionIndex.CELL_DEG))
+        for lat, lng in points
+    }
     assert {key: cell_class(cold._cells[key]) for key in own} == {
-        key: cell_rule(*key) for key in own}
+        key: cell_rule(*key) for key in own
+    }
     names = list(default_regions().shapes())
     for key in own:  # a boundary cell names every region it touches
         v = cold._cells[key]
@@ -178,8 +202,13 @@ def test_warm_leaves_no_cold_cell_behind() -> None:
     """After `warm`, the bundle's lookups are cache hits (no classification one cell at a time),
     and warming the same points again classifies nothing."""
     index = RegionIndex(default_regions().shapes())
-    points = [(29.7604, -95.3698), (47.6062, -122.3321), (51.5, -0.12), (40.0, -102.05),
-              (29.7604, -95.3698)]
+    points = [
+        (29.7604, -95.3698),
+        (47.6062, -122.3321),
+        (51.5, -0.12),
+        (40.0, -102.05),
+        (29.7604, -95.3698),
+    ]
     index.warm(points)
 
     def no_more(cells: list[tuple[int, int]]) -> list[str | tuple[int, ...]]:
@@ -205,11 +234,14 @@ def test_a_cold_lookup_classifies_its_block_in_one_batch() -> None:
     lat, lng = 39.95, -75.17  # Philadelphia: cell (-752, 399), block from (-752, 392)
     assert index.region_of(lat, lng) == exact_region(lat, lng) == "NORTHEAST"
     assert len(calls) == 1 and sorted(calls[0]) == [
-        (x, y) for x in range(-752, -752 + b) for y in range(392, 392 + b)]
-    inside = [(392 * d + 0.05 + i * 0.1, -752 * d + 0.05 + j * 0.1)
-              for i in range(b) for j in range(b)]
+        (x, y) for x in range(-752, -752 + b) for y in range(392, 392 + b)
+    ]
+    inside = [
+        (392 * d + 0.05 + i * 0.1, -752 * d + 0.05 + j * 0.1) for i in range(b) for j in range(b)
+    ]
     assert [index.region_of(la, ln) for la, ln in inside] == [
-        exact_region(la, ln) for la, ln in inside]
+        exact_region(la, ln) for la, ln in inside
+    ]
     assert len(calls) == 1
     index.region_of(lat + b * d, lng)  # the block above: one more batch
     assert len(calls) == 2
@@ -223,26 +255,39 @@ def test_warmed_region_index_survives_pickling() -> None:
 
 
 def _circle(gid: str, lat: float, lng: float, radius_m: float) -> dict:  # type: ignore[type-arg]
-    return {"type": "Feature", "properties": {"id": gid, "radius_m": radius_m},
-            "geometry": {"type": "Point", "coordinates": [lng, lat]}}
+    return {
+        "type": "Feature",
+        "properties": {"id": gid, "radius_m": radius_m},
+        "geometry": {"type": "Point", "coordinates": [lng, lat]},
+    }
 
 
 def _polygon(gid: str, ring: list[list[float]]) -> dict:  # type: ignore[type-arg]
-    return {"type": "Feature", "properties": {"id": gid},
-            "geometry": {"type": "Polygon", "coordinates": [ring]}}
+    return {
+        "type": "Feature",
+        "properties": {"id": gid},
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+    }
 
 
 # Negative coordinates around (0, 0) (floor rounds them down), overlapping fences whose ids sort
 # neither in list order nor against it (the answer keeps list order), a circle whose envelope
 # crosses the antimeridian and one whose envelope ends just below a cell edge.
-SYNTHETIC = parse_geofences({"type": "FeatureCollection", "features": [
-    _polygon("Z-SQUARE", [[-0.25, -0.35], [0.15, -0.35], [0.15, 0.05], [-0.25, 0.05],
-                          [-0.25, -0.35]]),
-    _circle("A-CIRCLE", -0.1, -0.1, 6000),
-    _polygon("M-TRIANGLE", [[-0.3, -0.3], [0.0, 0.2], [0.05, -0.4], [-0.3, -0.3]]),
-    _circle("DATELINE", -16.5, -179.98, 5000),
-    _circle("EDGE", 0.3 - 0.00002 - 5000 / 111_320.0, -0.55, 5000),
-]})
+SYNTHETIC = parse_geofences(
+    {
+        "type": "FeatureCollection",
+        "features": [
+            _polygon(
+                "Z-SQUARE",
+                [[-0.25, -0.35], [0.15, -0.35], [0.15, 0.05], [-0.25, 0.05], [-0.25, -0.35]],
+            ),
+            _circle("A-CIRCLE", -0.1, -0.1, 6000),
+            _polygon("M-TRIANGLE", [[-0.3, -0.3], [0.0, 0.2], [0.05, -0.4], [-0.3, -0.3]]),
+            _circle("DATELINE", -16.5, -179.98, 5000),
+            _circle("EDGE", 0.3 - 0.00002 - 5000 / 111_320.0, -0.55, 5000),
+        ],
+    }
+)
 
 
 def brute_force(fences: list[Geofence], lat: float, lng: float) -> list[str]:
@@ -261,8 +306,10 @@ def _near_a_fence(fences: list[Geofence]) -> st.SearchStrategy[tuple[float, floa
 
     def place(fence: Geofence, fx: float, fy: float) -> tuple[float, float]:
         minx, miny, maxx, maxy = fence.geometry.bounds
-        return ((miny + maxy) / 2 + fy * (maxy - miny) / 2,
-                (minx + maxx) / 2 + fx * (maxx - minx) / 2)
+        return (
+            (miny + maxy) / 2 + fy * (maxy - miny) / 2,
+            (minx + maxx) / 2 + fx * (maxx - minx) / 2,
+        )
 
     return st.builds(place, st.sampled_from(fences), st.floats(-1.3, 1.3), st.floats(-1.3, 1.3))
 
@@ -270,8 +317,9 @@ def _near_a_fence(fences: list[Geofence]) -> st.SearchStrategy[tuple[float, floa
 @pytest.mark.parametrize("index_class", [GeofenceIndex, LazyGeofenceIndex])
 @given(data=st.data())
 @settings(max_examples=60, deadline=None)
-def test_geofence_grid_agrees_with_testing_every_fence(index_class: type[GeofenceIndex],
-                                                       data: st.DataObject) -> None:
+def test_geofence_grid_agrees_with_testing_every_fence(
+    index_class: type[GeofenceIndex], data: st.DataObject
+) -> None:
     """The precomputed grid (and the lazy fallback) only skips fences that cannot contain the
     point: around every hub and the synthetic fences, the ids equal a full scan's, in order."""
     for fences in (GeofenceIndex.from_file().fences, SYNTHETIC):
@@ -282,8 +330,7 @@ def test_geofence_grid_agrees_with_testing_every_fence(index_class: type[Geofenc
 
 
 def test_overlapping_fences_come_back_in_list_order() -> None:
-    assert GeofenceIndex(SYNTHETIC).containing(-0.1, -0.1) == ["Z-SQUARE", "A-CIRCLE",
-                                                               "M-TRIANGLE"]
+    assert GeofenceIndex(SYNTHETIC).containing(-0.1, -0.1) == ["Z-SQUARE", "A-CIRCLE", "M-TRIANGLE"]
 
 
 def test_circle_slightly_wider_than_its_envelope_is_found() -> None:
@@ -297,11 +344,15 @@ def test_circle_slightly_wider_than_its_envelope_is_found() -> None:
 
 
 def test_a_fence_too_big_for_the_grid_falls_back_to_the_tree() -> None:
-    """A polygon of 60 x 50 degrees (300,000 cells) leaves the index on lazy cells, same answers.
-    """
-    huge = parse_geofences({"features": [
-        _polygon("HUGE", [[-130, 20], [-70, 20], [-70, 70], [-130, 70], [-130, 20]]),
-        _circle("HUB-SEA", 47.6062, -122.3321, 2000)]})
+    """A polygon of 60 x 50 degrees (300,000 cells) leaves the index on lazy cells, same answers."""
+    huge = parse_geofences(
+        {
+            "features": [
+                _polygon("HUGE", [[-130, 20], [-70, 20], [-70, 70], [-130, 70], [-130, 20]]),
+                _circle("HUB-SEA", 47.6062, -122.3321, 2000),
+            ]
+        }
+    )
     index = GeofenceIndex(huge)
     assert index._tree is not None  # lazy, not 300,000 grid cells
     assert index.containing(47.6062, -122.3321) == ["HUGE", "HUB-SEA"]

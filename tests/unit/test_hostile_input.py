@@ -66,15 +66,23 @@ def check_scan(s: Scan, now: int) -> None:
     s.to_json()
 
 
-def _fuzz(parse: Callable[[bytes, int], object], records: st.SearchStrategy[bytes],
-          check: Callable[[Any, int], None], examples: int, derandomize: bool = False
-          ) -> set[str]:
+def _fuzz(
+    parse: Callable[[bytes, int], object],
+    records: st.SearchStrategy[bytes],
+    check: Callable[[Any, int], None],
+    examples: int,
+    derandomize: bool = False,
+) -> set[str]:
     """Run ``parse`` on hostile records and random bytes, at every clock of CLOCKS: each gets
     a Rejection with a reason or a value ``check`` accepts. The verdicts seen, by name."""
     seen: set[str] = set()
 
-    @settings(max_examples=examples, deadline=None, derandomize=derandomize,
-              database=None if derandomize else settings.default.database)
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=derandomize,
+        database=None if derandomize else settings.default.database,
+    )
     @given(raw=st.one_of(records, st.binary(max_size=200)), now=CLOCKS)
     def run(raw: bytes, now: int) -> None:
         result = parse(raw, now)
@@ -110,40 +118,74 @@ def test_any_scan_record_gets_a_verdict_and_accepted_scans_are_in_range() -> Non
 def test_the_generators_reach_acceptance_and_most_rejections() -> None:
     """The checks above check something: a fixed sample (derandomized, so no run is unlucky)
     holds accepted records and the common rejections."""
-    common = {"ACCEPTED", "MALFORMED_JSON", "MISSING_FIELD", "BAD_TYPE", "BAD_COORDINATES",
-              "BAD_VALUE", "FUTURE_TIMESTAMP"}
+    common = {
+        "ACCEPTED",
+        "MALFORMED_JSON",
+        "MISSING_FIELD",
+        "BAD_TYPE",
+        "BAD_COORDINATES",
+        "BAD_VALUE",
+        "FUTURE_TIMESTAMP",
+    }
     assert _fuzz(parse_ping, ping_records(), _check_ping, 400, derandomize=True) >= common
-    assert _fuzz(parse_scan, scan_records(), _check_scan, 400, derandomize=True) >= \
-        common | {"UNKNOWN_SCAN_TYPE"}
+    assert _fuzz(parse_scan, scan_records(), _check_scan, 400, derandomize=True) >= common | {
+        "UNKNOWN_SCAN_TYPE"
+    }
 
 
 _SCAN = b'{"scan_id":"A","shipment_id":"S","type":"%s","ts":%s%s}'
 _PING = b'{"truck_id":"T1","ts":%s,"lat":47.6,"lng":-122.3%s}'
 
 
-@pytest.mark.parametrize(("parse", "raw", "reason"), [
-    (parse_scan, _SCAN % (b"PICKED_UP", b"1764099641123", b',"promised_by":9223372036854775807'),
-     Reason.BAD_VALUE),
-    (parse_scan, _SCAN % (b"PICKED_UP", b"1764099641123", b',"promised_by":18446744073709551616'),
-     Reason.BAD_VALUE),
-    (parse_scan, _SCAN % (b"PICKED_UP", b"1764099641123", b',"promised_by":-9223372036854775808'),
-     Reason.BAD_VALUE),
-    (parse_scan, _SCAN % (b"PICKED_UP", b"1764099641123", b',"promised_by":1795635641124'),
-     Reason.BAD_VALUE),  # 365 days and a millisecond
-    (parse_scan, _SCAN % (b"ARRIVED_HUB", b"9223372036854775808", b""), Reason.FUTURE_TIMESTAMP),
-    (parse_scan, _SCAN % (b"ARRIVED_HUB", b"1e400", b""), Reason.MALFORMED_JSON),
-    (parse_scan, _SCAN % (b"ARRIVED_HUB", b"1764099641123", b',"lat":NaN,"lng":1'),
-     Reason.MALFORMED_JSON),
-    (parse_scan, _SCAN % (b"ARRIVED_HUB", b"1764099641123", b',"lat":18446744073709551616,"lng":1'),
-     Reason.BAD_COORDINATES),
-    (parse_ping, _PING % (b"1764099641123", b',"speed_kph":Infinity'), Reason.MALFORMED_JSON),
-    (parse_ping, _PING % (b"1764099641123", b',"accuracy_m":1e400'), Reason.MALFORMED_JSON),
-    (parse_ping, _PING % (b"9223372036854775807", b""), Reason.FUTURE_TIMESTAMP),
-    (parse_ping, _PING % (b"-9223372036854775809", b""), Reason.BAD_VALUE),
-    (parse_ping, _PING % (b"1764099641123", b',"speed_kph":1e308'), Reason.BAD_VALUE),
-])
-def test_edge_numbers_get_their_reason(parse: Callable[[bytes, int], object], raw: bytes,
-                                       reason: Reason) -> None:
+@pytest.mark.parametrize(
+    ("parse", "raw", "reason"),
+    [
+        (
+            parse_scan,
+            _SCAN % (b"PICKED_UP", b"1764099641123", b',"promised_by":9223372036854775807'),
+            Reason.BAD_VALUE,
+        ),
+        (
+            parse_scan,
+            _SCAN % (b"PICKED_UP", b"1764099641123", b',"promised_by":18446744073709551616'),
+            Reason.BAD_VALUE,
+        ),
+        (
+            parse_scan,
+            _SCAN % (b"PICKED_UP", b"1764099641123", b',"promised_by":-9223372036854775808'),
+            Reason.BAD_VALUE,
+        ),
+        (
+            parse_scan,
+            _SCAN % (b"PICKED_UP", b"1764099641123", b',"promised_by":1795635641124'),
+            Reason.BAD_VALUE,
+        ),  # 365 days and a millisecond
+        (
+            parse_scan,
+            _SCAN % (b"ARRIVED_HUB", b"9223372036854775808", b""),
+            Reason.FUTURE_TIMESTAMP,
+        ),
+        (parse_scan, _SCAN % (b"ARRIVED_HUB", b"1e400", b""), Reason.MALFORMED_JSON),
+        (
+            parse_scan,
+            _SCAN % (b"ARRIVED_HUB", b"1764099641123", b',"lat":NaN,"lng":1'),
+            Reason.MALFORMED_JSON,
+        ),
+        (
+            parse_scan,
+            _SCAN % (b"ARRIVED_HUB", b"1764099641123", b',"lat":18446744073709551616,"lng":1'),
+            Reason.BAD_COORDINATES,
+        ),
+        (parse_ping, _PING % (b"1764099641123", b',"speed_kph":Infinity'), Reason.MALFORMED_JSON),
+        (parse_ping, _PING % (b"1764099641123", b',"accuracy_m":1e400'), Reason.MALFORMED_JSON),
+        (parse_ping, _PING % (b"9223372036854775807", b""), Reason.FUTURE_TIMESTAMP),
+        (parse_ping, _PING % (b"-9223372036854775809", b""), Reason.BAD_VALUE),
+        (parse_ping, _PING % (b"1764099641123", b',"speed_kph":1e308'), Reason.BAD_VALUE),
+    ],
+)
+def test_edge_numbers_get_their_reason(
+    parse: Callable[[bytes, int], object], raw: bytes, reason: Reason
+) -> None:
     r = parse(raw, NOW)
     assert isinstance(r, Rejection), r
     check_rejection(r)
@@ -160,6 +202,7 @@ def test_a_clock_set_wrong_lets_no_time_out_of_range_in(ts: int) -> None:
     for r in (ping, scan):
         assert isinstance(r, Rejection) and r.reason is Reason.FUTURE_TIMESTAMP, r
     assert isinstance(parse_ping(_PING % (str(MAX_TS_MS).encode(), b""), clock), Ping)
-    assert isinstance(parse_scan(_SCAN % (b"ARRIVED_HUB", str(MAX_TS_MS).encode(), b""), clock),
-                      Scan)
+    assert isinstance(
+        parse_scan(_SCAN % (b"ARRIVED_HUB", str(MAX_TS_MS).encode(), b""), clock), Scan
+    )
     assert SCAN_MAX_TS_MS == MAX_TS_MS  # one bound, written down twice

@@ -16,8 +16,15 @@ pytestmark = pytest.mark.unit
 
 
 def a_truck_state() -> TruckState:
-    state = TruckState("TRK-1", pos_ts=1_000, lat=40.0, lng=-100.0, region="MIDWEST",
-                       census=("MIDWEST", "MOVING"), det_ts=900)
+    state = TruckState(
+        "TRK-1",
+        pos_ts=1_000,
+        lat=40.0,
+        lng=-100.0,
+        region="MIDWEST",
+        census=("MIDWEST", "MOVING"),
+        det_ts=900,
+    )
     state.pending.append(Ping("TRK-1", 1_000, 40.0, -100.0, 55.5, 90.0))
     state.recent.append(fingerprint(1_000, 40.0, -100.0))
     state.inside["HUB-X"] = [1, 0]
@@ -25,8 +32,11 @@ def a_truck_state() -> TruckState:
 
 
 def test_round_trips_are_equal() -> None:
-    values: list[object] = [a_truck_state(), Ping("T", 1, 2.0, 3.0, None, 4.0, 5.0, "ok"),
-                            PositionWrite("T", 1, 2.0, 3.0, 4.0, 5.0, "MOVING", "WEST")]
+    values: list[object] = [
+        a_truck_state(),
+        Ping("T", 1, 2.0, 3.0, None, 4.0, 5.0, "ok"),
+        PositionWrite("T", 1, 2.0, 3.0, 4.0, 5.0, "MOVING", "WEST"),
+    ]
     for value in values:
         assert pickle.loads(pickle.dumps(value)) == value
 

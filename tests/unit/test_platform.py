@@ -54,8 +54,9 @@ def fake_java(tmp_path: Path, version: str) -> None:
     exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
 
 
-def test_old_java_is_refused_with_what_is_needed(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_old_java_is_refused_with_what_is_needed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake_java(tmp_path, "11")
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(PlatformError, match="Java 17 or newer is needed, found Java 11"):
@@ -85,22 +86,29 @@ def test_wait_until_returns_the_value_and_names_what_timed_out() -> None:
         wait_until(boom, 0.05, "the broker", interval_s=0.01)
 
 
-def test_pinned_jobs_get_a_cpu_each_and_unpinned_ones_any(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pinned_jobs_get_a_cpu_each_and_unpinned_ones_any(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from flink_jobs.runtime import affinity
 
     monkeypatch.setattr(affinity.os, "sched_getaffinity", lambda pid: {0, 1})
     assert Supervisor(UpSettings(data_dir=tmp_path, pin_jobs=True)).job_cpus(2) == ["0", "1"]
     assert Supervisor(UpSettings(data_dir=tmp_path)).job_cpus(2) == ["", ""]
     # submitted to a cluster, the TaskManagers' placement is the cluster's
-    assert Supervisor(UpSettings(data_dir=tmp_path, pin_jobs=True,
-                                 flink_url="http://127.0.0.1:8091")).job_cpus(2) == ["", ""]
+    assert Supervisor(
+        UpSettings(data_dir=tmp_path, pin_jobs=True, flink_url="http://127.0.0.1:8091")
+    ).job_cpus(2) == ["", ""]
 
 
 def _topic(name: str, error: int = 0, leaders: tuple[int, ...] = (1, 1)) -> dict[str, object]:
-    return {"name": name, "error_code": error,
-            "partitions": [{"partition_index": i, "error_code": 0, "leader_id": leader}
-                           for i, leader in enumerate(leaders)]}
+    return {
+        "name": name,
+        "error_code": error,
+        "partitions": [
+            {"partition_index": i, "error_code": 0, "leader_id": leader}
+            for i, leader in enumerate(leaders)
+        ],
+    }
 
 
 def test_a_topic_is_ready_only_when_every_partition_has_a_leader() -> None:

@@ -17,8 +17,9 @@ NOW = 1_780_000_000_000
 
 def test_a_valid_record_parses_against_the_clock_given() -> None:
     now = NOW
-    value = Row(orjson.dumps({"truck_id": "T1", "ts": now - 1000, "lat": 47.6, "lng": -122.3}),
-                3, 17)
+    value = Row(
+        orjson.dumps({"truck_id": "T1", "ts": now - 1000, "lat": 47.6, "lng": -122.3}), 3, 17
+    )
     raw, result = parse_raw_record(parse_ping, value, now)
     assert raw == value[0]
     assert isinstance(result, Ping) and result.truck_id == "T1" and result.ts == now - 1000

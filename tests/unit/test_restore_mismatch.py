@@ -13,11 +13,13 @@ from flink_jobs.runtime.settings import JobSettings
 
 pytestmark = pytest.mark.unit
 
-FLINK_SAYS = ("org.apache.flink.runtime.client.JobInitializationException: Could not start "
-              "the JobMaster. Caused by: java.lang.IllegalStateException: Failed to rollback to "
-              "checkpoint/savepoint file:/x/chk-9. Cannot map checkpoint/savepoint state for "
-              "operator b7a7c46d26d0cd2ebcae1dfa7d9a1d7b to the new program, because the "
-              "operator is not available in the new program.")
+FLINK_SAYS = (
+    "org.apache.flink.runtime.client.JobInitializationException: Could not start "
+    "the JobMaster. Caused by: java.lang.IllegalStateException: Failed to rollback to "
+    "checkpoint/savepoint file:/x/chk-9. Cannot map checkpoint/savepoint state for "
+    "operator b7a7c46d26d0cd2ebcae1dfa7d9a1d7b to the new program, because the "
+    "operator is not available in the new program."
+)
 
 
 class FailingEnvironment:
@@ -39,8 +41,11 @@ def test_latest_checkpoint_of_other_operators_names_it_and_the_way_out(tmp_path:
     chk = a_checkpoint(tmp_path)
     settings = JobSettings(checkpoint_dir=str(tmp_path), restore="latest")
     with pytest.raises(JobError) as refused:
-        execute(FailingEnvironment(RuntimeError(FLINK_SAYS)), "fleetpulse-tracking",  # type: ignore[arg-type]
-                settings)
+        execute(
+            FailingEnvironment(RuntimeError(FLINK_SAYS)),
+            "fleetpulse-tracking",  # type: ignore[arg-type]
+            settings,
+        )
     message = str(refused.value)
     assert message.startswith("--restore latest: ")
     assert str(chk) in message and "fleetpulse-tracking" in message
@@ -51,12 +56,18 @@ def test_a_given_checkpoint_of_other_operators_says_start_without_it(tmp_path: P
     chk = a_checkpoint(tmp_path)
     settings = JobSettings(checkpoint_dir=str(tmp_path), restore=str(chk))
     with pytest.raises(JobError, match="start without --restore"):
-        execute(FailingEnvironment(RuntimeError(FLINK_SAYS)), "fleetpulse-delay",  # type: ignore[arg-type]
-                settings)
+        execute(
+            FailingEnvironment(RuntimeError(FLINK_SAYS)),
+            "fleetpulse-delay",  # type: ignore[arg-type]
+            settings,
+        )
 
 
 def test_other_failures_are_not_rewritten(tmp_path: Path) -> None:
     settings = JobSettings(checkpoint_dir=str(tmp_path), restore="latest")
     with pytest.raises(RuntimeError, match="Kafka is down"):
-        execute(FailingEnvironment(RuntimeError("Kafka is down")), "fleetpulse-tracking",  # type: ignore[arg-type]
-                settings)
+        execute(
+            FailingEnvironment(RuntimeError("Kafka is down")),
+            "fleetpulse-tracking",  # type: ignore[arg-type]
+            settings,
+        )

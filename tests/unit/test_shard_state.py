@@ -69,14 +69,22 @@ def test_past_the_limit_the_shard_written_last_spills_to_flinks_state() -> None:
     assert flink.of(0) == {}
 
 
-OPS = st.lists(st.tuples(st.sampled_from(["put", "remove", "write_back"]),
-                         st.integers(0, 2), st.integers(0, 5), st.integers()), max_size=60)
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["put", "remove", "write_back"]),
+        st.integers(0, 2),
+        st.integers(0, 5),
+        st.integers(),
+    ),
+    max_size=60,
+)
 
 
 @settings(max_examples=200, deadline=None)
 @given(OPS, st.one_of(st.none(), st.integers(0, 8)))
 def test_reads_always_see_the_latest_write_and_write_back_leaves_the_state_equal(
-        ops: list[tuple[str, int, int, int]], limit: int | None) -> None:
+    ops: list[tuple[str, int, int, int]], limit: int | None
+) -> None:
     flink = KeyedMapState()
     store: WriteBackState[int, int] = WriteBackState(flink, limit=limit)
     model: dict[int, dict[int, int]] = {0: {}, 1: {}, 2: {}}

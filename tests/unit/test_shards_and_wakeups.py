@@ -13,21 +13,26 @@ from flink_jobs.tracking.wakeups import next_tick, stalled_event_time, tick_peri
 pytestmark = pytest.mark.unit
 
 
-@pytest.mark.parametrize(("text", "java"), [
-    ("", 0),
-    ("hello", 99162322),
-    ("Aa", 2112), ("BB", 2112),  # Java's classic collision
-    ("polygenelubricants", -(2**31)),  # hashCode() == Integer.MIN_VALUE
-    ("\N{GRINNING FACE}", 31 * 0xD83D + 0xDE00),  # one code point, two UTF-16 units
-    ("é", 0xE9),
-])
+@pytest.mark.parametrize(
+    ("text", "java"),
+    [
+        ("", 0),
+        ("hello", 99162322),
+        ("Aa", 2112),
+        ("BB", 2112),  # Java's classic collision
+        ("polygenelubricants", -(2**31)),  # hashCode() == Integer.MIN_VALUE
+        ("\N{GRINNING FACE}", 31 * 0xD83D + 0xDE00),  # one code point, two UTF-16 units
+        ("é", 0xE9),
+    ],
+)
 def test_the_hash_is_javas_string_hash_code(text: str, java: int) -> None:
     assert java_string_hash(text) == java
 
 
 @given(st.text(max_size=40), st.integers(1, 64))
-def test_a_shard_is_a_floor_modulo_in_range_and_remembered_as_computed(key: str, shards: int
-                                                                       ) -> None:
+def test_a_shard_is_a_floor_modulo_in_range_and_remembered_as_computed(
+    key: str, shards: int
+) -> None:
     shard = java_shard(key, shards)
     assert 0 <= shard < shards
     assert (java_string_hash(key) - shard) % shards == 0
@@ -80,13 +85,12 @@ def test_a_stalled_watermark_takes_event_time_from_the_wall_clock_since_the_refe
     assert stalled_event_time((50_000, 1000), 52_000, 8000, GRACE) == (57_000, (50_000, 1000))
 
 
-@given(st.integers(0, 10**6), st.integers(0, 10**6), st.integers(0, 10**6),
-       st.integers(0, 10**6))
-def test_assumed_event_time_is_never_behind_the_watermark(ref_wm: int, ref_wall: int,
-                                                          advanced: int, elapsed: int) -> None:
+@given(st.integers(0, 10**6), st.integers(0, 10**6), st.integers(0, 10**6), st.integers(0, 10**6))
+def test_assumed_event_time_is_never_behind_the_watermark(
+    ref_wm: int, ref_wall: int, advanced: int, elapsed: int
+) -> None:
     watermark = ref_wm + advanced
-    event_time, _ = stalled_event_time((ref_wm, ref_wall), watermark, ref_wall + elapsed,
-                                       GRACE)
+    event_time, _ = stalled_event_time((ref_wm, ref_wall), watermark, ref_wall + elapsed, GRACE)
     if event_time is not None:
         assert event_time >= watermark
         assert elapsed - advanced > GRACE

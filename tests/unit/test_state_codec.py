@@ -30,15 +30,15 @@ def restored(state: TruckState, second: int | None = None) -> TruckState:
 
 @given(near_hub_pings, st.randoms(use_true_random=False))
 def test_every_state_a_truck_passes_through_round_trips_and_continues_the_same(
-        pings: list[Ping], rnd: random.Random) -> None:
+    pings: list[Ping], rnd: random.Random
+) -> None:
     rnd.shuffle(pings)
     state, copy = TruckState("T1"), TruckState("T1")
     wm = T0 - 10_000
     for p in pings:
         outs = []
         for s in (state, copy):
-            outs.append(catch_up(s, wm, CFG, hub_fence)
-                        + on_ping(s, p, CFG, region, Counters()))
+            outs.append(catch_up(s, wm, CFG, hub_fence) + on_ping(s, p, CFG, region, Counters()))
         assert outs[0] == outs[1]
         copy = restored(copy, p.ts)
         assert copy == state
@@ -46,12 +46,29 @@ def test_every_state_a_truck_passes_through_round_trips_and_continues_the_same(
 
 
 def test_a_state_with_every_kind_of_field_set_round_trips_exactly() -> None:
-    state = TruckState("T9", 1_764_000_000_123, 40.123456789, -100.000001, 61.25, 359.9,
-                       "MIDWEST", ("MIDWEST", "MOVING"),
-                       [Ping("T9", 1_764_000_005_000, 40.2, -100.1, None, 12.5, 4.0, "ok")],
-                       1_764_000_000_000, 40.1, -100.0, "STOPPED", 1_763_999_000_000, True,
-                       True, True, {"HUB-A": [1, 1]},
-                       [fingerprint(1_764_000_000_000, 40.1, -100.0), (1 << 63) - 1], 2, 3)
+    state = TruckState(
+        "T9",
+        1_764_000_000_123,
+        40.123456789,
+        -100.000001,
+        61.25,
+        359.9,
+        "MIDWEST",
+        ("MIDWEST", "MOVING"),
+        [Ping("T9", 1_764_000_005_000, 40.2, -100.1, None, 12.5, 4.0, "ok")],
+        1_764_000_000_000,
+        40.1,
+        -100.0,
+        "STOPPED",
+        1_763_999_000_000,
+        True,
+        True,
+        True,
+        {"HUB-A": [1, 1]},
+        [fingerprint(1_764_000_000_000, 40.1, -100.0), (1 << 63) - 1],
+        2,
+        3,
+    )
     back = restored(state, None)
     assert back == state
     assert isinstance(back.census, tuple) and isinstance(back.recent[0], int)
@@ -82,17 +99,28 @@ def test_boxes_are_stored_as_json_and_a_box_pickled_whole_still_restores() -> No
 def test_a_format_1_state_reads_with_no_write_since_the_restore() -> None:
     """Checkpoints of before 2026-11-28 hold 20 fields under format 1; they restore with the
     write counters at their defaults, every other field as stored."""
-    state = TruckState("T9", 1_764_000_000_123, 40.5, -100.5, 61.25, 359.9, "MIDWEST",
-                       ("MIDWEST", "STOPPED"), status="STOPPED",
-                       recent=[fingerprint(1, 2.0, 3.0)], written_rev=2)
+    state = TruckState(
+        "T9",
+        1_764_000_000_123,
+        40.5,
+        -100.5,
+        61.25,
+        359.9,
+        "MIDWEST",
+        ("MIDWEST", "STOPPED"),
+        status="STOPPED",
+        recent=[fingerprint(1, 2.0, 3.0)],
+        written_rev=2,
+    )
     _, wake, values = orjson.loads(encode_truck(state, 7))
     values[RECENT] = [[1, 2.0, 3.0]]  # before format 3: fingerprints as [ts, lat, lng]
     format_1 = orjson.dumps([1, wake, values[:-1]])
     back, wake_back = decode_truck(format_1)
     assert wake_back == 7
     assert back.written_rev == 0
-    assert back == TruckState(**{**{f: getattr(state, f) for f in state.__slots__},
-                                 "written_rev": 0})
+    assert back == TruckState(
+        **{**{f: getattr(state, f) for f in state.__slots__}, "written_rev": 0}
+    )
     with pytest.raises(UnknownStateFormat, match="format 1"):
         decode_truck(orjson.dumps([1, wake, values]))  # format 1 never had 21 fields
 
@@ -101,15 +129,21 @@ def test_a_format_2_state_reads_with_its_fingerprints_as_integers() -> None:
     """Format 2 (2026-11-28, before format 3) kept the duplicate fingerprints as [ts, lat, lng]
     arrays: they read as fingerprint() integers, so a duplicate of a ping from before the
     restore is still dropped."""
-    state = TruckState("T9", 1_764_000_000_123, 40.5, -100.5, region="MIDWEST", written_rev=2,
-                       recent=[fingerprint(1_764_000_000_123, 40.5, -100.5)])
+    state = TruckState(
+        "T9",
+        1_764_000_000_123,
+        40.5,
+        -100.5,
+        region="MIDWEST",
+        written_rev=2,
+        recent=[fingerprint(1_764_000_000_123, 40.5, -100.5)],
+    )
     _, wake, values = orjson.loads(encode_truck(state, None))
     values[RECENT] = [[1_764_000_000_123, 40.5, -100.5]]
     back, _ = decode_truck(orjson.dumps([2, wake, values]))
     assert back == state
     counters = Counters()
-    assert on_ping(back, Ping("T9", 1_764_000_000_123, 40.5, -100.5), CFG, region,
-                   counters) == []
+    assert on_ping(back, Ping("T9", 1_764_000_000_123, 40.5, -100.5), CFG, region, counters) == []
     assert counters.duplicates == 1
 
 
@@ -117,7 +151,11 @@ def test_fingerprints_tell_pings_apart_and_stay_fixed() -> None:
     """Stored in checkpoints, so the same ping must give the same integer in every process and
     version (pinned here), and near pings different ones."""
     assert fingerprint(1_764_000_000_123, 40.5, -100.5) == 7_007_491_283_793_255_891
-    near = {fingerprint(1_764_000_000_000 + dt, 40.5 + i * 1e-6, -100.5 - j * 1e-6)
-            for dt in range(0, 5) for i in range(5) for j in range(5)}
+    near = {
+        fingerprint(1_764_000_000_000 + dt, 40.5 + i * 1e-6, -100.5 - j * 1e-6)
+        for dt in range(0, 5)
+        for i in range(5)
+        for j in range(5)
+    }
     assert len(near) == 125
     assert all(0 <= f < 1 << 63 for f in near)

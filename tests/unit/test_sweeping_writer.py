@@ -28,7 +28,8 @@ class RecordingWriter:
 
 
 def test_the_sweep_runs_once_an_interval_with_or_without_writes(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(redis_writer, "RedisTruckWriter", RecordingWriter)
     clock = [1000.0]
     monkeypatch.setattr(redis_writer.time, "monotonic", lambda: clock[0])

@@ -15,8 +15,12 @@ def test_a_tick_is_registered_once_per_key_and_again_for_the_next_tick() -> None
     for key, now in [(1, 1_010), (1, 1_150), (2, 1_190), (1, 1_199), (1, 1_200), (2, 1_420)]:
         ctx.key, ctx.now = key, now
         timers.processing_tick(ctx, 200)
-    assert ctx.registered == [("processing", 1, 1_200), ("processing", 2, 1_200),
-                              ("processing", 1, 1_400), ("processing", 2, 1_600)]
+    assert ctx.registered == [
+        ("processing", 1, 1_200),
+        ("processing", 2, 1_200),
+        ("processing", 1, 1_400),
+        ("processing", 2, 1_600),
+    ]
 
 
 def test_an_event_timer_is_registered_once_per_key_and_time() -> None:

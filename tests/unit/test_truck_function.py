@@ -54,9 +54,12 @@ def written(fn: Collecting) -> list[PositionWrite]:
 
 
 def opened(bounded: bool = True) -> tuple[Collecting, FakeRuntime]:
-    fn = Collecting(JobSettings(bounded=bounded, parallelism=2, bundle_shards=SHARDS,
-                                          fallback_grace_ms=2000),
-                              TrackingConfig(), default_regions(), GeofenceIndex.from_file())
+    fn = Collecting(
+        JobSettings(bounded=bounded, parallelism=2, bundle_shards=SHARDS, fallback_grace_ms=2000),
+        TrackingConfig(),
+        default_regions(),
+        GeofenceIndex.from_file(),
+    )
     runtime = FakeRuntime()
     fn.open(runtime)
     return fn, runtime
@@ -95,9 +98,19 @@ def checkpointed(fn: TruckFunction, runtime: FakeRuntime, name: str) -> dict[Any
 def test_a_bundle_is_parsed_applied_per_truck_and_emitted_once_per_kind() -> None:
     fn, runtime = opened()
     ctx = FakeContext(key=SHARD)
-    out = list(fn.process_element(
-        bundle(ping(A, T0), b"{broken", ping(B, T0 - 500), ping(OTHER, T0), None,
-               ping(A, T0 + 30_000, lat=40.003)), ctx))
+    out = list(
+        fn.process_element(
+            bundle(
+                ping(A, T0),
+                b"{broken",
+                ping(B, T0 - 500),
+                ping(OTHER, T0),
+                None,
+                ping(A, T0 + 30_000, lat=40.003),
+            ),
+            ctx,
+        )
+    )
 
     assert not [o for o in out if isinstance(o, Row)]  # positions are not an output
     writes = written(fn)
@@ -106,7 +119,10 @@ def test_a_bundle_is_parsed_applied_per_truck_and_emitted_once_per_kind() -> Non
     assert fn.counters.totals["redis_position_writes"] == 3
     letters = [orjson.loads(r[1]) for r in side(out, DLQ_TAG)]
     assert [(d["reason"], d["partition"], d["offset"]) for d in letters] == [
-        ("MALFORMED_JSON", 2, 101), ("BAD_VALUE", 2, 103), ("MALFORMED_JSON", 2, 104)]
+        ("MALFORMED_JSON", 2, 101),
+        ("BAD_VALUE", 2, 103),
+        ("MALFORMED_JSON", 2, 104),
+    ]
     # Census deltas summed over the bundle: two trucks entered one bucket.
     assert side(out, CENSUS_TAG) == [Row("MIDWEST", [("MOVING", 2)])]
     assert stored(runtime, "trucks") == {}  # held in memory until the checkpoint marker
@@ -129,8 +145,11 @@ def test_a_second_fires_for_the_trucks_still_indexed_under_it_and_skips_stale_on
     assert checkpointed(fn, runtime, "due") == {first: [A], first + 2000: [B]}
     # B's next ping arrives after the watermark passed its first one: that one is detected
     # on arrival, and B's wake-up moves on, leaving a stale entry under its old second.
-    list(fn.process_element(bundle(ping(B, T0 + 32_000, lat=40.01)),
-                            FakeContext(key=SHARD, watermark=T0 + 2000)))
+    list(
+        fn.process_element(
+            bundle(ping(B, T0 + 32_000, lat=40.01)), FakeContext(key=SHARD, watermark=T0 + 2000)
+        )
+    )
     trucks = checkpointed(fn, runtime, "trucks")
     assert trucks[B][1] == wake_second(T0 + 32_000 + SLACK)
     assert trucks[B][0].det_ts == T0 + 2000
@@ -150,7 +169,8 @@ def test_a_second_fires_for_the_trucks_still_indexed_under_it_and_skips_stale_on
 
 
 def test_the_fallback_tick_wakes_trucks_when_the_watermark_has_stalled(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     fn, runtime = opened(bounded=False)  # fallback grace: 2 s
     ctx = FakeContext(key=SHARD, watermark=T0 - 1)
     list(fn.process_element(bundle(ping(A, T0)), ctx))
@@ -175,22 +195,28 @@ def test_the_fallback_tick_wakes_trucks_when_the_watermark_has_stalled(
     # 3 s in, assumed event time is 2 s short of the timeout; 9 s in it is past it, and the
     # alert carries the time it was due, not the wall clock's.
     assert alerts[:2] == [[], []]
-    assert [(a["dedup_key"], a["payload"]["custom_details"]["event_ts"]) for a in alerts[2]] \
-        == [(f"truck_offline:{A}", T0 + 600_000)]
+    assert [(a["dedup_key"], a["payload"]["custom_details"]["event_ts"]) for a in alerts[2]] == [
+        (f"truck_offline:{A}", T0 + 600_000)
+    ]
     # written through at once: no checkpoint marker need follow a processing-time timer
     assert stored(runtime, "trucks")[A][0].offline_open
     assert fn.written[-1].status == "OFFLINE"  # in Redis before the tick returned
 
 
 def test_a_watermark_keeping_pace_never_triggers_the_fallback(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     fn, runtime = opened(bounded=False)
     list(fn.process_element(bundle(ping(A, T0)), FakeContext(key=SHARD, watermark=T0 - 1)))
     wall = int(time.time() * 1000)
     for step in range(0, 20):  # event time runs with the wall clock, far past every timeout
         monkeypatch.setattr(fn, "clock", lambda s=step: wall + s * 60_000)
-        out = list(fn.on_timer(0, FakeContext(key=SHARD, watermark=T0 - 1 + step * 60_000,
-                                              domain="PROCESSING_TIME")))
+        out = list(
+            fn.on_timer(
+                0,
+                FakeContext(key=SHARD, watermark=T0 - 1 + step * 60_000, domain="PROCESSING_TIME"),
+            )
+        )
         assert side(out, ALERT_TAG) == []
     # only the event-time timers may wake it
     assert checkpointed(fn, runtime, "trucks")[A][0].pending
@@ -208,13 +234,15 @@ class CountingMapState:
         return getattr(self.inner, name)
 
 
-def test_changes_reach_map_state_at_the_checkpoint_marker_and_a_restore_continues_from_it(
-        ) -> None:
+def test_changes_reach_map_state_at_the_checkpoint_marker_and_a_restore_continues_from_it() -> None:
     fn, runtime = opened()
     list(fn.process_element(bundle(ping(A, T0)), FakeContext(key=SHARD)))
     checkpointed(fn, runtime, "trucks")
-    list(fn.process_element(bundle(ping(A, T0 + 30_000, lat=40.003)),
-                            FakeContext(key=SHARD, watermark=T0 + 1)))
+    list(
+        fn.process_element(
+            bundle(ping(A, T0 + 30_000, lat=40.003)), FakeContext(key=SHARD, watermark=T0 + 1)
+        )
+    )
     # The second ping changed A in memory only: the state still holds the checkpointed A.
     assert stored(runtime, "trucks")[A][0].pos_ts == T0
     assert fn.trucks.get(SHARD, A)[0].pos_ts == T0 + 30_000
@@ -227,15 +255,20 @@ def test_changes_reach_map_state_at_the_checkpoint_marker_and_a_restore_continue
     restored.open(restored_runtime)
     counting = CountingMapState(restored.trucks.state)
     restored.trucks.state = counting
-    list(restored.process_element(bundle(ping(A, T0 + 30_000, lat=40.003),
-                                                ping(B, T0 + 30_000)),
-                                         FakeContext(key=SHARD, watermark=T0 + 1)))
-    assert [(w.truck_id, w.ts) for w in written(restored)] == [(A, T0 + 30_000),
-                                                               (B, T0 + 30_000)]
+    list(
+        restored.process_element(
+            bundle(ping(A, T0 + 30_000, lat=40.003), ping(B, T0 + 30_000)),
+            FakeContext(key=SHARD, watermark=T0 + 1),
+        )
+    )
+    assert [(w.truck_id, w.ts) for w in written(restored)] == [(A, T0 + 30_000), (B, T0 + 30_000)]
     assert counting.calls == ["items"]  # B, unknown to the shard, is new without asking
     # and replaying it once more is an exact duplicate
-    list(restored.process_element(bundle(ping(A, T0 + 30_000, lat=40.003)),
-                                        FakeContext(key=SHARD, watermark=T0 + 1)))
+    list(
+        restored.process_element(
+            bundle(ping(A, T0 + 30_000, lat=40.003)), FakeContext(key=SHARD, watermark=T0 + 1)
+        )
+    )
     assert written(restored) == []
     assert restored.counters.totals["duplicates"] == 1
     assert checkpointed(restored, runtime, "trucks")[A][0].det_ts == T0
@@ -251,13 +284,23 @@ def test_a_cold_region_cell_is_classified_with_its_block_once() -> None:
             return super()._classify(cells)
 
     regions = CountingRegions(default_regions().shapes())
-    fn = Collecting(JobSettings(parallelism=2, bundle_shards=SHARDS), TrackingConfig(),
-                    regions, GeofenceIndex.from_file())
+    fn = Collecting(
+        JobSettings(parallelism=2, bundle_shards=SHARDS),
+        TrackingConfig(),
+        regions,
+        GeofenceIndex.from_file(),
+    )
     fn.open(FakeRuntime())
-    list(fn.process_element(bundle(ping(A, T0, lat=40.05, lng=-100.05),
-                                   ping(B, T0, lat=35.05, lng=-90.05),
-                                   ping(A, T0 + 30_000, lat=40.06, lng=-100.04)),
-                            FakeContext(key=SHARD)))
+    list(
+        fn.process_element(
+            bundle(
+                ping(A, T0, lat=40.05, lng=-100.05),
+                ping(B, T0, lat=35.05, lng=-90.05),
+                ping(A, T0 + 30_000, lat=40.06, lng=-100.04),
+            ),
+            FakeContext(key=SHARD),
+        )
+    )
     # one batch per cold block of 8 x 8 cells (udfs.geo.RegionIndex.BLOCK), in the order met;
     # A's second ping, in a cell of the same block, classifies nothing
     assert [len(c) for c in calls] == [64, 64]
@@ -277,16 +320,20 @@ class Gated(Collecting):
         def write(batch: list[PositionWrite]) -> None:
             self.gate.wait()
             self.written.extend(batch)
+
         return write
 
 
 def test_the_checkpoint_marker_returns_only_once_every_position_is_written() -> None:
-    fn = Gated(JobSettings(parallelism=2, bundle_shards=SHARDS), TrackingConfig(),
-               default_regions(), GeofenceIndex.from_file())
+    fn = Gated(
+        JobSettings(parallelism=2, bundle_shards=SHARDS),
+        TrackingConfig(),
+        default_regions(),
+        GeofenceIndex.from_file(),
+    )
     fn.open(FakeRuntime())
     list(fn.process_element(bundle(ping(A, T0), ping(B, T0)), FakeContext(key=SHARD)))
-    marker = threading.Thread(target=lambda: list(fn.process_element(
-        b"", FakeContext(key=SHARD))))
+    marker = threading.Thread(target=lambda: list(fn.process_element(b"", FakeContext(key=SHARD))))
     marker.start()
     marker.join(0.2)
     assert marker.is_alive() and fn.written == []  # waiting for the write in flight
@@ -299,13 +346,18 @@ def test_the_checkpoint_marker_returns_only_once_every_position_is_written() -> 
 def test_a_ping_far_behind_its_shards_newest_is_a_stale_dead_letter_with_its_key() -> None:
     fn, _ = opened()
     old = T0 - JobSettings().max_record_age_s * 1000 - 1
-    records = [(2, 100, A.encode(), ping(A, T0)), (2, 101, b"\xff" + A.encode(), ping(B, old)),
-               (2, 102, None, ping(B, T0 - 60_000))]
+    records = [
+        (2, 100, A.encode(), ping(A, T0)),
+        (2, 101, b"\xff" + A.encode(), ping(B, old)),
+        (2, 102, None, ping(B, T0 - 60_000)),
+    ]
     out = list(fn.process_element(encode_bundle(records), FakeContext(key=SHARD)))
     [letter] = [orjson.loads(r[1]) for r in side(out, DLQ_TAG)]
     assert (letter["reason"], letter["offset"]) == ("STALE_TIMESTAMP", 101)
     assert (letter["key"], letter["key_encoding"]) == (
-        base64.b64encode(b"\xff" + A.encode()).decode(), "base64")  # the key, not UTF-8
+        base64.b64encode(b"\xff" + A.encode()).decode(),
+        "base64",
+    )  # the key, not UTF-8
     assert [(w.truck_id, w.ts) for w in written(fn)] == [(A, T0), (B, T0 - 60_000)]
 
 
@@ -321,6 +373,8 @@ def test_a_silent_truck_expires_after_its_ttl_closing_its_incident_and_census() 
         alerts += [orjson.loads(r[1]) for r in side(out, ALERT_TAG)]
         if at == expiry:
             assert side(out, CENSUS_TAG) == [Row("MIDWEST", [("OFFLINE", -1)])]
-    assert [(a["event_action"], a["payload"]["custom_details"].get("reason")) for a in alerts] \
-        == [("trigger", None), ("resolve", "expired")]
+    assert [(a["event_action"], a["payload"]["custom_details"].get("reason")) for a in alerts] == [
+        ("trigger", None),
+        ("resolve", "expired"),
+    ]
     assert A not in checkpointed(fn, runtime, "trucks")

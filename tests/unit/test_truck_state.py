@@ -52,8 +52,9 @@ class Truck:
         self.out: list[object] = []
         self.fences = fences
 
-    def ping(self, ts: int, lat: float = 40.0, lng: float = -100.0,
-             speed: float | None = 60.0) -> list[object]:
+    def ping(
+        self, ts: int, lat: float = 40.0, lng: float = -100.0, speed: float | None = 60.0
+    ) -> list[object]:
         res = on_ping(self.state, Ping("T1", ts, lat, lng, speed), CFG, region, self.counters)
         self.out += res
         return list(res)
@@ -64,8 +65,11 @@ class Truck:
         return list(res)
 
     def alerts(self) -> list[tuple[str, str, int]]:
-        return [(a.alert_class, a.event_action, a.event_ts) for a in self.out
-                if isinstance(a, AlertEvent)]
+        return [
+            (a.alert_class, a.event_action, a.event_ts)
+            for a in self.out
+            if isinstance(a, AlertEvent)
+        ]
 
 
 def test_newest_ping_wins_and_out_of_order_does_not_move_back() -> None:
@@ -155,10 +159,17 @@ def test_stop_inside_a_hub_is_planned() -> None:
 
 def test_geofence_enter_and_exit_are_debounced() -> None:
     t = Truck(fences=hub_fence)
-    path = [(40.02, -99.995), (40.005, -99.995), (40.02, -99.995),  # one fix inside: nothing
-            (40.005, -99.995), (40.006, -99.995),                     # two inside: enter
-            (40.02, -99.995), (40.005, -99.995),                      # one outside: nothing
-            (40.03, -99.995), (40.04, -99.995)]                       # two outside: exit
+    path = [
+        (40.02, -99.995),
+        (40.005, -99.995),
+        (40.02, -99.995),  # one fix inside: nothing
+        (40.005, -99.995),
+        (40.006, -99.995),  # two inside: enter
+        (40.02, -99.995),
+        (40.005, -99.995),  # one outside: nothing
+        (40.03, -99.995),
+        (40.04, -99.995),
+    ]  # two outside: exit
     for i, (lat, lng) in enumerate(path):
         t.ping(T0 + i * MIN, lat=lat, lng=lng, speed=20.0)
     t.advance(T0 + len(path) * MIN)
@@ -190,13 +201,16 @@ def run(pings: list[Ping], chunk: int, seed: int) -> tuple[TruckState, list[obje
 
 pings_strategy = st.lists(
     st.tuples(st.integers(0, 40), st.floats(0, 0.02), st.sampled_from([0.0, 1.0, 60.0])),
-    min_size=1, max_size=40, unique_by=lambda x: x[0],
+    min_size=1,
+    max_size=40,
+    unique_by=lambda x: x[0],
 ).map(lambda xs: [Ping("T1", T0 + k * 60_000, 40.0 + d, -100.0, s) for k, d, s in xs])
 
 
 @given(pings_strategy, st.randoms(use_true_random=False), st.integers(1, 5))
 def test_final_position_is_the_newest_ping_whatever_the_order(
-        pings: list[Ping], rnd: random.Random, chunk: int) -> None:
+    pings: list[Ping], rnd: random.Random, chunk: int
+) -> None:
     shuffled = pings[:]
     rnd.shuffle(shuffled)
     with_dups = shuffled + [copy.copy(p) for p in shuffled[: len(shuffled) // 2]]
@@ -219,13 +233,16 @@ def test_duplicates_are_idempotent(pings: list[Ping], rnd: random.Random) -> Non
 
 dense_pings = st.lists(
     st.tuples(st.integers(0, 200), st.floats(0, 0.0003), st.sampled_from([0.0, 1.0, 60.0])),
-    min_size=1, max_size=60, unique_by=lambda x: x[0],
+    min_size=1,
+    max_size=60,
+    unique_by=lambda x: x[0],
 ).map(lambda xs: [Ping("T1", T0 + k * 5_000, 40.0 + d, -100.0, s) for k, d, s in xs])
 
 
 @given(dense_pings, st.randoms(use_true_random=False))
 def test_alerts_depend_on_event_time_only_within_the_watermark_bound(
-        pings: list[Ping], rnd: random.Random) -> None:
+    pings: list[Ping], rnd: random.Random
+) -> None:
     """Pings 5 s apart arriving up to 10 s out of order (the watermark bound) change no
     alert and no geofence or status decision."""
     in_order = sorted(pings, key=lambda p: p.ts)
@@ -256,8 +273,11 @@ def test_catch_up_detects_only_what_the_watermark_has_passed() -> None:
     assert [w.status for w in out if isinstance(w, PositionWrite)] == ["STOPPED"]
 
 
-def drive(arrivals: list[Ping], slack_ms: int, fences=no_fences  # type: ignore[no-untyped-def]
-          ) -> tuple[TruckState, Counters, list[object]]:
+def drive(
+    arrivals: list[Ping],
+    slack_ms: int,
+    fences=no_fences,  # type: ignore[no-untyped-def]
+) -> tuple[TruckState, Counters, list[object]]:
     """The adapter's event loop with Flink's timer rules: before each record the watermark
     (max ts seen - 10 s) fires every due timer (one per truck, at :func:`next_wakeup`), then
     the arrival catches up and applies the ping; a final watermark an hour past the end."""
@@ -290,21 +310,25 @@ def decisions(out: list[object]) -> tuple[list[object], list[object], dict[objec
     for c in out:
         if isinstance(c, CensusDelta):
             census[(c.region, c.status)] = census.get((c.region, c.status), 0) + c.delta
-    return ([o for o in out if isinstance(o, AlertEvent)],
-            [o for o in out if isinstance(o, GeofenceTransition)],
-            {k: v for k, v in census.items() if v})
+    return (
+        [o for o in out if isinstance(o, AlertEvent)],
+        [o for o in out if isinstance(o, GeofenceTransition)],
+        {k: v for k, v in census.items() if v},
+    )
 
 
 near_hub_pings = st.lists(
     st.tuples(st.integers(0, 400), st.floats(0, 0.02), st.sampled_from([0.0, 1.0, 60.0])),
-    min_size=1, max_size=60, unique_by=lambda x: x[0],
+    min_size=1,
+    max_size=60,
+    unique_by=lambda x: x[0],
 ).map(lambda xs: [Ping("T1", T0 + k * 15_000, 40.0 + d, -99.995, s) for k, d, s in xs])
 
 
-@given(near_hub_pings, st.randoms(use_true_random=False), st.sampled_from([5_000, 30_000,
-                                                                            600_000]))
+@given(near_hub_pings, st.randoms(use_true_random=False), st.sampled_from([5_000, 30_000, 600_000]))
 def test_the_detection_slack_changes_when_detection_runs_never_what_it_decides(
-        pings: list[Ping], rnd: random.Random, slack_ms: int) -> None:
+    pings: list[Ping], rnd: random.Random, slack_ms: int
+) -> None:
     """Detecting on the next arrival (any slack) gives the alerts, geofence transitions,
     census, status and late count of detecting at every ping's own time (slack 0), for any
     arrival order: in time, jittered within the watermark bound, or shuffled (late pings)."""
@@ -332,8 +356,12 @@ def test_writes_at_one_ts_are_numbered_in_order_and_a_new_ping_starts_over() -> 
     t.ping(last + 11 * MIN)
     writes = [(w.ts, w.status, w.rev) for w in t.out if isinstance(w, PositionWrite)]
     assert writes[:2] == [(T0, "MOVING", 0), (T0 + 10_000, "MOVING", 0)]
-    assert writes[-4:] == [(last, "MOVING", 0), (last, "STOPPED", 1), (last, "OFFLINE", 2),
-                           (last + 11 * MIN, "MOVING", 0)]
+    assert writes[-4:] == [
+        (last, "MOVING", 0),
+        (last, "STOPPED", 1),
+        (last, "OFFLINE", 2),
+        (last + 11 * MIN, "MOVING", 0),
+    ]
 
 
 def test_a_state_from_before_the_write_numbers_gives_its_first_status_change_one() -> None:
@@ -355,8 +383,10 @@ def test_truck_expires_a_ttl_after_its_last_ping_closing_its_books() -> None:
         t.ping(T0 + i * 5 * MIN, speed=0.0)
         t.advance(T0 + i * 5 * MIN)
     t.advance(T0 + 60 * MIN)  # unplanned stop and offline both open
-    assert {a[:2] for a in t.alerts()} == {("truck_stopped_unplanned", "trigger"),
-                                          ("truck_offline", "trigger")}
+    assert {a[:2] for a in t.alerts()} == {
+        ("truck_stopped_unplanned", "trigger"),
+        ("truck_offline", "trigger"),
+    }
     census = t.state.census
     assert census is not None
     expiry = T0 + 35 * MIN + CFG.state_ttl_s * 1000
@@ -366,11 +396,13 @@ def test_truck_expires_a_ttl_after_its_last_ping_closing_its_books() -> None:
     assert closing is not None
     resolved = [o for o in closing if isinstance(o, AlertEvent)]
     assert sorted((a.alert_class, a.event_action) for a in resolved) == [
-        ("truck_offline", "resolve"), ("truck_stopped_unplanned", "resolve")]
-    assert all(a.custom_details["reason"] == "expired" and a.event_ts == expiry
-               for a in resolved)
+        ("truck_offline", "resolve"),
+        ("truck_stopped_unplanned", "resolve"),
+    ]
+    assert all(a.custom_details["reason"] == "expired" and a.event_ts == expiry for a in resolved)
     assert [o for o in closing if isinstance(o, CensusDelta)] == [
-        CensusDelta(census[0], census[1], -1)]
+        CensusDelta(census[0], census[1], -1)
+    ]
 
 
 def test_a_reporting_truck_never_expires() -> None:

@@ -24,16 +24,25 @@ CORPUS = poison_records()
 
 
 def critical(key: str, lat: float = 42.0, lng: float = -122.0, **extra: Any) -> dict[str, Any]:
-    return {"event_action": "trigger", "dedup_key": key,
-            "payload": {"summary": key, "source": "fleetpulse/test", "severity": "critical",
-                        "custom_details": {"lat": lat, "lng": lng, **extra}}}
+    return {
+        "event_action": "trigger",
+        "dedup_key": key,
+        "payload": {
+            "summary": key,
+            "source": "fleetpulse/test",
+            "severity": "critical",
+            "custom_details": {"lat": lat, "lng": lng, **extra},
+        },
+    }
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize(("name", "value"), [(n, v) for n, _, v in CORPUS],
-                         ids=[n for n, _, _ in CORPUS])
-def test_every_poison_record_is_malformed_with_the_dispatchers_reason(name: str,
-                                                                       value: bytes) -> None:
+@pytest.mark.parametrize(
+    ("name", "value"), [(n, v) for n, _, v in CORPUS], ids=[n for n, _, _ in CORPUS]
+)
+def test_every_poison_record_is_malformed_with_the_dispatchers_reason(
+    name: str, value: bytes
+) -> None:
     got = decode_alert(value, min_severity="info")
     assert isinstance(got, Malformed)
     assert got.reason == EXPECTED_REASON[name]  # the same codes as the dispatcher's dead letters
@@ -44,21 +53,21 @@ def test_every_poison_record_is_malformed_with_the_dispatchers_reason(name: str,
 def test_records_the_map_cannot_show_are_malformed_not_raised() -> None:
     assert decode_alert(None) == Malformed("MISSING_FIELD", "record has no value (tombstone)")
     deep = orjson.dumps(critical("k:1", nest="PLACEHOLDER")).replace(
-        b'"PLACEHOLDER"', b"[" * 1000 + b"]" * 1000)  # parses, but cannot be sent on
+        b'"PLACEHOLDER"', b"[" * 1000 + b"]" * 1000
+    )  # parses, but cannot be sent on
     got = decode_alert(deep)
     assert isinstance(got, Malformed) and got.reason == "BAD_VALUE"
     good = critical("k:1")
-    for doc, reason in [({"event_action": "trigger", "dedup_key": "k:1"}, "MISSING_FIELD"),
-                        ({**good, "dedup_key": 7}, "BAD_TYPE"),
-                        ({**good, "dedup_key": "  "}, "BAD_TYPE"),
-                        ({**good, "dedup_key": "k" * 300}, "BAD_VALUE"),
-                        ({"event_action": "resolve"}, "MISSING_FIELD"),
-                        ({**good, "payload": {**good["payload"], "summary": None}},
-                         "BAD_TYPE"),
-                        ({**good, "payload": {**good["payload"], "timestamp": "nope"}},
-                         "BAD_VALUE"),
-                        ({**good, "payload": {**good["payload"], "severity": ["critical"]}},
-                         "BAD_TYPE")]:
+    for doc, reason in [
+        ({"event_action": "trigger", "dedup_key": "k:1"}, "MISSING_FIELD"),
+        ({**good, "dedup_key": 7}, "BAD_TYPE"),
+        ({**good, "dedup_key": "  "}, "BAD_TYPE"),
+        ({**good, "dedup_key": "k" * 300}, "BAD_VALUE"),
+        ({"event_action": "resolve"}, "MISSING_FIELD"),
+        ({**good, "payload": {**good["payload"], "summary": None}}, "BAD_TYPE"),
+        ({**good, "payload": {**good["payload"], "timestamp": "nope"}}, "BAD_VALUE"),
+        ({**good, "payload": {**good["payload"], "severity": ["critical"]}}, "BAD_TYPE"),
+    ]:
         got = decode_alert(orjson.dumps(doc))
         # the dispatcher's verdict: the map never shows an alert the dispatcher dead-letters
         assert isinstance(got, Malformed) and got.reason == reason, doc
@@ -73,12 +82,18 @@ def test_a_shown_alert_carries_its_frame() -> None:
 
 @pytest.mark.unit
 def test_the_reader_counts_every_malformed_record_and_logs_at_most_once_per_period(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.WARNING, logger="ws_gateway.alerts")
     delivered: list[MapAlert] = []
     reasons: list[str] = []
-    reader = AlertReader("127.0.0.1:1", "fleet.alerts", delivered.append,
-                         on_malformed=reasons.append, log_every_s=3600)
+    reader = AlertReader(
+        "127.0.0.1:1",
+        "fleet.alerts",
+        delivered.append,
+        on_malformed=reasons.append,
+        log_every_s=3600,
+    )
     for offset, (_, _, value) in enumerate(CORPUS):
         reader.handle(0, offset, value)
     reader.handle(1, 99, orjson.dumps(critical("shipment_late:S1")))
@@ -86,14 +101,15 @@ def test_the_reader_counts_every_malformed_record_and_logs_at_most_once_per_peri
     assert reasons == [EXPECTED_REASON[name] for name, _, _ in CORPUS]
     assert [a.event["dedup_key"] for a in delivered] == ["shipment_late:S1"]
     lines = [r.getMessage() for r in caplog.records]
-    assert lines == ["malformed record on fleet.alerts partition 0 offset 0: TOO_LARGE: "
-                     "999000 bytes > 524288"]
+    assert lines == [
+        "malformed record on fleet.alerts partition 0 offset 0: TOO_LARGE: 999000 bytes > 524288"
+    ]
 
 
 @pytest.mark.integration
 def test_poison_on_the_alerts_topic_is_counted_and_the_alert_after_it_arrives(
-        redis_url: str, redis_client: redis.Redis, kafka_bootstrap: str,
-        unique_topics: TopicNames) -> None:
+    redis_url: str, redis_client: redis.Redis, kafka_bootstrap: str, unique_topics: TopicNames
+) -> None:
     from confluent_kafka import Producer
 
     async def scenario() -> None:
@@ -101,11 +117,16 @@ def test_poison_on_the_alerts_topic_is_counted_and_the_alert_after_it_arrives(
         async with running(s) as gw:
             await eventually(lambda: gw.health()["alerts"] is True, 30, "alert reader ready")
             west = await Client.open(gw.port)
-            await west.send({"op": "subscribe", "id": "w",
-                             "filter": {"bbox": [-125, 40, -120, 45]}})
+            await west.send(
+                {"op": "subscribe", "id": "w", "filter": {"bbox": [-125, 40, -120, 45]}}
+            )
             await west.expect_type("snapshot")
-            producer = Producer({"bootstrap.servers": kafka_bootstrap,
-                                 "message.max.bytes": DEAD_LETTER_PRODUCER_MAX_BYTES})
+            producer = Producer(
+                {
+                    "bootstrap.servers": kafka_bootstrap,
+                    "message.max.bytes": DEAD_LETTER_PRODUCER_MAX_BYTES,
+                }
+            )
             for _, key, value in CORPUS:
                 producer.produce(unique_topics.alerts, value, key)
                 producer.poll(0)
@@ -116,8 +137,13 @@ def test_poison_on_the_alerts_topic_is_counted_and_the_alert_after_it_arrives(
             assert got["alert"]["dedup_key"] == "shipment_late:S9"
 
             def malformed() -> float:
-                return sum(sample.value for metric in gw.metrics.alerts_malformed.collect()
-                           for sample in metric.samples if sample.name.endswith("_total"))
+                return sum(
+                    sample.value
+                    for metric in gw.metrics.alerts_malformed.collect()
+                    for sample in metric.samples
+                    if sample.name.endswith("_total")
+                )
+
             await eventually(lambda: malformed() == len(CORPUS), 30, "every record counted")
             assert gw._alerts is not None and gw._alerts.malformed == len(CORPUS)
             assert gw.health()["alerts"] is True and gw._alerts.error is None

@@ -25,8 +25,9 @@ class FakeAreas:
 
     def geofence(self, fence_id: str) -> Any:
         if fence_id == "HUB-SEA":
-            return Area("HUB-SEA", shapely.box(-122.36, 47.58, -122.30, 47.63), 47.6062,
-                        -122.3321, 2000.0)
+            return Area(
+                "HUB-SEA", shapely.box(-122.36, 47.58, -122.30, 47.63), 47.6062, -122.3321, 2000.0
+            )
         if fence_id == "YARD":
             return Area("YARD", shapely.Polygon([(0, 0), (2, 0), (0, 2)]))
         return None
@@ -51,35 +52,47 @@ def test_bbox_contains_inclusive_edges() -> None:
     assert not f.contains(40.0, -113.9)
 
 
-@pytest.mark.parametrize("raw, words", [
-    ({"bbox": [1, 2, 3]}, "4 numbers"),
-    ({"bbox": "nope"}, "4 numbers"),
-    ({"bbox": [1, 2, "3", 4]}, "4 numbers"),
-    ({"bbox": [1, 2, True, 4]}, "4 numbers"),
-    ({"bbox": [0, 0, float("nan"), 1]}, "4 numbers"),
-    ({"bbox": [-200, 0, 10, 10]}, "longitudes"),
-    ({"bbox": [0, -95, 10, 10]}, "latitudes"),
-    ({"bbox": [0, 10, 10, 5]}, "min_lat"),
-    ({"bbox": [170, 0, -170, 10]}, "antimeridian"),
-    ({}, "exactly one"),
-    ({"bbox": [0, 0, 1, 1], "region": "WEST"}, "exactly one"),
-    ({"circle": 1}, "unknown filter keys"),
-    ("bbox", "must be an object"),
-    ({"region": "MARS"}, "unknown region"),
-    ({"region": 7}, "unknown region"),
-    ({"geofence": "HUB-NOPE"}, "unknown geofence"),
-    ({"truck_ids": []}, "non-empty"),
-    ({"truck_ids": "T1"}, "non-empty"),
-    ({"truck_ids": ["ok", "not ok!"]}, "bad truck ids"),
-    ({"truck_ids": [f"T{i}" for i in range(1001)]}, "at most"),
-    ({"polygon": {"type": "Point", "coordinates": [0, 0]}}, "Polygon"),
-    ({"polygon": {"type": "Polygon", "coordinates": "x"}}, "not valid GeoJSON"),
-    ({"polygon": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]}}, "not valid"),
-    ({"polygon": {"type": "Polygon",
-                  "coordinates": [[[0, 0], [2, 2], [2, 0], [0, 2], [0, 0]]]}}, "not valid"),
-    ({"polygon": {"type": "Polygon",
-                  "coordinates": [[[0, 0], [200, 0], [0, 1], [0, 0]]]}}, "within range"),
-])
+@pytest.mark.parametrize(
+    "raw, words",
+    [
+        ({"bbox": [1, 2, 3]}, "4 numbers"),
+        ({"bbox": "nope"}, "4 numbers"),
+        ({"bbox": [1, 2, "3", 4]}, "4 numbers"),
+        ({"bbox": [1, 2, True, 4]}, "4 numbers"),
+        ({"bbox": [0, 0, float("nan"), 1]}, "4 numbers"),
+        ({"bbox": [-200, 0, 10, 10]}, "longitudes"),
+        ({"bbox": [0, -95, 10, 10]}, "latitudes"),
+        ({"bbox": [0, 10, 10, 5]}, "min_lat"),
+        ({"bbox": [170, 0, -170, 10]}, "antimeridian"),
+        ({}, "exactly one"),
+        ({"bbox": [0, 0, 1, 1], "region": "WEST"}, "exactly one"),
+        ({"circle": 1}, "unknown filter keys"),
+        ("bbox", "must be an object"),
+        ({"region": "MARS"}, "unknown region"),
+        ({"region": 7}, "unknown region"),
+        ({"geofence": "HUB-NOPE"}, "unknown geofence"),
+        ({"truck_ids": []}, "non-empty"),
+        ({"truck_ids": "T1"}, "non-empty"),
+        ({"truck_ids": ["ok", "not ok!"]}, "bad truck ids"),
+        ({"truck_ids": [f"T{i}" for i in range(1001)]}, "at most"),
+        ({"polygon": {"type": "Point", "coordinates": [0, 0]}}, "Polygon"),
+        ({"polygon": {"type": "Polygon", "coordinates": "x"}}, "not valid GeoJSON"),
+        ({"polygon": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]}}, "not valid"),
+        (
+            {
+                "polygon": {
+                    "type": "Polygon",
+                    "coordinates": [[[0, 0], [2, 2], [2, 0], [0, 2], [0, 0]]],
+                }
+            },
+            "not valid",
+        ),
+        (
+            {"polygon": {"type": "Polygon", "coordinates": [[[0, 0], [200, 0], [0, 1], [0, 0]]]}},
+            "within range",
+        ),
+    ],
+)
 def test_bad_filters_say_why(raw: Any, words: str) -> None:
     assert words in bad(raw)
 
@@ -93,9 +106,13 @@ def test_polygon_exact_not_just_envelope() -> None:
 
 
 def test_multipolygon() -> None:
-    mp = {"type": "MultiPolygon", "coordinates": [
-        [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]],
-        [[[5, 5], [6, 5], [6, 6], [5, 6], [5, 5]]]]}
+    mp = {
+        "type": "MultiPolygon",
+        "coordinates": [
+            [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]],
+            [[[5, 5], [6, 5], [6, 6], [5, 6], [5, 5]]],
+        ],
+    }
     f = parse_filter({"polygon": mp}, AREAS)
     assert f.contains(0.5, 0.5) and f.contains(5.5, 5.5) and not f.contains(3, 3)
 

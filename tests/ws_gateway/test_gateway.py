@@ -65,8 +65,9 @@ def test_snapshot_live_updates_and_leaving(redis_url: str, redis_client: redis.R
     run(scenario())
 
 
-def test_region_polygon_geofence_and_truck_filters(redis_url: str,
-                                                   redis_client: redis.Redis) -> None:
+def test_region_polygon_geofence_and_truck_filters(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
     put_truck(redis_client, "SEA", 47.6062, -122.3321)  # Seattle hub, WEST
     put_truck(redis_client, "NYC", 40.71, -74.0)  # NORTHEAST
     tri = {"type": "Polygon", "coordinates": [[[-80, 35], [-70, 35], [-70, 45], [-80, 35]]]}
@@ -75,31 +76,40 @@ def test_region_polygon_geofence_and_truck_filters(redis_url: str,
         async with running(settings(redis_url)) as gw:
             c = await Client.open(gw.port)
             await c.send({"op": "subscribe", "id": "west", "filter": {"region": "WEST"}})
-            assert [t["truck_id"] for t in (await c.expect_type("snapshot", sub="west"))[
-                "trucks"]] == ["SEA"]
+            assert [
+                t["truck_id"] for t in (await c.expect_type("snapshot", sub="west"))["trucks"]
+            ] == ["SEA"]
             await c.send({"op": "subscribe", "id": "hub", "filter": {"geofence": "HUB-SEA"}})
             assert len((await c.expect_type("snapshot", sub="hub"))["trucks"]) == 1
             await c.send({"op": "subscribe", "id": "tri", "filter": {"polygon": tri}})
-            assert [t["truck_id"] for t in (await c.expect_type("snapshot", sub="tri"))[
-                "trucks"]] == ["NYC"]
+            assert [
+                t["truck_id"] for t in (await c.expect_type("snapshot", sub="tri"))["trucks"]
+            ] == ["NYC"]
             await c.send({"op": "subscribe", "id": "ids", "filter": {"truck_ids": ["NYC", "X"]}})
-            assert [t["truck_id"] for t in (await c.expect_type("snapshot", sub="ids"))[
-                "trucks"]] == ["NYC"]
+            assert [
+                t["truck_id"] for t in (await c.expect_type("snapshot", sub="ids"))["trucks"]
+            ] == ["NYC"]
             # NYC moves north-west of the hypotenuse: out of the triangle, still watched by id
             put_truck(redis_client, "NYC", 44.5, -71.5)
             seq = put_truck(redis_client, "SEA", 47.62, -122.33)  # in west and the hub circle
             await routed(gw, seq)
-            got = [(m["sub"], m["truck"]["truck_id"], m.get("left", False))
-                   for m in await c.barrier()]
-            assert sorted(got) == [("hub", "SEA", False), ("ids", "NYC", False),
-                                   ("tri", "NYC", True), ("west", "SEA", False)]
+            got = [
+                (m["sub"], m["truck"]["truck_id"], m.get("left", False)) for m in await c.barrier()
+            ]
+            assert sorted(got) == [
+                ("hub", "SEA", False),
+                ("ids", "NYC", False),
+                ("tri", "NYC", True),
+                ("west", "SEA", False),
+            ]
             await c.close()
 
     run(scenario())
 
 
-def test_replace_and_unsubscribe_without_reconnecting(redis_url: str,
-                                                      redis_client: redis.Redis) -> None:
+def test_replace_and_unsubscribe_without_reconnecting(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
     put_truck(redis_client, "A", 42.0, -122.0)
     put_truck(redis_client, "B", 35.0, -90.0)
 
@@ -123,11 +133,15 @@ def test_replace_and_unsubscribe_without_reconnecting(redis_url: str,
     run(scenario())
 
 
-def test_bad_input_gets_error_frames_and_the_connection_stays(redis_url: str,
-                                                              redis_client: redis.Redis) -> None:
+def test_bad_input_gets_error_frames_and_the_connection_stays(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
     async def scenario() -> None:
-        async with running(settings(redis_url, max_subscriptions=2, max_frame_bytes=4096,
-                                    rate_per_s=5, rate_burst=30)) as gw:
+        async with running(
+            settings(
+                redis_url, max_subscriptions=2, max_frame_bytes=4096, rate_per_s=5, rate_burst=30
+            )
+        ) as gw:
             c = await Client.open(gw.port)
             cases = [
                 ("{not json", "BAD_REQUEST"),
@@ -183,8 +197,12 @@ def test_auth_tokens_and_regions(redis_url: str, redis_client: redis.Redis) -> N
 
     async def scenario() -> None:
         async with running(settings(redis_url, auth=True, secret=SECRET)) as gw:
-            for token in (None, "garbage", sign_token("other", "x", ["*"], now + 600),
-                          sign_token(SECRET, "old", ["*"], now - 1)):
+            for token in (
+                None,
+                "garbage",
+                sign_token("other", "x", ["*"], now + 600),
+                sign_token(SECRET, "old", ["*"], now - 1),
+            ):
                 c = await Client.open(gw.port, token)
                 assert await c.closed_with() == 4401
                 assert c.received[0]["type"] == "error"
@@ -205,8 +223,10 @@ def test_auth_tokens_and_regions(redis_url: str, redis_client: redis.Redis) -> N
             await c.send({"op": "subscribe", "id": "v", "filter": {"bbox": [-90, 40, -85, 45]}})
             assert await c.closed_with() == 4403
             # header auth works for non-browser clients
-            ws = await connect(f"ws://127.0.0.1:{gw.port}/ws",
-                               additional_headers={"Authorization": f"Bearer {west}"})
+            ws = await connect(
+                f"ws://127.0.0.1:{gw.port}/ws",
+                additional_headers={"Authorization": f"Bearer {west}"},
+            )
             c = Client(ws)
             await c.send({"op": "subscribe", "id": "w", "filter": {"region": "WEST"}})
             assert [t["truck_id"] for t in (await c.expect_type("snapshot"))["trucks"]] == ["SEA"]
@@ -217,7 +237,8 @@ def test_auth_tokens_and_regions(redis_url: str, redis_client: redis.Redis) -> N
 
 
 def test_resume_replays_missed_positions_or_sends_a_snapshot(
-        redis_url: str, redis_client: redis.Redis) -> None:
+    redis_url: str, redis_client: redis.Redis
+) -> None:
     put_truck(redis_client, "A", 42.0, -122.0)
     put_truck(redis_client, "B", 43.0, -122.0)
 
@@ -242,8 +263,9 @@ def test_resume_replays_missed_positions_or_sends_a_snapshot(
             got = await c.barrier()
             assert not any(m["type"] == "snapshot" for m in got)
             # coalesced to the latest per truck; B's last message says it left
-            assert [(m["truck"]["truck_id"], m["truck"]["lat"], m.get("left", False))
-                    for m in got] == [("A", 42.3, False), ("B", 50.0, True), ("C", 41.0, False)]
+            assert [
+                (m["truck"]["truck_id"], m["truck"]["lat"], m.get("left", False)) for m in got
+            ] == [("A", 42.3, False), ("B", 50.0, True), ("C", 41.0, False)]
             # resume on a live subscription works the same way
             await c.send({"op": "resume", "since": last_seen})
             assert len(await c.barrier()) == 3
@@ -258,10 +280,12 @@ def test_resume_replays_missed_positions_or_sends_a_snapshot(
 
 
 def test_slow_client_is_told_and_closed_while_others_keep_up(
-        redis_url: str, redis_client: redis.Redis) -> None:
+    redis_url: str, redis_client: redis.Redis
+) -> None:
     async def scenario() -> None:
-        async with running(settings(redis_url, max_queue_items=5000, max_lag_s=1.0,
-                                    write_limit_bytes=4096)) as gw:
+        async with running(
+            settings(redis_url, max_queue_items=5000, max_lag_s=1.0, write_limit_bytes=4096)
+        ) as gw:
             fast = await Client.open(gw.port)
             # the slow one reads nothing and has a tiny socket buffer
             sock = socket.socket()
@@ -280,10 +304,19 @@ def test_slow_client_is_told_and_closed_while_others_keep_up(
                 rounds += 1
                 assert rounds <= 60, "the slow client was never found lagging"
                 for i in range(1500):
-                    pipe.xadd("stream:positions", {
-                        "truck_id": f"T{i}", "lat": 40.5 + i / 1000, "lng": -124 + rounds / 100,
-                        "status": "MOVING", "ts_ms": 1, "speed_kph": 1, "heading": 1,
-                        "region": "WEST"})
+                    pipe.xadd(
+                        "stream:positions",
+                        {
+                            "truck_id": f"T{i}",
+                            "lat": 40.5 + i / 1000,
+                            "lng": -124 + rounds / 100,
+                            "status": "MOVING",
+                            "ts_ms": 1,
+                            "speed_kph": 1,
+                            "heading": 1,
+                            "region": "WEST",
+                        },
+                    )
                 seq = pipe.execute()[-1].decode()
                 await routed(gw, seq)
                 await fast.barrier()
@@ -293,8 +326,11 @@ def test_slow_client_is_told_and_closed_while_others_keep_up(
             assert await slow.closed_with(timeout_s=10) == 4408
             assert any(m.get("type") == "lagging" for m in slow.received)
             # the fast client saw every truck's latest position (some coalesced, none lost)
-            latest = {m["truck"]["truck_id"]: m["truck"]["lng"] for m in fast.received
-                      if m.get("type") == "position"}
+            latest = {
+                m["truck"]["truck_id"]: m["truck"]["lng"]
+                for m in fast.received
+                if m.get("type") == "position"
+            }
             last_lng = -124 + rounds / 100
             assert len(latest) == 1501 and latest["T0"] == latest["T1499"] == last_lng
             await fast.send({"op": "ping"})
@@ -331,23 +367,31 @@ def test_http_page_health_metrics_and_origin(redis_url: str, redis_client: redis
             c = await Client.open(gw.port)
             await c.send({"op": "delays"})
             d = await c.expect_type("delays")
-            assert d["shipments"] == [{"shipment_id": "S2", "severity": 5},
-                                      {"shipment_id": "S1", "severity": 2},
-                                      {"shipment_id": "S3", "severity": 1}]
+            assert d["shipments"] == [
+                {"shipment_id": "S2", "severity": 5},
+                {"shipment_id": "S1", "severity": 2},
+                {"shipment_id": "S3", "severity": 1},
+            ]
             redis_client.zadd("delays", {"shipment:S4": 4})
             d = await c.expect_type("delays")
             assert [s["shipment_id"] for s in d["shipments"]] == ["S2", "S4", "S1", "S3"]
             status, _, body = await asyncio.to_thread(get, "/metrics")
             text = body.decode()
-            for name in ("fleetpulse_gateway_connections 1.0", "fleetpulse_gateway_subscriptions",
-                         "fleetpulse_gateway_messages_sent_total", "fleetpulse_gateway_coalesced",
-                         "fleetpulse_gateway_dropped_total", "fleetpulse_gateway_stream_lag"):
+            for name in (
+                "fleetpulse_gateway_connections 1.0",
+                "fleetpulse_gateway_subscriptions",
+                "fleetpulse_gateway_messages_sent_total",
+                "fleetpulse_gateway_coalesced",
+                "fleetpulse_gateway_dropped_total",
+                "fleetpulse_gateway_stream_lag",
+            ):
                 assert name in text
             with pytest.raises(InvalidStatus) as info:
                 await connect(f"ws://127.0.0.1:{gw.port}/ws", origin="http://evil.example")
             assert info.value.response.status_code == 403
-            ok = await connect(f"ws://127.0.0.1:{gw.port}/ws",
-                               origin=f"http://127.0.0.1:{gw.settings.port}")  # type: ignore[arg-type]
+            ok = await connect(
+                f"ws://127.0.0.1:{gw.port}/ws", origin=f"http://127.0.0.1:{gw.settings.port}"
+            )  # type: ignore[arg-type]
             await ok.close()
             await c.close()
 
@@ -358,9 +402,11 @@ async def _first_ping_after(port: int) -> float:
     """Open a bare websocket (no subscription, so the server's first frame is its keepalive
     ping) and return how long after the upgrade that ping came."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                 b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                 b"Sec-WebSocket-Version: 13\r\n\r\n")
+    writer.write(
+        b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
     head = await reader.readuntil(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 101"), head
     opened = time.monotonic()
@@ -374,15 +420,17 @@ async def _first_ping_after(port: int) -> float:
 
 @pytest.mark.parametrize("spread", [True, False])
 def test_keepalive_pings_of_clients_that_connected_together_are_spread(
-        redis_url: str, spread: bool) -> None:
+    redis_url: str, spread: bool
+) -> None:
     """Clients connecting together (everyone reconnecting after a restart) must not all be
     pinged together, every interval, forever: each connection's cycle starts at a random
     point. Without spreading (the comparison case), the first pings land within moments."""
     interval = 2.0
 
     async def scenario() -> list[float]:
-        async with running(settings(redis_url, ping_interval_s=interval,
-                                    spread_keepalive=spread)) as gw:
+        async with running(
+            settings(redis_url, ping_interval_s=interval, spread_keepalive=spread)
+        ) as gw:
             return list(await asyncio.gather(*(_first_ping_after(gw.port) for _ in range(20))))
 
     firsts = run(scenario(), timeout_s=30)

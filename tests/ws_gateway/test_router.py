@@ -36,8 +36,17 @@ class Sink:
 
 
 def entry(tid: str, lat: float, lng: float, **extra: Any) -> dict[bytes, bytes]:
-    fields = {"truck_id": tid, "lat": lat, "lng": lng, "speed_kph": 50, "heading": 90,
-              "status": "MOVING", "ts_ms": 1764099641123, "region": "WEST", **extra}
+    fields = {
+        "truck_id": tid,
+        "lat": lat,
+        "lng": lng,
+        "speed_kph": 50,
+        "heading": 90,
+        "status": "MOVING",
+        "ts_ms": 1764099641123,
+        "region": "WEST",
+        **extra,
+    }
     return {k.encode(): str(v).encode() for k, v in fields.items()}
 
 
@@ -49,9 +58,21 @@ def test_position_in_box_and_last_message_on_leaving() -> None:
     r.add(sa)
     r.add(sb)
     assert r.on_entry(b"100-0", entry("T1", 42, -122)) == 1
-    assert a.log[-1] == {"type": "position", "sub": "view", "seq": "100-0", "truck": {
-        "truck_id": "T1", "lat": 42.0, "lng": -122.0, "speed_kph": 50.0, "heading": 90.0,
-        "status": "MOVING", "ts_ms": 1764099641123, "region": "WEST"}}
+    assert a.log[-1] == {
+        "type": "position",
+        "sub": "view",
+        "seq": "100-0",
+        "truck": {
+            "truck_id": "T1",
+            "lat": 42.0,
+            "lng": -122.0,
+            "speed_kph": 50.0,
+            "heading": 90.0,
+            "status": "MOVING",
+            "ts_ms": 1764099641123,
+            "region": "WEST",
+        },
+    }
     assert b.log == []
     # T1 crosses from a's box into b's: a gets one last message (left), b the position
     assert r.on_entry(b"101-0", entry("T1", 42, -115)) == 2
@@ -110,8 +131,10 @@ def test_a_batch_routes_like_its_entries_one_by_one() -> None:
         sinks.append(sink)
         r.add(Subscription(sink, "v", parse_bbox([0, 0, 10, 10])))
     counts = [by_batch.on_batch(b) for b in batches]
-    assert counts == [sum(by_entry.on_entry(seq, dict(zip(f[0::2], f[1::2], strict=False)))
-                          for seq, f in b) for b in batches]
+    assert counts == [
+        sum(by_entry.on_entry(seq, dict(zip(f[0::2], f[1::2], strict=False))) for seq, f in b)
+        for b in batches
+    ]
     assert counts == [2, 1, 1, 1, 1, 0]  # T1 left the box at 11-0; 15-0 came after 16-0
     assert sinks[0].log == sinks[1].log
     assert by_batch.skipped == by_entry.skipped == 2
@@ -132,8 +155,11 @@ def test_a_failure_inside_a_batch_leaves_the_rest_to_be_read_again() -> None:
     boom = Sink()
     boom.enqueue = None  # type: ignore[assignment,method-assign]  # calling it raises
     r.add(Subscription(boom, "w", parse_bbox([20, 20, 30, 30])))
-    batch = [(b"1-0", flat(entry("T1", 1, 1))), (b"2-0", flat(entry("T2", 25, 25))),
-             (b"3-0", flat(entry("T3", 3, 3)))]
+    batch = [
+        (b"1-0", flat(entry("T1", 1, 1))),
+        (b"2-0", flat(entry("T2", 25, 25))),
+        (b"3-0", flat(entry("T3", 3, 3))),
+    ]
     with pytest.raises(TypeError):
         r.on_batch(batch)
     assert r.last_seq == "2-0" and [m["seq"] for m in sink.log] == ["1-0"]
@@ -146,8 +172,9 @@ def test_the_replay_history_is_invisible_to_the_garbage_collector() -> None:
     not be among them (at full load a longer pause takes seconds to catch up on)."""
     r = Router(replay_entries=1000)
     r.add(Subscription(Sink(), "v", parse_bbox([0, 0, 10, 10])))
-    r.on_batch([(f"{i}-0".encode(), flat(entry(f"T{i % 50}", i % 9, i % 7)))
-                for i in range(1, 2001)])
+    r.on_batch(
+        [(f"{i}-0".encode(), flat(entry(f"T{i % 50}", i % 9, i % 7))) for i in range(1, 2001)]
+    )
     gc.collect()  # a tuple is untracked once what it holds is: an entry may wait for
     gc.collect()  # its ``prev`` pair to be untracked first, so two collections
     history = list(r._history)
@@ -188,8 +215,10 @@ def test_replay_since_and_floor() -> None:
     assert not r.can_replay("10-0") and not r.can_replay("garbage")
     assert r.can_replay("11-0") and r.can_replay("15-0") and not r.can_replay("16-0")
     r.replay(sub, "11-0")
-    assert [(m["truck"]["truck_id"], m.get("left", False)) for m in a.frames.values()] == \
-        [("T1", False), ("T3", True)]
+    assert [(m["truck"]["truck_id"], m.get("left", False)) for m in a.frames.values()] == [
+        ("T1", False),
+        ("T3", True),
+    ]
 
 
 def test_alert_targets_by_place_or_truck() -> None:
@@ -207,9 +236,16 @@ def test_alert_targets_by_place_or_truck() -> None:
 
 
 def test_decode_alert_filters_critical_triggers() -> None:
-    ev = {"event_action": "trigger", "dedup_key": "truck_offline:T1",
-          "payload": {"severity": "critical", "summary": "x", "source": "test",
-                      "custom_details": {"truck_id": "T1", "lat": 1.5, "lng": 2.5}}}
+    ev = {
+        "event_action": "trigger",
+        "dedup_key": "truck_offline:T1",
+        "payload": {
+            "severity": "critical",
+            "summary": "x",
+            "source": "test",
+            "custom_details": {"truck_id": "T1", "lat": 1.5, "lng": 2.5},
+        },
+    }
     got = decode_alert(orjson.dumps(ev))
     assert isinstance(got, MapAlert) and (got.lat, got.lng, got.truck_id) == (1.5, 2.5, "T1")
     assert decode_alert(orjson.dumps({**ev, "event_action": "resolve"})) is None
@@ -226,11 +262,30 @@ def test_seq_and_truck_decoding() -> None:
     assert t == {"truck_id": "T1", "lat": 1.0, "lng": 2.0, "status": "UNKNOWN"}
     assert decode_truck({"truck_id": "T1", "lat": "x", "lng": "2"}) is None
     raw = flat(entry("T1", 1, 2))
-    assert decode_truck(raw) == decode_truck(entry("T1", 1, 2)) == {
-        "truck_id": "T1", "lat": 1.0, "lng": 2.0, "speed_kph": 50.0, "heading": 90.0,
-        "status": "MOVING", "ts_ms": 1764099641123, "region": "WEST"}
-    for i, bad in ((3, b""), (3, b"nan"), (5, b"inf"), (1, b"bad id!"), (9, b"x"),
-                   (1, b"T\xff"), (11, b"\xc3"), (15, b"\xff")):  # and bytes that are not UTF-8
+    assert (
+        decode_truck(raw)
+        == decode_truck(entry("T1", 1, 2))
+        == {
+            "truck_id": "T1",
+            "lat": 1.0,
+            "lng": 2.0,
+            "speed_kph": 50.0,
+            "heading": 90.0,
+            "status": "MOVING",
+            "ts_ms": 1764099641123,
+            "region": "WEST",
+        }
+    )
+    for i, bad in (
+        (3, b""),
+        (3, b"nan"),
+        (5, b"inf"),
+        (1, b"bad id!"),
+        (9, b"x"),
+        (1, b"T\xff"),
+        (11, b"\xc3"),
+        (15, b"\xff"),
+    ):  # and bytes that are not UTF-8
         broken = list(raw)
         broken[i] = bad
         assert decode_truck(broken) is None, (i, bad)
@@ -245,8 +300,15 @@ def _rss_mib() -> float:
 
 
 def test_kept_encodings_are_exact_copies_that_cost_their_size() -> None:
-    truck = {"truck_id": "T00001", "lat": 40.123456, "lng": -100.12345, "speed_kph": 80.0,
-             "status": "MOVING", "ts_ms": 1_764_130_000_000, "region": "WEST"}
+    truck = {
+        "truck_id": "T00001",
+        "lat": 40.123456,
+        "lng": -100.12345,
+        "speed_kph": 80.0,
+        "status": "MOVING",
+        "ts_ms": 1_764_130_000_000,
+        "region": "WEST",
+    }
     encoded = orjson.dumps(truck)
     copy = kept(encoded)
     assert copy == encoded and copy is not encoded

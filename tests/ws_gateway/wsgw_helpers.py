@@ -19,18 +19,32 @@ SECRET = "test-secret"
 
 
 def settings(redis_url: str, **overrides: Any) -> GatewaySettings:
-    base: dict[str, Any] = {"redis_url": redis_url, "port": 0, "auth": False,
-                            "delays_poll_s": 0.2}
+    base: dict[str, Any] = {"redis_url": redis_url, "port": 0, "auth": False, "delays_poll_s": 0.2}
     base.update(overrides)
     return GatewaySettings(**base)
 
 
-def put_truck(r: redis.Redis, truck_id: str, lat: float, lng: float, status: str = "MOVING",
-              ts_ms: int | None = None, stream: bool = True) -> str | None:
+def put_truck(
+    r: redis.Redis,
+    truck_id: str,
+    lat: float,
+    lng: float,
+    status: str = "MOVING",
+    ts_ms: int | None = None,
+    stream: bool = True,
+) -> str | None:
     """Write one accepted position the way the tracking job does (CONTRACT.md Redis model)."""
     ts_ms = ts_ms if ts_ms is not None else int(time.time() * 1000)
-    fields = {"lat": lat, "lng": lng, "speed_kph": 60.0, "heading": 90.0, "status": status,
-              "updated": ts_ms // 1000, "ts_ms": ts_ms, "region": "WEST"}
+    fields = {
+        "lat": lat,
+        "lng": lng,
+        "speed_kph": 60.0,
+        "heading": 90.0,
+        "status": status,
+        "updated": ts_ms // 1000,
+        "ts_ms": ts_ms,
+        "region": "WEST",
+    }
     pipe = r.pipeline(transaction=True)
     pipe.hset(f"truck:{truck_id}", mapping=fields)
     pipe.expire(f"truck:{truck_id}", 3600)
@@ -61,8 +75,9 @@ async def routed(gw: Any, seq: str | None, timeout_s: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
-async def eventually(pred: Callable[[], bool], timeout_s: float = 5.0,
-                     what: str = "condition") -> None:
+async def eventually(
+    pred: Callable[[], bool], timeout_s: float = 5.0, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout_s
     while not pred():
         if time.monotonic() > deadline:
@@ -85,8 +100,12 @@ class Client:
     async def send(self, obj: Any) -> None:
         await self.ws.send(obj if isinstance(obj, str | bytes) else orjson.dumps(obj).decode())
 
-    async def expect(self, pred: Callable[[dict[str, Any]], bool], timeout_s: float = 5.0,
-                     what: str = "a matching frame") -> dict[str, Any]:
+    async def expect(
+        self,
+        pred: Callable[[dict[str, Any]], bool],
+        timeout_s: float = 5.0,
+        what: str = "a matching frame",
+    ) -> dict[str, Any]:
         """The next frame satisfying ``pred``, reading (and keeping) the ones before it."""
         deadline = time.monotonic() + timeout_s
         while True:
@@ -102,16 +121,21 @@ class Client:
             if pred(msg):
                 return msg
 
-    async def expect_type(self, type_: str, timeout_s: float = 5.0,
-                          **fields: Any) -> dict[str, Any]:
+    async def expect_type(
+        self, type_: str, timeout_s: float = 5.0, **fields: Any
+    ) -> dict[str, Any]:
         return await self.expect(
             lambda m: m.get("type") == type_ and all(m.get(k) == v for k, v in fields.items()),
-            timeout_s, f"{type_} frame with {fields}")
+            timeout_s,
+            f"{type_} frame with {fields}",
+        )
 
     async def position_of(self, truck_id: str, timeout_s: float = 5.0) -> dict[str, Any]:
-        return await self.expect(lambda m: m.get("type") == "position"
-                                 and m["truck"]["truck_id"] == truck_id, timeout_s,
-                                 f"position of {truck_id}")
+        return await self.expect(
+            lambda m: m.get("type") == "position" and m["truck"]["truck_id"] == truck_id,
+            timeout_s,
+            f"position of {truck_id}",
+        )
 
     async def barrier(self) -> list[dict[str, Any]]:
         """Everything the server queued before this point: send a ping, read up to the pong."""
