@@ -4,6 +4,7 @@
 #   ./dev.sh up [fleetpulse up flags]   set up, then start Kafka, Redis, the Flink jobs, the
 #                                       dispatcher, the gateway and the simulator on loopback
 #   ./dev.sh test [pytest args]         set up, lint (ruff check and format, mypy), then test
+#   ./dev.sh test-all [pytest args]     the same with the slow tests too (pytest --slow)
 #   ./dev.sh lint                       set up, then only lint
 #   ./dev.sh setup                      only set up (idempotent; a warm run needs no network)
 #
@@ -109,5 +110,6 @@ case "$cmd" in
   up)    setup; exec "$VENV/bin/fleetpulse" up "$@" ;;
   lint)  setup; lint ;;
   test)  setup; lint; exec "$VENV/bin/python" -m pytest "$@" ;;
-  *)     echo "usage: ./dev.sh {up|test|lint|setup} [args]" >&2; exit 2 ;;
+  test-all) setup; lint; exec "$VENV/bin/python" -m pytest --slow "$@" ;;
+  *)     echo "usage: ./dev.sh {up|test|test-all|lint|setup} [args]" >&2; exit 2 ;;
 esac

@@ -15,7 +15,8 @@ import click
 
 from alerting import AlertingError
 from alerting.config import Config, default_config_path, load_config, parse_duration_ms
-from fleetpulse.printable import printable
+from udfs.contract import DEFAULT_TOPICS
+from udfs.printable import printable
 
 DEFAULT_STATE_DIR = ".fleetpulse/alerting"
 
@@ -87,8 +88,8 @@ def alerts() -> None:
     default=None,
     help="Static Kafka group membership id (fast restarts of one instance).",
 )
-@click.option("--alerts-topic", default="fleet.alerts", show_default=True)
-@click.option("--dlq-topic", default="fleet.dlq", show_default=True)
+@click.option("--alerts-topic", default=DEFAULT_TOPICS.alerts, show_default=True)
+@click.option("--dlq-topic", default=DEFAULT_TOPICS.dlq, show_default=True)
 @click.option("--log-level", default="INFO", show_default=True)
 def run(
     bootstrap: str,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +31,7 @@ from alerting.kafka_io import AlertSource, DeadLetterProducer, InRecord, WriteFa
 from alerting.metrics import Metrics, MetricsServer
 from alerting.records import decode
 from alerting.store import Store
+from udfs.contract import DEFAULT_TOPICS
 from udfs.models import Reason, Rejection
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,8 @@ log = logging.getLogger(__name__)
 class Settings:
     bootstrap: str
     state_dir: str
-    alerts_topic: str = "fleet.alerts"
-    dlq_topic: str = "fleet.dlq"
+    alerts_topic: str = DEFAULT_TOPICS.alerts
+    dlq_topic: str = DEFAULT_TOPICS.dlq
     group_id: str = "fleetpulse-alerting"
     # static group membership: a restarted dispatcher with the same id gets its partitions back
     # at once instead of waiting for the old member's session to expire
@@ -283,13 +283,3 @@ def replay(
         for t in transports.values():
             t.close()
     return delivered, failed
-
-
-def wait_idle(dispatcher: Dispatcher, timeout_s: float) -> bool:
-    """For tests and the benchmark: True once no delivery is queued."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if all(w.pending() == 0 for w in dispatcher.workers.values()):
-            return True
-        time.sleep(0.02)
-    return False

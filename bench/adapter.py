@@ -38,7 +38,6 @@ def measure(root: Path, trucks: int, rounds: int, repeat: int) -> float:
     import orjson
 
     import flink_jobs.tracking.truck_function as module
-    from flink_jobs.runtime.settings import JobSettings
     from flink_jobs.tracking.bundling import encode_bundle
     from flink_jobs.tracking.shards import java_shard
     from flink_jobs.tracking.truck_function import TruckFunction
@@ -48,6 +47,10 @@ def measure(root: Path, trucks: int, rounds: int, repeat: int) -> float:
 
     if not Path(module.__file__).resolve().is_relative_to(root.resolve()):
         raise RuntimeError(f"imported {module.__file__}, not the code under {root}")
+    try:
+        from flink_jobs.tracking.settings import TrackingSettings as Settings
+    except ImportError:  # a base revision from before the settings per job
+        from flink_jobs.runtime.settings import JobSettings as Settings  # type: ignore[assignment]
 
     class Unwritten(TruckFunction):  # type: ignore[misc]
         def open_position_writer(self) -> Any:
@@ -80,7 +83,7 @@ def measure(root: Path, trucks: int, rounds: int, repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
         fn = Unwritten(
-            JobSettings(bundle_shards=SHARDS, bounded=True),
+            Settings(bundle_shards=SHARDS, bounded=True),
             TrackingConfig(),
             default_regions(),
             GeofenceIndex.from_file(),

@@ -17,16 +17,16 @@ Python runs the base's interpreter and code for the base runs.
 from __future__ import annotations
 
 import shutil
-import statistics
 import subprocess
 import sys
 import sysconfig
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
+from bench.alternate import run_options
 from fleetpulse.paths import PROJECT_ROOT
 
 PACKAGES = ("fleetpulse", "flink_jobs", "udfs", "alerting", "ws_gateway", "simulator", "bench")
@@ -100,33 +100,21 @@ def job_module_of(root: Path, argv: list[str]) -> list[str]:
 
 @click.command()
 @click.option("--base", required=True, help="Git revision to compare this checkout against.")
-@click.option("--pings", default=200_000, show_default=True)
-@click.option("--trucks", default=20_000, show_default=True)
-@click.option("--repeat", default=2, show_default=True, help="Runs of each revision.")
+@run_options(pings=200_000, trucks=20_000, repeat_help="Runs of each revision.")
 @click.option("--parallelism", default=1, show_default=True)
-@click.option(
-    "--cluster",
-    "taskmanagers",
-    type=int,
-    default=0,
-    help="Submit each run with `flink run -py` to a fresh standalone cluster of this "
-    "many pinned TaskManagers (one slot each), at that parallelism.",
-)
 def main(
     base: str, pings: int, trucks: int, repeat: int, parallelism: int, taskmanagers: int
 ) -> None:
     """Alternate runs of the base revision and this checkout; print rates and the ratio."""
+    from bench.alternate import Variant, alternate, echo_medians, echo_rows, where
     from bench.context import Context, Sizes
-    from bench.runs import run_consumer
-    from bench.sections.throughput import run_timeout_s, tracking_argv
-    from bench.support import exit_on_sigterm, log, running_stack
-    from bench.transport import on_cluster
+    from bench.sections.throughput import tracking_argv
+    from bench.support import exit_on_sigterm, running_stack
 
     exit_on_sigterm()
 
     tmp = Path(tempfile.mkdtemp(prefix="fleetpulse-compare-"))
     commit = checkout(base, tmp / "base")
-    rows: list[dict[str, Any]] = []
     try:
         base_python = shadow_venv(tmp / "base", tmp / "venv")
         env = base_env(tmp / "base")
@@ -136,61 +124,31 @@ def main(
         with running_stack() as stack:
             ctx = Context(stack, tmp / "work", Sizes(partitions=4), None)
             ds = ctx.dataset(trucks, pings)
-            for i in range(repeat):
-                for label, python, extra, root in (
-                    (f"base {commit}", str(base_python), env, tmp / "base"),
-                    ("current", sys.executable, {}, PROJECT_ROOT),
-                ):
-                    argv = job_module_of(root, tracking_argv(ctx, ds, parallelism))
-                    argv[0] = python
-                    log(f"run {i + 1}/{repeat}: {label}")
-                    name = f"{label} #{i + 1}"
-                    if taskmanagers:
-                        row = on_cluster(
-                            stack,
-                            ds,
-                            name,
-                            argv,
-                            tmp / "work",
-                            taskmanagers,
-                            None,
-                            root=root,
-                            env=extra,
-                        )
-                    else:
-                        row = run_consumer(
-                            stack, ds, name, argv, tmp / "work", run_timeout_s(ds), env=extra
-                        )
-                    rows.append({**row, "label": label})
+
+            def tracking(python: str, root: Path) -> Callable[[], list[str]]:
+                """The tracking job as ``root`` has it, run by ``python`` (fresh per run)."""
+                return lambda: [
+                    python,
+                    *job_module_of(root, tracking_argv(ctx, ds, parallelism))[1:],
+                ]
+
+            base_root = tmp / "base"
+            variants = (
+                Variant(f"base {commit}", tracking(str(base_python), base_root), env, base_root),
+                Variant("current", tracking(sys.executable, PROJECT_ROOT), root=PROJECT_ROOT),
+            )
+            rows = alternate(stack, ds, tmp / "work", variants, repeat, taskmanagers)
     finally:
         subprocess.run(
             ["git", "-C", str(PROJECT_ROOT), "worktree", "remove", "--force", str(tmp / "base")],
             capture_output=True,
         )
         shutil.rmtree(tmp, ignore_errors=True)
-    where = (
-        f"flink run -py on {taskmanagers} pinned TaskManagers, p={taskmanagers}"
-        if taskmanagers
-        else f"embedded, p={parallelism}"
+    click.echo(
+        f"\n{pings:,} pings / {trucks:,} trucks, tracking job {where(taskmanagers, parallelism)}"
     )
-    click.echo(f"\n{pings:,} pings / {trucks:,} trucks, tracking job {where}")
-    click.echo("| run | status | pings/s | CPU µs/ping |\n|---|---|---|---|")
-    for r in rows:
-        click.echo(
-            f"| {r['name']} | {r['status']} | {r.get('rate', '-'):,} | "
-            f"{r.get('cpu_us_per_ping', '-')} |"
-        )
-    rates = {
-        label: [r["rate"] for r in rows if r["label"] == label and r["status"] == "ok"]
-        for label in dict.fromkeys(r["label"] for r in rows)
-    }
-    base_rates, current_rates = list(rates.values())
-    if base_rates and current_rates:
-        ratio = statistics.median(current_rates) / statistics.median(base_rates)
-        click.echo(
-            f"\nmedian rate: base {statistics.median(base_rates):,.0f}/s, current "
-            f"{statistics.median(current_rates):,.0f}/s, ratio {ratio:.2f}x"
-        )
+    echo_rows(rows)
+    echo_medians(rows)
 
 
 if __name__ == "__main__":

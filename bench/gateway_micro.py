@@ -7,7 +7,7 @@ across the US) through the router into 5,000 clients' coalescing queues, each wi
 emptied every 500 entries. ``flush``: 2,500 queued position frames per pass over 5,000
 connections, then the gateway's flush pass, with sockets whose ``write`` is a C no-op. Both
 print process CPU per unit, best of ``--repeat``. The end-to-end benchmark
-(``python -m ws_gateway.bench``) adds the system calls and the load generator; its noise (the
+(``python -m bench.gateway``) adds the system calls and the load generator; its noise (the
 scheduler, other tenants of the machine) hides differences of 10 %, which these do not.
 
 ``--source`` imports ``ws_gateway`` from another checkout (``git worktree add /tmp/base REV``),
@@ -36,7 +36,7 @@ FRAME = (
 
 def stream_entries(n: int, trucks: int, seed: int) -> list[tuple[bytes, list[bytes]]]:
     """``n`` entries as XREAD returns them, trucks random-walking inside the US box."""
-    from ws_gateway.bench import US
+    from bench.gateway import US
 
     walk = truck_walk(random.Random(seed), trucks, US)
     ms = 1_700_000_000_000
@@ -70,7 +70,7 @@ def stream_entries(n: int, trucks: int, seed: int) -> list[tuple[bytes, list[byt
 
 
 def bench_routing(entries: int, clients: int, repeat: int) -> dict[str, float]:
-    from ws_gateway.bench import boxes
+    from bench.gateway import boxes
     from ws_gateway.filters import parse_bbox
     from ws_gateway.queue import CoalescingQueue
     from ws_gateway.router import Router, Subscription

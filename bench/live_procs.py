@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from alerting.local_http import QuietJsonHandler
+from bench.local_http import QuietJsonHandler
 
 US_BOX = (-122.0, 27.0, -70.0, 47.0)
 

@@ -185,3 +185,83 @@ def run_consumer(
 
 def unique_group(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def run_timeout_s(ds: Dataset) -> float:
+    """How long a consumer may take over ``ds`` before its run counts as failed."""
+    return max(600.0, ds.pings / 500)
+
+
+def on_cluster(
+    stack: Stack,
+    ds: Dataset,
+    name: str,
+    argv: list[str],
+    work: Path,
+    taskmanagers: int,
+    done_key: str | None = None,
+    root: Path | None = None,
+    env: dict[str, str] | None = None,
+    pin: bool = True,
+) -> dict[str, Any]:
+    """One timed run of a job (``argv`` as for an embedded run, ``python -m module ...``)
+    submitted to a fresh standalone cluster of ``taskmanagers`` TaskManagers (one slot each,
+    each on a CPU of its own with ``pin``), at that parallelism: one Python interpreter (one
+    interpreter lock) per parallel instance, where a MiniCluster shares one. ``argv[0]``'s
+    interpreter runs the job's Python; ``root`` (this checkout by default) holds its code, and
+    ``env`` is added to the client's environment (another revision's, for :mod:`bench.compare`).
+    CPU and memory include the JobManager and the TaskManagers."""
+    from fleetpulse.paths import PROJECT_ROOT
+    from fleetpulse.services.flink import flink_env, submit_argv
+    from fleetpulse.services.flink_cluster import StandaloneCluster
+    from fleetpulse.waiting import free_port
+
+    python, module, args = argv[0], argv[2], argv[3:]  # `python -m module args`
+    args[args.index("--parallelism") + 1] = str(taskmanagers)
+    root = root or PROJECT_ROOT
+    cluster = StandaloneCluster(
+        work / unique_group("cluster"),
+        rest_port=free_port(),
+        rpc_port=free_port(),
+        taskmanagers=taskmanagers,
+        slots_per_taskmanager=1,
+        pin_taskmanagers=pin,
+        python=python,
+        project_root=root,
+    )
+    try:
+        cluster.start()
+        submit = submit_argv(
+            cluster.rest_url, module, args, detached=False, python=python, root=root
+        )
+        return run_consumer(
+            stack,
+            ds,
+            name,
+            submit,
+            work,
+            run_timeout_s(ds),
+            env={**flink_env(), **(env or {})},
+            also_measured=cluster.pids(),
+            done_key=done_key,
+        )
+    finally:
+        cluster.stop()
+
+
+def timed_run(
+    stack: Stack,
+    ds: Dataset,
+    name: str,
+    argv: list[str],
+    work: Path,
+    taskmanagers: int,
+    done_key: str | None = None,
+    root: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """``argv`` timed embedded, or with ``taskmanagers`` on a fresh pinned cluster
+    (:func:`on_cluster`): the choice every ``--cluster N`` option makes."""
+    if taskmanagers:
+        return on_cluster(stack, ds, name, argv, work, taskmanagers, done_key, root, env)
+    return run_consumer(stack, ds, name, argv, work, run_timeout_s(ds), env=env, done_key=done_key)

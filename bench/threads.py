@@ -7,8 +7,10 @@ collector and JIT compiler, and Redis.
 Reads ``/proc/<pid>/task/<tid>/stat`` twice, ``--seconds`` apart, and prints the CPU each
 thread used in between, in cores, grouped by thread name (the kernel keeps the first 15
 characters of a Java thread's name; numbers at the end are folded, so the 2 GC workers show as
-one row). Run it while a benchmark is in its steady state (``bench.transport --job`` prints its
-progress; the JVM of an embedded job is the ``java`` child of the job's process).
+one row). Run it while a benchmark is in its steady state (``bench.compare`` and
+``bench.transport`` print their progress; the JVM of an embedded job is the ``java`` child of
+the job's process). ``fleetpulse bench --only profile`` does this by itself
+(:class:`ThreadWindow`).
 """
 
 from __future__ import annotations

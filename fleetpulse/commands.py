@@ -10,6 +10,7 @@ import click
 from fleetpulse import PlatformError
 from fleetpulse.config import UpSettings
 from fleetpulse.paths import default_data_dir
+from udfs.contract import DEFAULT_TOPICS, region_key
 
 data_dir_option = click.option(
     "--data-dir",
@@ -146,7 +147,8 @@ def up(
     click.echo("fleetpulse is up. Where to look:")
     click.echo(f"  Kafka        {settings.kafka_bootstrap}")
     click.echo(
-        f"  Redis        {settings.redis_url}   (redis-cli -p {redis_port} hgetall region:WEST)"
+        f"  Redis        {settings.redis_url}   "
+        f"(redis-cli -p {redis_port} hgetall {region_key('WEST')})"
     )
     for c in sup.components:
         for label, url in c.urls.items():
@@ -195,7 +197,7 @@ def status(data_dir: Path) -> None:
 @click.option(
     "--bootstrap", default="127.0.0.1:9092", envvar="FLEETPULSE_BOOTSTRAP", show_default=True
 )
-@click.option("--topic", default="fleet.dlq", show_default=True)
+@click.option("--topic", default=DEFAULT_TOPICS.dlq, show_default=True)
 @click.option("--follow/--no-follow", default=False, help="Keep waiting for new dead letters.")
 def dlq(bootstrap: str, topic: str, follow: bool) -> None:
     """Print dead letters: source, partition/offset, reason and detail."""

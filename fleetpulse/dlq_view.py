@@ -1,7 +1,7 @@
 """One printable line per ``fleet.dlq`` record, for ``fleetpulse dlq`` (pure).
 
 Anyone can write to the dead-letter topic, and a dead letter quotes hostile input by design:
-every field shown goes through :func:`fleetpulse.printable.printable`, and a record that is not
+every field shown goes through :func:`udfs.printable.printable`, and a record that is not
 a dead letter at all is described by its size and digest instead of being parsed further.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from fleetpulse.printable import printable
+from udfs.printable import printable
 
 DETAIL_CHARS = 300
 FIELD_CHARS = 120

@@ -15,7 +15,7 @@ from simulator.config import Faults, SimConfig, Trouble
 from simulator.fleet import FleetSimulator, Record
 from simulator.pacing import EventClock, paced
 from simulator.sinks import JsonlSink, KafkaSink, Progress, Sink, read_jsonl
-from udfs.contract import TopicNames
+from udfs.contract import DEFAULT_TOPICS, TopicNames
 
 HOUR_MS = 3_600_000
 
@@ -88,8 +88,8 @@ def _topics(gps_topic: str, scans_topic: str) -> TopicNames:
 @click.option("--skew", default=0.05, show_default=True, help="share of trucks with clock skew")
 @click.option("--skew-max-s", default=4.0, show_default=True)
 @click.option("--bootstrap", default="127.0.0.1:9092", show_default=True)
-@click.option("--gps-topic", default="fleet.gps", show_default=True)
-@click.option("--scans-topic", default="fleet.scans", show_default=True)
+@click.option("--gps-topic", default=DEFAULT_TOPICS.gps, show_default=True)
+@click.option("--scans-topic", default=DEFAULT_TOPICS.scans, show_default=True)
 @click.option(
     "--out",
     "out_path",
@@ -215,8 +215,8 @@ def simulate(
     help="pace: 1 = the original pace, 10 = ten times faster",
 )
 @click.option("--fast", is_flag=True, help="as fast as possible")
-@click.option("--gps-topic", default="fleet.gps", show_default=True)
-@click.option("--scans-topic", default="fleet.scans", show_default=True)
+@click.option("--gps-topic", default=DEFAULT_TOPICS.gps, show_default=True)
+@click.option("--scans-topic", default=DEFAULT_TOPICS.scans, show_default=True)
 @click.option("--progress/--no-progress", default=None)
 def replay(
     file: Path,

@@ -1,4 +1,6 @@
-"""Great-circle geometry and hub geofences: pure functions, no I/O besides :func:`load_hubs`."""
+"""Great-circle geometry and hub geofences: pure functions, no I/O besides :func:`load_hubs`.
+
+Distances are :func:`udfs.geo.haversine_m`, the formula the jobs use for speed checks."""
 
 from __future__ import annotations
 
@@ -11,17 +13,9 @@ from typing import Any
 import orjson
 
 from simulator import SimulatorError
+from udfs.geo import EARTH_RADIUS_M, data_file, haversine_m
 
-EARTH_RADIUS_M = 6_371_008.8
-HUBS_PATH = Path(__file__).resolve().parent.parent / "udfs" / "data" / "hubs.geojson"
-
-
-def haversine_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
-    """Great-circle distance in metres (the same formula the jobs use for speed checks)."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lng2 - lng1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+HUBS_PATH = data_file("hubs.geojson")  # the file the tracking job loads
 
 
 def bearing_deg(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
@@ -141,11 +135,3 @@ def load_hubs(path: Path = HUBS_PATH) -> tuple[Hub, ...]:
         return parse_hubs(orjson.loads(path.read_bytes()))
     except (OSError, orjson.JSONDecodeError) as exc:
         raise SimulatorError(f"cannot read hubs from {path}: {exc}") from exc
-
-
-def hub_at(hubs: Sequence[Hub], lat: float, lng: float) -> Hub | None:
-    """The hub whose geofence holds the point, if any."""
-    for h in hubs:
-        if abs(h.lat - lat) < 0.2 and abs(h.lng - lng) < 0.3 and h.contains(lat, lng):
-            return h
-    return None

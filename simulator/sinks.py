@@ -14,9 +14,7 @@ import orjson
 
 from simulator import SimulatorError
 from simulator.fleet import GPS, Record
-from udfs.contract import TopicNames
-
-DEFAULT_TOPICS = TopicNames()
+from udfs.contract import DEFAULT_TOPICS, TopicNames
 
 
 class Sink(Protocol):
@@ -28,7 +26,7 @@ class Sink(Protocol):
 class KafkaSink:
     """A producer tuned for throughput: large batches, a short linger, acks=1, optional
     compression. Uses confluent-kafka (librdkafka: ~3x kafka-python's rate, measured by
-    :mod:`simulator.bench`) and falls back to kafka-python when it is not installed."""
+    :mod:`bench.simulator_producer`) and falls back to kafka-python when it is not installed."""
 
     def __init__(
         self,

@@ -21,6 +21,7 @@ import orjson
 
 from simulator.config import SimConfig
 from simulator.geo import Hub
+from udfs.contract import DEFAULT_TOPICS
 
 MIN = 60_000
 HOUR = 3_600_000
@@ -611,7 +612,7 @@ def score_dead_letters(
     """Score ``fleet.dlq`` records against the injected malformed ones, matched by raw text and
     source topic; the class is the reason code. ``topic_names`` maps kind to topic name
     (default ``fleet.gps`` / ``fleet.scans``)."""
-    names = topic_names or {"gps": "fleet.gps", "scans": "fleet.scans"}
+    names = topic_names or {"gps": DEFAULT_TOPICS.gps, "scans": DEFAULT_TOPICS.scans}
     want: dict[tuple[str, str], list[MalformedRecord]] = {}
     for m in truth.malformed:
         want.setdefault((names[m.topic], m.raw), []).append(m)

@@ -22,6 +22,25 @@ from fleetpulse.services.redis_server import RedisServer
 from fleetpulse.waiting import free_port
 from udfs.contract import TopicNames, contract_topics
 
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--slow",
+        action="store_true",
+        help="also run the tests marked slow (./dev.sh test-all); without it they are deselected",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the default run (CI's) within its time budget: slow tests only with --slow."""
+    if config.getoption("--slow"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
 # Shared 2-core machines: time limits per example would make property tests flaky.
 settings.register_profile("fleetpulse", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("fleetpulse")

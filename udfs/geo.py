@@ -25,8 +25,7 @@ from shapely.strtree import STRtree
 from udfs import UdfError
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
-STATES_FILE = DATA_DIR / "us-states.geojson"
-HUBS_FILE = DATA_DIR / "hubs.geojson"
+EARTH_RADIUS_M = 6_371_008.8  # the IUGG mean radius
 EARTH_RADIUS_KM = 6371.0088
 OTHER = "OTHER"
 
@@ -94,12 +93,34 @@ CENSUS_REGIONS: dict[str, tuple[str, ...]] = {
 REGIONS: tuple[str, ...] = (*CENSUS_REGIONS, OTHER)
 
 
-def haversine_km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
-    """Great-circle distance in kilometres."""
+def data_file(name: str) -> Path:
+    """A data file shipped inside the ``udfs`` package (package data), by file name: the one
+    way other packages reach them, so none depends on where ``udfs`` is installed."""
+    path = DATA_DIR / name
+    if path.parent != DATA_DIR or name in ("", ".", ".."):
+        raise ValueError(f"not a udfs data file name: {name!r}")
+    return path
+
+
+STATES_FILE = data_file("us-states.geojson")
+HUBS_FILE = data_file("hubs.geojson")
+
+
+def haversine_m(
+    lat1: float, lng1: float, lat2: float, lng2: float, radius: float = EARTH_RADIUS_M
+) -> float:
+    """Great-circle distance in metres (in ``radius``'s unit). Plain ``math`` on floats: it
+    runs per ping and per position the gateway tests against a circle."""
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lng2 - lng1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+    return 2 * radius * math.asin(min(1.0, math.sqrt(a)))
+
+
+def haversine_km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    """Great-circle distance in kilometres (bit for bit what the formula gives with the radius
+    in kilometres, not metres / 1000)."""
+    return haversine_m(lat1, lng1, lat2, lng2, EARTH_RADIUS_KM)
 
 
 def load_region_shapes(states_file: Path = STATES_FILE) -> dict[str, BaseGeometry]:

@@ -1,4 +1,5 @@
-"""Typed records of shared/CONTRACT.md: decoded once at a source, encoded once at a sink."""
+"""Typed records of the contract (docs/contract.md, udfs.contract): decoded once at a source,
+encoded once at a sink."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import click
 
+from udfs.contract import DEFAULT_TOPICS
 from ws_gateway import GatewayError
 from ws_gateway.geo import REGION_NAMES
 from ws_gateway.tokens import ALL_REGIONS, sign_token
@@ -30,7 +31,7 @@ def gateway() -> None:
     metavar="HOST:PORT",
     help="Kafka bootstrap for fleet.alerts (no alerts without it).",
 )
-@click.option("--alerts-topic", default="fleet.alerts", show_default=True)
+@click.option("--alerts-topic", default=DEFAULT_TOPICS.alerts, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True, type=int)
 @click.option(

@@ -18,13 +18,13 @@ import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
+from udfs.geo import haversine_m
 from ws_gateway import ClientError
 
 BAD_FILTER = "BAD_FILTER"
 TRUCK_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_TRUCK_IDS = 1000
 MAX_POLYGON_VERTICES = 10_000
-EARTH_RADIUS_M = 6_371_008.8
 FILTER_KEYS = ("bbox", "polygon", "region", "geofence", "hub", "truck_ids")
 
 Envelope = tuple[float, float, float, float]  # min_lng, min_lat, max_lng, max_lat
@@ -36,13 +36,6 @@ class AreaLookup(Protocol):
     def region(self, name: str) -> BaseGeometry | None: ...
 
     def geofence(self, fence_id: str) -> Any: ...
-
-
-def _haversine_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lng2 - lng1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -67,7 +60,7 @@ class Filter:
             return False
         if self.circle is not None:
             c_lat, c_lng, r = self.circle
-            return _haversine_m(c_lat, c_lng, lat, lng) <= r
+            return haversine_m(c_lat, c_lng, lat, lng) <= r
         if self.geometry is not None:
             return bool(shapely.intersects_xy(self.geometry, lng, lat))
         return True

@@ -8,10 +8,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from udfs.contract import POSITION_FIELDS, truck_key
 from ws_gateway.filters import Filter
 from ws_gateway.router import Subscription, decode_truck
 
-TRUCK_FIELDS = ("truck_id", "lat", "lng", "speed_kph", "heading", "status", "ts_ms", "region")
+TRUCK_FIELDS = POSITION_FIELDS  # truck_id, then what a snapshot reads of each `truck:` hash
 KM_PER_DEG = 111.2  # Redis's own Earth radius gives 111.23 km per degree of latitude
 
 
@@ -65,7 +66,7 @@ async def snapshot(
         chunk = ids[start : start + 1000]
         async with r.pipeline(transaction=False) as pipe:
             for tid in chunk:
-                pipe.hmget(f"truck:{tid}", list(TRUCK_FIELDS[1:]))
+                pipe.hmget(truck_key(tid), list(TRUCK_FIELDS[1:]))
             rows = await pipe.execute()
         for tid, row in zip(chunk, rows, strict=True):
             fields: dict[str, Any] = dict(zip(TRUCK_FIELDS[1:], row, strict=True))

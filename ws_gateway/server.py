@@ -31,6 +31,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import OPEN, Protocol, Side
 
+from udfs.contract import shipment_of_delay_member
+from udfs.geo import data_file
 from ws_gateway import AuthError, ClientError, GatewayError, frames, redis_io
 from ws_gateway.alerts import AlertReader, MapAlert
 from ws_gateway.filters import Filter, parse_filter
@@ -46,11 +48,7 @@ from ws_gateway.tokens import ALL_REGIONS, Grant, verify_token
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-DATA_DIR = Path(__file__).resolve().parent.parent / "udfs" / "data"
-DATA_FILES = {
-    "/data/us-states.geojson": DATA_DIR / "us-states.geojson",
-    "/data/hubs.geojson": DATA_DIR / "hubs.geojson",
-}
+DATA_FILES = {f"/data/{name}": data_file(name) for name in ("us-states.geojson", "hubs.geojson")}
 
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -706,7 +704,7 @@ def delays_frame(rows: list[tuple[bytes, float]]) -> bytes:
     shipments = []
     for member, score in rows:
         name = member.decode() if isinstance(member, bytes) else str(member)
-        shipments.append({"shipment_id": name.removeprefix("shipment:"), "severity": int(score)})
+        shipments.append({"shipment_id": shipment_of_delay_member(name), "severity": int(score)})
     return frames.encode({"type": "delays", "shipments": shipments})
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from udfs.contract import DEFAULT_TOPICS, DELAYS, POSITIONS_STREAM, TRUCKS_GEO
+
 
 @dataclass(frozen=True)
 class GatewaySettings:
@@ -11,15 +13,15 @@ class GatewaySettings:
     host: str = "127.0.0.1"
     port: int = 8765
     bootstrap: str | None = None  # Kafka, for fleet.alerts; None: no alerts
-    alerts_topic: str = "fleet.alerts"
+    alerts_topic: str = DEFAULT_TOPICS.alerts
     min_alert_severity: str = "critical"
     secret: str | None = None
     auth: bool = True
     allowed_origins: tuple[str, ...] = ()  # besides the gateway's own http://host:port
     metrics_port: int | None = None  # /metrics is always on the main port too
-    stream_key: str = "stream:positions"
-    geo_key: str = "trucks:geo"
-    delays_key: str = "delays"
+    stream_key: str = POSITIONS_STREAM
+    geo_key: str = TRUCKS_GEO
+    delays_key: str = DELAYS
     # limits
     max_frame_bytes: int = 64 * 1024
     max_subscriptions: int = 16

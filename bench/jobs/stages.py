@@ -26,9 +26,9 @@ from pyflink.datastream.state import MapStateDescriptor
 
 from flink_jobs.runtime.environment import create_environment
 from flink_jobs.runtime.kafka import kafka_raw_table
-from flink_jobs.runtime.settings import JobSettings, parse_settings
 from flink_jobs.tracking.bundling import bundled_by_shard, decode_bundle
 from flink_jobs.tracking.job import TRUCK_KEY_SQL, load_geofences, terminate
+from flink_jobs.tracking.settings import TrackingSettings
 from udfs.geo import default_regions
 from udfs.models import Rejection
 from udfs.truck_state import TrackingConfig
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--shards", type=int, default=8)
     p.add_argument("--batch-ms", type=int, default=100)
     ns, rest = p.parse_known_args(argv)
-    settings: JobSettings = parse_settings(rest, "bench-stages")
+    settings = TrackingSettings.from_argv(rest)
     env, t_env = create_environment(settings, f"bench-{ns.stage}")
     kafka_raw_table(t_env, settings, settings.gps_topic, "gps_source")
     batches = bundled_by_shard(

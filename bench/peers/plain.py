@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from bench.peers import peer_parser
 from flink_jobs.tracking.redis_writer import RedisTruckWriter, region_count_fields
 from udfs.geo import GeofenceIndex, default_regions
 from udfs.models import AlertEvent, DeadLetter, GeofenceTransition, Reason, Rejection
@@ -154,21 +155,13 @@ class Tracker:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.peers.plain")
-    p.add_argument("--bootstrap", required=True)
-    p.add_argument("--redis-url", required=True)
-    p.add_argument("--topic", default="fleet.gps")
-    p.add_argument("--alerts-topic", default="fleet.alerts")
-    p.add_argument("--geofence-topic", default="fleet.geofence-events")
+    p = peer_parser("plain")
     p.add_argument("--dlq-topic", default="fleet.dlq")
-    p.add_argument("--group-id", default="bench-plain")
     p.add_argument("--bounded", action="store_true", help="stop at the end offsets seen at start")
     p.add_argument("--instances", type=int, default=1)
     p.add_argument("--index", type=int, default=0)
     p.add_argument("--flush-ms", type=int, default=200)
     p.add_argument("--region-refresh-ms", type=int, default=2000)
-    p.add_argument("--out-of-orderness-ms", type=int, default=10_000)
-    p.add_argument("--stream-maxlen", type=int, default=100_000)
     return p.parse_args(argv)
 
 

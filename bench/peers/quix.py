@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from bench.peers import peer_parser
 from flink_jobs.tracking.redis_writer import RedisTruckWriter, region_count_fields
 from udfs.geo import GeofenceIndex, default_regions
 from udfs.models import AlertEvent, GeofenceTransition, Ping
@@ -46,17 +47,9 @@ from udfs.truck_state import (
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.peers.quix")
-    p.add_argument("--bootstrap", required=True)
-    p.add_argument("--redis-url", required=True)
-    p.add_argument("--topic", default="fleet.gps")
-    p.add_argument("--alerts-topic", default="fleet.alerts")
-    p.add_argument("--geofence-topic", default="fleet.geofence-events")
-    p.add_argument("--group-id", default="bench-quix")
+    p = peer_parser("quix")
     p.add_argument("--commit-interval-s", type=float, default=1.0)
     p.add_argument("--idle-stop-s", type=float, default=5.0)
-    p.add_argument("--out-of-orderness-ms", type=int, default=10_000)
-    p.add_argument("--stream-maxlen", type=int, default=100_000)
     p.add_argument("--state-dir", default="")
     return p.parse_args(argv)
 

@@ -1,10 +1,10 @@
-"""Measure 5: websocket fan-out, with the gateway's own component benchmark
-(``python -m ws_gateway.bench``, written with the gateway) pointed at the benchmark's Redis.
+"""Measure 5: websocket fan-out, with the gateway's component benchmark
+(``python -m bench.gateway``) pointed at the benchmark's Redis.
 
 It opens the clients (each a bbox of 1° x 1° somewhere in the US), XADDs positions to
 `stream:positions` at a fixed rate from a separate process (stamped with the wall clock), and
 reports deliveries per second, latency from the stream entry to the client, and the gateway's
-memory. Keys: those of ``ws_gateway.bench`` plus ``method``.
+memory. Keys: those of ``bench.gateway`` plus ``method``.
 
 Two runs when the machine has two CPUs or more. The judged one gives the gateway a CPU of its
 own (``--gateway-cpu``) and the load generator the others: in service the 5,000 map clients
@@ -62,7 +62,7 @@ def _bench(ctx: Context, duration_s: float, gateway_cpu: int | None, name: str) 
     ]
     if gateway_cpu is not None:
         args += ["--gateway-cpu", str(gateway_cpu)]
-    argv = python_argv("ws_gateway.bench", "--redis-url", ctx.stack.redis_url, *args)
+    argv = python_argv("bench.gateway", "--redis-url", ctx.stack.redis_url, *args)
     log_path = ctx.workdir / f"{name}.log"
     ctx.workdir.mkdir(parents=True, exist_ok=True)
     est = 30 + s.fanout_clients / 100 + duration_s
@@ -85,12 +85,12 @@ def _bench(ctx: Context, duration_s: float, gateway_cpu: int | None, name: str) 
         tail = log_path.read_text(errors="replace")[-1500:]
         return {
             "status": NOT_MEASURED,
-            "reason": f"ws_gateway.bench exited {proc.returncode} without results: {tail}",
+            "reason": f"bench.gateway exited {proc.returncode} without results: {tail}",
         }
     data.update(
         {
             "status": "ok",
-            "method": METHOD.format(command="python -m ws_gateway.bench " + " ".join(args)),
+            "method": METHOD.format(command="python -m bench.gateway " + " ".join(args)),
         }
     )
     return data

@@ -56,6 +56,26 @@ route:
 """
 
 
+def _warm_pickup(scan_id: str, shipment: str) -> bytes:
+    """A pick-up scan now, promised in a day: the delay job counts it, and it moves the scans'
+    watermark on."""
+    now = int(time.time() * 1000)
+    return orjson.dumps(
+        {
+            "scan_id": scan_id,
+            "shipment_id": shipment,
+            "type": "PICKED_UP",
+            "ts": now,
+            "hub_id": "HUB-BENCH",
+            "lat": 41.88,
+            "lng": -87.63,
+            "promised_by": now + 86_400_000,
+            "dest_lat": 42.0,
+            "dest_lng": -87.9,
+        }
+    )
+
+
 def _get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=10) as resp:
         return orjson.loads(resp.read())
@@ -295,25 +315,7 @@ def _warm_up(ctx: Context, children: list[Child], rport: int, gport: int, notes:
         bar.update_to(3)
         # the delay job: one pick-up, counted in region:* by the job
         delay = next(c for c in children if c.name == "delay_job")
-        now = int(time.time() * 1000)
-        producer.produce(
-            t.scans,
-            orjson.dumps(
-                {
-                    "scan_id": "SC-WARM-1",
-                    "shipment_id": "WS0000001",
-                    "type": "PICKED_UP",
-                    "ts": now,
-                    "hub_id": "HUB-BENCH",
-                    "lat": 41.88,
-                    "lng": -87.63,
-                    "promised_by": now + 86_400_000,
-                    "dest_lat": 42.0,
-                    "dest_lng": -87.9,
-                }
-            ),
-            b"WS0000001",
-        )
+        producer.produce(t.scans, _warm_pickup("SC-WARM-1", "WS0000001"), b"WS0000001")
         producer.flush(5)
 
         filler = iter(range(1, 10**6))
@@ -323,25 +325,7 @@ def _warm_up(ctx: Context, children: list[Child], rport: int, gport: int, notes:
                 raise BenchError(f"delay job exited:\n{delay.log_tail()}")
             tick()  # and a later scan, so the scans' watermark passes the pick-up
             sid = f"WS{next(filler) + 1:07d}"
-            now = int(time.time() * 1000)
-            producer.produce(
-                t.scans,
-                orjson.dumps(
-                    {
-                        "scan_id": f"SC-WARM-{sid}",
-                        "shipment_id": sid,
-                        "type": "PICKED_UP",
-                        "ts": now,
-                        "hub_id": "HUB-BENCH",
-                        "lat": 41.88,
-                        "lng": -87.63,
-                        "promised_by": now + 86_400_000,
-                        "dest_lat": 42.0,
-                        "dest_lng": -87.9,
-                    }
-                ),
-                sid.encode(),
-            )
+            producer.produce(t.scans, _warm_pickup(f"SC-WARM-{sid}", sid), sid.encode())
             producer.flush(5)
             return any(int(r.hget(k, "total_shipments") or 0) > 0 for k in r.scan_iter("region:*"))
 

@@ -24,8 +24,8 @@ from typing import Any
 
 from bench.context import Context
 from bench.data import generate
-from bench.runs import run_consumer
-from bench.sections.throughput import run_timeout_s, tracking_argv
+from bench.runs import run_consumer, run_timeout_s
+from bench.sections.throughput import tracking_argv
 from bench.support import log
 from bench.threads import ThreadWindow
 

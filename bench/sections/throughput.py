@@ -13,7 +13,7 @@ from typing import Any
 from bench.context import Context
 from bench.data import Dataset
 from bench.report import NOT_MEASURED, ratio
-from bench.runs import run_consumer, unique_group
+from bench.runs import on_cluster, run_consumer, run_timeout_s, unique_group
 from bench.support import log, python_argv
 from flink_jobs.runtime.affinity import usable_cpus
 
@@ -53,10 +53,10 @@ def tracking_argv(ctx: Context, ds: Dataset, parallelism: int, cpus: str = "") -
     return python_argv("flink_jobs.tracking.job", *tracking_args(ctx, ds, parallelism, cpus))
 
 
-def plain_argv(ctx: Context, ds: Dataset) -> list[str]:
+def peer_args(ctx: Context, ds: Dataset, peer: str) -> list[str]:
+    """The flags both peers (:mod:`bench.peers`) take: services, topics, a fresh group."""
     t = ctx.stack.topics
-    return python_argv(
-        "bench.peers.plain",
+    return [
         "--bootstrap",
         ctx.stack.bootstrap,
         "--redis-url",
@@ -67,38 +67,29 @@ def plain_argv(ctx: Context, ds: Dataset) -> list[str]:
         t.alerts,
         "--geofence-topic",
         t.geofence_events,
-        "--dlq-topic",
-        t.dlq,
         "--group-id",
-        unique_group("bench-plain"),
+        unique_group(f"bench-{peer}"),
+    ]
+
+
+def plain_argv(ctx: Context, ds: Dataset) -> list[str]:
+    return python_argv(
+        "bench.peers.plain",
+        *peer_args(ctx, ds, "plain"),
+        "--dlq-topic",
+        ctx.stack.topics.dlq,
         "--bounded",
     )
 
 
 def quix_argv(ctx: Context, ds: Dataset) -> list[str]:
-    t = ctx.stack.topics
     return python_argv(
         "bench.peers.quix",
-        "--bootstrap",
-        ctx.stack.bootstrap,
-        "--redis-url",
-        ctx.stack.redis_url,
-        "--topic",
-        ds.topic,
-        "--alerts-topic",
-        t.alerts,
-        "--geofence-topic",
-        t.geofence_events,
-        "--group-id",
-        unique_group("bench-quix"),
+        *peer_args(ctx, ds, "quix"),
         "--state-dir",
         str(ctx.workdir / unique_group("quix-state")),
         python=ctx.quix_python,
     )
-
-
-def run_timeout_s(ds: Dataset) -> float:
-    return max(600.0, ds.pings / 500)
 
 
 def fleetpulse_run(
@@ -123,47 +114,24 @@ def fleetpulse_run(
 
 def cluster_run(ctx: Context, ds: Dataset, taskmanagers: int, pin: bool = False) -> dict[str, Any]:
     """The job submitted with `flink run -py` to a standalone cluster of ``taskmanagers``
-    TaskManager processes with one slot each, at that parallelism: one Python interpreter
-    (one interpreter lock) per parallel instance, where a MiniCluster shares one. ``pin``:
-    each TaskManager on a CPU of its own (`fleetpulse cluster start --pin-taskmanagers`)."""
-    from fleetpulse.services.flink import flink_env, submit_argv
-    from fleetpulse.services.flink_cluster import StandaloneCluster
-    from fleetpulse.waiting import free_port
-
+    TaskManagers with one slot each, at that parallelism (:func:`bench.runs.on_cluster`).
+    ``pin``: each on a CPU of its own (`fleetpulse cluster start --pin-taskmanagers`)."""
     name = f"fleetpulse p={taskmanagers}, {taskmanagers} TaskManagers" + (
         ", one CPU each" if pin else ""
     )
     log(f"throughput: {name} on {ds.topic}")
-    cluster = StandaloneCluster(
-        ctx.workdir / unique_group("flink-cluster"),
-        rest_port=free_port(),
-        rpc_port=free_port(),
-        taskmanagers=taskmanagers,
-        slots_per_taskmanager=1,
-        pin_taskmanagers=pin,
-    )
     try:
-        cluster.start()
-        argv = submit_argv(
-            cluster.rest_url,
-            "flink_jobs.tracking.job",
-            tracking_args(ctx, ds, taskmanagers),
-            detached=False,
-        )
-        row = run_consumer(
+        row = on_cluster(
             ctx.stack,
             ds,
             name,
-            argv,
+            tracking_argv(ctx, ds, taskmanagers),
             ctx.workdir / "throughput",
-            run_timeout_s(ds),
-            env=flink_env(),
-            also_measured=cluster.pids(),
+            taskmanagers,
+            pin=pin,
         )
     except Exception as exc:  # noqa: BLE001 - a failed run is a row, the report goes on
         row = {"name": name, "status": "failed", "reason": str(exc)[-1500:]}
-    finally:
-        cluster.stop()
     row.setdefault(
         "note",
         "tracking job, `flink run -py` on a standalone cluster from the "

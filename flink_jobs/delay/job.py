@@ -61,14 +61,14 @@ dead letter (it can neither start nor complete a match).
 Run embedded:  python -m flink_jobs.delay.job --bootstrap 127.0.0.1:9092 --redis-url ...
                  --checkpoint-dir ... [--restore latest] [--stuck-after-s 21600 ...]
 Submit:        flink run -d -py flink_jobs/delay/job.py -- --bootstrap ... (same flags)
+Settings:      flink_jobs/delay/settings.py; --help or docs/configuration.md lists them.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from pyflink.common import Types
 from pyflink.datastream import DataStream, KeyedStream, StreamExecutionEnvironment
@@ -84,6 +84,7 @@ from flink_jobs.delay.parse import (
     ParseScans,
 )
 from flink_jobs.delay.patterns import attempts_matches
+from flink_jobs.delay.settings import DelaySettings
 from flink_jobs.delay.shipments import ALERT_TAG, ShipmentFunction
 from flink_jobs.delay.truck_feed import TruckFeedFunction
 from flink_jobs.runtime.buffered_writer import shard_of, writer_shards
@@ -97,11 +98,8 @@ from flink_jobs.runtime.kafka import (
     kafka_text_sink,
 )
 from flink_jobs.runtime.records import RAW_RECORD
-from flink_jobs.runtime.settings import JobSettings, parse_settings
 from udfs.geo import default_regions
-from udfs.record_age import DEFAULT_MAX_SCAN_AGE_S
-from udfs.shipment_state import DelayConfig, DelayConfigError, default_region_of
-from udfs.truck_speed import FeedConfig
+from udfs.shipment_state import DelayConfig, default_region_of
 
 log = logging.getLogger("fleetpulse.delay")
 
@@ -109,81 +107,25 @@ JOB_NAME = "fleetpulse-delay"
 PICKLED = Types.PICKLED_BYTE_ARRAY()
 
 
-@dataclass(frozen=True)
-class DelayOptions:
-    """Delay-job flags on top of the shared JobSettings."""
-
-    cfg: DelayConfig
-    feed: FeedConfig
-    at_risk: bool  # read fleet.gps for shipment_at_risk
-
-
-def parse_options(argv: list[str]) -> tuple[DelayOptions, list[str]]:
-    """Split the delay-specific flags off; the rest go to the shared ``parse_settings``."""
-    p = argparse.ArgumentParser(add_help=False)
-    d = DelayConfig()
-    p.add_argument("--stuck-after-s", type=int, default=d.stuck_after_s)
-    p.add_argument("--no-scan-after-s", type=int, default=d.no_scan_after_s)
-    p.add_argument("--attempts-within-s", type=int, default=d.failed_attempts_within_s)
-    p.add_argument("--at-risk-min-speed-kph", type=float, default=d.at_risk_min_speed_kph)
-    p.add_argument("--at-risk-margin-s", type=int, default=d.at_risk_margin_s)
-    p.add_argument("--retain-after-delivery-s", type=int, default=d.retain_after_delivery_s)
-    p.add_argument(
-        "--expire-after-promise-s",
-        type=int,
-        default=d.expire_after_promise_s,
-        help="forget a never-delivered shipment this long after its promise or "
-        "last scan, whichever is later, resolving its incidents",
-    )
-    p.add_argument(
-        "--max-scans-per-shipment",
-        type=int,
-        default=d.max_scans_per_shipment,
-        help="scans (and scan ids, for duplicates) a shipment's state holds",
-    )
-    p.add_argument("--fix-interval-s", type=int, default=FeedConfig().fix_interval_s)
-    p.add_argument("--no-at-risk", action="store_true")
-    ns, rest = p.parse_known_args(argv)
-    try:
-        cfg = _delay_config(ns)
-    except DelayConfigError as exc:  # the message names the field
-        p.error(f"delay configuration: {exc}")
-    return DelayOptions(cfg, FeedConfig(fix_interval_s=ns.fix_interval_s), not ns.no_at_risk), rest
-
-
-def _delay_config(ns: argparse.Namespace) -> DelayConfig:
-    return DelayConfig(
-        stuck_after_s=ns.stuck_after_s,
-        no_scan_after_s=ns.no_scan_after_s,
-        failed_attempts_within_s=ns.attempts_within_s,
-        at_risk_min_speed_kph=ns.at_risk_min_speed_kph,
-        at_risk_margin_s=ns.at_risk_margin_s,
-        retain_after_delivery_s=ns.retain_after_delivery_s,
-        expire_after_promise_s=ns.expire_after_promise_s,
-        max_scans_per_shipment=ns.max_scans_per_shipment,
-    )
-
-
 def build(
     t_env: StreamTableEnvironment,
     scans: KeyedStream,
     pings: DataStream | None,
-    settings: JobSettings,
-    opts: DelayOptions,
+    settings: DelaySettings,
+    cfg: DelayConfig | None = None,
 ) -> dict[str, DataStream]:
     """The job as a function of its sources: ``scans`` (RAW_RECORD rows keyed by Kafka
     partition, with the source's watermarks: :func:`read_scans`) and optionally ``pings``
     (RAW_RECORD rows of `fleet.gps`). Returns the streams of each sink: ``alerts`` and ``dlq``
-    (KEYED_TEXT), ``effects`` (RedisEffect objects)."""
+    (KEYED_TEXT), ``effects`` (RedisEffect objects). ``cfg``: the delay patterns' thresholds,
+    ``settings.delay_config`` unless a test sets more of them."""
     # The region index is built here, in the client, and shipped with the function: importing
     # geopandas inside thread-mode operators while others open or close hangs the embedded
     # interpreter (the tracking job found the same).
-    cfg = (
-        opts.cfg
-        if opts.cfg.region_of is not default_region_of
-        else replace(opts.cfg, region_of=default_regions().region_of)
-    )
-    feed = pings is not None and opts.at_risk
+    cfg = settings.delay_config if cfg is None else cfg
+    if cfg.region_of is default_region_of:
+        cfg = replace(cfg, region_of=default_regions().region_of)
+    feed = pings is not None and settings.at_risk
     parsed = (
         scans.process(
             ParseScans(settings.scans_topic, feed, settings.max_record_age_s * 1000),
@@ -203,7 +145,7 @@ def build(
         fixes = (
             valid_pings.connect(parsed.get_side_output(ASSIGN_TAG))
             .key_by(lambda p: p[0], lambda a: a[0], key_type=Types.STRING())
-            .process(TruckFeedFunction(opts.feed, settings), output_type=PICKLED)
+            .process(TruckFeedFunction(settings.feed_config, settings), output_type=PICKLED)
             .name("truck-feed")
             .uid("truck-feed")
         )
@@ -221,7 +163,7 @@ def build(
     }
 
 
-def attach_redis(effects: DataStream, settings: JobSettings) -> None:
+def attach_redis(effects: DataStream, settings: DelaySettings) -> None:
     shards = writer_shards(settings)
     (
         effects.key_by(lambda e: shard_of(e.shipment_id, shards), key_type=Types.INT())
@@ -231,7 +173,7 @@ def attach_redis(effects: DataStream, settings: JobSettings) -> None:
     )
 
 
-def read_scans(t_env: StreamTableEnvironment, settings: JobSettings) -> KeyedStream:
+def read_scans(t_env: StreamTableEnvironment, settings: DelaySettings) -> KeyedStream:
     """`fleet.scans` read by ONE Kafka source: its RAW_RECORD rows keyed by Kafka partition in
     the JVM, for :class:`ParseScans`, whose valid scans feed both the Python path and
     ``MATCH_RECOGNIZE``.
@@ -249,24 +191,20 @@ def read_scans(t_env: StreamTableEnvironment, settings: JobSettings) -> KeyedStr
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    opts, rest = parse_options(list(sys.argv[1:] if argv is None else argv))
-    # Alerts are the product here: short network-buffer flushes (see docs/delay.md).
-    settings = parse_settings(
-        rest, JOB_NAME, buffer_timeout_ms=10, max_record_age_s=DEFAULT_MAX_SCAN_AGE_S
-    )
-    execute(job(settings, opts), JOB_NAME, settings)
+    settings = DelaySettings.from_argv(argv)
+    execute(job(settings), JOB_NAME, settings)
 
 
-def job(settings: JobSettings, opts: DelayOptions) -> StreamExecutionEnvironment:
+def job(settings: DelaySettings) -> StreamExecutionEnvironment:
     """The whole job, sources to sinks, in a new environment, ready to execute."""
     env, t_env = create_environment(settings, JOB_NAME)
     scans = read_scans(t_env, settings)
     pings = (
         kafka_raw_source(t_env, settings, settings.gps_topic, "gps_source")
-        if opts.at_risk
+        if settings.at_risk
         else None
     )
-    outputs = build(t_env, scans, pings, settings, opts)
+    outputs = build(t_env, scans, pings, settings)
     attach_redis(outputs["effects"], settings)
     attach_sinks(
         t_env,

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 
 import redis
 
+from udfs.contract import DELAY_ACCOUNT_PREFIX, DELAY_MEMBER_PREFIX, DELAYS, REGION_PREFIX
 from udfs.shipment_state import (
     DelayCleared,
     DelayScore,
@@ -29,26 +30,27 @@ from udfs.shipment_state import (
     RegionShipmentCounted,
 )
 
-DELAYS_KEY = "delays"
-ACCOUNT_PREFIX = "delayjob:shipment:"
 ACCOUNT_TTL_S = 30 * 24 * 3600
 BATCH = 500
 
-# ARGV: ttl, then 4 per effect: op (Z score, R remove, C counted, H hours), shipment, region, value
+# KEYS: delays   ARGV: ttl, the key prefixes of a shipment's account hash, of its `delays` member
+# and of a region hash, then 4 per effect: op (Z score, R remove, C counted, H hours), shipment,
+# region, value
 EFFECTS_LUA = """
 local ttl = tonumber(ARGV[1])
-for i = 2, #ARGV, 4 do
+local acct_prefix, member_prefix, region_prefix = ARGV[2], ARGV[3], ARGV[4]
+for i = 5, #ARGV, 4 do
   local op, sid, region, val = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local acct = 'delayjob:shipment:' .. sid
+  local acct = acct_prefix .. sid
   if op == 'Z' then
-    redis.call('ZADD', 'delays', val, 'shipment:' .. sid)
+    redis.call('ZADD', KEYS[1], val, member_prefix .. sid)
   elseif op == 'R' then
-    redis.call('ZREM', 'delays', 'shipment:' .. sid)
+    redis.call('ZREM', KEYS[1], member_prefix .. sid)
   elseif op == 'C' then
     local old = redis.call('HGET', acct, 'counted_region')
     if old ~= region then
-      if old then redis.call('HINCRBY', 'region:' .. old, 'total_shipments', -1) end
-      redis.call('HINCRBY', 'region:' .. region, 'total_shipments', 1)
+      if old then redis.call('HINCRBY', region_prefix .. old, 'total_shipments', -1) end
+      redis.call('HINCRBY', region_prefix .. region, 'total_shipments', 1)
       redis.call('HSET', acct, 'counted_region', region)
     end
     redis.call('EXPIRE', acct, ttl)
@@ -56,10 +58,11 @@ for i = 2, #ARGV, 4 do
     local cur = redis.call('HMGET', acct, 'delay_region', 'delay_hours')
     if cur[1] ~= region or cur[2] ~= val then
       if cur[1] then
-        redis.call('HINCRBYFLOAT', 'region:' .. cur[1], 'total_delay_hours', -tonumber(cur[2]))
+        redis.call('HINCRBYFLOAT', region_prefix .. cur[1], 'total_delay_hours',
+          -tonumber(cur[2]))
       end
       if tonumber(val) ~= 0 then
-        redis.call('HINCRBYFLOAT', 'region:' .. region, 'total_delay_hours', val)
+        redis.call('HINCRBYFLOAT', region_prefix .. region, 'total_delay_hours', val)
         redis.call('HSET', acct, 'delay_region', region, 'delay_hours', val)
       else
         redis.call('HDEL', acct, 'delay_region', 'delay_hours')
@@ -70,6 +73,8 @@ for i = 2, #ARGV, 4 do
 end
 return 1
 """
+
+_PREFIXES = (DELAY_ACCOUNT_PREFIX, DELAY_MEMBER_PREFIX, REGION_PREFIX)  # ARGV 2-4 of the script
 
 
 def encode(effect: RedisEffect) -> list[str]:
@@ -102,10 +107,10 @@ class RedisDelayWriter:
             return 0
         pipe = self._redis.pipeline(transaction=False)
         for start in range(0, len(items), BATCH):
-            args: list[str | int] = [self._ttl]
+            args: list[str | int] = [self._ttl, *_PREFIXES]
             for e in items[start : start + BATCH]:
                 args += encode(e)
-            self._script(keys=[], args=args, client=pipe)
+            self._script(keys=[DELAYS], args=args, client=pipe)
         pipe.execute()
         return len(items)
 
@@ -113,7 +118,7 @@ class RedisDelayWriter:
         """Shipments in `delays` by severity (for the metrics gauges)."""
         pipe = self._redis.pipeline(transaction=False)
         for sev in range(1, 6):
-            pipe.zcount(DELAYS_KEY, sev, sev)
+            pipe.zcount(DELAYS, sev, sev)
         return {sev: int(n) for sev, n in zip(range(1, 6), pipe.execute(), strict=True)}
 
     def close(self) -> None:

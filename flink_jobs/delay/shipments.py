@@ -9,6 +9,7 @@ from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag
 from pyflink.datastream.state import ValueStateDescriptor
 
+from flink_jobs.delay.state import ShipmentBox
 from flink_jobs.runtime.clock import Clock, wall_clock_ms
 from flink_jobs.runtime.metrics import OperatorCounts
 from flink_jobs.runtime.records import KEYED_TEXT
@@ -18,7 +19,6 @@ from udfs.models import AlertEvent
 from udfs.shipment_state import (
     DelayConfig,
     Event,
-    ShipmentState,
     StepCounts,
     advance,
     finished,
@@ -26,14 +26,17 @@ from udfs.shipment_state import (
     next_deadline,
     step,
 )
-from udfs.stall_fallback import fallback_event_time, fallback_fire_at
+from udfs.stall_fallback import assumed_event_time, fire_at
 
 PICKLED = Types.PICKLED_BYTE_ARRAY()
 ALERT_TAG = OutputTag("alerts", KEYED_TEXT)
 
 
 class ShipmentFunction(KeyedProcessFunction):
-    """Thin adapter: read state, call udfs.shipment_state, write state, route, set timers."""
+    """Thin adapter: read state, call udfs.shipment_state, write state, route, set timers.
+
+    State: ``shipment`` (:class:`flink_jobs.delay.state.ShipmentBox`): the shipment's state,
+    its event-time timer (the next deadline) and its stall-fallback timer."""
 
     def __init__(
         self, settings: JobSettings, cfg: DelayConfig, clock: Clock = wall_clock_ms
@@ -46,23 +49,21 @@ class ShipmentFunction(KeyedProcessFunction):
         self.state = runtime_context.get_state(ValueStateDescriptor("shipment", PICKLED))
         self.counters = OperatorCounts(runtime_context.get_metrics_group())
 
-    def _load(self, key: str) -> list[Any]:
-        # [ShipmentState, event_timer_at, proc_timer_at, event_time_then, wall_clock_then]
-        stored = self.state.value()
-        return stored if stored is not None else [ShipmentState(key), None, None, None, None]
+    def _load(self, key: str) -> ShipmentBox:
+        return ShipmentBox.from_stored(key, self.state.value())
 
     def process_element(self, value: Event, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
         box = self._load(value.shipment_id)
-        was_open = is_open(box[0])
+        was_open = is_open(box.shipment)
         counts = StepCounts()
-        box[0], outputs = step(box[0], value, self.cfg, counts)
+        box.shipment, outputs = step(box.shipment, value, self.cfg, counts)
         self.counters.inc("inputs_duplicate", counts.duplicates)
         self.counters.inc("inputs_late", counts.late)
         self.counters.inc("inputs_over_cap", counts.over_cap)
         self.counters.inc("inputs_over_cap_dropped", counts.over_cap_dropped)
         wm = ctx.timer_service().current_watermark()
         if NO_WATERMARK < wm < END_OF_INPUT and value.ts <= wm:
-            box[0], more = advance(box[0], wm, self.cfg)
+            box.shipment, more = advance(box.shipment, wm, self.cfg)
             outputs += more
         yield from self._route(outputs)
         self._finish(box, was_open, ctx)
@@ -71,67 +72,74 @@ class ShipmentFunction(KeyedProcessFunction):
         box = self._load(ctx.get_current_key())
         wm = ctx.timer_service().current_watermark()
         if ctx.time_domain().name == "EVENT_TIME":
-            if box[1] != timestamp:
+            if box.event_timer_at != timestamp:
                 return  # superseded timer
-            box[1] = None
+            box.event_timer_at = None
             # At the end of a bounded input the watermark jumps to the end of time: walk the
             # deadlines one timer at a time instead.
             now_evt = timestamp if wm >= END_OF_INPUT else max(timestamp, wm)
         else:
-            if box[2] != timestamp:
+            if box.fallback_at != timestamp:
                 return
-            box[2] = None
+            box.fallback_at = None
             fallback = self._fallback_event_time(box, wm)
             if fallback is None:
                 self._schedule(box, ctx)
-                self.state.update(box)
+                self.state.update(box.to_stored())
                 return
             self.counters.inc("fallback_advances")
             now_evt = fallback
-        was_open = is_open(box[0])
+        was_open = is_open(box.shipment)
         # the end of a bounded input walks every deadline but expires nothing (not weeks of
         # silence: a backfill resumed from its savepoint must find its shipments)
-        box[0], outputs = advance(box[0], now_evt, self.cfg, expire=wm < END_OF_INPUT)
+        box.shipment, outputs = advance(box.shipment, now_evt, self.cfg, expire=wm < END_OF_INPUT)
         yield from self._route(outputs)
         self._finish(box, was_open, ctx)
 
-    def _finish(self, box: list[Any], was_open: bool, ctx: Any) -> None:
-        now_open = is_open(box[0])
+    def _finish(self, box: ShipmentBox, was_open: bool, ctx: Any) -> None:
+        now_open = is_open(box.shipment)
         if now_open != was_open:
             self.counters.inc("shipments_opened" if now_open else "shipments_closed")
-        if finished(box[0], self.cfg):
+        if finished(box.shipment, self.cfg):
             self.state.clear()
             return
         self._schedule(box, ctx)
-        self.state.update(box)
+        self.state.update(box.to_stored())
 
-    def _fallback_event_time(self, box: list[Any], wm: int) -> int | None:
-        """Event time to assume when the watermark has stalled; None if it keeps pace."""
-        return fallback_event_time(
-            wm, box[3], box[4], self.clock(), self.settings.fallback_grace_ms, NO_WATERMARK
+    def _fallback_event_time(self, box: ShipmentBox, wm: int) -> int | None:
+        """Event time to assume when the watermark has stalled (:mod:`udfs.stall_fallback`);
+        None if it keeps pace."""
+        if box.reference is None:
+            return None
+        known = wm if wm > NO_WATERMARK else None
+        return assumed_event_time(
+            box.reference, known, self.clock(), self.settings.fallback_grace_ms
         )
 
-    def _event_time_estimate(self, box: list[Any], wm: int) -> int:
+    def _event_time_estimate(self, box: ShipmentBox, wm: int) -> int:
         """The watermark, or before the first one, the newest input less the bound."""
         if NO_WATERMARK < wm < END_OF_INPUT:
             return wm
-        newest = box[0].scans[-1].ts if box[0].scans else box[0].processed_until
-        return max(box[0].processed_until, newest - self.settings.out_of_orderness_ms)
+        state = box.shipment
+        newest = state.scans[-1].ts if state.scans else state.processed_until
+        return max(state.processed_until, newest - self.settings.out_of_orderness_ms)
 
-    def _schedule(self, box: list[Any], ctx: Any) -> None:
+    def _schedule(self, box: ShipmentBox, ctx: Any) -> None:
         timers = ctx.timer_service()
-        due = next_deadline(box[0], self.cfg, expire=timers.current_watermark() < END_OF_INPUT)
+        due = next_deadline(
+            box.shipment, self.cfg, expire=timers.current_watermark() < END_OF_INPUT
+        )
         if due is None:
             return
-        if box[1] != due:
+        if box.event_timer_at != due:
             timers.register_event_time_timer(due)
-            box[1] = due
+            box.event_timer_at = due
         base = self._event_time_estimate(box, timers.current_watermark())
         now = self.clock()
-        fire = fallback_fire_at(due, base, now, self.settings.fallback_grace_ms)
-        if box[2] is None or fire < box[2]:
+        fire = fire_at(due, base, now, self.settings.fallback_grace_ms)
+        if box.fallback_at is None or fire < box.fallback_at:
             timers.register_processing_time_timer(fire)  # a replaced one fires and is ignored
-            box[2], box[3], box[4] = fire, base, now
+            box.fallback_at, box.reference = fire, (base, now)
 
     def _route(self, outputs: list[Any]):  # type: ignore[no-untyped-def]
         for out in outputs:

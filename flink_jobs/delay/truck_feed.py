@@ -9,12 +9,12 @@ from pyflink.common import Types
 from pyflink.datastream import KeyedCoProcessFunction
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
+from flink_jobs.delay.state import FeedBox
 from flink_jobs.runtime.clock import Clock, wall_clock_ms
 from flink_jobs.runtime.metrics import OperatorCounts
 from flink_jobs.runtime.settings import JobSettings
 from flink_jobs.runtime.timers import END_OF_INPUT, NO_WATERMARK
 from udfs.feed_order import (
-    NOTHING_RELEASED,
     FeedInput,
     applies_now,
     apply_in_order,
@@ -22,8 +22,8 @@ from udfs.feed_order import (
     ping_input,
     release_time,
 )
-from udfs.stall_fallback import fallback_event_time, fallback_fire_at
-from udfs.truck_speed import FeedConfig, TruckFeed
+from udfs.stall_fallback import assumed_event_time, fire_at
+from udfs.truck_speed import FeedConfig
 
 PICKLED = Types.PICKLED_BYTE_ARRAY()
 
@@ -38,8 +38,8 @@ class TruckFeedFunction(KeyedCoProcessFunction):
     applied at once. When the watermark stalls, a processing-time timer per truck releases
     held inputs by the same rule as the shipment operator's fallback (see the module notes).
 
-    State: ``feed`` = [TruckFeed, proc_timer_at, event_time_then, wall_clock_then,
-    released_until]; ``held`` = release second -> inputs. Both are checkpointed, with the
+    State: ``feed`` (:class:`flink_jobs.delay.state.FeedBox`); ``held`` = release second ->
+    inputs. Both are checkpointed, with the
     timers, so a restored job releases what the stopped one held.
     """
 
@@ -55,13 +55,11 @@ class TruckFeedFunction(KeyedCoProcessFunction):
         self.held = runtime_context.get_map_state(MapStateDescriptor("held", Types.LONG(), PICKLED))
         self.counters = OperatorCounts(runtime_context.get_metrics_group())
 
-    def _load(self, truck_id: str) -> list[Any]:
-        stored = self.state.value()
-        if stored is None:
-            return [TruckFeed(truck_id), None, None, None, NOTHING_RELEASED]
-        if isinstance(stored, TruckFeed):  # state of the job before inputs were held
-            return [stored, None, None, None, NOTHING_RELEASED]
-        return stored  # type: ignore[no-any-return]
+    def _load(self, truck_id: str) -> FeedBox:
+        return FeedBox.from_stored(truck_id, self.state.value())
+
+    def _store(self, box: FeedBox) -> None:
+        self.state.update(box.to_stored())
 
     def process_element1(self, value: tuple, ctx: Any):  # type: ignore[no-untyped-def, type-arg]
         yield from self._arrive(value[0], ping_input(value[1], value[2], value[3], value[4]), ctx)
@@ -73,11 +71,11 @@ class TruckFeedFunction(KeyedCoProcessFunction):
         box = self._load(truck_id)
         timers = ctx.timer_service()
         wm = timers.current_watermark()
-        if applies_now(item[0], wm, box[4]):
+        if applies_now(item[0], wm, box.released_until):
             self.counters.inc("feed_inputs_late")
-            fixes = apply_in_order(box[0], [item], self.feed_cfg)
-            if box[0].shipments or box[0].recent:
-                self.state.update(box)
+            fixes = apply_in_order(box.feed, [item], self.feed_cfg)
+            if box.feed.shipments or box.feed.recent:
+                self._store(box)
             yield from fixes
             return
         at = release_time(item[0])
@@ -87,9 +85,9 @@ class TruckFeedFunction(KeyedCoProcessFunction):
             bucket = []
         bucket.append(item)
         self.held.put(at, bucket)
-        if box[1] is None and not self.settings.bounded:
+        if box.fallback_at is None and not self.settings.bounded:
             self._schedule_fallback(box, at, wm, ctx)
-            self.state.update(box)
+            self._store(box)
 
     def on_timer(self, timestamp: int, ctx: Any):  # type: ignore[no-untyped-def]
         if ctx.time_domain().name == "EVENT_TIME":
@@ -98,21 +96,23 @@ class TruckFeedFunction(KeyedCoProcessFunction):
                 return  # released earlier by the fallback
             self.held.remove(timestamp)
             box = self._load(ctx.get_current_key())
-            out = apply_in_order(box[0], held, self.feed_cfg)
-            self.state.update(box)
+            out = apply_in_order(box.feed, held, self.feed_cfg)
+            self._store(box)
             yield from out
             return
         box = self._load(ctx.get_current_key())
-        if box[1] != timestamp:
+        if box.fallback_at != timestamp:
             return  # superseded
-        box[1] = None
+        box.fallback_at = None
         wm = ctx.timer_service().current_watermark()
-        if wm >= END_OF_INPUT or self.held.is_empty():
-            self.state.update(box)
+        if wm >= END_OF_INPUT or self.held.is_empty() or box.reference is None:
+            self._store(box)
             return
-        now = self.clock()
-        upto = fallback_event_time(
-            wm, box[2], box[3], now, self.settings.fallback_grace_ms, NO_WATERMARK
+        upto = assumed_event_time(
+            box.reference,
+            wm if wm > NO_WATERMARK else None,
+            self.clock(),
+            self.settings.fallback_grace_ms,
         )
         fixes: list[Any] = []
         if upto is not None:
@@ -121,24 +121,24 @@ class TruckFeedFunction(KeyedCoProcessFunction):
             items = [x for at in due for x in self.held.get(at)]
             for at in due:
                 self.held.remove(at)
-            box[4] = max(box[4], upto)
-            fixes = apply_in_order(box[0], items, self.feed_cfg)
+            box.released_until = max(box.released_until, upto)
+            fixes = apply_in_order(box.feed, items, self.feed_cfg)
             self.counters.inc("feed_fallback_releases")
         if not self.held.is_empty():
             self._schedule_fallback(box, min(self.held.keys()), wm, ctx)
-        self.state.update(box)
+        self._store(box)
         yield from fixes
 
-    def _schedule_fallback(self, box: list[Any], next_release: int, wm: int, ctx: Any) -> None:
+    def _schedule_fallback(self, box: FeedBox, next_release: int, wm: int, ctx: Any) -> None:
         """A processing-time timer for when event time, following the wall clock from the
         watermark or the last fallback point (before any watermark: the held input less the
-        out-of-orderness), would reach ``next_release``."""
+        out-of-orderness), would reach ``next_release`` (:mod:`udfs.stall_fallback`)."""
         base = (
-            max(wm, box[4])
+            max(wm, box.released_until)
             if NO_WATERMARK < wm < END_OF_INPUT
-            else max(box[4], next_release - 999 - self.settings.out_of_orderness_ms)
+            else max(box.released_until, next_release - 999 - self.settings.out_of_orderness_ms)
         )
         now = self.clock()
-        fire = fallback_fire_at(next_release, base, now, self.settings.fallback_grace_ms)
-        ctx.timer_service().register_processing_time_timer(fire)
-        box[1], box[2], box[3] = fire, base, now
+        box.fallback_at = fire_at(next_release, base, now, self.settings.fallback_grace_ms)
+        box.reference = (base, now)
+        ctx.timer_service().register_processing_time_timer(box.fallback_at)

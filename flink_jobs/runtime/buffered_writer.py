@@ -22,7 +22,7 @@ from pyflink.datastream.state import ListStateDescriptor
 
 from flink_jobs.runtime.clock import Clock, wall_clock_ms
 from flink_jobs.runtime.metrics import OperatorCounts
-from flink_jobs.runtime.settings import JobSettings
+from flink_jobs.runtime.settings import BufferedWriterSettings, JobSettings
 from flink_jobs.runtime.timers import END_OF_INPUT_TIMER, TimersOnce
 
 
@@ -50,7 +50,7 @@ class BufferedWriterFunction(KeyedProcessFunction):
     buffer_state = "pending"
     written_count = "redis_writes"
 
-    def __init__(self, settings: JobSettings, clock: Clock = wall_clock_ms) -> None:
+    def __init__(self, settings: BufferedWriterSettings, clock: Clock = wall_clock_ms) -> None:
         self.settings = settings
         self.clock = clock
 

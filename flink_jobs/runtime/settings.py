@@ -1,141 +1,334 @@
-"""Command-line settings shared by the jobs: one frozen object per entry point.
+"""Settings of the Flink jobs: declared once per job, parsed from flags and the environment.
 
-The same flags work embedded (``python -m flink_jobs.tracking.job ...``) and submitted
-(``flink run -py flink_jobs/tracking/job.py -- ...``); every flag also reads an environment
-variable (``FLEETPULSE_<FLAG>``) so containers can be configured without arguments.
+Each job has a frozen pydantic dataclass (:class:`JobSettings` holds what every job uses;
+``flink_jobs/<job>/settings.py`` adds the job's own fields). A field carries its help text,
+default and constraints; :func:`parse` makes the job's command line from it, so ``--help``,
+the environment variables and ``docs/configuration.md`` cannot drift from the code.
+
+Every setting is a flag (``--checkpoint-dir``) and an environment variable
+(``FLEETPULSE_CHECKPOINT_DIR``); flags override variables, which override defaults. The same
+flags work embedded (``python -m flink_jobs.tracking.job ...``) and submitted (``flink run -py
+flink_jobs/tracking/job.py -- ...``). A job reads only its own settings' variables (services
+share one environment in docker-compose) and refuses any other flag, another job's included:
+it would be silently ignored otherwise.
+
+Pydantic *dataclasses*, not models: the operators read settings in their hot loops and a
+dataclass keeps CPython's fast attribute path (a BaseModel read took 3x as long); they pickle
+as plain dataclasses (cloudpickle ships them with the operators) and validate like models,
+with errors that name the field, which :func:`parse` turns into the flag or variable given.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
-from dataclasses import dataclass, fields
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, ClassVar, Self, TypeVar
+
+from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic.dataclasses import dataclass
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from flink_jobs.runtime.affinity import AffinityError, check_usable, parse_cpu_list
 from udfs.contract import TopicNames
 from udfs.record_age import DEFAULT_MAX_PING_AGE_S
-from udfs.truck_state import DEFAULT_DETECTION_SLACK_MS, DEFAULT_STATE_TTL_S
+
+ENV_PREFIX = "FLEETPULSE_"
+# Unknown keywords are errors (a setting of another job passed to this one), not ignored.
+SETTINGS_CONFIG = ConfigDict(extra="forbid")
+
+MAX_PORT = 65_535
+MAX_RECORD_AGE_HELP = (
+    "A record whose ts lags the newest its reader has accepted by more than this is "
+    "dead-lettered as STALE_TIMESTAMP (event time, not the wall clock: udfs.record_age); "
+    "raise it to backfill older data."
+)
+BUFFER_TIMEOUT_HELP = (
+    "Longest a record waits in a network buffer between operators (Flink's default is 100)."
+)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SETTINGS_CONFIG)
 class JobSettings:
-    bootstrap: str = "127.0.0.1:9092"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    group_id: str = ""
-    parallelism: int = 1
-    checkpoint_dir: str = ""
-    checkpoint_interval_ms: int = 10_000
-    restore: str = ""  # "", "latest" (newest retained checkpoint) or a checkpoint path
-    # Restore even if the checkpoint holds state of an operator this version no longer has (that
-    # state is dropped): `flink run -n`. For upgrades the README names.
-    allow_non_restored_state: bool = False
-    out_of_orderness_ms: int = 10_000
-    idle_timeout_ms: int = 60_000  # long enough that a partition merely slow in a catch-up
-    # is not declared idle (that would let the watermark overtake its trucks)
-    partition_fetch_bytes: int = 65_536  # small per-partition fetches keep partitions interleaved
-    metrics_port: int = 0  # Prometheus reporter port (0: no reporter)
-    rest_port: int = 0  # REST API of the embedded MiniCluster (0: any free port)
-    redis_flush_ms: int = 200
-    # Longest a record waits in a network buffer between operators (Flink's default is 100 ms):
-    # the delay job uses 10 ms, which cut its deadline-to-alert p99 about 2x (docs/delay.md).
-    buffer_timeout_ms: int = 100
-    region_refresh_ms: int = 2_000
-    fallback_grace_ms: int = 30_000
-    # Tracking: how long (event time) a buffered ping may wait for the truck's next ping to be
-    # detected; 0 detects every ping when the watermark passes it (udfs.truck_state).
-    detection_slack_ms: int = DEFAULT_DETECTION_SLACK_MS
-    # Tracking: hand pings to Python in bundles of one shard of trucks
-    # (flink_jobs.tracking.bundling),
-    # one call per bundle instead of per ping (2.6x the rate, docs/tracking.md); 0 keeps one
-    # call per ping. Bundles are flushed at every watermark and checkpoint barrier, at
-    # bundle_max_records and after bundle_flush_ms. Needs a JDK to build the operator jar (or
-    # FLEETPULSE_OPERATORS_JAR). A checkpoint restores only into the mode (and shard count)
-    # that took it.
-    bundle_shards: int = 32
-    bundle_max_records: int = 2_000
-    bundle_flush_ms: int = 100
-    # Tracking, bundled: trucks whose state an instance keeps in Python memory between
-    # checkpoints (about 1.7 KB each; flink_jobs.tracking.shard_state). Past it, shards are read and
-    # written through Flink's state per bundle, which is slower.
-    trucks_in_memory: int = 500_000
-    # A record whose ts lags the newest its reader has accepted by more than this is dead-
-    # lettered as STALE_TIMESTAMP (event time, not the wall clock: udfs.record_age). The
-    # tracking job's default is a day, the delay job's a week; raise it to backfill older data.
-    max_record_age_s: int = DEFAULT_MAX_PING_AGE_S
-    # Tracking: a truck's state is forgotten this long (event time) after its last ping, its
-    # open incidents resolved (udfs.truck_state.expire).
-    truck_state_ttl_s: int = DEFAULT_STATE_TTL_S
-    gps_topic: str = TopicNames.gps
-    scans_topic: str = TopicNames.scans
-    alerts_topic: str = TopicNames.alerts
-    geofence_topic: str = TopicNames.geofence_events
-    dlq_topic: str = TopicNames.dlq
-    geofences_file: str = ""
-    bounded: bool = False  # stop at the end offsets seen at start (tests, benchmarks)
-    stream_maxlen: int = 100_000
-    restart_attempts: int = -1  # -1: restart forever (service); tests use 0 to fail fast
-    # CPUs (cpulist: "0", "0-1") for this process and the MiniCluster JVM it starts; "": any.
-    # One CPU keeps the interpreter lock's handoffs on one core (flink_jobs.runtime.affinity).
-    cpus: str = ""
+    """Settings every job reads (Kafka, Redis, checkpoints, event time, the embedded
+    cluster)."""
+
+    # The job these settings are of ("tracking"), and how it is run; "" for this base.
+    job: ClassVar[str] = ""
+    command: ClassVar[str] = ""
+
+    bootstrap: str = Field(
+        default="127.0.0.1:9092",
+        description="Kafka bootstrap servers (host:port, comma-separated).",
+    )
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis the job writes.")
+    group_id: str = Field(
+        default="fleetpulse", description="Kafka consumer group (offsets are committed under it)."
+    )
+    parallelism: int = Field(default=1, ge=1, description="Parallel instances of each operator.")
+    checkpoint_dir: str = Field(
+        default="",
+        description="Directory of the job's checkpoints, 3 retained ('': a scratch directory "
+        "under the system's temporary one).",
+    )
+    checkpoint_interval_ms: int = Field(
+        default=10_000, ge=100, description="Time between checkpoints."
+    )
+    restore: str = Field(
+        default="",
+        description="Checkpoint to start from: 'latest' (the newest under --checkpoint-dir; "
+        "none there: a fresh start), a checkpoint's path, or '' (fresh start).",
+    )
+    allow_non_restored_state: bool = Field(
+        default=False,
+        description="Restore even if the checkpoint holds state of an operator this version "
+        "no longer has; that state is dropped (Flink's `flink run -n`). Only for upgrades "
+        "that say so.",
+    )
+    out_of_orderness_ms: int = Field(
+        default=10_000,
+        ge=0,
+        description="How far (event time) a record may arrive behind the newest of its Kafka "
+        "partition and still be on time: the watermark's lag.",
+    )
+    idle_timeout_ms: int = Field(
+        default=60_000,
+        ge=0,
+        description="A Kafka partition without records this long stops holding the watermark "
+        "back. Long, so that a partition merely slow in a catch-up is not declared idle (the "
+        "watermark would overtake its records).",
+    )
+    partition_fetch_bytes: int = Field(
+        default=65_536,
+        ge=1,
+        description="Kafka max.partition.fetch.bytes: small fetches keep the partitions' "
+        "records interleaved.",
+    )
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_PORT,
+        description="Port of the Prometheus reporter (0: no reporter).",
+    )
+    rest_port: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_PORT,
+        description="Port of the embedded MiniCluster's REST API (0: any free port).",
+    )
+    buffer_timeout_ms: int = Field(default=100, ge=0, description=BUFFER_TIMEOUT_HELP)
+    fallback_grace_ms: int = Field(
+        default=30_000,
+        ge=0,
+        description="When the watermark stalls (no traffic), event time is taken to follow "
+        "the wall clock, less this grace, so that timeouts still fire (udfs.stall_fallback).",
+    )
+    max_record_age_s: int = Field(
+        default=DEFAULT_MAX_PING_AGE_S, ge=1, description=MAX_RECORD_AGE_HELP
+    )
+    gps_topic: str = Field(
+        default=TopicNames.gps, description="Kafka topic of the GPS pings (input)."
+    )
+    alerts_topic: str = Field(default=TopicNames.alerts, description="Kafka topic of the alerts.")
+    dlq_topic: str = Field(
+        default=TopicNames.dlq, description="Kafka topic of the dead letters (rejected records)."
+    )
+    bounded: bool = Field(
+        default=False, description="Stop at the end offsets seen at start (tests, benchmarks)."
+    )
+    restart_attempts: int = Field(
+        default=-1,
+        ge=-1,
+        description="Restarts after a failure before the job fails (-1: forever, as a "
+        "service; tests use 0 to fail fast).",
+    )
+    cpus: str = Field(
+        default="",
+        description="CPUs (cpulist: '0', '0-1') for this process and the MiniCluster JVM it "
+        "starts; '': any. One CPU keeps the interpreter lock's handoffs on one core "
+        "(flink_jobs.runtime.affinity).",
+    )
+
+    @field_validator("cpus")
+    @classmethod
+    def _usable_cpus(cls, cpus: str) -> str:
+        try:
+            check_usable(parse_cpu_list(cpus))
+        except AffinityError as exc:
+            raise setting_error(str(exc)) from None
+        return cpus
 
     @property
     def checkpoint_path(self) -> Path | None:
         return Path(self.checkpoint_dir) if self.checkpoint_dir else None
 
+    @classmethod
+    def from_argv(
+        cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Self:
+        """The job's settings from its command line (``sys.argv[1:]`` when None) and
+        environment (``os.environ``); exits with a usage error naming the flag or variable."""
+        return parse(cls, argv, environ)
 
-def parse_settings(
-    argv: list[str] | None, default_group: str, **job_defaults: object
-) -> JobSettings:
-    """Flags override ``FLEETPULSE_*`` environment variables, which override the job's own
-    defaults (``job_defaults``), which override :class:`JobSettings`'."""
-    parser = argparse.ArgumentParser(description=f"fleetpulse {default_group}")
-    defaults = JobSettings(group_id=default_group, **job_defaults)  # type: ignore[arg-type]
-    for f in fields(JobSettings):
-        flag = "--" + f.name.replace("_", "-")
-        env = os.environ.get("FLEETPULSE_" + f.name.upper())
-        default = getattr(defaults, f.name)
-        if f.type in ("bool", bool):
-            parser.add_argument(
-                flag,
-                action="store_true",
-                default=env is not None and env.lower() in ("1", "true", "yes"),
-            )
-            continue
-        typ = int if isinstance(default, int) else str
-        if env is not None:
-            try:
-                default = typ(env)
-            except ValueError:
-                parser.error(
-                    f"environment variable FLEETPULSE_{f.name.upper()} ({flag}): "
-                    f"{env!r} is not a valid {typ.__name__}"
-                )
-        parser.add_argument(flag, type=typ, default=default)
-    ns = parser.parse_args(argv)
-    settings = JobSettings(**vars(ns))
-    if settings.parallelism < 1:
-        parser.error("--parallelism must be at least 1")
-    if settings.buffer_timeout_ms < 0:
-        parser.error("--buffer-timeout-ms must be 0 or more")
-    if settings.detection_slack_ms < 0:
-        parser.error("--detection-slack-ms must be 0 or more")
-    if settings.bundle_shards < 1:
-        parser.error("--bundle-shards must be at least 1")
-    if settings.bundle_max_records < 1:
-        parser.error("--bundle-max-records must be at least 1")
-    if settings.bundle_flush_ms < 1:
-        parser.error("--bundle-flush-ms must be at least 1")
-    if settings.trucks_in_memory < 0:
-        parser.error("--trucks-in-memory must be 0 or more")
-    if settings.max_record_age_s < 1:
-        parser.error("--max-record-age-s must be at least 1")
-    if settings.truck_state_ttl_s < 3600:
-        parser.error("--truck-state-ttl-s must be at least 3600 (an hour)")
-    if settings.checkpoint_interval_ms < 100:
-        parser.error("--checkpoint-interval-ms must be at least 100")
+
+@dataclass(frozen=True, config=SETTINGS_CONFIG)
+class BufferedWriterSettings(JobSettings):
+    """Settings of a job whose Redis writes go through :mod:`flink_jobs.runtime.buffered_writer`."""
+
+    redis_flush_ms: int = Field(
+        default=200,
+        ge=1,
+        description="Period of the Redis writer: writes wait in checkpointed state at most "
+        "this long, then go as one batch.",
+    )
+
+
+def setting_error(reason: str, field: str | None = None) -> PydanticCustomError:
+    """A validation error :func:`parse` reports as ``<flag> '<value>': <reason>``; ``field``
+    names the field a model-wide check found wrong."""
+    return PydanticCustomError("setting", "{reason}", {"reason": reason, "field": field})
+
+
+Settings = TypeVar("Settings", bound=JobSettings)
+
+
+def fields_of(model: type[JobSettings]) -> dict[str, FieldInfo]:
+    """The model's fields in declaration order (a base's first)."""
+    return model.__pydantic_fields__  # type: ignore[attr-defined,no-any-return]
+
+
+def flag_of(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def job_title(model: type[JobSettings]) -> str:
+    return f"the {model.job} job" if model.job else "this job"
+
+
+def shown_default(info: FieldInfo) -> str:
+    """The default as one would write it in a flag or variable."""
+    value = info.default
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value) if value != "" else "''"
+
+
+def parse(
+    model: type[Settings],
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """``model``'s settings: flags of ``argv`` over ``FLEETPULSE_*`` variables of ``environ``
+    over defaults. Exits (status 2) on a flag that is not the model's or a bad value, naming
+    the flag, and the variable when the value came from one."""
+    environ = os.environ if environ is None else environ
+    parser = build_parser(model)
+    flags, unknown = parser.parse_known_args(None if argv is None else list(argv))
+    if unknown:
+        parser.error(unknown_message(model, unknown))
+    given = vars(flags)
+    raw: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name in fields_of(model):
+        if name in given:
+            raw[name], sources[name] = given[name], flag_of(name)
+        elif env_name(name) in environ:
+            raw[name] = environ[env_name(name)]
+            sources[name] = f"environment variable {env_name(name)} ({flag_of(name)})"
     try:
-        check_usable(parse_cpu_list(settings.cpus))
-    except AffinityError as exc:
-        parser.error(f"--cpus {settings.cpus!r}: {exc}")
-    return settings
+        return model(**raw)
+    except ValidationError as exc:
+        parser.error("\n".join(describe(model, err, raw, sources) for err in exc.errors()))
+
+
+def build_parser(model: type[JobSettings]) -> argparse.ArgumentParser:
+    """One flag per field, its help showing the default and the variable; values stay text
+    (the model converts and checks them, whichever source they came from)."""
+    parser = argparse.ArgumentParser(
+        prog=model.command or None,
+        # Short: argparse prints the usage above every error, which a list of 40 flags buries.
+        usage="%(prog)s [--FLAG VALUE ...] (--help lists them)",
+        description=model.__doc__,
+        epilog="Flags override the environment variables, which override the defaults. "
+        "docs/configuration.md lists the settings of every job.",
+        allow_abbrev=False,
+    )
+    shared = fields_of(JobSettings)
+    groups = {
+        True: parser.add_argument_group("settings of every job"),
+        False: parser.add_argument_group(f"settings of {job_title(model)}"),
+    }
+    for name, info in fields_of(model).items():
+        text = (info.description or "").replace("%", "%%")
+        help_text = f"{text} [default: {shown_default(info)}] [env: {env_name(name)}]"
+        group = groups[name in shared]
+        if info.annotation is bool:
+            group.add_argument(
+                flag_of(name),
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
+        else:
+            metavar = getattr(info.annotation, "__name__", "VALUE").upper()
+            group.add_argument(
+                flag_of(name), default=argparse.SUPPRESS, metavar=metavar, help=help_text
+            )
+    return parser
+
+
+def unknown_message(model: type[JobSettings], unknown: list[str]) -> str:
+    """A flag this job does not have, say another job's: refused rather than ignored."""
+    flag = next((arg.split("=", 1)[0] for arg in unknown if arg.startswith("-")), None)
+    if flag is None:
+        return f"unrecognized arguments: {' '.join(unknown)}"
+    known = [flag_of(name) for name in fields_of(model)]
+    close = difflib.get_close_matches(flag, known, n=1, cutoff=0.8)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return f"{flag} does not apply to {job_title(model)} (not one of its settings{hint})"
+
+
+def describe(
+    model: type[JobSettings], err: ErrorDetails, raw: Mapping[str, Any], sources: Mapping[str, str]
+) -> str:
+    """One validation error in the words of the command line: the flag (or variable) and the
+    value given."""
+    ctx = err.get("ctx", {})
+    name = err["loc"][0] if err["loc"] else ctx.get("field")
+    if not isinstance(name, str):
+        return f"{job_title(model)}: {err['msg']}"
+    where = sources.get(name, flag_of(name))
+    value = raw.get(name, err["input"])
+    kind = err["type"]
+    if kind == "greater_than_equal":
+        bound = "0 or more" if ctx["ge"] == 0 else f"at least {ctx['ge']}"
+        return f"{where} must be {bound}, not {value}"
+    if kind == "less_than_equal":
+        return f"{where} must be at most {ctx['le']}, not {value}"
+    if kind == "setting":
+        return f"{where} {value!r}: {ctx['reason']}"
+    if kind.endswith(("_parsing", "_type")):
+        expected = getattr(fields_of(model)[name].annotation, "__name__", "value")
+        if expected == "bool":
+            expected += " (true/false, yes/no, 1/0)"
+        return f"{where}: {value!r} is not a valid {expected}"
+    return f"{where} {value!r}: {err['msg']}"
+
+
+def markdown_table(model: type[JobSettings]) -> str:
+    """The model's settings as a Markdown table: flag, variable, default, help."""
+    rows = ["| Flag | Environment variable | Default | Description |", "| --- | --- | --- | --- |"]
+    for name, info in fields_of(model).items():
+        flag = f"`{flag_of(name)}`"
+        if info.annotation is bool:
+            flag += f", `--no-{flag_of(name)[2:]}`"
+        text = (info.description or "").replace("|", "\\|")
+        rows.append(f"| {flag} | `{env_name(name)}` | `{shown_default(info)}` | {text} |")
+    return "\n".join(rows) + "\n"

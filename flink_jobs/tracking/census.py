@@ -13,14 +13,14 @@ from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction
 from pyflink.datastream.state import ValueStateDescriptor
 
-from flink_jobs.runtime.settings import JobSettings
 from flink_jobs.runtime.timers import END_OF_INPUT, END_OF_INPUT_TIMER, TimersOnce
+from flink_jobs.tracking.settings import TrackingSettings
 
 
 class RegionCensusFunction(KeyedProcessFunction):
     """Per-region counts of trucks by status, written as absolute values on a timer."""
 
-    def __init__(self, settings: JobSettings) -> None:
+    def __init__(self, settings: TrackingSettings) -> None:
         self.settings = settings
 
     def open(self, runtime_context: Any) -> None:

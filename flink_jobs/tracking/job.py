@@ -22,6 +22,7 @@ already sent.
 
 Run embedded:  python -m flink_jobs.tracking.job --bootstrap 127.0.0.1:9092 --redis-url ...
 Submit:        flink run -d -py flink_jobs/tracking/job.py -- --bootstrap ... (same flags)
+Settings:      flink_jobs/tracking/settings.py; --help or docs/configuration.md lists them.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from flink_jobs.runtime.kafka import (
     kafka_raw_table,
     kafka_text_sink,
 )
-from flink_jobs.runtime.settings import JobSettings, parse_settings
 from flink_jobs.tracking.bundling import bundled_by_shard, exploded
 from flink_jobs.tracking.census import RegionCensusFunction
 from flink_jobs.tracking.outputs import (
@@ -53,6 +53,7 @@ from flink_jobs.tracking.outputs import (
     GEOFENCE_TAG,
     SHARDED_WRITE,
 )
+from flink_jobs.tracking.settings import TrackingSettings
 from flink_jobs.tracking.truck_function import TruckFunction
 from udfs.geo import GeofenceIndex, default_regions
 from udfs.truck_state import TrackingConfig
@@ -80,7 +81,7 @@ def terminate(stream: DataStream) -> None:
         sink.uid(f"{uid}-end")
 
 
-def load_geofences(settings: JobSettings) -> GeofenceIndex:
+def load_geofences(settings: TrackingSettings) -> GeofenceIndex:
     if settings.geofences_file:
         return GeofenceIndex.from_file(Path(settings.geofences_file))
     return GeofenceIndex.from_file()
@@ -90,7 +91,7 @@ def build(
     env: StreamExecutionEnvironment,
     t_env: StreamTableEnvironment,
     table: str,
-    settings: JobSettings,
+    settings: TrackingSettings,
     cfg: TrackingConfig,
 ) -> dict[str, DataStream]:
     """The job over ``table`` (the columns of RAW_RECORD and a watermark, like
@@ -127,15 +128,15 @@ def build(
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings = parse_settings(argv, JOB_NAME)
+    settings = TrackingSettings.from_argv(argv)
     execute(job(settings), JOB_NAME, settings)
 
 
-def job(settings: JobSettings) -> StreamExecutionEnvironment:
+def job(settings: TrackingSettings) -> StreamExecutionEnvironment:
     """The whole job, source to sinks, in a new environment, ready to execute."""
     env, t_env = create_environment(settings, JOB_NAME)
     kafka_raw_table(t_env, settings, settings.gps_topic, "gps_source")
-    outputs = build(env, t_env, "gps_source", settings, tracking_config(settings))
+    outputs = build(env, t_env, "gps_source", settings, settings.tracking_config)
     attach_sinks(
         t_env,
         {
@@ -149,13 +150,6 @@ def job(settings: JobSettings) -> StreamExecutionEnvironment:
     )
     dead_letter_sink(env, outputs["dlq"], settings)
     return env
-
-
-def tracking_config(settings: JobSettings) -> TrackingConfig:
-    """The truck state machine's thresholds that the job's flags set."""
-    return TrackingConfig(
-        detection_slack_ms=settings.detection_slack_ms, state_ttl_s=settings.truck_state_ttl_s
-    )
 
 
 if __name__ == "__main__":

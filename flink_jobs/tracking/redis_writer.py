@@ -33,13 +33,19 @@ from operator import attrgetter
 
 import redis
 
+from udfs.contract import (
+    POSITIONS_STREAM,
+    TRUCK_PREFIX,
+    TRUCK_TTL_S,
+    TRUCKS_GEO,
+    TRUCKS_REV,
+    TRUCKS_SEEN,
+    region_key,
+    truck_key,
+)
 from udfs.truck_state import PositionWrite
 
-TRUCK_TTL_S = 3600
-GEO_KEY = "trucks:geo"
-STREAM_KEY = "stream:positions"
-SEEN_KEY = "trucks:seen"  # zset truck_id -> Redis second of its last write (sweeper index)
-REV_KEY = "trucks:rev"  # hash truck_id -> "ts:rev" of its last status change at an equal ts
+STREAM_KEY = POSITIONS_STREAM  # the name the tests and tools know
 
 # KEYS: geo, stream, seen, revs, truck:<id>...   ARGV: ttl, maxlen, then the 9 fields of a
 # PositionWrite per truck. A write is applied when its ts is newer than the hash's; at an equal
@@ -87,10 +93,10 @@ end
 return written
 """
 
-# KEYS: geo, seen, revs   ARGV: ttl, limit. Of the trucks scored a TTL ago or more, drops those
-# whose hash has expired (and their `trucks:rev` entry) and scores the others with their last
-# write (now - ttl + remaining TTL, plus the second TTL rounds down, so that none is due again at
-# once; a hash without expiry, now).
+# KEYS: geo, seen, revs   ARGV: ttl, limit, the `truck:` key prefix. Of the trucks scored a TTL
+# ago or more, drops those whose hash has expired (and their `trucks:rev` entry) and scores the
+# others with their last write (now - ttl + remaining TTL, plus the second TTL rounds down, so
+# that none is due again at once; a hash without expiry, now).
 # Returns {trucks looked at, trucks dropped}.
 SWEEP_LUA = """
 local ttl = tonumber(ARGV[1])
@@ -98,7 +104,7 @@ local now = tonumber(redis.call('TIME')[1])
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - ttl, 'LIMIT', 0, ARGV[2])
 local dropped = 0
 for _, id in ipairs(due) do
-  local left = redis.call('TTL', 'truck:' .. id)
+  local left = redis.call('TTL', ARGV[3] .. id)
   if left == -2 then
     redis.call('ZREM', KEYS[1], id)
     redis.call('ZREM', KEYS[2], id)
@@ -137,10 +143,10 @@ class RedisTruckWriter:
         pipe = self._redis.pipeline(transaction=False)
         for start in range(0, len(items), BATCH):
             chunk = items[start : start + BATCH]
-            keys: list[str] = [GEO_KEY, STREAM_KEY, SEEN_KEY, REV_KEY]
+            keys: list[str] = [TRUCKS_GEO, POSITIONS_STREAM, TRUCKS_SEEN, TRUCKS_REV]
             args: list[str | int | float] = [TRUCK_TTL_S, self._maxlen]
             for w in chunk:
-                keys.append(f"truck:{w.truck_id}")
+                keys.append(truck_key(w.truck_id))
                 args += _script_args(w)
             self._positions(keys=keys, args=args, client=pipe)
         for n in pipe.execute():
@@ -151,7 +157,7 @@ class RedisTruckWriter:
         """Absolute values (idempotent): {region: {"active_trucks": n, ...}}."""
         pipe = self._redis.pipeline(transaction=False)
         for region, fields in counts.items():
-            pipe.hset(f"region:{region}", mapping=fields)  # type: ignore[arg-type]
+            pipe.hset(region_key(region), mapping=fields)  # type: ignore[arg-type]
         pipe.execute()
 
     def sweep_geo(self, limit: int = 5000) -> int:
@@ -160,7 +166,7 @@ class RedisTruckWriter:
         dropped = 0
         while True:  # the due trucks not dropped are scored later, so each call finds others
             looked_at, gone = self._sweep(
-                keys=[GEO_KEY, SEEN_KEY, REV_KEY], args=[TRUCK_TTL_S, limit]
+                keys=[TRUCKS_GEO, TRUCKS_SEEN, TRUCKS_REV], args=[TRUCK_TTL_S, limit, TRUCK_PREFIX]
             )
             dropped += int(gone)
             if int(looked_at) < limit:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from pyflink.common import Row
@@ -47,7 +48,6 @@ from flink_jobs.runtime.gc_tuning import relax_young_collections
 from flink_jobs.runtime.metrics import OperatorCounts
 from flink_jobs.runtime.profiling import start_profiler, stop_profiler
 from flink_jobs.runtime.records import dead_letter_row, parse_safely
-from flink_jobs.runtime.settings import JobSettings
 from flink_jobs.runtime.timers import NO_WATERMARK
 from flink_jobs.tracking.bundling import as_columns, decode_bundle
 from flink_jobs.tracking.outputs import (
@@ -61,20 +61,16 @@ from flink_jobs.tracking.outputs import (
     arrival_counts,
     geofence_row,
 )
+from flink_jobs.tracking.settings import TrackingSettings
 from flink_jobs.tracking.shard_state import CodedMapState, WriteBackState
 from flink_jobs.tracking.shards import ShardOf
 from flink_jobs.tracking.state_codec import decode_truck, encode_truck
-from flink_jobs.tracking.wakeups import (
-    Reference,
-    next_tick,
-    stalled_event_time,
-    tick_period_ms,
-    wake_second,
-)
+from flink_jobs.tracking.wakeups import next_tick, tick_period_ms, wake_second
 from udfs.geo import GeofenceIndex, RegionIndex
 from udfs.models import AlertEvent, GeofenceTransition, Ping, Reason, Rejection
 from udfs.ping_validation import parse_ping
 from udfs.record_age import stale
+from udfs.stall_fallback import Reference, assumed_event_time, followed
 from udfs.truck_state import (
     CensusDelta,
     Counters,
@@ -89,23 +85,29 @@ from udfs.truck_state import (
     on_ping,
 )
 
-# A truck's entry in map state: [TruckState, the second (ms) it is indexed under, or None].
-Box = list[Any]
+
+@dataclass(slots=True)
+class TruckEntry:
+    """A truck's entry in the shard's map state: its state machine and the wake-up second (ms)
+    it is indexed under in ``due``, or None."""
+
+    state: TruckState
+    wake_second: int | None = None
 
 
-def encode_box(box: Box) -> bytes:
-    """A box as Flink stores it: compact JSON (flink_jobs.tracking.state_codec), not pickled
-    whole."""
-    return encode_truck(box[0], box[1])
+def encode_entry(entry: TruckEntry) -> bytes:
+    """An entry as Flink stores it: compact JSON (:mod:`flink_jobs.tracking.state_codec`), not
+    pickled whole."""
+    return encode_truck(entry.state, entry.wake_second)
 
 
-def decode_box(value: bytes | Box) -> Box:
-    """A stored box; a list is one pickled whole, by a checkpoint taken before the JSON form
-    (2026-11-27), and is restored as it is."""
+def decode_entry(value: bytes | list[Any]) -> TruckEntry:
+    """A stored entry. A list is ``[TruckState, wake second]`` pickled whole, by a checkpoint
+    taken before the JSON form (2026-11-27)."""
     if isinstance(value, list):
-        return value
+        return TruckEntry(value[0], value[1])
     state, second = decode_truck(value)
-    return [state, second]
+    return TruckEntry(state, second)
 
 
 class BundleOutputs:
@@ -175,7 +177,7 @@ class TruckFunction(KeyedProcessFunction):
 
     def __init__(
         self,
-        settings: JobSettings,
+        settings: TrackingSettings,
         cfg: TrackingConfig,
         regions: RegionIndex,
         geofences: GeofenceIndex,
@@ -190,13 +192,13 @@ class TruckFunction(KeyedProcessFunction):
 
     def open(self, runtime_context: Any) -> None:
         relax_young_collections()
-        self.trucks: WriteBackState[str, Box] = WriteBackState(
+        self.trucks: WriteBackState[str, TruckEntry] = WriteBackState(
             CodedMapState(
                 runtime_context.get_map_state(
                     MapStateDescriptor("trucks", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
                 ),
-                encode_box,
-                decode_box,
+                encode_entry,
+                decode_entry,
             ),
             limit=self.settings.trucks_in_memory,
         )
@@ -257,7 +259,7 @@ class TruckFunction(KeyedProcessFunction):
         now = self.clock()
         out = BundleOutputs(self.settings.gps_topic, self.counters, now)
         counts = Counters()
-        changed: dict[str, Box] = {}
+        changed: dict[str, TruckEntry] = {}
         cfg, region_of, containing = self.cfg, self.regions.region_of, self.geofences.containing
         newest = self._newest(shard)
         records: list[tuple[int, int, bytes, bytes | None, Ping]] = []
@@ -284,10 +286,11 @@ class TruckFunction(KeyedProcessFunction):
                 continue
             parsed += 1
             tid = ping.truck_id
-            box = changed.get(tid) or self.trucks.get(shard, tid) or [TruckState(tid), None]
-            if box[0].pending:  # detect what the watermark has passed, now that state is loaded
-                out.route(catch_up(box[0], watermark, cfg, containing))
-            results = on_ping(box[0], ping, cfg, region_of, counts)
+            entry = changed.get(tid) or self.trucks.get(shard, tid) or TruckEntry(TruckState(tid))
+            state = entry.state
+            if state.pending:  # detect what the watermark has passed, now that state is loaded
+                out.route(catch_up(state, watermark, cfg, containing))
+            results = on_ping(state, ping, cfg, region_of, counts)
             if results and isinstance(results[0], SpeedRejection):  # returned alone
                 out.dead_letter(
                     partition,
@@ -301,7 +304,7 @@ class TruckFunction(KeyedProcessFunction):
                 if current is None or ping.ts > current:
                     newest[partition] = ping.ts  # accepted: the reader's event time moves
                     moved = True
-            changed[tid] = box
+            changed[tid] = entry
         out.counts["parsed"] += parsed
         if moved:
             self.newest_dirty.add(shard)
@@ -369,39 +372,39 @@ class TruckFunction(KeyedProcessFunction):
             known = newest - self.settings.out_of_orderness_ms
         else:
             known = None
-        event_time, self.references[shard] = stalled_event_time(
-            self.references.get(shard), known, now, self.settings.fallback_grace_ms
-        )
-        return event_time
+        reference = self.references[shard] = followed(self.references.get(shard), known, now)
+        if reference is None:
+            return None
+        return assumed_event_time(reference, known, now, self.settings.fallback_grace_ms)
 
     def _wake(
         self, shard: int, seconds: list[int], event_time: int, out: BundleOutputs, timers: Any
     ) -> None:
         """Advance to ``event_time`` the trucks indexed under ``seconds`` that still are."""
-        changed: dict[str, Box] = {}
+        changed: dict[str, TruckEntry] = {}
         for second in seconds:
             ids = self.due.get(shard, second)
             if ids is None:
                 continue
             self.due.remove(shard, second)
             for tid in ids:
-                box = changed.get(tid) or self.trucks.get(shard, tid)
-                if box is None or box[1] != second:
+                entry = changed.get(tid) or self.trucks.get(shard, tid)
+                if entry is None or entry.wake_second != second:
                     continue  # stale: the truck moved to another second since
-                box[1] = None  # to be indexed afresh, even under the same second
-                out.route(advance(box[0], event_time, self.cfg, self.geofences.containing))
-                closing = expire(box[0], event_time, self.cfg)
+                entry.wake_second = None  # to be indexed afresh, even under the same second
+                out.route(advance(entry.state, event_time, self.cfg, self.geofences.containing))
+                closing = expire(entry.state, event_time, self.cfg)
                 if closing is not None:  # no ping for --truck-state-ttl-s: forget the truck
                     out.route(closing)
                     out.counts["trucks_expired"] += 1
                     changed.pop(tid, None)
                     self.trucks.remove(shard, tid)
                     continue
-                changed[tid] = box
+                changed[tid] = entry
         self._store(shard, changed, timers, event_time)
 
     def _store(
-        self, shard: int, changed: dict[str, Box], timers: Any, reached: int | None = None
+        self, shard: int, changed: dict[str, TruckEntry], timers: Any, reached: int | None = None
     ) -> None:
         """Write the changed trucks back and index those whose wake-up moved to a new second.
         ``reached``: the event time a wake-up just advanced them to; a wake-up not after it
@@ -410,13 +413,13 @@ class TruckFunction(KeyedProcessFunction):
         if not changed:
             return
         moved: dict[int, list[str]] = {}
-        for tid, box in changed.items():
-            due = next_wakeup(box[0], self.cfg)
+        for tid, entry in changed.items():
+            due = next_wakeup(entry.state, self.cfg)
             if due is not None and reached is not None and due <= reached:
                 due = None
             second = wake_second(due) if due is not None else None
-            if second != box[1]:
-                box[1] = second
+            if second != entry.wake_second:
+                entry.wake_second = second
                 if second is not None:
                     moved.setdefault(second, []).append(tid)
         self.trucks.put_all(shard, changed)

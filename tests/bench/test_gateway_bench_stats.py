@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import array
 
-from ws_gateway.bench import missing_at_least, p99_by_second, split_cpus
+from bench.gateway import missing_at_least, p99_by_second, split_cpus
 
 
 def test_p99_by_second_groups_by_the_second_each_position_was_stamped() -> None:

@@ -118,11 +118,10 @@ def run_job(scans: list[bytes], pings: list[bytes], pings_first: bool = False) -
     from pyflink.common import Duration, Row, WatermarkStrategy
     from pyflink.common.watermark_strategy import TimestampAssigner
 
-    from flink_jobs.delay.job import build, parse_options
+    from flink_jobs.delay.job import build
+    from flink_jobs.delay.settings import DelaySettings
     from flink_jobs.runtime.environment import create_environment
     from flink_jobs.runtime.records import RAW_RECORD
-    from flink_jobs.runtime.settings import JobSettings
-    from udfs.record_age import DEFAULT_MAX_SCAN_AGE_S
 
     class JsonTs(TimestampAssigner):
         def extract_timestamp(self, value: Any, record_timestamp: int) -> int:
@@ -131,14 +130,11 @@ def run_job(scans: list[bytes], pings: list[bytes], pings_first: bool = False) -
             except Exception:  # noqa: BLE001
                 return 0
 
-    # the delay job's own bound on a scan's age (its flags' default): from_collection splits
-    # the rows over two source subtasks, so they arrive up to two days out of order here
-    settings = JobSettings(
-        parallelism=2, bootstrap="127.0.0.1:1", max_record_age_s=DEFAULT_MAX_SCAN_AGE_S
-    )
-    opts, _ = parse_options(["--fix-interval-s", "600"])
+    # the delay job's own bound on a scan's age (its default, max_record_age_s): from_collection
+    # splits the rows over two source subtasks, so they arrive up to two days out of order here
+    settings = DelaySettings(parallelism=2, bootstrap="127.0.0.1:1", fix_interval_s=600)
     # Failed attempts from MATCH_RECOGNIZE only, so this test proves the CEP operator fires.
-    opts = replace(opts, cfg=replace(opts.cfg, attempts_from_scans=False))
+    cfg = replace(settings.delay_config, attempts_from_scans=False)
     env, t_env = create_environment(settings, "delay-test")
     wms = WatermarkStrategy.for_bounded_out_of_orderness(
         Duration.of_millis(OUT_OF_ORDER_MS)
@@ -170,7 +166,7 @@ def run_job(scans: list[bytes], pings: list[bytes], pings_first: bool = False) -
 
     # keyed by Kafka partition, as flink_jobs.delay.job.read_scans keys them
     scan_stream = source(scans, "scans").key_by(lambda r: str(r[1]), key_type=Types.STRING())
-    out = build(t_env, scan_stream, source(pings, "pings") if pings else None, settings, opts)
+    out = build(t_env, scan_stream, source(pings, "pings") if pings else None, settings, cfg)
     merged = (
         out["alerts"]
         .map(lambda r: "A " + r[1], output_type=Types.STRING())

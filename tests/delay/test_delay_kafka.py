@@ -294,7 +294,10 @@ def all_committed(kafka: str, topic: str, group: str) -> bool:
 # mid-stream: killed while reading the second half (whatever the latest checkpoint holds).
 # after-all-read: killed once a completed checkpoint holds every record, so the restored job has
 # nothing new to read and no watermark of its own: it must not depend on one.
-@pytest.mark.parametrize("kill_at", ["mid-stream", "after-all-read"])
+# The second kill point runs with the slow tests (./dev.sh test-all), the first in every run.
+@pytest.mark.parametrize(
+    "kill_at", ["mid-stream", pytest.param("after-all-read", marks=pytest.mark.slow)]
+)
 def test_killed_job_restarted_from_checkpoint_ends_like_one_that_never_stopped(
     kafka_bootstrap: str, redis_url: str, unique_topics: TopicNames, tmp_path: Path, kill_at: str
 ) -> None:

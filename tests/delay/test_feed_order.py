@@ -18,7 +18,7 @@ from udfs.feed_order import (
     release_time,
 )
 from udfs.shipment_state import TruckFix
-from udfs.stall_fallback import fallback_event_time, fallback_fire_at
+from udfs.stall_fallback import assumed_event_time, fire_at
 from udfs.truck_speed import FeedConfig, TruckFeed, on_assignment, on_ping
 
 from .helpers import HOUR, MIN, T0
@@ -150,10 +150,10 @@ def test_release_time_and_what_applies_at_once() -> None:
 def test_fallback_follows_the_wall_clock_only_when_the_watermark_stalls() -> None:
     grace = 30_000
     # watermark advanced as much as the wall clock: no fallback
-    assert fallback_event_time(T0 + 60_000, T0, 0, 60_000, grace, NO_WM) is None
+    assert assumed_event_time((T0, 0), T0 + 60_000, 60_000, grace) is None
     # stalled for 60 s of wall time: event time is taken to be 30 s (60 - grace) further
-    assert fallback_event_time(T0, T0, 0, 60_000, grace, NO_WM) == T0 + 30_000
-    assert fallback_event_time(NO_WM, T0, 0, 60_000, grace, NO_WM) == T0 + 30_000
+    assert assumed_event_time((T0, 0), T0, 60_000, grace) == T0 + 30_000
+    assert assumed_event_time((T0, 0), None, 60_000, grace) == T0 + 30_000
     # the timer fires when that estimate reaches the held input, in whole seconds
-    assert fallback_fire_at(T0 + 5_500, T0, 1_000_000, grace) == 1_036_000
-    assert fallback_fire_at(T0 + 10, T0, 1_000_000, grace) == 1_031_000
+    assert fire_at(T0 + 5_500, T0, 1_000_000, grace) == 1_036_000
+    assert fire_at(T0 + 10, T0, 1_000_000, grace) == 1_031_000

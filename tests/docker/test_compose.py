@@ -20,14 +20,16 @@ import re
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 import yaml
 
-from flink_jobs.runtime.settings import JobSettings, parse_settings
+from flink_jobs.delay.settings import DelaySettings
+from flink_jobs.runtime.settings import JobSettings, env_name, fields_of
+from flink_jobs.tracking.settings import TrackingSettings
 from udfs.contract import contract_topics
 
 pytestmark = pytest.mark.unit
@@ -37,6 +39,11 @@ COMPOSE_FILE = ROOT / "docker" / "docker-compose.yml"
 PACKAGES = ("fleetpulse", "flink_jobs", "udfs", "alerting", "ws_gateway", "simulator")
 FILE_SUFFIXES = (".py", ".yaml", ".yml", ".sh", ".json", ".toml")
 HOST_FLAGS = ("--bootstrap", "--bootstrap-server", "--redis-url")
+# Each job file's settings (its flags and FLEETPULSE_* variables).
+JOB_SETTINGS: dict[str, type[JobSettings]] = {
+    "flink_jobs.tracking.job": TrackingSettings,
+    "flink_jobs.delay.job": DelaySettings,
+}
 
 # -- compose loading --------------------------------------------------------------------------
 
@@ -433,17 +440,14 @@ def test_flink_run_files_and_job_flags(
                 f"{name}: flink run -py {run.py}: the image has no such file"
             )
             module_name = ".".join(repo.relative_to(ROOT).with_suffix("").parts)
-            module = importlib.import_module(module_name)
+            importlib.import_module(module_name)
             jobs.add(module_name)
             for key in [k for k in os.environ if k.startswith("FLEETPULSE_")]:
                 monkeypatch.delenv(key)
             for key, value in environment(svc).items():
                 monkeypatch.setenv(key, value)
-            args = list(run.job_args)
-            if hasattr(module, "parse_options"):  # job-specific flags first (delay job)
-                _, args = module.parse_options(args)
             try:
-                parse_settings(args, "docker-compose-check")
+                JOB_SETTINGS[module_name].from_argv(run.job_args)
             except SystemExit:
                 pytest.fail(
                     f"{name}: {module_name} rejects {shlex.join(run.job_args)}:\n"
@@ -458,16 +462,21 @@ def test_flink_run_files_and_job_flags(
 
 
 def test_job_environment_variables_are_job_settings(services: dict[str, Any]) -> None:
-    names = {f.name for f in fields(JobSettings)}
+    """A job ignores variables that are not its settings (the environment is shared), so a
+    misspelt one would go unnoticed: each must be a setting of a job the service runs."""
     sources = "\n".join(p.read_text() for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py"))
     checked = 0
     for name, svc in services.items():
+        names: set[str] = set()
+        for run in flink_runs(svc):
+            repo = container_to_repo(svc, run.py)
+            assert repo is not None
+            module_name = ".".join(repo.relative_to(ROOT).with_suffix("").parts)
+            names |= {env_name(field) for field in fields_of(JOB_SETTINGS[module_name])}
         if flink_runs(svc):
             for key in environment(svc):
                 if key.startswith("FLEETPULSE_"):
-                    assert key.removeprefix("FLEETPULSE_").lower() in names, (
-                        f"{name}: {key} is not a flink_jobs.runtime.settings.JobSettings field"
-                    )
+                    assert key in names, f"{name}: {key} is not a setting of the jobs it runs"
                     checked += 1
         built = build_of(svc)
         if built and flink_runs(svc):
@@ -475,9 +484,9 @@ def test_job_environment_variables_are_job_settings(services: dict[str, Any]) ->
                 if keyword != "ENV":
                     continue
                 for key in re.findall(r"(FLEETPULSE_[A-Z0-9_]+)=", rest):
-                    assert (
-                        key.removeprefix("FLEETPULSE_").lower() in names or f'"{key}"' in sources
-                    ), f"{built[1].name}: nothing reads ENV {key}"
+                    assert key in names or f'"{key}"' in sources, (
+                        f"{built[1].name}: nothing reads ENV {key}"
+                    )
                     checked += 1
     assert checked >= 2
 

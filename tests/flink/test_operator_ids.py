@@ -65,7 +65,8 @@ from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment
 from flink_jobs.delay import job as delay_job
 from flink_jobs.tracking import job as tracking_job
-from flink_jobs.runtime.settings import parse_settings
+from flink_jobs.delay.settings import DelaySettings
+from flink_jobs.tracking.settings import TrackingSettings
 which, flags = sys.argv[1], ["--bootstrap", "127.0.0.1:9", *sys.argv[2:]]
 if which == "tracking-upgraded":
     # a next version with one more operator, between the source and the truck function
@@ -73,10 +74,9 @@ if which == "tracking-upgraded":
     StreamTableEnvironment.to_append_stream = lambda self, table, type_info: to_stream(
         self, table, type_info).filter(lambda row: True).name("added-filter")
 if which.startswith("tracking"):
-    env = tracking_job.job(parse_settings(flags, tracking_job.JOB_NAME))
+    env = tracking_job.job(TrackingSettings.from_argv(flags))
 else:
-    opts, rest = delay_job.parse_options(flags)
-    env = delay_job.job(parse_settings(rest, delay_job.JOB_NAME), opts)
+    env = delay_job.job(DelaySettings.from_argv(flags))
 graph = env._generate_stream_graph(False)
 # the operator ids a checkpoint's state is filed under (Flink's, as the job graph gets them)
 ids = get_gateway().jvm.org.apache.flink.streaming.api.graph.StreamGraphHasherV2() \\

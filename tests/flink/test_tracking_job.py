@@ -13,7 +13,7 @@ import orjson
 import pytest
 import redis
 
-from flink_jobs.runtime.settings import JobSettings
+from flink_jobs.tracking.settings import TrackingSettings
 
 pytestmark = pytest.mark.flink
 MIN = 60_000
@@ -111,10 +111,9 @@ def run_job(
             self.r.rpush("test:outputs", orjson.dumps([self.kind, value[1]]))
             return value
 
-    settings = JobSettings(
+    settings = TrackingSettings(
         redis_url=redis_url,
         parallelism=parallelism,
-        redis_flush_ms=50,
         checkpoint_interval_ms=600_000,
         restart_attempts=0,
         bundle_shards=bundle_shards,

@@ -27,16 +27,16 @@ def job_process(
         redis_url,
         "--gps-topic",
         topics.gps,
-        "--scans-topic",
-        topics.scans,
         "--alerts-topic",
         topics.alerts,
-        "--geofence-topic",
-        topics.geofence_events,
         "--dlq-topic",
         topics.dlq,
-        "--redis-flush-ms",
-        "50",
+        # each job refuses the other's settings
+        *(
+            ["--scans-topic", topics.scans, "--redis-flush-ms", "50"]
+            if module == "flink_jobs.delay.job"
+            else ["--geofence-topic", topics.geofence_events]
+        ),
         *extra,
     ]
     return ManagedProcess(module, argv, log, env=flink_env())

@@ -18,9 +18,9 @@ pytestmark = pytest.mark.integration
 PROBE = textwrap.dedent("""
     import os, sys
     from flink_jobs.runtime.environment import create_environment
-    from flink_jobs.runtime.settings import parse_settings
+    from flink_jobs.runtime.settings import JobSettings
 
-    env, _ = create_environment(parse_settings(sys.argv[1:], "affinity-test"), "affinity-test")
+    env, _ = create_environment(JobSettings.from_argv(sys.argv[1:]), "affinity-test")
     env.from_collection([1]).map(lambda x: x)  # the JVM is up and answering
 
     def descendants(pid):

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from flink_jobs.runtime.buffered_writer import BufferedWriterFunction, shard_of
-from flink_jobs.runtime.settings import JobSettings
+from flink_jobs.runtime.settings import BufferedWriterSettings
 from flink_jobs.runtime.timers import END_OF_INPUT_TIMER as END_OF_INPUT
 from tests.unit.flink_fakes import FakeContext, FakeRuntime
 
@@ -30,7 +30,7 @@ class RecordingWriter(BufferedWriterFunction):
 
 
 def opened() -> tuple[RecordingWriter, FakeRuntime]:
-    fn, runtime = RecordingWriter(JobSettings(redis_flush_ms=200)), FakeRuntime()
+    fn, runtime = RecordingWriter(BufferedWriterSettings(redis_flush_ms=200)), FakeRuntime()
     fn.open(runtime)
     return fn, runtime
 
@@ -74,7 +74,7 @@ class RecordingBundleWriter(RecordingWriter):
 
 
 def test_bundles_wait_as_one_element_each_and_are_written_flat_in_order() -> None:
-    fn, runtime = RecordingBundleWriter(JobSettings(redis_flush_ms=200)), FakeRuntime()
+    fn, runtime = RecordingBundleWriter(BufferedWriterSettings(redis_flush_ms=200)), FakeRuntime()
     fn.open(runtime)
     ctx = FakeContext(key=1, now=1_050)
     for bundle in (["a", "b"], ["c"]):

@@ -15,8 +15,8 @@ from poison_corpus import poison_records
 
 from fleetpulse.commands import dlq
 from fleetpulse.dlq_view import describe_dead_letter
-from fleetpulse.printable import printable
 from udfs.models import DeadLetter
+from udfs.printable import printable
 
 pytestmark = pytest.mark.unit
 

@@ -1,5 +1,5 @@
-"""The pure parts of the bundled truck function: shards as the JVM computes them, wake-up
-seconds, and the stalled-watermark fallback."""
+"""The pure parts of the truck function: shards as the JVM computes them and wake-up seconds
+(the stall rule: tests/unit/test_stall_fallback.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flink_jobs.tracking.shards import ShardOf, java_shard, java_string_hash
-from flink_jobs.tracking.wakeups import next_tick, stalled_event_time, tick_period_ms, wake_second
+from flink_jobs.tracking.wakeups import next_tick, tick_period_ms, wake_second
 
 pytestmark = pytest.mark.unit
 
@@ -56,41 +56,3 @@ def test_a_wake_up_rounds_up_to_its_whole_second() -> None:
 def test_ticks_are_aligned_to_the_wall_clock() -> None:
     assert tick_period_ms(30_000) == 5000 and tick_period_ms(200) == 1000
     assert next_tick(12_345, 5000) == 15_000 and next_tick(15_000, 5000) == 20_000
-
-
-GRACE = 2000
-
-
-def test_no_watermark_known_judges_nothing() -> None:
-    assert stalled_event_time(None, None, 1000, GRACE) == (None, None)
-
-
-def test_the_first_watermark_seen_becomes_the_reference() -> None:
-    assert stalled_event_time(None, 50_000, 1000, GRACE) == (None, (50_000, 1000))
-
-
-def test_a_watermark_keeping_pace_moves_the_reference() -> None:
-    # A backfill: 60 s of event time in 5 s of wall clock.
-    assert stalled_event_time((50_000, 1000), 110_000, 6000, GRACE) == (None, (110_000, 6000))
-
-
-def test_a_lag_within_the_grace_keeps_the_reference_and_assumes_nothing() -> None:
-    assert stalled_event_time((50_000, 1000), 51_000, 3000, GRACE) == (None, (50_000, 1000))
-
-
-def test_a_stalled_watermark_takes_event_time_from_the_wall_clock_since_the_reference() -> None:
-    # Stalled 7 s: event time is the reference watermark plus the 7 s, the reference stays.
-    assert stalled_event_time((50_000, 1000), 50_000, 8000, GRACE) == (57_000, (50_000, 1000))
-    # A watermark that crept on, but less than the wall clock minus the grace.
-    assert stalled_event_time((50_000, 1000), 52_000, 8000, GRACE) == (57_000, (50_000, 1000))
-
-
-@given(st.integers(0, 10**6), st.integers(0, 10**6), st.integers(0, 10**6), st.integers(0, 10**6))
-def test_assumed_event_time_is_never_behind_the_watermark(
-    ref_wm: int, ref_wall: int, advanced: int, elapsed: int
-) -> None:
-    watermark = ref_wm + advanced
-    event_time, _ = stalled_event_time((ref_wm, ref_wall), watermark, ref_wall + elapsed, GRACE)
-    if event_time is not None:
-        assert event_time >= watermark
-        assert elapsed - advanced > GRACE

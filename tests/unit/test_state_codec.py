@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from flink_jobs.tracking.shard_state import CodedMapState
 from flink_jobs.tracking.state_codec import FORMAT, UnknownStateFormat, decode_truck, encode_truck
-from flink_jobs.tracking.truck_function import decode_box, encode_box
+from flink_jobs.tracking.truck_function import TruckEntry, decode_entry, encode_entry
 from tests.unit.flink_fakes import FakeMapState
 from tests.unit.test_truck_state import CFG, T0, hub_fence, near_hub_pings, region
 from udfs.models import Ping
@@ -82,15 +82,15 @@ def test_a_layout_this_version_does_not_know_is_refused_by_name() -> None:
         decode_truck(orjson.dumps([FORMAT, None, ["T1", 5]]))  # fields missing
 
 
-def test_boxes_are_stored_as_json_and_a_box_pickled_whole_still_restores() -> None:
-    box = [TruckState("T1", 5, 40.0, -100.0), 7000]
+def test_entries_are_stored_as_json_and_a_list_pickled_whole_still_restores() -> None:
+    entry = TruckEntry(TruckState("T1", 5, 40.0, -100.0), 7000)
     state = FakeMapState()
-    coded: CodedMapState[str, list[object]] = CodedMapState(state, encode_box, decode_box)
-    coded.put_all({"T1": box})
+    coded: CodedMapState[str, TruckEntry] = CodedMapState(state, encode_entry, decode_entry)
+    coded.put_all({"T1": entry})
     assert isinstance(state.stored["T1"], bytes)
-    assert coded.get("T1") == box
+    assert coded.get("T1") == entry
     state.stored["T0"] = [TruckState("T0"), None]  # as a checkpoint from before held it
-    assert dict(coded.items()) == {"T1": box, "T0": [TruckState("T0"), None]}
+    assert dict(coded.items()) == {"T1": entry, "T0": TruckEntry(TruckState("T0"), None)}
     assert sorted(coded.keys()) == ["T0", "T1"]
     coded.remove("T0")
     assert coded.get("T0") is None

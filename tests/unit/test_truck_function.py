@@ -12,11 +12,11 @@ import orjson
 import pytest
 from pyflink.common import Row
 
-from flink_jobs.runtime.settings import JobSettings
 from flink_jobs.tracking.bundling import encode_bundle
 from flink_jobs.tracking.outputs import ALERT_TAG, BATCHED, CENSUS_TAG, DLQ_TAG
+from flink_jobs.tracking.settings import TrackingSettings
 from flink_jobs.tracking.shards import java_shard
-from flink_jobs.tracking.truck_function import TruckFunction, decode_box
+from flink_jobs.tracking.truck_function import TruckFunction, decode_entry
 from flink_jobs.tracking.wakeups import wake_second
 from tests.unit.flink_fakes import FakeContext, FakeRuntime
 from udfs.geo import GeofenceIndex, RegionIndex, default_regions
@@ -55,7 +55,9 @@ def written(fn: Collecting) -> list[PositionWrite]:
 
 def opened(bounded: bool = True) -> tuple[Collecting, FakeRuntime]:
     fn = Collecting(
-        JobSettings(bounded=bounded, parallelism=2, bundle_shards=SHARDS, fallback_grace_ms=2000),
+        TrackingSettings(
+            bounded=bounded, parallelism=2, bundle_shards=SHARDS, fallback_grace_ms=2000
+        ),
         TrackingConfig(),
         default_regions(),
         GeofenceIndex.from_file(),
@@ -85,7 +87,7 @@ def stored(runtime: FakeRuntime, name: str) -> dict[Any, Any]:
     """What Flink's map state holds (what a checkpoint would), truck boxes decoded."""
     held: dict[Any, Any] = runtime.states[name].stored
     if name == "trucks":
-        return {key: decode_box(value) for key, value in held.items()}
+        return {key: decode_entry(value) for key, value in held.items()}
     return held
 
 
@@ -128,10 +130,10 @@ def test_a_bundle_is_parsed_applied_per_truck_and_emitted_once_per_kind() -> Non
     assert stored(runtime, "trucks") == {}  # held in memory until the checkpoint marker
     trucks = checkpointed(fn, runtime, "trucks")
     assert set(trucks) == {A, B}  # the other shard's truck was not applied here
-    assert trucks[A][0].pos_ts == T0 + 30_000
+    assert trucks[A].state.pos_ts == T0 + 30_000
     # Both trucks are due within one second: one index entry, one timer.
     second = wake_second(T0 + SLACK)
-    assert trucks[A][1] == trucks[B][1] == second
+    assert trucks[A].wake_second == trucks[B].wake_second == second
     assert checkpointed(fn, runtime, "due") == {second: [A, B]}
     assert ctx.registered == [("event", SHARD, second)]
     assert fn.counters.totals["parsed"] == 3 and fn.counters.totals["accepted"] == 3
@@ -151,20 +153,20 @@ def test_a_second_fires_for_the_trucks_still_indexed_under_it_and_skips_stale_on
         )
     )
     trucks = checkpointed(fn, runtime, "trucks")
-    assert trucks[B][1] == wake_second(T0 + 32_000 + SLACK)
-    assert trucks[B][0].det_ts == T0 + 2000
+    assert trucks[B].wake_second == wake_second(T0 + 32_000 + SLACK)
+    assert trucks[B].state.det_ts == T0 + 2000
 
     list(fn.on_timer(first + 2000, FakeContext(key=SHARD, watermark=first + 2000)))
-    assert checkpointed(fn, runtime, "trucks")[B][0].pending  # stale entry: B was not advanced
+    assert checkpointed(fn, runtime, "trucks")[B].state.pending  # stale entry: B was not advanced
     assert first + 2000 not in checkpointed(fn, runtime, "due")
 
     fire = FakeContext(key=SHARD, watermark=first)
     list(fn.on_timer(first, fire))  # A's second: its buffered ping is detected
     a = checkpointed(fn, runtime, "trucks")[A]
-    assert a[0].det_ts == T0 and not a[0].pending
+    assert a.state.det_ts == T0 and not a.state.pending
     # Re-indexed under its next wake-up, the offline timeout, with a timer for it.
     offline = wake_second(T0 + TrackingConfig().offline_after_s * 1000)
-    assert a[1] == offline and A in checkpointed(fn, runtime, "due")[offline]
+    assert a.wake_second == offline and A in checkpointed(fn, runtime, "due")[offline]
     assert ("event", SHARD, offline) in fire.registered
 
 
@@ -192,14 +194,15 @@ def test_the_fallback_tick_wakes_trucks_when_the_watermark_has_stalled(
         # once offline has fired, A's only wake-up left is its state's expiry
         expiry = wake_second(T0 + TrackingConfig().state_ttl_s * 1000)
         assert registered[:-1] == ([("event", expiry)] if elapsed == 9000 else [])
-    # 3 s in, assumed event time is 2 s short of the timeout; 9 s in it is past it, and the
+    # Event time assumed (udfs.stall_fallback): the stalled watermark plus the time elapsed less
+    # the 2 s grace. 3 s in it is 4 s short of the timeout; 9 s in it is 2 s past it, and the
     # alert carries the time it was due, not the wall clock's.
     assert alerts[:2] == [[], []]
     assert [(a["dedup_key"], a["payload"]["custom_details"]["event_ts"]) for a in alerts[2]] == [
         (f"truck_offline:{A}", T0 + 600_000)
     ]
     # written through at once: no checkpoint marker need follow a processing-time timer
-    assert stored(runtime, "trucks")[A][0].offline_open
+    assert stored(runtime, "trucks")[A].state.offline_open
     assert fn.written[-1].status == "OFFLINE"  # in Redis before the tick returned
 
 
@@ -219,7 +222,7 @@ def test_a_watermark_keeping_pace_never_triggers_the_fallback(
         )
         assert side(out, ALERT_TAG) == []
     # only the event-time timers may wake it
-    assert checkpointed(fn, runtime, "trucks")[A][0].pending
+    assert checkpointed(fn, runtime, "trucks")[A].state.pending
 
 
 class CountingMapState:
@@ -244,8 +247,8 @@ def test_changes_reach_map_state_at_the_checkpoint_marker_and_a_restore_continue
         )
     )
     # The second ping changed A in memory only: the state still holds the checkpointed A.
-    assert stored(runtime, "trucks")[A][0].pos_ts == T0
-    assert fn.trucks.get(SHARD, A)[0].pos_ts == T0 + 30_000
+    assert stored(runtime, "trucks")[A].state.pos_ts == T0
+    assert fn.trucks.get(SHARD, A).state.pos_ts == T0 + 30_000
 
     # A crash now loses the change; a restore (a new instance on the checkpoint's state)
     # reads the shard whole, once, and the replayed ping applies again.
@@ -271,7 +274,7 @@ def test_changes_reach_map_state_at_the_checkpoint_marker_and_a_restore_continue
     )
     assert written(restored) == []
     assert restored.counters.totals["duplicates"] == 1
-    assert checkpointed(restored, runtime, "trucks")[A][0].det_ts == T0
+    assert checkpointed(restored, runtime, "trucks")[A].state.det_ts == T0
     assert counting.calls == ["items", "put_all"]
 
 
@@ -285,7 +288,7 @@ def test_a_cold_region_cell_is_classified_with_its_block_once() -> None:
 
     regions = CountingRegions(default_regions().shapes())
     fn = Collecting(
-        JobSettings(parallelism=2, bundle_shards=SHARDS),
+        TrackingSettings(parallelism=2, bundle_shards=SHARDS),
         TrackingConfig(),
         regions,
         GeofenceIndex.from_file(),
@@ -307,7 +310,7 @@ def test_a_cold_region_cell_is_classified_with_its_block_once() -> None:
     assert (-1001, 400) in calls[0] and (-1008, 400) in calls[0] and (-1001, 407) in calls[0]
     assert (-901, 350) in calls[1]
     assert regions.region_of(35.05, -90.05) == "SOUTH"
-    assert fn.trucks.get(SHARD, B)[0].region == "SOUTH"
+    assert fn.trucks.get(SHARD, B).state.region == "SOUTH"
 
 
 class Gated(Collecting):
@@ -326,7 +329,7 @@ class Gated(Collecting):
 
 def test_the_checkpoint_marker_returns_only_once_every_position_is_written() -> None:
     fn = Gated(
-        JobSettings(parallelism=2, bundle_shards=SHARDS),
+        TrackingSettings(parallelism=2, bundle_shards=SHARDS),
         TrackingConfig(),
         default_regions(),
         GeofenceIndex.from_file(),
@@ -345,7 +348,7 @@ def test_the_checkpoint_marker_returns_only_once_every_position_is_written() -> 
 
 def test_a_ping_far_behind_its_shards_newest_is_a_stale_dead_letter_with_its_key() -> None:
     fn, _ = opened()
-    old = T0 - JobSettings().max_record_age_s * 1000 - 1
+    old = T0 - TrackingSettings().max_record_age_s * 1000 - 1
     records = [
         (2, 100, A.encode(), ping(A, T0)),
         (2, 101, b"\xff" + A.encode(), ping(B, old)),

@@ -3,8 +3,8 @@
 entry to client (p50/p99), deliveries versus the exact expectation, the CPU each process used
 and gateway memory per connection.
 
-    python -m ws_gateway.bench --clients 5000 --rate 10000 --duration 10
-    python -m ws_gateway.bench --redis-url redis://127.0.0.1:6379/0 ...
+    python -m bench.gateway --clients 5000 --rate 10000 --duration 10
+    python -m bench.gateway --redis-url redis://127.0.0.1:6379/0 ...
 
 Four kinds of process share the machine, so that the numbers measure the gateway rather than
 the load generator: the gateway (`python -m ws_gateway run`, alone on its event loop), the
@@ -593,7 +593,7 @@ def split_cpus(
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m ws_gateway.bench",
+        prog="python -m bench.gateway",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -703,7 +703,7 @@ def main(argv: list[str] | None = None) -> int:
         report.update(gateway_metrics(metrics))
         report["deliveries_missing_at_least"] = missing_at_least(report)
         report["gateway_cpus"] = sorted(gateway_cpus) if gateway_cpus is not None else "shared"
-        report["command"] = "python -m ws_gateway.bench " + " ".join(sys.argv[1:])
+        report["command"] = "python -m bench.gateway " + " ".join(sys.argv[1:])
         print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     finally:
         gw.terminate()

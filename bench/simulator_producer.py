@@ -1,6 +1,6 @@
 """Producer benchmark: records/s from one process to a broker.
 
-    python -m simulator.bench [--bootstrap 127.0.0.1:9092] [--records 300000]
+    python -m bench.simulator_producer [--bootstrap 127.0.0.1:9092] [--records 300000]
 
 Without ``--bootstrap`` it starts a private broker (the project's launcher) with the contract
 topics, and stops it afterwards.

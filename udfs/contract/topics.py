@@ -1,4 +1,4 @@
-"""The Kafka topics of shared/CONTRACT.md, with partition counts and retention."""
+"""The Kafka topics of docs/contract.md, with partition counts and retention."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ class TopicNames:
 
 @dataclass(frozen=True)
 class TopicSpec:
+    """A topic as the launchers create it."""
+
     name: str
     partitions: int
     retention_ms: int
@@ -35,3 +37,6 @@ def contract_topics(names: TopicNames = TopicNames()) -> list[TopicSpec]:
         TopicSpec(names.geofence_events, 2, 24 * HOUR_MS),
         TopicSpec(names.dlq, 1, 14 * 24 * HOUR_MS),
     ]
+
+
+DEFAULT_TOPICS = TopicNames()

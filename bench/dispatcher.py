@@ -2,7 +2,7 @@
 ``fleet.alerts`` to the HTTP delivery; then the same with a second receiver that never answers,
 to show it does not delay the first.
 
-    python -m alerting.bench [--bootstrap 127.0.0.1:9092] [--rate 1000] [--duration 20]
+    python -m bench.dispatcher [--bootstrap 127.0.0.1:9092] [--rate 1000] [--duration 20]
 
 Runs the real dispatcher (``python -m alerting run``) as a subprocess, the receiver in another
 process (so neither competes for the benchmark's interpreter), and paces a Kafka producer.
@@ -29,18 +29,10 @@ import click
 import httpx
 import orjson
 
-from alerting.local_http import QuietJsonHandler
+from bench.local_http import QuietJsonHandler
 from bench.support import cpu_seconds
+from simulator.truth import CLASSES  # every alert class the jobs raise
 
-CLASSES = [
-    "shipment_late",
-    "shipment_at_risk",
-    "shipment_stuck_at_hub",
-    "shipment_no_scan",
-    "delivery_attempts_failed",
-    "truck_offline",
-    "truck_stopped_unplanned",
-]
 REGIONS = ["NORTHEAST", "MIDWEST", "SOUTH", "WEST"]
 SEVERITIES = ["info", "warning", "error", "critical"]
 
