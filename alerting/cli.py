@@ -53,7 +53,7 @@ state_dir_option = click.option(
 )
 
 
-@click.group()
+@click.group(context_settings={"show_default": True})
 def alerts() -> None:
     """Alert dispatcher: fleet.alerts to PagerDuty / signed webhooks."""
 
@@ -66,7 +66,8 @@ def alerts() -> None:
     "--config",
     "config_path",
     type=click.Path(dir_okay=False),
-    help="YAML configuration (default: alerting/default_config.yaml).",
+    show_default="alerting/default_config.yaml",
+    help="YAML configuration: receivers, routes, inhibit rules.",
 )
 @state_dir_option
 @click.option(
@@ -82,15 +83,35 @@ def alerts() -> None:
     help="Address the metrics server listens on (0.0.0.0 for a scraper outside "
     "the host or container).",
 )
-@click.option("--group-id", default="fleetpulse-alerting", show_default=True)
+@click.option(
+    "--group-id",
+    default="fleetpulse-alerting",
+    show_default=True,
+    help="Kafka consumer group id (instances sharing it split the partitions).",
+)
 @click.option(
     "--instance-id",
     default=None,
     help="Static Kafka group membership id (fast restarts of one instance).",
 )
-@click.option("--alerts-topic", default=DEFAULT_TOPICS.alerts, show_default=True)
-@click.option("--dlq-topic", default=DEFAULT_TOPICS.dlq, show_default=True)
-@click.option("--log-level", default="INFO", show_default=True)
+@click.option(
+    "--alerts-topic",
+    default=DEFAULT_TOPICS.alerts,
+    show_default=True,
+    help="Kafka topic the alerts are read from.",
+)
+@click.option(
+    "--dlq-topic",
+    default=DEFAULT_TOPICS.dlq,
+    show_default=True,
+    help="Kafka topic unreadable alert records are dead-lettered to.",
+)
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    help="Python logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL.",
+)
 def run(
     bootstrap: str,
     config_path: str | None,
@@ -148,7 +169,8 @@ def run(
     "--config",
     "config_path",
     type=click.Path(dir_okay=False),
-    help="YAML configuration with the receivers (default: the bundled one).",
+    show_default="alerting/default_config.yaml",
+    help="YAML configuration with the receivers.",
 )
 @state_dir_option
 @click.option("--receiver", default=None, help="Only dead letters of this receiver.")

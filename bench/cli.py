@@ -96,19 +96,32 @@ def _select(only: str | None) -> list[str]:
     return [s for s in SECTIONS if s in wanted]
 
 
-@click.command()
+@click.command(context_settings={"show_default": True})
 @click.option(
     "--quick",
     is_flag=True,
     help="Small sizes for a smoke run (100,000 pings from "
     "10,000 trucks, short phases, 300 websocket clients).",
 )
-@click.option("--pings", type=int, default=None, help="Pings preloaded for throughput.")
-@click.option("--trucks", type=int, default=None, help="Trucks in the throughput input.")
+@click.option(
+    "--pings",
+    type=int,
+    default=None,
+    show_default="1,000,000; 100,000 with --quick",
+    help="Pings preloaded for throughput.",
+)
+@click.option(
+    "--trucks",
+    type=int,
+    default=None,
+    show_default="100,000; 10,000 with --quick",
+    help="Trucks in the throughput input.",
+)
 @click.option(
     "--only",
     default=None,
     metavar="SECTION[,SECTION]",
+    show_default="all",
     help=f"Run only these: {', '.join(SECTIONS)} (freshness, alerts and memory are one live run).",
 )
 @click.option(
@@ -116,13 +129,16 @@ def _select(only: str | None) -> list[str]:
     type=click.Path(file_okay=False, path_type=Path),
     default=PROJECT_ROOT / "docs",
     show_default=True,
+    help="Directory BENCHMARKS.md, bench-results.json and bench-chart.png are written to.",
 )
 @click.option(
     "--quix-python",
     default=None,
     metavar="PATH",
-    help="Interpreter with quixstreams installed, for the Quix peer "
-    "(default: $FLEETPULSE_QUIX_PYTHON or this one).",
+    show_default="$FLEETPULSE_QUIX_PYTHON, else this interpreter",
+    help="Interpreter with quixstreams installed, for the Quix peer; when it cannot import "
+    "quixstreams, the one in the environment variable FLEETPULSE_QUIX_PYTHON is tried, "
+    "then this one.",
 )
 @click.option(
     "--parallelism",

@@ -42,7 +42,7 @@ class LazyGroup(click.Group):
         return command
 
 
-@click.group(cls=LazyGroup)
+@click.group(cls=LazyGroup, context_settings={"show_default": True})
 @click.version_option(package_name="fleetpulse")
 def main() -> None:
     """fleetpulse: real-time truck tracking and shipment delay alerting."""

@@ -12,58 +12,103 @@ from fleetpulse.config import UpSettings
 from fleetpulse.paths import default_data_dir
 from udfs.contract import DEFAULT_TOPICS, region_key
 
+# every command shows its defaults in --help (also when invoked without the `fleetpulse` group)
+CONTEXT_SETTINGS = {"show_default": True}
+
 data_dir_option = click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
+    # the callable keeps the default's own FLEETPULSE_DATA_DIR lookup; click reads it first
     default=default_data_dir,
     envvar="FLEETPULSE_DATA_DIR",
-    show_default=True,
+    show_envvar=True,
+    show_default="<project root>/.fleetpulse",
     help="Where all state lives: Kafka logs, Flink checkpoints, Redis dump, logs.",
 )
 
 
-@click.command()
+@click.command(context_settings=CONTEXT_SETTINGS)
 @data_dir_option
 @click.option(
     "--flink-url",
     default="",
     envvar="FLEETPULSE_FLINK_URL",
+    show_envvar=True,
+    show_default="none: embedded MiniClusters",
     help="Submit the jobs to this Flink cluster (host:port of its REST API) with "
     "`flink run -py` instead of running them on an embedded MiniCluster.",
 )
-@click.option("--kafka-port", default=9092, envvar="FLEETPULSE_KAFKA_PORT", show_default=True)
+@click.option(
+    "--kafka-port",
+    default=9092,
+    envvar="FLEETPULSE_KAFKA_PORT",
+    show_envvar=True,
+    show_default=True,
+    help="Kafka broker (client listener) TCP port on 127.0.0.1.",
+)
 @click.option(
     "--kafka-controller-port",
     default=0,
     envvar="FLEETPULSE_KAFKA_CONTROLLER_PORT",
-    help="KRaft controller listener (default: the Kafka port + 1).",
+    show_envvar=True,
+    show_default="the Kafka port + 1",
+    help="KRaft controller listener TCP port (0: the Kafka port + 1).",
 )
-@click.option("--redis-port", default=6379, envvar="FLEETPULSE_REDIS_PORT", show_default=True)
-@click.option("--gateway-port", default=8765, envvar="FLEETPULSE_GATEWAY_PORT", show_default=True)
+@click.option(
+    "--redis-port",
+    default=6379,
+    envvar="FLEETPULSE_REDIS_PORT",
+    show_envvar=True,
+    show_default=True,
+    help="Redis TCP port on 127.0.0.1.",
+)
+@click.option(
+    "--gateway-port",
+    default=8765,
+    envvar="FLEETPULSE_GATEWAY_PORT",
+    show_envvar=True,
+    show_default=True,
+    help="Websocket gateway TCP port: map page, websocket, /healthz and /metrics.",
+)
 @click.option(
     "--dispatcher-metrics-port",
     default=9252,
     envvar="FLEETPULSE_DISPATCHER_METRICS_PORT",
+    show_envvar=True,
     show_default=True,
+    help="TCP port of the alert dispatcher's Prometheus /metrics and /healthz.",
 )
 @click.option(
     "--tracking-metrics-port",
     default=9250,
     envvar="FLEETPULSE_TRACKING_METRICS_PORT",
+    show_envvar=True,
     show_default=True,
+    help="TCP port of the tracking job's Prometheus /metrics.",
 )
 @click.option(
-    "--delay-metrics-port", default=9251, envvar="FLEETPULSE_DELAY_METRICS_PORT", show_default=True
+    "--delay-metrics-port",
+    default=9251,
+    envvar="FLEETPULSE_DELAY_METRICS_PORT",
+    show_envvar=True,
+    show_default=True,
+    help="TCP port of the delay job's Prometheus /metrics.",
 )
 @click.option(
     "--tracking-rest-port",
     default=8081,
     envvar="FLEETPULSE_TRACKING_REST_PORT",
+    show_envvar=True,
     show_default=True,
-    help="REST API / web UI of the tracking job's MiniCluster.",
+    help="TCP port of the REST API / web UI of the tracking job's MiniCluster.",
 )
 @click.option(
-    "--delay-rest-port", default=8082, envvar="FLEETPULSE_DELAY_REST_PORT", show_default=True
+    "--delay-rest-port",
+    default=8082,
+    envvar="FLEETPULSE_DELAY_REST_PORT",
+    show_envvar=True,
+    show_default=True,
+    help="TCP port of the REST API / web UI of the delay job's MiniCluster.",
 )
 @click.option("--parallelism", default=1, show_default=True, help="Flink job parallelism.")
 @click.option(
@@ -71,6 +116,7 @@ data_dir_option = click.option(
     default=False,
     show_default=True,
     envvar="FLEETPULSE_PIN_JOBS",
+    show_envvar=True,
     help="Run each embedded job (its MiniCluster JVM) on a CPU of its own: a job's "
     "Python operators share one interpreter lock, and handing it between "
     "cores is costly (the tracking job ran 1.24-1.79x faster pinned on 2 cores, "
@@ -83,13 +129,20 @@ data_dir_option = click.option(
     show_default=True,
     help="Simulated event time runs this many times faster than the wall clock.",
 )
-@click.option("--seed", default=42, show_default=True)
+@click.option(
+    "--seed",
+    default=42,
+    show_default=True,
+    help="Simulator random seed (the same seed generates the same fleet and events).",
+)
 @click.option("--no-simulator", is_flag=True, help="Start everything but the simulator.")
 @click.option(
     "--alerting-config",
     default="",
     envvar="FLEETPULSE_ALERTING_CONFIG",
-    help="Alert dispatcher YAML (default: the packaged demo configuration).",
+    show_envvar=True,
+    show_default="the packaged demo configuration",
+    help="Alert dispatcher YAML configuration file.",
 )
 def up(
     data_dir: Path,
@@ -158,7 +211,7 @@ def up(
     sys.exit(sup.watch())
 
 
-@click.command()
+@click.command(context_settings=CONTEXT_SETTINGS)
 @data_dir_option
 def down(data_dir: Path) -> None:
     """Stop a running `fleetpulse up` and everything it started."""
@@ -171,7 +224,7 @@ def down(data_dir: Path) -> None:
         click.echo(f"fleetpulse is not running from {settings.data_dir}")
 
 
-@click.command()
+@click.command(context_settings=CONTEXT_SETTINGS)
 @data_dir_option
 def status(data_dir: Path) -> None:
     """Health of each component of a running `fleetpulse up` (exit 1 if any is unhealthy)."""
@@ -193,12 +246,24 @@ def status(data_dir: Path) -> None:
     sys.exit(0 if healthy else 1)
 
 
-@click.command()
+@click.command(context_settings=CONTEXT_SETTINGS)
 @click.option(
-    "--bootstrap", default="127.0.0.1:9092", envvar="FLEETPULSE_BOOTSTRAP", show_default=True
+    "--bootstrap",
+    default="127.0.0.1:9092",
+    envvar="FLEETPULSE_BOOTSTRAP",
+    show_envvar=True,
+    show_default=True,
+    help="Kafka bootstrap HOST:PORT.",
 )
-@click.option("--topic", default=DEFAULT_TOPICS.dlq, show_default=True)
-@click.option("--follow/--no-follow", default=False, help="Keep waiting for new dead letters.")
+@click.option(
+    "--topic", default=DEFAULT_TOPICS.dlq, show_default=True, help="Dead-letter Kafka topic."
+)
+@click.option(
+    "--follow/--no-follow",
+    default=False,
+    show_default=True,
+    help="Keep waiting for new dead letters.",
+)
 def dlq(bootstrap: str, topic: str, follow: bool) -> None:
     """Print dead letters: source, partition/offset, reason and detail."""
     from kafka import KafkaConsumer

@@ -18,6 +18,8 @@ from simulator.sinks import JsonlSink, KafkaSink, Progress, Sink, read_jsonl
 from udfs.contract import DEFAULT_TOPICS, TopicNames
 
 HOUR_MS = 3_600_000
+# --help shows every option's default, also under `python -m simulator`
+CONTEXT_SETTINGS = {"show_default": True}
 
 
 def _send_all(records: Iterable[Record], sink: Sink, progress: Progress) -> None:
@@ -36,7 +38,7 @@ def _topics(gps_topic: str, scans_topic: str) -> TopicNames:
     return TopicNames(gps=gps_topic, scans=scans_topic)
 
 
-@click.command()
+@click.command(context_settings=CONTEXT_SETTINGS)
 @click.option("--trucks", default=200, show_default=True, help="fleet size")
 @click.option(
     "--rate",
@@ -50,7 +52,12 @@ def _topics(gps_topic: str, scans_topic: str) -> TopicNames:
     show_default=True,
     help="simulated seconds per wall second while catching up to the wall clock",
 )
-@click.option("--seed", default=1, show_default=True)
+@click.option(
+    "--seed",
+    default=1,
+    show_default=True,
+    help="random seed: the same seed and options generate the same records",
+)
 @click.option(
     "--hours", "hours", default=48.0, show_default=True, help="simulated hours to generate"
 )
@@ -78,18 +85,47 @@ def _topics(gps_topic: str, scans_topic: str) -> TopicNames:
     "breakdown); 0 disables all but the guaranteed first-trip cases",
 )
 @click.option("--no-guaranteed", is_flag=True, help="no forced trouble on trucks 0-5")
-@click.option("--faults/--no-faults", default=True, show_default=True)
+@click.option(
+    "--faults/--no-faults",
+    default=True,
+    show_default=True,
+    help="inject transport and device faults (the shares below); --no-faults: a clean stream",
+)
 @click.option("--out-of-order", default=0.02, show_default=True, help="share reordered")
-@click.option("--out-of-order-max-s", default=8.0, show_default=True)
+@click.option(
+    "--out-of-order-max-s",
+    default=8.0,
+    show_default=True,
+    help="longest delay of a reordered record, in seconds",
+)
 @click.option("--late", default=0.001, show_default=True, help="share of pings sent late")
-@click.option("--late-max-s", default=300.0, show_default=True)
+@click.option(
+    "--late-max-s",
+    default=300.0,
+    show_default=True,
+    help="longest delay of a late ping, in seconds (the shortest is 30)",
+)
 @click.option("--duplicates", default=0.01, show_default=True, help="share duplicated")
 @click.option("--malformed", default=0.002, show_default=True, help="share of extra bad records")
 @click.option("--skew", default=0.05, show_default=True, help="share of trucks with clock skew")
-@click.option("--skew-max-s", default=4.0, show_default=True)
-@click.option("--bootstrap", default="127.0.0.1:9092", show_default=True)
-@click.option("--gps-topic", default=DEFAULT_TOPICS.gps, show_default=True)
-@click.option("--scans-topic", default=DEFAULT_TOPICS.scans, show_default=True)
+@click.option(
+    "--skew-max-s",
+    default=4.0,
+    show_default=True,
+    help="largest clock offset of a skewed truck, in seconds (either way)",
+)
+@click.option(
+    "--bootstrap", default="127.0.0.1:9092", show_default=True, help="Kafka bootstrap HOST:PORT"
+)
+@click.option(
+    "--gps-topic", default=DEFAULT_TOPICS.gps, show_default=True, help="Kafka topic of the pings"
+)
+@click.option(
+    "--scans-topic",
+    default=DEFAULT_TOPICS.scans,
+    show_default=True,
+    help="Kafka topic of the shipment scans",
+)
 @click.option(
     "--out",
     "out_path",
@@ -105,7 +141,12 @@ def _topics(gps_topic: str, scans_topic: str) -> TopicNames:
     help="write the ground truth JSON here when the run ends",
 )
 @click.option("--fast", is_flag=True, help="send to Kafka as fast as possible (no pacing)")
-@click.option("--progress/--no-progress", default=None, help="default: on a terminal")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    show_default="when stderr is a terminal",
+    help="show a self-updating progress line on stderr",
+)
 def simulate(
     trucks: int,
     rate: float,
@@ -205,9 +246,11 @@ def simulate(
         raise click.ClickException(str(exc)) from exc
 
 
-@click.command()
+@click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--bootstrap", default="127.0.0.1:9092", show_default=True)
+@click.option(
+    "--bootstrap", default="127.0.0.1:9092", show_default=True, help="Kafka bootstrap HOST:PORT"
+)
 @click.option(
     "--scale",
     default=1.0,
@@ -215,9 +258,21 @@ def simulate(
     help="pace: 1 = the original pace, 10 = ten times faster",
 )
 @click.option("--fast", is_flag=True, help="as fast as possible")
-@click.option("--gps-topic", default=DEFAULT_TOPICS.gps, show_default=True)
-@click.option("--scans-topic", default=DEFAULT_TOPICS.scans, show_default=True)
-@click.option("--progress/--no-progress", default=None)
+@click.option(
+    "--gps-topic", default=DEFAULT_TOPICS.gps, show_default=True, help="Kafka topic of the pings"
+)
+@click.option(
+    "--scans-topic",
+    default=DEFAULT_TOPICS.scans,
+    show_default=True,
+    help="Kafka topic of the shipment scans",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    show_default="when stderr is a terminal",
+    help="show a self-updating progress line on stderr",
+)
 def replay(
     file: Path,
     bootstrap: str,
@@ -262,7 +317,7 @@ def replay_paced(
         yield rec
 
 
-@click.group()
+@click.group(context_settings=CONTEXT_SETTINGS)
 def group() -> None:
     """fleetpulse simulator."""
 

@@ -18,22 +18,43 @@ from ws_gateway.tokens import ALL_REGIONS, sign_token
 SECRET_ENV = "FLEETPULSE_GATEWAY_SECRET"
 
 
-@click.group()
+@click.group(context_settings={"show_default": True})
 def gateway() -> None:
     """Websocket gateway: live truck positions and alerts for map clients."""
 
 
 @gateway.command()
-@click.option("--redis-url", default="redis://127.0.0.1:6379/0", show_default=True)
+@click.option(
+    "--redis-url",
+    default="redis://127.0.0.1:6379/0",
+    show_default=True,
+    help="Redis holding the live positions (the tracking job's output).",
+)
 @click.option(
     "--bootstrap",
     default=None,
     metavar="HOST:PORT",
     help="Kafka bootstrap for fleet.alerts (no alerts without it).",
 )
-@click.option("--alerts-topic", default=DEFAULT_TOPICS.alerts, show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8765, show_default=True, type=int)
+@click.option(
+    "--alerts-topic",
+    default=DEFAULT_TOPICS.alerts,
+    show_default=True,
+    help="Kafka topic the alerts are read from.",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (0.0.0.0 for clients outside the host or container).",
+)
+@click.option(
+    "--port",
+    default=8765,
+    show_default=True,
+    type=int,
+    help="TCP port of the map page, websocket, /healthz and /metrics.",
+)
 @click.option(
     "--metrics-port",
     default=None,
@@ -41,16 +62,27 @@ def gateway() -> None:
     help="Also serve /metrics here (it is always on --port too).",
 )
 @click.option(
-    "--secret", envvar=SECRET_ENV, default=None, help=f"Token signing secret (env {SECRET_ENV})."
+    "--secret",
+    envvar=SECRET_ENV,
+    show_envvar=True,
+    default=None,
+    help="Token signing secret (required unless --no-auth).",
 )
 @click.option("--no-auth", is_flag=True, help="Accept clients without a token (local dev only).")
 @click.option(
     "--allowed-origin",
     "allowed_origins",
     multiple=True,
-    help="Browser origin allowed besides the gateway's own; '*' allows any.",
+    show_default="only the gateway's own",
+    help="Browser origin allowed besides the gateway's own (repeat); '*' allows any.",
 )
-@click.option("--max-subscriptions", default=16, show_default=True, type=int)
+@click.option(
+    "--max-subscriptions",
+    default=16,
+    show_default=True,
+    type=int,
+    help="Subscriptions one websocket connection may hold at once.",
+)
 @click.option(
     "--rate",
     "rate_per_s",
@@ -66,7 +98,12 @@ def gateway() -> None:
     type=float,
     help="A client whose queue waits longer is told it is lagging and closed.",
 )
-@click.option("--log-level", default="INFO", show_default=True)
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    help="Python logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL.",
+)
 @click.option(
     "--event-loop",
     type=click.Choice(["asyncio", "uvloop", "auto"]),
@@ -189,7 +226,11 @@ def _tune_gc() -> None:
 
 @gateway.command()
 @click.option(
-    "--secret", envvar=SECRET_ENV, required=True, help=f"Token signing secret (env {SECRET_ENV})."
+    "--secret",
+    envvar=SECRET_ENV,
+    show_envvar=True,
+    required=True,
+    help="Token signing secret (the gateway's --secret).",
 )
 @click.option(
     "--region",
@@ -201,7 +242,13 @@ def _tune_gc() -> None:
 @click.option(
     "--subject", default="map-user", show_default=True, help="Who the token is for (shown in logs)."
 )
-@click.option("--ttl-s", default=12 * 3600, show_default=True, type=int)
+@click.option(
+    "--ttl-s",
+    default=12 * 3600,
+    show_default=True,
+    type=int,
+    help="Seconds until the token expires.",
+)
 @click.option(
     "--url",
     "base_url",
