@@ -60,20 +60,30 @@ def submit_argv(
     return argv
 
 
-def flink_env() -> dict[str, str]:
+def flink_env(conf_dir: Path | None = None) -> dict[str, str]:
+    """The `flink` launcher's environment; ``conf_dir``: the configuration the client reads
+    (a cluster's, whose defaults a submitted job then takes), else the wheel's."""
     env = dict(os.environ)
     env.setdefault("FLINK_HOME", str(pyflink_home()))
+    if conf_dir is not None:
+        env["FLINK_CONF_DIR"] = str(conf_dir)
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
     )
     return env
 
 
-def submit(flink_url: str, module: str, args: list[str], timeout_s: float = 300) -> str:
+def submit(
+    flink_url: str,
+    module: str,
+    args: list[str],
+    timeout_s: float = 300,
+    conf_dir: Path | None = None,
+) -> str:
     """Submit detached; returns the job id `flink run` printed."""
     proc = subprocess.run(
         submit_argv(flink_url, module, args),
-        env=flink_env(),
+        env=flink_env(conf_dir),
         capture_output=True,
         text=True,
         timeout=timeout_s,

@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -39,6 +39,9 @@ class StandaloneCluster:
     # unless a benchmark runs another revision (bench.compare --cluster).
     python: str = sys.executable
     project_root: Path = PROJECT_ROOT
+    # More of config.yaml: the cluster's own defaults for its jobs (parallelism.default,
+    # execution.checkpointing.*, restart-strategy.*, s3.*), which a submitted job keeps.
+    extra_config: dict[str, object] = field(default_factory=dict)
 
     @property
     def rest_url(self) -> str:
@@ -70,6 +73,7 @@ class StandaloneCluster:
             "python.pythonpath": self._pythonpath(),
             "env.log.dir": str(self.work_dir / "log"),
             "env.pid.dir": str(self.work_dir / "pid"),
+            **self.extra_config,
         }
 
     def env(self) -> dict[str, str]:

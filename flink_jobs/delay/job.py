@@ -163,8 +163,8 @@ def build(
     }
 
 
-def attach_redis(effects: DataStream, settings: DelaySettings) -> None:
-    shards = writer_shards(settings)
+def attach_redis(effects: DataStream, settings: DelaySettings, parallelism: int) -> None:
+    shards = writer_shards(parallelism)
     (
         effects.key_by(lambda e: shard_of(e.shipment_id, shards), key_type=Types.INT())
         .process(DelayRedisFunction(settings))
@@ -205,7 +205,7 @@ def job(settings: DelaySettings) -> StreamExecutionEnvironment:
         else None
     )
     outputs = build(t_env, scans, pings, settings)
-    attach_redis(outputs["effects"], settings)
+    attach_redis(outputs["effects"], settings, env.get_parallelism())
     attach_sinks(
         t_env,
         {kafka_text_sink(t_env, settings, settings.alerts_topic, "alerts_sink"): outputs["alerts"]},

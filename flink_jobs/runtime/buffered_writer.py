@@ -22,14 +22,15 @@ from pyflink.datastream.state import ListStateDescriptor
 
 from flink_jobs.runtime.clock import Clock, wall_clock_ms
 from flink_jobs.runtime.metrics import OperatorCounts
-from flink_jobs.runtime.settings import BufferedWriterSettings, JobSettings
+from flink_jobs.runtime.settings import BufferedWriterSettings
 from flink_jobs.runtime.timers import END_OF_INPUT_TIMER, TimersOnce
 
 
-def writer_shards(settings: JobSettings) -> int:
-    """How many shards a job's Redis writes are keyed by: two per parallel instance, so each
-    instance batches a few shards' writes per tick."""
-    return max(1, settings.parallelism) * 2
+def writer_shards(parallelism: int) -> int:
+    """How many shards a job's Redis writes are keyed by: two per parallel instance (at the
+    job's parallelism, from its flag or the cluster), so each instance batches a few shards'
+    writes per tick."""
+    return max(1, parallelism) * 2
 
 
 def shard_of(key: str, shards: int) -> int:

@@ -1,11 +1,15 @@
 """The Flink environment a job runs in: its configuration, restore, and ``execute``.
 
-Everything a job sets here comes from its settings; the rest is Flink's own defaults or the
-cluster's configuration.
+A job sets what it needs to be correct (thread-mode Python, aligned exactly-once checkpoints,
+fixed operator ids, its jars) and what its flags say. Submitted with `flink run`, everything
+else is the cluster's: its config.yaml, ``-p``, ``-D``, ``-pyexec``. Embedded, an embedded
+run's defaults fill in what the flags leave unset. Either way a job checkpoints: every 10 s
+when neither a flag nor the cluster sets an interval.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -17,37 +21,39 @@ from pyflink.table import StreamTableEnvironment
 
 from flink_jobs import JobError
 from flink_jobs.runtime.affinity import parse_cpu_list, pin_current_process
-from flink_jobs.runtime.jars import flink_jars, prometheus_reporter_jar
-from flink_jobs.runtime.settings import JobSettings
+from flink_jobs.runtime.checkpoints import latest_checkpoint, latest_remote_checkpoint
+from flink_jobs.runtime.jars import flink_jars, plugins_dir, prometheus_reporter_jar
+from flink_jobs.runtime.settings import JobSettings, is_remote
+
+log = logging.getLogger("fleetpulse.job")
+
+# Where neither a flag nor the cluster says otherwise: a job needs checkpoints to commit its
+# Kafka offsets and to restart without loss.
+DEFAULT_CHECKPOINT_INTERVAL_MS = 10_000
 
 
-def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
-    """The most recently completed retained checkpoint (``<job>/chk-N`` with a ``_metadata``).
-
-    Each run of a job writes under its own job id, so the newest ``_metadata`` by time is the
-    latest state, whichever run wrote it.
-    """
-    metas = list(checkpoint_dir.glob("*/chk-*/_metadata"))
-    if not metas:
-        return None
-    return max(metas, key=lambda p: p.stat().st_mtime_ns).parent
+def submitted() -> bool:
+    """True when `flink run` runs this program: its driver hands PyFlink a gateway to the client
+    JVM, whose configuration is the cluster's (config.yaml, -p, -D, -pyexec). Otherwise the job
+    runs embedded, on a MiniCluster of its own (``python -m flink_jobs.<job>.job``)."""
+    return "PYFLINK_GATEWAY_PORT" in os.environ
 
 
-def flink_configuration(settings: JobSettings, job_name: str) -> Configuration:
-    cfg = Configuration()
+def flink_configuration(
+    settings: JobSettings, job_name: str, embedded: bool | None = None
+) -> Configuration:
+    """What the job sets: what it needs to be correct, and what its flags say. Every other
+    option is the cluster's when submitted; embedded, the defaults of an embedded run fill in
+    what the flags leave unset (this interpreter, parallelism 1, restarts forever, a scratch
+    checkpoint directory)."""
+    embedded = not submitted() if embedded is None else embedded
+    cfg = embedded_base_configuration() if embedded else Configuration()
     cfg.set_string("pipeline.name", job_name)
+    # The job's own requirements, whatever the cluster's defaults are:
     cfg.set_string("python.execution-mode", "thread")
-    cfg.set_string("python.executable", sys.executable)
-    cfg.set_string("python.client.executable", sys.executable)
     cfg.set_string("pipeline.jars", ";".join(p.resolve().as_uri() for p in flink_jars()))
-    cfg.set_string("parallelism.default", str(settings.parallelism))
     cfg.set_string("pipeline.auto-watermark-interval", "200 ms")
     cfg.set_string("table.exec.source.idle-timeout", f"{settings.idle_timeout_ms} ms")
-    cfg.set_string("restart-strategy.type", "fixed-delay")
-    attempts = settings.restart_attempts if settings.restart_attempts >= 0 else 2147483647
-    cfg.set_string("restart-strategy.fixed-delay.attempts", str(attempts))
-    cfg.set_string("restart-strategy.fixed-delay.delay", "2 s")
-    cfg.set_string("execution.checkpointing.interval", f"{settings.checkpoint_interval_ms} ms")
     cfg.set_string("execution.checkpointing.mode", "EXACTLY_ONCE")
     # Aligned barriers: the bundled truck function writes its state back at a marker just
     # ahead of each input's barrier, so no record may overtake one
@@ -58,22 +64,50 @@ def flink_configuration(settings: JobSettings, job_name: str) -> Configuration:
     # their own (.uid), and the planner gives the SQL ones (the Kafka sources with their
     # offsets, MATCH_RECOGNIZE, the sinks) "<node id>_<kind>" instead of a hash of the graph.
     cfg.set_string("table.exec.uid.generation", "ALWAYS")
-    if settings.checkpoint_path is None:
+    # What the flags say, or an embedded run's defaults:
+    if embedded:
+        for key in ("python.executable", "python.client.executable"):
+            if not cfg.contains_key(key):
+                cfg.set_string(key, sys.executable)
+    unset = embedded and not cfg.contains_key("parallelism.default")
+    parallelism = settings.parallelism or (1 if unset else None)
+    if parallelism is not None:
+        cfg.set_string("parallelism.default", str(parallelism))
+    attempts = settings.restart_attempts
+    if attempts is None and embedded and not cfg.contains_key("restart-strategy.type"):
+        attempts = -1
+    if attempts is not None:
+        cfg.set_string("restart-strategy.type", "fixed-delay")
+        cfg.set_string(
+            "restart-strategy.fixed-delay.attempts", str(attempts if attempts >= 0 else 2**31 - 1)
+        )
+        cfg.set_string("restart-strategy.fixed-delay.delay", "2 s")
+    interval = settings.checkpoint_interval_ms
+    if interval is None and embedded and not cfg.contains_key("execution.checkpointing.interval"):
+        interval = DEFAULT_CHECKPOINT_INTERVAL_MS
+    if interval is not None:
+        cfg.set_string("execution.checkpointing.interval", f"{interval} ms")
+    storage = settings.checkpoint_uri
+    if storage is None and embedded and not cfg.contains_key("execution.checkpointing.dir"):
         # Without a directory Flink keeps checkpoints in the JobManager's memory, capped at
         # 5 MiB: some 10,000 trucks' state would fail every checkpoint. Use a scratch directory.
         scratch = Path(tempfile.gettempdir()) / "fleetpulse-checkpoints" / job_name
-        scratch.mkdir(parents=True, exist_ok=True)
-        cfg.set_string("execution.checkpointing.dir", scratch.resolve().as_uri())
-    else:
-        settings.checkpoint_path.mkdir(parents=True, exist_ok=True)
-        cfg.set_string("execution.checkpointing.dir", settings.checkpoint_path.resolve().as_uri())
+        storage = scratch.resolve().as_uri()
+    if storage is not None:
+        if settings.checkpoint_path is not None:
+            settings.checkpoint_path.mkdir(parents=True, exist_ok=True)
+        elif storage.startswith("file:"):
+            Path(storage.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+        cfg.set_string("execution.checkpointing.dir", storage)
+    if settings.checkpoint_dir:
         cfg.set_string(
             "execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION"
         )
         cfg.set_string("execution.checkpointing.num-retained", "3")
     restore = resolve_restore(settings)
     if restore is not None:
-        cfg.set_string("execution.state-recovery.path", restore.resolve().as_uri())
+        log.info("%s restores from %s", job_name, restore)
+        cfg.set_string("execution.state-recovery.path", restore)
         if settings.allow_non_restored_state:
             cfg.set_string("execution.state-recovery.ignore-unclaimed-state", "true")
     if settings.rest_port:
@@ -87,6 +121,32 @@ def flink_configuration(settings: JobSettings, job_name: str) -> Configuration:
         )
         cfg.set_string("metrics.reporter.prom.port", str(settings.metrics_port))
     return cfg
+
+
+def embedded_base_configuration() -> Configuration:
+    """What an embedded run starts from: the ``config.yaml`` of ``FLINK_CONF_DIR`` when it is
+    set (filesystem credentials, ``s3.endpoint``, state backend: what a cluster's file would
+    hold), else nothing. The job's flags go on top."""
+    conf_dir = os.environ.get("FLINK_CONF_DIR")
+    if not conf_dir:
+        return Configuration()
+    from pyflink.java_gateway import get_gateway
+
+    loaded = get_gateway().jvm.org.apache.flink.configuration.GlobalConfiguration
+    return Configuration(j_configuration=loaded.loadConfiguration(conf_dir))
+
+
+def ensure_checkpointing(env: StreamExecutionEnvironment) -> None:
+    """Checkpoint every :data:`DEFAULT_CHECKPOINT_INTERVAL_MS` when neither a flag nor the
+    cluster set an interval: without checkpoints the job commits no Kafka offsets and restarts
+    from its group's start, and the truck function's write-back never runs."""
+    if env.get_checkpoint_interval() <= 0:
+        log.warning(
+            "no checkpoint interval set (--checkpoint-interval-ms or the cluster's "
+            "execution.checkpointing.interval): checkpointing every %d ms",
+            DEFAULT_CHECKPOINT_INTERVAL_MS,
+        )
+        env.enable_checkpointing(DEFAULT_CHECKPOINT_INTERVAL_MS)
 
 
 # Flink's words when a checkpoint holds state of an operator the program no longer has.
@@ -121,17 +181,23 @@ def execute(env: StreamExecutionEnvironment, job_name: str, settings: JobSetting
         ) from None
 
 
-def resolve_restore(settings: JobSettings) -> Path | None:
+def resolve_restore(settings: JobSettings) -> str | None:
+    """The URI of the checkpoint or savepoint to start from (None: a fresh start)."""
     if not settings.restore:
         return None
     if settings.restore == "latest":
-        if settings.checkpoint_path is None:
+        if settings.checkpoint_uri is None:
             raise JobError("--restore latest needs --checkpoint-dir")
-        return latest_checkpoint(settings.checkpoint_path)  # None: first start, nothing to restore
-    path = Path(settings.restore)
+        if settings.checkpoint_path is not None:
+            found = latest_checkpoint(settings.checkpoint_path)
+            return found.resolve().as_uri() if found is not None else None
+        return latest_remote_checkpoint(settings.checkpoint_uri)  # None: first start
+    if is_remote(settings.restore):
+        return settings.restore
+    path = Path(settings.restore.removeprefix("file://"))
     if not path.exists():
         raise JobError(f"--restore {path}: no such checkpoint")
-    return path
+    return path.resolve().as_uri()
 
 
 def export_python_path() -> None:
@@ -151,6 +217,11 @@ def create_environment(
     settings: JobSettings, job_name: str
 ) -> tuple[StreamExecutionEnvironment, StreamTableEnvironment]:
     export_python_path()
+    plugins = plugins_dir()
+    if plugins is not None:
+        # Before the first gateway call: an embedded MiniCluster and the client load
+        # filesystem plugins (s3://) from here, as a cluster's processes do from theirs.
+        os.environ.setdefault("FLINK_PLUGINS_DIR", str(plugins))
     cpus = parse_cpu_list(settings.cpus)
     if cpus:
         # Before the first gateway call: the MiniCluster JVM inherits this process's affinity.
@@ -165,6 +236,7 @@ def create_environment(
     env = StreamExecutionEnvironment.get_execution_environment(
         flink_configuration(settings, job_name)
     )
+    ensure_checkpointing(env)
     env.set_runtime_mode(RuntimeExecutionMode.STREAMING)
     env.set_buffer_timeout(settings.buffer_timeout_ms)
     t_env = StreamTableEnvironment.create(env)

@@ -1,4 +1,5 @@
-"""Where a job finds the JVM artifacts it ships: the Kafka connector and the metrics reporter.
+"""Where a job finds the JVM artifacts it ships: the Kafka connector, the metrics reporter and
+Flink's filesystem plugins (S3).
 
 The set-up (``./dev.sh setup``, ``jvm/pom.xml``) resolves them from Maven Central into a cache
 directory, ``FLEETPULSE_JVM_DIR`` or ``$XDG_CACHE_HOME/fleetpulse/jvm``.
@@ -33,3 +34,9 @@ def flink_jars() -> list[Path]:
 def prometheus_reporter_jar() -> Path | None:
     jars = sorted((jvm_dir() / "flink").glob("flink-metrics-prometheus-*.jar"))
     return jars[0] if jars else None
+
+
+def plugins_dir() -> Path | None:
+    """Flink's plugin directory the set-up filled (the S3 filesystem), or None."""
+    d = jvm_dir() / "plugins"
+    return d if any(d.glob("*/*.jar")) else None

@@ -25,7 +25,7 @@ import difflib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar, get_args
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
@@ -37,6 +37,14 @@ from udfs.contract import TopicNames
 from udfs.record_age import DEFAULT_MAX_PING_AGE_S
 
 ENV_PREFIX = "FLEETPULSE_"
+
+
+def is_remote(location: str) -> bool:
+    """A URI of a filesystem other than the local one (``s3://``, ``hdfs://``, ...)."""
+    scheme, sep, _ = location.partition("://")
+    return bool(sep) and scheme != "file"
+
+
 # Unknown keywords are errors (a setting of another job passed to this one), not ignored.
 SETTINGS_CONFIG = ConfigDict(extra="forbid")
 
@@ -68,14 +76,23 @@ class JobSettings:
     group_id: str = Field(
         default="fleetpulse", description="Kafka consumer group (offsets are committed under it)."
     )
-    parallelism: int = Field(default=1, ge=1, description="Parallel instances of each operator.")
+    parallelism: int | None = Field(
+        default=None,
+        ge=1,
+        description="Parallel instances of each operator (unset: the cluster's "
+        "parallelism.default or flink run -p; 1 embedded).",
+    )
     checkpoint_dir: str = Field(
         default="",
-        description="Directory of the job's checkpoints, 3 retained ('': a scratch directory "
-        "under the system's temporary one).",
+        description="Directory or Flink filesystem URI (s3://bucket/path, hdfs://...) of the "
+        "job's checkpoints, 3 retained ('': the cluster's execution.checkpointing.dir; "
+        "embedded, a scratch directory under the system's temporary one).",
     )
-    checkpoint_interval_ms: int = Field(
-        default=10_000, ge=100, description="Time between checkpoints."
+    checkpoint_interval_ms: int | None = Field(
+        default=None,
+        ge=100,
+        description="Time between checkpoints (unset: the cluster's "
+        "execution.checkpointing.interval; 10000 embedded or where the cluster sets none).",
     )
     restore: str = Field(
         default="",
@@ -139,11 +156,12 @@ class JobSettings:
     bounded: bool = Field(
         default=False, description="Stop at the end offsets seen at start (tests, benchmarks)."
     )
-    restart_attempts: int = Field(
-        default=-1,
+    restart_attempts: int | None = Field(
+        default=None,
         ge=-1,
-        description="Restarts after a failure before the job fails (-1: forever, as a "
-        "service; tests use 0 to fail fast).",
+        description="Restarts, 2 s apart, after a failure before the job fails (-1: forever, "
+        "as a service; 0 fails fast; unset: the cluster's restart strategy; forever "
+        "embedded).",
     )
     cpus: str = Field(
         default="",
@@ -163,7 +181,20 @@ class JobSettings:
 
     @property
     def checkpoint_path(self) -> Path | None:
-        return Path(self.checkpoint_dir) if self.checkpoint_dir else None
+        """The checkpoint directory when it is on the local filesystem (None: unset, or a
+        URI of another filesystem: :attr:`checkpoint_uri`)."""
+        if not self.checkpoint_dir or is_remote(self.checkpoint_dir):
+            return None
+        return Path(self.checkpoint_dir.removeprefix("file://"))
+
+    @property
+    def checkpoint_uri(self) -> str | None:
+        """The checkpoint directory as the URI Flink is given (None: unset)."""
+        if not self.checkpoint_dir:
+            return None
+        if is_remote(self.checkpoint_dir):
+            return self.checkpoint_dir
+        return Path(self.checkpoint_dir.removeprefix("file://")).resolve().as_uri()
 
     @classmethod
     def from_argv(
@@ -200,6 +231,12 @@ def fields_of(model: type[JobSettings]) -> dict[str, FieldInfo]:
     return model.__pydantic_fields__  # type: ignore[attr-defined,no-any-return]
 
 
+def value_type(info: FieldInfo) -> Any:
+    """The type a field's value has when set (``int`` for ``int | None``)."""
+    args = [a for a in get_args(info.annotation) if a is not type(None)]
+    return args[0] if len(args) == 1 else info.annotation
+
+
 def flag_of(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -215,6 +252,8 @@ def job_title(model: type[JobSettings]) -> str:
 def shown_default(info: FieldInfo) -> str:
     """The default as one would write it in a flag or variable."""
     value = info.default
+    if value is None:
+        return "unset"
     if isinstance(value, bool):
         return str(value).lower()
     return str(value) if value != "" else "''"
@@ -277,7 +316,7 @@ def build_parser(model: type[JobSettings]) -> argparse.ArgumentParser:
                 help=help_text,
             )
         else:
-            metavar = getattr(info.annotation, "__name__", "VALUE").upper()
+            metavar = getattr(value_type(info), "__name__", "VALUE").upper()
             group.add_argument(
                 flag_of(name), default=argparse.SUPPRESS, metavar=metavar, help=help_text
             )
@@ -315,7 +354,7 @@ def describe(
     if kind == "setting":
         return f"{where} {value!r}: {ctx['reason']}"
     if kind.endswith(("_parsing", "_type")):
-        expected = getattr(fields_of(model)[name].annotation, "__name__", "value")
+        expected = getattr(value_type(fields_of(model)[name]), "__name__", "value")
         if expected == "bool":
             expected += " (true/false, yes/no, 1/0)"
         return f"{where}: {value!r} is not a valid {expected}"

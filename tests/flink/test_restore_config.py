@@ -29,3 +29,68 @@ def test_allow_non_restored_state_drops_only_what_the_new_graph_lacks(tmp_path: 
     # without a restore there is nothing to drop, and the flag changes nothing
     fresh = flink_configuration(TrackingSettings.from_argv(["--allow-non-restored-state"]), "job")
     assert fresh.get_string(IGNORE, "unset") == "unset"
+
+
+EMBEDDED_DEFAULTS = (
+    "python.executable",
+    "parallelism.default",
+    "restart-strategy.type",
+    "execution.checkpointing.interval",
+    "execution.checkpointing.dir",
+)
+REQUIRED = {
+    "python.execution-mode": "thread",
+    "execution.checkpointing.mode": "EXACTLY_ONCE",
+    "execution.checkpointing.unaligned.enabled": "false",
+    "table.exec.uid.generation": "ALWAYS",
+}
+
+
+def test_a_submitted_job_leaves_to_the_cluster_what_its_flags_do_not_set() -> None:
+    cfg = flink_configuration(TrackingSettings(), "job", embedded=False)
+    assert {key: cfg.get_string(key, "unset") for key in EMBEDDED_DEFAULTS} == dict.fromkeys(
+        EMBEDDED_DEFAULTS, "unset"
+    )
+    assert {key: cfg.get_string(key, "unset") for key in REQUIRED} == REQUIRED
+
+
+def test_flags_set_what_they_say_whether_submitted_or_embedded() -> None:
+    settings = TrackingSettings.from_argv(
+        ["--parallelism", "3", "--checkpoint-interval-ms", "4000", "--restart-attempts", "0"]
+    )
+    for embedded in (False, True):
+        cfg = flink_configuration(settings, "job", embedded=embedded)
+        assert cfg.get_string("parallelism.default", "") == "3"
+        assert cfg.get_string("execution.checkpointing.interval", "") == "4000 ms"
+        assert cfg.get_string("restart-strategy.type", "") == "fixed-delay"
+        assert cfg.get_string("restart-strategy.fixed-delay.attempts", "") == "0"
+
+
+def test_an_embedded_job_fills_in_its_own_defaults() -> None:
+    cfg = flink_configuration(TrackingSettings(), "job", embedded=True)
+    assert cfg.get_string("parallelism.default", "") == "1"
+    assert cfg.get_string("execution.checkpointing.interval", "") == "10000 ms"
+    assert cfg.get_string("restart-strategy.fixed-delay.attempts", "") == str(2**31 - 1)
+    assert cfg.get_string("execution.checkpointing.dir", "").startswith("file:/")
+    assert cfg.get_string("python.executable", "") != ""
+
+
+def test_a_remote_checkpoint_directory_and_restore_point_are_passed_as_uris(tmp_path: Path) -> None:
+    settings = TrackingSettings.from_argv(
+        [
+            "--checkpoint-dir",
+            "s3://fleet/checkpoints",
+            "--restore",
+            "s3://fleet/checkpoints/a/chk-9",
+        ]
+    )
+    assert settings.checkpoint_path is None and settings.checkpoint_uri == "s3://fleet/checkpoints"
+    cfg = flink_configuration(settings, "job", embedded=False)
+    assert cfg.get_string("execution.checkpointing.dir", "") == "s3://fleet/checkpoints"
+    assert cfg.get_string("execution.state-recovery.path", "") == "s3://fleet/checkpoints/a/chk-9"
+    assert cfg.get_string("execution.checkpointing.num-retained", "") == "3"
+    local = TrackingSettings.from_argv(["--checkpoint-dir", f"file://{tmp_path}/c"])
+    assert (
+        local.checkpoint_path == tmp_path / "c"
+        and local.checkpoint_uri == (tmp_path / "c").as_uri()
+    )

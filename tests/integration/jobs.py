@@ -14,8 +14,33 @@ from fleetpulse.services.process import ManagedProcess
 from udfs.contract import TopicNames
 
 
+def flink_conf_dir(where: Path, settings: dict[str, object]) -> Path:
+    """A Flink configuration directory like a cluster's: the wheel's files, with ``settings``
+    in its config.yaml (for an embedded job: ``FLINK_CONF_DIR``)."""
+    import shutil
+
+    import yaml
+
+    from fleetpulse.services.flink import pyflink_home
+
+    shipped = pyflink_home() / "conf"
+    where.mkdir(parents=True, exist_ok=True)
+    for f in shipped.iterdir():
+        if f.name != "config.yaml":
+            shutil.copy(f, where / f.name)
+    java_opts = yaml.safe_load((shipped / "config.yaml").read_text())["env"]["java"]["opts"]["all"]
+    (where / "config.yaml").write_text(yaml.safe_dump({"env.java.opts.all": java_opts, **settings}))
+    return where
+
+
 def job_process(
-    module: str, log: Path, kafka: str, redis_url: str, topics: TopicNames, *extra: str
+    module: str,
+    log: Path,
+    kafka: str,
+    redis_url: str,
+    topics: TopicNames,
+    *extra: str,
+    env: dict[str, str] | None = None,
 ) -> ManagedProcess:
     argv = [
         sys.executable,
@@ -39,7 +64,7 @@ def job_process(
         ),
         *extra,
     ]
-    return ManagedProcess(module, argv, log, env=flink_env())
+    return ManagedProcess(module, argv, log, env={**flink_env(), **(env or {})})
 
 
 def produce(kafka: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:

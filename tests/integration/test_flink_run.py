@@ -1,5 +1,6 @@
 """`flink run -py` really works: the tracking job submitted to a standalone cluster from the
-apache-flink wheel runs, writes its output, and is cancelled through the REST API."""
+apache-flink wheel runs with the cluster's configuration, writes its output, and is cancelled
+through the REST API."""
 
 from __future__ import annotations
 
@@ -26,7 +27,19 @@ def test_tracking_job_submitted_with_flink_run(
     unique_topics: TopicNames,
     tmp_path: Path,
 ) -> None:
-    cluster = StandaloneCluster(tmp_path / "flink", rest_port=free_port(), rpc_port=free_port())
+    # The cluster's own defaults for its jobs, none of which the job's flags below set.
+    cluster = StandaloneCluster(
+        tmp_path / "flink",
+        rest_port=free_port(),
+        rpc_port=free_port(),
+        extra_config={
+            "parallelism.default": 2,
+            "execution.checkpointing.interval": "7 s",
+            "restart-strategy.type": "fixed-delay",
+            "restart-strategy.fixed-delay.attempts": 5,
+            "restart-strategy.fixed-delay.delay": "3 s",
+        },
+    )
     cluster.start()
     try:
         args = [
@@ -47,7 +60,9 @@ def test_tracking_job_submitted_with_flink_run(
             "--bundle-shards",
             "4",
         ]
-        job_id = submit(cluster.rest_url, "flink_jobs.tracking.job", args)
+        job_id = submit(
+            cluster.rest_url, "flink_jobs.tracking.job", args, conf_dir=cluster.conf_dir
+        )
         wait_until(
             lambda: rest_get(cluster.rest_url, f"/jobs/{job_id}")["state"] == "RUNNING",
             120,
@@ -65,6 +80,16 @@ def test_tracking_job_submitted_with_flink_run(
         assert any("truck-state" in v["name"] for v in vertices)
         # The operator jar reached the cluster through pipeline.jars.
         assert any("bundle-by-shard" in v["name"] for v in vertices)
+        # The cluster's configuration won where the job's flags said nothing.
+        assert {v["parallelism"] for v in vertices} == {2}
+        checkpoints = rest_get(cluster.rest_url, f"/jobs/{job_id}/checkpoints/config")
+        assert checkpoints["interval"] == 7000
+        job_config = {
+            e["key"]: e["value"]
+            for e in rest_get(cluster.rest_url, f"/jobs/{job_id}/jobmanager/config")
+        }
+        assert job_config.get("restart-strategy.fixed-delay.attempts") == "5", job_config
+        assert job_config.get("python.execution-mode") == "thread"  # the job's own requirement
 
         ts = int(time.time() * 1000) - 60_000
         produce(

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
-from jobs import ScrapeLoop, job_metrics, job_process, metric, produce, read_topic
+from jobs import ScrapeLoop, flink_conf_dir, job_metrics, job_process, metric, produce, read_topic
 
 from fleetpulse.waiting import free_port, wait_until
 from udfs.contract import TopicNames
@@ -148,13 +148,18 @@ def alert_set(kafka: str, topic: str) -> set[tuple[str, str, int]]:
     }
 
 
+@pytest.mark.parametrize("store", ["local", "s3"])
 def test_killed_job_restarted_from_checkpoint_ends_like_one_that_never_stopped(
     kafka_bootstrap: str,
     redis_url: str,
     unique_topics: TopicNames,
     tmp_path: Path,
     mode: tuple[str, ...],
+    request: pytest.FixtureRequest,
+    store: str,
 ) -> None:
+    """SIGKILLed mid-stream and restarted with --restore latest, from checkpoints on the local
+    disk or on s3:// (a local S3 server, through Flink's S3 filesystem plugin)."""
     t0 = int(time.time() * 1000) - 3 * 3600_000
     records = fleet_stream(t0, trucks=40, pings=120)
     last_ts = {r[0]: orjson.loads(r[1])["ts"] for r in records}
@@ -185,11 +190,27 @@ def test_killed_job_restarted_from_checkpoint_ends_like_one_that_never_stopped(
 
     create_topics(kafka_bootstrap, contract_topics(clean_topics))
     ckpt = tmp_path / "checkpoints"
+    location, env = str(ckpt), {}
+
+    def checkpointed() -> bool:
+        return bool(list(ckpt.glob("*/chk-*/_metadata")))
+
+    if store == "s3":
+        s3 = request.getfixturevalue("s3_server")
+        bucket = f"ckpt-{unique_topics.gps.rsplit('.', 1)[-1]}".lower()[:60]
+        s3.create_bucket(bucket)
+        location = f"s3://{bucket}/tracking"
+        conf = flink_conf_dir(tmp_path / "flink-conf", s3.flink_config())
+        env = {"FLINK_CONF_DIR": str(conf)}
+
+        def checkpointed() -> bool:
+            return any(k.endswith("/_metadata") for k in s3.keys(bucket, "tracking/"))
+
     args = (
         "--group-id",
-        "it-restart",
+        f"it-restart-{store}",
         "--checkpoint-dir",
-        str(ckpt),
+        location,
         "--checkpoint-interval-ms",
         "500",
         "--restore",
@@ -204,10 +225,11 @@ def test_killed_job_restarted_from_checkpoint_ends_like_one_that_never_stopped(
         killed_url,
         killed_topics,
         *args,
+        env=env,
     ).start()
     try:
         wait_until(
-            lambda: list(ckpt.glob("*/chk-*/_metadata")) and killed_db.dbsize() > 10,
+            lambda: checkpointed() and killed_db.dbsize() > 10,
             180,
             "a completed checkpoint and the first positions",
         )
@@ -224,7 +246,14 @@ def test_killed_job_restarted_from_checkpoint_ends_like_one_that_never_stopped(
         killed_url,
         killed_topics,
         *args,
+        env=env,
     ).start()
+    if store == "s3":
+        wait_until(
+            lambda: f"restores from {location}/" in (tmp_path / "second.log").read_text(),
+            60,
+            "the restarted run to restore from its checkpoint on S3",
+        )
     metrics_port = free_port()
     clean = job_process(
         "flink_jobs.tracking.job",
