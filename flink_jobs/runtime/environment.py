@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pyflink
 from pyflink.common import Configuration
 from pyflink.datastream import RuntimeExecutionMode, StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
@@ -213,15 +214,26 @@ def export_python_path() -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join([*paths, *([current] if current else [])])
 
 
+def use_filesystem_plugins() -> None:
+    """Point ``FLINK_PLUGINS_DIR`` at the set-up's plugins (the S3 filesystem), before the first
+    gateway call: an embedded MiniCluster and the client load filesystem plugins from there, as
+    a cluster's processes do from theirs. PyFlink sets the variable to the wheel's own
+    ``plugins/`` (metric reporters only) when it is first imported; a directory the user chose
+    is left alone."""
+    plugins = plugins_dir()
+    if plugins is None:
+        return
+    current = os.environ.get("FLINK_PLUGINS_DIR")
+    wheel_default = Path(pyflink.__file__).resolve().parent / "plugins"
+    if current is None or Path(current).resolve() == wheel_default:
+        os.environ["FLINK_PLUGINS_DIR"] = str(plugins)
+
+
 def create_environment(
     settings: JobSettings, job_name: str
 ) -> tuple[StreamExecutionEnvironment, StreamTableEnvironment]:
     export_python_path()
-    plugins = plugins_dir()
-    if plugins is not None:
-        # Before the first gateway call: an embedded MiniCluster and the client load
-        # filesystem plugins (s3://) from here, as a cluster's processes do from theirs.
-        os.environ.setdefault("FLINK_PLUGINS_DIR", str(plugins))
+    use_filesystem_plugins()
     cpus = parse_cpu_list(settings.cpus)
     if cpus:
         # Before the first gateway call: the MiniCluster JVM inherits this process's affinity.

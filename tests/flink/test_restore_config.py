@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,26 @@ def test_a_remote_checkpoint_directory_and_restore_point_are_passed_as_uris(tmp_
         local.checkpoint_path == tmp_path / "c"
         and local.checkpoint_uri == (tmp_path / "c").as_uri()
     )
+
+
+def test_the_set_ups_filesystem_plugins_replace_the_wheels_default_only(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """PyFlink points FLINK_PLUGINS_DIR at the wheel's plugins (no filesystems) when imported;
+    a job started from such an environment must still find the S3 plugin."""
+    import pyflink
+
+    from flink_jobs.runtime import environment
+
+    ours = tmp_path / "plugins"
+    (ours / "s3-fs-presto").mkdir(parents=True)
+    (ours / "s3-fs-presto" / "flink-s3-fs-presto.jar").touch()
+    monkeypatch.setattr(environment, "plugins_dir", lambda: ours)
+    wheel_default = str(Path(pyflink.__file__).resolve().parent / "plugins")
+    for before, after in ((None, str(ours)), (wheel_default, str(ours)), ("/srv/x", "/srv/x")):
+        if before is None:
+            monkeypatch.delenv("FLINK_PLUGINS_DIR", raising=False)
+        else:
+            monkeypatch.setenv("FLINK_PLUGINS_DIR", before)
+        environment.use_filesystem_plugins()
+        assert os.environ["FLINK_PLUGINS_DIR"] == after
