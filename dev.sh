@@ -60,7 +60,7 @@ ensure_map_assets() {
 }
 
 ensure_venv() {
-  local stamp="$VENV/.fleetpulse-stamp" want extras="dev,bench"
+  local stamp="$VENV/.fleetpulse-stamp" want extras="all,dev,bench"
   want=$( (cat pyproject.toml; echo "$extras") | sha256sum | cut -c1-16)
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return; fi
   say "creating $VENV and installing fleetpulse (first run downloads apache-flink, ~1-2 min)"

@@ -1,10 +1,17 @@
 # syntax=docker/dockerfile:1
 #
-# fleetpulse application image: the alert dispatcher (`python -m alerting run`), the websocket
-# gateway (`python -m ws_gateway run`) and the simulator (`python -m simulator simulate`).
-# Build context: the repository root.
+# fleetpulse application images, one per component, chosen by the COMPONENT build argument:
 #
-#   docker build -f docker/app.Dockerfile -t fleetpulse-app .
+#   COMPONENT   runs                                             installs
+#   dispatcher  python -m alerting run      (fleetpulse alerts)      fleetpulse[dispatcher]
+#   gateway     python -m ws_gateway run    (fleetpulse gateway)     fleetpulse[gateway]
+#   simulator   python -m simulator simulate (fleetpulse simulate)   fleetpulse[simulator]
+#
+# Each image holds the base dependencies and its component's extra only (pyproject.toml), so
+# the dispatcher and gateway images carry no PyFlink; tests/docker/test_install_sets.py checks
+# that each extra covers what its component imports. Build context: the repository root.
+#
+#   docker build -f docker/app.Dockerfile --build-arg COMPONENT=gateway -t fleetpulse-gateway .
 
 # -- the map page's vendor assets (Leaflet, pinned by ws_gateway/web/package-lock.json) ---------
 FROM node:22-slim AS map-assets
@@ -21,11 +28,20 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 
+# dispatcher, gateway or simulator; no default: an image is always built for one component.
+ARG COMPONENT
+RUN case "${COMPONENT}" in \
+      dispatcher|gateway|simulator) ;; \
+      *) echo "build with --build-arg COMPONENT=dispatcher|gateway|simulator (got '${COMPONENT}')" >&2; exit 1 ;; \
+    esac
+
 WORKDIR /opt/fleetpulse
 
-# Dependencies first (this layer survives source changes): the [project] dependencies.
+# Dependencies first (this layer survives source changes): the [project] dependencies and the
+# component's extra, listed by docker/requirements.py from pyproject.toml.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+COPY docker/requirements.py ./docker/requirements.py
+RUN python docker/requirements.py "${COMPONENT}" > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
@@ -39,8 +55,14 @@ COPY bench ./bench
 # The gateway serves these from its package; without them it would need npm at start-up.
 COPY --from=map-assets /web/node_modules/leaflet/dist/leaflet.js /web/node_modules/leaflet/dist/leaflet.css ./ws_gateway/static/vendor/
 COPY --from=map-assets /web/node_modules/leaflet/dist/images/ ./ws_gateway/static/vendor/images/
+# Then a smoke test: the component's entry points import with only its extra installed.
 RUN pip install --no-deps . \
-    && cd / && python -c "from ws_gateway.build_assets import assets_ready, VENDOR_DIR; assert assets_ready(), VENDOR_DIR"
+    && cd / && python -c "from ws_gateway.build_assets import assets_ready, VENDOR_DIR; assert assets_ready(), VENDOR_DIR" \
+    && case "${COMPONENT}" in \
+         dispatcher) python -m alerting --help > /dev/null && fleetpulse alerts --help > /dev/null ;; \
+         gateway) python -m ws_gateway --help > /dev/null && fleetpulse gateway --help > /dev/null ;; \
+         simulator) python -m simulator --help > /dev/null && fleetpulse simulate --help > /dev/null ;; \
+       esac
 
 # The dispatcher's routing configuration: the packaged demo configuration (receivers and secrets
 # from FLEETPULSE_WEBHOOK_* variables). Mount your own file over it in production.

@@ -8,8 +8,8 @@
 # On top of the official Flink image (Java 17) it adds:
 #   * Python 3.11 built from source with a shared libpython (thread-mode PyFlink embeds the
 #     interpreter in the TaskManager JVM through pemja, which loads libpython3.11.so);
-#   * fleetpulse and its dependencies, including apache-flink (the PyFlink wheel, same version
-#     as the cluster: the build fails if they differ);
+#   * fleetpulse with the dependencies of its `jobs` extra, including apache-flink (the PyFlink
+#     wheel, same version as the cluster: the build fails if they differ);
 #   * lib/: the Kafka SQL connector (resolved by jvm/pom.xml), the Prometheus reporter (unless
 #     the image already ships it as a plugin) and pyflink's flink-python jar (DESIGN.md: a second
 #     thread-mode job on one TaskManager fails with `NoSuchFieldException: loadedLibraryNames`
@@ -80,10 +80,12 @@ ENV PIP_NO_CACHE_DIR=1 \
 
 WORKDIR /opt/fleetpulse
 
-# Dependencies first (this layer survives source changes): the [project] dependencies of
-# pyproject.toml, which pin apache-flink to the cluster's version.
+# Dependencies first (this layer survives source changes): the [project] dependencies and the
+# `jobs` extra of pyproject.toml (listed by docker/requirements.py), which pins apache-flink to
+# the cluster's version.
 COPY pyproject.toml ./
-RUN python3.11 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+COPY docker/requirements.py ./docker/requirements.py
+RUN python3.11 docker/requirements.py jobs > /tmp/requirements.txt \
     && python3.11 -m pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
