@@ -11,8 +11,11 @@ too.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
+
+from flink_jobs import JobError
 
 METADATA = "_metadata"
 
@@ -45,7 +48,18 @@ def latest_remote_checkpoint(uri: str) -> str | None:
     jvm = get_gateway().jvm
     initialize_filesystems(jvm)
     root = jvm.org.apache.flink.core.fs.Path(uri)
-    fs = root.getFileSystem()
+    try:
+        fs = root.getFileSystem()
+    except Exception as exc:
+        if "UnsupportedFileSystemSchemeException" not in str(exc):
+            raise
+        scheme = uri.split(":", 1)[0]
+        raise JobError(
+            f"--restore latest: no Flink filesystem for {scheme}:// here. Its plugin (for s3://: "
+            "flink-s3-fs-presto, which ./dev.sh setup puts in ~/.cache/fleetpulse/jvm/plugins) "
+            "must be in its own folder under FLINK_PLUGINS_DIR "
+            f"({os.environ.get('FLINK_PLUGINS_DIR', 'unset')})"
+        ) from None
     if not fs.exists(root):
         return None
     listing: dict[str, dict[str, int | None]] = {}
@@ -64,9 +78,11 @@ def latest_remote_checkpoint(uri: str) -> str | None:
     return newest_checkpoint(listing)
 
 
-def initialize_filesystems(jvm: Any) -> None:
+def initialize_filesystems(jvm: Any, conf: Any = None) -> None:
     """Load Flink's filesystem plugins (``FLINK_PLUGINS_DIR``, by default the distribution's
-    ``plugins/``) with the client's configuration, as a cluster process does at start."""
-    conf = jvm.org.apache.flink.configuration.GlobalConfiguration.loadConfiguration()
+    ``plugins/``) with ``conf`` (a Java Configuration; by default the client's, from
+    ``FLINK_CONF_DIR``), as a cluster process does at start."""
+    if conf is None:
+        conf = jvm.org.apache.flink.configuration.GlobalConfiguration.loadConfiguration()
     plugins = jvm.org.apache.flink.core.plugin.PluginUtils.createPluginManagerFromRootFolder(conf)
     jvm.org.apache.flink.core.fs.FileSystem.initialize(conf, plugins)

@@ -22,9 +22,13 @@ from pyflink.table import StreamTableEnvironment
 
 from flink_jobs import JobError
 from flink_jobs.runtime.affinity import parse_cpu_list, pin_current_process
-from flink_jobs.runtime.checkpoints import latest_checkpoint, latest_remote_checkpoint
+from flink_jobs.runtime.checkpoints import (
+    initialize_filesystems,
+    latest_checkpoint,
+    latest_remote_checkpoint,
+)
 from flink_jobs.runtime.jars import flink_jars, plugins_dir, prometheus_reporter_jar
-from flink_jobs.runtime.settings import JobSettings, is_remote
+from flink_jobs.runtime.settings import JobSettings, local_path
 
 log = logging.getLogger("fleetpulse.job")
 
@@ -95,10 +99,9 @@ def flink_configuration(
         scratch = Path(tempfile.gettempdir()) / "fleetpulse-checkpoints" / job_name
         storage = scratch.resolve().as_uri()
     if storage is not None:
-        if settings.checkpoint_path is not None:
-            settings.checkpoint_path.mkdir(parents=True, exist_ok=True)
-        elif storage.startswith("file:"):
-            Path(storage.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+        local = local_path(storage)
+        if local is not None:
+            local.mkdir(parents=True, exist_ok=True)
         cfg.set_string("execution.checkpointing.dir", storage)
     if settings.checkpoint_dir:
         cfg.set_string(
@@ -124,17 +127,37 @@ def flink_configuration(
     return cfg
 
 
+# What an embedded job takes from FLINK_CONF_DIR's config.yaml: filesystems and their
+# credentials, state and checkpointing, restarts, parallelism. Not a cluster's process settings
+# (slots, ports, reporters, high availability), which would break a MiniCluster of its own.
+EMBEDDED_KEYS_FROM_CONF_DIR = (
+    "s3.",
+    "fs.",
+    "gs.",
+    "fs.azure.",
+    "state.",
+    "execution.checkpointing.",
+    "restart-strategy.",
+    "parallelism.default",
+)
+
+
 def embedded_base_configuration() -> Configuration:
-    """What an embedded run starts from: the ``config.yaml`` of ``FLINK_CONF_DIR`` when it is
-    set (filesystem credentials, ``s3.endpoint``, state backend: what a cluster's file would
-    hold), else nothing. The job's flags go on top."""
+    """What an embedded run starts from: the :data:`EMBEDDED_KEYS_FROM_CONF_DIR` of the
+    ``config.yaml`` of ``FLINK_CONF_DIR`` when it is set (filesystem credentials,
+    ``s3.endpoint``, checkpointing), else nothing. The job's flags go on top."""
     conf_dir = os.environ.get("FLINK_CONF_DIR")
     if not conf_dir:
         return Configuration()
     from pyflink.java_gateway import get_gateway
 
     loaded = get_gateway().jvm.org.apache.flink.configuration.GlobalConfiguration
-    return Configuration(j_configuration=loaded.loadConfiguration(conf_dir))
+    whole = Configuration(j_configuration=loaded.loadConfiguration(conf_dir))
+    base = Configuration()
+    for key, value in whole.to_dict().items():
+        if key.startswith(EMBEDDED_KEYS_FROM_CONF_DIR):
+            base.set_string(key, value)
+    return base
 
 
 def ensure_checkpointing(env: StreamExecutionEnvironment) -> None:
@@ -193,9 +216,9 @@ def resolve_restore(settings: JobSettings) -> str | None:
             found = latest_checkpoint(settings.checkpoint_path)
             return found.resolve().as_uri() if found is not None else None
         return latest_remote_checkpoint(settings.checkpoint_uri)  # None: first start
-    if is_remote(settings.restore):
+    path = local_path(settings.restore)
+    if path is None:
         return settings.restore
-    path = Path(settings.restore.removeprefix("file://"))
     if not path.exists():
         raise JobError(f"--restore {path}: no such checkpoint")
     return path.resolve().as_uri()
@@ -223,6 +246,11 @@ def use_filesystem_plugins() -> None:
     plugins = plugins_dir()
     if plugins is None:
         return
+    # PyFlink resolves FLINK_HOME (and, when it was unset, resets FLINK_PLUGINS_DIR) when it
+    # launches its gateway: have it do so now, before the override, not after.
+    from pyflink.find_flink_home import _find_flink_home
+
+    _find_flink_home()
     current = os.environ.get("FLINK_PLUGINS_DIR")
     wheel_default = Path(pyflink.__file__).resolve().parent / "plugins"
     if current is None or Path(current).resolve() == wheel_default:
@@ -245,9 +273,14 @@ def create_environment(
         if jar is not None:
             extra = os.environ.get("HADOOP_CLASSPATH", "")
             os.environ["HADOOP_CLASSPATH"] = os.pathsep.join(p for p in (extra, str(jar)) if p)
-    env = StreamExecutionEnvironment.get_execution_environment(
-        flink_configuration(settings, job_name)
-    )
+    cfg = flink_configuration(settings, job_name)
+    if not submitted():
+        # A MiniCluster does not load filesystem plugins itself (a cluster's processes do at
+        # start): without this, s3:// checkpoints work only after --restore latest listed them.
+        from pyflink.java_gateway import get_gateway
+
+        initialize_filesystems(get_gateway().jvm, cfg._j_configuration)
+    env = StreamExecutionEnvironment.get_execution_environment(cfg)
     ensure_checkpointing(env)
     env.set_runtime_mode(RuntimeExecutionMode.STREAMING)
     env.set_buffer_timeout(settings.buffer_timeout_ms)

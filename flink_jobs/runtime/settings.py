@@ -26,6 +26,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar, get_args
+from urllib.parse import unquote, urlsplit
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
@@ -39,10 +40,21 @@ from udfs.record_age import DEFAULT_MAX_PING_AGE_S
 ENV_PREFIX = "FLEETPULSE_"
 
 
+def local_path(location: str) -> Path | None:
+    """The local path a location names: a plain path, or a ``file:`` URI in any of the forms
+    Flink prints (``file:/x``, ``file:///x``, ``file://localhost/x``); None for a URI of
+    another filesystem (``s3://``, ``hdfs://``, ...)."""
+    parts = urlsplit(location)
+    if len(parts.scheme) <= 1:  # no scheme (a drive letter is not one either)
+        return Path(location)
+    if parts.scheme.lower() != "file":
+        return None
+    return Path(unquote(parts.path))
+
+
 def is_remote(location: str) -> bool:
     """A URI of a filesystem other than the local one (``s3://``, ``hdfs://``, ...)."""
-    scheme, sep, _ = location.partition("://")
-    return bool(sep) and scheme != "file"
+    return local_path(location) is None
 
 
 # Unknown keywords are errors (a setting of another job passed to this one), not ignored.
@@ -183,18 +195,15 @@ class JobSettings:
     def checkpoint_path(self) -> Path | None:
         """The checkpoint directory when it is on the local filesystem (None: unset, or a
         URI of another filesystem: :attr:`checkpoint_uri`)."""
-        if not self.checkpoint_dir or is_remote(self.checkpoint_dir):
-            return None
-        return Path(self.checkpoint_dir.removeprefix("file://"))
+        return local_path(self.checkpoint_dir) if self.checkpoint_dir else None
 
     @property
     def checkpoint_uri(self) -> str | None:
         """The checkpoint directory as the URI Flink is given (None: unset)."""
         if not self.checkpoint_dir:
             return None
-        if is_remote(self.checkpoint_dir):
-            return self.checkpoint_dir
-        return Path(self.checkpoint_dir.removeprefix("file://")).resolve().as_uri()
+        path = local_path(self.checkpoint_dir)
+        return self.checkpoint_dir if path is None else path.resolve().as_uri()
 
     @classmethod
     def from_argv(
@@ -278,7 +287,9 @@ def parse(
     for name in fields_of(model):
         if name in given:
             raw[name], sources[name] = given[name], flag_of(name)
-        elif env_name(name) in environ:
+        elif env_name(name) in environ and not (
+            environ[env_name(name)] == "" and fields_of(model)[name].default is None
+        ):  # an empty variable leaves an optional setting unset (the cluster's)
             raw[name] = environ[env_name(name)]
             sources[name] = f"environment variable {env_name(name)} ({flag_of(name)})"
     try:

@@ -118,3 +118,66 @@ def test_the_set_ups_filesystem_plugins_replace_the_wheels_default_only(
             monkeypatch.setenv("FLINK_PLUGINS_DIR", before)
         environment.use_filesystem_plugins()
         assert os.environ["FLINK_PLUGINS_DIR"] == after
+
+
+@pytest.mark.parametrize(
+    ("location", "path"),
+    [
+        ("ckpt/a", "ckpt/a"),
+        ("/tmp/ck", "/tmp/ck"),
+        ("file:/tmp/ck", "/tmp/ck"),  # as `flink savepoint` prints it
+        ("file:///tmp/ck", "/tmp/ck"),
+        ("file://localhost/tmp/ck", "/tmp/ck"),
+        ("FILE:///tmp/a%20b", "/tmp/a b"),
+        ("s3://bucket/ck", None),
+        ("hdfs://nn:8020/ck", None),
+    ],
+)
+def test_a_location_is_local_in_every_form_flink_prints(location: str, path: str | None) -> None:
+    from flink_jobs.runtime.settings import local_path
+
+    assert local_path(location) == (Path(path) if path is not None else None)
+
+
+def test_an_embedded_job_takes_only_filesystem_and_checkpoint_keys_from_flink_conf_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A cluster's config.yaml would give a MiniCluster one slot, fixed ports and HA."""
+    (tmp_path / "config.yaml").write_text(
+        "s3.endpoint: http://127.0.0.1:9000\n"
+        "execution.checkpointing.interval: 7 s\n"
+        "taskmanager.numberOfTaskSlots: 1\n"
+        "rest.port: 8081\n"
+        "high-availability.type: kubernetes\n"
+    )
+    monkeypatch.setenv("FLINK_CONF_DIR", str(tmp_path))
+    cfg = flink_configuration(TrackingSettings(), "job", embedded=True)
+    assert cfg.get_string("s3.endpoint", "") == "http://127.0.0.1:9000"
+    assert cfg.get_string("execution.checkpointing.interval", "") == "7 s"  # not the default
+    for key in ("taskmanager.numberOfTaskSlots", "rest.port", "high-availability.type"):
+        assert not cfg.contains_key(key), key
+
+
+def test_the_plugins_survive_pyflink_launching_its_gateway_without_flink_home() -> None:
+    """Run as `python -m flink_jobs...` from a plain shell (no FLINK_HOME), PyFlink resolves its
+    home when the gateway starts, which used to reset FLINK_PLUGINS_DIR to the wheel's."""
+    import subprocess
+    import sys
+
+    from flink_jobs.runtime.jars import plugins_dir
+
+    if plugins_dir() is None:
+        pytest.skip("the set-up's plugins are not in the JVM cache")
+    env = {k: v for k, v in os.environ.items() if k not in ("FLINK_HOME", "FLINK_PLUGINS_DIR")}
+    script = (
+        "import os\n"
+        "from flink_jobs.runtime import environment\n"
+        "environment.use_filesystem_plugins()\n"
+        "from pyflink.java_gateway import get_gateway\n"
+        "get_gateway()\n"
+        "print(os.environ['FLINK_PLUGINS_DIR'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.strip().splitlines()[-1] == str(plugins_dir()), done.stderr[-2000:]

@@ -295,3 +295,11 @@ def test_the_configuration_reference_is_current() -> None:
     for model in JOBS:
         for name in fields_of(model):
             assert f"| `{flag_of(name)}`" in committed and f"`{env_name(name)}`" in committed
+
+
+def test_an_empty_variable_leaves_an_optional_setting_to_the_cluster() -> None:
+    settings = TrackingSettings.from_argv([], environ={"FLEETPULSE_PARALLELISM": ""})
+    assert settings.parallelism is None
+    # a setting with a default of its own still refuses an empty value
+    with pytest.raises(SystemExit):
+        TrackingSettings.from_argv([], environ={"FLEETPULSE_BUNDLE_SHARDS": ""})
