@@ -6,14 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from flink_jobs.runtime.buffered_writer import BufferedWriterFunction
+from flink_jobs.runtime.metrics import OperatorLevels
 from udfs.shipment_state import RedisEffect
 
 
 class DelayRedisFunction(BufferedWriterFunction):
     """Applies the shipments' Redis effects in order
     (see :mod:`flink_jobs.runtime.buffered_writer`).
-    Also publishes gauges of `delays` by severity (read back from Redis, so they survive
-    restarts)."""
+    Also publishes `delays` by severity as levels (read back from Redis every 5 s, so they
+    survive restarts), in Flink counters: no metric calls into Python."""
 
     buffer_state = "pending_effects"
     written_count = "redis_effects"
@@ -22,11 +23,10 @@ class DelayRedisFunction(BufferedWriterFunction):
         from flink_jobs.delay.redis_writer import RedisDelayWriter
 
         self.writer = RedisDelayWriter(self.settings.redis_url)
-        self.late_counts: dict[int, int] = dict.fromkeys(range(1, 6), 0)
         self.last_gauge_read = 0
-        group = runtime_context.get_metrics_group().add_group("fleetpulse")
+        self.levels = OperatorLevels(runtime_context.get_metrics_group())
         for sev in range(1, 6):
-            group.gauge(f"delays_severity_{sev}", lambda s=sev: self.late_counts[s])
+            self.levels.set(f"delays_severity_{sev}", 0)  # listed from the start
 
     def close(self) -> None:
         self.writer.close()
@@ -38,4 +38,5 @@ class DelayRedisFunction(BufferedWriterFunction):
         now = self.clock()
         if now - self.last_gauge_read > 5000:
             self.last_gauge_read = now
-            self.late_counts = self.writer.late_counts()
+            for sev, n in self.writer.late_counts().items():
+                self.levels.set(f"delays_severity_{sev}", n)

@@ -22,6 +22,9 @@ class _Unpublished:
     def inc(self, n: int = 1) -> None:
         pass
 
+    def dec(self, n: int = 1) -> None:
+        pass
+
 
 class OperatorCounts:
     """Monotonic counts by name, each a Flink counter registered on its first increment (the
@@ -42,3 +45,28 @@ class OperatorCounts:
         if n:
             self.totals[name] += n
             counter.inc(n)
+
+
+class OperatorLevels:
+    """Values that go up and down (what a gauge reports), each kept in a Flink counter moved by
+    the difference at every :meth:`set`: the reporter reads a Java long, as for
+    :class:`OperatorCounts`, and never calls into Python. A restarted operator's counter starts
+    at zero and its first ``set`` brings it to the current value."""
+
+    def __init__(self, metric_group: Any, prefix: str = "fleetpulse") -> None:
+        self._group = metric_group.add_group(prefix) if metric_group is not None else None
+        self._counters: dict[str, Any] = {}
+        self.values: dict[str, int] = {}
+
+    def set(self, name: str, value: int) -> None:
+        counter = self._counters.get(name)
+        if counter is None:
+            counter = self._counters[name] = (
+                self._group.counter(name) if self._group is not None else _Unpublished()
+            )
+        delta = value - self.values.get(name, 0)
+        if delta > 0:
+            counter.inc(delta)
+        elif delta < 0:
+            counter.dec(-delta)
+        self.values[name] = value

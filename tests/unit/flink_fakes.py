@@ -19,6 +19,10 @@ class FakeCounter:
         self.calls += 1
         self.count += n
 
+    def dec(self, n: int = 1) -> None:
+        self.calls += 1
+        self.count -= n
+
 
 class FakeGroup:
     """The two calls of PyFlink's MetricGroup that OperatorCounts uses."""
