@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -36,6 +37,37 @@ def _send_all(records: Iterable[Record], sink: Sink, progress: Progress) -> None
 
 def _topics(gps_topic: str, scans_topic: str) -> TopicNames:
     return TopicNames(gps=gps_topic, scans=scans_topic)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def kafka_target(command: F) -> F:
+    """The Kafka broker and topics a command sends to (simulate and replay share them)."""
+    for option in reversed(
+        [
+            click.option(
+                "--bootstrap",
+                default="127.0.0.1:9092",
+                show_default=True,
+                help="Kafka bootstrap HOST:PORT",
+            ),
+            click.option(
+                "--gps-topic",
+                default=DEFAULT_TOPICS.gps,
+                show_default=True,
+                help="Kafka topic of the pings",
+            ),
+            click.option(
+                "--scans-topic",
+                default=DEFAULT_TOPICS.scans,
+                show_default=True,
+                help="Kafka topic of the shipment scans",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -114,18 +146,7 @@ def _topics(gps_topic: str, scans_topic: str) -> TopicNames:
     show_default=True,
     help="largest clock offset of a skewed truck, in seconds (either way)",
 )
-@click.option(
-    "--bootstrap", default="127.0.0.1:9092", show_default=True, help="Kafka bootstrap HOST:PORT"
-)
-@click.option(
-    "--gps-topic", default=DEFAULT_TOPICS.gps, show_default=True, help="Kafka topic of the pings"
-)
-@click.option(
-    "--scans-topic",
-    default=DEFAULT_TOPICS.scans,
-    show_default=True,
-    help="Kafka topic of the shipment scans",
-)
+@kafka_target
 @click.option(
     "--out",
     "out_path",
@@ -248,9 +269,7 @@ def simulate(
 
 @click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--bootstrap", default="127.0.0.1:9092", show_default=True, help="Kafka bootstrap HOST:PORT"
-)
+@kafka_target
 @click.option(
     "--scale",
     default=1.0,
@@ -258,15 +277,6 @@ def simulate(
     help="pace: 1 = the original pace, 10 = ten times faster",
 )
 @click.option("--fast", is_flag=True, help="as fast as possible")
-@click.option(
-    "--gps-topic", default=DEFAULT_TOPICS.gps, show_default=True, help="Kafka topic of the pings"
-)
-@click.option(
-    "--scans-topic",
-    default=DEFAULT_TOPICS.scans,
-    show_default=True,
-    help="Kafka topic of the shipment scans",
-)
 @click.option(
     "--progress/--no-progress",
     default=None,
