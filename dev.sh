@@ -6,6 +6,8 @@
 #   ./dev.sh test [pytest args]         set up, lint (ruff check and format, mypy), then test
 #   ./dev.sh test-all [pytest args]     the same with the slow tests too (pytest --slow)
 #   ./dev.sh lint                       set up, then only lint
+#   ./dev.sh wheel                      set up, then build dist/fleetpulse-*.whl carrying the
+#                                       compiled Flink operator jar (setup.py)
 #   ./dev.sh setup                      only set up (idempotent; a warm run needs no network)
 #
 # Set-up: checks Java 17+, installs redis-server from Debian if missing, creates .venv with the
@@ -103,6 +105,16 @@ lint() {
   "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check . && "$VENV/bin/mypy"
 }
 
+# A wheel built without isolation, so setup.py compiles the operator jar against this venv's
+# apache-flink; FLEETPULSE_BUILD_OPERATORS=require fails the build rather than leave it out.
+wheel() {
+  say "building the fleetpulse wheel into dist/"
+  FLEETPULSE_BUILD_OPERATORS=require "$VENV/bin/python" -m pip wheel -q --no-deps \
+    --no-build-isolation -w dist .
+  rm -rf build ./*.egg-info
+  ls dist/fleetpulse-*.whl
+}
+
 cmd="${1:-}"
 [[ $# -gt 0 ]] && shift
 case "$cmd" in
@@ -111,5 +123,6 @@ case "$cmd" in
   lint)  setup; lint ;;
   test)  setup; lint; exec "$VENV/bin/python" -m pytest "$@" ;;
   test-all) setup; lint; exec "$VENV/bin/python" -m pytest --slow "$@" ;;
-  *)     echo "usage: ./dev.sh {up|test|test-all|lint|setup} [args]" >&2; exit 2 ;;
+  wheel) setup; wheel ;;
+  *)     echo "usage: ./dev.sh {up|test|test-all|lint|setup|wheel} [args]" >&2; exit 2 ;;
 esac

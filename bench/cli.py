@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from bench.checkpoint_store import KINDS
 from fleetpulse.paths import PROJECT_ROOT
 
 # run order matters: scaling reuses throughput's best parallelism, memory reads the live run
@@ -157,6 +158,15 @@ def _select(only: str | None) -> list[str]:
     "empty to skip.",
 )
 @click.option(
+    "--cluster-checkpoints",
+    type=click.Choice(KINDS),
+    default="local",
+    show_default=True,
+    help="Where the cluster runs keep their checkpoints: the local disk, or a bucket of a "
+    "local S3-compatible server (moto, started for them) through Flink's S3 filesystem "
+    "plugin. The embedded runs always checkpoint to local disk.",
+)
+@click.option(
     "--peers/--no-peers",
     default=True,
     show_default=True,
@@ -199,6 +209,7 @@ def bench(
     quix_python: str | None,
     parallelisms: str,
     cluster_tms: str,
+    cluster_checkpoints: str,
     peers: bool,
     pinned_runs: bool,
     scaling_time_box_s: float | None,
@@ -226,6 +237,7 @@ def bench(
             **sizes.__dict__,
             "parallelisms": par,
             "cluster_taskmanagers": tms,
+            "cluster_checkpoints": cluster_checkpoints,
             "peers": peers,
             "pinned_runs": pinned_runs,
             "scaling_time_box_s": scaling_time_box_s,

@@ -20,6 +20,7 @@ class Sizes:
     scaling_trucks: tuple[int, ...] = (10_000, 100_000, 1_000_000)
     parallelisms: tuple[int, ...] = (1, 2)
     cluster_taskmanagers: tuple[int, ...] = (2,)  # standalone-cluster runs, one slot per TM
+    cluster_checkpoints: str = "local"  # where those keep checkpoints: local or s3
     peers: bool = True
     pinned_runs: bool = True  # also run p=1 and each cluster pinned (pinned / free ratios)
     seed_rate_per_min: int = 10_000  # the seed's load: 10,000 pings/min

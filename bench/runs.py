@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.checkpoint_store import CheckpointStore, checkpoint_stats
 from bench.data import Dataset
 from bench.support import Bar, BenchError, MemorySampler, Stack, cpu_seconds, log, start_child
 
@@ -203,6 +204,7 @@ def on_cluster(
     root: Path | None = None,
     env: dict[str, str] | None = None,
     pin: bool = True,
+    store: CheckpointStore | None = None,
 ) -> dict[str, Any]:
     """One timed run of a job (``argv`` as for an embedded run, ``python -m module ...``)
     submitted to a fresh standalone cluster of ``taskmanagers`` TaskManagers (one slot each,
@@ -210,7 +212,10 @@ def on_cluster(
     interpreter lock) per parallel instance, where a MiniCluster shares one. ``argv[0]``'s
     interpreter runs the job's Python; ``root`` (this checkout by default) holds its code, and
     ``env`` is added to the client's environment (another revision's, for :mod:`bench.compare`).
-    CPU and memory include the JobManager and the TaskManagers."""
+    CPU and memory include the JobManager and the TaskManagers. With ``store`` the cluster
+    can write its checkpoints there (its filesystem plugins and ``s3.*`` keys; ``argv``'s
+    ``--checkpoint-dir`` names the place), and the row's ``checkpoints`` says how many
+    completed and where the last one went, from the cluster's REST API."""
     from fleetpulse.paths import PROJECT_ROOT
     from fleetpulse.services.flink import flink_env, submit_argv
     from fleetpulse.services.flink_cluster import StandaloneCluster
@@ -228,13 +233,15 @@ def on_cluster(
         pin_taskmanagers=pin,
         python=python,
         project_root=root,
+        extra_config=dict(store.cluster_config) if store else {},
+        plugins_dirs=list(store.plugins_dirs) if store else [],
     )
     try:
         cluster.start()
         submit = submit_argv(
             cluster.rest_url, module, args, detached=False, python=python, root=root
         )
-        return run_consumer(
+        row = run_consumer(
             stack,
             ds,
             name,
@@ -245,6 +252,9 @@ def on_cluster(
             also_measured=cluster.pids(),
             done_key=done_key,
         )
+        if store is not None:
+            row["checkpoints"] = {"store": store.kind, **checkpoint_stats(cluster.rest_url)}
+        return row
     finally:
         cluster.stop()
 

@@ -15,7 +15,8 @@
 #     thread-mode job on one TaskManager fails with `NoSuchFieldException: loadedLibraryNames`
 #     unless flink-python is loaded once, by the parent class loader, from lib/);
 #   * conf/config.yaml: thread-mode Python with this interpreter, Prometheus reporter on 9249;
-#   * fleetpulse's operator jar (jvm/src), prebuilt: FLEETPULSE_OPERATORS_JAR names it.
+#   * fleetpulse's operator jar (jvm/src), compiled when fleetpulse is installed (setup.py) by
+#     the JDK of the Maven stage, and carried inside the installed package.
 
 ARG FLINK_VERSION=2.2.1
 
@@ -82,13 +83,15 @@ WORKDIR /opt/fleetpulse
 
 # Dependencies first (this layer survives source changes): the [project] dependencies and the
 # `jobs` extra of pyproject.toml (listed by docker/requirements.py), which pins apache-flink to
-# the cluster's version.
+# the cluster's version; setuptools and wheel build fleetpulse below without isolation.
 COPY pyproject.toml ./
 COPY docker/requirements.py ./docker/requirements.py
 RUN python3.11 docker/requirements.py jobs > /tmp/requirements.txt \
     && python3.11 -m pip install -r /tmp/requirements.txt \
+    && python3.11 -m pip install "setuptools>=77" wheel \
     && rm /tmp/requirements.txt
 
+COPY setup.py README.md LICENSE ./
 COPY fleetpulse ./fleetpulse
 COPY flink_jobs ./flink_jobs
 COPY udfs ./udfs
@@ -96,22 +99,25 @@ COPY alerting ./alerting
 COPY ws_gateway ./ws_gateway
 COPY simulator ./simulator
 COPY bench ./bench
-RUN python3.11 -m pip install --no-deps . && rm -rf build ./*.egg-info
-
-# fleetpulse's own Flink operators (jvm/src: the bundler through which the tracking job hands
-# pings to Python a bundle at a time), compiled against this image's PyFlink jars by the JDK of
-# the Maven stage, since the Flink image has a JRE only. The JDK is not kept.
 COPY jvm/src ./jvm/src
+
+# fleetpulse itself. setup.py compiles its Flink operators (jvm/src: the bundler through which
+# the tracking job hands pings to Python a bundle at a time, the dead-letter sink) against this
+# image's PyFlink jars and the Kafka connector, with the JDK of the Maven stage (the Flink image
+# has a JRE only), and installs the jar inside the package. Neither the JDK nor the sources stay.
+COPY --from=jvm-artifacts /jvm/flink/ /opt/fleetpulse/jvm/flink/
 COPY --from=jvm-artifacts /opt/java/openjdk /tmp/jdk
-RUN mkdir -p /opt/fleetpulse/jvm \
-    && JAVA_HOME=/tmp/jdk FLEETPULSE_JVM_DIR=/tmp/operators python3.11 -c "import shutil; from flink_jobs.runtime.operators_jar import operators_jar; shutil.copy(operators_jar(), '/opt/fleetpulse/jvm/fleetpulse-operators.jar')" \
-    && rm -rf /tmp/jdk /tmp/operators
-ENV FLEETPULSE_OPERATORS_JAR=/opt/fleetpulse/jvm/fleetpulse-operators.jar
+RUN JAVA_HOME=/tmp/jdk FLEETPULSE_BUILD_OPERATORS=require \
+      python3.11 -m pip install --no-deps --no-build-isolation . \
+    && rm -rf /tmp/jdk /opt/fleetpulse/jvm/operators build ./*.egg-info ./jvm/src \
+    && cd / && python3.11 -c "from flink_jobs.runtime.operators_jar import PACKAGED_JAR as j; assert j.is_file(), j"
+# The job files under /opt/fleetpulse stay as the entry scripts `flink run -py` names (compose,
+# deploy/kubernetes); what they import is the installed package, which carries the jar.
 
 # The Kafka connector and the Prometheus reporter resolved by jvm/pom.xml. The job also ships
 # the connector as a pipeline jar (fleetpulse.paths.flink_jars reads FLEETPULSE_JVM_DIR);
 # org.apache.flink classes load parent-first, so lib/ wins and nothing is loaded twice.
-COPY --from=jvm-artifacts /jvm/flink/ /opt/fleetpulse/jvm/flink/
+# (Copied into /opt/fleetpulse/jvm/flink/ above, for the operators' compile.)
 RUN set -eux; \
     cp /opt/fleetpulse/jvm/flink/flink-sql-connector-kafka-*.jar /opt/flink/lib/; \
     if ! ls /opt/flink/plugins/metrics-prometheus/flink-metrics-prometheus-*.jar >/dev/null 2>&1; then \

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.checkpoint_store import CheckpointStore, describe, local_store, open_store
 from bench.context import Context
 from bench.data import Dataset
 from bench.report import NOT_MEASURED, ratio
@@ -18,12 +19,20 @@ from bench.support import log, python_argv
 from flink_jobs.runtime.affinity import usable_cpus
 
 
-def tracking_args(ctx: Context, ds: Dataset, parallelism: int, cpus: str = "") -> list[str]:
+def tracking_args(
+    ctx: Context,
+    ds: Dataset,
+    parallelism: int,
+    cpus: str = "",
+    store: CheckpointStore | None = None,
+) -> list[str]:
     """The job's flags as deployed (`fleetpulse up` passes a checkpoint directory too:
     without one Flink keeps checkpoints in the JobManager's memory, 5 MiB at most, which
-    10,000 trucks' state already exceeds, and the job then restarts over and over)."""
+    10,000 trucks' state already exceeds, and the job then restarts over and over). The
+    checkpoints go to a folder of the run's own in ``store``, by default on local disk."""
     t = ctx.stack.topics
     group = unique_group("bench-tracking")
+    store = store or local_store(ctx.workdir / "checkpoints")
     return [
         "--bootstrap",
         ctx.stack.bootstrap,
@@ -40,7 +49,7 @@ def tracking_args(ctx: Context, ds: Dataset, parallelism: int, cpus: str = "") -
         "--group-id",
         group,
         "--checkpoint-dir",
-        str(ctx.workdir / "checkpoints" / group),
+        store.location(group),
         "--bounded",
         "--parallelism",
         str(parallelism),
@@ -48,9 +57,15 @@ def tracking_args(ctx: Context, ds: Dataset, parallelism: int, cpus: str = "") -
     ]
 
 
-def tracking_argv(ctx: Context, ds: Dataset, parallelism: int, cpus: str = "") -> list[str]:
+def tracking_argv(
+    ctx: Context,
+    ds: Dataset,
+    parallelism: int,
+    cpus: str = "",
+    store: CheckpointStore | None = None,
+) -> list[str]:
     """The job run embedded (its own MiniCluster), as `fleetpulse up` runs it."""
-    return python_argv("flink_jobs.tracking.job", *tracking_args(ctx, ds, parallelism, cpus))
+    return python_argv("flink_jobs.tracking.job", *tracking_args(ctx, ds, parallelism, cpus, store))
 
 
 def peer_args(ctx: Context, ds: Dataset, peer: str) -> list[str]:
@@ -112,23 +127,39 @@ def fleetpulse_run(
     return row
 
 
-def cluster_run(ctx: Context, ds: Dataset, taskmanagers: int, pin: bool = False) -> dict[str, Any]:
+def cluster_run_name(taskmanagers: int, pin: bool, store: CheckpointStore | None) -> str:
+    """A cluster row's name; it says so when the checkpoints are not on local disk."""
+    return (
+        f"fleetpulse p={taskmanagers}, {taskmanagers} TaskManagers"
+        + (", one CPU each" if pin else "")
+        + (", checkpoints on S3" if store is not None and store.kind == "s3" else "")
+    )
+
+
+def cluster_run(
+    ctx: Context,
+    ds: Dataset,
+    taskmanagers: int,
+    pin: bool = False,
+    store: CheckpointStore | None = None,
+) -> dict[str, Any]:
     """The job submitted with `flink run -py` to a standalone cluster of ``taskmanagers``
     TaskManagers with one slot each, at that parallelism (:func:`bench.runs.on_cluster`).
-    ``pin``: each on a CPU of its own (`fleetpulse cluster start --pin-taskmanagers`)."""
-    name = f"fleetpulse p={taskmanagers}, {taskmanagers} TaskManagers" + (
-        ", one CPU each" if pin else ""
-    )
+    ``pin``: each on a CPU of its own (`fleetpulse cluster start --pin-taskmanagers`).
+    ``store``: where its checkpoints go (local disk by default)."""
+    store = store or local_store(ctx.workdir / "checkpoints")
+    name = cluster_run_name(taskmanagers, pin, store)
     log(f"throughput: {name} on {ds.topic}")
     try:
         row = on_cluster(
             ctx.stack,
             ds,
             name,
-            tracking_argv(ctx, ds, taskmanagers),
+            tracking_argv(ctx, ds, taskmanagers, store=store),
             ctx.workdir / "throughput",
             taskmanagers,
             pin=pin,
+            store=store,
         )
     except Exception as exc:  # noqa: BLE001 - a failed run is a row, the report goes on
         row = {"name": name, "status": "failed", "reason": str(exc)[-1500:]}
@@ -138,8 +169,46 @@ def cluster_run(ctx: Context, ds: Dataset, taskmanagers: int, pin: bool = False)
         "wheel, one slot per TaskManager, thread mode, bounded; CPU and "
         "memory include the JobManager and TaskManagers",
     )
+    row["note"] += "; " + describe(store, row.get("checkpoints"))
     row.update(parallelism=taskmanagers, taskmanagers=taskmanagers, pinned=pin)
     return row
+
+
+def cluster_runs(
+    ctx: Context, ds: Dataset
+) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], dict[str, Any]]]]:
+    """Every cluster run (``--cluster-taskmanagers``), checkpointing to the store
+    ``--cluster-checkpoints`` names (its S3 server up for their duration only), and the
+    (free, pinned) pairs among them."""
+    runs: list[dict[str, Any]] = []
+    pinned: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    if not ctx.sizes.cluster_taskmanagers:
+        return runs, pinned
+    kind = ctx.sizes.cluster_checkpoints
+    try:
+        with open_store(kind, ctx.workdir / "throughput") as (store, _):
+            for tms in ctx.sizes.cluster_taskmanagers:
+                runs.append(cluster_run(ctx, ds, tms, store=store))
+                if ctx.sizes.pinned_runs:
+                    runs.append(cluster_run(ctx, ds, tms, pin=True, store=store))
+                    pinned.append((runs[-2], runs[-1]))
+    except Exception as exc:  # noqa: BLE001 - no store: the cluster rows say why
+        if runs:  # its server did not stop cleanly: the runs stand
+            log(f"throughput: checkpoint store: {exc!r}")
+            return runs, pinned
+        for tms in ctx.sizes.cluster_taskmanagers:
+            runs.append(
+                {
+                    "name": cluster_run_name(tms, False, None)
+                    + (", checkpoints on S3" if kind == "s3" else ""),
+                    "status": "failed",
+                    "reason": f"checkpoint store: {exc}"[-1500:],
+                    "parallelism": tms,
+                    "taskmanagers": tms,
+                    "pinned": False,
+                }
+            )
+    return runs, pinned
 
 
 def run_peers(ctx: Context, ds: Dataset) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -182,11 +251,9 @@ def run(ctx: Context) -> dict[str, Any]:
         if ctx.sizes.pinned_runs and p == 1:
             runs.append(fleetpulse_run(ctx, ds, p, cpus=str(usable_cpus()[0])))
             pinned.append((runs[-2], runs[-1]))
-    for tms in ctx.sizes.cluster_taskmanagers:
-        runs.append(cluster_run(ctx, ds, tms))
-        if ctx.sizes.pinned_runs:
-            runs.append(cluster_run(ctx, ds, tms, pin=True))
-            pinned.append((runs[-2], runs[-1]))
+    more, more_pinned = cluster_runs(ctx, ds)
+    runs += more
+    pinned += more_pinned
     if ctx.sizes.peers:
         plain, quix = run_peers(ctx, ds)
     else:
@@ -241,8 +308,10 @@ def run(ctx: Context) -> dict[str, Any]:
             "operators share one interpreter lock, and handing it between threads "
             "on different cores costs context switches across cores "
             "(flink_jobs/runtime/affinity.py).",
-            "Durability differs: the job checkpoints its state (filesystem, every "
-            "10 s), Quix Streams keeps it in RocksDB with a changelog topic, the "
-            "plain consumer keeps it in a dict and loses it on a crash.",
+            "Durability differs: the job checkpoints its state (every 10 s; the "
+            "embedded runs to local disk, the cluster runs where their note says, "
+            "`--cluster-checkpoints`), Quix Streams keeps it in RocksDB with a "
+            "changelog topic, the plain consumer keeps it in a dict and loses it on "
+            "a crash.",
         ],
     }

@@ -42,6 +42,14 @@ class StandaloneCluster:
     # More of config.yaml: the cluster's own defaults for its jobs (parallelism.default,
     # execution.checkpointing.*, restart-strategy.*, s3.*), which a submitted job keeps.
     extra_config: dict[str, object] = field(default_factory=dict)
+    # The embedded interpreters' import path (python.pythonpath and the daemons' PYTHONPATH),
+    # in place of ``project_root`` plus this interpreter's site-packages: a test of an
+    # installed wheel runs none of this checkout's code.
+    pythonpath: list[str] | None = None
+    # Plugin folders (each plugin in a sub-folder) the daemons load besides the wheel's own
+    # metric reporters: the S3 filesystem (flink_jobs.runtime.jars.plugins_dir) for
+    # checkpoints on s3://, configured by ``s3.*`` keys in ``extra_config``.
+    plugins_dirs: list[Path] = field(default_factory=list)
 
     @property
     def rest_url(self) -> str:
@@ -83,13 +91,34 @@ class StandaloneCluster:
         env["FLINK_LOG_DIR"] = str(self.work_dir / "log")
         env["FLINK_PID_DIR"] = str(self.work_dir / "pid")
         env["FLINK_LIB_DIR"] = str(self.work_dir / "lib")
+        if self.plugins_dirs:
+            env["FLINK_PLUGINS_DIR"] = str(self.plugins_dir)
         # The embedded (thread-mode) interpreter reads PYTHONPATH, not the venv's pyvenv.cfg.
         env["PYTHONPATH"] = self._pythonpath()
         return env
 
+    @property
+    def plugins_dir(self) -> Path:
+        """The daemons' ``FLINK_PLUGINS_DIR`` when ``plugins_dirs`` add to the wheel's."""
+        return self.work_dir / "plugins"
+
     def _pythonpath(self) -> str:
+        if self.pythonpath is not None:
+            return os.pathsep.join(self.pythonpath)
         site_packages = [p for p in sys.path if p.endswith("site-packages")]
         return os.pathsep.join([str(self.project_root), *site_packages])
+
+    def _link_plugins(self) -> None:
+        """The daemons' plugins/: one link per plugin folder, the wheel's and
+        ``plugins_dirs``' (Flink gives each folder a class loader of its own)."""
+        self.plugins_dir.mkdir(parents=True, exist_ok=True)
+        for root in (pyflink_home() / "plugins", *self.plugins_dirs):
+            if not root.is_dir():
+                raise PlatformError(f"plugins_dirs: {root} is not a directory")
+            for plugin in root.iterdir():
+                link = self.plugins_dir / plugin.name
+                if plugin.is_dir() and not link.exists():
+                    link.symlink_to(plugin.resolve())
 
     def _link_lib(self) -> None:
         """The cluster's lib/: the wheel's jars plus flink-python (the JobManager needs the
@@ -129,6 +158,8 @@ class StandaloneCluster:
         for sub in ("conf", "log", "pid", "lib"):
             (self.work_dir / sub).mkdir(parents=True, exist_ok=True)
         self._link_lib()
+        if self.plugins_dirs:
+            self._link_plugins()
         for f in (pyflink_home() / "conf").iterdir():
             if f.name != "config.yaml":
                 shutil.copy(f, self.conf_dir / f.name)

@@ -211,7 +211,13 @@ def resolve_restore(settings: JobSettings) -> str | None:
         return None
     if settings.restore == "latest":
         if settings.checkpoint_uri is None:
-            raise JobError("--restore latest needs --checkpoint-dir")
+            # Not the cluster's execution.checkpointing.dir: every job of the cluster writes
+            # there, and the newest checkpoint in it may be another job's.
+            raise JobError(
+                "--restore latest needs --checkpoint-dir, a directory of this job's own (the "
+                "cluster's execution.checkpointing.dir holds every job's checkpoints, and the "
+                "newest there may be another job's); or pass --restore PATH"
+            )
         if settings.checkpoint_path is not None:
             found = latest_checkpoint(settings.checkpoint_path)
             return found.resolve().as_uri() if found is not None else None

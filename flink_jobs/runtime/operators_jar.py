@@ -1,4 +1,5 @@
-"""fleetpulse's own Flink operators (``jvm/src``), compiled into a jar on first use.
+"""fleetpulse's own Flink operators (``jvm/src``): the jar a wheel carries, or one compiled from
+the source tree on first use.
 
 The jobs are PyFlink jobs, but some pieces run better in the JVM: the bundler that hands records
 to Python a batch at a time (``io.fleetpulse.flink.ShardBundler``), and the dead-letter sink that
@@ -8,10 +9,15 @@ against the Flink jars inside the ``apache-flink`` wheel and the Kafka connector
 jar is cached under the JVM cache directory by a hash of the sources: a change to them builds a
 new one, and parallel first uses (tests, several jobs) race harmlessly, each renaming a finished
 jar into place.
+
+An installed wheel has no ``jvm/src``: the jar was compiled when the wheel was built
+(``setup.py``, ``python -m flink_jobs.runtime.operators_jar --output``) and travels inside the
+package, so a cluster's machines need neither a JDK compiler nor the sources.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import shutil
@@ -29,8 +35,10 @@ from flink_jobs.runtime.jars import flink_jars, jvm_dir
 SOURCE_DIR = Path(__file__).resolve().parents[2] / "jvm" / "src"
 # Bytecode for Java 11, the oldest JVM Flink 2 runs on, so a cluster on 11 or 17 loads it.
 JAVA_RELEASE = "11"
-# A jar built beforehand (docker/flink.Dockerfile builds it where a JDK is at hand).
+# A jar built beforehand and named by the environment (a cluster image that keeps it elsewhere).
 PREBUILT_ENV = "FLEETPULSE_OPERATORS_JAR"
+# Where a built wheel carries the jar (setup.py puts it there; never in the source tree).
+PACKAGED_JAR = Path(__file__).resolve().parent / "lib" / "fleetpulse-operators.jar"
 
 
 def _sources() -> list[Path]:
@@ -67,8 +75,9 @@ def _jdk_tool(name: str) -> str:
 
 
 def operators_jar() -> Path:
-    """The jar of ``jvm/src``, built now if this version of the sources has none yet; or the
-    jar ``FLEETPULSE_OPERATORS_JAR`` names, built beforehand (images with a JRE only)."""
+    """The jar ``FLEETPULSE_OPERATORS_JAR`` names; else, in a source tree, the jar of
+    ``jvm/src`` (built now if this version of the sources has none yet); else the jar an
+    installed wheel carries."""
     prebuilt = os.environ.get(PREBUILT_ENV)
     if prebuilt:
         if not Path(prebuilt).is_file():
@@ -78,34 +87,49 @@ def operators_jar() -> Path:
             )
         return Path(prebuilt)
     sources = _sources()
-    if not sources:
-        raise JobError(f"no Java sources in {SOURCE_DIR}")
+    if sources:
+        return built_jar(sources)
+    if PACKAGED_JAR.is_file():
+        return PACKAGED_JAR
+    raise JobError(
+        f"fleetpulse's Flink operator jar is missing: no {PACKAGED_JAR} in this installation "
+        f"and no sources in {SOURCE_DIR} to build one. Install a wheel built with "
+        "FLEETPULSE_BUILD_OPERATORS=require (./dev.sh wheel), or set "
+        f"{PREBUILT_ENV} to a jar built elsewhere"
+    )
+
+
+def built_jar(sources: list[Path]) -> Path:
+    """The jar of ``sources``, from the JVM cache or compiled into it now."""
     target = jvm_dir() / "operators" / f"fleetpulse-operators-{sources_digest(sources)}.jar"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        classes = Path(tmp) / "classes"
-        compile_cmd = [
-            _jdk_tool("javac"),
-            "--release",
-            JAVA_RELEASE,
-            "-nowarn",
-            "-cp",
-            os.pathsep.join([str(_flink_lib() / "*"), *map(str, flink_jars())]),
-            "-d",
-            str(classes),
-            *map(str, sources),
-        ]
         built = Path(tmp) / target.name
-        for cmd in (compile_cmd, [_jdk_tool("jar"), "cf", str(built), "-C", str(classes), "."]):
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise JobError(
-                    f"building {target.name} failed ({cmd[0]}):\n{done.stdout}{done.stderr}"
-                )
+        compile_jar(sources, built, Path(tmp) / "classes")
         os.replace(built, target)
     return target
+
+
+def compile_jar(sources: list[Path], jar: Path, classes: Path) -> None:
+    """``javac`` the sources against the wheel's Flink jars and the Kafka connector, then
+    ``jar`` the classes into ``jar``."""
+    compile_cmd = [
+        _jdk_tool("javac"),
+        "--release",
+        JAVA_RELEASE,
+        "-nowarn",
+        "-cp",
+        os.pathsep.join([str(_flink_lib() / "*"), *map(str, flink_jars())]),
+        "-d",
+        str(classes),
+        *map(str, sources),
+    ]
+    for cmd in (compile_cmd, [_jdk_tool("jar"), "cf", str(jar), "-C", str(classes), "."]):
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise JobError(f"building {jar.name} failed ({cmd[0]}):\n{done.stdout}{done.stderr}")
 
 
 def use_operators_jar(env: StreamExecutionEnvironment) -> None:
@@ -119,3 +143,23 @@ def use_operators_jar(env: StreamExecutionEnvironment) -> None:
     jars = config.getString("pipeline.jars", None) or ""
     if uri not in jars.split(";"):
         config.setString("pipeline.jars", ";".join(j for j in (jars, uri) if j))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Compile ``jvm/src`` into ``--output``: what ``setup.py`` runs when it builds a wheel."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--output", type=Path, required=True, help="Path of the jar to write.")
+    args = parser.parse_args(argv)
+    sources = _sources()
+    if not sources:
+        parser.error(f"no Java sources in {SOURCE_DIR}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        shutil.copyfile(built_jar(sources), args.output)
+    except JobError as exc:
+        parser.exit(1, f"{exc}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -110,3 +110,22 @@ def test_a_prebuilt_jar_named_by_the_environment_is_used_as_it_is(
     monkeypatch.setenv("FLEETPULSE_OPERATORS_JAR", str(tmp_path / "missing.jar"))
     with pytest.raises(JobError, match="FLEETPULSE_OPERATORS_JAR=.*missing.jar"):
         build.operators_jar()
+
+
+def test_an_installation_without_sources_uses_the_jar_it_carries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed wheel has no jvm/src: the packaged jar is used and nothing is compiled;
+    with neither, the error says how to get one."""
+    from flink_jobs.runtime import operators_jar as build
+
+    monkeypatch.delenv("FLEETPULSE_OPERATORS_JAR", raising=False)
+    monkeypatch.setattr(build, "SOURCE_DIR", tmp_path / "no-sources")
+    monkeypatch.setattr(build, "_jdk_tool", lambda name: pytest.fail("compiled instead"))
+    packaged = tmp_path / "lib" / "fleetpulse-operators.jar"
+    monkeypatch.setattr(build, "PACKAGED_JAR", packaged)
+    with pytest.raises(JobError, match="FLEETPULSE_BUILD_OPERATORS=require"):
+        build.operators_jar()
+    packaged.parent.mkdir()
+    packaged.write_bytes(b"PK")
+    assert build.operators_jar() == packaged

@@ -71,3 +71,12 @@ def test_other_failures_are_not_rewritten(tmp_path: Path) -> None:
             "fleetpulse-tracking",  # type: ignore[arg-type]
             settings,
         )
+
+
+def test_restore_latest_without_a_directory_of_its_own_is_refused() -> None:
+    """The cluster's checkpoint directory is shared by every job: "latest" there could be
+    another job's checkpoint, so the job asks for its own directory instead of guessing."""
+    from flink_jobs.runtime.environment import resolve_restore
+
+    with pytest.raises(JobError, match="--restore latest needs --checkpoint-dir.*another job"):
+        resolve_restore(JobSettings(restore="latest"))
