@@ -1,4 +1,10 @@
-"""Prometheus metrics (registry injectable) and the ``/metrics`` + ``/healthz`` HTTP server."""
+"""Prometheus metrics (registry injectable) and the ``/metrics`` + ``/healthz`` HTTP server.
+
+Names follow Prometheus' conventions (issue #36): the ``fleetpulse_alerting_`` prefix, counters
+named without ``_total`` (prometheus_client appends it), units in names (``_seconds``), the
+variant in a label. Each registry also carries the process and Python runtime collectors, so
+``process_*`` and ``python_*`` are exported as by the default registry.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +16,36 @@ from typing import Any
 import orjson
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
+def add_runtime_collectors(registry: CollectorRegistry) -> None:
+    """``process_*`` (CPU, memory, open files, start time), ``python_info`` and ``python_gc_*``
+    on a service's own registry. The default registry has them already (registering them twice
+    would raise)."""
+    if registry is REGISTRY:
+        return
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        add_runtime_collectors(r)
         self.records = Counter(
             "fleetpulse_alerting_records", "Records read from fleet.alerts", ["outcome"], registry=r
         )  # accepted | malformed

@@ -1,42 +1,48 @@
-"""Prometheus metrics of the gateway, on an injected registry (tests read them)."""
+"""Prometheus metrics of the gateway, on an injected registry (tests read them).
+
+Names follow Prometheus' conventions (issue #36): the ``fleetpulse_gateway_`` prefix, counters
+named without ``_total`` (prometheus_client appends it: the exposed names end in ``_total``),
+units in names, the variant in a label; ``process_*`` and ``python_*`` come with the registry.
+"""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from alerting.metrics import add_runtime_collectors
+
 
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        add_runtime_collectors(registry)
         p = "fleetpulse_gateway_"
         self.connections = Gauge(p + "connections", "Open websocket connections", registry=registry)
         self.subscriptions = Gauge(p + "subscriptions", "Active subscriptions", registry=registry)
         self.messages_sent = Counter(
-            p + "messages_sent_total", "Frames sent to clients", registry=registry
+            p + "messages_sent", "Frames sent to clients", registry=registry
         )
         self.coalesced = Counter(
-            p + "coalesced_total",
+            p + "coalesced",
             "Queued positions replaced by a newer one of the same truck",
             registry=registry,
         )
         self.dropped = Counter(
-            p + "dropped_total",
+            p + "dropped",
             "Queued frames discarded because their client was closed",
             registry=registry,
         )
         self.lagging = Counter(
-            p + "lagging_closed_total",
-            "Clients told they are lagging and closed",
-            registry=registry,
+            p + "lagging_closed", "Clients told they are lagging and closed", registry=registry
         )
         self.refused = Counter(
-            p + "refused_total", "Connections or requests refused", ["reason"], registry=registry
+            p + "refused", "Connections or requests refused", ["reason"], registry=registry
         )
         self.client_errors = Counter(
-            p + "client_errors_total", "Error frames sent", ["code"], registry=registry
+            p + "client_errors", "Error frames sent", ["code"], registry=registry
         )
         self.stream_entries = Counter(
-            p + "stream_entries_total", "Entries read from stream:positions", registry=registry
+            p + "stream_entries", "Entries read from stream:positions", registry=registry
         )
         self.stream_lag = Gauge(
             p + "stream_lag_seconds",
@@ -56,9 +62,9 @@ class GatewayMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 5),
             registry=registry,
         )
-        self.alerts = Counter(p + "alerts_total", "Alerts delivered to clients", registry=registry)
+        self.alerts = Counter(p + "alerts", "Alerts delivered to clients", registry=registry)
         self.alerts_malformed = Counter(
-            p + "alerts_malformed_total",
+            p + "alerts_malformed",
             "Records read from fleet.alerts that are not alert events, by reason code",
             ["reason"],
             registry=registry,

@@ -6,8 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from flink_jobs.runtime.buffered_writer import BufferedWriterFunction
-from flink_jobs.runtime.metrics import OperatorLevels
+from flink_jobs.runtime.metrics import Labels, OperatorLevels
 from udfs.shipment_state import RedisEffect
+
+
+def severity_labels(severity: int) -> Labels:
+    return (("severity", str(severity)),)
 
 
 class DelayRedisFunction(BufferedWriterFunction):
@@ -17,7 +21,7 @@ class DelayRedisFunction(BufferedWriterFunction):
     survive restarts), in Flink counters: no metric calls into Python."""
 
     buffer_state = "pending_effects"
-    written_count = "redis_effects"
+    written_kind = "effect"
 
     def open_writer(self, runtime_context: Any) -> None:
         from flink_jobs.delay.redis_writer import RedisDelayWriter
@@ -26,7 +30,7 @@ class DelayRedisFunction(BufferedWriterFunction):
         self.last_gauge_read = 0
         self.levels = OperatorLevels(runtime_context.get_metrics_group())
         for sev in range(1, 6):
-            self.levels.set(f"delays_severity_{sev}", 0)  # listed from the start
+            self.levels.set("delays", 0, severity_labels(sev))  # listed from the start
 
     def close(self) -> None:
         self.writer.close()
@@ -39,4 +43,4 @@ class DelayRedisFunction(BufferedWriterFunction):
         if now - self.last_gauge_read > 5000:
             self.last_gauge_read = now
             for sev, n in self.writer.late_counts().items():
-                self.levels.set(f"delays_severity_{sev}", n)
+                self.levels.set("delays", n, severity_labels(sev))

@@ -10,7 +10,7 @@ from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction
 from pyflink.datastream.state import ValueStateDescriptor
 
 from flink_jobs.runtime.clock import Clock, wall_clock_ms
-from flink_jobs.runtime.metrics import OperatorCounts
+from flink_jobs.runtime.metrics import OperatorCounts, dead_letter_series, records_series
 from flink_jobs.runtime.records import KEYED_TEXT, parse_raw_record, rejection_row
 from udfs.models import Rejection, ScanType
 from udfs.ping_validation import parse_ping
@@ -26,6 +26,8 @@ CEP_ROW = Types.ROW_NAMED(
     [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG()],
 )
 CEP_TAG = OutputTag("cep-scans", CEP_ROW)
+PARSED = records_series("parsed")
+IGNORED = records_series("ignored")  # invalid pings: the tracking job dead-letters them
 # Scans are parsed keyed by their Kafka partition, read in the JVM (flink_jobs.runtime.jvm_keying).
 PARTITION_KEY_SQL = "CAST(`partition` AS STRING)"
 
@@ -64,10 +66,10 @@ class ParseScans(KeyedProcessFunction):
             elif newest is None or result.ts > newest:
                 self.newest.update(result.ts)
         if isinstance(result, Rejection):
-            self.counters.inc(f"dlq_{result.reason.value.lower()}")
+            self.counters.add(dead_letter_series(result.reason), 1)
             yield DLQ_TAG, rejection_row(self.topic, value, raw, result, now)
             return
-        self.counters.inc("scans_parsed")
+        self.counters.add(PARSED, 1)
         yield result
         yield CEP_TAG, Row(result.shipment_id, result.type.value, result.scan_id, result.ts)
         if self.assignments and result.truck_id:
@@ -95,6 +97,6 @@ class ParsePings(ProcessFunction):
     def process_element(self, value: Row, ctx: ProcessFunction.Context):  # type: ignore[no-untyped-def]
         _, p = parse_raw_record(parse_ping, value, self.clock())
         if isinstance(p, Rejection):
-            self.counters.inc("pings_ignored")
+            self.counters.add(IGNORED, 1)
             return
         yield (p.truck_id, p.ts, p.lat, p.lng, p.speed_kph)

@@ -11,7 +11,7 @@ from pyflink.datastream.state import ValueStateDescriptor
 
 from flink_jobs.delay.state import ShipmentBox
 from flink_jobs.runtime.clock import Clock, wall_clock_ms
-from flink_jobs.runtime.metrics import OperatorCounts
+from flink_jobs.runtime.metrics import OperatorCounts, alert_series, records_series
 from flink_jobs.runtime.records import KEYED_TEXT
 from flink_jobs.runtime.settings import JobSettings
 from flink_jobs.runtime.timers import END_OF_INPUT, NO_WATERMARK
@@ -30,6 +30,11 @@ from udfs.stall_fallback import assumed_event_time, fire_at
 
 PICKLED = Types.PICKLED_BYTE_ARRAY()
 ALERT_TAG = OutputTag("alerts", KEYED_TEXT)
+# What became of the scans (StepCounts): over_cap_dropped are the over_cap ones dropped.
+DUPLICATE = records_series("duplicate")
+LATE = records_series("late")
+OVER_CAP = records_series("over_cap")
+OVER_CAP_DROPPED = records_series("over_cap_dropped")
 
 
 class ShipmentFunction(KeyedProcessFunction):
@@ -57,10 +62,10 @@ class ShipmentFunction(KeyedProcessFunction):
         was_open = is_open(box.shipment)
         counts = StepCounts()
         box.shipment, outputs = step(box.shipment, value, self.cfg, counts)
-        self.counters.inc("inputs_duplicate", counts.duplicates)
-        self.counters.inc("inputs_late", counts.late)
-        self.counters.inc("inputs_over_cap", counts.over_cap)
-        self.counters.inc("inputs_over_cap_dropped", counts.over_cap_dropped)
+        self.counters.add(DUPLICATE, counts.duplicates)
+        self.counters.add(LATE, counts.late)
+        self.counters.add(OVER_CAP, counts.over_cap)
+        self.counters.add(OVER_CAP_DROPPED, counts.over_cap_dropped)
         wm = ctx.timer_service().current_watermark()
         if NO_WATERMARK < wm < END_OF_INPUT and value.ts <= wm:
             box.shipment, more = advance(box.shipment, wm, self.cfg)
@@ -144,12 +149,13 @@ class ShipmentFunction(KeyedProcessFunction):
     def _route(self, outputs: list[Any]):  # type: ignore[no-untyped-def]
         for out in outputs:
             if isinstance(out, AlertEvent):
-                self.counters.inc(f"alerts_{out.alert_class}_{out.event_action}")
+                self.counters.add(alert_series(out.alert_class, out.event_action), 1)
                 if (
                     isinstance(out.custom_details.get("delay_severity"), int)
                     and out.event_action == "trigger"
                 ):
-                    self.counters.inc(f"late_severity_{out.custom_details['delay_severity']}")
+                    severity = str(out.custom_details["delay_severity"])
+                    self.counters.inc("late_shipments", 1, (("severity", severity),))
                 yield ALERT_TAG, Row(out.dedup_key, out.to_json().decode())
             else:
                 yield out

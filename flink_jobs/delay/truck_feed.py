@@ -11,7 +11,7 @@ from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from flink_jobs.delay.state import FeedBox
 from flink_jobs.runtime.clock import Clock, wall_clock_ms
-from flink_jobs.runtime.metrics import OperatorCounts
+from flink_jobs.runtime.metrics import OperatorCounts, records_series
 from flink_jobs.runtime.settings import JobSettings
 from flink_jobs.runtime.timers import END_OF_INPUT, NO_WATERMARK
 from udfs.feed_order import (
@@ -26,6 +26,8 @@ from udfs.stall_fallback import assumed_event_time, fire_at
 from udfs.truck_speed import FeedConfig
 
 PICKLED = Types.PICKLED_BYTE_ARRAY()
+# an input applied at once: the watermark had passed its second on arrival
+LATE = records_series("late")
 
 
 class TruckFeedFunction(KeyedCoProcessFunction):
@@ -72,7 +74,7 @@ class TruckFeedFunction(KeyedCoProcessFunction):
         timers = ctx.timer_service()
         wm = timers.current_watermark()
         if applies_now(item[0], wm, box.released_until):
-            self.counters.inc("feed_inputs_late")
+            self.counters.add(LATE, 1)
             fixes = apply_in_order(box.feed, [item], self.feed_cfg)
             if box.feed.shipments or box.feed.recent:
                 self._store(box)
@@ -123,7 +125,7 @@ class TruckFeedFunction(KeyedCoProcessFunction):
                 self.held.remove(at)
             box.released_until = max(box.released_until, upto)
             fixes = apply_in_order(box.feed, items, self.feed_cfg)
-            self.counters.inc("feed_fallback_releases")
+            self.counters.inc("fallback_releases")
         if not self.held.is_empty():
             self._schedule_fallback(box, min(self.held.keys()), wm, ctx)
         self._store(box)

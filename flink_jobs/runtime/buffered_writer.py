@@ -44,12 +44,13 @@ class BufferedWriterFunction(KeyedProcessFunction):
     elements are lists of records (one per bundle) flattens them in :meth:`unpack`.
 
     Subclasses name their list state (``buffer_state``: it is part of their checkpoints, so it
-    must not change) and the count of written records, and implement :meth:`open_writer`,
+    must not change) and the kind of record they write (the ``kind`` label of the
+    ``redis_writes`` count), and implement :meth:`open_writer`,
     :meth:`write` and, for periodic upkeep, :meth:`after_flush`.
     """
 
     buffer_state = "pending"
-    written_count = "redis_writes"
+    written_kind = "record"
 
     def __init__(self, settings: BufferedWriterSettings, clock: Clock = wall_clock_ms) -> None:
         self.settings = settings
@@ -87,7 +88,7 @@ class BufferedWriterFunction(KeyedProcessFunction):
         if buffered:
             items = self.unpack(buffered)
             self.write(items)
-            self.counters.inc(self.written_count, len(items))
+            self.counters.inc("redis_writes", len(items), (("kind", self.written_kind),))
             self.buffer.clear()
         self.after_flush()
         return iter(())

@@ -14,9 +14,16 @@ import orjson
 from pyflink.common import Row, Types
 from pyflink.datastream import OutputTag
 
+from flink_jobs.runtime.metrics import (
+    Series,
+    alert_series,
+    dead_letter_series,
+    records_series,
+    series,
+)
 from flink_jobs.runtime.records import KEYED_TEXT
 from flink_jobs.tracking.bundling import columns_of
-from udfs.models import AlertEvent, GeofenceTransition
+from udfs.models import AlertEvent, GeofenceTransition, Reason
 from udfs.truck_state import Counters
 
 DLQ_TAG = OutputTag("dlq", KEYED_TEXT)
@@ -47,8 +54,8 @@ def alert_row(alert: AlertEvent) -> Row:
     return Row(alert.dedup_key, alert.to_json().decode())
 
 
-def alert_count_name(alert: AlertEvent) -> str:
-    return f"alerts_{alert.alert_class}_{alert.event_action}"
+def alert_count(alert: AlertEvent) -> Series:
+    return alert_series(alert.alert_class, alert.event_action)
 
 
 def geofence_row(transition: GeofenceTransition) -> Row:
@@ -56,11 +63,24 @@ def geofence_row(transition: GeofenceTransition) -> Row:
     return Row(transition.truck_id, orjson.dumps(transition.to_dict()).decode())
 
 
-def arrival_counts(counts: Counters) -> dict[str, int]:
-    """The metrics of what arriving pings did (by the names the dashboards use)."""
+# The counts of the truck function, by series (flink_jobs.runtime.metrics): ``parsed`` pings
+# passed validation and the age bound; each then was accepted, a duplicate, out of order or late
+# (or an IMPOSSIBLE_SPEED dead letter).
+PARSED = records_series("parsed")
+ACCEPTED = records_series("accepted")
+DUPLICATE = records_series("duplicate")
+OUT_OF_ORDER = records_series("out_of_order")
+LATE = records_series("late")
+TRUCKS_EXPIRED = series("trucks_expired")
+POSITION_WRITES = series("redis_writes", ("kind", "position"))
+DEAD_LETTERS: dict[Reason, Series] = {r: dead_letter_series(r) for r in Reason}
+
+
+def arrival_counts(counts: Counters) -> dict[Series, int]:
+    """The counts of what arriving pings did."""
     return {
-        "accepted": counts.accepted,
-        "duplicates": counts.duplicates,
-        "out_of_order": counts.out_of_order,
-        "late": counts.late,
+        ACCEPTED: counts.accepted,
+        DUPLICATE: counts.duplicates,
+        OUT_OF_ORDER: counts.out_of_order,
+        LATE: counts.late,
     }

@@ -45,7 +45,7 @@ from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 from flink_jobs.runtime.background_writes import BackgroundWriter
 from flink_jobs.runtime.clock import Clock, wall_clock_ms
 from flink_jobs.runtime.gc_tuning import relax_young_collections
-from flink_jobs.runtime.metrics import OperatorCounts
+from flink_jobs.runtime.metrics import OperatorCounts, Series
 from flink_jobs.runtime.profiling import start_profiler, stop_profiler
 from flink_jobs.runtime.records import dead_letter_row, parse_safely
 from flink_jobs.runtime.timers import NO_WATERMARK
@@ -54,9 +54,13 @@ from flink_jobs.tracking.outputs import (
     ALERT_TAG,
     BATCHED,
     CENSUS_TAG,
+    DEAD_LETTERS,
     DLQ_TAG,
     GEOFENCE_TAG,
-    alert_count_name,
+    PARSED,
+    POSITION_WRITES,
+    TRUCKS_EXPIRED,
+    alert_count,
     alert_row,
     arrival_counts,
     geofence_row,
@@ -118,7 +122,7 @@ class BundleOutputs:
         self.topic = topic
         self.counters = counters
         self.now_ms = now_ms
-        self.counts: Counter[str] = Counter()
+        self.counts: Counter[Series] = Counter()
         self.side: dict[OutputTag, list[Row]] = {}
         self.positions: list[PositionWrite] = []
         self.census: Counter[tuple[str, str]] = Counter()
@@ -126,7 +130,7 @@ class BundleOutputs:
     def dead_letter(
         self, partition: int, offset: int, raw: bytes, key: bytes | None, rejection: Rejection
     ) -> None:
-        self.counts[f"dlq_{rejection.reason.value.lower()}"] += 1
+        self.counts[DEAD_LETTERS[rejection.reason]] += 1
         self.side.setdefault(DLQ_TAG, []).append(
             dead_letter_row(
                 self.topic,
@@ -147,7 +151,7 @@ class BundleOutputs:
             elif isinstance(out, CensusDelta):
                 self.census[(out.region, out.status)] += out.delta
             elif isinstance(out, AlertEvent):
-                self.counts[alert_count_name(out)] += 1
+                self.counts[alert_count(out)] += 1
                 self.side.setdefault(ALERT_TAG, []).append(alert_row(out))
             elif isinstance(out, GeofenceTransition):
                 self.side.setdefault(GEOFENCE_TAG, []).append(geofence_row(out))
@@ -156,11 +160,9 @@ class BundleOutputs:
         self.counts.update(arrival_counts(counts))
 
     def emit(self) -> Iterator[Any]:
-        """The counts, and the side outputs gathered, each kind's rows as one batch
-        (``tracking_outputs.BATCHED``)."""
-        for name, n in self.counts.items():
-            if n:
-                self.counters.inc(name, n)
+        """The counts (one JVM call per series counted), and the side outputs gathered, each
+        kind's rows as one batch (``tracking_outputs.BATCHED``)."""
+        self.counters.add_all(self.counts)
         by_region: dict[str, list[tuple[str, int]]] = {}
         for (region, status), delta in self.census.items():
             if delta:
@@ -305,7 +307,7 @@ class TruckFunction(KeyedProcessFunction):
                     newest[partition] = ping.ts  # accepted: the reader's event time moves
                     moved = True
             changed[tid] = entry
-        out.counts["parsed"] += parsed
+        out.counts[PARSED] += parsed
         if moved:
             self.newest_dirty.add(shard)
         out.count_arrivals(counts)
@@ -344,7 +346,7 @@ class TruckFunction(KeyedProcessFunction):
     def _submit(self, out: BundleOutputs) -> None:
         """Hand the call's positions to the background writer."""
         if out.positions:
-            self.counters.inc("redis_position_writes", len(out.positions))
+            self.counters.add(POSITION_WRITES, len(out.positions))
             self.writes.submit(out.positions)
 
     def _newest(self, shard: int) -> dict[int, int]:
@@ -396,7 +398,7 @@ class TruckFunction(KeyedProcessFunction):
                 closing = expire(entry.state, event_time, self.cfg)
                 if closing is not None:  # no ping for --truck-state-ttl-s: forget the truck
                     out.route(closing)
-                    out.counts["trucks_expired"] += 1
+                    out.counts[TRUCKS_EXPIRED] += 1
                     changed.pop(tid, None)
                     self.trucks.remove(shard, tid)
                     continue

@@ -1,4 +1,5 @@
-"""The dispatcher's /metrics and /healthz server: where it listens, and a clear refusal."""
+"""The dispatcher's /metrics and /healthz server: where it listens, a clear refusal, and what
+its registry exposes (names by convention, the process and Python runtime families)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from alerting.metrics import Metrics, MetricsServer
 
@@ -58,3 +61,37 @@ def test_an_address_it_cannot_listen_on_is_refused_naming_the_flag(tmp_path: Pat
     assert "cannot serve metrics on 192.0.2.1:0" in proc.stderr
     assert "--metrics-host" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def exposition(metrics: Metrics) -> str:
+    return generate_latest(metrics.registry).decode()
+
+
+def test_the_process_and_python_runtime_families_are_exported() -> None:
+    families = {f.name: f for f in text_string_to_metric_families(exposition(Metrics()))}
+    assert {"python_info", "python_gc_objects_collected"} <= set(families)
+    if sys.platform.startswith("linux"):  # read from /proc
+        assert {"process_cpu_seconds", "process_resident_memory_bytes"} <= set(families)
+        assert families["process_start_time_seconds"].samples[0].value > 0
+
+
+def test_a_labelled_counter_renders_once_with_total_appended_and_its_label() -> None:
+    m = Metrics()
+    m.records.labels("accepted").inc(3)
+    m.deliveries.labels("pagerduty", "delivered").inc()
+    text = exposition(m)
+    assert "# TYPE fleetpulse_alerting_records_total counter" in text
+    assert 'fleetpulse_alerting_records_total{outcome="accepted"} 3.0' in text
+    assert (
+        'fleetpulse_alerting_deliveries_total{outcome="delivered",receiver="pagerduty"} 1.0' in text
+    )
+    assert "_total_total" not in text
+
+
+def test_the_dispatchers_own_names_keep_the_convention() -> None:
+    """Prefix, no ``_total`` in a counter's name, a unit on every histogram."""
+    families = text_string_to_metric_families(exposition(Metrics()))
+    own = [f for f in families if not f.name.startswith(("process_", "python_"))]
+    assert own and all(f.name.startswith("fleetpulse_alerting_") for f in own)
+    assert not [f.name for f in own if f.type == "counter" and f.name.endswith("_total")]
+    assert all(f.name.endswith("_seconds") for f in own if f.type == "histogram")

@@ -13,11 +13,12 @@ from typing import Any
 import orjson
 import pytest
 import redis
+from prometheus_client.samples import Sample
 
 from fleetpulse.services.flink import flink_env
 from fleetpulse.services.process import ManagedProcess
 from fleetpulse.waiting import free_port, wait_until
-from tests.integration.jobs import job_metrics, metric
+from tests.integration.jobs import job_samples, label_sets, labelled
 from udfs.contract import TopicNames
 
 pytestmark = pytest.mark.integration
@@ -195,30 +196,47 @@ def test_live_alerts_late_correction_fallback_and_redis(
             lambda: redis_client.zscore("delays", "shipment:QUIET") == 1.0, 30, "QUIET in `delays`"
         )
 
-        # The Prometheus endpoint: shipments opened, late by severity, alerts by class, DLQ
-        # by reason (the severity gauges are refreshed every few seconds).
-        def counted() -> dict[str, float]:
-            m = job_metrics(metrics_port)
-            got = {
-                name: metric(m, name)
-                for name in (
-                    "shipments_opened",
-                    "late_severity_1",
-                    "late_severity_2",
-                    "alerts_shipment_late_trigger",
-                    "alerts_shipment_late_resolve",
-                    "dlq_unknown_scan_type",
-                    "dlq_malformed_json",
-                    "delays_severity_1",
-                )
-            }
-            if not (all(got.values())):
-                names = sorted({k for k in m if "fleetpulse" in k})
-                raise AssertionError(f"{got}; fleetpulse metrics: {names[:40]}")
-            return got
+        # The Prometheus endpoint: one family per concept, the variants in labels (Flink
+        # key/value groups, whose key the reporter keeps in the name): shipments opened,
+        # late by severity, alerts by class and action, dead letters by reason, `delays` by
+        # severity (refreshed every few seconds).
+        op = "flink_taskmanager_job_task_operator_fleetpulse_"
+        families = {
+            "opened": (op + "shipments_opened", {}),
+            "parsed": (op + "outcome_records", {"outcome": "parsed"}),
+            "late_1": (op + "severity_late_shipments", {"severity": "1"}),
+            "late_2": (op + "severity_late_shipments", {"severity": "2"}),
+            "trigger": (
+                op + "class_action_alerts",
+                {"class": "shipment_late", "action": "trigger"},
+            ),
+            "resolve": (
+                op + "class_action_alerts",
+                {"class": "shipment_late", "action": "resolve"},
+            ),
+            "unknown_type": (op + "reason_dead_letters", {"reason": "unknown_scan_type"}),
+            "malformed": (op + "reason_dead_letters", {"reason": "malformed_json"}),
+            "delays_1": (op + "severity_delays", {"severity": "1"}),
+        }
 
-        got = wait_until(counted, 60, "the delay job's counters on its metrics endpoint")
-        assert got["shipments_opened"] >= 4 and got["delays_severity_1"] == 1
+        def counted() -> tuple[dict[str, float], list[Sample]]:
+            samples = job_samples(metrics_port)
+            got = {k: labelled(samples, name, labels) for k, (name, labels) in families.items()}
+            if not (all(got.values())):
+                names = sorted({s.name for s in samples if "fleetpulse" in s.name})
+                raise AssertionError(f"{got}; fleetpulse metrics: {names[:40]}")
+            return got, samples
+
+        got, samples = wait_until(counted, 60, "the delay job's counters on its metrics endpoint")
+        assert got["opened"] >= 4 and got["delays_1"] == 1
+        # Flink's own variables label each series too, next to ours.
+        alerts = label_sets(samples, op + "class_action_alerts")
+        assert {"class", "action", "job_name", "operator_name", "subtask_index"} <= set(alerts[0])
+        assert {a["action"] for a in alerts if a["class"] == "shipment_late"} == {
+            "trigger",
+            "resolve",
+        }
+        assert labelled(samples, op + "reason_dead_letters") == 2  # the two bad scans
     finally:
         proc.stop()
     west = {k.decode(): float(v) for k, v in redis_client.hgetall("region:WEST").items()}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import orjson
 from kafka import KafkaConsumer, KafkaProducer
+from prometheus_client.samples import Sample
 
 from fleetpulse.services.flink import flink_env
 from fleetpulse.services.process import ManagedProcess
@@ -89,17 +90,21 @@ def read_topic(kafka: str, topic: str, timeout_ms: int = 2000) -> list[dict]:  #
         consumer.close()
 
 
-def job_metrics(port: int) -> dict[str, float]:
-    """A job's Prometheus endpoint, samples summed by name (over subtasks and labels)."""
+def job_samples(port: int) -> list[Sample]:
+    """A job's Prometheus endpoint: every sample, with its labels."""
     import urllib.request
 
     from prometheus_client.parser import text_string_to_metric_families
 
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+    return [s for family in text_string_to_metric_families(text.decode()) for s in family.samples]
+
+
+def job_metrics(port: int) -> dict[str, float]:
+    """A job's Prometheus endpoint, samples summed by name (over subtasks and labels)."""
     sums: dict[str, float] = {}
-    for family in text_string_to_metric_families(text.decode()):
-        for sample in family.samples:
-            sums[sample.name] = sums.get(sample.name, 0.0) + sample.value
+    for sample in job_samples(port):
+        sums[sample.name] = sums.get(sample.name, 0.0) + sample.value
     return sums
 
 
@@ -110,16 +115,28 @@ def metric(sums: dict[str, float], name: str) -> float:
     )
 
 
+def labelled(samples: list[Sample], name: str, labels: dict[str, str] | None = None) -> float:
+    """The sum of the samples named ``name`` (exactly, as scraped) whose labels include
+    ``labels`` (over subtasks and the labels not given)."""
+    wanted = (labels or {}).items()
+    return sum(s.value for s in samples if s.name == name and wanted <= s.labels.items())
+
+
+def label_sets(samples: list[Sample], name: str) -> list[dict[str, str]]:
+    """The label sets of the samples named ``name`` (for messages)."""
+    return [s.labels for s in samples if s.name == name]
+
+
 class ScrapeLoop:
     """Scrapes a job's Prometheus endpoint over and over on a thread, as a monitoring system
     would through whatever the job goes through (failovers included), keeping the last
-    successful scrape."""
+    successful scrape's samples."""
 
     def __init__(self, port: int, interval_s: float = 0.05) -> None:
         self.port = port
         self.interval_s = interval_s
         self.scrapes = 0
-        self.last: dict[str, float] = {}
+        self.last: list[Sample] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="scrape-loop", daemon=True)
 
@@ -134,7 +151,7 @@ class ScrapeLoop:
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             try:
-                self.last = job_metrics(self.port)
+                self.last = job_samples(self.port)
             except OSError:
                 continue  # the endpoint is not up yet
             self.scrapes += 1

@@ -9,13 +9,16 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
-from jobs import ScrapeLoop, flink_conf_dir, job_metrics, job_process, metric, produce, read_topic
+from jobs import ScrapeLoop, flink_conf_dir, job_process, job_samples, labelled, produce, read_topic
 
 from fleetpulse.waiting import free_port, wait_until
 from udfs.contract import TopicNames
 
 pytestmark = pytest.mark.integration
 MIN = 60_000
+# The job's counters as Flink's Prometheus reporter names them (flink_jobs/runtime/metrics.py)
+OP = "flink_taskmanager_job_task_operator_fleetpulse_"
+POSITION_WRITES = OP + "kind_redis_writes"
 
 
 @pytest.fixture
@@ -318,24 +321,31 @@ def test_killed_job_restarted_from_checkpoint_ends_like_one_that_never_stopped(
             "every alert of the clean run in the restarted run's output",
         )
 
-        # The clean run's Prometheus endpoint counts what it did.
+        # The clean run's Prometheus endpoint counts what it did: one family per concept, the
+        # variants in labels (Flink keeps the label's key in the name).
+        families = {
+            "parsed": (OP + "outcome_records", {"outcome": "parsed"}),
+            "accepted": (OP + "outcome_records", {"outcome": "accepted"}),
+            "offline": (
+                OP + "class_action_alerts",
+                {"class": "truck_offline", "action": "trigger"},
+            ),
+            "stopped": (
+                OP + "class_action_alerts",
+                {"class": "truck_stopped_unplanned", "action": "trigger"},
+            ),
+            "positions": (POSITION_WRITES, {"kind": "position"}),
+        }
+
         def counted() -> dict[str, float]:
-            m = job_metrics(metrics_port)
-            got = {
-                name: metric(m, name)
-                for name in (
-                    "parsed",
-                    "accepted",
-                    "alerts_truck_offline_trigger",
-                    "alerts_truck_stopped_unplanned_trigger",
-                    "redis_position_writes",
-                )
-            }
-            rejected = metric(m, "dlq_impossible_speed")  # the stops jump back to base
+            samples = job_samples(metrics_port)
+            got = {k: labelled(samples, name, labels) for k, (name, labels) in families.items()}
+            # the stops jump back to base
+            rejected = labelled(samples, OP + "reason_dead_letters", {"reason": "impossible_speed"})
             if not (
                 got["parsed"] == len(records) == got["accepted"] + rejected and all(got.values())
             ):
-                names = sorted({k for k in m if "fleetpulse" in k})
+                names = sorted({s.name for s in samples if "fleetpulse" in s.name})
                 raise AssertionError(f"{got}; fleetpulse metrics: {names[:40]}")
             return got
 
@@ -482,7 +492,7 @@ def test_a_redis_outage_fails_the_writes_and_the_job_recovers_every_position(
 
             wait_until(caught_up, 180, "every truck at its last ping once Redis takes writes")
             wait_until(
-                lambda: metric(scrapes.last, "redis_position_writes") > 0,
+                lambda: labelled(scrapes.last, POSITION_WRITES, {"kind": "position"}) > 0,
                 30,
                 "the restarted job's counts on the Prometheus endpoint",
             )

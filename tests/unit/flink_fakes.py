@@ -25,20 +25,31 @@ class FakeCounter:
 
 
 class FakeGroup:
-    """The two calls of PyFlink's MetricGroup that OperatorCounts uses."""
+    """The two calls of PyFlink's MetricGroup that OperatorCounts uses. Counters are kept, for
+    the whole tree of groups, by their Flink identifier below the operator: the group names and
+    key/value pairs of their scope, then the name, as ``fleetpulse.reason.bad_type.dead_letters``;
+    ``groups`` lists every group added (``key=value`` for a key/value one)."""
 
-    def __init__(self) -> None:
-        self.counters: dict[str, FakeCounter] = {}
-        self.groups: list[str] = []
+    def __init__(
+        self,
+        scope: tuple[str, ...] = (),
+        counters: dict[str, FakeCounter] | None = None,
+        groups: list[str] | None = None,
+    ) -> None:
+        self.scope = scope
+        self.counters: dict[str, FakeCounter] = {} if counters is None else counters
+        self.groups: list[str] = [] if groups is None else groups
 
-    def add_group(self, name: str) -> FakeGroup:
-        self.groups.append(name)
-        return self
+    def add_group(self, name: str, extra: str | None = None) -> FakeGroup:
+        self.groups.append(name if extra is None else f"{name}={extra}")
+        scope = self.scope + ((name,) if extra is None else (name, extra))
+        return FakeGroup(scope, self.counters, self.groups)
 
     def counter(self, name: str) -> FakeCounter:
-        assert name not in self.counters, "registered twice"
-        self.counters[name] = FakeCounter()
-        return self.counters[name]
+        identifier = ".".join((*self.scope, name))
+        assert identifier not in self.counters, "registered twice"
+        self.counters[identifier] = FakeCounter()
+        return self.counters[identifier]
 
 
 class FakeValueState:

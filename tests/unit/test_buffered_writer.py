@@ -16,7 +16,7 @@ pytestmark = pytest.mark.unit
 
 class RecordingWriter(BufferedWriterFunction):
     buffer_state = "pending_test"
-    written_count = "test_writes"
+    written_kind = "test"
 
     def open_writer(self, runtime_context: Any) -> None:
         self.batches: list[list[Any]] = []
@@ -48,7 +48,7 @@ def test_records_wait_in_list_state_until_the_tick_writes_them_in_order() -> Non
     assert list(fn.on_timer(1_200, ctx)) == []
     assert fn.batches == [["a", "b", "c"]]
     assert runtime.states["pending_test"].items == []
-    assert runtime.counters["test_writes"].count == 3
+    assert runtime.counters["fleetpulse.kind.test.redis_writes"].count == 3
     assert fn.ticks == 1
 
 
@@ -57,7 +57,7 @@ def test_a_tick_with_nothing_buffered_writes_nothing_and_still_runs_the_upkeep()
     fn.on_timer(END_OF_INPUT, FakeContext(key=0, now=0))
     assert fn.batches == []
     assert fn.ticks == 1
-    assert "test_writes" not in runtime.counters
+    assert "fleetpulse.kind.test.redis_writes" not in runtime.counters
 
 
 def test_shards_are_stable_and_in_range() -> None:
@@ -82,4 +82,4 @@ def test_bundles_wait_as_one_element_each_and_are_written_flat_in_order() -> Non
     assert runtime.states["pending_test"].items == [["a", "b"], ["c"]]
     list(fn.on_timer(1_200, ctx))
     assert fn.batches == [["a", "b", "c"]]
-    assert runtime.counters["test_writes"].count == 3  # records written, not bundles
+    assert runtime.counters["fleetpulse.kind.test.redis_writes"].count == 3  # not bundles

@@ -118,7 +118,7 @@ def test_a_bundle_is_parsed_applied_per_truck_and_emitted_once_per_kind() -> Non
     writes = written(fn)
     assert [(w.truck_id, w.ts) for w in writes] == [(A, T0), (B, T0 - 500), (A, T0 + 30_000)]
     assert all(isinstance(w, PositionWrite) for w in writes)
-    assert fn.counters.totals["redis_position_writes"] == 3
+    assert fn.counters.total("redis_writes", {"kind": "position"}) == 3
     letters = [orjson.loads(r[1]) for r in side(out, DLQ_TAG)]
     assert [(d["reason"], d["partition"], d["offset"]) for d in letters] == [
         ("MALFORMED_JSON", 2, 101),
@@ -136,8 +136,14 @@ def test_a_bundle_is_parsed_applied_per_truck_and_emitted_once_per_kind() -> Non
     assert trucks[A].wake_second == trucks[B].wake_second == second
     assert checkpointed(fn, runtime, "due") == {second: [A, B]}
     assert ctx.registered == [("event", SHARD, second)]
-    assert fn.counters.totals["parsed"] == 3 and fn.counters.totals["accepted"] == 3
-    assert fn.counters.totals["dlq_malformed_json"] == 2
+    assert fn.counters.total("records", {"outcome": "parsed"}) == 3
+    assert fn.counters.total("records", {"outcome": "accepted"}) == 3
+    assert fn.counters.total("dead_letters", {"reason": "malformed_json"}) == 2
+    assert fn.counters.total("dead_letters") == 3
+    # one Flink counter per series, incremented once per bundle (one call into the JVM)
+    letters_counter = runtime.counters["fleetpulse.reason.malformed_json.dead_letters"]
+    assert (letters_counter.count, letters_counter.calls) == (2, 1)
+    assert runtime.counters["fleetpulse.outcome.parsed.records"].calls == 1
 
 
 def test_a_second_fires_for_the_trucks_still_indexed_under_it_and_skips_stale_ones() -> None:
@@ -273,7 +279,7 @@ def test_changes_reach_map_state_at_the_checkpoint_marker_and_a_restore_continue
         )
     )
     assert written(restored) == []
-    assert restored.counters.totals["duplicates"] == 1
+    assert restored.counters.total("records", {"outcome": "duplicate"}) == 1
     assert checkpointed(restored, runtime, "trucks")[A].state.det_ts == T0
     assert counting.calls == ["items", "put_all"]
 
