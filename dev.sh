@@ -10,9 +10,10 @@
 #                                       compiled Flink operator jar (setup.py)
 #   ./dev.sh setup                      only set up (idempotent; a warm run needs no network)
 #
-# Set-up: checks Java 17+, installs redis-server from Debian if missing, creates .venv with the
-# project and its dev extras, and resolves the JVM artifacts (Kafka broker, Flink Kafka
-# connector, Flink Prometheus reporter) from Maven Central through jvm/pom.xml into the cache.
+# Set-up: checks Java 17+, installs redis-server and prometheus (with promtool) from Debian if
+# missing, creates .venv with the project and its dev extras, and resolves the JVM artifacts
+# (Kafka broker, Flink Kafka connector, Flink Prometheus reporter) from Maven Central through
+# jvm/pom.xml into the cache.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -57,6 +58,19 @@ ensure_chromium() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q nodejs npm >/dev/null
 }
 
+ensure_prometheus() {
+  # promtool checks and unit-tests the alert rules (deploy/prometheus/, tests/unit/
+  # test_alert_rules.py); `fleetpulse up --prometheus` runs prometheus. The package starts a
+  # system-wide server; fleetpulse runs its own, on its own port.
+  command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 && return
+  say "installing prometheus (and promtool) from Debian packages"
+  local sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  $sudo apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends prometheus >/dev/null
+  $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
+}
+
 ensure_map_assets() {
   "$VENV/bin/python" -m ws_gateway.build_assets >/dev/null
 }
@@ -94,6 +108,7 @@ setup() {
   check_java
   ensure_redis
   ensure_chromium
+  ensure_prometheus
   ensure_venv
   ensure_map_assets
   ensure_jvm

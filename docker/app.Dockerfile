@@ -6,9 +6,10 @@
 #   dispatcher  python -m alerting run      (fleetpulse alerts)      fleetpulse[dispatcher]
 #   gateway     python -m ws_gateway run    (fleetpulse gateway)     fleetpulse[gateway]
 #   simulator   python -m simulator simulate (fleetpulse simulate)   fleetpulse[simulator]
+#   exporter    python -m fleetpulse.exporter (fleetpulse exporter)  fleetpulse[exporter]
 #
 # Each image holds the base dependencies and its component's extra only (pyproject.toml), so
-# the dispatcher and gateway images carry no PyFlink; tests/docker/test_install_sets.py checks
+# the dispatcher, gateway and exporter images carry no PyFlink; tests/docker/test_install_sets.py checks
 # that each extra covers what its component imports. Build context: the repository root.
 #
 #   docker build -f docker/app.Dockerfile --build-arg COMPONENT=gateway -t fleetpulse-gateway .
@@ -28,11 +29,11 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 
-# dispatcher, gateway or simulator; no default: an image is always built for one component.
+# dispatcher, gateway, simulator or exporter; no default: an image is always built for one component.
 ARG COMPONENT
 RUN case "${COMPONENT}" in \
-      dispatcher|gateway|simulator) ;; \
-      *) echo "build with --build-arg COMPONENT=dispatcher|gateway|simulator (got '${COMPONENT}')" >&2; exit 1 ;; \
+      dispatcher|gateway|simulator|exporter) ;; \
+      *) echo "build with --build-arg COMPONENT=dispatcher|gateway|simulator|exporter (got '${COMPONENT}')" >&2; exit 1 ;; \
     esac
 
 WORKDIR /opt/fleetpulse
@@ -62,6 +63,7 @@ RUN pip install --no-deps . \
          dispatcher) python -m alerting --help > /dev/null && fleetpulse alerts --help > /dev/null ;; \
          gateway) python -m ws_gateway --help > /dev/null && fleetpulse gateway --help > /dev/null ;; \
          simulator) python -m simulator --help > /dev/null && fleetpulse simulate --help > /dev/null ;; \
+         exporter) python -m fleetpulse.exporter --help > /dev/null && fleetpulse exporter --help > /dev/null ;; \
        esac
 
 # The dispatcher's routing configuration: the packaged demo configuration (receivers and secrets

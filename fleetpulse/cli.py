@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "gateway": "ws_gateway.cli:gateway",
     "bench": "bench.cli:bench",
     "cluster": "fleetpulse.cluster_cli:cluster",
+    "exporter": "fleetpulse.exporter.cli:exporter",
 }
 
 

@@ -9,6 +9,11 @@ import click
 
 from fleetpulse import PlatformError
 from fleetpulse.config import UpSettings
+from fleetpulse.exporter.evaluate import (
+    DEFAULT_MAX_CHECKPOINT_AGE_S,
+    DEFAULT_MAX_LAG_RECORDS,
+    DEFAULT_MAX_RESTARTS,
+)
 from fleetpulse.paths import default_data_dir
 from udfs.contract import DEFAULT_TOPICS, region_key
 
@@ -144,6 +149,37 @@ data_dir_option = click.option(
     show_default="the packaged demo configuration",
     help="Alert dispatcher YAML configuration file.",
 )
+@click.option(
+    "--exporter-port",
+    default=9108,
+    envvar="FLEETPULSE_EXPORTER_PORT",
+    show_envvar=True,
+    help="TCP port of the fleetpulse exporter's /metrics and /healthz (consumer lag, "
+    "freshness, Flink job health).",
+)
+@click.option(
+    "--prometheus/--no-prometheus",
+    default=False,
+    envvar="FLEETPULSE_PROMETHEUS",
+    show_envvar=True,
+    help="Also run a Prometheus server (the machine's own `prometheus` binary) scraping every "
+    "component, with the alert rules of deploy/prometheus/rules/; its configuration is "
+    "generated into the data directory.",
+)
+@click.option(
+    "--prometheus-port",
+    default=9090,
+    envvar="FLEETPULSE_PROMETHEUS_PORT",
+    show_envvar=True,
+    help="TCP port of the Prometheus server's UI and API (with --prometheus).",
+)
+@click.option(
+    "--prometheus-bin",
+    default="prometheus",
+    envvar="FLEETPULSE_PROMETHEUS_BIN",
+    show_envvar=True,
+    help="The Prometheus executable (a name on PATH or a path), with --prometheus.",
+)
 def up(
     data_dir: Path,
     flink_url: str,
@@ -163,9 +199,14 @@ def up(
     seed: int,
     no_simulator: bool,
     alerting_config: str,
+    exporter_port: int,
+    prometheus: bool,
+    prometheus_port: int,
+    prometheus_bin: str,
 ) -> None:
-    """Start Kafka, Redis, the Flink jobs, the dispatcher, the gateway and the simulator."""
-    from fleetpulse.supervisor import Supervisor
+    """Start Kafka, Redis, the Flink jobs, the dispatcher, the gateway, the exporter and the
+    simulator (and Prometheus, with --prometheus)."""
+    from fleetpulse.supervisor import MonitoringSettings, Supervisor
 
     settings = UpSettings(
         data_dir=data_dir.resolve(),
@@ -187,7 +228,15 @@ def up(
         seed=seed,
         alerting_config=alerting_config,
     )
-    sup = Supervisor(settings, say=lambda m: click.echo(f"[fleetpulse] {m}", err=True))
+    monitoring = MonitoringSettings(
+        exporter_port=exporter_port,
+        prometheus=prometheus,
+        prometheus_port=prometheus_port,
+        prometheus_bin=prometheus_bin,
+    )
+    sup = Supervisor(
+        settings, say=lambda m: click.echo(f"[fleetpulse] {m}", err=True), monitoring=monitoring
+    )
     try:
         sup.start_all()
     except PlatformError as exc:
@@ -226,11 +275,56 @@ def down(data_dir: Path) -> None:
 
 @click.command(context_settings=CONTEXT_SETTINGS)
 @data_dir_option
-def status(data_dir: Path) -> None:
-    """Health of each component of a running `fleetpulse up` (exit 1 if any is unhealthy)."""
+@click.option(
+    "--max-lag",
+    default=DEFAULT_MAX_LAG_RECORDS,
+    envvar="FLEETPULSE_STATUS_MAX_LAG",
+    show_envvar=True,
+    help="Exit 2 when a job's (or the dispatcher's) consumer group is more than this many "
+    "records behind on a topic.",
+)
+@click.option(
+    "--max-checkpoint-age",
+    default=DEFAULT_MAX_CHECKPOINT_AGE_S,
+    envvar="FLEETPULSE_STATUS_MAX_CHECKPOINT_AGE",
+    show_envvar=True,
+    help="Exit 2 when a job's last completed checkpoint (its start, if none yet) is older "
+    "than this many seconds.",
+)
+@click.option(
+    "--max-restarts",
+    default=DEFAULT_MAX_RESTARTS,
+    envvar="FLEETPULSE_STATUS_MAX_RESTARTS",
+    show_envvar=True,
+    help="Exit 2 when a job has restarted more often than this since it was submitted "
+    "(Flink's numRestarts).",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    default=3.0,
+    envvar="FLEETPULSE_STATUS_TIMEOUT",
+    show_envvar=True,
+    help="Seconds Kafka, Redis or a Flink REST API may take to answer.",
+)
+def status(
+    data_dir: Path, max_lag: int, max_checkpoint_age: float, max_restarts: int, timeout_s: float
+) -> None:
+    """Health of each component of a running `fleetpulse up`, with each job's restarts, last
+    checkpoint and consumer lag and the newest position's age. Exit 0: all well; 1: a
+    component is down or still starting; 2: all up, but a threshold is passed; 3: not running."""
+    from fleetpulse.exporter import ExporterError
+    from fleetpulse.exporter.evaluate import Thresholds
+    from fleetpulse.exporter.status import exit_code, report, take_readings
     from fleetpulse.services.process import pid_alive
     from fleetpulse.supervisor import component_health, read_state
 
+    try:
+        thresholds = Thresholds(max_lag, max_checkpoint_age, max_restarts).validate()
+    except ExporterError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not timeout_s > 0:
+        raise click.ClickException(f"--timeout must be more than 0 s, got {timeout_s}")
     settings = UpSettings(data_dir=data_dir.resolve())
     state = read_state(settings.state_file)
     if not state or not pid_alive(int(state["supervisor_pid"])):
@@ -239,11 +333,20 @@ def status(data_dir: Path) -> None:
     healthy = bool(state.get("ready"))
     if not healthy:
         click.echo("fleetpulse is starting")
+    readings = take_readings(state, timeout_s)
+    view = report(state, readings, thresholds) if readings is not None else None
     for name, info in state["components"].items():
         ok, detail = component_health(name, info)
         healthy &= ok
         click.echo(f"{name:<18} {'OK  ' if ok else 'DOWN'}  {detail}")
-    sys.exit(0 if healthy else 1)
+        if view is not None and name in view.details:
+            click.echo(f"{'':<18}       {view.details[name]}")
+    problems = view.problems if view is not None else []
+    for line in view.extra if view is not None else []:
+        click.echo(line)
+    for problem in problems:
+        click.echo(f"PROBLEM  {problem}")
+    sys.exit(exit_code(not healthy, problems))
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)

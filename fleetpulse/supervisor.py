@@ -17,11 +17,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from fleetpulse import PlatformError
 from fleetpulse.config import UpSettings
+from fleetpulse.exporter import prometheus
+from fleetpulse.exporter.prometheus import find_prometheus
+from fleetpulse.exporter.sources import normalize_url
 from fleetpulse.services import flink
 from fleetpulse.services.kafka import KafkaBroker, create_topics
 from fleetpulse.services.process import ManagedProcess, kill_group, pid_alive
@@ -55,6 +58,35 @@ def check_java() -> None:
             return
 
 
+# The consumer groups `up` gives its consumers (recorded for `status` and the exporter).
+DISPATCHER_GROUP = "fleetpulse-alerting"
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    """`up`'s operations view: the exporter (always, when its libraries are installed) and,
+    with ``prometheus``, a Prometheus server scraping every component."""
+
+    exporter_port: int = 9108
+    prometheus: bool = False
+    prometheus_port: int = 9090
+    prometheus_bin: str = "prometheus"
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A Flink job as `status` and the exporter read it: its REST API and consumer group."""
+
+    component: str
+    flink_job: str
+    rest_url: str
+    group: str
+
+
+def exporter_available() -> bool:
+    return all(module_exists(m) for m in ("prometheus_client", "confluent_kafka", "redis"))
+
+
 @dataclass
 class Component:
     name: str
@@ -69,6 +101,9 @@ class Supervisor:
     say: Callable[[str], None] = print
     components: list[Component] = field(default_factory=list)
     submitted_jobs: list[str] = field(default_factory=list)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    jobs: list[JobInfo] = field(default_factory=list)
+    groups: dict[str, str] = field(default_factory=dict)  # component -> consumer group
     ready: bool = False
     _stopping: bool = False
 
@@ -84,8 +119,10 @@ class Supervisor:
 
     def start_all(self) -> None:
         s = self.settings
+        m = self.monitoring
         self.refuse_second_instance()
         check_java()
+        prometheus_bin = find_prometheus(m.prometheus_bin) if m.prometheus else ""
         s.run_dir.mkdir(parents=True, exist_ok=True)
         s.log_dir.mkdir(parents=True, exist_ok=True)
         self._write_state()
@@ -108,6 +145,10 @@ class Supervisor:
                     ("delay job metrics", s.delay_metrics_port),
                     ("delay job REST", s.delay_rest_port),
                 ]
+        if exporter_available():
+            planned.append(("fleetpulse exporter", m.exporter_port))
+        if m.prometheus:
+            planned.append(("Prometheus", m.prometheus_port))
         for component, port in planned:
             check_port_free(port, component)
 
@@ -123,8 +164,12 @@ class Supervisor:
             self._start_dispatcher()
         if module_exists("ws_gateway.cli"):
             self._start_gateway()
+        if exporter_available():
+            self._start_exporter()
         if s.simulate and module_exists("simulator.cli"):
             self._start_simulator()
+        if m.prometheus:
+            self._start_prometheus(prometheus_bin)
         self.ready = True
         self._write_state()
 
@@ -192,6 +237,10 @@ class Supervisor:
             args = self._job_args(group, metrics_port, rest_port)
             if cpus:
                 args += ["--cpus", cpus]
+            # the job's Flink name is its consumer group (fleetpulse-tracking, fleetpulse-delay)
+            rest = normalize_url(s.flink_url) if s.flink_url else f"http://127.0.0.1:{rest_port}"
+            self.jobs.append(JobInfo(name, group, rest, group))
+            self.groups[name] = group
             if s.flink_url:
                 self.say(f"submitting {name} to {s.flink_url} with flink run -py")
                 self.submitted_jobs.append(flink.submit(s.flink_url, module, args))
@@ -224,7 +273,10 @@ class Supervisor:
             str(s.data_dir / "alerting"),
             "--metrics-port",
             str(s.dispatcher_metrics_port),
+            "--group-id",
+            DISPATCHER_GROUP,
         ]
+        self.groups["alert-dispatcher"] = DISPATCHER_GROUP
         if s.alerting_config:
             argv += ["--config", s.alerting_config]
         self.say("starting the alert dispatcher")
@@ -268,6 +320,77 @@ class Supervisor:
                     "map": f"http://127.0.0.1:{s.gateway_port}/?token={token}",
                     "metrics": f"http://127.0.0.1:{s.gateway_port}/metrics",
                 },
+            )
+        )
+
+    def _start_exporter(self) -> None:
+        s, port = self.settings, self.monitoring.exporter_port
+        argv = [
+            sys.executable,
+            "-m",
+            "fleetpulse.cli",
+            "exporter",
+            "--port",
+            str(port),
+            "--bootstrap",
+            s.kafka_bootstrap,
+            "--redis-url",
+            s.redis_url,
+        ]
+        for url in sorted({j.rest_url for j in self.jobs}):
+            argv += ["--flink-url", url]
+        for group in sorted(set(self.groups.values())):
+            argv += ["--group", group]
+        self.say(f"starting the fleetpulse exporter on port {port}")
+        proc = self._spawn("exporter", argv)
+        wait_until(lambda: port_open(port) or not proc.alive(), 60, "the fleetpulse exporter")
+        self._add(
+            Component(
+                "exporter", proc, ports=[port], urls={"metrics": f"http://127.0.0.1:{port}/metrics"}
+            )
+        )
+
+    def scrape_targets(self) -> dict[str, list[str]]:
+        """Prometheus scrape job -> HOST:PORT of each component with a /metrics endpoint.
+        Jobs submitted to a cluster (--flink-url) report through the cluster's own reporters,
+        whose addresses `up` does not know: their metrics come only through the exporter."""
+        s, m = self.settings, self.monitoring
+        running = {c.name for c in self.components}
+        targets: dict[str, list[str]] = {}
+        if not s.flink_url:
+            for name, port in (
+                ("tracking-job", s.tracking_metrics_port),
+                ("delay-job", s.delay_metrics_port),
+            ):
+                if name in running:
+                    targets[name] = [f"127.0.0.1:{port}"]
+        for name, port in (
+            ("alert-dispatcher", s.dispatcher_metrics_port),
+            ("ws-gateway", s.gateway_port),
+        ):
+            if name in running:
+                targets[name] = [f"127.0.0.1:{port}"]
+        if "exporter" in running:
+            targets["fleetpulse-exporter"] = [f"127.0.0.1:{m.exporter_port}"]
+        targets["prometheus"] = [f"127.0.0.1:{m.prometheus_port}"]
+        return targets
+
+    def _start_prometheus(self, binary: str) -> None:
+        s, port = self.settings, self.monitoring.prometheus_port
+        home = s.data_dir / "prometheus"
+        cfg = prometheus.write_config(
+            home / "prometheus.yml",
+            prometheus.config(self.scrape_targets(), prometheus.rule_files()),
+        )
+        self.say(f"starting Prometheus on port {port} ({cfg})")
+        proc = self._spawn("prometheus", prometheus.argv(binary, cfg, home / "data", port))
+        wait_until(lambda: port_open(port) or not proc.alive(), 60, "Prometheus")
+        self._add(
+            Component(
+                "prometheus",
+                proc,
+                ports=[port],
+                urls={"ui": f"http://127.0.0.1:{port}", "config": str(cfg)},
             )
         )
 
@@ -360,6 +483,10 @@ class Supervisor:
                 "data_dir": str(self.settings.data_dir),
                 "flink_url": self.settings.flink_url,
                 "submitted_jobs": self.submitted_jobs,
+                "kafka_bootstrap": self.settings.kafka_bootstrap,
+                "redis_url": self.settings.redis_url,
+                "jobs": [asdict(j) for j in self.jobs],
+                "groups": self.groups,
                 "components": {
                     c.name: {"pid": c.process.pid, "ports": c.ports, "urls": c.urls}
                     for c in self.components

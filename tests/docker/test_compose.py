@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -596,3 +597,88 @@ def test_kafka_init_creates_the_contract_topics(services: dict[str, Any]) -> Non
             created[topic] = (int(partitions), int(configs.get("retention.ms", -1)))
     wanted = {t.name: (t.partitions, t.retention_ms) for t in contract_topics()}
     assert created == wanted
+
+
+# -- metrics wiring: rules and dashboards ---------------------------------------------------------
+
+RULES_DIR = ROOT / "deploy" / "prometheus" / "rules"
+GRAFANA_DIR = ROOT / "deploy" / "grafana"
+
+
+def service_with_image(services: dict[str, Any], image: str) -> tuple[str, dict[str, Any]]:
+    return next((n, s) for n, s in services.items() if str(s.get("image", "")).startswith(image))
+
+
+def test_bind_mounts_exist_in_the_repository(services: dict[str, Any]) -> None:
+    checked = 0
+    for name, svc in services.items():
+        for vol in svc.get("volumes") or []:
+            if isinstance(vol, dict):
+                source = vol.get("source", "") if vol.get("type") == "bind" else ""
+            else:
+                source = vol.split(":")[0]
+            if not source.startswith("."):
+                continue
+            host = (COMPOSE_FILE.parent / source).resolve()
+            assert host.is_relative_to(ROOT), f"{name}: bind mount {source} is outside the repo"
+            assert host.exists(), f"{name}: bind mount {source} does not exist"
+            checked += 1
+    assert checked >= 4
+
+
+def test_prometheus_loads_every_rule_file(services: dict[str, Any]) -> None:
+    _, prom = service_with_image(services, "prom/prometheus")
+    config_path = next(v for a in argvs(prom) for v in flag_values(a, "--config.file"))
+    config_file = container_to_repo(prom, config_path)
+    assert config_file is not None
+    patterns = yaml.safe_load(config_file.read_text()).get("rule_files") or []
+    loaded: set[Path] = set()
+    for pattern in patterns:
+        directory, _, glob = pattern.rpartition("/")
+        repo_dir = container_to_repo(prom, directory)
+        assert repo_dir is not None and repo_dir.is_dir(), (
+            f"rule_files {pattern}: {directory} is not mounted from the repository"
+        )
+        matched = set(repo_dir.glob(glob))
+        assert matched, f"rule_files {pattern} matches no file"
+        loaded |= matched
+    assert loaded == set(RULES_DIR.glob("*.yml"))
+
+
+def test_grafana_reads_the_prometheus_service(services: dict[str, Any]) -> None:
+    _, grafana = service_with_image(services, "grafana/grafana")
+    prov = container_to_repo(grafana, "/etc/grafana/provisioning")
+    assert prov == GRAFANA_DIR / "provisioning"
+    sources = [
+        ds
+        for f in sorted((prov / "datasources").glob("*.yml"))
+        for ds in yaml.safe_load(f.read_text())["datasources"]
+    ]
+    (prom_ds,) = [ds for ds in sources if ds["type"] == "prometheus"]
+    assert prom_ds.get("isDefault"), "the dashboards' DS_PROMETHEUS defaults to the default"
+    url = urlsplit(prom_ds["url"])
+    assert url.hostname in services, f"data source {url.geturl()}: no service {url.hostname}"
+    assert str(services[url.hostname].get("image", "")).startswith("prom/prometheus")
+    assert url.port in served_ports(url.hostname, services)
+    condition = (grafana.get("depends_on") or {}).get(url.hostname, {}).get("condition")
+    assert condition == "service_healthy"
+
+
+def test_grafana_provisions_every_dashboard(services: dict[str, Any]) -> None:
+    _, grafana = service_with_image(services, "grafana/grafana")
+    prov = container_to_repo(grafana, "/etc/grafana/provisioning")
+    assert prov is not None
+    provisioned: set[Path] = set()
+    for f in sorted((prov / "dashboards").glob("*.yml")):
+        for provider in yaml.safe_load(f.read_text())["providers"]:
+            assert provider["type"] == "file"
+            folder = container_to_repo(grafana, provider["options"]["path"])
+            assert folder is not None and folder.is_dir(), (
+                f"{f.name}: {provider['options']['path']} is not mounted from the repository"
+            )
+            provisioned |= set(folder.glob("*.json"))
+    assert provisioned == set((GRAFANA_DIR / "dashboards").glob("*.json"))
+    home = environment(grafana).get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
+    if home:
+        repo = container_to_repo(grafana, home)
+        assert repo is not None and repo in provisioned, f"home dashboard {home} is not there"

@@ -60,7 +60,14 @@ PROJECT_PACKAGES = {
 FLINK_DISTRIBUTIONS = {"apache-flink", "apache-flink-libraries", "pyarrow", "apache-beam"}
 # Imported only when installed (the ImportError is handled); not dependencies on purpose.
 OPTIONAL_MODULES = {"uvloop": "ws_gateway.cli --event-loop uvloop|auto, when installed"}
-COMPONENTS = {"alerting": "dispatcher", "ws_gateway": "gateway", "simulator": "simulator"}
+# The package an image runs (`python -m package...`) -> its extra; `fleetpulse` runs as the
+# exporter (`python -m fleetpulse.exporter`), its other commands from the base.
+COMPONENTS = {
+    "alerting": "dispatcher",
+    "ws_gateway": "gateway",
+    "simulator": "simulator",
+    "fleetpulse": "exporter",
+}
 
 
 # -- pyproject.toml -----------------------------------------------------------------------------
@@ -311,23 +318,26 @@ def images() -> dict[str, Image]:
             f"{name}: image {image.name} is built two ways"
         )
         image.services.append(name)
-        packages = set()
+        packages, prefixes = set(), set()
         for module, _ in python_module_runs(svc):
             image.entries.add(f"{module}.__main__")
             packages.add(module.split(".")[0])
+            prefixes.add(module)
         for run in flink_runs(svc):
             repo = container_to_repo(svc, run.py)
             assert repo is not None, f"{name}: {run.py} is not in the image"
             module = ".".join(repo.relative_to(ROOT).with_suffix("").parts)
             image.entries.add(module)
             packages.add(module.split(".")[0])
+            prefixes.add(module.split(".")[0])
         image.runs |= packages
-        # The `fleetpulse` command, with the subcommands of the packages this image runs.
+        # The `fleetpulse` command, with the subcommands of what this image runs (`python -m
+        # fleetpulse.exporter` brings `fleetpulse exporter`, not every fleetpulse command).
         image.entries.add("fleetpulse.cli")
         image.entries |= {
             target.split(":")[0]
             for target in SUBCOMMANDS.values()
-            if target.split(".")[0] in packages
+            if any(target.split(":")[0] == p or target.startswith(p + ".") for p in prefixes)
         }
         for keyword, rest in dockerfile_instructions(built[1]):
             for code in (
@@ -356,6 +366,7 @@ def test_compose_builds_one_image_per_component() -> None:
     extras = {image.name: image.extras for image in images().values()}
     assert sorted(map(tuple, extras.values())) == [
         ("dispatcher",),
+        ("exporter",),
         ("gateway",),
         ("jobs",),
         ("simulator",),
@@ -379,7 +390,7 @@ def test_the_dockerfile_installs_what_the_test_resolves(name: str) -> None:
     assert set(proc.stdout.split()) == requirement_set(image.extras)
 
 
-@pytest.mark.parametrize("package", ["alerting", "ws_gateway"])
+@pytest.mark.parametrize("package", ["alerting", "ws_gateway", "fleetpulse"])
 def test_dispatcher_and_gateway_images_carry_no_pyflink(package: str) -> None:
     image = image_running(package)
     carried = distribution_closure(requirement_set(image.extras)) & FLINK_DISTRIBUTIONS

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -42,11 +43,14 @@ def test_up_status_and_a_dying_component(tmp_path: Path) -> None:
             "DELAY_METRICS",
             "TRACKING_REST",
             "DELAY_REST",
+            "EXPORTER",
         )
     }
     env = dict(
         os.environ,
         FLEETPULSE_DATA_DIR=str(tmp_path / "data"),
+        # a loaded CI machine may checkpoint slowly at first; status' thresholds have unit tests
+        FLEETPULSE_STATUS_MAX_CHECKPOINT_AGE="3600",
         **{f"FLEETPULSE_{k}_PORT": str(v) for k, v in ports.items()},
     )
     log = open(tmp_path / "up.log", "w")  # noqa: SIM115 - closed in finally
@@ -67,8 +71,19 @@ def test_up_status_and_a_dying_component(tmp_path: Path) -> None:
 
         wait_until(all_healthy, 300, "every component to report healthy", interval_s=1)
         status = fleetpulse("status", env=env).stdout
-        for name in ("kafka", "redis", "tracking-job"):
+        for name in ("kafka", "redis", "tracking-job", "exporter"):
             assert f"{name}" in status and "DOWN" not in status
+        assert "restarts 0, last checkpoint" in status  # the jobs' readings, from Flink REST
+        exporter_url = f"http://127.0.0.1:{ports['EXPORTER']}/metrics"
+        wait_until(
+            lambda: (
+                b'fleetpulse_flink_job_up{job="fleetpulse-tracking"} 1.0'
+                in urllib.request.urlopen(exporter_url, timeout=30).read()
+            ),
+            60,
+            "the exporter to report the tracking job up",
+            interval_s=1,
+        )
         client = redis.Redis(port=ports["REDIS"])
         wait_until(
             lambda: any(client.scan_iter("truck:*")),
