@@ -1,5 +1,6 @@
-"""`fleetpulse up` brings the whole system up on loopback, `status` reports it, a dead
-component stops everything with a non-zero exit naming it, and nothing is left behind."""
+"""`fleetpulse up` brings the whole system up on loopback, `status` reports it, Prometheus
+scrapes every metric the dashboards and alert rules read, a dead component stops everything
+with a non-zero exit naming it, and nothing is left behind."""
 
 from __future__ import annotations
 
@@ -13,9 +14,14 @@ from pathlib import Path
 
 import pytest
 import redis
+import yaml
 
 from fleetpulse.services.process import pid_alive
 from fleetpulse.waiting import free_port, wait_until
+
+# The PromQL reader of the dashboards' static test (tests/unit/test_dashboards.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
+import test_dashboards as dashboards  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +50,7 @@ def test_up_status_and_a_dying_component(tmp_path: Path) -> None:
             "TRACKING_REST",
             "DELAY_REST",
             "EXPORTER",
+            "PROMETHEUS",
         )
     }
     env = dict(
@@ -55,7 +62,17 @@ def test_up_status_and_a_dying_component(tmp_path: Path) -> None:
     )
     log = open(tmp_path / "up.log", "w")  # noqa: SIM115 - closed in finally
     up = subprocess.Popen(
-        [sys.executable, "-m", "fleetpulse.cli", "up", "--trucks", "12", "--speedup", "60"],
+        [
+            sys.executable,
+            "-m",
+            "fleetpulse.cli",
+            "up",
+            "--trucks",
+            "50",
+            "--speedup",
+            "60",
+            "--prometheus",
+        ],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -94,6 +111,24 @@ def test_up_status_and_a_dying_component(tmp_path: Path) -> None:
         out = (tmp_path / "up.log").read_text()
         assert f"http://127.0.0.1:{ports['GATEWAY']}/?token=" in out
 
+        # Every metric a dashboard or an alert rule reads is one the running stack exposes:
+        # with samples, or (a labelled family nothing has counted yet) with its metadata.
+        prometheus = f"http://127.0.0.1:{ports['PROMETHEUS']}"
+        read = metrics_read_by_dashboards_and_rules()
+        unseen: set[str] = set()
+
+        def all_exposed() -> bool:
+            unseen.clear()
+            unseen.update(read - exposed_to(prometheus))
+            return not unseen
+
+        try:
+            wait_until(all_exposed, 420, "every dashboard and rule metric in Prometheus", 10)
+        except Exception as exc:
+            raise AssertionError(f"never exposed: {sorted(unseen)}") from exc
+        rules = prometheus_get(prometheus, "/api/v1/rules")["groups"]
+        assert rules and all(r["health"] == "ok" for g in rules for r in g["rules"]), rules
+
         second = fleetpulse("up", "--no-simulator", env=env)
         assert second.returncode != 0
         assert "already running" in second.stderr
@@ -115,3 +150,30 @@ def test_up_status_and_a_dying_component(tmp_path: Path) -> None:
             except subprocess.TimeoutExpired:
                 os.killpg(up.pid, signal.SIGKILL)
         log.close()
+
+
+def prometheus_get(base: str, path: str) -> dict:  # type: ignore[type-arg]
+    with urllib.request.urlopen(base + path, timeout=10) as resp:
+        return json.loads(resp.read())["data"]  # type: ignore[no-any-return]
+
+
+def exposed_to(prometheus: str) -> set[str]:
+    """Names with samples, the recording rules' included, and families the targets declare."""
+    try:
+        names = set(prometheus_get(prometheus, "/api/v1/label/__name__/values"))
+        return names | set(prometheus_get(prometheus, "/api/v1/metadata"))
+    except OSError:
+        return set()
+
+
+def metrics_read_by_dashboards_and_rules() -> set[str]:
+    names: set[str] = set()
+    for path in dashboards.DASHBOARDS:
+        for _, query in dashboards.queries(dashboards.load(path)):
+            names |= dashboards.metric_names(query)
+    for path in sorted(dashboards.RULES_DIR.glob("*.yml")):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                names |= dashboards.metric_names(rule["expr"])
+    assert len(names) > 40, names  # the reader found the queries
+    return names
