@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,16 @@ log = logging.getLogger(__name__)
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
 MALFORMED_LOG_EVERY_S = 10.0
+# How often the reader reports how far it is behind the end of the topic.
+LAG_EVERY_S = 1.0
+
+
+def records_behind(partitions: Iterable[tuple[int | None, int | None]]) -> int:
+    """Records between each partition's position and its high watermark (from the last fetch;
+    unknown counts as none), summed: the reader's lag."""
+    return sum(
+        max(0, high - pos) for high, pos in partitions if high is not None and pos is not None
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +129,14 @@ class AlertReader:
         min_severity: str = "critical",
         on_malformed: Callable[[str], None] | None = None,
         log_every_s: float = MALFORMED_LOG_EVERY_S,
+        on_lag: Callable[[int], None] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.deliver = deliver
         self.min_severity = min_severity
         self.on_malformed = on_malformed
+        self.on_lag = on_lag
         self.malformed = 0
         self._log_throttle = _Throttle(log_every_s)
         self.ready = threading.Event()
@@ -166,10 +178,18 @@ class AlertReader:
                     consumer.position(tp)
                 self.ready.set()
                 self.error = None
+                next_lag = 0.0
                 while not self._stop.is_set():
                     for records in consumer.poll(timeout_ms=200).values():
                         for rec in records:
                             self.handle(rec.partition, rec.offset, rec.value)
+                    if self.on_lag is not None and time.monotonic() >= next_lag:
+                        next_lag = time.monotonic() + LAG_EVERY_S
+                        self.on_lag(
+                            records_behind(
+                                (consumer.highwater(tp), consumer.position(tp)) for tp in tps
+                            )
+                        )
             except Exception as exc:  # noqa: BLE001 - keep serving positions; retry Kafka
                 self.error = repr(exc)
                 self.ready.clear()

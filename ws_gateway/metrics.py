@@ -63,6 +63,12 @@ class GatewayMetrics:
             registry=registry,
         )
         self.alerts = Counter(p + "alerts", "Alerts delivered to clients", registry=registry)
+        self.alerts_lag = Gauge(
+            p + "alerts_lag_records",
+            "Records of fleet.alerts the gateway's alert reader has yet to read",
+            registry=registry,
+        )
+        self.alerts_lag.set(float("nan"))  # unknown until the reader first reports
         self.alerts_malformed = Counter(
             p + "alerts_malformed",
             "Records read from fleet.alerts that are not alert events, by reason code",

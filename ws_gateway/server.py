@@ -282,7 +282,12 @@ class Gateway:
                 self.metrics.alerts_malformed.labels(reason).inc()
 
             self._alerts = AlertReader(
-                s.bootstrap, s.alerts_topic, deliver, s.min_alert_severity, on_malformed=malformed
+                s.bootstrap,
+                s.alerts_topic,
+                deliver,
+                s.min_alert_severity,
+                on_malformed=malformed,
+                on_lag=self.metrics.alerts_lag.set,
             )
             self._alerts.start()
         if s.metrics_port:

@@ -148,5 +148,19 @@ def test_poison_on_the_alerts_topic_is_counted_and_the_alert_after_it_arrives(
             assert gw._alerts is not None and gw._alerts.malformed == len(CORPUS)
             assert gw.health()["alerts"] is True and gw._alerts.error is None
             assert gw.metrics.alerts._value.get() == 1
+            # The reader says (every second) how far behind the topic's end it is: nothing,
+            # once caught up.
+            await eventually(
+                lambda: gw.registry.get_sample_value("fleetpulse_gateway_alerts_lag_records") == 0,
+                30,
+                "the alert reader's lag to be reported as 0",
+            )
 
     run(scenario(), timeout_s=120)
+
+
+@pytest.mark.unit
+def test_the_readers_lag_sums_each_partitions_records_behind() -> None:
+    from ws_gateway.alerts import records_behind
+
+    assert records_behind([(10, 4), (7, 7), (None, 3), (5, None), (2, 9)]) == 6
