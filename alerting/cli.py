@@ -183,7 +183,11 @@ def replay(
     ids: tuple[int, ...],
     list_only: bool,
 ) -> None:
-    """Re-send dead letters (each once); delivered ones are removed."""
+    """Re-send dead letters (each once) in per-key order; delivered ones are removed.
+
+    A dead letter whose key has a later event (delivered, queued or dead-lettered) is skipped,
+    so a trigger is never sent after its resolve; a resolve goes only to a receiver that
+    accepted the key's trigger. Skipped ones are listed with the reason and kept."""
     from alerting.service import replay as do_replay
 
     store = _store(state_dir)
@@ -195,16 +199,26 @@ def replay(
                     f"{dl.id}\t{printable(dl.receiver)}\t{printable(dl.dedup_key, 300)}\t"
                     f"{printable(dl.event_action)}\t{dl.attempts} attempts\t"
                     f"{_fmt(dl.dead_at_ms)}\t{printable(dl.last_error, 500)}"
+                    + (
+                        f"\tstale: event {dl.superseded_by} settled after it"
+                        if dl.superseded_by
+                        else ""
+                    )
                 )
             return
         cfg = _config(config_path)
-        delivered, failed = do_replay(cfg, store, receiver, list(ids) or None)
+        result = do_replay(cfg, store, receiver, list(ids) or None)
     finally:
         store.close()
-    click.echo(f"replayed {delivered} dead letter(s); {len(failed)} failed")
-    for dl_id, err in failed:
+    click.echo(
+        f"replayed {result.delivered} dead letter(s); {len(result.failed)} failed; "
+        f"{len(result.skipped)} skipped"
+    )
+    for dl_id, why in result.skipped:
+        click.echo(f"  skipped {dl_id}: {printable(why, 500)}")
+    for dl_id, err in result.failed:
         click.echo(f"  {dl_id}: {printable(err, 500)}", err=True)
-    if failed:
+    if result.failed:
         sys.exit(1)
 
 

@@ -4,7 +4,13 @@ ties up its own threads).
 
 Order: deliveries of one ``dedup_key`` to one receiver go one at a time, oldest first (a resolve
 never overtakes its trigger); different keys go in parallel, up to ``max_in_flight``.
-Every outcome is written to the store before the next delivery of that key starts.
+An event is settled when delivered, dead-lettered or skipped; the next event of its key to that
+receiver is released only once that outcome is committed to SQLite (outcomes of different keys
+are still written in batches by one thread). So after a crash the outbox never holds a trigger
+whose resolve the receiver already accepted (issue 29).
+
+A resolve is sent only if the receiver accepted a trigger/acknowledge of its key (the store's
+``accepted`` table); otherwise, e.g. after its trigger went to dead letters, it is skipped.
 """
 
 from __future__ import annotations
@@ -159,25 +165,31 @@ def send_once(
     return transport.post(cfg.endpoint, payload, hdrs, cfg.timeout_ms / 1000)
 
 
+Then = Callable[[], None] | None
+
+
 class OutcomeRecorder:
     """One writer thread that records delivery outcomes in batches (one transaction per batch,
-    in the order they happened). An outcome not yet written when the process dies means a
-    re-send after restart (at-least-once); per-key order is kept because the outbox is replayed
-    in id order."""
+    in the order they happened) and then runs each outcome's ``then`` (the worker releases the
+    key's next event there). An outcome not yet written when the process dies means a re-send
+    after restart (at-least-once) of that event only: no later event of its key was sent."""
 
     def __init__(self, store: Store, max_batch: int = 1000) -> None:
         self.store = store
         self.max_batch = max_batch
         self.cond = threading.Condition()
-        self.ops: list[tuple[str, OutboxItem, str, int]] = []
+        self.ops: list[tuple[str, OutboxItem, str, int, Then]] = []
         self.busy = False
         self.stopping = False
         self.thread = threading.Thread(target=self._run, name="outcomes", daemon=True)
         self.thread.start()
 
-    def record(self, kind: str, item: OutboxItem, error: str, now_ms: int) -> None:
+    def record(
+        self, kind: str, item: OutboxItem, error: str, now_ms: int, then: Then = None
+    ) -> None:
+        """Queue an outcome; ``then`` runs on this recorder's thread once it is committed."""
         with self.cond:
-            self.ops.append((kind, item, error, now_ms))
+            self.ops.append((kind, item, error, now_ms, then))
             self.cond.notify_all()
 
     def _run(self) -> None:
@@ -190,12 +202,19 @@ class OutcomeRecorder:
                 batch, self.ops = self.ops[: self.max_batch], self.ops[self.max_batch :]
                 self.busy = True
             try:
-                self.store.apply_outcomes(batch)
+                self.store.apply_outcomes([(k, it, e, t) for k, it, e, t, _ in batch])
             except Exception:  # noqa: BLE001 - keep them and try again
                 log.exception("cannot record %d delivery outcomes; retrying", len(batch))
                 with self.cond:
                     self.ops[:0] = batch
                 time.sleep(0.2)
+            else:
+                for *_, then in batch:
+                    if then is not None:
+                        try:
+                            then()
+                        except Exception:  # noqa: BLE001 - one callback must not stop the rest
+                            log.exception("after recording a delivery outcome")
             finally:
                 with self.cond:
                     self.busy = False
@@ -229,8 +248,10 @@ class ReceiverWorker:
         clock: Callable[[], int] = wall_ms,
         rng: random.Random | None = None,
         recorder: OutcomeRecorder | None = None,
+        on_dead: Callable[[OutboxItem], None] | None = None,
     ) -> None:
         self.cfg = cfg
+        self.on_dead = on_dead  # told (after the commit) of each dead-lettered event
         self.store = store
         self.metrics = metrics
         self.own_recorder = recorder is None
@@ -239,6 +260,7 @@ class ReceiverWorker:
         self._m_delivered = metrics.deliveries.labels(name, "delivered")
         self._m_retry = metrics.deliveries.labels(name, "retry")
         self._m_dead = metrics.deliveries.labels(name, "dead_letter")
+        self._m_skipped = metrics.deliveries.labels(name, "skipped")
         self._m_retries = metrics.retries.labels(name)
         self._m_dead_letters = metrics.dead_letters.labels(name)
         self._m_latency = metrics.latency.labels(name)
@@ -339,6 +361,16 @@ class ReceiverWorker:
             self._set_gauges()
             self.cond.notify_all()
 
+    def _settle(self, kind: str, item: OutboxItem, error: str, now: int) -> None:
+        """Record a final outcome; the key's next event is released once it is committed."""
+
+        def then() -> None:
+            self._finish(item, None)
+            if kind == "dead" and self.on_dead is not None:
+                self.on_dead(item)
+
+        self.recorder.record(kind, item, error, now, then)
+
     def _run(self) -> None:
         name = self.cfg.name
         while True:
@@ -346,16 +378,21 @@ class ReceiverWorker:
             if taken is None:
                 return
             item, expired = taken
+            if item.event_action == "resolve" and not self.store.accepted(name, item.dedup_key):
+                # the receiver never accepted a trigger of this key (it went to dead letters):
+                # nothing to close; a later replay of that trigger is then stale
+                self._m_skipped.inc()
+                self._settle("skipped", item, "", self.clock())
+                continue
             if expired:
                 reason = (
                     f"{item.last_error or 'not attempted'} (retry budget "
                     f"{self.cfg.retry.max_age_ms} ms exhausted, circuit open)"
                 )
                 log.warning("dead letter for %s %r: %s", name, item.dedup_key, reason)
-                self.recorder.record("dead", item, reason, self.clock())
                 self._m_dead.inc()
                 self._m_dead_letters.inc()
-                self._finish(item, None)
+                self._settle("dead", item, reason, self.clock())
                 continue
             try:
                 outcome = send_once(self.cfg, self.transport, item.event, item.id, self.clock())
@@ -370,12 +407,12 @@ class ReceiverWorker:
                 outcome, item.attempts, now - item.created_ms, self.cfg.retry, self.rng
             )
             if decision.action == "delivered":
-                self.recorder.record("delivered", item, "", now)
                 self._m_delivered.inc()
                 if item.source_ts_ms:
                     self._m_latency.observe(max(0, now - item.source_ts_ms) / 1000)
-                self._finish(item, None)
+                self._settle("delivered", item, "", now)
             elif decision.action == "retry":
+                # the same event again: no need to wait for this outcome's commit
                 item.next_at_ms = now + decision.delay_ms
                 item.last_error = decision.reason
                 self.recorder.record("retry", item, decision.reason, now)
@@ -384,7 +421,6 @@ class ReceiverWorker:
                 self._finish(item, item.next_at_ms)
             else:
                 log.warning("dead letter for %s %r: %s", name, item.dedup_key, decision.reason)
-                self.recorder.record("dead", item, decision.reason, now)
                 self._m_dead.inc()
                 self._m_dead_letters.inc()
-                self._finish(item, None)
+                self._settle("dead", item, decision.reason, now)

@@ -31,6 +31,10 @@ from alerting.config import Config, InhibitRule
 from alerting.matchers import Matcher, all_match, from_maps
 from alerting.records import Alert
 
+#: ``OpenAlert.last_sent_ms`` of an alert whose trigger the receiver did not accept: no repeat
+#: interval runs, so the next trigger of the key is sent
+NOT_ACCEPTED_MS = -(1 << 62)
+
 
 @dataclass
 class OpenAlert:
@@ -204,6 +208,18 @@ class Engine:
         g.pending[alert.dedup_key] = alert
         st.dirty_pending.add((gid, alert.dedup_key))
         self._with_pending.add(gid)
+
+    def not_accepted(self, dedup_key: str, receiver: str, sent_ms: int) -> bool:
+        """The notification of ``dedup_key`` queued for ``receiver`` at ``sent_ms`` went to
+        dead letters. The alert stays open here (its resolve is still queued; the worker sends
+        it only to a receiver that accepted the key), but the next trigger is not a repeat.
+        An entry set by a later notification is left alone. Returns whether it changed."""
+        cur = self.state.open.get(dedup_key, {}).get(receiver)
+        if cur is None or cur.last_sent_ms > sent_ms or cur.last_sent_ms == NOT_ACCEPTED_MS:
+            return False
+        cur.last_sent_ms = NOT_ACCEPTED_MS
+        self.state.dirty_open.add((dedup_key, receiver))
+        return True
 
     # -- timers ------------------------------------------------------------------------------
     def next_flush_ms(self) -> int | None:

@@ -62,7 +62,8 @@ class Metrics:
             ["receiver", "outcome"],
             registry=r,
         )
-        # outcome: delivered | retry | dead_letter | deferred (breaker open)
+        # outcome: delivered | retry | dead_letter | skipped (a resolve for a key the receiver
+        # never accepted)
         self.retries = Counter(
             "fleetpulse_alerting_retries", "Retries scheduled", ["receiver"], registry=r
         )

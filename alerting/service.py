@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from alerting import AlertingError
@@ -30,7 +31,7 @@ from alerting.engine import Engine
 from alerting.kafka_io import AlertSource, DeadLetterProducer, InRecord, WriteFailure
 from alerting.metrics import Metrics, MetricsServer
 from alerting.records import decode
-from alerting.store import Store
+from alerting.store import OutboxItem, Store
 from udfs.contract import DEFAULT_TOPICS
 from udfs.models import Reason, Rejection
 
@@ -76,9 +77,16 @@ class Dispatcher:
         self._data_version = self.store.data_version()
         transports = transports or {}
         self.recorder = OutcomeRecorder(self.store)
+        self._dead: deque[OutboxItem] = deque()  # dead-lettered events, from worker threads
         self.workers = {
             r.name: ReceiverWorker(
-                r, self.store, self.metrics, transports.get(r.name), clock, recorder=self.recorder
+                r,
+                self.store,
+                self.metrics,
+                transports.get(r.name),
+                clock,
+                recorder=self.recorder,
+                on_dead=self._dead.append,
             )
             for r in cfg.receivers
         }
@@ -199,13 +207,16 @@ class Dispatcher:
             else:
                 self.metrics.records.labels("accepted").inc()
         self._reload_silences(now)
-        notes, dropped = self.engine.flush_due(self.clock())
+        self._expire_dead_triggers()
+        flush_now = self.clock()
+        notes, dropped = self.engine.flush_due(flush_now)
         for d in dropped:
             self.metrics.suppressed.labels(d.receiver, d.reason).inc()
         st = self.state
         items = []
         if notes or st.dirty_open or st.dirty_active or st.dirty_groups or st.dirty_pending:
-            items = self.store.commit_batch(st, notes, now)
+            # created_ms = the flush time = OpenAlert.last_sent_ms (see _expire_dead_triggers)
+            items = self.store.commit_batch(st, notes, flush_now)
         if dead:
             producer.flush(s.dlq_flush_s)
         else:
@@ -222,6 +233,14 @@ class Dispatcher:
             if worker is not None:
                 worker.submit(its)
         self._update_gauges(now)
+
+    def _expire_dead_triggers(self) -> None:
+        """Tell the engine of triggers that went to dead letters (``Engine.not_accepted``):
+        the next trigger of such a key (a source re-asserting it) is sent, not suppressed."""
+        while self._dead:
+            item = self._dead.popleft()
+            if item.event_action != "resolve":
+                self.engine.not_accepted(item.dedup_key, item.receiver, item.created_ms)
 
     def _dead_letter(
         self, producer: DeadLetterProducer, rec: InRecord, rejection: Rejection, now: int
@@ -248,6 +267,13 @@ class Dispatcher:
         )
 
 
+@dataclass
+class ReplayResult:
+    delivered: int = 0
+    failed: list[tuple[int, str]] = field(default_factory=list)  # (dead-letter id, error)
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (dead-letter id, why)
+
+
 def replay(
     cfg: Config,
     store: Store,
@@ -255,31 +281,42 @@ def replay(
     ids: list[int] | None = None,
     transports: dict[str, Transport] | None = None,
     clock: Callable[[], int] = wall_ms,
-) -> tuple[int, list[tuple[int, str]]]:
-    """Re-send dead letters once each; delivered ones are removed, failed ones keep their row
-    with the new error. Returns (delivered count, [(id, error)] of failures)."""
+) -> ReplayResult:
+    """Re-send dead letters once each, oldest event first, under the dispatcher's per-key rule:
+    only the newest event of a key to a receiver is sent, so a dead letter is skipped when a
+    later event of its key settled (was delivered, or was a resolve skipped as not open), is
+    queued in the outbox, or is a later dead letter; a resolve is sent only to a receiver that
+    accepted a trigger of its key. Each check and send holds the store's write lock, so a
+    running dispatcher queues nothing for the key in between. Delivered ones are removed,
+    failed ones keep their row with the new error, skipped ones stay listed."""
     from alerting.delivery import make_transport
 
     transports = dict(transports or {})
-    delivered, failed = 0, []
+    result = ReplayResult()
     try:
         for dl in store.dead_letters(receiver, ids):
             try:
                 rcfg = cfg.receiver(dl.receiver)
             except KeyError:
-                failed.append((dl.id, f"receiver {dl.receiver!r} is not in the configuration"))
+                result.failed.append(
+                    (dl.id, f"receiver {dl.receiver!r} is not in the configuration")
+                )
                 continue
             t = transports.get(dl.receiver) or transports.setdefault(
                 dl.receiver, make_transport(rcfg)
             )
-            outcome = send_once(rcfg, t, dl.event, dl.outbox_id, clock())
-            if outcome.delivered:
-                store.delete_dead_letter(dl.id)
-                delivered += 1
+
+            def send(rcfg: Any = rcfg, t: Transport = t, dl: Any = dl) -> Any:
+                return send_once(rcfg, t, dl.event, dl.outbox_id, clock())
+
+            status, detail = store.replay_one(dl, send, clock)
+            if status == "delivered":
+                result.delivered += 1
+            elif status == "failed":
+                result.failed.append((dl.id, detail))
             else:
-                store.update_dead_letter(dl.id, outcome.describe(), clock())
-                failed.append((dl.id, outcome.describe()))
+                result.skipped.append((dl.id, detail))
     finally:
         for t in transports.values():
             t.close()
-    return delivered, failed
+    return result

@@ -4,6 +4,11 @@ alerts, pending groups), the delivery outbox (retry queue), dead letters and sil
 A batch of engine changes and the notifications it produced are written in one transaction
 before Kafka offsets are committed; WAL with ``synchronous=NORMAL`` survives a killed process.
 One connection guarded by a lock: the consumer loop and the sender threads share it.
+
+``accepted`` holds, per (receiver, ``dedup_key``), the last trigger/acknowledge the receiver
+accepted with no resolve since: what is open *at the receiver* (issue 29). A dead letter records
+in ``superseded_by`` the later event of its key that settled after it (delivered, or a resolve
+skipped as not open), so ``alerts replay`` never sends a stale trigger after its resolve.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +40,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   dedup_key TEXT NOT NULL, event_action TEXT NOT NULL, event BLOB NOT NULL,
   attempts INTEGER NOT NULL, created_ms INTEGER NOT NULL, dead_at_ms INTEGER NOT NULL,
   last_error TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS dead_letters_key ON dead_letters (receiver, dedup_key);
 CREATE TABLE IF NOT EXISTS open_alerts (
   dedup_key TEXT NOT NULL, receiver TEXT NOT NULL, action TEXT NOT NULL, severity TEXT,
   last_sent_ms INTEGER NOT NULL, group_id TEXT NOT NULL, PRIMARY KEY (dedup_key, receiver));
@@ -49,6 +55,16 @@ CREATE TABLE IF NOT EXISTS silences (
   ends_ms INTEGER NOT NULL, comment TEXT NOT NULL, created_by TEXT NOT NULL,
   created_ms INTEGER NOT NULL);
 """
+
+ACCEPTED_TABLE = """
+CREATE TABLE accepted (
+  receiver TEXT NOT NULL, dedup_key TEXT NOT NULL, outbox_id INTEGER NOT NULL,
+  PRIMARY KEY (receiver, dedup_key));
+"""
+
+#: delivery outcome kinds (``apply_outcomes``); ``skipped``: a resolve not sent because the
+#: receiver never accepted a trigger of its key
+OUTCOME_KINDS = ("delivered", "retry", "dead", "skipped")
 
 
 @dataclass
@@ -77,6 +93,7 @@ class DeadLetterRow:
     created_ms: int
     dead_at_ms: int
     last_error: str
+    superseded_by: int | None = None
 
 
 class Store:
@@ -90,9 +107,33 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            self._migrate()
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot use state directory {self.dir}: {exc}") from None
         self.lock = threading.RLock()
+
+    def _migrate(self) -> None:
+        """Bring a database of an earlier release up to date: ``superseded_by`` on dead
+        letters, and ``accepted`` seeded from the open alerts (then, an alert was open once
+        queued; taking those as accepted keeps their resolves flowing)."""
+        self.db.execute("BEGIN IMMEDIATE")  # the CLI and the service may open it at once
+        try:
+            cols = {r[1] for r in self.db.execute("PRAGMA table_info(dead_letters)")}
+            if "superseded_by" not in cols:
+                self.db.execute("ALTER TABLE dead_letters ADD COLUMN superseded_by INTEGER")
+            has = self.db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='accepted'"
+            ).fetchone()
+            if not has:
+                self.db.execute(ACCEPTED_TABLE)
+                self.db.execute(
+                    "INSERT INTO accepted SELECT receiver, dedup_key, 0 FROM open_alerts "
+                    "WHERE action IN ('trigger', 'acknowledge')"
+                )
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     def close(self) -> None:
         with self.lock:
@@ -217,13 +258,18 @@ class Store:
 
     def apply_outcomes(self, ops: list[tuple[str, OutboxItem, str, int]]) -> None:
         """Record delivery outcomes in order, in one transaction: ``(kind, item, error, now)``
-        with kind ``delivered`` (row removed), ``retry`` (attempts/next_at/error updated) or
-        ``dead`` (moved to dead letters)."""
+        with kind ``delivered`` (row removed, acceptance updated), ``retry``
+        (attempts/next_at/error updated), ``dead`` (moved to dead letters) or ``skipped``
+        (row removed: a resolve for a key the receiver never accepted)."""
 
         def run(db: sqlite3.Connection) -> None:
             for kind, item, error, now_ms in ops:
                 if kind == "delivered":
                     db.execute("DELETE FROM outbox WHERE id=?", (item.id,))
+                    settled(db, item.receiver, item.dedup_key, item.event_action, item.id)
+                elif kind == "skipped":
+                    db.execute("DELETE FROM outbox WHERE id=?", (item.id,))
+                    supersede(db, item.receiver, item.dedup_key, item.id)
                 elif kind == "retry":
                     db.execute(
                         "UPDATE outbox SET attempts=?, next_at_ms=?, last_error=? WHERE id=?",
@@ -251,13 +297,65 @@ class Store:
         if ops:
             self._tx(run)
 
+    def accepted(self, receiver: str, dedup_key: str) -> bool:
+        """Whether ``receiver`` accepted a trigger/acknowledge of ``dedup_key`` with no
+        resolve since (the key is open at the receiver)."""
+        with self.lock:
+            return (
+                self.db.execute(
+                    "SELECT 1 FROM accepted WHERE receiver=? AND dedup_key=?", (receiver, dedup_key)
+                ).fetchone()
+                is not None
+            )
+
+    def later_event(self, dl: DeadLetterRow) -> str | None:
+        """Why dead letter ``dl`` is stale, or None: a later event of its key to its receiver
+        settled (``superseded_by``), is queued in the outbox, or is itself a dead letter."""
+        with self.lock:
+            return later_event(self.db, dl)
+
+    def replay_one(self, dl: DeadLetterRow, send: Any, now: Any) -> tuple[str, str]:
+        """Re-check ``dl`` and send it (``send() -> Outcome``) holding the write lock, so the
+        dispatcher queues no event of its key meanwhile; record the result. Returns
+        ``(status, detail)``: ``delivered``, ``failed`` or ``skipped``."""
+
+        def run(db: sqlite3.Connection) -> tuple[str, str]:
+            row = db.execute(
+                "SELECT superseded_by FROM dead_letters WHERE id=?", (dl.id,)
+            ).fetchone()
+            if row is None:
+                return "skipped", "no longer a dead letter"
+            why = later_event(db, replace(dl, superseded_by=row[0]))
+            if (
+                why is None
+                and dl.event_action == "resolve"
+                and not _accepted(db, dl.receiver, dl.dedup_key)
+            ):
+                why = "its key is not open at the receiver (no trigger was accepted)"
+            if why is not None:
+                return "skipped", why
+            outcome = send()
+            if outcome.delivered:
+                db.execute("DELETE FROM dead_letters WHERE id=?", (dl.id,))
+                settled(db, dl.receiver, dl.dedup_key, dl.event_action, dl.outbox_id)
+                return "delivered", ""
+            db.execute(
+                "UPDATE dead_letters SET last_error=?, dead_at_ms=?, "
+                "attempts=attempts+1 WHERE id=?",
+                (outcome.describe(), now(), dl.id),
+            )
+            return "failed", str(outcome.describe())
+
+        result: tuple[str, str] = self._tx(run)
+        return result
+
     # -- dead letters ------------------------------------------------------------------------
     def dead_letters(
         self, receiver: str | None = None, ids: Iterable[int] | None = None
     ) -> list[DeadLetterRow]:
         sql = (
             "SELECT id, outbox_id, receiver, dedup_key, event_action, event, attempts, "
-            "created_ms, dead_at_ms, last_error FROM dead_letters"
+            "created_ms, dead_at_ms, last_error, superseded_by FROM dead_letters"
         )
         where: list[str] = []
         args: list[Any] = []
@@ -271,19 +369,8 @@ class Store:
         if where:
             sql += " WHERE " + " AND ".join(where)
         with self.lock:
-            return [DeadLetterRow(*r) for r in self.db.execute(sql + " ORDER BY id", args)]
-
-    def delete_dead_letter(self, dl_id: int) -> None:
-        with self.lock:
-            self.db.execute("DELETE FROM dead_letters WHERE id=?", (dl_id,))
-
-    def update_dead_letter(self, dl_id: int, error: str, now_ms: int) -> None:
-        with self.lock:
-            self.db.execute(
-                "UPDATE dead_letters SET last_error=?, dead_at_ms=?, "
-                "attempts=attempts+1 WHERE id=?",
-                (error, now_ms, dl_id),
-            )
+            rows = self.db.execute(sql + " ORDER BY outbox_id, id", args)
+            return [DeadLetterRow(*r) for r in rows]
 
     # -- silences ----------------------------------------------------------------------------
     def add_silence(
@@ -336,3 +423,55 @@ class Store:
         """Changes when another connection (e.g. the CLI) commits to the database."""
         with self.lock:
             return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
+
+def _accepted(db: sqlite3.Connection, receiver: str, dedup_key: str) -> bool:
+    return (
+        db.execute(
+            "SELECT 1 FROM accepted WHERE receiver=? AND dedup_key=?", (receiver, dedup_key)
+        ).fetchone()
+        is not None
+    )
+
+
+def supersede(db: sqlite3.Connection, receiver: str, dedup_key: str, outbox_id: int) -> None:
+    """Event ``outbox_id`` settled: earlier dead letters of its key are stale."""
+    db.execute(
+        "UPDATE dead_letters SET superseded_by=? WHERE receiver=? AND dedup_key=? "
+        "AND outbox_id<? AND superseded_by IS NULL",
+        (outbox_id, receiver, dedup_key, outbox_id),
+    )
+
+
+def settled(
+    db: sqlite3.Connection, receiver: str, dedup_key: str, action: str, outbox_id: int
+) -> None:
+    """The receiver accepted event ``outbox_id``: it opens (trigger/acknowledge) or closes
+    (resolve) the key at the receiver, and earlier dead letters of the key are stale."""
+    if action == "resolve":
+        db.execute("DELETE FROM accepted WHERE receiver=? AND dedup_key=?", (receiver, dedup_key))
+    else:
+        db.execute(
+            "INSERT OR REPLACE INTO accepted VALUES (?,?,?)", (receiver, dedup_key, outbox_id)
+        )
+    supersede(db, receiver, dedup_key, outbox_id)
+
+
+def later_event(db: sqlite3.Connection, dl: DeadLetterRow) -> str | None:
+    if dl.superseded_by is not None:
+        return f"a later event of its key (#{dl.superseded_by}) settled after it"
+    row = db.execute(
+        "SELECT id, event_action FROM outbox WHERE receiver=? AND dedup_key=? AND id>? "
+        "ORDER BY id LIMIT 1",
+        (dl.receiver, dl.dedup_key, dl.outbox_id),
+    ).fetchone()
+    if row is not None:
+        return f"a later {row[1]} of its key (#{row[0]}) is queued"
+    row = db.execute(
+        "SELECT id, event_action FROM dead_letters WHERE receiver=? AND dedup_key=? "
+        "AND outbox_id>? ORDER BY outbox_id LIMIT 1",
+        (dl.receiver, dl.dedup_key, dl.outbox_id),
+    ).fetchone()
+    if row is not None:
+        return f"a later {row[1]} of its key is dead letter {row[0]} (replay that one)"
+    return None

@@ -4,8 +4,12 @@ folder (the ``start`` fixture in ``conftest.py`` builds on it)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import orjson
 
@@ -85,3 +89,43 @@ def dlq_messages(
 
 def dlq_records(bootstrap: str, topic: str, n: int) -> list[dict[str, Any]]:
     return [orjson.loads(v) for _, v in dlq_messages(bootstrap, topic, n)]
+
+
+def spawn_dispatcher(
+    root: Path,
+    bootstrap: str,
+    config: Path,
+    state_dir: Path,
+    group: str,
+    topics: Any,
+    log: IO[bytes],
+) -> subprocess.Popen[bytes]:
+    """``python -m alerting run`` as its own process (to be SIGKILLed), logging to ``log``."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "alerting",
+            "run",
+            "--bootstrap",
+            bootstrap,
+            "--config",
+            str(config),
+            "--state-dir",
+            str(state_dir),
+            "--group-id",
+            group,
+            "--instance-id",
+            f"{group}-1",
+            "--alerts-topic",
+            topics.alerts,
+            "--dlq-topic",
+            topics.dlq,
+            "--log-level",
+            "WARNING",
+        ],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=log,
+        stderr=log,
+    )

@@ -265,8 +265,8 @@ route: {{receiver: hook}}
 """,
         "r.yaml",
     )
-    delivered, failed = replay(cfg, store)  # still rejected: kept, with the new error
-    assert delivered == 0 and len(failed) == 2 and len(store.dead_letters()) == 2
+    res0 = replay(cfg, store)  # still rejected: kept, with the new error
+    assert res0.delivered == 0 and len(res0.failed) == 2 and len(store.dead_letters()) == 2
     listed = CliRunner().invoke(alerts, ["replay", "--list", "--state-dir", str(store.dir)])
     assert listed.exit_code == 0 and listed.output.count("truck_offline:T") == 2
     receiver.script("/a", "202")
@@ -336,3 +336,53 @@ def test_pagerduty_receiver_posts_events_v2_with_its_routing_key(
     assert (trig.body["event_action"], res.body["event_action"]) == ("trigger", "resolve")
     assert trig.body["payload"]["severity"] == "error"
     assert trig.headers["X-Env"] == "t" and "X-Fleetpulse-Signature" not in trig.headers
+
+
+def test_replay_never_sends_a_trigger_whose_resolve_was_delivered(
+    receiver: Receiver, store: Store
+) -> None:
+    # T1 accepted, its escalation rejected (dead letter), its resolve accepted; then T2
+    # rejected, so its resolve is not sent (the receiver never opened T2)
+    cfg = rcfg(receiver.url("/a"))
+    items = []
+    for script, docs in [
+        (
+            ("202", "400", "202"),
+            [alert_doc(), alert_doc(severity="critical"), alert_doc(action="resolve")],
+        ),
+        (("400",), [alert_doc(subject="T2"), alert_doc(subject="T2", action="resolve")]),
+    ]:
+        receiver.script("/a", *script)
+        batch = enqueue(store, "hook", *docs)
+        items += batch
+        w = run_worker(cfg, store, Metrics(), batch)
+        try:
+            wait_until(lambda w=w: w.pending() == 0, 5, "every event settled")
+        finally:
+            w.stop()
+    sent = [(r.body["dedup_key"], r.body["event_action"]) for r in receiver.got("/a", None)]
+    assert sent == [("truck_offline:T1", "trigger")] * 2 + [
+        ("truck_offline:T1", "resolve"),
+        ("truck_offline:T2", "trigger"),
+    ]
+    dead = store.dead_letters()
+    assert [(d.dedup_key, d.superseded_by) for d in dead] == [
+        ("truck_offline:T1", items[2].id),
+        ("truck_offline:T2", items[4].id),
+    ]
+    receiver.script("/a", "202")
+    cfg_file = store.dir / "replay.yaml"
+    cfg_file.write_text(f"""
+receivers: [{{name: hook, type: webhook, url: "{receiver.url("/a")}", secret: s3cret}}]
+route: {{receiver: hook}}
+""")
+    res = CliRunner().invoke(
+        alerts, ["replay", "--config", str(cfg_file), "--state-dir", str(store.dir)]
+    )
+    assert res.exit_code == 0, res.output
+    assert "replayed 0 dead letter(s); 0 failed; 2 skipped" in res.output
+    assert f"skipped {dead[0].id}: a later event of its key (#{items[2].id}) settled" in res.output
+    assert len(receiver.got("/a", None)) == 4  # nothing re-sent
+    assert len(store.dead_letters()) == 2  # kept, listed as stale
+    listed = CliRunner().invoke(alerts, ["replay", "--list", "--state-dir", str(store.dir)])
+    assert listed.output.count("stale: event") == 2
