@@ -34,12 +34,22 @@ processed, and :func:`finished` lets the adapter drop it. A shipment keeps at mo
 ``DelayConfig.max_scans_per_shipment`` scans (see :func:`_insert_scan`), and of the
 ``MATCH_RECOGNIZE`` matches only the one that can decide (the earliest). Every deadline stays
 within :data:`MAX_DEADLINE_MS`, far inside a Java long.
+
+``shipment_at_risk`` does not flap (issue 29): each truck fix gives a verdict (:func:`estimate`:
+the ETA past the promise, back under it with a hysteresis margin, or in between), and the
+warning triggers only once its verdict has held for ``at_risk_for_s`` of event time and
+resolves only once the opposite one has held for ``at_risk_keep_firing_for_s`` (Prometheus'
+``for`` and ``keep_firing_for``). The state keeps when the pending change began
+(``ShipmentState.at_risk_since``), so this is exact across restarts and replays; it is the one
+outcome that depends on the order of inputs, not only on their set: an input that arrives
+behind the processed time counts from the processed time, it cannot rewrite the history of
+verdicts (as the tracking job's late pings). From the promise on, ``shipment_late`` takes over
+and the warning stays as it was until delivery or expiry.
 """
 
 from __future__ import annotations
 
 import bisect
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -73,9 +83,13 @@ MAX_DEADLINE_MS = 253_402_300_799_999
 # duration; scan and ping times are validated to before the year 9000 (MAX_TS_MS of the
 # parsers) and promises to within 365 days of their scan, so every deadline stays below the above.
 MAX_DURATION_S = 100 * 365 * 24 * 3600
-# The slowest average speed an arrival estimate is made from (slower: "never"); it bounds an
-# estimate, which an alert spells in ISO 8601, to 23 years (half the Earth's circumference).
+# The slowest speed an arrival estimate is made from (at_risk_min_speed_kph and
+# at_risk_resume_speed_kph are at least this); it bounds an estimate, which an alert spells in
+# ISO 8601, to 23 years (half the Earth's circumference).
 MIN_AT_RISK_SPEED_KPH = 0.1
+# What a truck fix says about the promise (Estimate.verdict): the ETA is past it (plus
+# at_risk_margin_s), back under it by at_risk_hysteresis_s more, or in between (no change).
+RISK, CLEAR, BETWEEN = "risk", "clear", "between"
 
 RegionFn = Callable[[float, float], str]
 
@@ -100,9 +114,21 @@ class DelayConfig:
     # (a partition marked idle and then resuming), so a match can be missing; the keyed state
     # sees late scans and keeps the outcome a function of the scans. False: matches only.
     attempts_from_scans: bool = True
-    at_risk_min_speed_kph: float = 5.0  # slower than this on average: cannot arrive in time
+    # Slower than this on average, the truck is stationary: no ETA (see estimate()).
+    at_risk_min_speed_kph: float = 5.0
     at_risk_arrived_km: float = 1.0  # this close to the destination: arrived, not at risk
     at_risk_margin_s: int = 0  # ETA may exceed promised_by by this much before warning
+    # A stationary truck's shipment is at risk only if, leaving now at this speed, the truck
+    # would still miss the promise (a truck loading at a hub with a day to spare is not).
+    at_risk_resume_speed_kph: float = 60.0
+    # The ETA must come back this far under the warning threshold to count as on schedule.
+    at_risk_hysteresis_s: int = 15 * 60
+    # The warning triggers once the ETA has been past the threshold this long (event time):
+    # one window of the truck feed's average speed (udfs.truck_speed.FeedConfig.window_s), so
+    # the half hour after a stop, whose average the stop drags down, cannot page alone...
+    at_risk_for_s: int = 30 * 60
+    # ... and resolves once it has been back under it (less the hysteresis) this long.
+    at_risk_keep_firing_for_s: int = 30 * 60
     severity_bands_s: tuple[int, ...] = BANDS_S
     retain_after_delivery_s: int = 7 * 24 * 3600  # then the state is dropped
     # Never delivered: the state expires this long after the later of promised_by and the
@@ -122,6 +148,9 @@ class DelayConfig:
             "failed_attempts_within_s": self.failed_attempts_within_s,
             "retain_after_delivery_s": self.retain_after_delivery_s,
             "expire_after_promise_s": self.expire_after_promise_s,
+            "at_risk_hysteresis_s": self.at_risk_hysteresis_s,
+            "at_risk_for_s": self.at_risk_for_s,
+            "at_risk_keep_firing_for_s": self.at_risk_keep_firing_for_s,
         }
         for name, v in durations.items():
             if not 0 <= v <= MAX_DURATION_S:
@@ -139,11 +168,12 @@ class DelayConfig:
             raise DelayConfigError(
                 f"severity_bands_s {bands} must increase within 1..{MAX_DURATION_S}"
             )
-        if not MIN_AT_RISK_SPEED_KPH <= self.at_risk_min_speed_kph <= 1e6:
-            raise DelayConfigError(
-                f"at_risk_min_speed_kph {self.at_risk_min_speed_kph} outside "
-                f"{MIN_AT_RISK_SPEED_KPH}..1e6"
-            )
+        for name, kph in (
+            ("at_risk_min_speed_kph", self.at_risk_min_speed_kph),
+            ("at_risk_resume_speed_kph", self.at_risk_resume_speed_kph),
+        ):
+            if not MIN_AT_RISK_SPEED_KPH <= kph <= 1e6:
+                raise DelayConfigError(f"{name} {kph} outside {MIN_AT_RISK_SPEED_KPH}..1e6")
         if not 0.0 <= self.at_risk_arrived_km <= 1e6:
             raise DelayConfigError(f"at_risk_arrived_km {self.at_risk_arrived_km} outside 0..1e6")
         if self.max_scans_per_shipment < 1:
@@ -231,8 +261,10 @@ class ShipmentState:
     A pickle holds the fields by name, as the default pickling of a slots class does, less
     ``scan_ids`` (rebuilt from ``scans`` on load): :meth:`__setstate__` gives a field a pickle
     lacks its default, so state checkpointed by an older version restores, and this version's
-    pickles hold only fields the previous one knows, so a job can also be rolled back onto its
-    checkpoints. A field added later needs the same care.
+    pickles load in the previous one, whose :meth:`__setstate__` takes the fields it knows and
+    ignores the others (``at_risk_since``), so a job can also be rolled back onto its
+    checkpoints. A field added later needs the same care: a default, and no meaning that an
+    older version could break by ignoring it.
     """
 
     shipment_id: str
@@ -246,6 +278,10 @@ class ShipmentState:
     counted_region: str | None = None
     delay_hours: tuple[str, float] | None = None
     attempts_alerted: bool = False
+    # shipment_at_risk (module docstring): the event time since which the verdict that would
+    # change the warning has held: past the promise while it is not open (pending), back on
+    # schedule while it is (clearing). None when nothing is about to change.
+    at_risk_since: int | None = None
     # The scan_ids of ``scans``, for a duplicate check in O(1) (issue 27). Not pickled.
     scan_ids: set[str] = field(default_factory=set)
 
@@ -403,14 +439,42 @@ def _fix_for(state: ShipmentState, f: Facts, t: int) -> TruckFix | None:
     return None
 
 
-def eta_ms(fix: TruckFix, dest: tuple[float, float], cfg: DelayConfig) -> float:
-    """Arrival estimate from the fix at the truck's average speed over the great-circle rest."""
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """What one truck fix says about the shipment's promise."""
+
+    fix: TruckFix
+    remaining_km: float
+    eta_ts: int | None  # None: the truck is stationary, there is no ETA
+    verdict: str  # RISK, CLEAR or BETWEEN
+
+
+def estimate(
+    fix: TruckFix, dest: tuple[float, float], promised_by: int, cfg: DelayConfig
+) -> Estimate:
+    """The arrival estimate from the fix: at the truck's average speed over the great-circle
+    rest, or none if the truck is stationary (slower than ``at_risk_min_speed_kph``: its
+    average says nothing about when it will move again). A stationary truck's shipment is at
+    risk only if the truck would miss the promise even leaving now at
+    ``at_risk_resume_speed_kph``, so loading at a hub with hours to spare warns nobody."""
     km = haversine_km(fix.lat, fix.lng, dest[0], dest[1])
     if km <= cfg.at_risk_arrived_km:
-        return float(fix.ts)
-    if fix.avg_speed_kph < cfg.at_risk_min_speed_kph:
-        return math.inf
-    return fix.ts + km / fix.avg_speed_kph * 3_600_000
+        return Estimate(fix, km, fix.ts, CLEAR)
+    threshold = promised_by + cfg.at_risk_margin_s * 1000
+    speed = fix.avg_speed_kph
+    eta: int | None = None
+    if speed >= cfg.at_risk_min_speed_kph:
+        eta = fix.ts + round(km / speed * 3_600_000)
+        judged = eta
+    else:
+        judged = fix.ts + round(km / cfg.at_risk_resume_speed_kph * 3_600_000)
+    if judged > threshold:
+        verdict = RISK
+    elif judged <= threshold - cfg.at_risk_hysteresis_s * 1000:
+        verdict = CLEAR
+    else:
+        verdict = BETWEEN
+    return Estimate(fix, km, eta, verdict)
 
 
 def expires_at(f: Facts, cfg: DelayConfig) -> int | None:
@@ -454,24 +518,8 @@ def desired(
             f"Shipment {sid} is {how} (promised {iso8601(p)})",
             {"delay_severity": sev, "late_by_s": (band_start - p) // 1000, "promised_by": p},
         )
-    fix = _fix_for(state, f, t)
-    if fix is not None and f.dest is not None and f.picked_up and p is not None:
-        eta = eta_ms(fix, f.dest, cfg)
-        if eta > p + cfg.at_risk_margin_s * 1000:
-            eta_txt = "never at its current speed" if math.isinf(eta) else iso8601(int(eta))
-            out[AT_RISK] = Incident(
-                AT_RISK,
-                fix.ts,
-                0,
-                f"Shipment {sid} at risk: truck {fix.truck_id} arrives {eta_txt}, "
-                f"promised {iso8601(p)}",
-                {
-                    "promised_by": p,
-                    "eta_ts": None if math.isinf(eta) else int(eta),
-                    "avg_speed_kph": fix.avg_speed_kph,
-                    "remaining_km": round(haversine_km(fix.lat, fix.lng, *f.dest), 1),
-                },
-            )
+    if _at_risk_wanted(state, f, t, cfg):
+        out[AT_RISK] = _at_risk_incident(state, f, t, cfg)
     if f.hub_arrival is not None:
         due = f.hub_arrival.ts + cfg.stuck_after_s * 1000
         if t >= due:
@@ -495,6 +543,75 @@ def desired(
     if f.attempts_ts is not None:
         out[ATTEMPTS] = _attempts_incident(sid, f.attempts_ts, cfg)
     return out
+
+
+def _estimate_at(state: ShipmentState, f: Facts, t: int, cfg: DelayConfig) -> Estimate | None:
+    """The estimate from the assigned truck's fix in effect at ``t``; None if there is none
+    (no truck, fix, destination, promise or pick-up yet)."""
+    fix = _fix_for(state, f, t)
+    if fix is None or f.dest is None or not f.picked_up or f.promised_by is None:
+        return None
+    return estimate(fix, f.dest, f.promised_by, cfg)
+
+
+def _track_at_risk(state: ShipmentState, f: Facts, t: int, cfg: DelayConfig) -> None:
+    """Note since when the verdict that would change the warning has held: past the promise
+    while it is not open, back on schedule (or no estimate at all) while it is. Called at every
+    instant an input takes effect, in event-time order, so ``t`` is when the verdict began."""
+    if f.delivered_ts is not None:  # resolved by the delivery, never raised after it
+        state.at_risk_since = None
+        return
+    est = _estimate_at(state, f, t, cfg)
+    verdict = est.verdict if est is not None else CLEAR
+    changing = verdict == (CLEAR if AT_RISK in state.open else RISK)
+    if not changing:
+        state.at_risk_since = None
+    elif state.at_risk_since is None:
+        state.at_risk_since = t
+
+
+def _at_risk_wait_ms(state: ShipmentState, cfg: DelayConfig) -> int:
+    """How long the pending change must hold: ``for`` to trigger, ``keep_firing_for`` to resolve."""
+    return (cfg.at_risk_keep_firing_for_s if AT_RISK in state.open else cfg.at_risk_for_s) * 1000
+
+
+def _at_risk_wanted(state: ShipmentState, f: Facts, t: int, cfg: DelayConfig) -> bool:
+    """Whether the warning should be open at ``t`` (:func:`_track_at_risk` has run at ``t``).
+    After the promise it stays as it was: ``shipment_late`` has taken over."""
+    is_open = AT_RISK in state.open
+    since = state.at_risk_since
+    if f.promised_by is None or t > f.promised_by or since is None:
+        return is_open
+    return is_open != (t >= since + _at_risk_wait_ms(state, cfg))
+
+
+def _at_risk_incident(state: ShipmentState, f: Facts, t: int, cfg: DelayConfig) -> Incident:
+    """The warning, worded from the fix in effect at ``t`` (a trigger always has one)."""
+    sid, p = state.shipment_id, f.promised_by
+    est = _estimate_at(state, f, t, cfg)
+    start = t if state.at_risk_since is None else state.at_risk_since + cfg.at_risk_for_s * 1000
+    if est is None or p is None:  # open, and staying so: reconcile sends nothing
+        return Incident(AT_RISK, start, 0, f"Shipment {sid} at risk", {})
+    truck = est.fix.truck_id
+    if est.eta_ts is None:
+        how = (
+            f"truck {truck} is stationary (under {cfg.at_risk_min_speed_kph:g} km/h), no ETA, "
+            f"{est.remaining_km:.1f} km to go"
+        )
+    else:
+        how = f"truck {truck} arrives {iso8601(est.eta_ts)} at {est.fix.avg_speed_kph:g} km/h"
+    return Incident(
+        AT_RISK,
+        start,
+        0,
+        f"Shipment {sid} at risk: {how}, promised {iso8601(p)}",
+        {
+            "promised_by": p,
+            "eta_ts": est.eta_ts,
+            "avg_speed_kph": est.fix.avg_speed_kph,
+            "remaining_km": round(est.remaining_km, 1),
+        },
+    )
 
 
 def _attempts_incident(sid: str, ts: int, cfg: DelayConfig) -> Incident:
@@ -572,6 +689,7 @@ def _reconcile(
     True if the state has expired at ``t`` (everything resolved; the caller restarts it)."""
     f = facts(state, t, cfg)
     expired = expire and _expired(f, t, cfg)
+    _track_at_risk(state, f, t, cfg)
     want = desired(state, f, t, cfg, expire=expire)
     sid = state.shipment_id
     for cls in CLASSES:
@@ -592,6 +710,8 @@ def _reconcile(
                 )
             )
             state.open[cls] = inc.severity
+            if cls == AT_RISK:
+                state.at_risk_since = None
             if cls == ATTEMPTS:
                 state.attempts_alerted = True
         elif inc is None and have is not None:
@@ -611,6 +731,8 @@ def _reconcile(
                 )
             )
             del state.open[cls]
+            if cls == AT_RISK:
+                state.at_risk_since = None
     score = want[LATE].severity if LATE in want else 0
     if score != state.score:
         out.append(DelayScore(sid, score) if score else DelayCleared(sid))
@@ -642,6 +764,7 @@ def _restart(state: ShipmentState) -> None:
     state.matches = [m for m in state.matches if m.last_ts > now]
     state.open, state.score, state.counted_region = {}, 0, None
     state.delay_hours, state.attempts_alerted = None, False
+    state.at_risk_since = None
 
 
 def _fix_key(x: TruckFix) -> tuple[int, str, float, float, float]:
@@ -819,6 +942,11 @@ def next_deadline(state: ShipmentState, cfg: DelayConfig, *, expire: bool = True
                 step_ms = next_escalation_ms(now - f.promised_by, cfg.severity_bands_s)
                 if step_ms is not None:
                     times.append(f.promised_by + step_ms)
+                # a pending change of shipment_at_risk (none after the promise: it stays)
+                if state.at_risk_since is not None:
+                    due = state.at_risk_since + _at_risk_wait_ms(state, cfg)
+                    if due <= f.promised_by:
+                        times.append(due)
             if f.hub_arrival is not None:
                 times.append(f.hub_arrival.ts + cfg.stuck_after_s * 1000)
             times.append(f.last_scan_ts + cfg.no_scan_after_s * 1000)

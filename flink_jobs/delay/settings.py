@@ -61,12 +61,32 @@ class DelaySettings(BufferedWriterSettings):
     )
     at_risk_min_speed_kph: float = Field(
         default=_DELAY.at_risk_min_speed_kph,
-        description="shipment_at_risk: slower than this on average, the truck cannot arrive "
-        "in time.",
+        description="shipment_at_risk: slower than this on average, the truck is stationary "
+        "and has no ETA.",
+    )
+    at_risk_resume_speed_kph: float = Field(
+        default=_DELAY.at_risk_resume_speed_kph,
+        description="shipment_at_risk: a stationary truck's shipment is at risk only if the "
+        "truck would miss the promise even leaving now at this speed.",
     )
     at_risk_margin_s: int = Field(
         default=_DELAY.at_risk_margin_s,
         description="shipment_at_risk: how far the ETA may pass the promise before a warning.",
+    )
+    at_risk_hysteresis_s: int = Field(
+        default=_DELAY.at_risk_hysteresis_s,
+        description="shipment_at_risk: how far the ETA must come back under that threshold to "
+        "count as on schedule again.",
+    )
+    at_risk_for_s: int = Field(
+        default=_DELAY.at_risk_for_s,
+        description="shipment_at_risk: the ETA must stay past the threshold this long (event "
+        "time) before the warning triggers (Prometheus' `for`).",
+    )
+    at_risk_keep_firing_for_s: int = Field(
+        default=_DELAY.at_risk_keep_firing_for_s,
+        description="shipment_at_risk: the ETA must stay back on schedule this long (event "
+        "time) before the warning resolves (Prometheus' `keep_firing_for`).",
     )
     retain_after_delivery_s: int = Field(
         default=_DELAY.retain_after_delivery_s,
@@ -99,7 +119,11 @@ class DelaySettings(BufferedWriterSettings):
             no_scan_after_s=self.no_scan_after_s,
             failed_attempts_within_s=self.attempts_within_s,
             at_risk_min_speed_kph=self.at_risk_min_speed_kph,
+            at_risk_resume_speed_kph=self.at_risk_resume_speed_kph,
             at_risk_margin_s=self.at_risk_margin_s,
+            at_risk_hysteresis_s=self.at_risk_hysteresis_s,
+            at_risk_for_s=self.at_risk_for_s,
+            at_risk_keep_firing_for_s=self.at_risk_keep_firing_for_s,
             retain_after_delivery_s=self.retain_after_delivery_s,
             expire_after_promise_s=self.expire_after_promise_s,
             max_scans_per_shipment=self.max_scans_per_shipment,

@@ -87,3 +87,63 @@ class RedisModel:
                 if o.hours:
                     self._add(o.region, "total_delay_hours", o.hours)
                     self.hours[o.shipment_id] = (o.region, o.hours)
+
+
+def stop_and_go_pings(
+    truck_id: str, t0: int, hours: float, drive_min: int = 20, stop_min: int = 20
+) -> list[dict[str, Any]]:
+    """A ping a minute from SEA towards PDX: ``drive_min`` at 90 km/h, then ``stop_min``
+    stopped, and so on. The 30-minute average speed swings between about 0 and 60 km/h, so
+    an ETA from it swings across a promise a few hours out (issue 29's flapping)."""
+    from udfs.geo import haversine_km
+
+    frac = 90.0 / 60 / haversine_km(*SEA, *PDX)  # of the way per minute at 90 km/h
+    lat, lng = SEA
+    out: list[dict[str, Any]] = []
+    for i in range(int(hours * 60) + 1):
+        moving = i % (drive_min + stop_min) < drive_min
+        out.append(
+            {
+                "truck_id": truck_id,
+                "ts": t0 + i * MIN,
+                "lat": round(lat, 6),
+                "lng": round(lng, 6),
+                "speed_kph": 90.0 if moving else 0.0,
+            }
+        )
+        if moving:
+            lat, lng = lat + (PDX[0] - SEA[0]) * frac, lng + (PDX[1] - SEA[1]) * frac
+    return out
+
+
+def at_risk_model(
+    scans: list[Scan],
+    pings: list[dict[str, Any]],
+    cfg: DelayConfig,
+    until: int,
+    fix_interval_s: int = 300,
+) -> list[tuple[str, int]]:
+    """(action, event_ts) of the shipment_at_risk alerts the pure feed and state machine give
+    for one truck's pings and one shipment's scans, in event-time order."""
+    from udfs.feed_order import apply_in_order, assignment_input, order_key, ping_input
+    from udfs.shipment_state import AT_RISK, ShipmentState, advance, step
+    from udfs.truck_speed import FeedConfig, TruckFeed
+
+    items = [
+        assignment_input(s.shipment_id, s.ts, s.type is not ScanType.DELIVERED)
+        for s in scans
+        if s.truck_id
+    ] + [ping_input(p["ts"], p["lat"], p["lng"], p["speed_kph"]) for p in pings]
+    feed = TruckFeed(pings[0]["truck_id"])
+    feed_cfg = FeedConfig(fix_interval_s=fix_interval_s)
+    fixes = [f for x in sorted(items, key=order_key) for f in apply_in_order(feed, [x], feed_cfg)]
+    state: ShipmentState | None = None
+    for e in sorted([*scans, *fixes], key=lambda e: e.ts):
+        state, _ = step(state, e, cfg)
+    assert state is not None
+    _, out = advance(state, until, cfg)
+    return [
+        (o.event_action, o.event_ts)
+        for o in out
+        if isinstance(o, AlertEvent) and o.alert_class == AT_RISK
+    ]

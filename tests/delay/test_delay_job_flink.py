@@ -11,9 +11,10 @@ from typing import Any
 import orjson
 import pytest
 
+from udfs.models import ScanType
 from udfs.shipment_state import DelayCleared, DelayScore, RegionDelayHours, RegionShipmentCounted
 
-from .helpers import HOUR, MIN, PDX, SEA, T0
+from .helpers import CFG, HOUR, MIN, PDX, SEA, T0, at_risk_model, scan, stop_and_go_pings
 
 pytestmark = pytest.mark.flink
 
@@ -77,6 +78,10 @@ def scenario() -> tuple[list[bytes], list[bytes]]:
         # truck T9 crawls at ~10 km/h, 235 km from the destination, 3 h to go: at risk
         s("RISK", 1, "PICKED_UP", T0, promised_by=T0 + 3 * HOUR, truck_id="T9"),
         s("RISK", 2, "DELIVERED", T0 + 2 * HOUR),
+        # truck T7 drives 20 min, stops 20 min, and so on: the ETA swings across the promise
+        # (the old rule paged 5 times), one page now (issue 29)
+        s("FLAP", 1, "PICKED_UP", T0, promised_by=T0 + 270 * MIN, truck_id="T7"),
+        s("FLAP", 2, "DELIVERED", T0 + 250 * MIN, truck_id="T7"),
     ]
     dup = dict(scans[0])
     raws = [orjson.dumps(x) for x in scans] + [orjson.dumps(dup)]
@@ -96,6 +101,7 @@ def scenario() -> tuple[list[bytes], list[bytes]]:
         )
         for k in range(0, 60, 2)
     ]
+    pings += [orjson.dumps(p) for p in stop_and_go_pings("T7", T0, 4)]
     return raws, pings
 
 
@@ -208,15 +214,34 @@ def test_delay_job_end_to_end_on_minicluster() -> None:
             ("delivery_attempts_failed:FAIL", "resolve", "error", 24 * HOUR),
         ]
     )
-    assert [(a[0], a[1]) for a in at_risk] == [
+    assert [(a[0], a[1]) for a in at_risk if a[0].endswith(":RISK")] == [
         ("shipment_at_risk:RISK", "resolve"),
         ("shipment_at_risk:RISK", "trigger"),
     ]
+    flap = [
+        scan("FLAP", 1, ScanType.PICKED_UP, T0, promised_by=T0 + 270 * MIN, truck_id="T7"),
+        scan("FLAP", 2, ScanType.DELIVERED, T0 + 250 * MIN, truck_id="T7"),
+    ]
+    model = at_risk_model(flap, stop_and_go_pings("T7", T0, 4), CFG, T0 + 5 * HOUR, 600)
+    assert [a for a, _ in model] == ["trigger", "resolve"]
+    assert sorted((a[1], a[3]) for a in at_risk if a[0].endswith(":FLAP")) == sorted(
+        (action, ts - T0) for action, ts in model
+    )
     effects = sorted(x[2:] for x in lines if x.startswith("E "))
     assert effects == sorted(
         [
             repr(RegionShipmentCounted("WEST", sid))
-            for sid in ("LATE", "EARLY", "STUCK", "QUIET", "FAIL", "SLOW", "RISK", "BADFAIL")
+            for sid in (
+                "LATE",
+                "EARLY",
+                "STUCK",
+                "QUIET",
+                "FAIL",
+                "SLOW",
+                "RISK",
+                "BADFAIL",
+                "FLAP",
+            )
         ]
         + [repr(DelayScore("LATE", n)) for n in (1, 2, 3)]
         + [repr(DelayCleared("LATE")), repr(RegionDelayHours("WEST", "LATE", 3.0))]

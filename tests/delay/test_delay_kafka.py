@@ -1,5 +1,6 @@
 """The delay job with real Kafka, Redis and Flink: alerts, DLQ, Redis model, late corrections,
-the processing-time fallback, and a SIGKILL restart from the latest checkpoint."""
+the processing-time fallback, a SIGKILL restart from the latest checkpoint, and a flapping
+shipment_at_risk that pages once."""
 
 from __future__ import annotations
 
@@ -424,3 +425,75 @@ def test_killed_job_restarted_from_checkpoint_ends_like_one_that_never_stopped(
     assert picture["delays"]
     classes = {k.split(":")[0] for k, _, _, _ in alert_set(kafka_bootstrap, clean_topics.alerts)}
     assert {"shipment_late", "shipment_stuck_at_hub", "delivery_attempts_failed"} <= classes
+
+
+def test_a_stop_and_go_truck_pages_once(
+    kafka_bootstrap: str, redis_url: str, unique_topics: TopicNames, tmp_path: Path
+) -> None:
+    """Issue 29's flapping, through Kafka and the whole job: a truck that drives 20 min and
+    stops 20 min for four hours swings its ETA across the promise (the old rule paged five
+    times); the job pages once, then resolves on delivery, at the event times the pure feed and
+    state machine give (tests/delay/test_at_risk.py). Every partition of both topics ends with
+    a record near now, so no partition has to be declared idle and the watermark can never pass
+    a ping still unread."""
+    from kafka import KafkaProducer
+
+    from tests.delay.helpers import CFG, at_risk_model, stop_and_go_pings
+    from tests.delay.helpers import scan as scan_of
+    from udfs.models import ScanType
+
+    now = int(time.time() * 1000)
+    t0 = now - 6 * HOUR
+    pings = stop_and_go_pings("T7", t0, 4)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=5)
+    for p in pings:
+        producer.send(unique_topics.gps, key=b"T7", value=orjson.dumps(p))
+    for partition in range(4):  # parked trucks carrying nothing
+        parked = {**pings[-1], "truck_id": f"P{partition}", "ts": now - 1000, "speed_kph": 0.0}
+        producer.send(unique_topics.gps, value=orjson.dumps(parked), partition=partition)
+    producer.flush()
+    producer.close()
+    produce(
+        kafka_bootstrap,
+        unique_topics.scans,
+        [
+            scan("FLAP", 1, "PICKED_UP", t0, promised_by=t0 + 270 * MIN, truck_id="T7"),
+            scan("FLAP", 2, "DELIVERED", t0 + 250 * MIN, truck_id="T7"),
+        ],
+    )
+    produce_to_partitions(
+        kafka_bootstrap,
+        unique_topics.scans,
+        [(p, scan(f"TICK{p}", 1, "ARRIVED_HUB", now - 1000)) for p in range(4)],
+    )
+    proc = job(
+        tmp_path / "job.log",
+        kafka_bootstrap,
+        redis_url,
+        unique_topics,
+        "--group-id",
+        "it-delay-flap",
+        "--fallback-grace-ms",
+        "600000",  # watermark-driven only
+    ).start()
+    try:
+
+        def flap() -> list[tuple[str, int]]:
+            got = [
+                (a["event_action"], a["payload"]["custom_details"]["event_ts"])
+                for a in read_topic(kafka_bootstrap, unique_topics.alerts)
+                if a["dedup_key"] == "shipment_at_risk:FLAP"
+            ]
+            assert ("resolve", t0 + 250 * MIN) in got, got
+            return got
+
+        got = wait_until(flap, 180, "FLAP's shipment_at_risk resolve on delivery")
+    finally:
+        proc.stop()
+    picked = [
+        scan_of("FLAP", 1, ScanType.PICKED_UP, t0, promised_by=t0 + 270 * MIN, truck_id="T7"),
+        scan_of("FLAP", 2, ScanType.DELIVERED, t0 + 250 * MIN, truck_id="T7"),
+    ]
+    model = at_risk_model(picked, pings, CFG, t0 + 5 * HOUR)
+    assert [a for a, _ in model] == ["trigger", "resolve"]
+    assert got == model
