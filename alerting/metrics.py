@@ -115,12 +115,13 @@ class MetricsServer:
 
     def __init__(
         self,
-        metrics: Metrics,
+        metrics: Metrics | CollectorRegistry,
         port: int,
         health: Callable[[], tuple[bool, dict[str, Any]]],
         host: str = "127.0.0.1",
     ):
-        registry = metrics.registry
+        # The dispatcher passes its Metrics; the exporter (fleetpulse.exporter) its registry.
+        registry = metrics if isinstance(metrics, CollectorRegistry) else metrics.registry
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server API

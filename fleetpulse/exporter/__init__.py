@@ -13,7 +13,8 @@ Pure logic apart from I/O, so both the exporter and `status` use one definition 
 * :mod:`.tail`: the consumer that counts what arrives on the alerts and dead-letter topics.
 * :mod:`.cache`: one reading per interval however many scrapers ask.
 * :mod:`.status`: `fleetpulse status`' readings (from `up`'s state file) and report.
-* :mod:`.service`, :mod:`.server`, :mod:`.settings`, :mod:`.cli`: the running exporter.
+* :mod:`.service`, :mod:`.settings`, :mod:`.cli`: the running exporter (its HTTP endpoints are
+  the dispatcher's :class:`alerting.metrics.MetricsServer`).
 * :mod:`.prometheus`: the configuration `fleetpulse up --prometheus` gives a Prometheus server.
 """
 

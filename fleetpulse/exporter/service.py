@@ -7,21 +7,15 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    GCCollector,
-    PlatformCollector,
-    ProcessCollector,
-)
+from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from alerting.metrics import MetricsServer, add_runtime_collectors
 from fleetpulse.exporter.cache import Cached
 from fleetpulse.exporter.families import families
 from fleetpulse.exporter.readings import Readings
 from fleetpulse.exporter.records import RecordLabels
-from fleetpulse.exporter.server import ExporterServer
 from fleetpulse.exporter.settings import ExporterSettings
 from fleetpulse.exporter.sources import (
     FlinkJobs,
@@ -39,9 +33,7 @@ log = logging.getLogger(__name__)
 def registry() -> CollectorRegistry:
     """A registry of its own with the process_* and python_* collectors (spec section 3)."""
     r = CollectorRegistry()
-    ProcessCollector(registry=r)
-    PlatformCollector(registry=r)
-    GCCollector(registry=r)
+    add_runtime_collectors(r)
     return r
 
 
@@ -99,7 +91,7 @@ class Exporter:
             on_error=lambda _msg: self.scrape_errors.labels("kafka").inc(),
             timeout_s=s.timeout_s,
         )
-        self.server = ExporterServer(r, self.health, s.host, s.port)
+        self.server = MetricsServer(r, s.port, self.health, host=s.host)
         self.started = time.time()
 
     def _alert(self, value: bytes | None) -> None:
