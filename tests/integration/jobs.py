@@ -34,19 +34,9 @@ def flink_conf_dir(where: Path, settings: dict[str, object]) -> Path:
     return where
 
 
-def job_process(
-    module: str,
-    log: Path,
-    kafka: str,
-    redis_url: str,
-    topics: TopicNames,
-    *extra: str,
-    env: dict[str, str] | None = None,
-) -> ManagedProcess:
-    argv = [
-        sys.executable,
-        "-m",
-        module,
+def job_args(module: str, kafka: str, redis_url: str, topics: TopicNames, *extra: str) -> list[str]:
+    """A job's flags for the test services and topics (each job refuses the other's)."""
+    return [
         "--bootstrap",
         kafka,
         "--redis-url",
@@ -57,7 +47,6 @@ def job_process(
         topics.alerts,
         "--dlq-topic",
         topics.dlq,
-        # each job refuses the other's settings
         *(
             ["--scans-topic", topics.scans, "--redis-flush-ms", "50"]
             if module == "flink_jobs.delay.job"
@@ -65,6 +54,18 @@ def job_process(
         ),
         *extra,
     ]
+
+
+def job_process(
+    module: str,
+    log: Path,
+    kafka: str,
+    redis_url: str,
+    topics: TopicNames,
+    *extra: str,
+    env: dict[str, str] | None = None,
+) -> ManagedProcess:
+    argv = [sys.executable, "-m", module, *job_args(module, kafka, redis_url, topics, *extra)]
     return ManagedProcess(module, argv, log, env={**flink_env(), **(env or {})})
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
-from jobs import produce
+from jobs import job_args, produce
 
 from fleetpulse.services.flink import cancel, rest_get, submit
 from fleetpulse.services.flink_cluster import StandaloneCluster
@@ -42,24 +42,16 @@ def test_tracking_job_submitted_with_flink_run(
     )
     cluster.start()
     try:
-        args = [
-            "--bootstrap",
+        args = job_args(
+            "flink_jobs.tracking.job",
             kafka_bootstrap,
-            "--redis-url",
             redis_url,
-            "--gps-topic",
-            unique_topics.gps,
-            "--alerts-topic",
-            unique_topics.alerts,
-            "--geofence-topic",
-            unique_topics.geofence_events,
-            "--dlq-topic",
-            unique_topics.dlq,
+            unique_topics,
             "--group-id",
             "it-flink-run",
             "--bundle-shards",
             "4",
-        ]
+        )
         job_id = submit(
             cluster.rest_url, "flink_jobs.tracking.job", args, conf_dir=cluster.conf_dir
         )

@@ -23,10 +23,10 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
-from jobs import produce
+from jobs import job_args, produce
 
 from fleetpulse.paths import PROJECT_ROOT
-from fleetpulse.services.flink import cancel, flink_cli, pyflink_home, rest_get
+from fleetpulse.services.flink import cancel, pyflink_home, rest_get, submit_argv
 from fleetpulse.services.flink_cluster import StandaloneCluster
 from fleetpulse.waiting import free_port, wait_until
 from flink_jobs.runtime.jars import jvm_dir
@@ -147,35 +147,22 @@ def test_a_job_submitted_from_an_installed_wheel_needs_no_build(
     )
     cluster.start()
     try:
-        argv = [
-            str(flink_cli()),
-            "run",
-            "-m",
+        argv = submit_argv(
             f"127.0.0.1:{cluster.rest_port}",
-            "-d",
-            "-py",
-            str(site / "flink_jobs" / "tracking" / "job.py"),
-            "-pyexec",
-            str(python),
-            "-pyclientexec",
-            str(python),
-            "--bootstrap",
-            kafka_bootstrap,
-            "--redis-url",
-            redis_url,
-            "--gps-topic",
-            unique_topics.gps,
-            "--alerts-topic",
-            unique_topics.alerts,
-            "--geofence-topic",
-            unique_topics.geofence_events,
-            "--dlq-topic",
-            unique_topics.dlq,
-            "--group-id",
-            "it-installed-wheel",
-            "--bundle-shards",
-            "2",
-        ]
+            "flink_jobs.tracking.job",
+            job_args(
+                "flink_jobs.tracking.job",
+                kafka_bootstrap,
+                redis_url,
+                unique_topics,
+                "--group-id",
+                "it-installed-wheel",
+                "--bundle-shards",
+                "2",
+            ),
+            python=str(python),
+            root=site,
+        )
         submitted = subprocess.run(
             argv,
             cwd=elsewhere,
