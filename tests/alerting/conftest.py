@@ -30,7 +30,16 @@ from alerting_receiver import Receiver  # noqa: E402
 from alerting.config import parse_config  # noqa: E402
 from alerting.metrics import Metrics  # noqa: E402
 from alerting.service import Dispatcher, Settings  # noqa: E402
+from alerting.store import Store  # noqa: E402
 from udfs.contract import TopicNames  # noqa: E402
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Iterator[Store]:
+    """The dispatcher's SQLite state in a directory of the test's own."""
+    s = Store(tmp_path / "state")
+    yield s
+    s.close()
 
 
 @pytest.fixture()

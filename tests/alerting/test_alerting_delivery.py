@@ -4,8 +4,6 @@ never; retries, dead letters, circuit breaker, isolation, ordering, replay."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -40,13 +38,6 @@ def rcfg(url: str, **kw: Any) -> ReceiverConfig:
     }
     base.update(kw)
     return ReceiverConfig.model_validate(base)
-
-
-@pytest.fixture()
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "state")
-    yield s
-    s.close()
 
 
 def enqueue(store: Store, receiver: str, *docs: dict[str, Any]) -> list[OutboxItem]:

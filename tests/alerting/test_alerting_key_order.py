@@ -7,12 +7,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from alerting_receiver import alert_doc
 
 from alerting.backoff import Outcome
@@ -76,13 +74,6 @@ def rcfg(**kw: Any) -> ReceiverConfig:
     }
     base.update(kw)
     return ReceiverConfig.model_validate(base)
-
-
-@pytest.fixture()
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "state")
-    yield s
-    s.close()
 
 
 def enqueue(store: Store, *docs: dict[str, Any]) -> list[OutboxItem]:
