@@ -54,6 +54,19 @@ def parse_duration_ms(value: Any) -> int:
 DurationMs = Annotated[int, BeforeValidator(parse_duration_ms)]
 
 
+def format_duration_ms(ms: int) -> str:
+    """The inverse of :func:`parse_duration_ms` for messages: 900000 -> ``"15m"``,
+    5400000 -> ``"1h30m"``, 1500 -> ``"1s500ms"``, 0 -> ``"0s"``."""
+    if ms <= 0:
+        return "0s"
+    out = ""
+    for unit in ("d", "h", "m", "s", "ms"):
+        n, ms = divmod(ms, _UNIT_MS[unit])
+        if n:
+            out += f"{n}{unit}"
+    return out
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -152,7 +165,30 @@ class InhibitRule(_Model):
     _tre = field_validator("target_match_re")(_check_regexes)
 
 
+class GlobalConfig(_Model):
+    """Settings of the whole dispatcher (Alertmanager's ``global``).
+
+    ``resolve_timeout``: a firing alert whose source has not re-asserted it (sent its trigger
+    or an acknowledge again) for this long is resolved by the dispatcher; the jobs re-send every
+    open alert at least every ``--alert-refresh-s`` (default 300 s), so the default is three
+    refreshes. ``0`` turns it off (for jobs run with ``--alert-refresh-s 0``)."""
+
+    resolve_timeout_ms: DurationMs = Field(900_000, alias="resolve_timeout")
+
+    @field_validator("resolve_timeout_ms")
+    @classmethod
+    def _resolve_timeout(cls, v: int) -> int:
+        if 0 < v < 1000:
+            raise ValueError("must be 0 (off) or at least 1s")
+        return v
+
+
 class Config(_Model):
+    # ``global`` is a Python keyword: the field is ``global_``, the YAML key ``global``
+    global_: GlobalConfig = Field(
+        default_factory=GlobalConfig,  # type: ignore[arg-type]
+        alias="global",
+    )
     receivers: list[ReceiverConfig] = Field(min_length=1)
     route: RouteConfig
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)

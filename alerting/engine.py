@@ -15,6 +15,10 @@ Semantics, per receiver and ``dedup_key``:
   never silenced or inhibited (so no incident is left open at a receiver); it closes the alert.
 - Inhibition: an alert that is firing (last action trigger/acknowledge) and matches a rule's
   source mutes alerts matching the rule's target whose ``equal`` labels have the same values.
+- Re-assertion (issue 29): sources re-send the trigger of every open alert periodically. The
+  engine records, per firing ``dedup_key``, when it last saw a trigger or acknowledge
+  (``asserted``); :meth:`Engine.resolve_timed_out` resolves, as if a resolve record had
+  arrived, each firing key not re-asserted within ``resolve_timeout``.
 
 State lives in :class:`EngineState`; it records which entries changed (``dirty_*``) so the store
 persists only those, in the same transaction as the notifications they produced.
@@ -26,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from alerting import routing
+from alerting import reassert, routing
 from alerting.config import Config, InhibitRule
 from alerting.matchers import Matcher, all_match, from_maps
 from alerting.records import Alert
@@ -95,20 +99,42 @@ class Suppressed:
 
 
 @dataclass
+class Asserted:
+    """When the dispatcher last consumed a trigger or acknowledge of a firing key (its wall
+    clock), and the last trigger (what a timeout resolve copies; None if only an acknowledge
+    was seen, or the key was firing before the database had this table)."""
+
+    seen_ms: int
+    alert: Alert | None
+
+
+@dataclass
 class EngineState:
     open: dict[str, dict[str, OpenAlert]] = field(default_factory=dict)
     active: dict[str, dict[str, str]] = field(default_factory=dict)
     groups: dict[str, Group] = field(default_factory=dict)
+    asserted: dict[str, Asserted] = field(default_factory=dict)
     dirty_open: set[tuple[str, str]] = field(default_factory=set)  # (dedup_key, receiver)
     dirty_active: set[str] = field(default_factory=set)
     dirty_groups: set[str] = field(default_factory=set)
     dirty_pending: set[tuple[str, str]] = field(default_factory=set)  # (group_id, dedup_key)
+    dirty_asserted: set[str] = field(default_factory=set)
 
     def clear_dirty(self) -> None:
         self.dirty_open.clear()
         self.dirty_active.clear()
         self.dirty_groups.clear()
         self.dirty_pending.clear()
+        self.dirty_asserted.clear()
+
+    def dirty(self) -> bool:
+        return bool(
+            self.dirty_open
+            or self.dirty_active
+            or self.dirty_groups
+            or self.dirty_pending
+            or self.dirty_asserted
+        )
 
     def open_count(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -177,11 +203,17 @@ class Engine:
             if old is not None:
                 del st.active[key]
                 st.dirty_active.add(key)
+            if st.asserted.pop(key, None) is not None:
+                st.dirty_asserted.add(key)
         else:
             st.active[key] = alert.labels
             st.dirty_active.add(key)
             for inh in self.inhibitors:
                 inh.add(key, alert.labels)
+            prev = st.asserted.get(key)
+            last = alert if alert.event_action == "trigger" or prev is None else prev.alert
+            st.asserted[key] = Asserted(now_ms, last if last and last.payload else None)
+            st.dirty_asserted.add(key)
         group_ids = [r.group_key(alert.labels) for r in routing.match(self.root, alert.labels)]
         if alert.event_action != "trigger":
             for o in st.open.get(key, {}).values():
@@ -220,6 +252,35 @@ class Engine:
         cur.last_sent_ms = NOT_ACCEPTED_MS
         self.state.dirty_open.add((dedup_key, receiver))
         return True
+
+    # -- re-assertion ------------------------------------------------------------------------
+    def timed_out(self, now_ms: int, timeout_ms: int, since_ms: int) -> list[str]:
+        """Firing keys whose last assertion, taken as no earlier than ``since_ms`` (the
+        process start: a restarted dispatcher gives the sources a full timeout), is
+        ``timeout_ms`` or more before ``now_ms``."""
+        st = self.state
+        cutoff = now_ms - timeout_ms
+        if since_ms > cutoff:
+            return []
+        out = []
+        for key in st.active:
+            a = st.asserted.get(key)
+            if (a.seen_ms if a else since_ms) <= cutoff:
+                out.append(key)
+        return out
+
+    def resolve_timed_out(self, now_ms: int, timeout_ms: int, since_ms: int) -> list[Alert]:
+        """Resolve each key of :meth:`timed_out` exactly as a resolve record would (routing,
+        per-key order, only to receivers that have it open); returns the resolves."""
+        out = []
+        for key in self.timed_out(now_ms, timeout_ms, since_ms):
+            a = self.state.asserted.get(key)
+            resolve = reassert.timeout_resolve(
+                key, a.alert if a else None, self.state.active[key], timeout_ms, now_ms
+            )
+            self.ingest(resolve, now_ms)
+            out.append(resolve)
+        return out
 
     # -- timers ------------------------------------------------------------------------------
     def next_flush_ms(self) -> int | None:

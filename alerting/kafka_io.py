@@ -101,6 +101,33 @@ class AlertSource:
             )
         return records
 
+    def caught_up(self, max_lag: int, timeout_s: float = 1.0) -> bool:
+        """Within ``max_lag`` records of the end of its assigned partitions, as the broker says
+        now (issue 29's ``resolve_timeout``): False before partitions are assigned and while
+        the broker cannot be asked, so a dispatcher that cannot read never takes that silence
+        for its sources'. (A lag of zero is too strict: while alerts flow, a record is always
+        on its way.)"""
+        from confluent_kafka import KafkaException
+
+        try:
+            parts = self._consumer.assignment()
+            if not parts:
+                return False
+            lag = 0
+            for tp in self._consumer.position(parts):
+                low, high = self._consumer.get_watermark_offsets(
+                    tp, timeout=timeout_s, cached=False
+                )
+                offset = tp.offset
+                if offset < 0:  # nothing read from it in this process: where the group is
+                    (committed,) = self._consumer.committed([tp], timeout=timeout_s)
+                    offset = committed.offset if committed.offset >= 0 else low
+                lag += max(0, high - offset)
+            return lag <= max_lag
+        except KafkaException as exc:
+            log.debug("cannot tell whether the consumer is caught up: %s", exc)
+            return False
+
     def commit(self) -> bool:
         """Commit the offsets after the records returned so far; False (logged) on failure,
         which only means those records are read again after a restart."""

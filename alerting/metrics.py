@@ -79,6 +79,13 @@ class Metrics:
             ["receiver", "reason"],
             registry=r,
         )
+        # firing alerts resolved because their source stopped re-asserting them within
+        # global.resolve_timeout (issue 29)
+        self.timeout_resolves = Counter(
+            "fleetpulse_alerting_timeout_resolves",
+            "Alerts resolved by the dispatcher: not re-asserted within resolve_timeout",
+            registry=r,
+        )
         self.latency = Histogram(
             "fleetpulse_alerting_delivery_latency_seconds",
             "From record timestamp on fleet.alerts to HTTP 2xx",

@@ -12,6 +12,14 @@ and logged with the record's partition and offset, and reading goes on (contract
 dead letter never fails the reader). The commit waits while dead letters are in flight (at most
 ``dlq_flush_s`` per step, then on later steps), so a restart re-reads a record whose dead letter
 was neither written nor given up on.
+
+Re-assertion (issue 29): the sources re-send every open alert's trigger periodically; every few
+seconds the loop resolves, through the engine, each firing alert not re-asserted within
+``global.resolve_timeout`` (:meth:`Dispatcher._sweep`). Two guards against false resolves: an
+assertion counts as no older than this process's start, and the sweep runs only while the
+consumer is caught up (its last poll returned less than a full batch, and the broker confirms
+it is less than a batch behind), so what a lagging dispatcher has not read yet, or cannot
+read while the broker is unreachable, is not resolved.
 """
 
 from __future__ import annotations
@@ -95,6 +103,10 @@ class Dispatcher:
         self.server: MetricsServer | None = None
         self._gauges_at = 0
         self._commit_owed = False  # records read whose offsets are not committed yet
+        # re-assertion sweep: assertions count as no older than the process start
+        self.started_ms = clock()
+        self._swept_ms = self.started_ms
+        self._caught_up = False  # the last poll returned less than a full batch
 
     # -- health ------------------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:
@@ -190,6 +202,7 @@ class Dispatcher:
         nxt = self.engine.next_flush_ms()
         timeout = s.poll_ms if nxt is None else max(0, min(s.poll_ms, nxt - now))
         batch = consumer.poll(timeout, s.max_poll_records)
+        self._caught_up = len(batch) < s.max_poll_records
         now = self.clock()
         dead = 0
         for rec in batch:
@@ -208,13 +221,14 @@ class Dispatcher:
                 self.metrics.records.labels("accepted").inc()
         self._reload_silences(now)
         self._expire_dead_triggers()
+        self._sweep(now, consumer)
         flush_now = self.clock()
         notes, dropped = self.engine.flush_due(flush_now)
         for d in dropped:
             self.metrics.suppressed.labels(d.receiver, d.reason).inc()
         st = self.state
         items = []
-        if notes or st.dirty_open or st.dirty_active or st.dirty_groups or st.dirty_pending:
+        if notes or st.dirty():
             # created_ms = the flush time = OpenAlert.last_sent_ms (see _expire_dead_triggers)
             items = self.store.commit_batch(st, notes, flush_now)
         if dead:
@@ -233,6 +247,32 @@ class Dispatcher:
             if worker is not None:
                 worker.submit(its)
         self._update_gauges(now)
+
+    def sweep_interval_ms(self) -> int:
+        """How often the loop looks for timed-out alerts: a tenth of ``resolve_timeout``,
+        between 1 s and 5 s."""
+        return max(1000, min(5000, self.cfg.global_.resolve_timeout_ms // 10))
+
+    def _sweep(self, now: int, consumer: AlertSource) -> None:
+        """Resolve firing alerts whose source has not re-asserted them within
+        ``resolve_timeout`` (off at 0), while the consumer is caught up: its last poll returned
+        less than a full batch, and the broker confirms it is within a batch of the end of its
+        partitions."""
+        timeout = self.cfg.global_.resolve_timeout_ms
+        if not timeout or not self._caught_up or now - self._swept_ms < self.sweep_interval_ms():
+            return
+        self._swept_ms = now
+        if not self.engine.state.active or not consumer.caught_up(self.settings.max_poll_records):
+            return
+        resolved = self.engine.resolve_timed_out(now, timeout, self.started_ms)
+        if resolved:
+            self.metrics.timeout_resolves.inc(len(resolved))
+            log.info(
+                "resolved %d alerts not re-asserted within resolve_timeout (%d ms), e.g. %s",
+                len(resolved),
+                timeout,
+                resolved[0].dedup_key,
+            )
 
     def _expire_dead_triggers(self) -> None:
         """Tell the engine of triggers that went to dead letters (``Engine.not_accepted``):

@@ -9,6 +9,10 @@ One connection guarded by a lock: the consumer loop and the sender threads share
 accepted with no resolve since: what is open *at the receiver* (issue 29). A dead letter records
 in ``superseded_by`` the later event of its key that settled after it (delivered, or a resolve
 skipped as not open), so ``alerts replay`` never sends a stale trigger after its resolve.
+
+``asserted`` holds, per firing ``dedup_key``, when the dispatcher last consumed a trigger or
+acknowledge of it and the last trigger (``global.resolve_timeout``), written with the engine's
+other changes.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any
 import orjson
 
 from alerting import StoreError
-from alerting.engine import EngineState, Group, Notification, OpenAlert, Silence
+from alerting.engine import Asserted, EngineState, Group, Notification, OpenAlert, Silence
 from alerting.matchers import Matcher
 from alerting.records import Alert
 from udfs.encoding import kept
@@ -60,6 +64,10 @@ ACCEPTED_TABLE = """
 CREATE TABLE accepted (
   receiver TEXT NOT NULL, dedup_key TEXT NOT NULL, outbox_id INTEGER NOT NULL,
   PRIMARY KEY (receiver, dedup_key));
+"""
+
+ASSERTED_TABLE = """
+CREATE TABLE asserted (dedup_key TEXT PRIMARY KEY, seen_ms INTEGER NOT NULL, alert BLOB);
 """
 
 #: delivery outcome kinds (``apply_outcomes``); ``skipped``: a resolve not sent because the
@@ -114,22 +122,23 @@ class Store:
 
     def _migrate(self) -> None:
         """Bring a database of an earlier release up to date: ``superseded_by`` on dead
-        letters, and ``accepted`` seeded from the open alerts (then, an alert was open once
-        queued; taking those as accepted keeps their resolves flowing)."""
+        letters, ``accepted`` seeded from the open alerts (then, an alert was open once
+        queued; taking those as accepted keeps their resolves flowing), and ``asserted``, left
+        empty (a firing key without a row counts as asserted at the process start, so the
+        sources get a full ``resolve_timeout`` to re-assert it)."""
         self.db.execute("BEGIN IMMEDIATE")  # the CLI and the service may open it at once
         try:
             cols = {r[1] for r in self.db.execute("PRAGMA table_info(dead_letters)")}
             if "superseded_by" not in cols:
                 self.db.execute("ALTER TABLE dead_letters ADD COLUMN superseded_by INTEGER")
-            has = self.db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='accepted'"
-            ).fetchone()
-            if not has:
+            if not _has_table(self.db, "accepted"):
                 self.db.execute(ACCEPTED_TABLE)
                 self.db.execute(
                     "INSERT INTO accepted SELECT receiver, dedup_key, 0 FROM open_alerts "
                     "WHERE action IN ('trigger', 'acknowledge')"
                 )
+            if not _has_table(self.db, "asserted"):
+                self.db.execute(ASSERTED_TABLE)
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
@@ -170,6 +179,11 @@ class Store:
             ):
                 g = st.groups.setdefault(gid, Group(gid, 0, None))
                 g.pending[key] = Alert.from_dict(orjson.loads(blob))
+            for key, seen_ms, blob in self.db.execute(
+                "SELECT dedup_key, seen_ms, alert FROM asserted"
+            ):
+                last = Alert.from_dict(orjson.loads(blob)) if blob is not None else None
+                st.asserted[key] = Asserted(seen_ms, last)
         return st
 
     def commit_batch(
@@ -217,6 +231,15 @@ class Store:
                     db.execute(
                         "INSERT OR REPLACE INTO pending VALUES (?,?,?)",
                         (gid, key, orjson.dumps(a.to_dict())),
+                    )
+            for key in st.dirty_asserted:
+                seen = st.asserted.get(key)
+                if seen is None:
+                    db.execute("DELETE FROM asserted WHERE dedup_key=?", (key,))
+                else:
+                    last = orjson.dumps(seen.alert.to_dict()) if seen.alert else None
+                    db.execute(
+                        "INSERT OR REPLACE INTO asserted VALUES (?,?,?)", (key, seen.seen_ms, last)
                     )
             items = []
             for n in notes:
@@ -423,6 +446,11 @@ class Store:
         """Changes when another connection (e.g. the CLI) commits to the database."""
         with self.lock:
             return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    row = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,))
+    return row.fetchone() is not None
 
 
 def _accepted(db: sqlite3.Connection, receiver: str, dedup_key: str) -> bool:

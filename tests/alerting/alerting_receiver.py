@@ -108,7 +108,7 @@ class Request:
 
 
 class Receiver:
-    def __init__(self, slow_s: float = 0.3, retry_after: str = "0") -> None:
+    def __init__(self, slow_s: float = 0.3, retry_after: str = "0", port: int = 0) -> None:
         self.slow_s = slow_s
         self.retry_after = retry_after
         self.scripts: dict[str, list[str]] = {}
@@ -162,7 +162,8 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # port: a fixed one lets a test start the receiver after the dispatcher (down, then up)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)

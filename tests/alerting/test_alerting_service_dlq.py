@@ -39,6 +39,9 @@ class FakeSource:
         self.commits += 1
         return True
 
+    def caught_up(self, max_lag: int) -> bool:
+        return True
+
 
 class FakeProducer:
     """Dead letters stay in flight until ``ack`` or ``fail``; ``refuse`` fails them at send."""
