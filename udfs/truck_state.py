@@ -12,6 +12,9 @@ Three entry points, all functions of state and event time only:
   before :func:`on_ping`: the buffered pings the watermark has passed are detected then, while
   the state is loaded anyway, instead of on a timer of their own.
 
+And :func:`open_alerts`, the triggers of the alerts the truck has open, as first sent, for
+the adapter to send again (``--alert-refresh-s``).
+
 When detection runs: a buffered ping is detected when the truck's next ping arrives after the
 watermark has passed it, or, if none does, when the watermark reaches its ``ts`` plus
 ``detection_slack_ms`` (:func:`next_wakeup`). Timeouts always wake at their own time. So for a
@@ -36,6 +39,8 @@ from udfs.models import AlertEvent, GeofenceTransition, Ping, TruckStatus
 from udfs.pickling import pickled_by_fields
 
 SOURCE = "fleetpulse/tracking-job"
+OFFLINE = "truck_offline"
+STOPPED_UNPLANNED = "truck_stopped_unplanned"
 DEFAULT_DETECTION_SLACK_MS = 30_000  # the job's --detection-slack-ms
 DEFAULT_STATE_TTL_S = 7 * 24 * 3600  # the job's --truck-state-ttl-s
 # Event time from here on is the end of a bounded input, not a time (Flink's last watermark is
@@ -137,6 +142,14 @@ class TruckState:
     # PositionWrite.rev of the last position write. Its ts is always pos_ts: pos_ts only changes
     # with an arrival, and an arrival always writes.
     written_rev: int = 0
+    # What an open alert's trigger said that the fields above may no longer hold, so that
+    # open_alerts() rebuilds it exactly: its group (the region, which moves with every newer
+    # ping) and, for a stop, the fix (det_lat/det_lng move with every ping detected while the
+    # truck stands). "": none open, or state from before these fields (format 4).
+    offline_group: str = ""
+    stop_group: str = ""
+    stop_lat: float = 0.0
+    stop_lng: float = 0.0
 
 
 @dataclass(slots=True)
@@ -259,8 +272,10 @@ def _alert(
     summary: str,
     lat: float,
     lng: float,
+    group: str = "",
     **details: object,
 ) -> AlertEvent:
+    """``group``: the trigger's region when it fired ("": the truck's region now)."""
     return AlertEvent(
         event_action=action,
         alert_class=cls,
@@ -270,7 +285,7 @@ def _alert(
         severity=severity,
         event_ts=ts,
         component=f"truck:{state.truck_id}",
-        group=state.region or "OTHER",
+        group=group or state.region or "OTHER",
         custom_details={
             "truck_id": state.truck_id,
             "lat": lat,
@@ -303,11 +318,12 @@ def _detect(
             speed = 0.0
     if state.offline_open:
         state.offline_open = False
+        state.offline_group = ""
         out.append(
             _alert(
                 state,
                 "resolve",
-                "truck_offline",
+                OFFLINE,
                 ping.ts,
                 "error",
                 f"Truck {state.truck_id} is reporting again",
@@ -332,11 +348,12 @@ def _detect(
         _set_status(state, TruckStatus.MOVING.value, out)
         if state.stop_alert_open:
             state.stop_alert_open = False
+            _forget_stop(state)
             out.append(
                 _alert(
                     state,
                     "resolve",
-                    "truck_stopped_unplanned",
+                    STOPPED_UNPLANNED,
                     ping.ts,
                     "warning",
                     f"Truck {state.truck_id} is moving again",
@@ -447,42 +464,75 @@ def _fire_timeouts(
         due = [d for d in _timeouts_due(state, cfg) if d[0] <= until_ms]
         if not due:
             return
-        at, kind = min(due)
+        kind = min(due)[1]  # its trigger rebuilds the time it was due from the state
         if kind == "offline":
             state.offline_open = True
             _set_status(state, TruckStatus.OFFLINE.value, out)
-            out.append(
-                _alert(
-                    state,
-                    "trigger",
-                    "truck_offline",
-                    at,
-                    "error",
-                    f"Truck {state.truck_id} has sent no position for "
-                    f"{cfg.offline_after_s // 60} min",
-                    state.det_lat,
-                    state.det_lng,
-                    last_ping_ts=state.det_ts,
-                )
-            )
+            state.offline_group = state.region or "OTHER"
+            out.append(_offline_trigger(state, cfg))
         else:
             state.stop_judged = True
             if not geofences(state.det_lat, state.det_lng):
                 state.stop_alert_open = True
-                out.append(
-                    _alert(
-                        state,
-                        "trigger",
-                        "truck_stopped_unplanned",
-                        at,
-                        "warning",
-                        f"Truck {state.truck_id} stopped outside any hub for "
-                        f"{cfg.unplanned_stop_after_s // 60} min",
-                        state.det_lat,
-                        state.det_lng,
-                        stopped_since_ts=state.slow_since,
-                    )
-                )
+                state.stop_group = state.region or "OTHER"
+                state.stop_lat, state.stop_lng = state.det_lat, state.det_lng
+                out.append(_stop_trigger(state, cfg))
+
+
+def _offline_trigger(state: TruckState, cfg: TrackingConfig) -> AlertEvent:
+    """The trigger of the truck's open ``truck_offline``, from its state: ``det_*`` stay as
+    they were when it fired until the ping that resolves it is detected."""
+    return _alert(
+        state,
+        "trigger",
+        OFFLINE,
+        state.det_ts + cfg.offline_after_s * 1000,
+        "error",
+        f"Truck {state.truck_id} has sent no position for {cfg.offline_after_s // 60} min",
+        state.det_lat,
+        state.det_lng,
+        group=state.offline_group,
+        last_ping_ts=state.det_ts,
+    )
+
+
+def _stop_trigger(state: TruckState, cfg: TrackingConfig) -> AlertEvent:
+    """The trigger of the truck's open ``truck_stopped_unplanned``, from its state:
+    ``slow_since`` stays until the move that resolves it."""
+    assert state.slow_since is not None  # a stop is open only while the truck is slow
+    has_fix = bool(state.stop_group)  # else state from before the fix was kept: the latest
+    return _alert(
+        state,
+        "trigger",
+        STOPPED_UNPLANNED,
+        state.slow_since + cfg.unplanned_stop_after_s * 1000,
+        "warning",
+        f"Truck {state.truck_id} stopped outside any hub for "
+        f"{cfg.unplanned_stop_after_s // 60} min",
+        state.stop_lat if has_fix else state.det_lat,
+        state.stop_lng if has_fix else state.det_lng,
+        group=state.stop_group,
+        stopped_since_ts=state.slow_since,
+    )
+
+
+def _forget_stop(state: TruckState) -> None:
+    state.stop_group, state.stop_lat, state.stop_lng = "", 0.0, 0.0
+
+
+def open_alerts(state: TruckState, cfg: TrackingConfig) -> list[AlertEvent]:
+    """The trigger of each alert the truck has open, equal to the one sent when it fired
+    (``to_json`` byte for byte), for sending again: a receiver resolves an incident its
+    source stops re-asserting, and a trigger lost on the way arrives with the next.
+
+    State restored from before the trigger's group and stop fix were kept (format 4) gives
+    the truck's latest region and detected fix instead; same incident, same event time."""
+    alerts: list[AlertEvent] = []
+    if state.offline_open:
+        alerts.append(_offline_trigger(state, cfg))
+    if state.stop_alert_open and state.slow_since is not None:
+        alerts.append(_stop_trigger(state, cfg))
+    return alerts
 
 
 def expiry_ts(state: TruckState, cfg: TrackingConfig) -> int:
@@ -511,11 +561,12 @@ def expire(state: TruckState, now_ms: int, cfg: TrackingConfig) -> list[Output] 
     out: list[Output] = []
     if state.offline_open:
         state.offline_open = False
+        state.offline_group = ""
         out.append(
             _alert(
                 state,
                 "resolve",
-                "truck_offline",
+                OFFLINE,
                 at,
                 "error",
                 f"Truck {state.truck_id} forgotten after {cfg.state_ttl_s // 3600} h "
@@ -527,11 +578,12 @@ def expire(state: TruckState, now_ms: int, cfg: TrackingConfig) -> list[Output] 
         )
     if state.stop_alert_open:
         state.stop_alert_open = False
+        _forget_stop(state)
         out.append(
             _alert(
                 state,
                 "resolve",
-                "truck_stopped_unplanned",
+                STOPPED_UNPLANNED,
                 at,
                 "warning",
                 f"Truck {state.truck_id} forgotten after {cfg.state_ttl_s // 3600} h "

@@ -155,6 +155,14 @@ class JobSettings:
         description="When the watermark stalls (no traffic), event time is taken to follow "
         "the wall clock, less this grace, so that timeouts still fire (udfs.stall_fallback).",
     )
+    alert_refresh_s: int = Field(
+        default=300,
+        ge=0,
+        description="Send the trigger of every alert still open again at least this often (and "
+        "soon after a restore; the delay job also rewrites its Redis values from its state): "
+        "the dispatcher resolves an incident not re-asserted within its resolve_timeout (3 "
+        "refreshes by default; docs/alerting.md). 0: never (then set resolve_timeout: 0).",
+    )
     max_record_age_s: int = Field(
         default=DEFAULT_MAX_PING_AGE_S, ge=1, description=MAX_RECORD_AGE_HELP
     )

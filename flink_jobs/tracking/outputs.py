@@ -22,6 +22,7 @@ from flink_jobs.runtime.metrics import (
     series,
 )
 from flink_jobs.runtime.records import KEYED_TEXT
+from flink_jobs.runtime.refresh import reassert_series
 from flink_jobs.tracking.bundling import columns_of
 from udfs.models import AlertEvent, GeofenceTransition, Reason
 from udfs.truck_state import Counters
@@ -56,6 +57,13 @@ def alert_row(alert: AlertEvent) -> Row:
 
 def alert_count(alert: AlertEvent) -> Series:
     return alert_series(alert.alert_class, alert.event_action)
+
+
+def reassert_count(alert: AlertEvent) -> Series:
+    """A trigger sent again because its alert is still open (``--alert-refresh-s``): counted
+    apart from the alerts, in the family both jobs count re-asserts in, so ``alerts`` still
+    counts incidents."""
+    return reassert_series(alert.alert_class)
 
 
 def geofence_row(transition: GeofenceTransition) -> Row:

@@ -88,6 +88,11 @@ class WriteBackState(Generic[K, V]):
         entries = self._entries(shard)
         return list(entries) if entries is not None else list(self.state.keys())
 
+    def items(self, shard: int) -> Iterator[tuple[K, V]]:
+        """Every entry of the shard, to read (not to change: nothing is written back)."""
+        entries = self._entries(shard)
+        return iter(entries.items()) if entries is not None else self.state.items()
+
     def put_all(self, shard: int, values: dict[K, V]) -> None:
         """Store ``values`` (also after changing a value read by :meth:`get` in place: the
         change is written back only for keys put)."""

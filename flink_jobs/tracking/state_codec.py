@@ -19,7 +19,9 @@ reads with its default (no write since the restore). Format 2 as first landed (d
 hour) also held ``written_ts``, which is always ``pos_ts``: such state is refused by name.
 Format 3 (2026-11-28) holds the duplicate fingerprints as integers
 (:func:`udfs.truck_state.fingerprint`) instead of ``[ts, lat, lng]`` arrays; formats 1 and 2
-read with theirs converted.
+read with theirs converted. Format 4 (2026-12-07) appended what an open alert's trigger said
+(``offline_group``, ``stop_group``, ``stop_lat``, ``stop_lng``), so it can be sent again
+exactly (:func:`udfs.truck_state.open_alerts`); older arrays read with their defaults.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import orjson
 from udfs.models import Ping
 from udfs.truck_state import TruckState, fingerprint
 
-FORMAT = 3
+FORMAT = 4
 
 _FIELDS = [f.name for f in fields(TruckState)]
 _state_values = attrgetter(*_FIELDS)
@@ -41,8 +43,13 @@ _ping_values = attrgetter(*[f.name for f in fields(Ping)])
 _PENDING = _FIELDS.index("pending")
 _CENSUS = _FIELDS.index("census")
 _RECENT = _FIELDS.index("recent")
-# Format 1 had every field up to rejections_in_row; TruckState gives the later ones defaults.
-_FIELD_COUNTS = {1: _FIELDS.index("rejections_in_row") + 1, 2: len(_FIELDS), FORMAT: len(_FIELDS)}
+# The fields each format holds, a prefix of TruckState's: it gives the later ones defaults.
+_FIELD_COUNTS = {
+    1: _FIELDS.index("rejections_in_row") + 1,
+    2: _FIELDS.index("written_rev") + 1,
+    3: _FIELDS.index("written_rev") + 1,
+    FORMAT: len(_FIELDS),
+}
 
 
 class UnknownStateFormat(ValueError):

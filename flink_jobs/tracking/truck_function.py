@@ -21,6 +21,11 @@ truck's state machine (``udfs.truck_state``) and keeps its state per shard:
   (:mod:`udfs.stall_fallback`). Its reference is kept in memory, not in the checkpoint: after
   a restore the fallback waits one grace period before judging, and the downtime itself is
   never taken for event time.
+- The same tick sends again the trigger of every alert still open whose last was sent
+  ``--alert-refresh-s`` ago or more (a receiver resolves an incident not re-asserted), from an
+  index of the shard's open alerts kept in memory: read off the shard's trucks at its first
+  tick in this instance (so right after a restore every open alert is sent again), then kept by
+  the alerts the shard sends.
 
 Positions are written to Redis by the function itself, on a background thread
 (:mod:`flink_jobs.runtime.background_writes`), drained at each checkpoint marker: the marker
@@ -64,6 +69,7 @@ from flink_jobs.tracking.outputs import (
     alert_row,
     arrival_counts,
     geofence_row,
+    reassert_count,
 )
 from flink_jobs.tracking.settings import TrackingSettings
 from flink_jobs.tracking.shard_state import CodedMapState, WriteBackState
@@ -76,6 +82,8 @@ from udfs.ping_validation import parse_ping
 from udfs.record_age import stale
 from udfs.stall_fallback import Reference, assumed_event_time, followed
 from udfs.truck_state import (
+    OFFLINE,
+    STOPPED_UNPLANNED,
     CensusDelta,
     Counters,
     PositionWrite,
@@ -87,6 +95,7 @@ from udfs.truck_state import (
     expire,
     next_wakeup,
     on_ping,
+    open_alerts,
 )
 
 
@@ -126,6 +135,7 @@ class BundleOutputs:
         self.side: dict[OutputTag, list[Row]] = {}
         self.positions: list[PositionWrite] = []
         self.census: Counter[tuple[str, str]] = Counter()
+        self.alerts: list[AlertEvent] = []  # routed, in order: they keep the re-assert index
 
     def dead_letter(
         self, partition: int, offset: int, raw: bytes, key: bytes | None, rejection: Rejection
@@ -153,8 +163,14 @@ class BundleOutputs:
             elif isinstance(out, AlertEvent):
                 self.counts[alert_count(out)] += 1
                 self.side.setdefault(ALERT_TAG, []).append(alert_row(out))
+                self.alerts.append(out)
             elif isinstance(out, GeofenceTransition):
                 self.side.setdefault(GEOFENCE_TAG, []).append(geofence_row(out))
+
+    def reassert(self, alert: AlertEvent) -> None:
+        """The trigger of an alert still open, sent again (counted in ``reasserted_alerts``)."""
+        self.counts[reassert_count(alert)] += 1
+        self.side.setdefault(ALERT_TAG, []).append(alert_row(alert))
 
     def count_arrivals(self, counts: Counters) -> None:
         self.counts.update(arrival_counts(counts))
@@ -191,6 +207,7 @@ class TruckFunction(KeyedProcessFunction):
         self.geofences = geofences
         self.clock = clock
         self.tick_ms = tick_period_ms(settings.fallback_grace_ms)
+        self.refresh_ms = settings.alert_refresh_s * 1000
 
     def open(self, runtime_context: Any) -> None:
         relax_young_collections()
@@ -229,6 +246,9 @@ class TruckFunction(KeyedProcessFunction):
         self.references: dict[int, Reference | None] = {}
         self.newest_ts: dict[int, dict[int, int]] = {}
         self.newest_dirty: set[int] = set()
+        # Per shard, from its first tick: (truck, alert class) -> when its trigger was last
+        # sent (wall clock, ms), for each alert open, oldest first (see _reassert).
+        self.asserted: dict[int, dict[tuple[str, str], int]] = {}
         self.position_writer = self.open_position_writer()
         self.writes: BackgroundWriter[PositionWrite] = BackgroundWriter(
             self.position_writer, name="redis-positions", idle_s=10.0
@@ -312,6 +332,7 @@ class TruckFunction(KeyedProcessFunction):
             self.newest_dirty.add(shard)
         out.count_arrivals(counts)
         self._store(shard, changed, timers)
+        self._note_alerts(shard, out)
         if not self.settings.bounded and shard not in self.ticking:
             # Bounded runs end with a final watermark that fires every event-time timer, and a
             # pending processing-time timer would keep the finished job waiting.
@@ -329,16 +350,22 @@ class TruckFunction(KeyedProcessFunction):
         if ctx.time_domain().name == "EVENT_TIME":
             self.event_timers.discard((shard, timestamp))
             self._wake(shard, [timestamp], max(timestamp, watermark), out, timers)
+            self._note_alerts(shard, out)
             self._submit(out)
         else:
+            if self.refresh_ms and shard not in self.asserted:
+                self.asserted[shard] = self._open_alert_index(shard)
             event_time = self._stalled_event_time(shard, watermark, now)
             if event_time is not None:
                 seconds = sorted(s for s in self.due.keys(shard) if s <= event_time)
                 self._wake(shard, seconds, event_time, out, timers)
+                self._note_alerts(shard, out)
                 # No checkpoint marker need follow a processing-time timer before the next
                 # barrier: its changes go to Flink's state, and its positions to Redis, now.
                 self._submit(out)
                 self._settle(shard)
+            if self.refresh_ms:
+                self._reassert(shard, now, out)
             self.ticking.add(shard)
             timers.register_processing_time_timer(next_tick(max(now, timestamp), self.tick_ms))
         yield from out.emit()
@@ -348,6 +375,64 @@ class TruckFunction(KeyedProcessFunction):
         if out.positions:
             self.counters.add(POSITION_WRITES, len(out.positions))
             self.writes.submit(out.positions)
+
+    def _open_alert_index(self, shard: int) -> dict[tuple[str, str], int]:
+        """The shard's open alerts, read off its trucks once per instance (at its first tick),
+        each as never sent by this instance: so the first tick after a restore sends them all
+        again. Alerts the shard sends before that tick are sent again then too."""
+        index: dict[tuple[str, str], int] = {}
+        for tid, entry in self.trucks.items(shard):
+            state = entry.state
+            if state.offline_open:
+                index[(tid, OFFLINE)] = 0
+            if state.stop_alert_open:
+                index[(tid, STOPPED_UNPLANNED)] = 0
+        return index
+
+    def _note_alerts(self, shard: int, out: BundleOutputs) -> None:
+        """Keep the shard's index of open alerts: a trigger was just sent (to the end, the
+        newest), a resolve closed its alert. Before the shard's first tick there is no index:
+        that tick reads the trucks instead."""
+        index = self.asserted.get(shard)
+        if index is None or not out.alerts:
+            return
+        for alert in out.alerts:
+            key = (alert.subject_id, alert.alert_class)
+            index.pop(key, None)
+            if alert.event_action == "trigger":
+                index[key] = out.now_ms
+
+    def _reassert(self, shard: int, now: int, out: BundleOutputs) -> None:
+        """Send again the trigger of every alert open whose last was sent ``--alert-refresh-s``
+        ago or more, from its truck's state (``udfs.truck_state.open_alerts``), and stamp it.
+
+        The index is kept in the order sent (a trigger or a re-assert moves its alert to the
+        end), so a tick reads only the alerts due and the first one that is not: never the
+        shard's trucks. (Should the wall clock step back, alerts stamped before the step wait
+        at most that step longer.)"""
+        index = self.asserted[shard]
+        cutoff = now - self.refresh_ms
+        due: list[tuple[str, str]] = []
+        for key, sent in index.items():
+            if sent > cutoff:
+                break
+            due.append(key)
+        for key in due:
+            del index[key]
+            entry = self.trucks.get(shard, key[0])
+            if entry is None:
+                continue  # forgotten (expired) since
+            for alert in open_alerts(entry.state, self.cfg):
+                if alert.alert_class == key[1]:
+                    out.reassert(alert)
+                    index[key] = now
+
+    def _forget_alerts(self, shard: int, tid: str) -> None:
+        """A truck expired: its alerts leave the index (their resolves also take them out)."""
+        index = self.asserted.get(shard)
+        if index:
+            index.pop((tid, OFFLINE), None)
+            index.pop((tid, STOPPED_UNPLANNED), None)
 
     def _newest(self, shard: int) -> dict[int, int]:
         """The newest ping time the shard has accepted per Kafka partition (read from its
@@ -401,6 +486,7 @@ class TruckFunction(KeyedProcessFunction):
                     out.counts[TRUCKS_EXPIRED] += 1
                     changed.pop(tid, None)
                     self.trucks.remove(shard, tid)
+                    self._forget_alerts(shard, tid)
                     continue
                 changed[tid] = entry
         self._store(shard, changed, timers, event_time)

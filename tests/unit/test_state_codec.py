@@ -16,10 +16,12 @@ from flink_jobs.tracking.truck_function import TruckEntry, decode_entry, encode_
 from tests.unit.flink_fakes import FakeMapState
 from tests.unit.test_truck_state import CFG, T0, hub_fence, near_hub_pings, region
 from udfs.models import Ping
-from udfs.truck_state import Counters, TruckState, catch_up, fingerprint, on_ping
+from udfs.truck_state import Counters, TruckState, catch_up, fingerprint, on_ping, open_alerts
 
 pytestmark = pytest.mark.unit
 RECENT = list(TruckState.__dataclass_fields__).index("recent")
+# Formats 2 and 3 end with written_rev; format 1 one field before it.
+FORMAT_3_FIELDS = list(TruckState.__dataclass_fields__).index("written_rev") + 1
 
 
 def restored(state: TruckState, second: int | None = None) -> TruckState:
@@ -68,6 +70,10 @@ def test_a_state_with_every_kind_of_field_set_round_trips_exactly() -> None:
         [fingerprint(1_764_000_000_000, 40.1, -100.0), (1 << 63) - 1],
         2,
         3,
+        "WEST",
+        "MIDWEST",
+        40.099999,
+        -100.000002,
     )
     back = restored(state, None)
     assert back == state
@@ -114,7 +120,7 @@ def test_a_format_1_state_reads_with_no_write_since_the_restore() -> None:
     )
     _, wake, values = orjson.loads(encode_truck(state, 7))
     values[RECENT] = [[1, 2.0, 3.0]]  # before format 3: fingerprints as [ts, lat, lng]
-    format_1 = orjson.dumps([1, wake, values[:-1]])
+    format_1 = orjson.dumps([1, wake, values[: FORMAT_3_FIELDS - 1]])
     back, wake_back = decode_truck(format_1)
     assert wake_back == 7
     assert back.written_rev == 0
@@ -122,7 +128,7 @@ def test_a_format_1_state_reads_with_no_write_since_the_restore() -> None:
         **{**{f: getattr(state, f) for f in state.__slots__}, "written_rev": 0}
     )
     with pytest.raises(UnknownStateFormat, match="format 1"):
-        decode_truck(orjson.dumps([1, wake, values]))  # format 1 never had 21 fields
+        decode_truck(orjson.dumps([1, wake, values[:FORMAT_3_FIELDS]]))  # never had 21 fields
 
 
 def test_a_format_2_state_reads_with_its_fingerprints_as_integers() -> None:
@@ -140,7 +146,7 @@ def test_a_format_2_state_reads_with_its_fingerprints_as_integers() -> None:
     )
     _, wake, values = orjson.loads(encode_truck(state, None))
     values[RECENT] = [[1_764_000_000_123, 40.5, -100.5]]
-    back, _ = decode_truck(orjson.dumps([2, wake, values]))
+    back, _ = decode_truck(orjson.dumps([2, wake, values[:FORMAT_3_FIELDS]]))
     assert back == state
     counters = Counters()
     assert on_ping(back, Ping("T9", 1_764_000_000_123, 40.5, -100.5), CFG, region, counters) == []
@@ -159,3 +165,32 @@ def test_fingerprints_tell_pings_apart_and_stay_fixed() -> None:
     }
     assert len(near) == 125
     assert all(0 <= f < 1 << 63 for f in near)
+
+
+def test_a_format_3_state_with_alerts_open_reads_and_sends_them_again() -> None:
+    """Format 3 (before 2026-12-07) kept no trigger details: the truck's alerts stay open, and
+    their triggers are sent again with its latest region and fix (same incident, event time and
+    details otherwise)."""
+    state = TruckState(
+        "T9",
+        1_764_000_000_000,
+        40.5,
+        -100.5,
+        region="MIDWEST",
+        det_ts=1_764_000_000_000,
+        det_lat=40.5,
+        det_lng=-100.5,
+        status="OFFLINE",
+        slow_since=1_763_990_000_000,
+        offline_open=True,
+        stop_alert_open=True,
+        stop_judged=True,
+    )
+    _, wake, values = orjson.loads(encode_truck(state, 9000))
+    back, wake_back = decode_truck(orjson.dumps([3, wake, values[:FORMAT_3_FIELDS]]))
+    assert (back, wake_back) == (state, 9000)
+    offline, stop = open_alerts(back, CFG)
+    assert (offline.alert_class, offline.event_ts) == ("truck_offline", 1_764_000_600_000)
+    assert (stop.alert_class, stop.event_ts) == ("truck_stopped_unplanned", 1_763_991_800_000)
+    assert offline.group == stop.group == "MIDWEST"
+    assert stop.custom_details["lat"] == 40.5

@@ -387,3 +387,149 @@ def test_a_silent_truck_expires_after_its_ttl_closing_its_incident_and_census() 
         ("resolve", "expired"),
     ]
     assert A not in checkpointed(fn, runtime, "trucks")
+
+
+# -- re-assertion of open alerts (--alert-refresh-s) --------------------------------------------
+
+WALL = int(time.time() * 1000) // 1000 * 1000
+REFRESH = 300_000
+OFFLINE_AT = T0 + TrackingConfig().offline_after_s * 1000
+
+
+def refreshing(
+    refresh_s: int = REFRESH // 1000, in_memory: int = 500_000
+) -> tuple[Collecting, FakeRuntime]:
+    fn = Collecting(
+        TrackingSettings(
+            parallelism=2,
+            bundle_shards=SHARDS,
+            fallback_grace_ms=2000,
+            alert_refresh_s=refresh_s,
+            trucks_in_memory=in_memory,
+        ),
+        TrackingConfig(),
+        default_regions(),
+        GeofenceIndex.from_file(),
+    )
+    runtime = FakeRuntime()
+    fn.open(runtime)
+    return fn, runtime
+
+
+def at(fn: TruckFunction, wall: int) -> None:
+    fn.clock = lambda: wall
+
+
+def alert_rows(outputs: list[Any]) -> list[tuple[str, str]]:
+    return [(r[0], r[1]) for r in side(outputs, ALERT_TAG)]
+
+
+def go_offline(fn: TruckFunction, *trucks: str) -> list[tuple[str, str]]:
+    """Each truck pings once at T0, is detected, and goes offline 10 min later (event-time
+    timers): the offline triggers' rows."""
+    list(fn.process_element(bundle(*(ping(t, T0) for t in trucks)), FakeContext(key=SHARD)))
+    rows = []
+    for second in (wake_second(T0 + SLACK), wake_second(OFFLINE_AT)):
+        rows += alert_rows(list(fn.on_timer(second, FakeContext(key=SHARD, watermark=second))))
+    assert [orjson.loads(r[1])["event_action"] for r in rows] == ["trigger"] * len(trucks)
+    return rows
+
+
+def tick(fn: TruckFunction, wall: int) -> list[tuple[str, str]]:
+    """A processing-time tick at ``wall``, the watermark keeping pace with it (so the stall
+    fallback wakes nothing: only the tests' event-time timers do): its alert rows."""
+    at(fn, wall)
+    watermark = OFFLINE_AT + 1000 + wall - WALL
+    ctx = FakeContext(key=SHARD, watermark=watermark, domain="PROCESSING_TIME")
+    return alert_rows(list(fn.on_timer(wall, ctx)))
+
+
+def reasserts(fn: TruckFunction) -> int:
+    return fn.counters.total("reasserted_alerts", {"class": "truck_offline"})
+
+
+def test_open_alerts_are_indexed_at_the_first_tick_and_sent_again_every_refresh() -> None:
+    fn, _ = refreshing()
+    at(fn, WALL - 60_000)
+    [trigger] = go_offline(fn, A)
+    assert fn.asserted == {}  # no tick yet: no index
+    # The shard's first tick reads its trucks (so after a restore everything open goes out
+    # again at once), then each alert goes out again a refresh after it last went out.
+    assert tick(fn, WALL) == [trigger]
+    assert fn.asserted[SHARD] == {(A, "truck_offline"): WALL}
+    assert tick(fn, WALL + 5000) == []
+    assert tick(fn, WALL + REFRESH - 1) == []
+    assert tick(fn, WALL + REFRESH) == [trigger]  # identical, byte for byte
+    assert tick(fn, WALL + REFRESH + 5000) == []
+    assert reasserts(fn) == 2
+    assert fn.counters.total("alerts", {"class": "truck_offline", "action": "trigger"}) == 1
+
+
+def test_a_trigger_after_the_first_tick_is_stamped_and_its_resolve_unindexes_it() -> None:
+    fn, _ = refreshing()
+    assert tick(fn, WALL) == [] and fn.asserted[SHARD] == {}  # nothing open yet
+    at(fn, WALL + 100_000)
+    [trigger] = go_offline(fn, A)  # sent at WALL + 100 s
+    assert tick(fn, WALL + REFRESH) == []
+    assert tick(fn, WALL + 100_000 + REFRESH) == [trigger]
+    # A reports again: detection resolves its alert, which leaves the index
+    back = T0 + 15 * 60_000
+    list(fn.process_element(bundle(ping(A, back, lat=40.01)), FakeContext(key=SHARD)))
+    second = wake_second(back + SLACK)
+    out = list(fn.on_timer(second, FakeContext(key=SHARD, watermark=second)))
+    assert [orjson.loads(r[1])["event_action"] for r in alert_rows(out)] == ["resolve"]
+    assert fn.asserted[SHARD] == {}
+    assert tick(fn, WALL + 10 * REFRESH) == []
+    assert reasserts(fn) == 1
+
+
+def test_an_expired_truck_leaves_the_index() -> None:
+    fn, _ = refreshing()
+    at(fn, WALL)
+    go_offline(fn, A, B)
+    tick(fn, WALL)
+    assert set(fn.asserted[SHARD]) == {(A, "truck_offline"), (B, "truck_offline")}
+    expiry = wake_second(T0 + TrackingConfig().state_ttl_s * 1000)
+    out = list(fn.on_timer(expiry, FakeContext(key=SHARD, watermark=expiry)))
+    assert len(alert_rows(out)) == 2  # both resolved as expired
+    assert fn.asserted[SHARD] == {} and fn.trucks.get(SHARD, A) is None
+    assert tick(fn, WALL + REFRESH) == []
+
+
+def test_a_restored_instance_sends_every_open_alert_at_its_first_tick_reading_trucks_once() -> None:
+    fn, runtime = refreshing()
+    at(fn, WALL - 60_000)
+    triggers = go_offline(fn, A, B)
+    checkpointed(fn, runtime, "trucks")
+    restored = Collecting(fn.settings, fn.cfg, fn.regions, fn.geofences)
+    restored_runtime = FakeRuntime()
+    restored_runtime.states = runtime.states
+    restored.open(restored_runtime)
+    reads: list[int] = []
+    items = restored.trucks.items
+    restored.trucks.items = lambda shard: reads.append(shard) or items(shard)  # type: ignore[method-assign]
+    assert sorted(tick(restored, WALL)) == sorted(triggers)
+    # later ticks read the index alone, and only its entries due
+    for wall in (WALL + 5000, WALL + REFRESH, WALL + REFRESH + 5000):
+        tick(restored, wall)
+    assert reads == [SHARD]
+    assert reasserts(restored) == 4
+
+
+def test_a_refresh_of_zero_keeps_no_index_and_sends_nothing_again() -> None:
+    fn, _ = refreshing(0)
+    at(fn, WALL)
+    go_offline(fn, A)
+    for wall in (WALL, WALL + REFRESH, WALL + 100 * REFRESH):
+        assert tick(fn, wall) == []
+    assert fn.asserted == {} and reasserts(fn) == 0
+
+
+def test_a_shard_spilled_past_trucks_in_memory_is_indexed_from_flinks_state() -> None:
+    fn, _ = refreshing(in_memory=1)
+    at(fn, WALL)
+    triggers = go_offline(fn, A, B)
+    assert SHARD in fn.trucks.spilled
+    assert sorted(tick(fn, WALL)) == sorted(triggers)
+    assert tick(fn, WALL + REFRESH - 1) == []
+    assert sorted(tick(fn, WALL + REFRESH)) == sorted(triggers)

@@ -23,6 +23,7 @@ from udfs.truck_state import (
     expire,
     next_wakeup,
     on_ping,
+    open_alerts,
 )
 
 pytestmark = pytest.mark.unit
@@ -437,3 +438,61 @@ def test_ttl_is_configurable_and_a_fresh_state_never_expires() -> None:
     assert expire(t.state, T0 + 59 * MIN, short) is None
     assert expire(t.state, T0 + 60 * MIN, short) is not None
     assert expire(TruckState("T2"), T0 + 100 * DAY, CFG) is None
+
+
+def by_latitude(lat: float, _lng: float) -> str:
+    """Regions that change under a truck standing near 41.0 (jitter across a boundary)."""
+    return "NORTH" if lat >= 41.0 else "SOUTH"
+
+
+def triggers(out: list[object]) -> dict[str, AlertEvent]:
+    return {
+        a.alert_class: a for a in out if isinstance(a, AlertEvent) and a.event_action == "trigger"
+    }
+
+
+def test_open_alerts_are_the_triggers_as_sent_while_the_state_moves_on() -> None:
+    """Re-asserted later, a trigger is byte for byte the one sent when it fired, though the
+    truck's region and detected fix have moved since: a stopped truck's GPS jitters (across
+    a region boundary, here), and a ping that ends an offline spell changes the region on
+    arrival, before detection resolves the alert."""
+    state, out = TruckState("T1"), []
+    for i in range(40):  # stopped, a ping a minute, jittering around 41.0
+        lat = 41.0 + (1e-5 if i % 2 else -1e-5)
+        out += on_ping(
+            state, Ping("T1", T0 + i * MIN, lat, -100.0, 0.0), CFG, by_latitude, Counters()
+        )
+        out += advance(state, T0 + i * MIN, CFG, no_fences)
+        if i == 30:
+            stop = triggers(out)["truck_stopped_unplanned"]
+            assert open_alerts(state, CFG) == [stop]
+    assert (stop.event_ts, stop.group) == (T0 + 30 * MIN, "SOUTH")
+    assert state.det_lat != stop.custom_details["lat"] and state.region == "NORTH"
+    [again] = open_alerts(state, CFG)
+    assert again.to_json() == stop.to_json()
+
+    out += advance(state, T0 + 49 * MIN, CFG, no_fences)  # silent 10 min: offline as well
+    offline = triggers(out)["truck_offline"]
+    out += on_ping(
+        state, Ping("T1", T0 + 50 * MIN, 40.98, -100.0, 0.0), CFG, by_latitude, Counters()
+    )
+    assert (offline.group, state.region) == ("NORTH", "SOUTH")  # arrived, not yet detected
+    assert [a.to_json() for a in open_alerts(state, CFG)] == [offline.to_json(), stop.to_json()]
+
+    advance(state, T0 + 50 * MIN, CFG, no_fences)  # detected: offline resolves, stop stays
+    assert [a.to_json() for a in open_alerts(state, CFG)] == [stop.to_json()]
+
+
+def test_a_truck_with_nothing_open_has_nothing_to_reassert() -> None:
+    t = Truck()
+    assert open_alerts(t.state, CFG) == []
+    for i in range(5):
+        t.ping(T0 + i * MIN, lat=40.0 + i * 0.01)
+        t.advance(T0 + i * MIN)
+    assert open_alerts(t.state, CFG) == []
+    t.advance(T0 + 20 * MIN)
+    assert len(open_alerts(t.state, CFG)) == 1
+    t.ping(T0 + 21 * MIN, lat=40.06)
+    t.advance(T0 + 21 * MIN)  # resolved
+    assert open_alerts(t.state, CFG) == []
+    assert (t.state.offline_group, t.state.stop_group) == ("", "")
