@@ -25,6 +25,7 @@ Entry points (all mutate and return the adapter's copy of the state):
   so alerts come out in event-time order with their own event times.
 * :func:`next_deadline`: the one event time at which the adapter's single timer must fire.
 * :func:`finished`: True when the adapter may clear the state (and its timers).
+* :func:`reassert`: what was last reported, again (the adapter's refresh, issue 29).
 
 Bounded state (issue 27, a limit on everything a peer controls): a shipment never delivered
 *expires* ``DelayConfig.expire_after_promise_s`` after the later of its promise and its latest
@@ -1021,6 +1022,35 @@ def finished(state: ShipmentState, cfg: DelayConfig) -> bool:
         and not state.open
         and now >= f.delivered_ts + cfg.retain_after_delivery_s * 1000
     )
+
+
+def reassert(state: ShipmentState, cfg: DelayConfig) -> list[Output]:
+    """What was last reported, again, changing nothing: the trigger of every open incident (as
+    it reads at the processed time) and the shipment's absolute Redis values.
+
+    The adapter sends it every ``--alert-refresh-s`` (issue 29): the dispatcher resolves an
+    incident its source stops re-asserting, and a trigger lost to a receiver outage is
+    delivered at the next refresh; the Redis writer applies the values idempotently, so `delays`
+    and the region counts converge on this state whatever a replay down another path (a late
+    ``DELIVERED`` read first, a wall-clock fallback that fired before the crash) left there."""
+    sid = state.shipment_id
+    out: list[Output] = []
+    t = state.processed_until
+    if state.open and t >= 0:
+        f = facts(state, t, cfg)
+        want = desired(state, f, t, cfg, expire=False)
+        for cls in CLASSES:
+            have, inc = state.open.get(cls), want.get(cls)
+            if have is None or inc is None:
+                continue
+            sev, summary = _severity_text(cls, have), inc.summary
+            out.append(_alert(state, f, "trigger", cls, inc.start_ts, sev, summary, inc.details))
+    out.append(DelayScore(sid, state.score) if state.score else DelayCleared(sid))
+    if state.counted_region is not None:
+        out.append(RegionShipmentCounted(state.counted_region, sid))
+    region, hours = state.delay_hours if state.delay_hours is not None else ("", 0.0)
+    out.append(RegionDelayHours(region, sid, hours))  # 0 hours: whatever Redis holds is undone
+    return out
 
 
 def is_open(state: ShipmentState) -> bool:

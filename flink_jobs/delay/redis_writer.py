@@ -13,15 +13,30 @@ server-side script applies a batch of them:
 
 The per-shipment hash expires after ``ACCOUNT_TTL_S`` (30 days, renewed on each write): longer
 than any checkpoint a restart could go back to.
+
+Anti-entropy of `delays` (issue 29): every shipment the job holds sends its values again every
+``--alert-refresh-s`` (:func:`udfs.shipment_state.reassert`), and a score written also stamps
+the member in ``{delays}:asserted`` with the writer's clock. :meth:`RedisDelayWriter.sweep`
+removes the members not asserted for a few refreshes (:mod:`flink_jobs.runtime.refresh`): those
+of shipments the job's state no longer holds (left by a replay down another path, or by an
+older state). A member with no stamp (written before this) is stamped by the sweep, so it gets
+the same time.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 import redis
 
-from udfs.contract import DELAY_ACCOUNT_PREFIX, DELAY_MEMBER_PREFIX, DELAYS, REGION_PREFIX
+from udfs.contract import (
+    DELAY_ACCOUNT_PREFIX,
+    DELAY_MEMBER_PREFIX,
+    DELAYS,
+    DELAYS_ASSERTED,
+    REGION_PREFIX,
+)
 from udfs.shipment_state import (
     DelayCleared,
     DelayScore,
@@ -32,20 +47,23 @@ from udfs.shipment_state import (
 
 ACCOUNT_TTL_S = 30 * 24 * 3600
 BATCH = 500
+SWEEP_LIMIT = 10_000  # members removed per sweep call, so one call never blocks Redis for long
 
-# KEYS: delays   ARGV: ttl, the key prefixes of a shipment's account hash, of its `delays` member
-# and of a region hash, then 4 per effect: op (Z score, R remove, C counted, H hours), shipment,
-# region, value
+# KEYS: delays, {delays}:asserted   ARGV: ttl, the key prefixes of a shipment's account hash, of
+# its `delays` member and of a region hash, the writer's clock (ms), then 4 per effect: op
+# (Z score, R remove, C counted, H hours), shipment, region, value
 EFFECTS_LUA = """
 local ttl = tonumber(ARGV[1])
-local acct_prefix, member_prefix, region_prefix = ARGV[2], ARGV[3], ARGV[4]
-for i = 5, #ARGV, 4 do
+local acct_prefix, member_prefix, region_prefix, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+for i = 6, #ARGV, 4 do
   local op, sid, region, val = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local acct = acct_prefix .. sid
   if op == 'Z' then
     redis.call('ZADD', KEYS[1], val, member_prefix .. sid)
+    redis.call('ZADD', KEYS[2], now, member_prefix .. sid)
   elseif op == 'R' then
     redis.call('ZREM', KEYS[1], member_prefix .. sid)
+    redis.call('ZREM', KEYS[2], member_prefix .. sid)
   elseif op == 'C' then
     local old = redis.call('HGET', acct, 'counted_region')
     if old ~= region then
@@ -76,6 +94,19 @@ return 1
 
 _PREFIXES = (DELAY_ACCOUNT_PREFIX, DELAY_MEMBER_PREFIX, REGION_PREFIX)  # ARGV 2-4 of the script
 
+# KEYS: delays, {delays}:asserted   ARGV: the writer's clock (ms), the cutoff (ms), the limit.
+# Returns {members stamped for the first time, members removed}.
+SWEEP_LUA = """
+local unstamped = redis.call('ZDIFF', 2, KEYS[1], KEYS[2])
+for _, m in ipairs(unstamped) do redis.call('ZADD', KEYS[2], ARGV[1], m) end
+local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[2], 'LIMIT', 0, ARGV[3])
+for _, m in ipairs(stale) do
+  redis.call('ZREM', KEYS[1], m)
+  redis.call('ZREM', KEYS[2], m)
+end
+return {#unstamped, #stale}
+"""
+
 
 def encode(effect: RedisEffect) -> list[str]:
     """Four script arguments for one effect."""
@@ -98,19 +129,29 @@ class RedisDelayWriter:
             url, socket_timeout=30, retry_on_timeout=True, health_check_interval=30
         )
         self._script = self._redis.register_script(EFFECTS_LUA)
+        self._sweep = self._redis.register_script(SWEEP_LUA)
         self._ttl = account_ttl_s
 
-    def apply(self, effects: Iterable[RedisEffect]) -> int:
-        """Apply in order (order matters per shipment: a score, then its removal)."""
+    def sweep(self, now_ms: int, cutoff_ms: int) -> tuple[int, int]:
+        """Remove the `delays` members last asserted before ``cutoff_ms``; returns (members
+        stamped for the first time, members removed)."""
+        keys = [DELAYS, DELAYS_ASSERTED]
+        stamped, removed = self._sweep(keys=keys, args=[now_ms, cutoff_ms, SWEEP_LIMIT])
+        return int(stamped), int(removed)
+
+    def apply(self, effects: Iterable[RedisEffect], now_ms: int | None = None) -> int:
+        """Apply in order (order matters per shipment: a score, then its removal); a score
+        stamps its member as asserted at ``now_ms`` (default: now)."""
         items = list(effects)
         if not items:
             return 0
+        now = int(time.time() * 1000) if now_ms is None else now_ms
         pipe = self._redis.pipeline(transaction=False)
         for start in range(0, len(items), BATCH):
-            args: list[str | int] = [self._ttl, *_PREFIXES]
+            args: list[str | int] = [self._ttl, *_PREFIXES, now]
             for e in items[start : start + BATCH]:
                 args += encode(e)
-            self._script(keys=[DELAYS], args=args, client=pipe)
+            self._script(keys=[DELAYS, DELAYS_ASSERTED], args=args, client=pipe)
         pipe.execute()
         return len(items)
 

@@ -13,6 +13,7 @@ from flink_jobs.delay.state import ShipmentBox
 from flink_jobs.runtime.clock import Clock, wall_clock_ms
 from flink_jobs.runtime.metrics import OperatorCounts, alert_series, records_series
 from flink_jobs.runtime.records import KEYED_TEXT
+from flink_jobs.runtime.refresh import reassert_series, refresh_slot
 from flink_jobs.runtime.settings import JobSettings
 from flink_jobs.runtime.timers import END_OF_INPUT, NO_WATERMARK
 from udfs.models import AlertEvent
@@ -24,6 +25,7 @@ from udfs.shipment_state import (
     finished,
     is_open,
     next_deadline,
+    reassert,
     step,
 )
 from udfs.stall_fallback import assumed_event_time, fire_at
@@ -41,7 +43,13 @@ class ShipmentFunction(KeyedProcessFunction):
     """Thin adapter: read state, call udfs.shipment_state, write state, route, set timers.
 
     State: ``shipment`` (:class:`flink_jobs.delay.state.ShipmentBox`): the shipment's state,
-    its event-time timer (the next deadline) and its stall-fallback timer."""
+    its event-time timer (the next deadline), its stall-fallback timer and its refresh timer.
+
+    Refresh (issue 29): every ``--alert-refresh-s`` (at a phase of its own,
+    :mod:`flink_jobs.runtime.refresh`) a shipment sends again what it reported
+    (:func:`udfs.shipment_state.reassert`): the triggers of its open incidents and its absolute
+    Redis values. The timers come back with a restore, and those that fell due during the
+    downtime fire at once. A shipment dropped from state sends its final Redis values once."""
 
     def __init__(
         self, settings: JobSettings, cfg: DelayConfig, clock: Clock = wall_clock_ms
@@ -53,6 +61,8 @@ class ShipmentFunction(KeyedProcessFunction):
     def open(self, runtime_context: Any) -> None:
         self.state = runtime_context.get_state(ValueStateDescriptor("shipment", PICKLED))
         self.counters = OperatorCounts(runtime_context.get_metrics_group())
+        # Bounded runs end at their last input, and a pending refresh would keep them waiting.
+        self.refresh_ms = 0 if self.settings.bounded else self.settings.alert_refresh_s * 1000
 
     def _load(self, key: str) -> ShipmentBox:
         return ShipmentBox.from_stored(key, self.state.value())
@@ -70,8 +80,8 @@ class ShipmentFunction(KeyedProcessFunction):
         if NO_WATERMARK < wm < END_OF_INPUT and value.ts <= wm:
             box.shipment, more = advance(box.shipment, wm, self.cfg)
             outputs += more
+        outputs += self._finish(box, was_open, ctx)
         yield from self._route(outputs)
-        self._finish(box, was_open, ctx)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):  # type: ignore[no-untyped-def]
         box = self._load(ctx.get_current_key())
@@ -84,7 +94,14 @@ class ShipmentFunction(KeyedProcessFunction):
             # deadlines one timer at a time instead.
             now_evt = timestamp if wm >= END_OF_INPUT else max(timestamp, wm)
         else:
+            refreshed = box.refresh_at == timestamp  # None for a dropped shipment
+            if refreshed:
+                box.refresh_at = None
+                yield from self._refresh(box)
             if box.fallback_at != timestamp:
+                if refreshed:
+                    self._schedule(box, ctx)
+                    self.state.update(box.to_stored())
                 return
             box.fallback_at = None
             fallback = self._fallback_event_time(box, wm)
@@ -98,18 +115,22 @@ class ShipmentFunction(KeyedProcessFunction):
         # the end of a bounded input walks every deadline but expires nothing (not weeks of
         # silence: a backfill resumed from its savepoint must find its shipments)
         box.shipment, outputs = advance(box.shipment, now_evt, self.cfg, expire=wm < END_OF_INPUT)
+        outputs += self._finish(box, was_open, ctx)
         yield from self._route(outputs)
-        self._finish(box, was_open, ctx)
 
-    def _finish(self, box: ShipmentBox, was_open: bool, ctx: Any) -> None:
+    def _finish(self, box: ShipmentBox, was_open: bool, ctx: Any) -> list[Any]:
+        """Count the opening or closing, then store the state and set its timers, or drop it;
+        returns what to send on dropping it."""
         now_open = is_open(box.shipment)
         if now_open != was_open:
             self.counters.inc("shipments_opened" if now_open else "shipments_closed")
         if finished(box.shipment, self.cfg):
             self.state.clear()
-            return
+            # Its last word: the final Redis values, whatever a replay left (nothing is open).
+            return reassert(box.shipment, self.cfg) if self.refresh_ms else []
         self._schedule(box, ctx)
         self.state.update(box.to_stored())
+        return []
 
     def _fallback_event_time(self, box: ShipmentBox, wm: int) -> int | None:
         """Event time to assume when the watermark has stalled (:mod:`udfs.stall_fallback`);
@@ -131,6 +152,12 @@ class ShipmentFunction(KeyedProcessFunction):
 
     def _schedule(self, box: ShipmentBox, ctx: Any) -> None:
         timers = ctx.timer_service()
+        if self.refresh_ms:
+            now = self.clock()
+            # None: a new shipment, or one stored before refreshes; far past: a lost chain
+            if box.refresh_at is None or box.refresh_at < now - self.refresh_ms:
+                box.refresh_at = refresh_slot(ctx.get_current_key(), now, self.refresh_ms)
+                timers.register_processing_time_timer(box.refresh_at)
         due = next_deadline(
             box.shipment, self.cfg, expire=timers.current_watermark() < END_OF_INPUT
         )
@@ -145,6 +172,15 @@ class ShipmentFunction(KeyedProcessFunction):
         if box.fallback_at is None or fire < box.fallback_at:
             timers.register_processing_time_timer(fire)  # a replaced one fires and is ignored
             box.fallback_at, box.reference = fire, (base, now)
+
+    def _refresh(self, box: ShipmentBox):  # type: ignore[no-untyped-def]
+        """Send again what the shipment reported (its refresh timer fired)."""
+        for out in reassert(box.shipment, self.cfg):
+            if isinstance(out, AlertEvent):
+                self.counters.add(reassert_series(out.alert_class), 1)
+                yield ALERT_TAG, Row(out.dedup_key, out.to_json().decode())
+            else:
+                yield out
 
     def _route(self, outputs: list[Any]):  # type: ignore[no-untyped-def]
         for out in outputs:

@@ -52,24 +52,36 @@ class FeedBox:
 
 @dataclass(slots=True)
 class ShipmentBox:
-    """A shipment's state (:class:`udfs.shipment_state.ShipmentState`), its event-time timer
-    and its stall-fallback timer with the reference it was set from.
+    """A shipment's state (:class:`udfs.shipment_state.ShipmentState`), its event-time timer,
+    its stall-fallback timer with the reference it was set from, and its refresh timer (the
+    re-assertion of what it reported, every ``--alert-refresh-s``).
 
     Stored as ``[shipment, event_timer_at, fallback_at, reference event time, reference wall
-    clock]``."""
+    clock, refresh_at]``; the five-element layout before refreshes (2026-12-07) reads with no
+    refresh timer, and the adapter starts one at the shipment's next input or timer."""
 
     shipment: ShipmentState
     event_timer_at: int | None = None
     fallback_at: int | None = None
     reference: Reference | None = None
+    refresh_at: int | None = None
 
     @classmethod
     def from_stored(cls, shipment_id: str, stored: Any) -> ShipmentBox:
         if stored is None:
             return cls(ShipmentState(shipment_id))
-        shipment, event_timer_at, fallback_at, ref_event, ref_wall = stored
-        return cls(shipment, event_timer_at, fallback_at, _reference(ref_event, ref_wall))
+        shipment, event_timer_at, fallback_at, ref_event, ref_wall, *rest = stored
+        refresh_at = rest[0] if rest else None
+        reference = _reference(ref_event, ref_wall)
+        return cls(shipment, event_timer_at, fallback_at, reference, refresh_at)
 
     def to_stored(self) -> list[Any]:
         ref_event, ref_wall = self.reference if self.reference is not None else (None, None)
-        return [self.shipment, self.event_timer_at, self.fallback_at, ref_event, ref_wall]
+        return [
+            self.shipment,
+            self.event_timer_at,
+            self.fallback_at,
+            ref_event,
+            ref_wall,
+            self.refresh_at,
+        ]

@@ -138,7 +138,10 @@ def run_job(scans: list[bytes], pings: list[bytes], pings_first: bool = False) -
 
     # the delay job's own bound on a scan's age (its default, max_record_age_s): from_collection
     # splits the rows over two source subtasks, so they arrive up to two days out of order here
-    settings = DelaySettings(parallelism=2, bootstrap="127.0.0.1:1", fix_interval_s=600)
+    # (bounded: no refresh, so the effects are exactly the changes)
+    settings = DelaySettings(
+        parallelism=2, bootstrap="127.0.0.1:1", fix_interval_s=600, bounded=True
+    )
     # Failed attempts from MATCH_RECOGNIZE only, so this test proves the CEP operator fires.
     cfg = replace(settings.delay_config, attempts_from_scans=False)
     env, t_env = create_environment(settings, "delay-test")

@@ -34,12 +34,15 @@ def test_a_feed_box_round_trips_through_its_stored_list() -> None:
 
 def test_a_shipment_box_round_trips_and_reads_the_stored_layout() -> None:
     assert ShipmentBox.from_stored("S1", None) == ShipmentBox(ShipmentState("S1"))
-    box = ShipmentBox(ShipmentState("S1"), 7000, 9000, (6000, 100))
+    box = ShipmentBox(ShipmentState("S1"), 7000, 9000, (6000, 100), 12_000)
     stored = pickle.loads(pickle.dumps(box.to_stored()))
-    assert stored[1:] == [7000, 9000, 6000, 100]
+    assert stored[1:] == [7000, 9000, 6000, 100, 12_000]
     assert ShipmentBox.from_stored("S1", stored) == box
+    # the layout before refreshes (five elements) reads with no refresh timer
+    old = ShipmentBox.from_stored("S1", stored[:5])
+    assert old.refresh_at is None and old.reference == (6000, 100)
     # a timer never set stores no reference
-    assert ShipmentBox(ShipmentState("S2")).to_stored()[1:] == [None, None, None, None]
+    assert ShipmentBox(ShipmentState("S2")).to_stored()[1:] == [None, None, None, None, None]
     assert (
         ShipmentBox.from_stored("S2", [ShipmentState("S2"), None, None, None, None]).reference
         is None

@@ -42,3 +42,24 @@ def test_replayed_effects_count_once_and_corrections_replace(redis_url: str, red
         assert redis_client.ttl("delayjob:shipment:S1") > 0
     finally:
         writer.close()
+
+
+def test_sweep_removes_the_members_no_shipment_reasserts(redis_url: str, redis_client) -> None:  # type: ignore[no-untyped-def]
+    """Anti-entropy (issue 29): a score stamps its member; a member not stamped again before
+    the cutoff is swept, one never stamped (an older writer's) is stamped first, then swept."""
+    writer = RedisDelayWriter(redis_url)
+    try:
+        redis_client.zadd("delays", {"shipment:OLD": 2})  # written before stamps existed
+        writer.apply([DelayScore("S1", 3), DelayScore("S2", 1)], now_ms=1_000)
+        writer.apply([DelayScore("S2", 2)], now_ms=5_000)  # S2 re-asserted, S1 not
+        assert writer.sweep(now_ms=6_000, cutoff_ms=2_000) == (1, 1)  # OLD stamped, S1 swept
+        assert redis_client.zrange("delays", 0, -1, withscores=True) == [
+            (b"shipment:OLD", 2.0),
+            (b"shipment:S2", 2.0),
+        ]
+        assert writer.sweep(now_ms=9_000, cutoff_ms=5_500) == (0, 1)  # S2 was stamped at 5 s
+        assert redis_client.zrange("delays", 0, -1) == [b"shipment:OLD"]
+        writer.apply([DelayCleared("OLD")], now_ms=9_000)  # a removal drops its stamp too
+        assert redis_client.zcard("delays") == 0 and redis_client.zcard("{delays}:asserted") == 0
+    finally:
+        writer.close()

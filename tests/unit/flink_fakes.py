@@ -62,6 +62,9 @@ class FakeValueState:
     def update(self, value: Any) -> None:
         self.stored = value
 
+    def clear(self) -> None:
+        self.stored = None
+
 
 class FakeListState:
     def __init__(self) -> None:

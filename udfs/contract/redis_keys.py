@@ -32,6 +32,9 @@ REGION_FIELDS = (
 TRUCKS_SEEN = "trucks:seen"  # zset truck_id -> Redis second of its last write (sweeper index)
 TRUCKS_REV = "trucks:rev"  # hash truck_id -> "ts:rev" of its last status change at an equal ts
 DELAY_ACCOUNT_PREFIX = "delayjob:shipment:"  # hash per shipment: what it was counted as
+# zset `delays` member -> wall ms the job last asserted it; `{delays}` hashes as `delays` does,
+# so one script can touch both in a Redis Cluster
+DELAYS_ASSERTED = "{delays}:asserted"
 
 
 def truck_key(truck_id: str) -> str:
