@@ -251,6 +251,9 @@ def run_phase(
         cpu_s = cpu_seconds(proc.pid) - cpu0
         lat = httpx.get(f"{recv}/stats").json()["/live"]
         sent = httpx.get(f"{recv}/sent").json()["/live"]
+        # a late duplicate can land between the two reads: pair what both lists hold
+        kept = min(len(lat), len(sent))
+        lat, sent = lat[:kept], sent[:kept]
         metrics = httpx.get(f"http://127.0.0.1:{mport}/metrics").text
     finally:
         producer.close()
