@@ -7,6 +7,7 @@ values of a plain form, and at most a fixed number of distinct ones; anything el
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from dataclasses import dataclass, field
@@ -16,6 +17,9 @@ import orjson
 OTHER = "other"
 UNREADABLE = "UNREADABLE"  # a dead letter that is not a JSON object
 ALERT_ACTIONS = frozenset({"trigger", "acknowledge", "resolve"})
+# the action label of a trigger that repeats the last one of its key: a source re-asserting an
+# alert still open (every --alert-refresh-s, issue 29), not a new alert
+REASSERT = "reassert"
 SOURCE_PREFIX = "fleetpulse/"  # alert payload source: "fleetpulse/delay-job" -> job "delay-job"
 WORD = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")  # Kafka's own topic name rule
@@ -76,6 +80,36 @@ def dead_letter_labels(value: bytes | None) -> tuple[object, object]:
 
 
 @dataclass
+class Reassertions:
+    """Tells a trigger that repeats, byte for byte, the last trigger of its ``dedup_key`` from
+    a new one. One digest per key open, at most ``limit`` (the oldest forgotten first: a
+    forgotten key's next re-assertion counts once more as a trigger). Not thread-safe: the
+    topic tail calls it from one thread."""
+
+    limit: int = 1_000_000
+    _last: dict[str, bytes] = field(default_factory=dict)
+
+    def action(self, value: bytes, action: str) -> str:
+        if action not in ("trigger", "resolve"):
+            return action
+        doc = _object(value)
+        key = doc.get("dedup_key") if doc is not None else None
+        if not isinstance(key, str):
+            return action
+        if action == "resolve":
+            self._last.pop(key, None)
+            return action
+        digest = hashlib.blake2b(value, digest_size=16).digest()
+        if self._last.get(key) == digest:
+            return REASSERT
+        self._last.pop(key, None)  # to the end: the newest
+        self._last[key] = digest
+        if len(self._last) > self.limit:
+            del self._last[next(iter(self._last))]
+        return action
+
+
+@dataclass
 class RecordLabels:
     """The guarded labels of both families, one guard per label."""
 
@@ -84,6 +118,7 @@ class RecordLabels:
     alert_job: LabelGuard = field(init=False)
     reason: LabelGuard = field(init=False)
     source_topic: LabelGuard = field(init=False)
+    reassertions: Reassertions = field(default_factory=Reassertions)
 
     def __post_init__(self) -> None:
         self.alert_class = LabelGuard(self.limit)
@@ -96,7 +131,9 @@ class RecordLabels:
         if labels is None:
             return None
         cls, action, job = labels
-        return self.alert_class(cls), str(action), self.alert_job(job)
+        assert value is not None  # labels come only from a record with a value
+        action = self.reassertions.action(value, str(action))
+        return self.alert_class(cls), action, self.alert_job(job)
 
     def dead_letter(self, value: bytes | None) -> tuple[str, str]:
         reason, topic = dead_letter_labels(value)

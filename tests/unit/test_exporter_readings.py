@@ -20,7 +20,14 @@ from fleetpulse.exporter.readings import (
     region_reading,
     unreachable_jobs,
 )
-from fleetpulse.exporter.records import OTHER, UNREADABLE, LabelGuard, RecordLabels
+from fleetpulse.exporter.records import (
+    OTHER,
+    REASSERT,
+    UNREADABLE,
+    LabelGuard,
+    Reassertions,
+    RecordLabels,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -176,3 +183,38 @@ def test_dead_letter_labels() -> None:
     assert labels.dead_letter(b"\xff\xfe") == (UNREADABLE, OTHER)
     assert labels.dead_letter(b"[1]") == (UNREADABLE, OTHER)
     assert labels.dead_letter(b"{}") == (OTHER, OTHER)
+
+
+def test_a_trigger_repeating_the_last_of_its_key_counts_as_a_reassertion() -> None:
+    """Issue 29: the jobs re-send an open alert's trigger; the exporter counts it apart."""
+    labels = RecordLabels()
+
+    def doc(key: str, action: str, summary: str = "s") -> bytes:
+        payload = {
+            "class": "truck_offline",
+            "source": "fleetpulse/tracking-job",
+            "summary": summary,
+        }
+        return orjson.dumps({"event_action": action, "dedup_key": key, "payload": payload})
+
+    actions = [
+        labels.alert(d)[1]  # type: ignore[index]
+        for d in (
+            doc("k1", "trigger"),
+            doc("k1", "trigger"),  # the same again: re-asserted
+            doc("k2", "trigger"),
+            doc("k1", "trigger", "escalated"),  # another trigger of the key: new
+            doc("k1", "trigger", "escalated"),
+            doc("k1", "resolve"),
+            doc("k1", "trigger", "escalated"),  # after the resolve: a new incident
+        )
+    ]
+    assert actions == ["trigger", REASSERT, "trigger", "trigger", REASSERT, "resolve", "trigger"]
+
+
+def test_reassertions_keep_a_bounded_memory() -> None:
+    r = Reassertions(limit=2)
+    for key in ("a", "b", "c"):
+        assert r.action(b'{"dedup_key": "%s"}' % key.encode(), "trigger") == "trigger"
+    assert r.action(b'{"dedup_key": "a"}', "trigger") == "trigger"  # forgotten: counted anew
+    assert r.action(b'{"dedup_key": "c"}', "trigger") == REASSERT
