@@ -152,12 +152,10 @@ class ShipmentFunction(KeyedProcessFunction):
 
     def _schedule(self, box: ShipmentBox, ctx: Any) -> None:
         timers = ctx.timer_service()
-        if self.refresh_ms:
-            now = self.clock()
-            # None: a new shipment, or one stored before refreshes; far past: a lost chain
-            if box.refresh_at is None or box.refresh_at < now - self.refresh_ms:
-                box.refresh_at = refresh_slot(ctx.get_current_key(), now, self.refresh_ms)
-                timers.register_processing_time_timer(box.refresh_at)
+        if self.refresh_ms and box.refresh_at is None:  # a new shipment, or stored before
+            # refreshes (one in the past is a restored timer about to fire: left to it)
+            box.refresh_at = refresh_slot(ctx.get_current_key(), self.clock(), self.refresh_ms)
+            timers.register_processing_time_timer(box.refresh_at)
         due = next_deadline(
             box.shipment, self.cfg, expire=timers.current_watermark() < END_OF_INPUT
         )

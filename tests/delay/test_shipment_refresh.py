@@ -125,3 +125,18 @@ def test_refresh_slots_spread_keys_over_the_period_and_agree_across_processes() 
     assert refresh_slot("S1", WALL, PERIOD) == refresh_slot("S1", WALL + 1, PERIOD)
     first = refresh_slot("S1", WALL, PERIOD)
     assert refresh_slot("S1", first, PERIOD) == first + PERIOD
+
+
+def test_a_refresh_due_during_a_downtime_is_not_pushed_back_by_an_input() -> None:
+    """Restored after a long downtime, the shipment's refresh timer is overdue and fires at
+    once; an input read before it fires must not replace it with a later one."""
+    op = Shipment()
+    op.element(scan("S1", 1, ScanType.PICKED_UP, T0), watermark=T0)
+    slot = refresh_slot("S1", WALL, PERIOD)
+    op.now = WALL + 60 * MIN  # the restore, an hour later
+    _, ctx = op.element(scan("S1", 2, ScanType.ARRIVED_HUB, T0 + HOUR), watermark=T0)
+    assert refresh_slot("S1", op.now, PERIOD) not in _processing(ctx)  # no later refresh
+    assert op.runtime.states["shipment"].stored[5] == slot
+    out, ctx = op.timer(slot, "PROCESSING_TIME", watermark=T0)
+    assert RegionShipmentCounted("WEST", "S1") in out  # the overdue refresh went out
+    assert _processing(ctx) == [refresh_slot("S1", op.now, PERIOD)]
