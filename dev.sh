@@ -71,6 +71,20 @@ ensure_prometheus() {
   $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
 }
 
+ensure_amtool() {
+  # amtool (Debian's prometheus-alertmanager) is the client the dispatcher's Alertmanager-shaped
+  # API is tested with (tests/alerting/test_alerting_amtool.py). The package also starts a
+  # system-wide alertmanager, which fleetpulse does not use.
+  command -v amtool >/dev/null 2>&1 && return
+  say "installing amtool (prometheus-alertmanager) from Debian packages"
+  local sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  $sudo apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
+    prometheus-alertmanager >/dev/null
+  $sudo systemctl disable --now prometheus-alertmanager >/dev/null 2>&1 || true
+}
+
 ensure_map_assets() {
   "$VENV/bin/python" -m ws_gateway.build_assets >/dev/null
 }
@@ -109,6 +123,7 @@ setup() {
   ensure_redis
   ensure_chromium
   ensure_prometheus
+  ensure_amtool
   ensure_venv
   ensure_map_assets
   ensure_jvm

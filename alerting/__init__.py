@@ -7,8 +7,10 @@ Layout (pure logic has no I/O and is unit-tested without servers):
 - pure: ``config`` (YAML model + validation), ``records`` (input parsing), ``dead_letters``
   (the bounded ``fleet.dlq`` record of a rejected input record), ``matchers``,
   ``routing``, ``engine`` (grouping, dedup/lifecycle, inhibition, silences), ``backoff``
-  (retry schedule, circuit breaker), ``wire`` (Events API v2 bodies), ``signature`` (HMAC).
-- I/O: ``store`` (SQLite state), ``delivery`` (HTTP senders), ``service`` (Kafka loop),
+  (retry schedule, circuit breaker), ``wire`` (Events API v2 bodies), ``signature`` (HMAC;
+  ``verify_standalone`` is a receiver's stdlib-only copy).
+- I/O: ``store`` (SQLite state), ``delivery`` (sender threads per receiver), ``http_client``
+  and ``deadline`` (HTTP transports, one deadline per attempt), ``service`` (Kafka loop),
   ``metrics`` (prometheus-client + /metrics and /healthz server), ``cli``.
 
 Exceptions: everything this package raises on purpose derives from :class:`AlertingError`.

@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 from alerting.config import BreakerConfig, RetryConfig
@@ -41,20 +43,33 @@ class Outcome:
         return f"HTTP {self.status}" + (f": {self.error}" if self.error else "")
 
 
+MAX_RETRY_AFTER_MS = 86_400_000  # a day; the retry policy caps it again at max_backoff
+_DELTA_SECONDS = re.compile(r"^([0-9]+)(?:\.([0-9]*))?$")
+
+
 def parse_retry_after(value: str | None, now_ms: int) -> int | None:
-    """Retry-After (delta-seconds or HTTP date) -> milliseconds to wait, or None."""
+    """Retry-After (delta-seconds or HTTP date) -> milliseconds to wait, or None.
+
+    Never raises: a value from the receiver is untrusted. Garbage, ``inf``, ``nan``, negative
+    numbers and dates that cannot be read give None (the usual backoff applies); a past date
+    gives 0; anything longer than :data:`MAX_RETRY_AFTER_MS` is cut to it."""
     if not value:
         return None
     value = value.strip()
-    try:
-        return max(0, int(float(value) * 1000))
-    except ValueError:
-        pass
+    m = _DELTA_SECONDS.match(value)
+    if m:
+        whole, frac = m.group(1).lstrip("0"), (m.group(2) or "") + "000"
+        if len(whole) > 12:  # no float or int of a 10,000-digit string
+            return MAX_RETRY_AFTER_MS
+        return min(MAX_RETRY_AFTER_MS, int(whole or "0") * 1000 + int(frac[:3]))
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:  # "-0000": UTC
+            when = when.replace(tzinfo=UTC)
+        at_ms = int(when.timestamp() * 1000)
+    except (TypeError, ValueError, OverflowError, IndexError, AttributeError):
         return None
-    return max(0, int(when.timestamp() * 1000) - now_ms)
+    return min(MAX_RETRY_AFTER_MS, max(0, at_ms - now_ms))
 
 
 def backoff_ms(

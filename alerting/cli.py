@@ -1,5 +1,5 @@
 """``fleetpulse alerts``: run the dispatcher, replay dead letters, manage silences, check a
-configuration file. Also ``python -m alerting ...``."""
+configuration file, test routes, list firing alerts. Also ``python -m alerting ...``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,13 @@ from alerting.config import Config, default_config_path, load_config, parse_dura
 from udfs.contract import DEFAULT_TOPICS
 from udfs.printable import printable
 
-DEFAULT_STATE_DIR = ".fleetpulse/alerting"
+
+def default_state_dir() -> str:
+    """``$FLEETPULSE_DATA_DIR/alerting`` (the data directory ``fleetpulse up`` uses, resolved
+    the same way), so every command finds the same state from any working directory."""
+    from udfs.data_dir import default_data_dir
+
+    return str(default_data_dir() / "alerting")
 
 
 def _config(path: str | None) -> Config:
@@ -26,6 +32,13 @@ def _config(path: str | None) -> Config:
         return load_config(path or default_config_path())
     except AlertingError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _config_text(path: str | None) -> str:
+    try:
+        return Path(path or default_config_path()).read_text()
+    except OSError:
+        return ""
 
 
 def _store(state_dir: str) -> Any:
@@ -47,9 +60,9 @@ def _fmt(ms: int) -> str:
 
 state_dir_option = click.option(
     "--state-dir",
-    default=DEFAULT_STATE_DIR,
-    show_default=True,
-    help="Durable state: open alerts, retry queue, dead letters.",
+    default=default_state_dir,
+    show_default="$FLEETPULSE_DATA_DIR/alerting",
+    help="Durable state: open alerts, retry queue, dead letters, silences.",
 )
 
 
@@ -82,6 +95,18 @@ def alerts() -> None:
     show_default=True,
     help="Address the metrics server listens on (0.0.0.0 for a scraper outside "
     "the host or container).",
+)
+@click.option(
+    "--api-port",
+    type=int,
+    default=None,
+    help="Serve an Alertmanager-shaped API v2 (amtool: alerts, silences) on this port.",
+)
+@click.option(
+    "--api-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the API listens on (anyone reaching it can add silences).",
 )
 @click.option(
     "--group-id",
@@ -118,6 +143,8 @@ def run(
     state_dir: str,
     metrics_port: int | None,
     metrics_host: str,
+    api_port: int | None,
+    api_host: str,
     group_id: str,
     instance_id: str | None,
     alerts_topic: str,
@@ -147,6 +174,9 @@ def run(
         instance_id=instance_id,
         metrics_port=metrics_port,
         metrics_host=metrics_host,
+        api_port=api_port,
+        api_host=api_host,
+        config_text=_config_text(config_path),
     )
     try:
         dispatcher = Dispatcher(cfg, settings)
@@ -321,3 +351,109 @@ def check_config(file: str) -> None:
         f"{count(routing.build(cfg.route))} route(s), "
         f"{len(cfg.inhibit_rules)} inhibit rule(s)"
     )
+
+
+@alerts.group()
+def routes() -> None:
+    """Inspect the routing tree (like amtool config routes)."""
+
+
+@routes.command("test")
+@click.argument("labels", nargs=-1, required=True)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    show_default="alerting/default_config.yaml",
+    help="YAML configuration with the routes.",
+)
+@click.option(
+    "--verify-receivers",
+    default=None,
+    help="Comma-separated receivers expected; exit 1 if the alert reaches others.",
+)
+def routes_test(
+    labels: tuple[str, ...], config_path: str | None, verify_receivers: str | None
+) -> None:
+    """Print the receivers an alert with LABELS (label=value ...) reaches, then each route
+    it goes through. alertname defaults to class, as on alerts read from Kafka."""
+    from alerting import routing
+
+    parsed: dict[str, str] = {}
+    for item in labels:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{item!r}: expected LABEL=VALUE", param_hint="LABELS")
+        parsed[name.strip()] = value.strip().strip('"')
+    if "class" in parsed:
+        parsed.setdefault("alertname", parsed["class"])
+    cfg = _config(config_path)
+    hits = routing.explain(routing.build(cfg.route), parsed)
+    receivers = list(dict.fromkeys(r for r, _ in hits))
+    click.echo(",".join(receivers))
+    for receiver, path in hits:
+        click.echo(f"  {receiver}\t{path}")
+    if verify_receivers is not None:
+        expected = [r.strip() for r in verify_receivers.split(",") if r.strip()]
+        if expected != receivers:
+            click.echo(
+                f"WARNING: expected receivers {','.join(expected)}, got {','.join(receivers)}",
+                err=True,
+            )
+            sys.exit(1)
+
+
+@alerts.command()
+@click.argument("matchers", nargs=-1)
+@state_dir_option
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    show_default="alerting/default_config.yaml",
+    help="YAML configuration (routes and inhibit rules decide receivers and state).",
+)
+@click.option("--silenced/--no-silenced", default=True, help="Include silenced alerts.")
+@click.option("--inhibited/--no-inhibited", default=True, help="Include inhibited alerts.")
+def query(
+    matchers: tuple[str, ...],
+    state_dir: str,
+    config_path: str | None,
+    silenced: bool,
+    inhibited: bool,
+) -> None:
+    """List firing alerts (like amtool alert query): MATCHERS like class=~"truck_.*"
+    severity="critical". Columns: dedup_key, class, severity, state, receivers where open
+    (routed receivers in brackets when it is open nowhere), since."""
+    from alerting import views
+    from alerting.matchers import parse_matchers
+
+    try:
+        parsed = [m for text in matchers for m in parse_matchers(text)]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="MATCHERS") from None
+    cfg = _config(config_path)
+    store = _store(state_dir)
+    try:
+        shown = views.select(
+            views.build(store.firing_alerts(), cfg, store.silences(), _now_ms()),
+            parsed,
+            silenced=silenced,
+            inhibited=inhibited,
+        )
+    finally:
+        store.close()
+    for v in shown:
+        where = ",".join(v.open_receivers) or f"[{','.join(v.receivers)}]"
+        state = v.state + (
+            f" (silenced by {','.join(v.silenced_by)})"
+            if v.silenced_by
+            else " (inhibited)"
+            if v.inhibited_by
+            else ""
+        )
+        click.echo(
+            f"{printable(v.dedup_key, 300)}\t{printable(v.labels.get('class', ''))}\t"
+            f"{printable(v.labels.get('severity', ''))}\t{state}\t{printable(where)}\t"
+            f"{_fmt(v.starts_ms)}"
+        )

@@ -17,9 +17,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from alerting import ConfigError
+from alerting.matchers import Matcher, from_maps, parse_matchers
+from alerting.signature import standard_webhooks_key
 
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 
@@ -27,6 +37,10 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# the webhook secret of alerting/default_config.yaml when FLEETPULSE_WEBHOOK_SECRET is unset:
+# public, so only `fleetpulse up` (which sets ALLOW_DEMO_SECRET_ENV) may sign with it
+DEMO_SECRET = "fleetpulse-dev-secret"
+ALLOW_DEMO_SECRET_ENV = "FLEETPULSE_ALLOW_DEMO_SECRET"
 
 
 def parse_duration_ms(value: Any) -> int:
@@ -71,6 +85,14 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
+def _check_map_url(v: str | None) -> str | None:
+    if not v:
+        return None  # "" (an unset ${VAR:-}) means no map link
+    if not re.match(r"^https?://[^/\s]+", v):
+        raise ValueError(f"{v!r} is not an http(s) URL")
+    return v
+
+
 class RetryConfig(_Model):
     """Retry budget: at most ``max_attempts`` tries and ``max_age`` since the alert was queued."""
 
@@ -98,6 +120,10 @@ class ReceiverConfig(_Model):
     max_in_flight: int = Field(8, ge=1, le=256)
     # stdlib http.client (default: about 3x less CPU per request, measured) or httpx
     http_client: Literal["stdlib", "httpx"] = "stdlib"
+    # webhook signature headers: fleetpulse's or Standard Webhooks' (alerting/signature.py)
+    signature: Literal["fleetpulse", "standard-webhooks"] = "fleetpulse"
+    # base of the map link sent as client_url (a trigger's subject appended); global.map_url
+    map_url: Annotated[str | None, AfterValidator(_check_map_url)] = None
     retry: RetryConfig = Field(default_factory=RetryConfig)  # type: ignore[arg-type]
     circuit_breaker: BreakerConfig = Field(default_factory=BreakerConfig)  # type: ignore[arg-type]
 
@@ -136,10 +162,27 @@ def _check_regexes(v: dict[str, str]) -> dict[str, str]:
     return v
 
 
+def _check_matchers(v: str) -> str:
+    parse_matchers(v)  # ValueError says what is wrong; pydantic adds the field path
+    return v
+
+
+#: one item of Alertmanager's ``matchers:`` list, e.g. ``'class=~"shipment_.*"'``
+MatcherText = Annotated[str, AfterValidator(_check_matchers)]
+
+
+def all_matchers(
+    match: Mapping[str, str], match_re: Mapping[str, str], matchers: list[str]
+) -> tuple[Matcher, ...]:
+    """The deprecated ``match``/``match_re`` maps and the modern ``matchers`` list, ANDed."""
+    return from_maps(match, match_re) + tuple(m for t in matchers for m in parse_matchers(t))
+
+
 class RouteConfig(_Model):
     receiver: str | None = None
     match: dict[str, str] = Field(default_factory=dict)
     match_re: dict[str, str] = Field(default_factory=dict)
+    matchers: list[MatcherText] = Field(default_factory=list)
     continue_: bool = Field(False, alias="continue")
     group_by: list[str] | None = None
     group_wait_ms: DurationMs | None = Field(None, alias="group_wait")
@@ -148,6 +191,9 @@ class RouteConfig(_Model):
     routes: list[RouteConfig] = Field(default_factory=list)
 
     _re = field_validator("match_re")(_check_regexes)
+
+    def all_matchers(self) -> tuple[Matcher, ...]:
+        return all_matchers(self.match, self.match_re, self.matchers)
 
 
 class InhibitRule(_Model):
@@ -159,10 +205,18 @@ class InhibitRule(_Model):
     source_match_re: dict[str, str] = Field(default_factory=dict)
     target_match: dict[str, str] = Field(default_factory=dict)
     target_match_re: dict[str, str] = Field(default_factory=dict)
+    source_matchers: list[MatcherText] = Field(default_factory=list)
+    target_matchers: list[MatcherText] = Field(default_factory=list)
     equal: list[str] = Field(default_factory=list)
 
     _sre = field_validator("source_match_re")(_check_regexes)
     _tre = field_validator("target_match_re")(_check_regexes)
+
+    def source(self) -> tuple[Matcher, ...]:
+        return all_matchers(self.source_match, self.source_match_re, self.source_matchers)
+
+    def target(self) -> tuple[Matcher, ...]:
+        return all_matchers(self.target_match, self.target_match_re, self.target_matchers)
 
 
 class GlobalConfig(_Model):
@@ -174,6 +228,8 @@ class GlobalConfig(_Model):
     refreshes. ``0`` turns it off (for jobs run with ``--alert-refresh-s 0``)."""
 
     resolve_timeout_ms: DurationMs = Field(900_000, alias="resolve_timeout")
+    # the live map's URL, for client_url links of receivers without their own map_url
+    map_url: Annotated[str | None, AfterValidator(_check_map_url)] = None
 
     @field_validator("resolve_timeout_ms")
     @classmethod
@@ -282,18 +338,43 @@ def parse_config(
             )
     if cfg.route.receiver is None:
         problems.append("route.receiver: the root route needs a default receiver")
-    if cfg.route.match or cfg.route.match_re:
-        problems.append(
-            "route.match: the root route matches every alert; put matchers on child routes"
-        )
+    for key in ("match", "match_re", "matchers"):
+        if getattr(cfg.route, key):
+            problems.append(
+                f"route.{key}: the root route matches every alert; put matchers on child routes"
+            )
     for path, route in _walk_routes(cfg.route, "route"):
         if route.receiver is not None and route.receiver not in names:
             problems.append(
                 f"{path}.receiver: unknown receiver {route.receiver!r} (known: {', '.join(names)})"
             )
+    for i, r in enumerate(cfg.receivers):
+        if r.type == "webhook" and r.signature == "standard-webhooks" and r.secret:
+            try:
+                standard_webhooks_key(r.secret)
+            except ValueError as exc:
+                problems.append(f"receivers[{i}].secret: {exc} for signature: standard-webhooks")
     if problems:
         raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
+    if cfg.global_.map_url:
+        receivers = [
+            r if r.map_url else r.model_copy(update={"map_url": cfg.global_.map_url})
+            for r in cfg.receivers
+        ]
+        cfg = cfg.model_copy(update={"receivers": receivers})
     return cfg
+
+
+def demo_secret_problems(cfg: Config) -> list[str]:
+    """Receivers that would sign with the public :data:`DEMO_SECRET` (one message each)."""
+    return [
+        f"receivers[{i}].secret: receiver {r.name!r} signs with the public demo secret "
+        f"{DEMO_SECRET!r}; set FLEETPULSE_WEBHOOK_SECRET (or the receiver's secret) to a "
+        f"private value, e.g. openssl rand -hex 32 ({ALLOW_DEMO_SECRET_ENV}=1 allows it, as "
+        "`fleetpulse up` does)"
+        for i, r in enumerate(cfg.receivers)
+        if r.type == "webhook" and r.secret == DEMO_SECRET
+    ]
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:

@@ -32,7 +32,7 @@ from typing import Any
 
 from alerting import reassert, routing
 from alerting.config import Config, InhibitRule
-from alerting.matchers import Matcher, all_match, from_maps
+from alerting.matchers import Matcher, all_match
 from alerting.records import Alert
 
 #: ``OpenAlert.last_sent_ms`` of an alert whose trigger the receiver did not accept: no repeat
@@ -148,8 +148,8 @@ class _Inhibitor:
     """Index of firing source alerts of one rule by their ``equal`` label values."""
 
     def __init__(self, rule: InhibitRule) -> None:
-        self.source = from_maps(rule.source_match, rule.source_match_re)
-        self.target = from_maps(rule.target_match, rule.target_match_re)
+        self.source = rule.source()
+        self.target = rule.target()
         self.equal = tuple(rule.equal)
         self.sources: dict[tuple[str, ...], set[str]] = {}
 

@@ -29,8 +29,9 @@ SHOWN_CHARS = 64  # of a string quoted in a rejection's detail
 @dataclass(frozen=True, slots=True)
 class Alert:
     """One decoded alert record. ``labels`` are what routing, silences and inhibition match:
-    ``class``, ``severity``, ``group``, ``component``, ``source``, ``dedup_key``, ``event_action``
-    and every scalar of ``custom_details`` (e.g. ``truck_id``)."""
+    ``class``, ``severity``, ``group``, ``component``, ``source``, ``dedup_key``, ``event_action``,
+    every scalar of ``custom_details`` (e.g. ``truck_id``), and ``alertname`` (= ``class``
+    unless ``custom_details`` has one, as Alertmanager tools expect)."""
 
     event_action: str
     dedup_key: str
@@ -38,6 +39,7 @@ class Alert:
     links: tuple[dict[str, str], ...] = ()
     record_ts_ms: int = 0
     labels: dict[str, str] = field(default_factory=dict)
+    images: tuple[dict[str, str], ...] = ()  # Events API v2 images: {src, href?, alt?}
 
     @property
     def severity(self) -> str | None:
@@ -50,6 +52,8 @@ class Alert:
             ev["payload"] = self.payload
         if self.links:
             ev["links"] = list(self.links)
+        if self.images:
+            ev["images"] = list(self.images)
         return ev
 
     def to_dict(self) -> dict[str, Any]:
@@ -79,6 +83,8 @@ def _labels(dedup_key: str, action: str, payload: dict[str, Any] | None) -> dict
             v = payload.get(k)
             if isinstance(v, str):
                 labels[k] = v
+    # Alertmanager's name label (amtool's first column, its bare-word matcher)
+    labels.setdefault("alertname", labels["class"])
     return labels
 
 
@@ -150,12 +156,32 @@ def decode_event(data: Any, record_ts_ms: int = 0) -> Alert | Rejection:
     clean_links = tuple({"href": x["href"], "text": str(x.get("text", x["href"]))} for x in links)
     if not clean_links and payload:
         clean_links = _map_link(payload)
-    alert = Alert(action, key, payload, clean_links, record_ts_ms, _labels(key, action, payload))
+    alert = Alert(
+        action,
+        key,
+        payload,
+        clean_links,
+        record_ts_ms,
+        _labels(key, action, payload),
+        images=_images(data.get("images")),
+    )
     try:
         orjson.dumps(alert.to_dict())
     except orjson.JSONEncodeError as exc:
         return Rejection(Reason.BAD_VALUE, f"alert cannot be re-encoded: {exc}"[:200])
     return alert
+
+
+def _images(images: Any) -> tuple[dict[str, str], ...]:
+    """The input's ``images`` (Events API v2: ``{src, href?, alt?}``), kept for the receivers;
+    an entry without a string ``src`` is dropped (a picture is not worth losing the alert)."""
+    if not isinstance(images, list):
+        return ()
+    return tuple(
+        {k: x[k] for k in ("src", "href", "alt") if isinstance(x.get(k), str)}
+        for x in images
+        if isinstance(x, dict) and isinstance(x.get("src"), str) and x["src"]
+    )
 
 
 def _map_link(payload: dict[str, Any]) -> tuple[dict[str, str], ...]:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from alerting.config import RouteConfig
-from alerting.matchers import Matcher, all_match, from_maps
+from alerting.matchers import Matcher, all_match
 
 DEFAULT_GROUP_BY = ("group", "class")
 DEFAULT_GROUP_WAIT_MS = 30_000
@@ -50,7 +50,7 @@ def build(cfg: RouteConfig, parent: Route | None = None, path: str = "0") -> Rou
     node = Route(
         path=path,
         receiver=receiver,
-        matchers=from_maps(cfg.match, cfg.match_re),
+        matchers=cfg.all_matchers(),
         continue_=cfg.continue_,
         group_by=group_by,
         group_wait_ms=pick(
@@ -90,4 +90,19 @@ def index(route: Route) -> dict[str, Route]:
     out = {route.path: route}
     for c in route.children:
         out.update(index(c))
+    return out
+
+
+def config_path(route: Route) -> str:
+    """``"0.2.1"`` -> ``"route.routes[2].routes[1]"`` (the field path in the YAML file)."""
+    return "route" + "".join(f".routes[{i}]" for i in route.path.split(".")[1:])
+
+
+def explain(root: Route, labels: Mapping[str, str]) -> list[tuple[str, str]]:
+    """``(receiver, route)`` per route an alert with ``labels`` is delivered through, the route
+    as its field path and its matchers, e.g. ``route.routes[0] {severity="critical"}``."""
+    out = []
+    for leaf in match(root, labels):
+        matchers = ", ".join(m.quoted() for m in leaf.matchers)
+        out.append((leaf.receiver, config_path(leaf) + (f" {{{matchers}}}" if matchers else "")))
     return out

@@ -25,17 +25,20 @@ read while the broker is unreachable, is not resolved.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from alerting import AlertingError
-from alerting.config import Config
+from alerting import AlertingError, ConfigError
+from alerting.api import AlertApi, ApiServer
+from alerting.config import ALLOW_DEMO_SECRET_ENV, Config, demo_secret_problems
 from alerting.dead_letters import dlq_record, origin
 from alerting.delivery import OutcomeRecorder, ReceiverWorker, Transport, send_once, wall_ms
 from alerting.engine import Engine
+from alerting.instance_lock import InstanceLock
 from alerting.kafka_io import AlertSource, DeadLetterProducer, InRecord, WriteFailure
 from alerting.metrics import Metrics, MetricsServer
 from alerting.records import decode
@@ -59,9 +62,17 @@ class Settings:
     session_timeout_ms: int = 10_000
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 where a scraper reaches it from outside
+    # Alertmanager-shaped API v2 (alerting.api): off unless a port is given
+    api_port: int | None = None
+    api_host: str = "127.0.0.1"
+    config_text: str = ""  # the configuration file, shown (redacted) by /api/v2/status
     poll_ms: int = 100
     max_poll_records: int = 500
     dlq_flush_s: float = 1.0  # longest wait per step for dead letters to be acknowledged
+    # sign webhooks with the public demo secret (only `fleetpulse up` sets the variable)
+    allow_demo_secret: bool = field(
+        default_factory=lambda: os.environ.get(ALLOW_DEMO_SECRET_ENV, "") in ("1", "true", "yes")
+    )
 
 
 class Dispatcher:
@@ -74,6 +85,8 @@ class Dispatcher:
         clock: Callable[[], int] = wall_ms,
         transports: dict[str, Transport] | None = None,
     ) -> None:
+        if not settings.allow_demo_secret and (problems := demo_secret_problems(cfg)):
+            raise ConfigError("refusing to start: " + "\n".join(problems))
         self.cfg = cfg
         self.settings = settings
         self.store = store or Store(settings.state_dir)
@@ -101,6 +114,8 @@ class Dispatcher:
         self._silences_checked_ms = 0
         self.last_loop_ms = clock()
         self.server: MetricsServer | None = None
+        self.api_server: ApiServer | None = None
+        self.instance_lock = InstanceLock(settings.state_dir)
         self._gauges_at = 0
         self._commit_owed = False  # records read whose offsets are not committed yet
         # re-assertion sweep: assertions count as no older than the process start
@@ -138,7 +153,8 @@ class Dispatcher:
             self.engine.silences = tuple(self.store.silences())
 
     # -- main loop ---------------------------------------------------------------------------
-    def run(self) -> None:
+    def _start_servers(self) -> None:
+        """The metrics server and the API, each if its port is set."""
         s = self.settings
         if s.metrics_port is not None:
             try:
@@ -146,12 +162,41 @@ class Dispatcher:
                     self.metrics, s.metrics_port, self.health, host=s.metrics_host
                 ).start()
             except OSError as exc:
-                self.store.close()
                 raise AlertingError(
                     f"cannot serve metrics on {s.metrics_host}:{s.metrics_port}"
                     f" (--metrics-host, --metrics-port): "
                     f"{exc.strerror or exc}"
                 ) from None
+        if s.api_port is not None:
+            api = AlertApi(Store(s.state_dir), self.cfg, s.config_text, self.started_ms)
+            try:
+                self.api_server = ApiServer(api, s.api_port, host=s.api_host).start()
+            except OSError as exc:
+                api.store.close()
+                raise AlertingError(
+                    f"cannot serve the API on {s.api_host}:{s.api_port}"
+                    f" (--api-host, --api-port): {exc.strerror or exc}"
+                ) from None
+
+    def _stop_servers(self) -> None:
+        if self.server:
+            self.server.stop()
+        if self.api_server:
+            self.api_server.stop()
+            self.api_server.api.store.close()
+
+    def run(self) -> None:
+        s = self.settings
+        try:
+            self.instance_lock.acquire()  # one dispatcher per state directory
+            self._start_servers()
+        except (AlertingError, OSError) as exc:
+            self._stop_servers()
+            self.instance_lock.release()
+            self.store.close()
+            if isinstance(exc, AlertingError):
+                raise
+            raise AlertingError(f"cannot use state directory {s.state_dir}: {exc}") from None
         backlog: dict[str, list[Any]] = {}
         for item in self.store.outbox():
             backlog.setdefault(item.receiver, []).append(item)
@@ -191,9 +236,9 @@ class Dispatcher:
                 for w in self.workers.values():
                     w.stop()
                 self.recorder.stop()
-                if self.server:
-                    self.server.stop()
+                self._stop_servers()
                 self.store.close()
+                self.instance_lock.release()
 
     def _step(self, consumer: AlertSource, producer: DeadLetterProducer) -> None:
         s = self.settings

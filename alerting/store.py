@@ -90,6 +90,18 @@ class OutboxItem:
 
 
 @dataclass(frozen=True)
+class FiringRow:
+    """A firing alert as stored: ``alert`` is the last trigger (``Alert.to_dict``) if known;
+    ``open`` lists ``(receiver, action, severity, last_sent_ms)`` where it is open."""
+
+    dedup_key: str
+    labels: dict[str, str]
+    seen_ms: int | None
+    alert: dict[str, Any] | None
+    open: tuple[tuple[str, str, str | None, int], ...]
+
+
+@dataclass(frozen=True)
 class DeadLetterRow:
     id: int
     outbox_id: int
@@ -405,19 +417,11 @@ class Store:
         created_by: str,
         now_ms: int,
     ) -> str:
-        sid = uuid.uuid4().hex[:12]
+        sid = str(uuid.uuid4())  # Alertmanager's API (and amtool) take silence ids as UUIDs
         with self.lock:
             self.db.execute(
                 "INSERT INTO silences VALUES (?,?,?,?,?,?,?)",
-                (
-                    sid,
-                    orjson.dumps([str(m) for m in matchers]).decode(),
-                    starts_ms,
-                    ends_ms,
-                    comment,
-                    created_by,
-                    now_ms,
-                ),
+                (sid, _matchers_text(matchers), starts_ms, ends_ms, comment, created_by, now_ms),
             )
         return sid
 
@@ -434,6 +438,65 @@ class Store:
             for r in rows
         ]
 
+    def silence_updated_ms(self) -> dict[str, int]:
+        """When each silence was created or last updated (the API's ``updatedAt``)."""
+        with self.lock:
+            return dict(self.db.execute("SELECT id, created_ms FROM silences").fetchall())
+
+    def update_silence(
+        self,
+        sid: str,
+        matchers: list[Matcher],
+        starts_ms: int,
+        ends_ms: int,
+        comment: str,
+        created_by: str,
+        now_ms: int,
+    ) -> bool:
+        """Replace silence ``sid`` in place; False if there is none."""
+        with self.lock:
+            cur = self.db.execute(
+                "UPDATE silences SET matchers=?, starts_ms=?, ends_ms=?, comment=?, "
+                "created_by=?, created_ms=? WHERE id=?",
+                (_matchers_text(matchers), starts_ms, ends_ms, comment, created_by, now_ms, sid),
+            )
+            return cur.rowcount > 0
+
+    def expire_silence(self, sid: str, now_ms: int) -> bool:
+        """End silence ``sid`` now (kept, listed as expired); False if there is none. A pending
+        one starts and ends now; an expired one is left as it is."""
+        with self.lock:
+            cur = self.db.execute(
+                "UPDATE silences SET starts_ms=MIN(starts_ms, ?), "
+                "ends_ms=MIN(ends_ms, ?), created_ms=? WHERE id=?",
+                (now_ms, now_ms, now_ms, sid),
+            )
+            return cur.rowcount > 0
+
+    def firing_alerts(self) -> list[FiringRow]:
+        """Firing alerts as committed: labels, last assertion, last trigger, and where open."""
+        with self.lock:
+            opened: dict[str, list[tuple[str, str, str | None, int]]] = {}
+            for key, rcv, action, sev, last in self.db.execute(
+                "SELECT dedup_key, receiver, action, severity, last_sent_ms FROM open_alerts "
+                "ORDER BY receiver"
+            ):
+                opened.setdefault(key, []).append((rcv, action, sev, last))
+            rows = self.db.execute(
+                "SELECT a.dedup_key, a.labels, s.seen_ms, s.alert FROM active_alerts a "
+                "LEFT JOIN asserted s ON s.dedup_key = a.dedup_key ORDER BY a.dedup_key"
+            ).fetchall()
+        return [
+            FiringRow(
+                key,
+                orjson.loads(labels),
+                seen,
+                orjson.loads(blob) if blob is not None else None,
+                tuple(opened.get(key, ())),
+            )
+            for key, labels, seen, blob in rows
+        ]
+
     def remove_silence(self, sid: str) -> bool:
         with self.lock:
             cur = self.db.execute(
@@ -446,6 +509,10 @@ class Store:
         """Changes when another connection (e.g. the CLI) commits to the database."""
         with self.lock:
             return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
+
+def _matchers_text(matchers: Iterable[Matcher]) -> str:
+    return orjson.dumps([m.quoted() for m in matchers]).decode()
 
 
 def _has_table(db: sqlite3.Connection, name: str) -> bool:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from fleetpulse import PlatformError
 from flink_jobs.runtime.jars import jvm_dir
+from udfs.data_dir import default_data_dir as udfs_default_data_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,4 +23,5 @@ def kafka_classpath() -> str:
 
 
 def default_data_dir() -> Path:
-    return Path(os.environ.get("FLEETPULSE_DATA_DIR", PROJECT_ROOT / ".fleetpulse"))
+    """``$FLEETPULSE_DATA_DIR`` or ``<project root>/.fleetpulse`` (shared with the dispatcher)."""
+    return udfs_default_data_dir()

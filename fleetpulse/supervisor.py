@@ -280,10 +280,18 @@ class Supervisor:
         if s.alerting_config:
             argv += ["--config", s.alerting_config]
         self.say("starting the alert dispatcher")
+        env = {
+            # the packaged config's webhook may sign with the public demo secret under `up` only
+            "FLEETPULSE_ALLOW_DEMO_SECRET": "1",
+            # client_url of alerts: the live map of `up` (the packaged config's global.map_url)
+            "FLEETPULSE_MAP_URL": os.environ.get(
+                "FLEETPULSE_MAP_URL", f"http://127.0.0.1:{s.gateway_port}/"
+            ),
+        }
         self._add(
             Component(
                 "alert-dispatcher",
-                self._spawn("alert-dispatcher", argv),
+                self._spawn("alert-dispatcher", argv, env=env),
                 urls={"metrics": f"http://127.0.0.1:{s.dispatcher_metrics_port}/metrics"},
             )
         )

@@ -91,11 +91,15 @@ def test_circuit_breaker_opens_probes_and_closes() -> None:
 
 def test_signature_verifies_and_rejects_tampering_and_replays() -> None:
     body = b'{"event_action":"trigger"}'
-    h = signature_headers("s3cret", 1_700_000_000, body)
+    h = signature_headers("s3cret", 42, 1_700_000_000, body)
     ts, sig = h["X-Fleetpulse-Timestamp"], h["X-Fleetpulse-Signature"]
-    assert sig == sign("s3cret", 1_700_000_000, body) and sig.startswith("v1=")
-    assert verify("s3cret", ts, sig, body, 1_700_000_010) == (True, "")
-    assert verify("s3cret", ts, sig, body + b" ", 1_700_000_010)[1] == "signature mismatch"
-    assert verify("other", ts, sig, body, 1_700_000_010)[1] == "signature mismatch"
-    assert not verify("s3cret", ts, sig, body, 1_700_000_000 + 301)[0]  # replayed later
-    assert not verify("s3cret", None, sig, body, 1_700_000_000)[0]
+    assert sig == sign("s3cret", 42, 1_700_000_000, body) and sig.startswith("v2=")
+    assert verify("s3cret", "42", ts, sig, body, 1_700_000_010) == (True, "")
+    assert verify("s3cret", "42", ts, sig, body + b" ", 1_700_000_010)[1] == "signature mismatch"
+    assert verify("other", "42", ts, sig, body, 1_700_000_010)[1] == "signature mismatch"
+    # the delivery id is signed: a body replayed under another id does not verify
+    assert verify("s3cret", "43", ts, sig, body, 1_700_000_010)[1] == "signature mismatch"
+    assert not verify("s3cret", "42", ts, sig, body, 1_700_000_000 + 301)[0]  # replayed later
+    assert not verify("s3cret", "42", None, sig, body, 1_700_000_000)[0]
+    assert not verify("s3cret", None, ts, sig, body, 1_700_000_000)[0]
+    assert verify("s3cret", "42", "+1700000000", sig, body, 1_700_000_000)[1] == "bad timestamp"

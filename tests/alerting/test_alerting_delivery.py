@@ -71,6 +71,7 @@ def test_delivered_signed_and_valid(receiver: Receiver, store: Store, client: st
     assert receiver.all_problems() == []
     ok, why = verify(
         "s3cret",
+        req.headers["X-Fleetpulse-Delivery-Id"],
         req.headers["X-Fleetpulse-Timestamp"],
         req.headers["X-Fleetpulse-Signature"],
         req.raw,

@@ -3,6 +3,7 @@ its registry exposes (names by convention, the process and Python runtime famili
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import urllib.error
@@ -56,6 +57,8 @@ def test_an_address_it_cannot_listen_on_is_refused_naming_the_flag(tmp_path: Pat
         capture_output=True,
         text=True,
         timeout=60,
+        # the packaged config's webhook needs a private secret (the demo one is refused)
+        env={**os.environ, "FLEETPULSE_WEBHOOK_SECRET": "test-" + "x" * 32},
     )
     assert proc.returncode == 1, proc.stderr
     assert "cannot serve metrics on 192.0.2.1:0" in proc.stderr
