@@ -288,8 +288,23 @@ def _circle_envelope(lat: float, lng: float, radius_m: float) -> BaseGeometry:
     return shapely.box(lng - dlng, lat - dlat, lng + dlng, lat + dlat)
 
 
+def make_geofence(
+    geofence_id: str, name: str, geom: BaseGeometry, radius_m: float | None
+) -> Geofence:
+    """A geofence from a checked feature: a Point with ``radius_m`` is a circle (its geometry
+    the circle's envelope, for the grid), a Polygon or MultiPolygon is itself."""
+    if geom.geom_type == "Point":
+        assert radius_m is not None
+        envelope = _circle_envelope(geom.y, geom.x, radius_m)
+        return Geofence(geofence_id, name, envelope, geom.y, geom.x, radius_m)
+    shapely.prepare(geom)
+    c = geom.centroid
+    return Geofence(geofence_id, name, geom, c.y, c.x)
+
+
 def parse_geofences(geojson: dict) -> list[Geofence]:  # type: ignore[type-arg]
-    """Geofences from a FeatureCollection: Point + ``radius_m`` is a circle, Polygon as is."""
+    """Geofences from a FeatureCollection: Point + ``radius_m`` is a circle, Polygon as is.
+    (Files, in any format and with every check: :mod:`udfs.geo_files`.)"""
     fences: list[Geofence] = []
     for i, feature in enumerate(geojson.get("features", [])):
         props = feature.get("properties") or {}
@@ -301,20 +316,9 @@ def parse_geofences(geojson: dict) -> list[Geofence]:  # type: ignore[type-arg]
             radius = props.get("radius_m")
             if not isinstance(radius, int | float) or radius <= 0:
                 raise UdfError(f"geofence {gid}: a Point needs a positive properties.radius_m")
-            fences.append(
-                Geofence(
-                    gid,
-                    props.get("name", gid),
-                    _circle_envelope(geom.y, geom.x, float(radius)),
-                    geom.y,
-                    geom.x,
-                    float(radius),
-                )
-            )
+            fences.append(make_geofence(gid, props.get("name", gid), geom, float(radius)))
         elif geom.geom_type in ("Polygon", "MultiPolygon"):
-            shapely.prepare(geom)
-            c = geom.centroid
-            fences.append(Geofence(gid, props.get("name", gid), geom, c.y, c.x))
+            fences.append(make_geofence(gid, props.get("name", gid), geom, None))
         else:
             raise UdfError(f"geofence {gid}: unsupported geometry {geom.geom_type}")
     return fences

@@ -16,6 +16,20 @@ from ws_gateway.geo import REGION_NAMES
 from ws_gateway.tokens import ALL_REGIONS, sign_token
 
 SECRET_ENV = "FLEETPULSE_GATEWAY_SECRET"
+GEOFENCES_ENV = "FLEETPULSE_GEOFENCES_FILE"  # the tracking job's variable: one file for both
+
+
+def _checked_geofences_file(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Read and check the file before serving (exit status 2 naming the file and feature)."""
+    if value:
+        from udfs.geo_files import GeoFileError
+        from ws_gateway.geo import areas_for
+
+        try:
+            areas_for(value)
+        except GeoFileError as exc:
+            raise click.BadParameter(str(exc), ctx, param) from None
+    return value
 
 
 @click.group(context_settings={"show_default": True})
@@ -145,6 +159,16 @@ def gateway() -> None:
     help="Start each connection's pings at a random point of the period, so clients "
     "that connected together are not all pinged together.",
 )
+@click.option(
+    "--geofences-file",
+    envvar=GEOFENCES_ENV,
+    show_envvar=True,
+    default="",
+    show_default="the packaged hubs",
+    callback=_checked_geofences_file,
+    help="Geofences of the `geofence` filter, any format geopandas reads (the tracking "
+    "job's --geofences-file; docs/geography.md).",
+)
 def run(
     redis_url: str,
     bootstrap: str | None,
@@ -165,6 +189,7 @@ def run(
     gc_tune: bool,
     ping_interval_s: float,
     spread_keepalive: bool,
+    geofences_file: str,
 ) -> None:
     """Serve the map page, /healthz, /metrics and the websocket on one port."""
     from ws_gateway.server import Gateway
@@ -191,6 +216,7 @@ def run(
         stream_read_count=xread_count,
         ping_interval_s=ping_interval_s,
         spread_keepalive=spread_keepalive,
+        geofences_file=geofences_file,
     )
     try:
         gw = Gateway(settings)

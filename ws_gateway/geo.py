@@ -59,14 +59,29 @@ class Areas:
         return geom
 
 
-@lru_cache(maxsize=1)
 def default_areas() -> Areas:
     """Regions dissolved from the project's US states file, hubs from its hubs file."""
+    return areas_for("")
+
+
+@lru_cache(maxsize=2)
+def areas_for(geofences_file: str) -> Areas:
+    """The Census regions (the websocket contract names them) and the geofences of
+    ``geofences_file`` (``--geofences-file``, the tracking job's; '': the packaged hubs),
+    read and checked by :mod:`udfs.geo_files` (GeoFileError names the file and feature)."""
+    from pathlib import Path
+
     from udfs import geo as ugeo
+    from udfs.geo_files import load_geofences
 
     regions = ugeo.load_region_shapes()
+    listed = (
+        load_geofences(Path(geofences_file))
+        if geofences_file
+        else ugeo.GeofenceIndex.from_file().fences
+    )
     fences: dict[str, Area] = {}
-    for f in ugeo.GeofenceIndex.from_file().fences:
+    for f in listed:
         fences[f.geofence_id] = Area(
             f.geofence_id, f.geometry, f.center_lat, f.center_lng, f.radius_m
         )

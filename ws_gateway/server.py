@@ -36,7 +36,7 @@ from udfs.geo import data_file
 from ws_gateway import AuthError, ClientError, GatewayError, frames, redis_io
 from ws_gateway.alerts import AlertReader, MapAlert
 from ws_gateway.filters import Filter, parse_filter
-from ws_gateway.geo import Areas, default_areas
+from ws_gateway.geo import Areas, areas_for
 from ws_gateway.keepalive import SpreadKeepaliveConnection
 from ws_gateway.metrics import GatewayMetrics
 from ws_gateway.queue import CoalescingQueue, QueueFull
@@ -223,7 +223,7 @@ class Gateway:
     @property
     def areas(self) -> Areas:
         if self._areas is None:
-            self._areas = default_areas()
+            self._areas = areas_for(self.settings.geofences_file)
         return self._areas
 
     # -- life cycle ----------------------------------------------------------------------

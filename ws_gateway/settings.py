@@ -22,6 +22,7 @@ class GatewaySettings:
     stream_key: str = POSITIONS_STREAM
     geo_key: str = TRUCKS_GEO
     delays_key: str = DELAYS
+    geofences_file: str = ""  # the geofence filter's fences ('': the packaged hubs)
     # limits
     max_frame_bytes: int = 64 * 1024
     max_subscriptions: int = 16

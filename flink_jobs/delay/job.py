@@ -89,6 +89,7 @@ from flink_jobs.delay.shipments import ALERT_TAG, ShipmentFunction
 from flink_jobs.delay.truck_feed import TruckFeedFunction
 from flink_jobs.runtime.buffered_writer import shard_of, writer_shards
 from flink_jobs.runtime.environment import create_environment, execute
+from flink_jobs.runtime.geography import regions_for
 from flink_jobs.runtime.jvm_keying import keyed_by_sql
 from flink_jobs.runtime.kafka import (
     attach_sinks,
@@ -98,13 +99,20 @@ from flink_jobs.runtime.kafka import (
     kafka_text_sink,
 )
 from flink_jobs.runtime.records import RAW_RECORD
-from udfs.geo import default_regions
 from udfs.shipment_state import DelayConfig, default_region_of
 
 log = logging.getLogger("fleetpulse.delay")
 
 JOB_NAME = "fleetpulse-delay"
 PICKLED = Types.PICKLED_BYTE_ARRAY()
+
+
+def with_regions(settings: DelaySettings, cfg: DelayConfig) -> DelayConfig:
+    """``cfg`` counting shipments in the regions the settings choose (``--regions-file`` or
+    the packaged ones), unless a test gave it its own ``region_of``."""
+    if cfg.region_of is default_region_of:
+        return replace(cfg, region_of=regions_for(settings).region_of)
+    return cfg
 
 
 def build(
@@ -122,9 +130,7 @@ def build(
     # The region index is built here, in the client, and shipped with the function: importing
     # geopandas inside thread-mode operators while others open or close hangs the embedded
     # interpreter (the tracking job found the same).
-    cfg = settings.delay_config if cfg is None else cfg
-    if cfg.region_of is default_region_of:
-        cfg = replace(cfg, region_of=default_regions().region_of)
+    cfg = with_regions(settings, settings.delay_config if cfg is None else cfg)
     feed = pings is not None and settings.at_risk
     parsed = (
         scans.process(

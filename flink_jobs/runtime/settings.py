@@ -28,13 +28,14 @@ from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar, get_args
 from urllib.parse import unquote, urlsplit
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from flink_jobs.runtime.affinity import AffinityError, check_usable, parse_cpu_list
 from udfs.contract import TopicNames
+from udfs.geo_files import DEFAULT_REGION_PROPERTY, GeoFileError, load_regions
 from udfs.record_age import DEFAULT_MAX_PING_AGE_S
 
 ENV_PREFIX = "FLEETPULSE_"
@@ -189,6 +190,18 @@ class JobSettings:
         "starts; '': any. One CPU keeps the interpreter lock's handoffs on one core "
         "(flink_jobs.runtime.affinity).",
     )
+    regions_file: str = Field(
+        default="",
+        description="File of the regions trucks and shipments are counted in, any format "
+        "geopandas reads (GeoJSON, GeoPackage, Shapefile): Polygon/MultiPolygon features named "
+        "by --regions-property, checked at start ('': the four US Census regions, packaged; "
+        "docs/geography.md).",
+    )
+    regions_property: str = Field(
+        default=DEFAULT_REGION_PROPERTY,
+        min_length=1,
+        description="The property of --regions-file's features that names their region.",
+    )
 
     @field_validator("cpus")
     @classmethod
@@ -198,6 +211,17 @@ class JobSettings:
         except AffinityError as exc:
             raise setting_error(str(exc)) from None
         return cpus
+
+    @model_validator(mode="after")
+    def _usable_regions_file(self) -> Self:
+        """Read and check the regions file now, so a bad one stops the job before it starts
+        (the job's build reads it again from the same cache)."""
+        if self.regions_file:
+            try:
+                load_regions(Path(self.regions_file), self.regions_property)
+            except GeoFileError as exc:
+                raise setting_error(str(exc), "regions_file") from None
+        return self
 
     @property
     def checkpoint_path(self) -> Path | None:

@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 
 from pyflink.common import Types
 from pyflink.datastream import DataStream, OutputTag, StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
 from flink_jobs.runtime.environment import create_environment, execute
+from flink_jobs.runtime.geography import geofences_for, regions_for
 from flink_jobs.runtime.jvm_keying import keyed_on_first_field
 from flink_jobs.runtime.kafka import (
     attach_sinks,
@@ -55,7 +55,7 @@ from flink_jobs.tracking.outputs import (
 )
 from flink_jobs.tracking.settings import TrackingSettings
 from flink_jobs.tracking.truck_function import TruckFunction
-from udfs.geo import GeofenceIndex, default_regions
+from udfs.geo import GeofenceIndex
 from udfs.truck_state import TrackingConfig
 
 JOB_NAME = "fleetpulse-tracking"
@@ -82,9 +82,14 @@ def terminate(stream: DataStream) -> None:
 
 
 def load_geofences(settings: TrackingSettings) -> GeofenceIndex:
-    if settings.geofences_file:
-        return GeofenceIndex.from_file(Path(settings.geofences_file))
-    return GeofenceIndex.from_file()
+    """``--geofences-file``'s geofences (checked when the settings were), else the hubs."""
+    return geofences_for(settings.geofences_file)
+
+
+def truck_function(settings: TrackingSettings, cfg: TrackingConfig) -> TruckFunction:
+    """The truck-state function with the regions and geofences the settings choose, built
+    here in the client (see :func:`build`)."""
+    return TruckFunction(settings, cfg, regions_for(settings), load_geofences(settings))
 
 
 def build(
@@ -110,7 +115,7 @@ def build(
         settings.bundle_max_records,
         settings.bundle_flush_ms,
     )
-    truck_fn = TruckFunction(settings, cfg, default_regions(), load_geofences(settings))
+    truck_fn = truck_function(settings, cfg)
     trucks = (
         bundles.process(truck_fn, output_type=SHARDED_WRITE).name("truck-state").uid("truck-state")
     )

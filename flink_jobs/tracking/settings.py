@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic.dataclasses import dataclass
 
-from flink_jobs.runtime.settings import SETTINGS_CONFIG, JobSettings
+from flink_jobs.runtime.settings import SETTINGS_CONFIG, JobSettings, setting_error
 from udfs.contract import TopicNames
+from udfs.geo_files import GeoFileError, load_geofences
 from udfs.truck_state import DEFAULT_DETECTION_SLACK_MS, DEFAULT_STATE_TTL_S, TrackingConfig
 
 
@@ -65,7 +67,10 @@ class TrackingSettings(JobSettings):
     )
     geofences_file: str = Field(
         default="",
-        description="GeoJSON file of the geofences ('': the bundled udfs/data/hubs.geojson).",
+        description="File of the hub geofences, any format geopandas reads (GeoJSON, "
+        "GeoPackage, Shapefile): features with a unique 'id', a Polygon/MultiPolygon or a "
+        "Point with 'radius_m' (metres), checked at start ('': the packaged "
+        "udfs/data/hubs.geojson; docs/geography.md).",
     )
     stream_maxlen: int = Field(
         default=100_000,
@@ -75,6 +80,17 @@ class TrackingSettings(JobSettings):
     region_refresh_ms: int = Field(
         default=2_000, ge=1, description="Period of the region:{R} truck counts written to Redis."
     )
+
+    @field_validator("geofences_file")
+    @classmethod
+    def _usable_geofences_file(cls, geofences_file: str) -> str:
+        """Read and check the file now, so a bad one stops the job before it starts."""
+        if geofences_file:
+            try:
+                load_geofences(Path(geofences_file))
+            except GeoFileError as exc:
+                raise setting_error(str(exc)) from None
+        return geofences_file
 
     @property
     def tracking_config(self) -> TrackingConfig:
