@@ -16,6 +16,7 @@ import click
 from alerting import AlertingError
 from alerting.config import Config, default_config_path, load_config, parse_duration_ms
 from udfs.contract import DEFAULT_TOPICS
+from udfs.kafka_properties import KafkaProperties, kafka_properties_options
 from udfs.printable import printable
 
 
@@ -75,6 +76,7 @@ def alerts() -> None:
 @click.option(
     "--bootstrap", default="127.0.0.1:9092", show_default=True, help="Kafka bootstrap HOST:PORT."
 )
+@kafka_properties_options
 @click.option(
     "--config",
     "config_path",
@@ -150,6 +152,7 @@ def run(
     alerts_topic: str,
     dlq_topic: str,
     log_level: str,
+    kafka_properties: KafkaProperties,
 ) -> None:
     """Run the dispatcher until SIGTERM/SIGINT."""
     import faulthandler
@@ -177,6 +180,7 @@ def run(
         api_port=api_port,
         api_host=api_host,
         config_text=_config_text(config_path),
+        kafka_properties=kafka_properties,
     )
     try:
         dispatcher = Dispatcher(cfg, settings)
@@ -457,3 +461,49 @@ def query(
             f"{printable(v.labels.get('severity', ''))}\t{state}\t{printable(where)}\t"
             f"{_fmt(v.starts_ms)}"
         )
+
+
+@alerts.command()
+@click.option(
+    "-n",
+    "--lines",
+    "count",
+    type=click.IntRange(0),
+    default=20,
+    show_default=True,
+    help="How many of the last deliveries to show.",
+)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing deliveries as they arrive.")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=lambda: str(_received_path()),
+    show_default="$FLEETPULSE_DATA_DIR/receiver/alerts.jsonl",
+    help="The local receiver's record (python -m alerting.local_receiver --out).",
+)
+def tail(count: int, follow: bool, path: Path) -> None:
+    """What the local receiver of `fleetpulse up` received: time, action, dedup_key,
+    severity, summary and the signature verdict of each delivery, oldest first."""
+    from alerting import received
+
+    if not path.exists() and not follow:
+        raise click.ClickException(
+            f"{path} does not exist: nothing received yet, or no local receiver writes there "
+            "(`fleetpulse up` starts one; --file for another)"
+        )
+    records, end = received.read_last(path, count)
+    for rec in records:
+        click.echo(received.format_line(rec))
+    if follow:
+        try:
+            for rec in received.follow(path, end):
+                click.echo(received.format_line(rec))
+        except KeyboardInterrupt:
+            pass
+
+
+def _received_path() -> Path:
+    from alerting.received import default_path
+
+    return default_path()

@@ -26,9 +26,11 @@ from collections.abc import Callable, Iterable
 from alerting import backoff, wire
 from alerting.backoff import CircuitBreaker, Outcome
 from alerting.config import ReceiverConfig
+from alerting.failure_notice import FailureNotice
 from alerting.http_client import HttpxTransport, StdlibTransport, Transport, wall_ms
 from alerting.metrics import Metrics
 from alerting.store import OutboxItem, Store
+from udfs.printable import printable
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +157,8 @@ class ReceiverWorker:
         self.clock = clock
         self.rng = rng or random.Random()
         self.breaker = CircuitBreaker(cfg.circuit_breaker)
+        # a warning at most once a minute while the receiver fails (issue 30)
+        self.notice = FailureNotice(cfg.name, cfg.endpoint)
         self.cond = threading.Condition()
         self.items: dict[int, OutboxItem] = {}
         self.by_key: dict[str, deque[int]] = {}
@@ -246,6 +250,13 @@ class ReceiverWorker:
             self._set_gauges()
             self.cond.notify_all()
 
+    def _notice(self, outcome: Outcome, now: int) -> str | None:
+        """The line to log about this attempt (rate-limited), under ``self.cond``."""
+        if outcome.delivered:
+            return self.notice.succeeded()
+        reason = printable(outcome.describe(), 200)
+        return self.notice.failed(reason, now, len(self.items), self.breaker.state)
+
     def _settle(self, kind: str, item: OutboxItem, error: str, now: int) -> None:
         """Record a final outcome; the key's next event is released once it is committed."""
 
@@ -287,6 +298,9 @@ class ReceiverWorker:
             now = self.clock()
             with self.cond:
                 self.breaker.record(outcome, now)
+                note = self._notice(outcome, now)
+            if note is not None:
+                log.log(logging.INFO if outcome.delivered else logging.WARNING, "%s", note)
             item.attempts += 1
             decision = backoff.decide(
                 outcome, item.attempts, now - item.created_ms, self.cfg.retry, self.rng

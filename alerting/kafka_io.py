@@ -16,7 +16,7 @@ import functools
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +50,9 @@ class AlertSource:
         group_id: str,
         instance_id: str | None,
         session_timeout_ms: int,
+        properties: Mapping[str, str] | None = None,
     ) -> None:
+        """``properties``: the user's Kafka client properties, librdkafka names, over ours."""
         from confluent_kafka import Consumer
 
         conf: dict[str, Any] = {
@@ -68,6 +70,7 @@ class AlertSource:
         }
         if instance_id:
             conf["group.instance.id"] = instance_id
+        conf.update(properties or {})
         self._consumer = Consumer(conf)
         self._consumer.subscribe([topic])
 
@@ -178,6 +181,7 @@ class DeadLetterProducer:
         topic: str,
         on_failure: Callable[[WriteFailure], None],
         queue_full_wait_s: float = 10.0,
+        properties: Mapping[str, str] | None = None,
     ) -> None:
         self.topic = topic
         self.on_failure = on_failure
@@ -191,6 +195,7 @@ class DeadLetterProducer:
             "logger": log,
             # above the largest dead letter (udfs.models.DEAD_LETTER_MAX_BYTES)
             "message.max.bytes": DEAD_LETTER_PRODUCER_MAX_BYTES,
+            **(properties or {}),
         }
         self._producer = self._new_producer()
         self._pending: dict[int, Origin] = {}

@@ -44,6 +44,7 @@ from alerting.metrics import Metrics, MetricsServer
 from alerting.records import decode
 from alerting.store import OutboxItem, Store
 from udfs.contract import DEFAULT_TOPICS
+from udfs.kafka_properties import NONE, KafkaProperties
 from udfs.models import Reason, Rejection
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class Settings:
     api_port: int | None = None
     api_host: str = "127.0.0.1"
     config_text: str = ""  # the configuration file, shown (redacted) by /api/v2/status
+    kafka_properties: KafkaProperties = NONE  # the user's client properties (security)
     poll_ms: int = 100
     max_poll_records: int = 500
     dlq_flush_s: float = 1.0  # longest wait per step for dead letters to be acknowledged
@@ -212,10 +214,13 @@ class Dispatcher:
                 )
         for w in self.workers.values():
             w.start()
+        client = s.kafka_properties.librdkafka()
         consumer = AlertSource(
-            s.bootstrap, s.alerts_topic, s.group_id, s.instance_id, s.session_timeout_ms
+            s.bootstrap, s.alerts_topic, s.group_id, s.instance_id, s.session_timeout_ms, client
         )
-        producer = DeadLetterProducer(s.bootstrap, s.dlq_topic, self.dlq_write_failed)
+        producer = DeadLetterProducer(
+            s.bootstrap, s.dlq_topic, self.dlq_write_failed, properties=client
+        )
         log.info("alert dispatcher running: %s -> %s", s.alerts_topic, ", ".join(self.workers))
         try:
             while not self.stop_event.is_set():

@@ -15,7 +15,10 @@ from fleetpulse.exporter.evaluate import (
     DEFAULT_MAX_RESTARTS,
 )
 from fleetpulse.paths import default_data_dir
+from fleetpulse.services.redis_server import PASSWORD_FILE
 from udfs.contract import DEFAULT_TOPICS, region_key
+from udfs.kafka_properties import KafkaProperties, KafkaPropertyError, kafka_properties_options
+from udfs.redis_url import redacted
 
 # every command shows its defaults in --help (also when invoked without the `fleetpulse` group)
 CONTEXT_SETTINGS = {"show_default": True}
@@ -82,6 +85,16 @@ data_dir_option = click.option(
     show_envvar=True,
     show_default=True,
     help="TCP port of the alert dispatcher's Prometheus /metrics and /healthz.",
+)
+@click.option(
+    "--receiver-port",
+    default=9099,
+    envvar="FLEETPULSE_RECEIVER_PORT",
+    show_envvar=True,
+    show_default=True,
+    help="TCP port of the local alert receiver (the packaged configuration's webhook "
+    "http://127.0.0.1:9099/alerts; another port sets FLEETPULSE_WEBHOOK_URL to match); "
+    "`fleetpulse alerts tail` shows what it received.",
 )
 @click.option(
     "--tracking-metrics-port",
@@ -188,6 +201,7 @@ def up(
     redis_port: int,
     gateway_port: int,
     dispatcher_metrics_port: int,
+    receiver_port: int,
     tracking_metrics_port: int,
     delay_metrics_port: int,
     tracking_rest_port: int,
@@ -215,6 +229,7 @@ def up(
         redis_port=redis_port,
         gateway_port=gateway_port,
         dispatcher_metrics_port=dispatcher_metrics_port,
+        receiver_port=receiver_port,
         tracking_metrics_port=tracking_metrics_port,
         delay_metrics_port=delay_metrics_port,
         tracking_rest_port=tracking_rest_port,
@@ -248,13 +263,22 @@ def up(
     click.echo("")
     click.echo("fleetpulse is up. Where to look:")
     click.echo(f"  Kafka        {settings.kafka_bootstrap}")
+    secret = settings.data_dir / PASSWORD_FILE
     click.echo(
-        f"  Redis        {settings.redis_url}   "
-        f"(redis-cli -p {redis_port} hgetall {region_key('WEST')})"
+        f"  Redis        {redacted(sup.settings.redis_url)}   "
+        f'(REDISCLI_AUTH="$(cat {secret})" redis-cli -p {redis_port} hgetall {region_key("WEST")})'
     )
     for c in sup.components:
         for label, url in c.urls.items():
             click.echo(f"  {c.name:<17} {label:<8} {url}")
+    if any(c.name == "alert-receiver" for c in sup.components):
+        from alerting.received import default_path
+
+        where = settings.received_file
+        tail = "fleetpulse alerts tail --follow"
+        click.echo(
+            f"  alerts       {tail}" + ("" if where == default_path() else f" --file {where}")
+        )
     click.echo(f"  logs         {settings.log_dir}")
     click.echo("Ctrl-C or `fleetpulse down` stops everything.")
     sys.exit(sup.watch())
@@ -358,6 +382,7 @@ def status(
     show_default=True,
     help="Kafka bootstrap HOST:PORT.",
 )
+@kafka_properties_options
 @click.option(
     "--topic", default=DEFAULT_TOPICS.dlq, show_default=True, help="Dead-letter Kafka topic."
 )
@@ -367,11 +392,16 @@ def status(
     show_default=True,
     help="Keep waiting for new dead letters.",
 )
-def dlq(bootstrap: str, topic: str, follow: bool) -> None:
+def dlq(bootstrap: str, topic: str, follow: bool, kafka_properties: KafkaProperties) -> None:
     """Print dead letters: source, partition/offset, reason and detail."""
     from kafka import KafkaConsumer
 
     from fleetpulse.dlq_view import describe_dead_letter
+
+    try:
+        client = kafka_properties.kafka_python()
+    except KafkaPropertyError as exc:
+        raise click.UsageError(str(exc)) from None
 
     consumer = KafkaConsumer(
         topic,
@@ -379,6 +409,7 @@ def dlq(bootstrap: str, topic: str, follow: bool) -> None:
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         consumer_timeout_ms=None if follow else 3000,
+        **client,
     )
     try:
         for record in consumer:

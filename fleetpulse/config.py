@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,8 @@ class UpSettings:
     tracking_metrics_port: int = 9250
     delay_metrics_port: int = 9251
     dispatcher_metrics_port: int = 9252
+    # the local alert receiver: the packaged config's webhook is http://127.0.0.1:9099/alerts
+    receiver_port: int = 9099
     tracking_rest_port: int = 8081
     delay_rest_port: int = 8082
     flink_url: str = ""  # submit to this cluster with `flink run -py` instead of embedding
@@ -28,6 +31,8 @@ class UpSettings:
     speedup: float = 300.0
     seed: int = 42
     alerting_config: str = ""
+    # set by `up` from <data>/redis.secret (fleetpulse.services.redis_server.redis_password)
+    redis_password: str = ""
 
     @property
     def run_dir(self) -> Path:
@@ -42,9 +47,16 @@ class UpSettings:
         return self.run_dir / "up.json"
 
     @property
+    def received_file(self) -> Path:
+        """What the local receiver received (`fleetpulse alerts tail` reads it)."""
+        return self.data_dir / "receiver" / "alerts.jsonl"
+
+    @property
     def kafka_bootstrap(self) -> str:
         return f"127.0.0.1:{self.kafka_port}"
 
     @property
     def redis_url(self) -> str:
-        return f"redis://127.0.0.1:{self.redis_port}/0"
+        """The URL components connect with: it holds the password, print it redacted."""
+        auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
+        return f"redis://{auth}127.0.0.1:{self.redis_port}/0"

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from fleetpulse import PlatformError
@@ -28,7 +28,7 @@ from fleetpulse.exporter.sources import normalize_url
 from fleetpulse.services import flink
 from fleetpulse.services.kafka import KafkaBroker, create_topics
 from fleetpulse.services.process import ManagedProcess, kill_group, pid_alive
-from fleetpulse.services.redis_server import RedisServer
+from fleetpulse.services.redis_server import RedisServer, redis_password
 from fleetpulse.waiting import check_port_free, port_open, wait_until
 from flink_jobs.runtime.affinity import format_cpu_list, one_cpu_each
 from udfs.contract import contract_topics
@@ -135,6 +135,8 @@ class Supervisor:
             planned.append(("websocket gateway", s.gateway_port))
         if module_exists("alerting.cli"):
             planned.append(("alert dispatcher metrics", s.dispatcher_metrics_port))
+        if module_exists("alerting.local_receiver"):
+            planned.append(("local alert receiver (--receiver-port)", s.receiver_port))
         if not s.flink_url:
             planned += [
                 ("tracking job metrics", s.tracking_metrics_port),
@@ -156,10 +158,14 @@ class Supervisor:
         broker = KafkaBroker(s.data_dir / "kafka", s.kafka_port, s.kafka_controller_port)
         self._add(Component("kafka", broker.start(s.log_dir / "kafka.log"), ports=[s.kafka_port]))
         create_topics(broker.bootstrap, contract_topics())
-        self.say(f"starting Redis on port {s.redis_port}")
-        redis = RedisServer(s.data_dir / "redis", s.redis_port)
+        self.say(f"starting Redis on port {s.redis_port} (AOF everysec, password required)")
+        # every client gets the URL with <data>/redis.secret's password, in its environment
+        self.settings = s = replace(s, redis_password=redis_password(s.data_dir))
+        redis = RedisServer(s.data_dir / "redis", s.redis_port, password=s.redis_password)
         self._add(Component("redis", redis.start(s.log_dir / "redis.log"), ports=[s.redis_port]))
         self._start_jobs()
+        if module_exists("alerting.local_receiver"):
+            self._start_receiver()  # before the dispatcher: its first delivery finds it
         if module_exists("alerting.cli"):
             self._start_dispatcher()
         if module_exists("ws_gateway.cli"):
@@ -185,8 +191,6 @@ class Supervisor:
         args = [
             "--bootstrap",
             s.kafka_bootstrap,
-            "--redis-url",
-            s.redis_url,
             "--group-id",
             group,
             "--parallelism",
@@ -200,6 +204,8 @@ class Supervisor:
         ]
         if not s.flink_url:
             args += ["--metrics-port", str(metrics_port), "--rest-port", str(rest_port)]
+        else:  # a cluster's job does not see `up`'s environment (FLEETPULSE_REDIS_URL)
+            args += ["--redis-url", s.redis_url]
         return args
 
     def job_cpus(self, count: int) -> list[str]:
@@ -248,6 +254,7 @@ class Supervisor:
             self.say(f"starting {name} (embedded Flink MiniCluster)")
             env = flink.flink_env()
             env["FLINK_LOG_DIR"] = str(s.log_dir / f"flink-{name}")  # the MiniCluster's own log
+            env["FLEETPULSE_REDIS_URL"] = s.redis_url  # not in argv: `ps` would show the password
             proc = self._spawn(name, flink.embedded_job_argv(module, args), env=env)
             self._add(
                 Component(
@@ -282,7 +289,9 @@ class Supervisor:
         self.say("starting the alert dispatcher")
         env = {
             # the packaged config's webhook may sign with the public demo secret under `up` only
+            # (a --alerting-config that does; the packaged one gets webhook_env's secret)
             "FLEETPULSE_ALLOW_DEMO_SECRET": "1",
+            **self.webhook_env(),
             # client_url of alerts: the live map of `up` (the packaged config's global.map_url)
             "FLEETPULSE_MAP_URL": os.environ.get(
                 "FLEETPULSE_MAP_URL", f"http://127.0.0.1:{s.gateway_port}/"
@@ -296,6 +305,47 @@ class Supervisor:
             )
         )
 
+    def webhook_env(self) -> dict[str, str]:
+        """The packaged configuration's webhook settings for the dispatcher and the local
+        receiver: the secret (``FLEETPULSE_WEBHOOK_SECRET`` if set, else one generated for
+        this data directory) and, unless ``FLEETPULSE_WEBHOOK_URL`` is set, the receiver's
+        URL."""
+        s = self.settings
+        env = {"FLEETPULSE_WEBHOOK_SECRET": webhook_secret(s.data_dir)}
+        if not os.environ.get("FLEETPULSE_WEBHOOK_URL"):
+            env["FLEETPULSE_WEBHOOK_URL"] = f"http://127.0.0.1:{s.receiver_port}/alerts"
+        return env
+
+    def _start_receiver(self) -> None:
+        s = self.settings
+        argv = [
+            sys.executable,
+            "-m",
+            "alerting.local_receiver",
+            "--port",
+            str(s.receiver_port),
+            "--secret-env",
+            "FLEETPULSE_WEBHOOK_SECRET",
+            "--out",
+            str(s.received_file),
+        ]
+        self.say(f"starting the local alert receiver on port {s.receiver_port}")
+        proc = self._spawn("alert-receiver", argv, env=self.webhook_env())
+        wait_until(
+            lambda: port_open(s.receiver_port) or not proc.alive(), 60, "the local alert receiver"
+        )
+        self._add(
+            Component(
+                "alert-receiver",
+                proc,
+                ports=[s.receiver_port],
+                urls={
+                    "webhook": f"http://127.0.0.1:{s.receiver_port}/alerts",
+                    "received": str(s.received_file),
+                },
+            )
+        )
+
     def _start_gateway(self) -> None:
         s = self.settings
         argv = [
@@ -303,8 +353,6 @@ class Supervisor:
             "-m",
             "ws_gateway",
             "run",
-            "--redis-url",
-            s.redis_url,
             "--bootstrap",
             s.kafka_bootstrap,
             "--port",
@@ -312,7 +360,8 @@ class Supervisor:
         ]
         self.say(f"starting the websocket gateway on port {s.gateway_port}")
         secret = gateway_secret(s.run_dir)
-        proc = self._spawn("ws-gateway", argv, env={"FLEETPULSE_GATEWAY_SECRET": secret})
+        env = {"FLEETPULSE_GATEWAY_SECRET": secret, "FLEETPULSE_REDIS_URL": s.redis_url}
+        proc = self._spawn("ws-gateway", argv, env=env)
         from ws_gateway.tokens import ALL_REGIONS, sign_token
 
         token = sign_token(secret, "fleetpulse-up", [ALL_REGIONS], int(time.time()) + 7 * 86400)
@@ -342,15 +391,13 @@ class Supervisor:
             str(port),
             "--bootstrap",
             s.kafka_bootstrap,
-            "--redis-url",
-            s.redis_url,
         ]
         for url in sorted({j.rest_url for j in self.jobs}):
             argv += ["--flink-url", url]
         for group in sorted(set(self.groups.values())):
             argv += ["--group", group]
         self.say(f"starting the fleetpulse exporter on port {port}")
-        proc = self._spawn("exporter", argv)
+        proc = self._spawn("exporter", argv, env={"FLEETPULSE_REDIS_URL": s.redis_url})
         wait_until(lambda: port_open(port) or not proc.alive(), 60, "the fleetpulse exporter")
         self._add(
             Component(
@@ -514,6 +561,22 @@ def gateway_secret(run_dir: Path) -> str:
     return path.read_text().strip()
 
 
+def webhook_secret(data_dir: Path) -> str:
+    """``FLEETPULSE_WEBHOOK_SECRET``, or a secret of this data directory created once
+    (``<data>/webhook.secret``): `up`'s webhook never signs with the public demo secret."""
+    given = os.environ.get("FLEETPULSE_WEBHOOK_SECRET", "")
+    if given:
+        return given
+    path = data_dir / "webhook.secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # created 0600, never readable by others
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(os.urandom(32).hex())
+    return path.read_text().strip()
+
+
 def read_state(path: Path) -> dict | None:  # type: ignore[type-arg]
     try:
         return json.loads(path.read_text())  # type: ignore[no-any-return]
@@ -524,7 +587,10 @@ def read_state(path: Path) -> dict | None:  # type: ignore[type-arg]
 def write_state(path: Path, state: dict) -> None:  # type: ignore[type-arg]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds the Redis URL
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(state, indent=2))
     tmp.replace(path)
 
 

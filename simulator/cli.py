@@ -17,6 +17,7 @@ from simulator.fleet import FleetSimulator, Record
 from simulator.pacing import EventClock, paced
 from simulator.sinks import JsonlSink, KafkaSink, Progress, Sink, read_jsonl
 from udfs.contract import DEFAULT_TOPICS, TopicNames
+from udfs.kafka_properties import KafkaProperties, kafka_properties_options
 
 HOUR_MS = 3_600_000
 # --help shows every option's default, also under `python -m simulator`
@@ -43,7 +44,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def kafka_target(command: F) -> F:
-    """The Kafka broker and topics a command sends to (simulate and replay share them)."""
+    """The Kafka broker and topics a command sends to (simulate and replay share them), and
+    the client properties (``kafka_properties``)."""
+    command = kafka_properties_options(command)
     for option in reversed(
         [
             click.option(
@@ -196,6 +199,7 @@ def simulate(
     truth_path: Path | None,
     fast: bool,
     progress: bool | None,
+    kafka_properties: KafkaProperties,
 ) -> None:
     """Simulate a truck fleet and its shipments into fleet.gps / fleet.scans (or a file)."""
     try:
@@ -250,7 +254,12 @@ def simulate(
         if out_path is not None:
             sink = JsonlSink(out_path)
         else:
-            sink = KafkaSink(bootstrap, _topics(gps_topic, scans_topic), compression="lz4")
+            sink = KafkaSink(
+                bootstrap,
+                _topics(gps_topic, scans_topic),
+                compression="lz4",
+                properties=kafka_properties,
+            )
             if not fast:
                 clock = EventClock(start_ms, speedup)
                 records = paced(records, lambda r: r.emit_ms, clock, rate, on_wait=sink.flush)
@@ -291,11 +300,17 @@ def replay(
     gps_topic: str,
     scans_topic: str,
     progress: bool | None,
+    kafka_properties: KafkaProperties,
 ) -> None:
     """Send a JSONL file written by `simulate --out` to Kafka, paced like the original."""
     try:
         records: Iterator[Record] = read_jsonl(file)
-        sink = KafkaSink(bootstrap, _topics(gps_topic, scans_topic), compression="lz4")
+        sink = KafkaSink(
+            bootstrap,
+            _topics(gps_topic, scans_topic),
+            compression="lz4",
+            properties=kafka_properties,
+        )
         if not fast:
             records = replay_paced(records, scale, on_wait=sink.flush)
         _send_all(records, sink, Progress(enabled=progress))

@@ -15,6 +15,7 @@ import orjson
 from simulator import SimulatorError
 from simulator.fleet import GPS, Record
 from udfs.contract import DEFAULT_TOPICS, TopicNames
+from udfs.kafka_properties import NONE, KafkaProperties, KafkaPropertyError
 
 
 class Sink(Protocol):
@@ -37,7 +38,9 @@ class KafkaSink:
         compression: str | None = None,
         acks: int = 1,
         client: str = "auto",
+        properties: KafkaProperties = NONE,
     ) -> None:
+        """``properties``: the user's Kafka client properties (security), over ours."""
         self.topic_of = {GPS: topics.gps, "scans": topics.scans}
         self.errors = 0
         self._ck: Any = None
@@ -49,22 +52,29 @@ class KafkaSink:
                 if client == "confluent":
                     raise SimulatorError("confluent-kafka is not installed") from None
             else:
-                self._ck = confluent_kafka.Producer(
-                    {
-                        "bootstrap.servers": bootstrap,
-                        "acks": acks,
-                        "linger.ms": linger_ms,
-                        "batch.size": batch_bytes,
-                        "compression.type": compression or "none",
-                        "queue.buffering.max.messages": 1_000_000,
-                        "queue.buffering.max.kbytes": 512 * 1024,
-                        "error_cb": self._on_error,
-                    }
-                )
+                conf = {
+                    "bootstrap.servers": bootstrap,
+                    "acks": acks,
+                    "linger.ms": linger_ms,
+                    "batch.size": batch_bytes,
+                    "compression.type": compression or "none",
+                    "queue.buffering.max.messages": 1_000_000,
+                    "queue.buffering.max.kbytes": 512 * 1024,
+                    "error_cb": self._on_error,
+                    **properties.librdkafka(),
+                }
+                try:
+                    self._ck = confluent_kafka.Producer(conf)
+                except confluent_kafka.KafkaException as exc:  # a property librdkafka lacks
+                    raise SimulatorError(f"Kafka producer: {exc.args[0].str()}") from None
                 return
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
+        try:
+            client_properties = properties.kafka_python()
+        except KafkaPropertyError as exc:
+            raise SimulatorError(str(exc)) from None
         try:
             self._kp = KafkaProducer(
                 bootstrap_servers=bootstrap,
@@ -74,6 +84,7 @@ class KafkaSink:
                 compression_type=compression,
                 max_request_size=4 * 1024 * 1024,
                 retries=5,
+                **client_properties,
             )
         except KafkaError as exc:
             raise SimulatorError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,8 +130,11 @@ class AlertReader:
         on_malformed: Callable[[str], None] | None = None,
         log_every_s: float = MALFORMED_LOG_EVERY_S,
         on_lag: Callable[[int], None] | None = None,
+        client: Mapping[str, Any] | None = None,
     ) -> None:
+        """``client``: the user's Kafka properties as kafka-python keywords (security)."""
         self.bootstrap = bootstrap
+        self.client = dict(client or {})
         self.topic = topic
         self.deliver = deliver
         self.min_severity = min_severity
@@ -162,6 +165,7 @@ class AlertReader:
                     group_id=None,
                     enable_auto_commit=False,
                     auto_offset_reset="latest",
+                    **self.client,
                 )
                 parts = None
                 while not self._stop.is_set():

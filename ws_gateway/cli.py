@@ -11,6 +11,7 @@ from collections.abc import Callable
 import click
 
 from udfs.contract import DEFAULT_TOPICS
+from udfs.kafka_properties import KafkaProperties, KafkaPropertyError, kafka_properties_options
 from ws_gateway import GatewayError
 from ws_gateway.geo import REGION_NAMES
 from ws_gateway.tokens import ALL_REGIONS, sign_token
@@ -41,8 +42,12 @@ def gateway() -> None:
 @click.option(
     "--redis-url",
     default="redis://127.0.0.1:6379/0",
+    envvar="FLEETPULSE_REDIS_URL",
+    show_envvar=True,
     show_default=True,
-    help="Redis holding the live positions (the tracking job's output).",
+    help="Redis holding the live positions (the tracking job's output): "
+    "redis://[:PASSWORD@]HOST:PORT/DB, or rediss:// for TLS. The variable keeps the password "
+    "out of the process list.",
 )
 @click.option(
     "--bootstrap",
@@ -50,6 +55,7 @@ def gateway() -> None:
     metavar="HOST:PORT",
     help="Kafka bootstrap for fleet.alerts (no alerts without it).",
 )
+@kafka_properties_options
 @click.option(
     "--alerts-topic",
     default=DEFAULT_TOPICS.alerts,
@@ -190,11 +196,16 @@ def run(
     ping_interval_s: float,
     spread_keepalive: bool,
     geofences_file: str,
+    kafka_properties: KafkaProperties,
 ) -> None:
     """Serve the map page, /healthz, /metrics and the websocket on one port."""
     from ws_gateway.server import Gateway
     from ws_gateway.settings import GatewaySettings
 
+    try:
+        kafka_properties.kafka_python()  # the alert reader's client takes only some
+    except KafkaPropertyError as exc:
+        raise click.UsageError(str(exc)) from None
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -204,6 +215,7 @@ def run(
         port=port,
         bootstrap=bootstrap,
         alerts_topic=alerts_topic,
+        kafka_properties=kafka_properties,
         metrics_port=metrics_port,
         secret=secret,
         auth=not no_auth,

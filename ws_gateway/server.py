@@ -33,6 +33,7 @@ from websockets.protocol import OPEN, Protocol, Side
 
 from udfs.contract import shipment_of_delay_member
 from udfs.geo import data_file
+from udfs.redis_url import redacted
 from ws_gateway import AuthError, ClientError, GatewayError, frames, redis_io
 from ws_gateway.alerts import AlertReader, MapAlert
 from ws_gateway.filters import Filter, parse_filter
@@ -240,7 +241,7 @@ class Gateway:
         except aioredis.RedisError as exc:
             await self.redis.aclose()
             await self._stream_redis.aclose()
-            raise GatewayError(f"cannot reach Redis at {s.redis_url}: {exc}") from None
+            raise GatewayError(f"cannot reach Redis at {redacted(s.redis_url)}: {exc}") from None
         self.router.set_start(start_id)
         _ = self.areas  # load shapes before clients arrive, not during the first subscribe
         origins: list[Any] | None = None
@@ -288,6 +289,7 @@ class Gateway:
                 s.min_alert_severity,
                 on_malformed=malformed,
                 on_lag=self.metrics.alerts_lag.set,
+                client=s.kafka_properties.kafka_python(),
             )
             self._alerts.start()
         if s.metrics_port:

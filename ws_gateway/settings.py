@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from udfs.contract import DEFAULT_TOPICS, DELAYS, POSITIONS_STREAM, TRUCKS_GEO
+from udfs.kafka_properties import NONE, KafkaProperties
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,7 @@ class GatewaySettings:
     port: int = 8765
     bootstrap: str | None = None  # Kafka, for fleet.alerts; None: no alerts
     alerts_topic: str = DEFAULT_TOPICS.alerts
+    kafka_properties: KafkaProperties = NONE  # the user's Kafka client properties (security)
     min_alert_severity: str = "critical"
     secret: str | None = None
     auth: bool = True

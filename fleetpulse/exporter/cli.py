@@ -12,6 +12,8 @@ from fleetpulse.exporter import ExporterError
 from fleetpulse.exporter.readings import DEFAULT_REGIONS
 from fleetpulse.exporter.settings import DEFAULT_PORT, ExporterSettings
 from udfs.contract import DEFAULT_TOPICS
+from udfs.kafka_properties import KafkaProperties, kafka_properties_options
+from udfs.redis_url import redacted
 
 
 @click.command(context_settings={"show_default": True})
@@ -36,12 +38,14 @@ from udfs.contract import DEFAULT_TOPICS
     show_envvar=True,
     help="Kafka bootstrap HOST:PORT: consumer lag, alerts and dead letters.",
 )
+@kafka_properties_options
 @click.option(
     "--redis-url",
     default="redis://127.0.0.1:6379/0",
     envvar="FLEETPULSE_REDIS_URL",
     show_envvar=True,
-    help="Redis the jobs write: regions, delays, positions.",
+    help="Redis the jobs write: regions, delays, positions (redis://[:PASSWORD@]HOST:PORT/DB, "
+    "or rediss:// for TLS).",
 )
 @click.option(
     "--flink-url",
@@ -130,6 +134,7 @@ def exporter(
     timeout_s: float,
     label_limit: int,
     log_level: str,
+    kafka_properties: KafkaProperties,
 ) -> None:
     """Serve consumer lag, position freshness, region and delay gauges, Flink job health and
     the alerts and dead letters seen, as Prometheus metrics on /metrics (and /healthz)."""
@@ -151,6 +156,7 @@ def exporter(
             cache_s=cache_s,
             timeout_s=timeout_s,
             label_limit=label_limit,
+            kafka_properties=kafka_properties,
         ).validate()
     except ExporterError as exc:
         raise click.ClickException(str(exc)) from None
@@ -167,7 +173,7 @@ def exporter(
     service.start()
     click.echo(
         f"fleetpulse exporter on http://{host}:{service.server.port}/metrics "
-        f"(Kafka {bootstrap}, Redis {redis_url}, Flink {' '.join(flink_urls) or 'none'})",
+        f"(Kafka {bootstrap}, Redis {redacted(redis_url)}, Flink {' '.join(flink_urls) or 'none'})",
         err=True,
     )
     stop.wait()

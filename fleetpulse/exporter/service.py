@@ -76,7 +76,8 @@ class Exporter:
         self.labels = RecordLabels(s.label_limit)
         self.last_errors: dict[str, str] = {}
         redis = redis_client(s.redis_url, s.timeout_s)
-        lag = KafkaLag(s.bootstrap, s.timeout_s)
+        client = s.kafka_properties.librdkafka()
+        lag = KafkaLag(s.bootstrap, s.timeout_s, client)
         self.reader = Reader(
             s.timeout_s,
             redis=lambda: read_redis(redis, s.regions),
@@ -90,6 +91,7 @@ class Exporter:
             {s.alerts_topic: self._alert, s.dlq_topic: self._dead_letter},
             on_error=lambda _msg: self.scrape_errors.labels("kafka").inc(),
             timeout_s=s.timeout_s,
+            properties=client,
         )
         self.server = MetricsServer(r, s.port, self.health, host=s.host)
         self.started = time.time()

@@ -11,6 +11,8 @@ from fleetpulse.exporter import ExporterError
 from fleetpulse.exporter.readings import DEFAULT_REGIONS
 from fleetpulse.exporter.sources import normalize_url
 from udfs.contract import DEFAULT_TOPICS
+from udfs.kafka_properties import NONE, KafkaProperties
+from udfs.redis_url import redacted
 
 DEFAULT_PORT = 9108
 HOST_PORT = re.compile(r"[^\s:,/]+:\d{1,5}")
@@ -30,6 +32,7 @@ class ExporterSettings:
     cache_s: float = 5.0  # a reading is reused by scrapes for this long
     timeout_s: float = 3.0  # one source's whole read, every call in it included
     label_limit: int = 100  # distinct values per label of the alert and dead-letter counters
+    kafka_properties: KafkaProperties = NONE  # the user's Kafka client properties (security)
 
     def validate(self) -> ExporterSettings:
         if not 0 <= self.port <= 65535:
@@ -41,7 +44,8 @@ class ExporterSettings:
                 raise ExporterError(f"--bootstrap needs HOST:PORT[,HOST:PORT...], got {server!r}")
         if urlsplit(self.redis_url).scheme not in {"redis", "rediss", "unix"}:
             raise ExporterError(
-                f"--redis-url must be a redis://, rediss:// or unix:// URL, got {self.redis_url!r}"
+                "--redis-url must be a redis://, rediss:// or unix:// URL, "
+                f"got {redacted(self.redis_url)!r}"
             )
         for url in self.flink_urls:
             parts = urlsplit(normalize_url(url))

@@ -93,7 +93,10 @@ def redis_client(url: str, timeout_s: float) -> Any:
 class KafkaLag:
     """Committed offsets of consumer groups against the topics' end offsets (admin API)."""
 
-    def __init__(self, bootstrap: str, timeout_s: float) -> None:
+    def __init__(
+        self, bootstrap: str, timeout_s: float, properties: Mapping[str, str] | None = None
+    ) -> None:
+        """``properties``: the user's Kafka client properties, librdkafka names (security)."""
         from confluent_kafka.admin import AdminClient
 
         self.timeout_s = timeout_s
@@ -104,6 +107,7 @@ class KafkaLag:
                 "bootstrap.servers": bootstrap,
                 "client.id": "fleetpulse-exporter",
                 "socket.timeout.ms": max(int(timeout_s * 1000), 10),
+                **(properties or {}),
             }
         )
 

@@ -54,9 +54,11 @@ class TopicTail(threading.Thread):
         handlers: Mapping[str, Handler],
         on_error: Callable[[str], None],
         timeout_s: float,
+        properties: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(name="exporter-tail", daemon=True)
         self.bootstrap = bootstrap
+        self.properties = dict(properties or {})  # the user's, librdkafka names (security)
         self.handlers = dict(handlers)
         self.on_error = on_error
         self.timeout_s = timeout_s
@@ -81,6 +83,7 @@ class TopicTail(threading.Thread):
                 "client.id": "fleetpulse-exporter",
                 "topic.metadata.refresh.interval.ms": int(METADATA_REFRESH_S * 1000),
                 "logger": client_log,
+                **self.properties,
             }
         )
         try:

@@ -6,7 +6,7 @@ import base64
 import contextlib
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from fleetpulse.paths import kafka_classpath
 from fleetpulse.services.process import ManagedProcess
 from fleetpulse.waiting import check_port_free, free_port, port_open, wait_until
 from udfs.contract import TopicSpec
+from udfs.kafka_properties import NONE, KafkaProperties
 
 LOG4J2_YAML = """\
 Configuration:
@@ -35,6 +36,39 @@ Configuration:
 """
 
 
+SCRAM = "SCRAM-SHA-512"
+
+
+@dataclass(frozen=True)
+class SaslSslListener:
+    """A second client listener, SASL_SSL with SCRAM-SHA-512, for clients that must
+    authenticate (tests of the Kafka client properties); the PLAINTEXT one stays for the
+    broker itself."""
+
+    port: int
+    keystore: Path  # PKCS12: the broker's key and certificate
+    keystore_password: str
+    users: Mapping[str, str]  # SCRAM user -> password, stored when the storage is formatted
+
+    def properties(self) -> list[str]:
+        prefix = "listener.name.sasl_ssl."
+        return [
+            f"sasl.enabled.mechanisms={SCRAM}",
+            f"{prefix}{SCRAM.lower()}.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            f"{prefix}ssl.keystore.location={self.keystore}",
+            f"{prefix}ssl.keystore.password={self.keystore_password}",
+            f"{prefix}ssl.keystore.type=PKCS12",
+        ]
+
+    def format_args(self) -> list[str]:
+        return [
+            arg
+            for user, password in self.users.items()
+            for arg in ("--add-scram", f"{SCRAM}=[name={user},password={password}]")
+        ]
+
+
 @dataclass
 class KafkaBroker:
     """Formats a KRaft log directory on first use, then runs ``kafka.Kafka`` on loopback."""
@@ -43,22 +77,34 @@ class KafkaBroker:
     port: int
     controller_port: int
     heap_mb: int = 512
+    secure: SaslSslListener | None = None
+
+    @property
+    def secure_bootstrap(self) -> str:
+        """The SASL_SSL listener's address (``secure`` must be set)."""
+        assert self.secure is not None
+        return f"127.0.0.1:{self.secure.port}"
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def _properties(self) -> str:
+        client = [f"PLAINTEXT://127.0.0.1:{self.port}"]
+        protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        if self.secure is not None:
+            client.append(f"SASL_SSL://127.0.0.1:{self.secure.port}")
+            protocols += ",SASL_SSL:SASL_SSL"
         return "\n".join(
             [
                 "process.roles=broker,controller",
                 "node.id=1",
                 f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-                f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
-                f"CONTROLLER://127.0.0.1:{self.controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                f"listeners={','.join(client)},CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners={','.join(client)}",
                 "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                f"listener.security.protocol.map={protocols}",
+                *(self.secure.properties() if self.secure is not None else []),
                 "inter.broker.listener.name=PLAINTEXT",
                 f"log.dirs={self.data_dir / 'logs'}",
                 "num.partitions=2",
@@ -105,6 +151,7 @@ class KafkaBroker:
                 f"--cluster-id={cluster_id}",  # ids may start with "-": keep it attached
                 "-c",
                 str(self.data_dir / "server.properties"),
+                *(self.secure.format_args() if self.secure is not None else []),
             ),
             self.data_dir / "format.log",
         ).start()
@@ -164,14 +211,19 @@ def topics_ready(described: list[dict[str, Any]], wanted: Iterable[str]) -> bool
     return True
 
 
-def create_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> None:
+def create_topics(
+    bootstrap: str, specs: Iterable[TopicSpec], properties: KafkaProperties = NONE
+) -> None:
     """Create the missing topics, and return when every partition of every topic has a
-    leader; existing ones are left as they are."""
+    leader; existing ones are left as they are. ``properties``: the user's Kafka client
+    properties (security)."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=15000, **properties.kafka_python()
+    )
     try:
         existing = set(admin.list_topics())
         new = [

@@ -18,6 +18,25 @@ from flink_jobs.runtime.operators_jar import use_operators_jar
 from flink_jobs.runtime.settings import JobSettings
 from udfs.models import DEAD_LETTER_PRODUCER_MAX_BYTES
 
+# Where flink-sql-connector-kafka relocates the Kafka client (login modules are named by class).
+FLINK_KAFKA_PACKAGE = "org.apache.flink.kafka.shaded.org.apache.kafka"
+
+
+def client_properties(settings: JobSettings, own: dict[str, str]) -> str:
+    """The table's ``'properties.*'`` options: its ``own`` client settings, the user's
+    properties (``--kafka-property``, Java form) over them, and ``--bootstrap``."""
+    merged = {
+        **own,
+        **settings.kafka_properties.java(FLINK_KAFKA_PACKAGE),
+        "bootstrap.servers": settings.bootstrap,
+    }
+    return "\n".join(f"'properties.{sql_text(k)}' = '{sql_text(v)}'," for k, v in merged.items())
+
+
+def sql_text(text: str) -> str:
+    """``text`` inside a SQL string literal."""
+    return text.replace("'", "''")
+
 
 def kafka_raw_source(
     t_env: StreamTableEnvironment, settings: JobSettings, topic: str, table: str
@@ -61,6 +80,14 @@ def kafka_raw_table(
     bounded = "'scan.bounded.mode' = 'latest-offset'," if settings.bounded else ""
     emit = "'scan.watermark.emit.strategy' = 'on-event'," if watermark_per_record else ""
     wm_s = settings.out_of_orderness_ms / 1000
+    client = client_properties(
+        settings,
+        {
+            "group.id": settings.group_id,
+            "auto.offset.reset": "earliest",
+            "max.partition.fetch.bytes": str(settings.partition_fetch_bytes),
+        },
+    )
     t_env.execute_sql(f"""
         CREATE TEMPORARY TABLE {table} (
           `record_key` BYTES,
@@ -77,10 +104,7 @@ def kafka_raw_table(
         ) WITH (
           'connector' = 'kafka',
           'topic' = '{topic}',
-          'properties.bootstrap.servers' = '{settings.bootstrap}',
-          'properties.group.id' = '{settings.group_id}',
-          'properties.auto.offset.reset' = 'earliest',
-          'properties.max.partition.fetch.bytes' = '{settings.partition_fetch_bytes}',
+          {client}
           'scan.startup.mode' = 'group-offsets',
           'scan.watermark.idle-timeout' = '{settings.idle_timeout_ms} ms',
           {bounded}
@@ -103,8 +127,7 @@ def kafka_text_sink(
         ) WITH (
           'connector' = 'kafka',
           'topic' = '{topic}',
-          'properties.bootstrap.servers' = '{settings.bootstrap}',
-          'properties.linger.ms' = '5',
+          {client_properties(settings, {"linger.ms": "5"})}
           'sink.delivery-guarantee' = 'at-least-once',
           'key.format' = 'raw',
           'key.fields' = 'k',
@@ -131,7 +154,9 @@ def dead_letter_sink(
     use_operators_jar(env)
     gateway = get_gateway()
     props = gateway.jvm.java.util.HashMap()
-    props.put("bootstrap.servers", settings.bootstrap)
     props.put("max.request.size", str(DEAD_LETTER_PRODUCER_MAX_BYTES))
+    for key, value in settings.kafka_properties.java(FLINK_KAFKA_PACKAGE).items():
+        props.put(key, value)
+    props.put("bootstrap.servers", settings.bootstrap)
     sink = gateway.jvm.io.fleetpulse.flink.DeadLetterSink(settings.dlq_topic, props)
     letters.sink_to(Sink(sink)).name("dlq-sink").uid("dlq-sink")

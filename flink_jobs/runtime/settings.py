@@ -36,6 +36,13 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from flink_jobs.runtime.affinity import AffinityError, check_usable, parse_cpu_list
 from udfs.contract import TopicNames
 from udfs.geo_files import DEFAULT_REGION_PROPERTY, GeoFileError, load_regions
+from udfs.kafka_properties import (
+    FILE_HELP,
+    OPTIONS_HELP,
+    KafkaProperties,
+    KafkaPropertyError,
+    read_kafka_properties,
+)
 from udfs.record_age import DEFAULT_MAX_PING_AGE_S
 
 ENV_PREFIX = "FLEETPULSE_"
@@ -85,6 +92,8 @@ class JobSettings:
         default="127.0.0.1:9092",
         description="Kafka bootstrap servers (host:port, comma-separated).",
     )
+    kafka_property: tuple[str, ...] = Field(default=(), description=OPTIONS_HELP)
+    kafka_properties_file: str = Field(default="", description=FILE_HELP)
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis the job writes.")
     group_id: str = Field(
         default="fleetpulse", description="Kafka consumer group (offsets are committed under it)."
@@ -213,6 +222,24 @@ class JobSettings:
         return cpus
 
     @model_validator(mode="after")
+    def _usable_kafka_properties(self) -> Self:
+        """Read and check the Kafka properties now: a bad one stops the job before it starts."""
+        try:
+            read_kafka_properties((), self.kafka_properties_file)
+        except KafkaPropertyError as exc:
+            raise setting_error(str(exc), "kafka_properties_file") from None
+        try:
+            self.kafka_properties  # noqa: B018 - checks the flags over the file
+        except KafkaPropertyError as exc:
+            raise setting_error(str(exc), "kafka_property") from None
+        return self
+
+    @property
+    def kafka_properties(self) -> KafkaProperties:
+        """The Kafka client properties: the file's, then the flags' over them."""
+        return read_kafka_properties(self.kafka_property, self.kafka_properties_file)
+
+    @model_validator(mode="after")
     def _usable_regions_file(self) -> Self:
         """Read and check the regions file now, so a bad one stops the job before it starts
         (the job's build reads it again from the same cache)."""
@@ -295,6 +322,8 @@ def shown_default(info: FieldInfo) -> str:
     value = info.default
     if value is None:
         return "unset"
+    if value == ():
+        return "none"
     if isinstance(value, bool):
         return str(value).lower()
     return str(value) if value != "" else "''"
@@ -322,12 +351,22 @@ def parse(
         elif env_name(name) in environ and not (
             environ[env_name(name)] == "" and fields_of(model)[name].default is None
         ):  # an empty variable leaves an optional setting unset (the cluster's)
-            raw[name] = environ[env_name(name)]
+            text = environ[env_name(name)]
+            raw[name] = repeated_env(text) if is_repeated(fields_of(model)[name]) else text
             sources[name] = f"environment variable {env_name(name)} ({flag_of(name)})"
     try:
         return model(**raw)
     except ValidationError as exc:
         parser.error("\n".join(describe(model, err, raw, sources) for err in exc.errors()))
+
+
+def is_repeated(info: FieldInfo) -> bool:
+    """A field given by a repeated flag (a tuple), one value per line in its variable."""
+    return getattr(info.annotation, "__origin__", None) is tuple
+
+
+def repeated_env(text: str) -> tuple[str, ...]:
+    return tuple(line for line in text.splitlines() if line.strip())
 
 
 def build_parser(model: type[JobSettings]) -> argparse.ArgumentParser:
@@ -357,6 +396,14 @@ def build_parser(model: type[JobSettings]) -> argparse.ArgumentParser:
                 action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS,
                 help=help_text,
+            )
+        elif is_repeated(info):
+            group.add_argument(
+                flag_of(name),
+                action="append",
+                default=argparse.SUPPRESS,
+                metavar="KEY=VALUE",
+                help=help_text + " (repeatable)",
             )
         else:
             metavar = getattr(value_type(info), "__name__", "VALUE").upper()
@@ -394,6 +441,8 @@ def describe(
         return f"{where} must be {bound}, not {value}"
     if kind == "less_than_equal":
         return f"{where} must be at most {ctx['le']}, not {value}"
+    if kind == "setting" and is_repeated(fields_of(model)[name]):
+        return f"{where}: {ctx['reason']}"  # the values may hold secrets
     if kind == "setting":
         return f"{where} {value!r}: {ctx['reason']}"
     if kind.endswith(("_parsing", "_type")):

@@ -45,6 +45,7 @@ def test_up_status_and_a_dying_component(tmp_path: Path) -> None:
             "REDIS",
             "GATEWAY",
             "DISPATCHER_METRICS",
+            "RECEIVER",
             "TRACKING_METRICS",
             "DELAY_METRICS",
             "TRACKING_REST",
@@ -88,7 +89,7 @@ def test_up_status_and_a_dying_component(tmp_path: Path) -> None:
 
         wait_until(all_healthy, 300, "every component to report healthy", interval_s=1)
         status = fleetpulse("status", env=env).stdout
-        for name in ("kafka", "redis", "tracking-job", "exporter"):
+        for name in ("kafka", "redis", "tracking-job", "exporter", "alert-receiver"):
             assert f"{name}" in status and "DOWN" not in status
         assert "restarts 0, last checkpoint" in status  # the jobs' readings, from Flink REST
         exporter_url = f"http://127.0.0.1:{ports['EXPORTER']}/metrics"
@@ -101,7 +102,11 @@ def test_up_status_and_a_dying_component(tmp_path: Path) -> None:
             "the exporter to report the tracking job up",
             interval_s=1,
         )
-        client = redis.Redis(port=ports["REDIS"])
+        # Redis requires the password `up` generated in the data directory, and no log shows it
+        password = (tmp_path / "data" / "redis.secret").read_text().strip()
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=ports["REDIS"]).ping()
+        client = redis.Redis(port=ports["REDIS"], password=password)
         wait_until(
             lambda: any(client.scan_iter("truck:*")),
             180,
@@ -110,6 +115,12 @@ def test_up_status_and_a_dying_component(tmp_path: Path) -> None:
         )
         out = (tmp_path / "up.log").read_text()
         assert f"http://127.0.0.1:{ports['GATEWAY']}/?token=" in out
+        logs = [out] + [
+            p.read_text(errors="replace")
+            for p in (tmp_path / "data" / "logs").rglob("*")
+            if p.is_file()
+        ]
+        assert not any(password in text for text in logs)
 
         # Every metric a dashboard or an alert rule reads is one the running stack exposes:
         # with samples, or (a labelled family nothing has counted yet) with its metadata.
@@ -128,6 +139,18 @@ def test_up_status_and_a_dying_component(tmp_path: Path) -> None:
             raise AssertionError(f"never exposed: {sorted(unseen)}") from exc
         rules = prometheus_get(prometheus, "/api/v1/rules")["groups"]
         assert rules and all(r["health"] == "ok" for g in rules for r in g["rules"]), rules
+
+        # Alerts reach the local receiver, signed with up's secret, and `alerts tail` shows
+        # them; one of the simulator's by now, else one produced here onto fleet.alerts.
+        if not verified_alerts(env):
+            produce_alert(f"127.0.0.1:{ports['KAFKA']}", "truck_offline:UP-TEST")
+        wait_until(lambda: verified_alerts(env), 120, "a verified alert in `alerts tail`", 2)
+        tail = fleetpulse("alerts", "tail", "-n", "100000", env=env).stdout
+        assert "REJECTED" not in tail, tail
+        time_, action, key, severity, summary, _ = verified_alerts(env)[0].split("\t")
+        assert time_.endswith("Z") and action in ("trigger", "resolve", "acknowledge"), tail
+        assert ":" in key and severity in ("critical", "error", "warning", "info"), tail
+        assert "alerts tail --follow" in (tmp_path / "up.log").read_text()
 
         second = fleetpulse("up", "--no-simulator", env=env)
         assert second.returncode != 0
@@ -150,6 +173,39 @@ def test_up_status_and_a_dying_component(tmp_path: Path) -> None:
             except subprocess.TimeoutExpired:
                 os.killpg(up.pid, signal.SIGKILL)
         log.close()
+
+
+def verified_alerts(env: dict[str, str]) -> list[str]:
+    """Lines of `fleetpulse alerts tail` whose signature the local receiver verified."""
+    out = fleetpulse("alerts", "tail", "-n", "100000", env=env).stdout
+    return [line for line in out.splitlines() if line.endswith("\tsignature ok")]
+
+
+def produce_alert(bootstrap: str, dedup_key: str) -> None:
+    """One alert record onto fleet.alerts, as the jobs write them (docs/contract.md)."""
+    from kafka import KafkaProducer
+
+    from udfs.contract import DEFAULT_TOPICS
+
+    subject = dedup_key.split(":", 1)[1]
+    doc = {
+        "event_action": "trigger",
+        "dedup_key": dedup_key,
+        "payload": {
+            "summary": f"truck {subject} offline (test_up)",
+            "source": "fleetpulse/test_up",
+            "severity": "critical",
+            "component": f"truck:{subject}",
+            "group": "WEST",
+            "class": "truck_offline",
+            "custom_details": {"truck_id": subject},
+        },
+    }
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    try:
+        producer.send(DEFAULT_TOPICS.alerts, json.dumps(doc).encode(), dedup_key.encode()).get(30)
+    finally:
+        producer.close()
 
 
 def prometheus_get(base: str, path: str) -> dict:  # type: ignore[type-arg]
