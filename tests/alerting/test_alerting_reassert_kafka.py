@@ -127,8 +127,11 @@ def test_a_key_not_reasserted_is_resolved_and_a_reasserted_one_stays_open(
             30,
             "T1 resolved by timeout",
         )
-        # two more sweeps (one a second) while T2 keeps being re-asserted
-        time.sleep(2.5)
+        # two more sweeps while T2 keeps being re-asserted
+        swept = r.d._swept_ms
+        wait_until(lambda: r.d._swept_ms > swept, 10, "a sweep after T1's")
+        swept = r.d._swept_ms
+        wait_until(lambda: r.d._swept_ms > swept, 10, "a second sweep after T1's")
     assert events(receiver, "truck_offline:T2") == ["trigger"]  # re-asserts are repeats
     [res] = [q.body for q in receiver.got("/hook") if q.body["event_action"] == "resolve"]
     assert res["payload"]["custom_details"]["reason"] == "resolve_timeout"
