@@ -39,6 +39,12 @@ class InRecord:
     key: bytes | None = None
 
 
+def _log_commit(error: Any, partitions: Any) -> None:
+    """librdkafka's report of an offset commit (asynchronous ones included)."""
+    if error is not None:
+        log.warning("offset commit failed (records will be re-read): %s", error)
+
+
 class AlertSource:
     """Group consumer with manual commits: the service commits only after every record's outcome
     is durable, so a killed process re-reads what it had not finished."""
@@ -67,6 +73,7 @@ class AlertSource:
             # a topic created after the dispatcher started is found within 5 s, not 5 min
             "topic.metadata.refresh.interval.ms": 5_000,
             "logger": log,
+            "on_commit": _log_commit,
         }
         if instance_id:
             conf["group.instance.id"] = instance_id
@@ -131,13 +138,15 @@ class AlertSource:
             log.debug("cannot tell whether the consumer is caught up: %s", exc)
             return False
 
-    def commit(self) -> bool:
+    def commit(self, asynchronous: bool = False) -> bool:
         """Commit the offsets after the records returned so far; False (logged) on failure,
-        which only means those records are read again after a restart."""
+        which only means those records are read again after a restart. ``asynchronous``: send
+        the commit and return (librdkafka keeps commits in order; a failure is logged by
+        :func:`_log_commit` from a later poll)."""
         from confluent_kafka import KafkaException
 
         try:
-            self._consumer.commit(asynchronous=False)
+            self._consumer.commit(asynchronous=asynchronous)
             return True
         except KafkaException as exc:
             log.warning("offset commit failed (records will be re-read): %s", exc)

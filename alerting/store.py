@@ -4,6 +4,9 @@ alerts, pending groups), the delivery outbox (retry queue), dead letters and sil
 A batch of engine changes and the notifications it produced are written in one transaction
 before Kafka offsets are committed; WAL with ``synchronous=NORMAL`` survives a killed process.
 One connection guarded by a lock: the consumer loop and the sender threads share it.
+WAL checkpoints run on a thread of their own (:class:`Checkpointer`), never inside a commit: an
+automatic checkpoint in the commit that crossed 1,000 pages took a commit of 40 alerts from a
+median of 1.4 ms to a p99 of 12-19 ms, and the loop's deliveries waited on it.
 
 ``accepted`` holds, per (receiver, ``dedup_key``), the last trigger/acknowledge the receiver
 accepted with no resolve since: what is open *at the receiver* (issue 29). A dead letter records
@@ -17,6 +20,8 @@ other changes.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sqlite3
 import threading
 import uuid
@@ -32,6 +37,8 @@ from alerting.engine import Asserted, EngineState, Group, Notification, OpenAler
 from alerting.matchers import Matcher
 from alerting.records import Alert
 from udfs.encoding import kept
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -116,6 +123,38 @@ class DeadLetterRow:
     superseded_by: int | None = None
 
 
+class Checkpointer:
+    """Copies the WAL into the database every ``interval_s`` on its own connection and thread
+    (PASSIVE: it never waits for, nor blocks, the store's writer; sqlite3 releases the GIL
+    while it works). The WAL then stays about one interval of writes long."""
+
+    def __init__(self, path: Path, interval_s: float = 1.0) -> None:
+        self.path = path
+        self.interval_s = interval_s
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as exc:
+            log.warning("no WAL checkpoints for %s: %s", self.path, exc)
+            return
+        try:
+            while not self.stopping.wait(self.interval_s):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:  # busy or I/O: the next round tries again
+                    log.debug("WAL checkpoint of %s: %s", self.path, exc)
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(5)
+
+
 class Store:
     def __init__(self, state_dir: str | Path) -> None:
         self.dir = Path(state_dir)
@@ -126,11 +165,13 @@ class Store:
             )
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer's job
             self.db.executescript(SCHEMA)
             self._migrate()
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot use state directory {self.dir}: {exc}") from None
         self.lock = threading.RLock()
+        self.checkpointer = Checkpointer(self.dir / "alerting.db")
 
     def _migrate(self) -> None:
         """Bring a database of an earlier release up to date: ``superseded_by`` on dead
@@ -157,7 +198,10 @@ class Store:
         self.db.execute("COMMIT")
 
     def close(self) -> None:
+        self.checkpointer.stop()
         with self.lock:
+            with contextlib.suppress(sqlite3.Error):  # leave a short WAL behind
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self.db.close()
 
     def _tx(self, fn: Any) -> Any:

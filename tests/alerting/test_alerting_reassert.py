@@ -261,7 +261,7 @@ class FakeSource:
     def poll(self, timeout_ms: int, max_records: int) -> list[InRecord]:
         return self.batches.pop(0) if self.batches else []
 
-    def commit(self) -> bool:
+    def commit(self, asynchronous: bool = False) -> bool:
         return True
 
 
