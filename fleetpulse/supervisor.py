@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from fleetpulse.services.redis_server import RedisServer, redis_password
 from fleetpulse.waiting import check_port_free, port_open, wait_until
 from flink_jobs.runtime.affinity import format_cpu_list, one_cpu_each
 from udfs.contract import contract_topics
+from udfs.kafka_properties import FILE_ENV, PROPERTY_ENV
 
 
 def module_exists(name: str) -> bool:
@@ -122,6 +123,8 @@ class Supervisor:
         m = self.monitoring
         self.refuse_second_instance()
         check_java()
+        for name in drop_kafka_properties(os.environ):
+            self.say(f"ignoring {name}: `up` runs its own plaintext broker for its processes")
         prometheus_bin = find_prometheus(m.prometheus_bin) if m.prometheus else ""
         s.run_dir.mkdir(parents=True, exist_ok=True)
         s.log_dir.mkdir(parents=True, exist_ok=True)
@@ -204,8 +207,6 @@ class Supervisor:
         ]
         if not s.flink_url:
             args += ["--metrics-port", str(metrics_port), "--rest-port", str(rest_port)]
-        else:  # a cluster's job does not see `up`'s environment (FLEETPULSE_REDIS_URL)
-            args += ["--redis-url", s.redis_url]
         return args
 
     def job_cpus(self, count: int) -> list[str]:
@@ -249,7 +250,10 @@ class Supervisor:
             self.groups[name] = group
             if s.flink_url:
                 self.say(f"submitting {name} to {s.flink_url} with flink run -py")
-                self.submitted_jobs.append(flink.submit(s.flink_url, module, args))
+                # the job's driver runs here: the URL (with the password) goes in its
+                # environment, not in argv where `ps` and the Flink UI would show it
+                env = {"FLEETPULSE_REDIS_URL": s.redis_url}
+                self.submitted_jobs.append(flink.submit(s.flink_url, module, args, env=env))
                 continue
             self.say(f"starting {name} (embedded Flink MiniCluster)")
             env = flink.flink_env()
@@ -632,3 +636,10 @@ def component_health(name: str, info: dict) -> tuple[bool, str]:  # type: ignore
         states = ",".join(j.get("state", "?") for j in jobs) or "no job yet"
         return all(j.get("state") == "RUNNING" for j in jobs) and bool(jobs), f"job {states}"
     return True, f"pid {pid} running"
+
+
+def drop_kafka_properties(environ: MutableMapping[str, str]) -> list[str]:
+    """Remove the user's Kafka client properties (a secured cluster's) from ``environ``, which
+    every process `up` starts inherits: they talk to `up`'s own plaintext broker, and SASL or
+    TLS settings made for another cluster would stop them all. Returns the names removed."""
+    return [name for name in (FILE_ENV, PROPERTY_ENV) if environ.pop(name, None) is not None]

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +80,14 @@ def submit(
     args: list[str],
     timeout_s: float = 300,
     conf_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> str:
-    """Submit detached; returns the job id `flink run` printed."""
+    """Submit detached; returns the job id `flink run` printed. ``env``: variables for the job's
+    Python driver, which `flink run -py` runs here (how secrets such as FLEETPULSE_REDIS_URL
+    reach the job without appearing on a command line)."""
     proc = subprocess.run(
         submit_argv(flink_url, module, args),
-        env=flink_env(conf_dir),
+        env={**flink_env(conf_dir), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout_s,

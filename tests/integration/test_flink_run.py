@@ -52,8 +52,16 @@ def test_tracking_job_submitted_with_flink_run(
             "--bundle-shards",
             "4",
         )
+        # the Redis URL (a password in production) reaches the job's driver in its
+        # environment, as `up --flink-url` passes it, never in the argv of `flink run`
+        at = args.index("--redis-url")
+        del args[at : at + 2]
         job_id = submit(
-            cluster.rest_url, "flink_jobs.tracking.job", args, conf_dir=cluster.conf_dir
+            cluster.rest_url,
+            "flink_jobs.tracking.job",
+            args,
+            conf_dir=cluster.conf_dir,
+            env={"FLEETPULSE_REDIS_URL": redis_url},
         )
         wait_until(
             lambda: rest_get(cluster.rest_url, f"/jobs/{job_id}")["state"] == "RUNNING",

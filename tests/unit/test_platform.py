@@ -100,6 +100,44 @@ def test_pinned_jobs_get_a_cpu_each_and_unpinned_ones_any(
     ).job_cpus(2) == ["", ""]
 
 
+def test_up_submits_jobs_with_the_redis_password_outside_argv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`up --flink-url`: `ps` and the Flink UI show a job's argv; the password-bearing Redis
+    URL goes to the job's driver in its environment instead."""
+    from fleetpulse.services import flink
+
+    submitted: list[tuple[list[str], dict[str, str]]] = []
+    monkeypatch.setattr(
+        flink, "submit", lambda url, module, args, env=None: submitted.append((args, env)) or "j"
+    )
+    settings = UpSettings(
+        data_dir=tmp_path, flink_url="http://127.0.0.1:8091", redis_password="s3cret-pw"
+    )
+    Supervisor(settings)._start_jobs()
+    assert len(submitted) == 2
+    for args, env in submitted:
+        assert not any("s3cret-pw" in a for a in args)
+        assert "--redis-url" not in args
+        assert "s3cret-pw" in env["FLEETPULSE_REDIS_URL"]
+
+
+def test_up_processes_do_not_inherit_a_secured_clusters_kafka_properties() -> None:
+    from fleetpulse.supervisor import drop_kafka_properties
+
+    environ = {
+        "FLEETPULSE_KAFKA_PROPERTIES_FILE": "/etc/msk.properties",
+        "FLEETPULSE_KAFKA_PROPERTY": "security.protocol=SASL_SSL",
+        "FLEETPULSE_SIM_TRUCKS": "50",
+    }
+    assert drop_kafka_properties(environ) == [
+        "FLEETPULSE_KAFKA_PROPERTIES_FILE",
+        "FLEETPULSE_KAFKA_PROPERTY",
+    ]
+    assert environ == {"FLEETPULSE_SIM_TRUCKS": "50"}
+    assert drop_kafka_properties(environ) == []
+
+
 def _topic(name: str, error: int = 0, leaders: tuple[int, ...] = (1, 1)) -> dict[str, object]:
     return {
         "name": name,
