@@ -146,7 +146,10 @@ class AlertSource:
         from confluent_kafka import KafkaException
 
         try:
-            self._consumer.commit(asynchronous=asynchronous)
+            if asynchronous:
+                self._consumer.commit(asynchronous=True)
+            else:
+                self._consumer.commit(asynchronous=False)
             return True
         except KafkaException as exc:
             log.warning("offset commit failed (records will be re-read): %s", exc)
