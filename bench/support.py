@@ -22,7 +22,7 @@ from typing import Any
 
 from fleetpulse.paths import PROJECT_ROOT
 from fleetpulse.services.flink import flink_env
-from fleetpulse.services.kafka import KafkaBroker, create_topics
+from fleetpulse.services.kafka import KafkaBroker, SaslSslListener, create_topics
 from fleetpulse.services.process import ManagedProcess, kill_group
 from fleetpulse.services.redis_server import RedisServer
 from fleetpulse.waiting import free_port
@@ -57,13 +57,20 @@ class Stack:
         return self.redis_server.url
 
     def redis(self) -> Any:
-        import redis
+        """A client of the stack's Redis (a cluster's, when ``redis_server`` is a node of
+        one: :mod:`bench.secured_paths`)."""
+        from flink_jobs.runtime.redis_client import connect
 
-        return redis.Redis.from_url(self.redis_url, socket_timeout=120)
+        return connect(self.redis_url, socket_timeout=120)
 
     def flush_redis(self) -> None:
+        import redis
+
         r = self.redis()
-        r.flushall()
+        if isinstance(r, redis.RedisCluster):
+            r.flushall(target_nodes=redis.RedisCluster.PRIMARIES)
+        else:
+            r.flushall()
         r.close()
 
     def create_topic(self, name: str, partitions: int) -> None:
@@ -81,9 +88,12 @@ def exit_on_sigterm() -> None:
 
 
 @contextmanager
-def running_stack(keep: bool = False) -> Iterator[Stack]:
+def running_stack(keep: bool = False, secure: SaslSslListener | None = None) -> Iterator[Stack]:
+    """``secure``: the broker also has that SASL_SSL listener (beside its plaintext one)."""
     tmp = Path(tempfile.mkdtemp(prefix="fleetpulse-bench-"))
-    kafka = KafkaBroker(tmp / "kafka", port=free_port(), controller_port=free_port(), heap_mb=1024)
+    kafka = KafkaBroker(
+        tmp / "kafka", port=free_port(), controller_port=free_port(), heap_mb=1024, secure=secure
+    )
     redis_server = RedisServer(tmp / "redis", port=free_port(), persist=False)
     stack = Stack(tmp, kafka, redis_server)
     try:

@@ -4,6 +4,7 @@ free loopback ports, started by the project's own launchers and always stopped.
 Fixtures:
   kafka_bootstrap  "127.0.0.1:PORT" of a KRaft broker with the contract topics created
   redis_url        "redis://127.0.0.1:PORT/0" of a private redis-server
+  redis_cluster_url  any node of a private three-master Redis Cluster (redis-server processes)
   redis_client     a redis.Redis on it, flushed before each test that asks for it
   unique_topics    a TopicNames with fresh names (so tests never see each other's records)
 """
@@ -70,6 +71,15 @@ def redis_url(service_dir: Path) -> Iterator[str]:
         yield server.url
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(service_dir: Path) -> Iterator[str]:
+    """Any node of a private three-master Redis Cluster (started on first use)."""
+    from fleetpulse.services.redis_cluster import local_cluster
+
+    with local_cluster(service_dir / "redis-cluster") as cluster:
+        yield cluster.url
 
 
 @pytest.fixture()

@@ -5,6 +5,8 @@ Clients take ``redis://[[user]:password@]host:port/db`` or ``rediss://`` (TLS) U
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 MASK = "***"
@@ -32,3 +34,8 @@ def redacted(url: str) -> str:
         )
     tail = (f"?{query}" if query else "") + (f"#{parts.fragment}" if parts.fragment else "")
     return f"{parts.scheme}://{netloc}{parts.path}{tail}"
+
+
+def cluster_enabled(info: Mapping[str, Any]) -> bool:
+    """Whether a node's ``INFO cluster`` reply says it is in a Redis Cluster."""
+    return str(info.get("cluster_enabled", "0")) == "1"

@@ -45,7 +45,7 @@ from udfs.redis_url import redacted
     envvar="FLEETPULSE_REDIS_URL",
     show_envvar=True,
     help="Redis the jobs write: regions, delays, positions (redis://[:PASSWORD@]HOST:PORT/DB, "
-    "or rediss:// for TLS).",
+    "or rediss:// for TLS; of a Redis Cluster, any node's URL).",
 )
 @click.option(
     "--flink-url",

@@ -30,6 +30,7 @@ from fleetpulse.exporter.readings import (
     redis_reading,
     unreachable_jobs,
 )
+from flink_jobs.runtime.redis_client import Client, connect, is_cluster_client
 from udfs.contract import DELAYS, POSITIONS_STREAM, region_key
 
 log = logging.getLogger(__name__)
@@ -64,14 +65,21 @@ class Budget:
 
 def read_redis(client: Any, regions: Sequence[str]) -> RedisReading:
     """One round trip: HGETALL of each region hash, ZCOUNT per severity, the newest position
-    entry and Redis's clock. ``client``: a redis.Redis whose socket timeouts bound the call."""
+    entry and Redis's clock. ``client``: a :class:`RedisSource` (or a client) whose socket
+    timeouts bound the call. On a cluster the pipeline is one round trip per node, and TIME
+    goes to the node that holds the stream: that node's clock stamped the entry's id."""
+    if isinstance(client, RedisSource):
+        client = client.client()
     pipe = client.pipeline(transaction=False)
     for region in regions:
         pipe.hgetall(region_key(region))
     for severity in SEVERITIES:
         pipe.zcount(DELAYS, severity, severity)
     pipe.xrevrange(POSITIONS_STREAM, count=1)
-    pipe.time()
+    if is_cluster_client(client):  # TIME has no key: a cluster client would ask its default node
+        pipe.execute_command("TIME", target_nodes=client.get_node_from_key(POSITIONS_STREAM))
+    else:
+        pipe.time()
     answers = pipe.execute()
     n = len(regions)
     hashes, counts = answers[:n], answers[n : n + len(SEVERITIES)]
@@ -79,12 +87,38 @@ def read_redis(client: Any, regions: Sequence[str]) -> RedisReading:
     return redis_reading(regions, hashes, counts, newest, redis_time)
 
 
-def redis_client(url: str, timeout_s: float) -> Any:
-    import redis
+class RedisSource:
+    """The Redis at ``url``, standalone or cluster
+    (:func:`flink_jobs.runtime.redis_client.connect`). The client is made on the first read,
+    not before: telling a cluster node from a server takes a connection, and Redis may not be
+    up yet when the exporter starts."""
 
-    return redis.Redis.from_url(
-        url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry_on_timeout=False
-    )
+    def __init__(self, url: str, timeout_s: float) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        self._client: Client | None = None
+
+    def client(self) -> Client:
+        if self._client is None:
+            t = self.timeout_s
+            self._client = connect(
+                self.url,
+                # a failed read fails now, as on one server, not after 3 rediscoveries
+                cluster_options={"cluster_error_retry_attempts": 0},
+                socket_timeout=t,
+                socket_connect_timeout=t,
+                retry_on_timeout=False,
+            )
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+def redis_client(url: str, timeout_s: float) -> RedisSource:
+    """What :func:`read_redis` reads: connects on the first read."""
+    return RedisSource(url, timeout_s)
 
 
 # -- Kafka -------------------------------------------------------------------------------------

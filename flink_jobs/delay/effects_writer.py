@@ -32,9 +32,9 @@ class DelayRedisFunction(BufferedWriterFunction):
     written_kind = "effect"
 
     def open_writer(self, runtime_context: Any) -> None:
-        from flink_jobs.delay.redis_writer import RedisDelayWriter
+        from flink_jobs.delay.redis_writer import open_delay_writer
 
-        self.writer = RedisDelayWriter(self.settings.redis_url)
+        self.writer = open_delay_writer(self.settings.redis_url)
         self.last_gauge_read = 0
         self.refresh_ms = 0 if self.settings.bounded else self.settings.alert_refresh_s * 1000
         self.next_sweep = self.clock() + STALE_REFRESHES * self.refresh_ms

@@ -21,15 +21,21 @@ removes the members not asserted for a few refreshes (:mod:`flink_jobs.runtime.r
 of shipments the job's state no longer holds (left by a replay down another path, or by an
 older state). A member with no stamp (written before this) is stamped by the sweep, so it gets
 the same time.
+
+On a Redis Cluster the effects script cannot reach the accounts and regions (other slots):
+:func:`open_delay_writer` returns the per-slot writer of :mod:`flink_jobs.delay.cluster_writer`
+there (docs/redis-cluster.md, "The jobs").
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import redis
 
+from flink_jobs.runtime.redis_client import connect, is_cluster_client
 from udfs.contract import (
     DELAY_ACCOUNT_PREFIX,
     DELAY_MEMBER_PREFIX,
@@ -45,8 +51,16 @@ from udfs.shipment_state import (
     RegionShipmentCounted,
 )
 
+if TYPE_CHECKING:
+    from flink_jobs.delay.cluster_writer import ClusterDelayWriter
+
 ACCOUNT_TTL_S = 30 * 24 * 3600
 BATCH = 500
+CONNECTION: dict[str, Any] = {
+    "socket_timeout": 30,
+    "retry_on_timeout": True,
+    "health_check_interval": 30,
+}
 SWEEP_LIMIT = 10_000  # members removed per sweep call, so one call never blocks Redis for long
 
 # KEYS: delays, {delays}:asserted   ARGV: ttl, the key prefixes of a shipment's account hash, of
@@ -124,10 +138,10 @@ def encode(effect: RedisEffect) -> list[str]:
 class RedisDelayWriter:
     """One connection per operator instance; one round trip per call (``BATCH`` per script)."""
 
-    def __init__(self, url: str, account_ttl_s: int = ACCOUNT_TTL_S) -> None:
-        self._redis = redis.Redis.from_url(
-            url, socket_timeout=30, retry_on_timeout=True, health_check_interval=30
-        )
+    def __init__(
+        self, url: str, account_ttl_s: int = ACCOUNT_TTL_S, client: redis.Redis | None = None
+    ) -> None:
+        self._redis = client or redis.Redis.from_url(url, **CONNECTION)
         self._script = self._redis.register_script(EFFECTS_LUA)
         self._sweep = self._redis.register_script(SWEEP_LUA)
         self._ttl = account_ttl_s
@@ -164,3 +178,17 @@ class RedisDelayWriter:
 
     def close(self) -> None:
         self._redis.close()
+
+
+def open_delay_writer(
+    url: str, account_ttl_s: int = ACCOUNT_TTL_S
+) -> RedisDelayWriter | ClusterDelayWriter:
+    """The writer for the Redis at ``url``: :class:`RedisDelayWriter` on one server, the
+    per-slot steps of :mod:`flink_jobs.delay.cluster_writer` on a Redis Cluster (whose scripts
+    cannot reach an account and two regions at once)."""
+    client = connect(url, **CONNECTION)
+    if is_cluster_client(client):
+        from flink_jobs.delay.cluster_writer import ClusterDelayWriter
+
+        return ClusterDelayWriter(client, account_ttl_s)  # type: ignore[arg-type]
+    return RedisDelayWriter(url, account_ttl_s, client)  # type: ignore[arg-type]

@@ -24,12 +24,12 @@ class RegionCensusFunction(KeyedProcessFunction):
         self.settings = settings
 
     def open(self, runtime_context: Any) -> None:
-        from flink_jobs.tracking.redis_writer import RedisTruckWriter
+        from flink_jobs.tracking.redis_writer import open_truck_writer
 
         self.counts = runtime_context.get_state(
             ValueStateDescriptor("census", Types.PICKLED_BYTE_ARRAY())
         )
-        self.writer = RedisTruckWriter(self.settings.redis_url)
+        self.writer = open_truck_writer(self.settings.redis_url)
         self.timers = TimersOnce()
 
     def close(self) -> None:

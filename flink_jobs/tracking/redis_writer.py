@@ -23,6 +23,10 @@ Coordinates, speed and heading are written as the ping reported them (Python's s
 round-trip form), handed to the client unformatted for hiredis to format in C: rounding them
 in Python (``repr(round(x, 6))``) costs about 4.6 µs per position, and the writer thread shares
 the interpreter lock with the truck function, which needs about 50 µs per ping.
+
+On a Redis Cluster these scripts cannot run (their keys span slots): :func:`open_truck_writer`,
+which every writer of the job goes through, returns the per-slot writer of
+:mod:`flink_jobs.tracking.cluster_writer` there (docs/redis-cluster.md, "The jobs").
 """
 
 from __future__ import annotations
@@ -30,9 +34,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from operator import attrgetter
+from typing import TYPE_CHECKING, Any
 
 import redis
 
+from flink_jobs.runtime.redis_client import connect, is_cluster_client
 from udfs.contract import (
     POSITIONS_STREAM,
     TRUCK_PREFIX,
@@ -44,6 +50,9 @@ from udfs.contract import (
     truck_key,
 )
 from udfs.truck_state import PositionWrite
+
+if TYPE_CHECKING:
+    from flink_jobs.tracking.cluster_writer import ClusterTruckWriter
 
 STREAM_KEY = POSITIONS_STREAM  # the name the tests and tools know
 
@@ -118,6 +127,11 @@ return {#due, dropped}
 """
 
 BATCH = 400
+CONNECTION: dict[str, Any] = {
+    "socket_timeout": 30,
+    "retry_on_timeout": True,
+    "health_check_interval": 30,
+}
 
 # A write's script arguments, in ARGV order (the fields of PositionWrite, in order).
 _script_args = attrgetter(
@@ -128,10 +142,10 @@ _script_args = attrgetter(
 class RedisTruckWriter:
     """One connection per operator instance; every call is one round trip per ``BATCH``."""
 
-    def __init__(self, url: str, stream_maxlen: int = 100_000) -> None:
-        self._redis = redis.Redis.from_url(
-            url, socket_timeout=30, retry_on_timeout=True, health_check_interval=30
-        )
+    def __init__(
+        self, url: str, stream_maxlen: int = 100_000, client: redis.Redis | None = None
+    ) -> None:
+        self._redis = client or redis.Redis.from_url(url, **CONNECTION)
         self._positions = self._redis.register_script(POSITIONS_LUA)
         self._sweep = self._redis.register_script(SWEEP_LUA)
         self._maxlen = stream_maxlen
@@ -185,7 +199,7 @@ class SweepingPositionWriter:
     SWEEP_EVERY_S = 15.0
 
     def __init__(self, url: str, stream_maxlen: int = 100_000) -> None:
-        self.writer = RedisTruckWriter(url, stream_maxlen)
+        self.writer = open_truck_writer(url, stream_maxlen)
         self.last_sweep = 0.0
 
     def __call__(self, writes: list[PositionWrite]) -> None:
@@ -197,6 +211,20 @@ class SweepingPositionWriter:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def open_truck_writer(
+    url: str, stream_maxlen: int = 100_000
+) -> RedisTruckWriter | ClusterTruckWriter:
+    """The writer for the Redis at ``url``: :class:`RedisTruckWriter` on one server, the
+    per-slot steps of :mod:`flink_jobs.tracking.cluster_writer` on a Redis Cluster (whose
+    scripts cannot touch a batch of trucks at once)."""
+    client = connect(url, **CONNECTION)
+    if is_cluster_client(client):
+        from flink_jobs.tracking.cluster_writer import ClusterTruckWriter
+
+        return ClusterTruckWriter(client, stream_maxlen)  # type: ignore[arg-type]
+    return RedisTruckWriter(url, stream_maxlen, client)  # type: ignore[arg-type]
 
 
 def region_count_fields(counts: dict[str, int]) -> dict[str, int]:

@@ -5,8 +5,6 @@ the gateway's alert reader joins the topic (README, "Production")."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import os
 import secrets
@@ -22,6 +20,7 @@ from jobs import job_process, job_samples
 
 from fleetpulse.services.kafka import KafkaBroker, SaslSslListener, create_topics
 from fleetpulse.services.process import ManagedProcess
+from fleetpulse.services.tls_certs import write_certificates
 from fleetpulse.waiting import free_port, wait_until
 from udfs.contract import TopicNames, contract_topics
 from udfs.kafka_properties import read_kafka_properties
@@ -30,80 +29,6 @@ pytestmark = pytest.mark.integration
 
 USER = "fleet"
 FLEETPULSE = Path(sys.executable).parent / "fleetpulse"
-
-
-def write_certificates(where: Path, keystore_password: str) -> tuple[Path, Path]:
-    """A CA (its PEM file: the clients' truststore) and the broker's key and certificate for
-    127.0.0.1/localhost signed by it, as a PKCS12 keystore."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import pkcs12
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fleetpulse test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_pem = where / "ca.pem"
-    ca_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    keystore = where / "broker.p12"
-    keystore.write_bytes(
-        pkcs12.serialize_key_and_certificates(
-            b"broker",
-            key,
-            cert,
-            [ca],
-            serialization.BestAvailableEncryption(keystore_password.encode()),
-        )
-    )
-    return ca_pem, keystore
 
 
 @pytest.fixture(scope="module")

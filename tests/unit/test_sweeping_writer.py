@@ -30,7 +30,7 @@ class RecordingWriter:
 def test_the_sweep_runs_once_an_interval_with_or_without_writes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(redis_writer, "RedisTruckWriter", RecordingWriter)
+    monkeypatch.setattr(redis_writer, "open_truck_writer", RecordingWriter)
     clock = [1000.0]
     monkeypatch.setattr(redis_writer.time, "monotonic", lambda: clock[0])
     writer = SweepingPositionWriter("redis://unused")
