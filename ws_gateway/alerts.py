@@ -45,6 +45,7 @@ class MapAlert:
     lng: float | None
     truck_id: str | None
     frame: bytes = b""
+    region: str | None = None  # ``payload.group``: the Census region the alert belongs to
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +85,14 @@ def decode_alert(raw: bytes | None, min_severity: str = "critical") -> MapAlert 
     details = payload.get("custom_details") if isinstance(payload, dict) else None
     details = details if isinstance(details, dict) else {}
     truck = details.get("truck_id")
+    group = payload.get("group") if isinstance(payload, dict) else None
     return MapAlert(
         event,
         _coord(details.get("lat"), -90, 90),
         _coord(details.get("lng"), -180, 180),
         truck if isinstance(truck, str) else None,
         frame,
+        group if isinstance(group, str) else None,
     )
 
 

@@ -46,8 +46,8 @@ def gateway() -> None:
     show_envvar=True,
     show_default=True,
     help="Redis holding the live positions (the tracking job's output): "
-    "redis://[:PASSWORD@]HOST:PORT/DB, or rediss:// for TLS. The variable keeps the password "
-    "out of the process list.",
+    "redis://[:PASSWORD@]HOST:PORT/DB, or rediss:// for TLS; of a Redis Cluster, any node's "
+    "URL. The variable keeps the password out of the process list.",
 )
 @click.option(
     "--bootstrap",
@@ -110,6 +110,28 @@ def gateway() -> None:
     show_default=True,
     type=float,
     help="Client messages per second allowed (burst 3x).",
+)
+@click.option(
+    "--read-cost-trucks",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="A snapshot costs one message of the rate limit per this many trucks it reads "
+    "(a replay from memory: per this many positions it replays).",
+)
+@click.option(
+    "--max-connections",
+    default=20_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Websocket connections this process serves at once; more are refused (HTTP 503).",
+)
+@click.option(
+    "--max-connections-per-token",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Connections one token may hold at once; more are refused (HTTP 429).",
 )
 @click.option(
     "--max-lag-s",
@@ -187,6 +209,9 @@ def run(
     allowed_origins: tuple[str, ...],
     max_subscriptions: int,
     rate_per_s: float,
+    read_cost_trucks: int,
+    max_connections: int,
+    max_connections_per_token: int,
     max_lag_s: float,
     log_level: str,
     event_loop: str,
@@ -223,6 +248,9 @@ def run(
         max_subscriptions=max_subscriptions,
         rate_per_s=rate_per_s,
         rate_burst=3 * rate_per_s,
+        read_cost_trucks=read_cost_trucks,
+        max_connections=max_connections,
+        max_connections_per_token=max_connections_per_token,
         max_lag_s=max_lag_s,
         flush_interval_s=flush_interval_ms / 1000.0,
         stream_read_count=xread_count,

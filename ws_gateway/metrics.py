@@ -63,6 +63,17 @@ class GatewayMetrics:
             registry=registry,
         )
         self.alerts = Counter(p + "alerts", "Alerts delivered to clients", registry=registry)
+        self.snapshots = Counter(p + "snapshots", "Snapshots read from Redis", registry=registry)
+        self.snapshot_reads = Counter(
+            p + "snapshot_trucks_read",
+            "truck: hashes read from Redis for snapshots (charged to the client's rate limit)",
+            registry=registry,
+        )
+        self.expired = Counter(
+            p + "tokens_expired",
+            "Connections closed because their token expired",
+            registry=registry,
+        )
         self.alerts_lag = Gauge(
             p + "alerts_lag_records",
             "Records of fleet.alerts the gateway's alert reader has yet to read",

@@ -1,4 +1,10 @@
-"""Token bucket for client messages: a burst is fine, a sustained flood is not."""
+"""Token bucket for client messages: a burst is fine, a sustained flood is not.
+
+Work whose size is known only afterwards (a snapshot reads as many trucks as the filter
+holds) is :meth:`TokenBucket.charge`d after it is done and may leave the bucket in debt: the
+client's next messages are refused until the debt is paid back at ``rate_per_s``, so what a
+client makes the gateway read is bounded however it phrases its requests.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +20,31 @@ class TokenBucket:
         self._tokens = burst
         self._last = now
 
-    def allow(self, now: float, cost: float = 1.0) -> bool:
-        """Take ``cost`` tokens if there are enough."""
+    def _refill(self, now: float) -> None:
         elapsed = max(0.0, now - self._last)
         self._last = now
         self._tokens = min(self.burst, self._tokens + elapsed * self.rate_per_s)
+
+    def allow(self, now: float, cost: float = 1.0) -> bool:
+        """Take ``cost`` tokens if there are enough."""
+        self._refill(now)
         if self._tokens >= cost:
             self._tokens -= cost
             return True
         return False
+
+    def charge(self, now: float, cost: float) -> None:
+        """Take ``cost`` tokens for work already done, going into debt if need be (uncapped:
+        over time a client gets no more work than ``rate_per_s`` pays for)."""
+        self._refill(now)
+        self._tokens -= cost
+
+    def in_debt(self, now: float) -> bool:
+        """Earlier work has overdrawn the bucket: more expensive work waits."""
+        self._refill(now)
+        return self._tokens < 0.0
+
+    def wait_s(self, now: float, cost: float = 1.0) -> float:
+        """Seconds until ``cost`` tokens are there."""
+        self._refill(now)
+        return max(0.0, (cost - self._tokens) / self.rate_per_s) if self.rate_per_s > 0 else 0.0

@@ -1,15 +1,19 @@
-"""The gateway's Redis side (thin): snapshot queries and the `stream:positions` reader."""
+"""The gateway's Redis side (thin): snapshot queries and the `stream:positions` reader.
+
+``r`` is a standalone or a cluster client (:mod:`ws_gateway.redis_client`); only the stream reader
+needs to tell them apart (docs/redis-cluster.md)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
 
 from udfs.contract import POSITION_FIELDS, truck_key
 from ws_gateway.filters import Filter
+from ws_gateway.redis_client import AsyncClient
 from ws_gateway.router import Subscription, decode_truck
 
 TRUCK_FIELDS = POSITION_FIELDS  # truck_id, then what a snapshot reads of each `truck:` hash
@@ -40,7 +44,7 @@ def geosearch_box(flt: Filter) -> tuple[float, float, float, float] | None:
     )
 
 
-async def candidate_ids(r: aioredis.Redis, sub: Subscription, geo_key: str) -> list[str]:
+async def candidate_ids(r: AsyncClient, sub: Subscription, geo_key: str) -> list[str]:
     flt = sub.filter
     if flt.truck_ids:
         return sorted(flt.truck_ids)
@@ -55,11 +59,15 @@ async def candidate_ids(r: aioredis.Redis, sub: Subscription, geo_key: str) -> l
     return [m.decode() if isinstance(m, bytes) else m for m in members]
 
 
-async def snapshot(
-    r: aioredis.Redis, sub: Subscription, geo_key: str, limit: int
-) -> tuple[list[dict[str, Any]], bool]:
+class Snapshot(NamedTuple):
+    trucks: list[dict[str, Any]]
+    truncated: bool
+    read: int  # `truck:` hashes read: what the snapshot cost Redis (the client's rate limit)
+
+
+async def snapshot(r: AsyncClient, sub: Subscription, geo_key: str, limit: int) -> Snapshot:
     """Trucks inside the subscription now: GEOSEARCH candidates, positions from the `truck:`
-    hashes, exact test with the filter. Returns (trucks, truncated)."""
+    hashes, exact test with the filter."""
     ids = await candidate_ids(r, sub, geo_key)
     trucks: list[dict[str, Any]] = []
     for start in range(0, len(ids), 1000):
@@ -75,11 +83,11 @@ async def snapshot(
             if truck is not None and sub.matches(tid, truck["lat"], truck["lng"]):
                 trucks.append(truck)
                 if len(trucks) >= limit:
-                    return trucks, True
-    return trucks, False
+                    return Snapshot(trucks, True, start + len(chunk))
+    return Snapshot(trucks, False, len(ids))
 
 
-async def stream_end(r: aioredis.Redis, stream_key: str) -> str:
+async def stream_end(r: AsyncClient, stream_key: str) -> str:
     """Id of the newest entry of the stream ("0-0" if there is none)."""
     last = await r.xrevrange(stream_key, count=1)
     if not last:
@@ -93,7 +101,7 @@ def _raw_reply(response: Any, **_options: Any) -> Any:
 
 
 async def read_stream(
-    r: aioredis.Redis,
+    r: AsyncClient,
     stream_key: str,
     start_id: str,
     on_batch: Callable[[list[tuple[bytes, list[bytes]]]], None],
@@ -107,12 +115,48 @@ async def read_stream(
     directly. ``r`` must be a client of its own (its XREAD replies stay raw).
     """
     r.set_response_callback("XREAD", _raw_reply)
+    if isinstance(r, aioredis.RedisCluster):
+        await _read_stream_cluster(r, stream_key, start_id, on_batch, block_ms, count)
+        return
     last: bytes | str = start_id
     while True:
         resp = await r.execute_command(
             "XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", stream_key, last
         )
         streams = resp.items() if isinstance(resp, dict) else resp or ()  # RESP3: a map
+        for _key, entries in streams:
+            if entries:
+                on_batch(entries)
+                last = entries[-1][0]
+
+
+async def _read_stream_cluster(
+    r: aioredis.RedisCluster,
+    stream_key: str,
+    start_id: str,
+    on_batch: Callable[[list[tuple[bytes, list[bytes]]]], None],
+    block_ms: int,
+    count: int,
+) -> None:
+    """:func:`read_stream` on a cluster: each XREAD goes straight to the node that holds the
+    stream's slot. Without ``target_nodes`` redis-py asks a node for XREAD's keys (COMMAND
+    GETKEYS) before every read; the lookup here is a dict access, redone each time so a moved
+    slot is followed after one redirect."""
+    await r.initialize()  # the slot table (again after a connection error closed it)
+    last: bytes | str = start_id
+    while True:
+        resp = await r.execute_command(
+            "XREAD",
+            "COUNT",
+            count,
+            "BLOCK",
+            block_ms,
+            "STREAMS",
+            stream_key,
+            last,
+            target_nodes=r.get_node_from_key(stream_key),
+        )
+        streams = resp.items() if isinstance(resp, dict) else resp or ()
         for _key, entries in streams:
             if entries:
                 on_batch(entries)

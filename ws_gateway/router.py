@@ -45,15 +45,23 @@ class Client(Protocol):
 class Subscription:
     """One ``subscribe`` of one client; ``allowed`` is the area its token may see (None: all)."""
 
-    __slots__ = ("client", "sub_id", "filter", "allowed", "sub_json", "envelope_exact")
+    __slots__ = ("client", "sub_id", "filter", "allowed", "regions", "sub_json", "envelope_exact")
 
     def __init__(
-        self, client: Client, sub_id: str, flt: Filter, allowed: BaseGeometry | None = None
+        self,
+        client: Client,
+        sub_id: str,
+        flt: Filter,
+        allowed: BaseGeometry | None = None,
+        regions: frozenset[str] | None = None,
     ) -> None:
+        """``regions``: the token's regions when it is limited to some (``allowed`` is their
+        area), for what has no position to test against ``allowed`` (an alert)."""
         self.client = client
         self.sub_id = sub_id
         self.filter = flt
         self.allowed = allowed
+        self.regions = regions
         self.sub_json = kept(orjson.dumps(sub_id))
         # the index's inline envelope test is the whole answer (a bbox the token fully sees)
         self.envelope_exact = flt.kind == "bbox" and allowed is None
@@ -318,9 +326,13 @@ class Router:
 
     # -- alerts --------------------------------------------------------------------------
     def alert_targets(
-        self, lat: float | None, lng: float | None, truck_id: str | None
+        self, lat: float | None, lng: float | None, truck_id: str | None, region: str | None = None
     ) -> list[Client]:
-        """Clients with a subscription containing the alert's place or watching its truck."""
+        """Clients with a subscription containing the alert's place or watching its truck.
+
+        With no place (neither the alert's nor its truck's last known one), a subscription
+        limited to some regions gets it only if the alert's ``region`` (``payload.group``) is
+        one of them: the token's regions bound what a client sees, placed on the map or not."""
         if (lat is None or lng is None) and truck_id is not None:
             pos = self.last_pos.get(truck_id)
             if pos is not None:
@@ -331,6 +343,6 @@ class Router:
                 clients[id(sub.client)] = sub.client
         elif truck_id is not None:
             for sub in self.index.candidates(truck_id, 0.0, 0.0):
-                if truck_id in sub.truck_ids:
+                if truck_id in sub.truck_ids and (sub.regions is None or region in sub.regions):
                     clients[id(sub.client)] = sub.client
         return list(clients.values())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import mimetypes
 import threading
 import time
@@ -21,7 +22,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
-import redis.asyncio as aioredis
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from shapely.geometry import box as shapely_box
 from shapely.geometry.base import BaseGeometry
@@ -31,7 +31,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import OPEN, Protocol, Side
 
-from udfs.contract import shipment_of_delay_member
+from udfs.contract import delay_account_key, shipment_of_delay_member
 from udfs.geo import data_file
 from udfs.redis_url import redacted
 from ws_gateway import AuthError, ClientError, GatewayError, frames, redis_io
@@ -42,6 +42,7 @@ from ws_gateway.keepalive import SpreadKeepaliveConnection
 from ws_gateway.metrics import GatewayMetrics
 from ws_gateway.queue import CoalescingQueue, QueueFull
 from ws_gateway.ratelimit import TokenBucket
+from ws_gateway.redis_client import REDIS_ERRORS, AsyncClient, aconnect
 from ws_gateway.router import Router, Subscription, seq_key
 from ws_gateway.settings import GatewaySettings
 from ws_gateway.tokens import ALL_REGIONS, Grant, verify_token
@@ -55,8 +56,17 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_LAGGING = 4408
 CLOSE_RATE_LIMITED = 4429
+CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455: the server is at its connection limit
 LAGGING_FRAME = orjson.dumps({"type": "lagging", "message": "you are too far behind; closing"})
 SNAPSHOT_KEY = "\x00snapshot"
+DELAYS_KEY = ("\x00delays",)
+# The map page and everything it loads come from the gateway itself; no inline script or style
+# element, no eval, no plugins, no framing; `connect-src 'self'` covers the page's own ws(s)://.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
 WRITE_BATCH = 512
 MAX_SUB_ID = 64
 
@@ -72,10 +82,14 @@ class Connection:
     waits on itself.
     """
 
-    def __init__(self, gw: Gateway, ws: ServerConnection, grant: Grant) -> None:
+    def __init__(
+        self, gw: Gateway, ws: ServerConnection, grant: Grant, token: str | None = None
+    ) -> None:
         self.gw = gw
         self.ws = ws
         self.grant = grant
+        self.token = token  # counted against max_connections_per_token (auth on)
+        self.expiry: asyncio.TimerHandle | None = None
         self.subs: dict[str, Subscription] = {}
         self.queue = CoalescingQueue(gw.settings.max_queue_items)
         self.bucket = TokenBucket(gw.settings.rate_per_s, gw.settings.rate_burst, gw.clock())
@@ -174,6 +188,9 @@ class Connection:
         if self._waiter is not None:
             self._waiter.cancel()
             self._waiter = None
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
 
 
 # Frames are written to the transport directly (server frames are unmasked and no extension is
@@ -207,12 +224,15 @@ class Gateway:
         self._areas = areas
         self.router = Router(replay_entries=settings.replay_entries)
         self.connections: set[Connection] = set()
-        self.redis: aioredis.Redis | None = None
-        self._stream_redis: aioredis.Redis | None = None
+        self.redis: AsyncClient | None = None
+        self._stream_redis: AsyncClient | None = None
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._alerts: AlertReader | None = None
         self._delays_frame: bytes | None = None
+        # the delays frames last sent to regional tokens, by their region set
+        self._regional_delays: dict[frozenset[str], bytes] = {}
+        self._per_token: dict[str, int] = {}
         self._dirty: list[Connection] = []
         self._flush_handle: asyncio.Handle | None = None
         self._unwritten_since_ms: int | None = None  # oldest routed entry not yet flushed
@@ -234,13 +254,13 @@ class Gateway:
         ensure_assets()
         s = self.settings
         self._loop = asyncio.get_running_loop()
-        self.redis = aioredis.Redis.from_url(s.redis_url)
-        self._stream_redis = aioredis.Redis.from_url(s.redis_url)
         try:
+            # the node says whether it is in a cluster; the stream reader's client is its twin
+            self.redis = await aconnect(s.redis_url)
+            self._stream_redis = type(self.redis).from_url(s.redis_url)
             start_id = await redis_io.stream_end(self.redis, s.stream_key)
-        except aioredis.RedisError as exc:
-            await self.redis.aclose()
-            await self._stream_redis.aclose()
+        except REDIS_ERRORS as exc:
+            await self.stop()
             raise GatewayError(f"cannot reach Redis at {redacted(s.redis_url)}: {exc}") from None
         self.router.set_start(start_id)
         _ = self.areas  # load shapes before clients arrive, not during the first subscribe
@@ -411,23 +431,66 @@ class Gateway:
         s = self.settings
         while True:
             try:
-                if any(c.watch_delays for c in self.connections):
+                watchers = [c for c in self.connections if c.watch_delays]
+                if any(c.grant.everything for c in watchers):
                     rows = await self.redis.zrevrange(
                         s.delays_key, 0, s.delays_limit - 1, withscores=True
                     )
                     frame = delays_frame(rows)
                     if frame != self._delays_frame:
                         self._delays_frame = frame
-                        for c in self.connections:
-                            if c.watch_delays:
-                                c.enqueue(("\x00delays",), frame)
-            except aioredis.RedisError as exc:
+                        for c in watchers:
+                            if c.grant.everything:
+                                c.enqueue(DELAYS_KEY, frame)
+                regional = {c.grant.regions for c in watchers if not c.grant.everything}
+                if regional:
+                    frames_by = await self._regional_delays_frames(regional)
+                    for c in watchers:
+                        if not c.grant.everything:
+                            frame = frames_by[c.grant.regions]
+                            if frame != self._regional_delays.get(c.grant.regions):
+                                c.enqueue(DELAYS_KEY, frame)
+                    # after the loop: every watcher compared against the previous frame
+                    self._regional_delays = frames_by
+            except REDIS_ERRORS as exc:
                 log.warning("delays poll: %r", exc)
             await asyncio.sleep(s.delays_poll_s)
 
+    async def _regional_delays_frames(
+        self, region_sets: set[frozenset[str]]
+    ) -> dict[frozenset[str], bytes]:
+        """The delays list of each regional token's region set: the shipments among the
+        ``delays_region_scan`` most severe whose region is one of them.
+
+        A shipment's region is its pickup region, the one ``region:{R}`` counts it in (and the
+        ``payload.group`` of its alerts); the Redis model's `delays` set does not carry it, so
+        it is read from the delay job's account hash (``delayjob:shipment:{id}``
+        ``counted_region``). A shipment without one is shown to all-region tokens only."""
+        assert self.redis is not None
+        s = self.settings
+        rows = await self.redis.zrevrange(
+            s.delays_key, 0, s.delays_region_scan - 1, withscores=True
+        )
+        regions: list[Any] = []
+        for start in range(0, len(rows), 1000):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for member, _score in rows[start : start + 1000]:
+                    name = member.decode() if isinstance(member, bytes) else str(member)
+                    pipe.hget(delay_account_key(shipment_of_delay_member(name)), "counted_region")
+                regions.extend(await pipe.execute())
+        out: dict[frozenset[str], bytes] = {}
+        for allowed in region_sets:
+            mine = [
+                row
+                for row, region in zip(rows, regions, strict=True)
+                if region is not None and _text(region) in allowed
+            ]
+            out[allowed] = delays_frame(mine[: s.delays_limit])
+        return out
+
     def on_alert(self, alert: MapAlert) -> None:
         frame = alert.frame or frames.alert(alert.event)
-        targets = self.router.alert_targets(alert.lat, alert.lng, alert.truck_id)
+        targets = self.router.alert_targets(alert.lat, alert.lng, alert.truck_id, alert.region)
         for client in targets:
             client.enqueue(None, frame)
         self.metrics.alerts.inc(len(targets))
@@ -455,7 +518,7 @@ class Gateway:
     # -- HTTP ----------------------------------------------------------------------------
     async def _http(self, ws: ServerConnection, request: Request) -> Response | None:
         if "websocket" in request.headers.get("Upgrade", "").lower():
-            return None
+            return self._over_capacity(_token_of(request))
         path = urlsplit(request.path).path
         if path == "/healthz":
             body = self.health()
@@ -471,6 +534,20 @@ class Gateway:
             ctype = "application/geo+json"
         return _response(HTTPStatus.OK, file.read_bytes(), ctype)
 
+    def _over_capacity(self, token: str | None) -> Response | None:
+        """The refusal of a new connection at the upgrade when the process (HTTP 503) or its
+        token (HTTP 429) already holds its maximum of connections; None to let it in."""
+        s = self.settings
+        if len(self.connections) >= s.max_connections:
+            self.metrics.refused.labels("process_full").inc()
+            body = f"this gateway serves {s.max_connections} connections at most; retry later\n"
+            return _response(HTTPStatus.SERVICE_UNAVAILABLE, body.encode(), "text/plain")
+        if s.auth and token and self._per_token.get(token, 0) >= s.max_connections_per_token:
+            self.metrics.refused.labels("token_full").inc()
+            body = f"at most {s.max_connections_per_token} connections per token\n"
+            return _response(HTTPStatus.TOO_MANY_REQUESTS, body.encode(), "text/plain")
+        return None
+
     def health(self) -> dict[str, Any]:
         alerts = None if self._alerts is None else self._alerts.ready.is_set()
         ok = self.stream_ok and alerts is not False
@@ -483,34 +560,41 @@ class Gateway:
         }
 
     # -- websocket -----------------------------------------------------------------------
-    def _authenticate(self, ws: ServerConnection) -> Grant:
+    def _authenticate(self, ws: ServerConnection) -> tuple[Grant, str | None]:
         if not self.settings.auth:
-            return Grant("anonymous", frozenset({ALL_REGIONS}), 2**62)
-        token = None
-        query = parse_qs(urlsplit(ws.request.path).query) if ws.request else {}
-        if query.get("token"):
-            token = query["token"][0]
-        elif ws.request is not None:
-            auth = ws.request.headers.get("Authorization", "")
-            if auth.startswith("Bearer "):
-                token = auth[7:].strip()
+            return Grant("anonymous", frozenset({ALL_REGIONS}), 2**62), None
+        token = _token_of(ws.request) if ws.request is not None else None
         if not token:
             raise AuthError("a token is required (?token=... or Authorization: Bearer)")
         assert self.settings.secret is not None
-        return verify_token(self.settings.secret, token, self.wall_clock())
+        return verify_token(self.settings.secret, token, self.wall_clock()), token
 
     async def _handle(self, ws: ServerConnection) -> None:
         try:
-            grant = self._authenticate(ws)
+            grant, token = self._authenticate(ws)
         except AuthError as exc:
             self.metrics.refused.labels("unauthorized").inc()
-            with contextlib.suppress(ConnectionClosed):
-                await ws.send(frames.error("UNAUTHORIZED", str(exc)), text=True)
-                await ws.close(CLOSE_UNAUTHORIZED, "unauthorized")
+            await _refuse(ws, "UNAUTHORIZED", str(exc), CLOSE_UNAUTHORIZED, "unauthorized")
             return
-        conn = Connection(self, ws, grant)
+        # upgrades that raced past _over_capacity together: the exact count decides
+        refusal = self._over_capacity(token)
+        if refusal is not None:
+            process = refusal.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+            await _refuse(
+                ws,
+                "TOO_MANY_CONNECTIONS",
+                (refusal.body or b"").decode().strip(),
+                CLOSE_TRY_AGAIN_LATER if process else CLOSE_RATE_LIMITED,
+                "too many connections",
+            )
+            return
+        conn = Connection(self, ws, grant, token)
         self.connections.add(conn)
+        if token is not None:
+            self._per_token[token] = self._per_token.get(token, 0) + 1
         self.metrics.connections.inc()
+        if self.settings.auth:
+            self._arm_expiry(conn)
         try:
             async for message in ws:
                 if conn.closing:
@@ -527,12 +611,52 @@ class Gateway:
             conn.closing = True
             self.metrics.dropped.inc(conn.queue.drop_all())
             self.connections.discard(conn)
+            if conn.token is not None:
+                left = self._per_token.pop(conn.token, 1) - 1
+                if left > 0:
+                    self._per_token[conn.token] = left
             self.metrics.connections.dec()
 
+    def _arm_expiry(self, conn: Connection) -> None:
+        """Close ``conn`` when its token expires (a timer per connection: nothing per message;
+        re-armed if it fires early, the wall clock having been set back)."""
+        left_s = conn.grant.expires_s - self.wall_clock()
+        if left_s <= 0:
+            self._expire(conn)
+        elif left_s < 10 * 365 * 86400:
+            conn.expiry = asyncio.get_running_loop().call_later(left_s, self._expire, conn)
+
+    def _expire(self, conn: Connection) -> None:
+        conn.expiry = None
+        if conn.closing:
+            return
+        if conn.grant.expires_s > self.wall_clock():
+            self._arm_expiry(conn)
+            return
+        conn.closing = True
+        self.metrics.expired.inc()
+        self.metrics.dropped.inc(conn.queue.drop_all())
+        asyncio.get_running_loop().create_task(
+            _refuse(
+                conn.ws,
+                "TOKEN_EXPIRED",
+                "your token has expired; reconnect with a new one",
+                CLOSE_UNAUTHORIZED,
+                "token expired",
+                self.settings.close_timeout_s,
+            )
+        )
+
     async def _on_message(self, conn: Connection, message: str | bytes) -> None:
-        if not conn.bucket.allow(self.clock()):
+        now = self.clock()
+        if not conn.bucket.allow(now):
             conn.strikes += 1
-            conn.error("RATE_LIMITED", f"at most {self.settings.rate_per_s:g} messages/s")
+            conn.error(
+                "RATE_LIMITED",
+                f"at most {self.settings.rate_per_s:g} messages/s (a snapshot counts one per "
+                f"{self.settings.read_cost_trucks} trucks it reads)",
+                retry_after_ms=math.ceil(conn.bucket.wait_s(now) * 1000),
+            )
             if conn.strikes > 10 * self.settings.rate_burst:
                 await conn.ws.close(CLOSE_RATE_LIMITED, "rate limited")
             return
@@ -571,9 +695,7 @@ class Gateway:
         except _Forbidden as exc:
             self.metrics.refused.labels("forbidden").inc()
             conn.closing = True
-            with contextlib.suppress(ConnectionClosed):
-                await conn.ws.send(frames.error("FORBIDDEN", str(exc)), text=True)
-                await conn.ws.close(CLOSE_FORBIDDEN, "forbidden")
+            await _refuse(conn.ws, "FORBIDDEN", str(exc), CLOSE_FORBIDDEN, "forbidden")
         except (ConnectionClosed, asyncio.CancelledError):
             raise
         except Exception:  # a bug of ours must not take the client (or the server) down
@@ -612,12 +734,20 @@ class Gateway:
             since = conn.pending_since
         if replacing:
             conn.pending_since = None
-        sub = Subscription(conn, sub_id, flt, self._allowed_area(conn, flt))
+        regions = None if conn.grant.everything else conn.grant.regions
+        sub = Subscription(conn, sub_id, flt, self._allowed_area(conn, flt), regions)
         if since is not None and self.router.can_replay(since):
             self._install(conn, sub)
-            self.router.replay(sub, since)
+            self._charge(conn, self.router.replay(sub, since))
             return
         await self._send_snapshot(conn, sub, install=True)
+
+    def _charge(self, conn: Connection, reads: int) -> None:
+        """Charge ``reads`` (trucks read from Redis, positions replayed) to the client's rate
+        limit: the expensive requests cost what they read, so a client repeating them at the
+        message rate is throttled like a flood of messages."""
+        if reads:
+            conn.bucket.charge(self.clock(), reads / self.settings.read_cost_trucks)
 
     def _install(self, conn: Connection, sub: Subscription) -> None:
         old = conn.subs.get(sub.sub_id)
@@ -633,10 +763,19 @@ class Gateway:
         """Snapshot from Redis, then (with no await in between) install the subscription and
         replay what the stream brought while Redis answered, so nothing falls in the gap."""
         assert self.redis is not None
+        if conn.bucket.in_debt(self.clock()):  # an earlier read of this message used it up
+            raise ClientError(
+                "RATE_LIMITED",
+                "the snapshots you asked for read more trucks than your rate allows; "
+                "subscribe again later",
+            )
         seq0 = self.router.last_seq
-        trucks, truncated = await redis_io.snapshot(
+        trucks, truncated, read = await redis_io.snapshot(
             self.redis, sub, self.settings.geo_key, self.settings.snapshot_limit
         )
+        self.metrics.snapshots.inc()
+        self.metrics.snapshot_reads.inc(read)
+        self._charge(conn, read)
         if conn.closing:
             return
         if install:
@@ -670,31 +809,70 @@ class Gateway:
             return
         for sub in list(conn.subs.values()):
             if self.router.can_replay(since):
-                self.router.replay(sub, since)
-            else:
+                self._charge(conn, self.router.replay(sub, since))
+                continue
+            try:
                 await self._send_snapshot(conn, sub, install=False)
+            except ClientError as exc:  # this subscription missed updates: say which
+                conn.error(exc.code, exc.message, sub=sub.sub_id)
 
     def _watch_delays(self, conn: Connection, msg: dict[str, Any]) -> None:
-        if not conn.grant.everything:
-            raise ClientError(
-                "FORBIDDEN",
-                "the delays list is not split by region yet; it needs a token for all regions",
-            )
         conn.watch_delays = msg.get("watch", True) is not False
-        if conn.watch_delays and self._delays_frame is not None:
-            conn.enqueue(("\x00delays",), self._delays_frame)
-        elif conn.watch_delays:
+        if not conn.watch_delays:
+            return
+        known = (
+            self._delays_frame
+            if conn.grant.everything
+            else self._regional_delays.get(conn.grant.regions)
+        )
+        if known is not None:
+            conn.enqueue(DELAYS_KEY, known)
+        else:
             self._tasks.append(asyncio.create_task(self._delays_now(conn)))
 
     async def _delays_now(self, conn: Connection) -> None:
         assert self.redis is not None
         s = self.settings
-        rows = await self.redis.zrevrange(s.delays_key, 0, s.delays_limit - 1, withscores=True)
-        conn.enqueue(("\x00delays",), delays_frame(rows))
+        if conn.grant.everything:
+            rows = await self.redis.zrevrange(s.delays_key, 0, s.delays_limit - 1, withscores=True)
+            frame = delays_frame(rows)
+        else:
+            frame = (await self._regional_delays_frames({conn.grant.regions}))[conn.grant.regions]
+        conn.enqueue(DELAYS_KEY, frame)
 
 
 class _Forbidden(GatewayError):
     """A subscription outside the token's regions (closes the connection)."""
+
+
+async def _refuse(
+    ws: ServerConnection,
+    code: str,
+    message: str,
+    close_code: int,
+    reason: str,
+    timeout_s: float | None = None,
+) -> None:
+    """Send an error frame straight to the socket (not through the queue), then close."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(ws.send(frames.error(code, message), text=True), timeout_s)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(ws.close(close_code, reason), timeout_s)
+
+
+def _token_of(request: Request) -> str | None:
+    """The token of a websocket upgrade: ``?token=`` or ``Authorization: Bearer``."""
+    query = parse_qs(urlsplit(request.path).query)
+    if query.get("token"):
+        return query["token"][0]
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        return auth[7:].strip() or None
+    return None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _sub_id(msg: dict[str, Any]) -> str:
@@ -735,6 +913,10 @@ def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
             ("Content-Length", str(len(body))),
             ("Cache-Control", "no-cache"),
             ("X-Content-Type-Options", "nosniff"),
+            # every response: a page or asset opened directly gets the same restrictions
+            ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+            # the page's first URL carries the token until the page removes it
+            ("Referrer-Policy", "no-referrer"),
         ]
     )
     return Response(status.value, status.phrase, headers, body)

@@ -30,6 +30,12 @@ class GatewaySettings:
     max_subscriptions: int = 16
     rate_per_s: float = 20.0
     rate_burst: float = 60.0
+    # a snapshot (subscribe, or resume beyond the replay history) costs one message per this
+    # many trucks it reads from Redis, a replay one per this many history entries it scans
+    read_cost_trucks: int = 1000
+    max_connections: int = 20_000  # per process; more are refused at the upgrade (HTTP 503)
+    max_connections_per_token: int = 20  # per token string (auth on); more: HTTP 429
+    delays_region_scan: int = 2000  # regional tokens: their shipments among this many worst
     max_queue_items: int = 20_000
     max_lag_s: float = 5.0
     write_limit_bytes: int = 64 * 1024

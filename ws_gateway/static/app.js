@@ -1,9 +1,26 @@
 // fleetpulse live map: Leaflet markers fed by the gateway's websocket protocol
 // (shared/CONTRACT.md). The "view" subscription follows the map's viewport.
+// Record fields (truck ids, statuses, alert texts, shipment ids) reach the page only as text:
+// textContent and DOM nodes, never HTML strings (tests/ws_gateway/test_page_safety.py audits it).
 (function () {
   "use strict";
-  const params = new URLSearchParams(location.search);
-  const token = params.get("token") || "";
+  const TOKEN_KEY = "fleetpulse.token";
+  // The token arrives in the URL (printed by `fleetpulse up` / `gateway token`); it moves to
+  // this tab's sessionStorage and out of the address bar, history and bookmarks at once, so a
+  // shared screen or a copied link does not give it away. A reload in the tab keeps working.
+  const token = (function () {
+    const url = new URL(location.href);
+    const fromUrl = url.searchParams.get("token");
+    let stored = null;
+    try { stored = sessionStorage.getItem(TOKEN_KEY); } catch (e) { /* storage disabled */ }
+    if (fromUrl !== null) {
+      try { sessionStorage.setItem(TOKEN_KEY, fromUrl); } catch (e) { /* kept in memory */ }
+      url.searchParams.delete("token");
+      history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+      return fromUrl;
+    }
+    return stored || "";
+  })();
   const COLORS = { MOVING: "#2e9e44", STOPPED: "#e0a100", OFFLINE: "#8a8f98" };
   const OTHER = "#3674d1";
   const state = {
@@ -41,8 +58,17 @@
       state.markers.set(t.truck_id, m);
     }
     m.tsMs = t.ts_ms;
-    m.bindTooltip(t.truck_id + " · " + (t.status || "?") +
-                  (t.speed_kph != null ? " · " + Math.round(t.speed_kph) + " km/h" : ""));
+    m.truck = t;
+    if (!m.getTooltip()) m.bindTooltip(tooltipNode);
+    else if (m.isTooltipOpen()) m.getTooltip().setContent(tooltipNode);
+  }
+  // A DOM node, not a string: Leaflet sets string content as HTML.
+  function tooltipNode(layer) {
+    const t = layer.truck || {};
+    const el = document.createElement("span");
+    el.textContent = String(t.truck_id) + " · " + (t.status || "?") +
+      (typeof t.speed_kph === "number" ? " · " + Math.round(t.speed_kph) + " km/h" : "");
+    return el;
   }
   function remove(id) {
     const m = state.markers.get(id);
@@ -68,6 +94,8 @@
 
   let ws = null;
   let retryMs = 500;
+  let lastError = null;
+  let moveTimer = null;
   let resumeSince = null;
   function send(obj) { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(obj)); }
   function subscribeView() {
@@ -100,6 +128,12 @@
       case "error":
         state.stats.errors.push(msg.code);
         setStatus(msg.code + ": " + msg.message, false);
+        lastError = msg.code;
+        if (msg.code === "RATE_LIMITED" && (msg.sub === "view" || msg.sub === undefined)) {
+          // the view's subscribe (or resume) was refused: ask again when the rate allows
+          clearTimeout(moveTimer);
+          moveTimer = setTimeout(subscribeView, Math.max(250, msg.retry_after_ms || 1000));
+        }
         break;
       default: break;
     }
@@ -163,8 +197,10 @@
       state.connected = false;
       resumeSince = state.lastSeq;
       if (ev.code === 4401 || ev.code === 4403) {
-        setStatus((ev.code === 4401 ? "not authorised" : "forbidden") +
-                  " — open the URL printed by `fleetpulse up` or `fleetpulse gateway token`", false);
+        const what = lastError === "TOKEN_EXPIRED" ? "session expired"
+          : ev.code === 4401 ? "not authorised" : "forbidden";
+        setStatus(what + " — open the URL printed by `fleetpulse up` or `fleetpulse gateway token`",
+                  false);
         return;
       }
       setStatus("disconnected, retrying…", false);
@@ -173,7 +209,6 @@
     };
   }
 
-  let moveTimer = null;
   map.on("moveend", () => {
     clearTimeout(moveTimer);
     moveTimer = setTimeout(subscribeView, 150);
