@@ -1,8 +1,10 @@
 """`fleetpulse up`: start every component on loopback, watch them, stop them all together.
 
 The supervisor is the parent of every process it starts (each in its own process group), writes
-what runs where to ``<data>/run/up.json`` for `status` and `down`, and on Ctrl-C, SIGTERM or the
-death of any component stops everything in reverse order, so no process is left behind.
+what runs where to ``<data>/run/up.json`` for `status` and `down`, restarts a component that
+dies with backoff while the others keep running (:mod:`fleetpulse.restart_policy`), and on
+Ctrl-C, SIGTERM or a component that keeps dying stops everything in reverse order, so no
+process is left behind.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from fleetpulse.config import UpSettings
 from fleetpulse.exporter import prometheus
 from fleetpulse.exporter.prometheus import find_prometheus
 from fleetpulse.exporter.sources import normalize_url
+from fleetpulse.restart_policy import RestartHistory, RestartPolicy
 from fleetpulse.services import flink
 from fleetpulse.services.kafka import KafkaBroker, create_topics
 from fleetpulse.services.process import ManagedProcess, kill_group, pid_alive
@@ -90,10 +93,26 @@ def exporter_available() -> bool:
 
 @dataclass
 class Component:
+    """A process `up` started, and how to start it again after it died (None: never)."""
+
     name: str
     process: ManagedProcess
     urls: dict[str, str] = field(default_factory=dict)
     ports: list[int] = field(default_factory=list)
+    restart: Callable[[], ManagedProcess] | None = None
+    history: RestartHistory | None = None  # set by the supervisor from its policy
+    restart_at: float | None = None  # monotonic time of a pending restart
+    last_exit: int | None = None
+    last_restart: float | None = None  # wall clock, for `status`
+
+    def restart_record(self) -> dict[str, object]:
+        """What `status` shows of this component's restarts (up.json)."""
+        return {
+            "count": self.history.restarts if self.history else 0,
+            "last_restart": self.last_restart,
+            "last_exit": self.last_exit,
+            "restarting": self.restart_at is not None,
+        }
 
 
 @dataclass
@@ -106,9 +125,17 @@ class Supervisor:
     jobs: list[JobInfo] = field(default_factory=list)
     groups: dict[str, str] = field(default_factory=dict)  # component -> consumer group
     ready: bool = False
+    # None: FLEETPULSE_UP_MAX_RESTARTS / _RESTART_WINDOW, read by start_all (a bad value is a
+    # PlatformError there, which `up` reports)
+    restart_policy: RestartPolicy | None = None
     _stopping: bool = False
+    _started: float = field(default_factory=time.time)
 
     # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def policy(self) -> RestartPolicy:
+        return self.restart_policy or RestartPolicy()
 
     def refuse_second_instance(self) -> None:
         state = read_state(self.settings.state_file)
@@ -121,6 +148,8 @@ class Supervisor:
     def start_all(self) -> None:
         s = self.settings
         m = self.monitoring
+        if self.restart_policy is None:
+            self.restart_policy = RestartPolicy.from_env(os.environ)
         self.refuse_second_instance()
         check_java()
         for name in drop_kafka_properties(os.environ):
@@ -159,13 +188,31 @@ class Supervisor:
 
         self.say(f"starting Kafka on {s.kafka_bootstrap}")
         broker = KafkaBroker(s.data_dir / "kafka", s.kafka_port, s.kafka_controller_port)
-        self._add(Component("kafka", broker.start(s.log_dir / "kafka.log"), ports=[s.kafka_port]))
+        # a restart reuses the formatted log directory (and its topics and offsets)
+        self._add(
+            Component(
+                "kafka",
+                broker.start(s.log_dir / "kafka.log"),
+                ports=[s.kafka_port],
+                restart=lambda: broker.process(s.log_dir / "kafka.log").start(),
+            )
+        )
         create_topics(broker.bootstrap, contract_topics())
         self.say(f"starting Redis on port {s.redis_port} (AOF everysec, password required)")
         # every client gets the URL with <data>/redis.secret's password, in its environment
         self.settings = s = replace(s, redis_password=redis_password(s.data_dir))
         redis = RedisServer(s.data_dir / "redis", s.redis_port, password=s.redis_password)
-        self._add(Component("redis", redis.start(s.log_dir / "redis.log"), ports=[s.redis_port]))
+        # a restart replays the append-only file, with the same password (auth.conf)
+        self._add(
+            Component(
+                "redis",
+                redis.start(s.log_dir / "redis.log"),
+                ports=[s.redis_port],
+                restart=lambda: ManagedProcess(
+                    "redis", redis.argv(), s.log_dir / "redis.log"
+                ).start(),
+            )
+        )
         self._start_jobs()
         if module_exists("alerting.local_receiver"):
             self._start_receiver()  # before the dispatcher: its first delivery finds it
@@ -183,6 +230,10 @@ class Supervisor:
         self._write_state()
 
     def _add(self, component: Component) -> None:
+        if component.restart is None:  # started the ordinary way: again with the same argv
+            p = component.process
+            component.restart = lambda: ManagedProcess(p.name, p.argv, p.log_path, p.env).start()
+        component.history = RestartHistory(self.policy)
         self.components.append(component)
         self._write_state()
 
@@ -477,18 +528,28 @@ class Supervisor:
             "--no-progress",
         ]
         self.say(f"starting the simulator ({s.trucks} trucks, speed-up x{s.speedup:g})")
-        self._add(Component("simulator", self._spawn("simulator", argv)))
+        # restarted live: a second back-fill would replay a day the jobs have already seen
+        again = [*argv[: argv.index("--backfill-hours") + 1], "0", "--no-progress"]
+        self._add(
+            Component(
+                "simulator",
+                self._spawn("simulator", argv),
+                restart=lambda: self._spawn("simulator", again),
+            )
+        )
 
     # -- watching and stopping ---------------------------------------------------------------
 
     def first_dead(self) -> Component | None:
+        """The first component that died and has no restart pending yet."""
         for c in self.components:
-            if not c.process.alive():
+            if c.restart_at is None and not c.process.alive():
                 return c
         return None
 
-    def watch(self, poll_s: float = 1.0) -> int:
-        """Block until a signal or a component death; returns the exit status."""
+    def watch(self, poll_s: float = 0.5) -> int:
+        """Restart components that die until a signal, or until one keeps dying (then stop
+        everything); returns the exit status."""
         stop_requested: list[int] = []
 
         def on_signal(signum: int, _frame: object) -> None:
@@ -497,19 +558,70 @@ class Supervisor:
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
         while not stop_requested:
-            dead = self.first_dead()
-            if dead is not None:
-                self.say(
-                    f"component {dead.name} exited with status "
-                    f"{dead.process.exit_code()}; last lines of "
-                    f"{dead.process.log_path}:\n{dead.process.log_tail()}"
-                )
+            failed = self.tend(time.monotonic())
+            if failed is not None:
+                self.say(self._give_up_message(failed))
                 self.stop_all()
                 return 1
             time.sleep(poll_s)
         self.say("stopping fleetpulse")
         self.stop_all()
         return 0
+
+    def tend(self, now: float) -> Component | None:
+        """One round of supervision at monotonic time ``now``: schedule the restart of each
+        component found dead, start those whose backoff has passed. Returns a component
+        that died too often (the stack must stop), else None."""
+        for c in self.components:
+            died = c.restart_at is None and not c.process.alive()
+            if died and not self._schedule_restart(c, now, c.process.exit_code()):
+                return c
+            due = c.restart_at is not None and now >= c.restart_at
+            if due and not self._restart(c) and not self._schedule_restart(c, now, None):
+                return c
+        return None
+
+    def _schedule_restart(self, c: Component, now: float, code: int | None) -> bool:
+        if code is not None:  # None: a restart that failed to start keeps the last status
+            c.last_exit = code
+            # what the dead process left in its group (a job's JVM, holding its ports)
+            kill_group(c.process.pid, signal.SIGKILL)
+        delay = None if c.restart is None or c.history is None else c.history.on_death(now)
+        if delay is None:
+            return False
+        c.restart_at = now + delay
+        self.say(
+            f"component {c.name} exited ({describe_exit(code)}); restarting it in {delay:g} s "
+            f"(restart {len(c.history.deaths) if c.history else 1} of at most "
+            f"{self.policy.max_restarts} within {self.policy.window_s:g} s)"
+        )
+        self._write_state()
+        return True
+
+    def _restart(self, c: Component) -> bool:
+        """Start ``c`` again; False when that failed at once (a death like any other)."""
+        assert c.restart is not None
+        c.restart_at = None
+        try:
+            c.process = c.restart()
+        except (OSError, PlatformError) as exc:
+            self.say(f"could not restart {c.name}: {exc}")
+            return False
+        if c.history is not None:
+            c.history.restarts += 1
+        c.last_restart = time.time()
+        self.say(f"restarted {c.name} (pid {c.process.pid})")
+        self._write_state()
+        return True
+
+    def _give_up_message(self, c: Component) -> str:
+        p = self.policy
+        deaths = len(c.history.deaths) if c.history else 1
+        return (
+            f"component {c.name} exited ({describe_exit(c.last_exit)}), {deaths} times within "
+            f"{p.window_s:g} s (at most {p.max_restarts} restarts): stopping fleetpulse; "
+            f"last lines of {c.process.log_path}:\n{c.process.log_tail()}"
+        )
 
     def stop_all(self) -> None:
         if self._stopping:
@@ -538,7 +650,7 @@ class Supervisor:
             {
                 "supervisor_pid": os.getpid(),
                 "ready": self.ready,
-                "started": time.time(),
+                "started": self._started,
                 "data_dir": str(self.settings.data_dir),
                 "flink_url": self.settings.flink_url,
                 "submitted_jobs": self.submitted_jobs,
@@ -547,7 +659,12 @@ class Supervisor:
                 "jobs": [asdict(j) for j in self.jobs],
                 "groups": self.groups,
                 "components": {
-                    c.name: {"pid": c.process.pid, "ports": c.ports, "urls": c.urls}
+                    c.name: {
+                        "pid": c.process.pid,
+                        "ports": c.ports,
+                        "urls": c.urls,
+                        "restarts": c.restart_record(),
+                    }
                     for c in self.components
                     if c.process.popen is not None
                 },
@@ -619,8 +736,39 @@ def stop_running(state_file: Path, timeout_s: float = 60.0) -> bool:
     return True
 
 
+def describe_exit(code: int | None) -> str:
+    """An exit status as people read it: ``status 1``, ``killed by SIGKILL``."""
+    if code is None:
+        return "status unknown"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+    return f"status {code}"
+
+
+def describe_restarts(record: dict | None) -> str:  # type: ignore[type-arg]
+    """`status`' note of a component's restarts under `up` ("" when it never died)."""
+    if not record or not (record.get("count") or record.get("restarting")):
+        return ""
+    count = int(record.get("count", 0))
+    text = f"{count} restart{'' if count == 1 else 's'} by up"
+    if record.get("last_restart"):
+        when = time.strftime("%H:%M:%S", time.localtime(float(record["last_restart"])))
+        text += f", last at {when}"
+    exited = describe_exit(record.get("last_exit"))
+    if record.get("restarting"):
+        return f"{text}; restarting after it exited ({exited})"
+    return f"{text} after it exited ({exited})"
+
+
 def component_health(name: str, info: dict) -> tuple[bool, str]:  # type: ignore[type-arg]
-    """(healthy, detail) for one recorded component."""
+    """(healthy, detail) for one recorded component, with its restarts under `up`."""
+    healthy, detail = _process_health(info)
+    restarts = describe_restarts(info.get("restarts"))
+    return healthy, f"{detail} ({restarts})" if restarts else detail
+
+
+def _process_health(info: dict) -> tuple[bool, str]:  # type: ignore[type-arg]
     pid = int(info["pid"])
     if not pid_alive(pid):
         return False, f"process {pid} is not running"

@@ -4,6 +4,7 @@ progress line. The only I/O of the simulator besides reading files."""
 from __future__ import annotations
 
 import base64
+import logging
 import sys
 import time
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from simulator import SimulatorError
 from simulator.fleet import GPS, Record
 from udfs.contract import DEFAULT_TOPICS, TopicNames
 from udfs.kafka_properties import NONE, KafkaProperties, KafkaPropertyError
+
+log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
@@ -90,13 +93,16 @@ class KafkaSink:
             raise SimulatorError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
 
     def _on_error(self, err: Any) -> None:
-        self.errors += 1
+        """librdkafka's client-level errors: most are passing (a broker restarting refuses
+        connections; the producer retries), and a record that is really lost reaches
+        :meth:`_on_delivery`. Only a fatal error stops the simulator."""
         if getattr(err, "fatal", lambda: False)():
             raise SimulatorError(f"Kafka producer failed: {err}")
+        log.warning("Kafka producer: %s (retrying)", err)
 
     def _on_delivery(self, err: Any, _msg: Any) -> None:
         if err is not None:
-            self.errors += 1
+            self.errors += 1  # a record librdkafka gave up on: flush() reports them
 
     def send(self, rec: Record) -> None:
         topic = self.topic_of[rec.topic]

@@ -1,6 +1,7 @@
 """`fleetpulse up` brings the whole system up on loopback, `status` reports it, Prometheus
-scrapes every metric the dashboards and alert rules read, a dead component stops everything
-with a non-zero exit naming it, and nothing is left behind."""
+scrapes every metric the dashboards and alert rules read, a component killed with ``kill -9``
+comes back while the others keep running (a job from its latest checkpoint), one that keeps
+dying stops everything with a non-zero exit naming it, and nothing is left behind."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 import redis
 import yaml
 
 from fleetpulse.services.process import pid_alive
-from fleetpulse.waiting import free_port, wait_until
+from fleetpulse.waiting import free_port, port_open, wait_until
 
 # The PromQL reader of the dashboards' static test (tests/unit/test_dashboards.py).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
@@ -36,7 +39,7 @@ def fleetpulse(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
     )
 
 
-def test_up_status_and_a_dying_component(tmp_path: Path) -> None:
+def test_up_status_restarts_and_a_component_that_keeps_dying(tmp_path: Path) -> None:
     ports = {
         name: free_port()
         for name in (
@@ -59,6 +62,8 @@ def test_up_status_and_a_dying_component(tmp_path: Path) -> None:
         FLEETPULSE_DATA_DIR=str(tmp_path / "data"),
         # a loaded CI machine may checkpoint slowly at first; status' thresholds have unit tests
         FLEETPULSE_STATUS_MAX_CHECKPOINT_AGE="3600",
+        # two restarts per component within the window, the third death stops the stack
+        FLEETPULSE_UP_MAX_RESTARTS="2",
         **{f"FLEETPULSE_{k}_PORT": str(v) for k, v in ports.items()},
     )
     log = open(tmp_path / "up.log", "w")  # noqa: SIM115 - closed in finally
@@ -156,15 +161,102 @@ def test_up_status_and_a_dying_component(tmp_path: Path) -> None:
         assert second.returncode != 0
         assert "already running" in second.stderr
 
-        components = json.loads(state_file.read_text())["components"]
-        os.kill(components["redis"]["pid"], signal.SIGKILL)
-        assert up.wait(timeout=120) != 0
-        assert "component redis exited" in (tmp_path / "up.log").read_text()
-        assert fleetpulse("status", env=env).returncode != 0
-        for info in components.values():
+        # kill -9 one component after another, as a user would (the pid, not its group):
+        # each comes back, the others keep their pids, `status` shows the restarts
+        def pids() -> dict[str, int]:
+            components = json.loads(state_file.read_text())["components"]
+            return {name: info["pid"] for name, info in components.items()}
+
+        def serving() -> bool:
+            if up.poll() is not None:
+                raise AssertionError((tmp_path / "up.log").read_text())
+            status = fleetpulse("status", env=env)  # 2: a threshold (Flink's restarts)
+            return status.returncode in (0, 2) and "DOWN" not in status.stdout
+
+        def kill_and_see_it_back(
+            name: str, serving_again: Callable[[], object], dependents: tuple[str, ...] = ()
+        ) -> object:
+            """kill -9 ``name``: it comes back and serves (``serving_again``'s value is
+            returned), the others keep their pids (``dependents`` may die and come back)."""
+            before = pids()
+            os.kill(before[name], signal.SIGKILL)
             wait_until(
-                lambda info=info: not pid_alive(info["pid"]), 30, f"pid {info['pid']} to be gone"
+                lambda: pids()[name] != before[name] and pid_alive(pids()[name]),
+                60,
+                f"{name} to be restarted",
+                interval_s=0.5,
             )
+            value = wait_until(serving_again, 180, f"{name} serving again", interval_s=0.5)
+            others = {n: p for n, p in pids().items() if n not in (name, *dependents)}
+            assert others == {n: p for n, p in before.items() if n not in (name, *dependents)}
+            return value
+
+        def redis_now_ms() -> int:
+            seconds, micros = client.time()  # type: ignore[misc]
+            return int(seconds) * 1000 + int(micros) // 1000
+
+        gateway_metrics = f"http://127.0.0.1:{ports['GATEWAY']}/metrics"
+        dispatcher_metrics = f"http://127.0.0.1:{ports['DISPATCHER_METRICS']}/metrics"
+        original = pids()
+        # the map goes down and comes back reading positions; alerting keeps running
+        kill_and_see_it_back("ws-gateway", lambda: stream_entries(gateway_metrics) > 0)
+        kill_and_see_it_back("alert-dispatcher", lambda: metrics_answer(dispatcher_metrics))
+        restored = kill_and_see_it_back(
+            "tracking-job", lambda: latest_restored(f"http://127.0.0.1:{ports['TRACKING_REST']}")
+        )
+        assert isinstance(restored, dict) and "chk-" in restored["external_path"], restored
+        # Redis replays its AOF; the jobs write again and the gateway reads again, same pids
+        redis_kill_ms, gateway_entries = redis_now_ms(), stream_entries(gateway_metrics)
+        kill_and_see_it_back(
+            "redis",
+            lambda: (
+                newest_position_ms(client) > redis_kill_ms
+                and stream_entries(gateway_metrics) > gateway_entries
+            ),
+        )
+        # Kafka restarts from its log directory; the jobs, the dispatcher and the gateway
+        # reconnect. The simulator exits when records time out in its producer and the
+        # exporter's librdkafka may abort on a broker outage: `up` restarts them.
+        kill_and_see_it_back(
+            "kafka", lambda: port_open(ports["KAFKA"]), dependents=("simulator", "exporter")
+        )
+        # alerts flow end to end through the restarted broker and dispatcher
+        produce_alert(f"127.0.0.1:{ports['KAFKA']}", "truck_offline:UP-RESTARTED")
+        wait_until(
+            lambda: any("UP-RESTARTED" in line for line in verified_alerts(env)),
+            120,
+            "an alert through the restarted broker and dispatcher",
+            2,
+        )
+        wait_until(serving, 240, "every component serving after the restarts", 2)
+        status = fleetpulse("status", env=env).stdout
+        for name in ("ws-gateway", "alert-dispatcher", "tracking-job", "redis", "kafka"):
+            line = next(line for line in status.splitlines() if line.startswith(name))
+            assert "1 restart by up, last at" in line and "killed by SIGKILL" in line, status
+        assert not any(
+            line.startswith("delay-job") and "by up" in line for line in status.splitlines()
+        ), status
+        assert pids()["delay-job"] == original["delay-job"]
+
+        # a component that keeps dying (its third death within the window) stops the stack
+        components = json.loads(state_file.read_text())["components"]
+        os.kill(components["ws-gateway"]["pid"], signal.SIGKILL)
+        wait_until(
+            lambda: pids()["ws-gateway"] != components["ws-gateway"]["pid"],
+            60,
+            "the gateway's second restart",
+            interval_s=0.5,
+        )
+        components = json.loads(state_file.read_text())["components"]
+        os.kill(components["ws-gateway"]["pid"], signal.SIGKILL)
+        assert up.wait(timeout=120) != 0
+        out = (tmp_path / "up.log").read_text()
+        assert "component ws-gateway exited (killed by SIGKILL), 3 times within" in out, out
+        assert fleetpulse("status", env=env).returncode != 0
+        started = {info["pid"] for info in components.values()}
+        wait_until(
+            lambda: not any(pid_alive(pid) for pid in started), 30, "every process to be gone"
+        )
     finally:
         if up.poll() is None:
             os.killpg(up.pid, signal.SIGINT)
@@ -173,6 +265,36 @@ def test_up_status_and_a_dying_component(tmp_path: Path) -> None:
             except subprocess.TimeoutExpired:
                 os.killpg(up.pid, signal.SIGKILL)
         log.close()
+
+
+def metrics_answer(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return resp.status == 200  # type: ignore[no-any-return]
+
+
+def stream_entries(gateway_metrics: str) -> float:
+    """How many stream:positions entries the gateway has read (its own counter)."""
+    with urllib.request.urlopen(gateway_metrics, timeout=10) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith("fleetpulse_gateway_stream_entries_total "):
+                return float(line.split()[1])
+    return 0.0
+
+
+def newest_position_ms(client: redis.Redis) -> int:
+    """Redis's clock time of the newest stream:positions entry (its id), 0 if none."""
+    newest = cast(list, client.xrevrange("stream:positions", count=1))  # type: ignore[type-arg]
+    return int(newest[0][0].decode().split("-")[0]) if newest else 0
+
+
+def latest_restored(rest_url: str) -> dict | None:  # type: ignore[type-arg]
+    """The checkpoint the running job was restored from (Flink's checkpoint statistics)."""
+    with urllib.request.urlopen(f"{rest_url}/jobs/overview", timeout=10) as resp:
+        jobs = [j for j in json.loads(resp.read())["jobs"] if j["state"] == "RUNNING"]
+    if not jobs:
+        return None
+    with urllib.request.urlopen(f"{rest_url}/jobs/{jobs[0]['jid']}/checkpoints", timeout=10) as r:
+        return json.loads(r.read())["latest"]["restored"]  # type: ignore[no-any-return]
 
 
 def verified_alerts(env: dict[str, str]) -> list[str]:

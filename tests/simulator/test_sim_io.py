@@ -69,3 +69,31 @@ def test_replay_pace_scaled() -> None:
 def test_jsonl_roundtrip_keeps_broken_values(faulty_run: Run) -> None:
     for r in faulty_run.records[:2000] + [Record("scans", b"S1", b"\xff\x00{", 5)]:
         assert decode_line(encode_line(r), "x") == r
+
+
+class _KafkaError:
+    def __init__(self, fatal: bool) -> None:
+        self._fatal = fatal
+
+    def fatal(self) -> bool:
+        return self._fatal
+
+    def __str__(self) -> str:
+        return "127.0.0.1:9092/1: Connect to ipv4#127.0.0.1:9092 failed: Connection refused"
+
+
+def test_a_broker_restart_is_not_counted_as_lost_records() -> None:
+    """librdkafka reports each refused connection through error_cb while the broker restarts;
+    only records it gave up on (delivery reports) are lost, and only a fatal error stops."""
+    from simulator import SimulatorError
+    from simulator.sinks import KafkaSink
+
+    sink = KafkaSink.__new__(KafkaSink)  # the callbacks only, no producer
+    sink.errors = 0
+    for _ in range(87):
+        sink._on_error(_KafkaError(fatal=False))
+    assert sink.errors == 0
+    sink._on_delivery(_KafkaError(fatal=False), None)
+    assert sink.errors == 1
+    with pytest.raises(SimulatorError, match="failed"):
+        sink._on_error(_KafkaError(fatal=True))
