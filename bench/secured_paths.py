@@ -27,9 +27,9 @@ from bench.data import Dataset
 from bench.runs import run_consumer, run_timeout_s
 from bench.sections.throughput import tracking_argv
 from bench.support import log, running_stack
+from bench.tls_certs import local_certificates
 from fleetpulse.services.kafka import SaslSslListener
 from fleetpulse.services.redis_cluster import local_cluster
-from fleetpulse.services.tls_certs import local_certificates
 from fleetpulse.waiting import free_port
 
 USER = "fleetpulse-bench"

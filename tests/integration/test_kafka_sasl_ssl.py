@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from jobs import job_process, job_samples
 
+from bench.tls_certs import write_certificates
 from fleetpulse.services.kafka import KafkaBroker, SaslSslListener, create_topics
 from fleetpulse.services.process import ManagedProcess
-from fleetpulse.services.tls_certs import write_certificates
 from fleetpulse.waiting import free_port, wait_until
 from udfs.contract import TopicNames, contract_topics
 from udfs.kafka_properties import read_kafka_properties
