@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "bench": "bench.cli:bench",
     "cluster": "fleetpulse.cluster_cli:cluster",
     "exporter": "fleetpulse.exporter.cli:exporter",
+    "backfill": "fleetpulse.backfill.cli:backfill",
 }
 
 

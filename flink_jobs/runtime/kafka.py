@@ -69,8 +69,9 @@ def kafka_raw_table(
 
     A record whose ``ts`` is missing, unparsable or more than five minutes ahead of the clock
     gets timestamp 0, so it can never drag the watermark forward; the Python validation then
-    dead-letters it. Offsets: committed group offsets, earliest when the group has none; in a
-    restore, the offsets stored in the checkpoint.
+    dead-letters it. Offsets: committed group offsets, earliest when the group has none (or
+    those of ``--start-timestamp-ms``; ``--stop-timestamp-ms`` ends the read, a backfill's
+    range); in a restore, the offsets stored in the checkpoint.
 
     ``watermark_per_record``: emit the watermark after every record instead of every
     ``pipeline.auto-watermark-interval``, so a checkpoint barrier never sits between records
@@ -78,6 +79,17 @@ def kafka_raw_table(
     checkpoint with nothing new to read would never reach that watermark).
     """
     bounded = "'scan.bounded.mode' = 'latest-offset'," if settings.bounded else ""
+    if settings.stop_timestamp_ms is not None:  # a backfill's end (Kafka's offsetsForTimes)
+        bounded = (
+            "'scan.bounded.mode' = 'timestamp',"
+            f"'scan.bounded.timestamp-millis' = '{settings.stop_timestamp_ms}',"
+        )
+    startup = "'scan.startup.mode' = 'group-offsets',"
+    if settings.start_timestamp_ms is not None:  # a backfill's start
+        startup = (
+            "'scan.startup.mode' = 'timestamp',"
+            f"'scan.startup.timestamp-millis' = '{settings.start_timestamp_ms}',"
+        )
     emit = "'scan.watermark.emit.strategy' = 'on-event'," if watermark_per_record else ""
     wm_s = settings.out_of_orderness_ms / 1000
     client = client_properties(
@@ -105,7 +117,7 @@ def kafka_raw_table(
           'connector' = 'kafka',
           'topic' = '{topic}',
           {client}
-          'scan.startup.mode' = 'group-offsets',
+          {startup}
           'scan.watermark.idle-timeout' = '{settings.idle_timeout_ms} ms',
           {bounded}
           {emit}

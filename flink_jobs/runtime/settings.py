@@ -186,6 +186,20 @@ class JobSettings:
     bounded: bool = Field(
         default=False, description="Stop at the end offsets seen at start (tests, benchmarks)."
     )
+    start_timestamp_ms: int | None = Field(
+        default=None,
+        ge=0,
+        description="Read every input topic from its first record whose Kafka timestamp is at "
+        "or after this (epoch ms) instead of from the group's offsets (a restore still starts "
+        "from its checkpoint): fleetpulse backfill, docs/backfill.md.",
+    )
+    stop_timestamp_ms: int | None = Field(
+        default=None,
+        ge=0,
+        description="A bounded run that stops each input topic before its first record whose "
+        "Kafka timestamp is at or after this (epoch ms), in place of --bounded's end offsets: "
+        "fleetpulse backfill, docs/backfill.md.",
+    )
     restart_attempts: int | None = Field(
         default=None,
         ge=-1,
@@ -232,6 +246,16 @@ class JobSettings:
             self.kafka_properties  # noqa: B018 - checks the flags over the file
         except KafkaPropertyError as exc:
             raise setting_error(str(exc), "kafka_property") from None
+        return self
+
+    @model_validator(mode="after")
+    def _ordered_timestamps(self) -> Self:
+        """An empty or reversed range would read nothing, silently."""
+        start, stop = self.start_timestamp_ms, self.stop_timestamp_ms
+        if start is not None and stop is not None and stop <= start:
+            raise setting_error(
+                f"must be after --start-timestamp-ms ({start})", "stop_timestamp_ms"
+            )
         return self
 
     @property
