@@ -94,8 +94,11 @@ def test_a_level_is_a_flink_counter_moved_by_the_difference() -> None:
     assert levels.value("delays") == 4 and levels.value("delays", {"severity": "2"}) == 3
 
 
-def test_the_delay_writer_publishes_its_levels_without_python_gauges() -> None:
+def test_the_delay_writer_publishes_its_levels_without_python_gauges(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """FakeGroup has no gauge(): registering a Python-callable gauge would fail here."""
+    from flink_jobs.delay import redis_writer
     from flink_jobs.delay.effects_writer import DelayRedisFunction
     from flink_jobs.delay.settings import DelaySettings
 
@@ -116,12 +119,12 @@ def test_the_delay_writer_publishes_its_levels_without_python_gauges() -> None:
         def late_counts(self) -> dict[int, int]:
             return dict(self.counts)
 
+    # the writer connects when it opens (it asks the node whether it is in a cluster)
+    monkeypatch.setattr(redis_writer, "open_delay_writer", lambda url: Writer())
     now = [10_000]
     fn = DelayRedisFunction(DelaySettings(), clock=lambda: now[0])
     runtime = Runtime()
     fn.open(runtime)
-    fn.writer.close()
-    fn.writer = Writer()  # type: ignore[assignment]
     assert {f"fleetpulse.severity.{s}.delays" for s in range(1, 6)} <= set(runtime.group.counters)
     fn.after_flush()  # more than 5 s since the last read: read Redis
     assert runtime.group.counters[SEVERITY_2].count == 4
