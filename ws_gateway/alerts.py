@@ -2,6 +2,12 @@
 
 Every gateway process reads every partition from the end (no consumer group): each process
 serves its own clients, and an alert from before a client connected is not news to it.
+
+The sources re-send the trigger of every open alert every few minutes (docs/alerting.md,
+re-assertion); a re-sent trigger identical to the one the map already showed for its
+``dedup_key`` is not pushed again (:class:`Repeats`), so an open incident does not flash on
+every map every refresh. A resolve forgets the key; a trigger that differs (severity grown,
+another summary) is shown.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -96,6 +103,30 @@ def decode_alert(raw: bytes | None, min_severity: str = "critical") -> MapAlert 
     )
 
 
+class Repeats:
+    """The frame last shown per ``dedup_key``, least recently shown dropped beyond ``limit``
+    (an evicted key is shown again at its next trigger: the bound costs a repeat, never a
+    lost alert)."""
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self.limit = limit
+        self._shown: OrderedDict[str, bytes] = OrderedDict()
+
+    def shown_before(self, dedup_key: str, frame: bytes) -> bool:
+        """Whether ``frame`` is what was last shown for ``dedup_key``; remembers it if not."""
+        if self._shown.get(dedup_key) == frame:
+            self._shown.move_to_end(dedup_key)
+            return True
+        self._shown[dedup_key] = frame
+        self._shown.move_to_end(dedup_key)
+        if len(self._shown) > self.limit:
+            self._shown.popitem(last=False)
+        return False
+
+    def forget(self, dedup_key: str) -> None:
+        self._shown.pop(dedup_key, None)
+
+
 class _Throttle:
     """True at most once per ``every_s`` (monotonic clock), counting the calls it said no to:
     a topic full of bad records must not turn into a log full of them."""
@@ -144,6 +175,8 @@ class AlertReader:
         self.on_malformed = on_malformed
         self.on_lag = on_lag
         self.malformed = 0
+        self.repeats = Repeats()
+        self.repeats_skipped = 0  # re-sent triggers not pushed again
         self._log_throttle = _Throttle(log_every_s)
         self.ready = threading.Event()
         self._stop = threading.Event()
@@ -215,7 +248,15 @@ class AlertReader:
         if isinstance(result, Malformed):
             self._count_malformed(partition, offset, result)
         elif result is not None:
-            self.deliver(result)
+            key = str(result.event.get("dedup_key", ""))
+            if self.repeats.shown_before(key, result.frame):
+                self.repeats_skipped += 1
+            else:
+                self.deliver(result)
+        else:  # an event the map does not show: a resolve lets its key be shown again
+            verdict = records.decode(value)
+            if not isinstance(verdict, Rejection) and verdict.event_action == "resolve":
+                self.repeats.forget(verdict.dedup_key)
 
     def _count_malformed(self, partition: int, offset: int, m: Malformed) -> None:
         self.malformed += 1

@@ -164,3 +164,25 @@ def test_the_readers_lag_sums_each_partitions_records_behind() -> None:
     from ws_gateway.alerts import records_behind
 
     assert records_behind([(10, 4), (7, 7), (None, 3), (5, None), (2, 9)]) == 6
+
+
+@pytest.mark.unit
+def test_a_reasserted_trigger_is_shown_once_until_its_resolve() -> None:
+    """The sources re-send open alerts every refresh: the map shows an identical re-sent
+    trigger once; a changed one, or one after its resolve, again."""
+    shown: list[MapAlert] = []
+    reader = AlertReader("127.0.0.1:1", "fleet.alerts", shown.append)
+    first = orjson.dumps(critical("truck_offline:T1"))
+    for offset in range(3):  # the trigger, then two re-assertions of it
+        reader.handle(0, offset, first)
+    assert len(shown) == 1 and reader.repeats_skipped == 2
+    changed = critical("truck_offline:T1")
+    changed["payload"]["summary"] = "T1 offline for 20 min"
+    reader.handle(0, 3, orjson.dumps(changed))
+    assert len(shown) == 2
+    resolve = {"event_action": "resolve", "dedup_key": "truck_offline:T1"}
+    reader.handle(0, 4, orjson.dumps(resolve))
+    reader.handle(0, 5, first)
+    assert len(shown) == 3
+    reader.handle(0, 6, orjson.dumps(critical("truck_offline:T2")))
+    assert len(shown) == 4 and shown[-1].event["dedup_key"] == "truck_offline:T2"
