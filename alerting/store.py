@@ -200,8 +200,9 @@ class Store:
     def close(self) -> None:
         self.checkpointer.stop()
         with self.lock:
-            with contextlib.suppress(sqlite3.Error):  # leave a short WAL behind
-                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            # PASSIVE: a CLI command closing its store never waits for a busy dispatcher
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
             self.db.close()
 
     def _tx(self, fn: Any) -> Any:
