@@ -125,7 +125,16 @@ def redis_client(url: str, timeout_s: float) -> RedisSource:
 
 
 class KafkaLag:
-    """Committed offsets of consumer groups against the topics' end offsets (admin API)."""
+    """Committed offsets of consumer groups against the topics' end offsets.
+
+    The committed offsets come from a consumer per group (its ``group.id``) that never
+    subscribes, so never joins the group: its ``committed()`` is an OffsetFetch sent by the
+    consumer's group handler, for every partition the cluster's metadata lists. Not the Admin
+    API's ``list_consumer_group_offsets``: librdkafka's coordinator-targeted admin requests
+    abort the process when a connection drops under one ("Assertion eonce->refcnt > 0",
+    librdkafka issues #4605 and #3663). Listing the groups (a request to every broker), the
+    topics (metadata) and the end offsets (to the partitions' leaders) take other paths and
+    stay on the admin client. One librdkafka client per group, kept between reads."""
 
     def __init__(
         self, bootstrap: str, timeout_s: float, properties: Mapping[str, str] | None = None
@@ -134,31 +143,30 @@ class KafkaLag:
         from confluent_kafka.admin import AdminClient
 
         self.timeout_s = timeout_s
-        # no `logger`: an admin client's log lines would wait in a queue only poll() drains;
+        # no `logger`: a client's log lines would wait in a queue only poll() drains;
         # librdkafka writes them to stderr (the exporter's log) instead
-        self._admin = AdminClient(
-            {
-                "bootstrap.servers": bootstrap,
-                "client.id": "fleetpulse-exporter",
-                "socket.timeout.ms": max(int(timeout_s * 1000), 10),
-                **(properties or {}),
-            }
-        )
+        self._config: dict[str, str | int | float | bool] = {
+            "bootstrap.servers": bootstrap,
+            "client.id": "fleetpulse-exporter",
+            "socket.timeout.ms": max(int(timeout_s * 1000), 10),
+            **(properties or {}),
+        }
+        self._admin = AdminClient(self._config)
+        self._consumers: dict[str, Any] = {}  # group -> its offset reader, kept across reads
 
     def read(self, groups: Sequence[str]) -> tuple[LagReading, ...]:
         """Lags of ``groups``, of every group the cluster lists when empty."""
+        from confluent_kafka import KafkaError, KafkaException
+
         try:
             return self._read(groups)
-        except TimeoutError:
+        except (TimeoutError, KafkaException) as exc:
+            if isinstance(exc, KafkaException) and not is_error(exc, KafkaError._TIMED_OUT):
+                raise
             raise TimeoutError(f"Kafka did not answer within {self.timeout_s:g} s") from None
 
     def _read(self, groups: Sequence[str]) -> tuple[LagReading, ...]:
-        from confluent_kafka import (
-            ConsumerGroupTopicPartitions,
-            KafkaError,
-            KafkaException,
-            TopicPartition,
-        )
+        from confluent_kafka import KafkaError, KafkaException, TopicPartition
         from confluent_kafka.admin import OffsetSpec
 
         budget = Budget(self.timeout_s)
@@ -166,24 +174,28 @@ class KafkaLag:
         if not names:
             listed = self._admin.list_consumer_groups(request_timeout=budget.left())
             names = sorted(g.group_id for g in listed.result(timeout=budget.left()).valid)
-        asked = {
-            g: self._admin.list_consumer_group_offsets(
-                [ConsumerGroupTopicPartitions(g)], request_timeout=budget.left()
-            )[g]
-            for g in names
-        }
+        self._keep_consumers(names)  # all made before any is asked: they connect side by side
+        # Every topic's partitions, to ask the committed offsets of. Read each time, it also
+        # renews the leaders (and leader epochs) list_offsets asks: after a broker restart a
+        # stale epoch was answered FENCED_LEADER_EPOCH until the client's own refresh.
+        metadata = self._admin.list_topics(timeout=budget.left())
+        partitions = [
+            TopicPartition(name, p)
+            for name, topic in sorted(metadata.topics.items())
+            for p in sorted(topic.partitions)
+        ]
         committed: dict[str, dict[tuple[str, int], int]] = {}
-        for group, future in asked.items():
+        for group in names:
             try:
-                answer = future.result(timeout=budget.left())
+                answer = self._consumers[group].committed(partitions, timeout=budget.left())
             except KafkaException as exc:
-                if not gone(exc, KafkaError.GROUP_ID_NOT_FOUND):
+                if not is_error(exc, KafkaError.GROUP_ID_NOT_FOUND):
                     raise
                 continue  # deleted since it was listed
             committed[group] = {
                 (tp.topic, tp.partition): tp.offset
-                for tp in answer.topic_partitions or ()
-                if tp.error is None
+                for tp in answer
+                if tp.error is None and tp.offset >= 0  # no commit: OFFSET_INVALID
             }
         wanted = {tp for offsets in committed.values() for tp in offsets}
         ends: dict[tuple[str, int], int] = {}
@@ -196,15 +208,47 @@ class KafkaLag:
                 try:
                     ends[(tp.topic, tp.partition)] = future.result(timeout=budget.left()).offset
                 except KafkaException as exc:
-                    if not gone(exc, KafkaError.UNKNOWN_TOPIC_OR_PART):
+                    if not is_error(exc, KafkaError.UNKNOWN_TOPIC_OR_PART):
                         raise  # a topic deleted since the commit has no lag: anything else fails
         return lag_readings(committed, ends)
 
+    def _keep_consumers(self, groups: Sequence[str]) -> None:
+        """A consumer for each of ``groups`` (made on first use); those of groups no longer
+        read are closed. Never subscribed nor assigned: nothing is fetched or committed."""
+        from confluent_kafka import Consumer
 
-def gone(exc: Exception, code: int) -> bool:
-    """Whether a Kafka error says the group or topic asked about no longer exists (``code``)."""
+        # at least fetch.wait.max.ms + 1000, or librdkafka warns
+        socket_timeout_ms = max(int(str(self._config["socket.timeout.ms"])), 1000)
+        for group in set(self._consumers) - set(groups):
+            self._consumers.pop(group).close()
+        for group in groups:
+            consumer = self._consumers.get(group)
+            if consumer is None:
+                consumer = self._consumers[group] = Consumer(
+                    {
+                        **self._config,
+                        "group.id": group,
+                        "enable.auto.commit": False,
+                        "enable.auto.offset.store": False,
+                        # what the admin API asked for: offsets of pending transactions too
+                        "isolation.level": "read_uncommitted",
+                        "fetch.wait.max.ms": 0,  # never fetches
+                        "socket.timeout.ms": socket_timeout_ms,
+                    }
+                )
+            consumer.consume(1000, timeout=0)  # drains the client's error events, never a record
+
+    def close(self) -> None:
+        for consumer in self._consumers.values():
+            consumer.close()
+        self._consumers.clear()
+
+
+def is_error(exc: Exception, code: int) -> bool:
+    """Whether a :class:`confluent_kafka.KafkaException` carries the error ``code`` (a group
+    or topic that no longer exists, a timeout)."""
     error = exc.args[0] if exc.args else None
-    return getattr(error, "code", lambda: None)() == code
+    return bool(getattr(error, "code", lambda: None)() == code)
 
 
 # -- Flink -------------------------------------------------------------------------------------
