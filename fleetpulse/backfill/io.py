@@ -3,6 +3,7 @@ and each side's :class:`~fleetpulse.backfill.compare.Snapshot`."""
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -18,6 +19,8 @@ from fleetpulse.backfill.ranges import OffsetRange, Partition, range_offsets
 from udfs.contract.redis_keys import DELAYS, REGION_PREFIX, TRUCKS_GEO, truck_key
 from udfs.kafka_properties import KafkaProperties
 from udfs.redis_url import cluster_enabled
+
+log = logging.getLogger(__name__)
 
 # What each job owns in the shared keys: verify compares only these (region:{R} hashes hold
 # both jobs' fields; fleet.alerts both jobs' alerts, told apart by payload.source).
@@ -215,8 +218,11 @@ def forget_group(bootstrap: str, props: KafkaProperties, group: str) -> None:
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, **props.kafka_python())
     try:
-        admin.delete_consumer_groups([group])
-    except Exception:  # noqa: BLE001, S110 - see the docstring
-        pass
+        # kafka-python 3: {group: "OK" or the error's class name}
+        for name, outcome in dict(admin.delete_groups([group])).items():
+            if outcome != "OK":
+                log.warning("consumer group %s left behind: %s", name, outcome)
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        log.warning("consumer group %s left behind: %s", group, exc)
     finally:
         admin.close()
