@@ -136,7 +136,10 @@ def job_args(tmp_path: Path) -> tuple[str, ...]:
         "--checkpoint-dir",
         str(tmp_path / "checkpoints"),
         "--checkpoint-interval-ms",
-        "2000",
+        "1000",
+        # The watermark's lag delays the fallback's page: a second is all this input needs.
+        "--out-of-orderness-ms",
+        "1000",
         "--alert-refresh-s",
         str(REFRESH_S),
     )
@@ -160,7 +163,7 @@ def first_run_killed_after_the_page(
     try:
         wait_until(lambda: newest_checkpoint(ckpt), 180, "the first job running (a checkpoint)")
         now = int(time.time() * 1000)
-        promise = now + 30_000  # wall clock: only the fallback can make it late, after 30 s
+        promise = now + 25_000  # wall clock: only the fallback can make it late, after 25 s
         produce(
             kafka,
             topics.scans,

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -129,6 +130,10 @@ def test_up_status_restarts_and_a_component_that_keeps_dying(tmp_path: Path) -> 
 
         # Every metric a dashboard or an alert rule reads is one the running stack exposes:
         # with samples, or (a labelled family nothing has counted yet) with its metadata.
+        # Flink registers a labelled counter when it first counts: the delay job's
+        # late_shipments waits for a late shipment, which the simulator's back-fill reaches only
+        # after a minute or more; one produced here is late at once.
+        produce_late_shipment(f"127.0.0.1:{ports['KAFKA']}", "UP-LATE")
         prometheus = f"http://127.0.0.1:{ports['PROMETHEUS']}"
         read = metrics_read_by_dashboards_and_rules()
         unseen: set[str] = set()
@@ -139,7 +144,7 @@ def test_up_status_restarts_and_a_component_that_keeps_dying(tmp_path: Path) -> 
             return not unseen
 
         try:
-            wait_until(all_exposed, 420, "every dashboard and rule metric in Prometheus", 10)
+            wait_until(all_exposed, 420, "every dashboard and rule metric in Prometheus", 1)
         except Exception as exc:
             raise AssertionError(f"never exposed: {sorted(unseen)}") from exc
         rules = prometheus_get(prometheus, "/api/v1/rules")["groups"]
@@ -326,6 +331,32 @@ def produce_alert(bootstrap: str, dedup_key: str) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap)
     try:
         producer.send(DEFAULT_TOPICS.alerts, json.dumps(doc).encode(), dedup_key.encode()).get(30)
+    finally:
+        producer.close()
+
+
+def produce_late_shipment(bootstrap: str, shipment_id: str) -> None:
+    """A pickup onto fleet.scans a day and more behind the simulator's back-fill, promised an
+    hour after it and never delivered: the delay job finds it late at once."""
+    from kafka import KafkaProducer
+
+    from udfs.contract import DEFAULT_TOPICS
+
+    ts = int(time.time() * 1000) - 30 * 3600_000
+    doc = {
+        "scan_id": f"{shipment_id}-1",
+        "shipment_id": shipment_id,
+        "type": "PICKED_UP",
+        "ts": ts,
+        "promised_by": ts + 3600_000,
+        "lat": 47.61,
+        "lng": -122.33,
+        "dest_lat": 45.52,
+        "dest_lng": -122.68,
+    }
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    try:
+        producer.send(DEFAULT_TOPICS.scans, json.dumps(doc).encode(), shipment_id.encode()).get(30)
     finally:
         producer.close()
 
